@@ -379,3 +379,9 @@ func (e *env) connect(persona, key, version string, opts *sdk.ClientOptions) *sd
 	e.t.Cleanup(func() { cs.Close() })
 	return cs
 }
+
+func newServer(t testing.TB, h http.Handler) *httptest.Server {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts
+}
