@@ -17,7 +17,6 @@ type entry struct {
 	exposed  string
 	upstream string
 	name     string
-	rule     ToolRule // tools only
 	raw      json.RawMessage
 }
 
@@ -146,7 +145,7 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *
 			items := slices.Clone(l.items)
 			sort.SliceStable(items, func(a, b int) bool { return items[a].key < items[b].key })
 			for _, it := range items {
-				if role.Tool(name, it.key) != nil {
+				if role.ToolVisible(name, it.key) {
 					tools = append(tools, cand{u, it})
 				}
 			}
@@ -178,7 +177,7 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *
 		}
 	}
 	for _, c := range tools {
-		e := &entry{exposed: toolNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key, rule: role.Tool(c.up.spec.Name, c.item.key)}
+		e := &entry{exposed: toolNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)
 		cat.tools = append(cat.tools, e)
 		cat.toolsByName[e.exposed] = e

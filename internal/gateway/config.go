@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"errors"
+
+	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/policy"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -39,26 +42,22 @@ func (u *UpstreamSpec) same(o *UpstreamSpec) bool {
 		u.ProtocolVersion == o.ProtocolVersion && u.Timeout == o.Timeout && samePrefix
 }
 
-// Role is a persona's compiled, default-deny policy. Implementations must be
-// immutable and safe for concurrent use.
+// Role is a persona's compiled, default-deny policy; *policy.Role is the
+// implementation. It must be immutable and safe for concurrent use.
 type Role interface {
 	// Upstreams lists the upstreams any grant of the role references.
 	Upstreams() []string
-	// Tool returns the rule for upstream/tool, or nil when the tool is not in
-	// the role.
-	Tool(upstream, tool string) ToolRule
+	// ToolVisible reports whether upstream/tool is granted at all (listed).
+	ToolVisible(upstream, tool string) bool
+	// Allow decides a call with its decoded arguments.
+	Allow(upstream, tool string, args map[string]any) policy.Decision
 	// Resource reports whether the role may read/subscribe uri on upstream.
 	Resource(upstream, uri string) bool
 	// Prompt reports whether the role may use prompt name on upstream.
 	Prompt(upstream, name string) bool
 }
 
-// ToolRule checks a call's arguments against the grant's constraints.
-type ToolRule interface {
-	// Check returns nil when args are allowed, else an error whose text
-	// explains the violation to the agent.
-	Check(args map[string]any) error
-}
+var _ Role = (*policy.Role)(nil)
 
 // View is one immutable control-state snapshot, as the gateway sees it.
 type View struct {
@@ -81,8 +80,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Source supplies control-state views (see StateSource).
 	Source Source
-	// Authenticator maps a request's credential to a principal.
-	Authenticator Authenticator
+	// Authenticator maps a request's credential to a principal; its errors
+	// become 401 with authn.Challenge.
+	Authenticator authn.Authenticator
 	// SessionKey seals session handles (32 bytes). Every node of a cluster
 	// must use the same key; PreviousSessionKeys still open handles sealed
 	// before a rotation.

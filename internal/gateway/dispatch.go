@@ -132,10 +132,14 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
 		}
 	}
-	if err := e.rule.Check(args); err != nil {
-		g.deny(rc, d, "arguments violate the role's constraints: "+err.Error())
+	if dec := rc.role.Allow(e.upstream, e.name, args); !dec.Allow {
+		reason := "denied by policy"
+		if dec.Violation != nil {
+			reason = dec.Violation.Error()
+		}
+		g.deny(rc, d, reason)
 		// A tool execution error, so the model sees why and can correct itself.
-		text, _ := json.Marshal("Denied by Portcullis policy: " + err.Error())
+		text, _ := json.Marshal("Denied by Portcullis policy: " + reason)
 		res := `{"content":[{"type":"text","text":` + string(text) + `}],"isError":true`
 		if rc.modern {
 			res += `,"resultType":"complete"`

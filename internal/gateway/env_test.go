@@ -3,13 +3,10 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,80 +15,23 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
-// --- test doubles for the control state, policy and authentication ---
+// --- control state: real snapshots, real policy, real API keys ---
 
-// grants is a tiny stand-in for the compiled policy: "<upstream>/<pattern>".
-type testRole struct {
-	tools     map[string]func(map[string]any) error // pattern -> constraint check
-	resources []string                              // "<upstream>/<uri pattern>"
-	prompts   []string
-}
-
-type ruleFunc func(map[string]any) error
-
-func (f ruleFunc) Check(a map[string]any) error { return f(a) }
-
-func (r *testRole) Upstreams() []string {
-	var ups []string
-	add := func(p string) {
-		up, _, _ := strings.Cut(p, "/")
-		if !slices.Contains(ups, up) {
-			ups = append(ups, up)
-		}
-	}
-	for p := range r.tools {
-		add(p)
-	}
-	for _, p := range r.resources {
-		add(p)
-	}
-	for _, p := range r.prompts {
-		add(p)
-	}
-	slices.Sort(ups)
-	return ups
-}
-
-func (r *testRole) Tool(up, tool string) gateway.ToolRule {
-	for p, check := range r.tools {
-		if ok, _ := path.Match(p, up+"/"+tool); ok && !strings.Contains(tool, "/") {
-			if check == nil {
-				return ruleFunc(func(map[string]any) error { return nil })
-			}
-			return ruleFunc(check)
-		}
-	}
-	return nil
-}
-
-func globMatch(patterns []string, up, name string) bool {
-	for _, p := range patterns {
-		pu, pn, _ := strings.Cut(p, "/")
-		if pu != up {
-			continue
-		}
-		if pn == "*" || pn == name || (strings.HasSuffix(pn, "*") && strings.HasPrefix(name, strings.TrimSuffix(pn, "*"))) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *testRole) Resource(up, uri string) bool { return globMatch(r.resources, up, uri) }
-func (r *testRole) Prompt(up, name string) bool  { return globMatch(r.prompts, up, name) }
-
-type testSource struct {
+// memState is a state.Store stand-in holding snapshots the test builds.
+type memState struct {
 	mu   sync.Mutex
-	v    atomic.Pointer[gateway.View]
+	cur  atomic.Pointer[state.Snapshot]
 	subs []chan struct{}
 }
 
-func (s *testSource) View() *gateway.View { return s.v.Load() }
+func (s *memState) Current() *state.Snapshot { return s.cur.Load() }
 
-func (s *testSource) Subscribe() (<-chan struct{}, func()) {
+func (s *memState) Subscribe() (<-chan struct{}, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch := make(chan struct{}, 1)
@@ -99,18 +39,11 @@ func (s *testSource) Subscribe() (<-chan struct{}, func()) {
 	return ch, func() {}
 }
 
-func (s *testSource) set(ups map[string]*gateway.UpstreamSpec, roles map[string]*testRole) {
-	old := s.v.Load()
-	idx := uint64(1)
-	if old != nil {
-		idx = old.Index + 1
+func (s *memState) set(snap *state.Snapshot) {
+	if old := s.cur.Load(); old != nil {
+		snap.Index = old.Index + 1
 	}
-	s.v.Store(&gateway.View{Index: idx, Upstreams: ups, Role: func(p string) gateway.Role {
-		if r, ok := roles[p]; ok {
-			return r
-		}
-		return nil
-	}})
+	s.cur.Store(snap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ch := range s.subs {
@@ -119,20 +52,6 @@ func (s *testSource) set(ups map[string]*gateway.UpstreamSpec, roles map[string]
 		default:
 		}
 	}
-}
-
-type testAuth map[string]gateway.Principal // bearer key -> principal
-
-func (a testAuth) Authenticate(r *http.Request) (gateway.Principal, error) {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return gateway.Principal{}, errors.New("no key")
-	}
-	p, ok := a[key]
-	if !ok {
-		return gateway.Principal{}, errors.New("bad key")
-	}
-	return p, nil
 }
 
 // --- logging into t.Log ---
@@ -249,16 +168,15 @@ func newKey(t testing.TB) []byte {
 	return k
 }
 
-func apiKey() string { return "pc_" + rand.Text() }
-
 // env is a gateway in front of real SDK upstreams.
 type env struct {
 	t         testing.TB
-	src       *testSource
+	st        *memState
 	gw        *gateway.Gateway
 	ts        *httptest.Server
 	key       string // the support agent's key
-	otherKey  string // an agent of another persona
+	otherKey  string // the finance agent's key
+	keys      map[string]*state.APIKey
 	sessKey   []byte
 	decisions chan gateway.Decision
 	ups       map[string]*upstreamServer
@@ -268,16 +186,28 @@ type env struct {
 func strptr(s string) *string { return &s }
 
 func newEnv(t testing.TB, mut func(*gateway.Config)) *env {
-	e := &env{t: t, src: &testSource{}, key: apiKey(), otherKey: apiKey(), sessKey: newKey(t), decisions: make(chan gateway.Decision, 1000), ups: map[string]*upstreamServer{}}
+	e := &env{t: t, st: &memState{}, sessKey: newKey(t), decisions: make(chan gateway.Decision, 1000), ups: map[string]*upstreamServer{}, keys: map[string]*state.APIKey{}}
 	e.ups["helpdesk"] = serveUpstream(t, newHelpdesk(t, "helpdesk", nil), "stateful")
 	e.ups["billing"] = serveUpstream(t, newHelpdesk(t, "billing", nil), "stateless")
 	e.ups["legacy"] = serveUpstream(t, newHelpdesk(t, "legacy", nil), "sse")
 	e.ups["old"] = serveUpstream(t, newHelpdesk(t, "old", &sdk.ServerOptions{SupportedProtocolVersions: []string{"2025-03-26"}}), "stateful")
-	e.src.set(e.specs(), e.roles())
+	for agent, persona := range map[string]string{"support-bot": "support", "fin-bot": "finance"} {
+		tok, k, err := authn.NewAPIKey(agent, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.keys[k.ID] = k
+		if persona == "support" {
+			e.key = tok
+		} else {
+			e.otherKey = tok
+		}
+	}
+	e.st.set(e.snapshot(nil))
 	e.cfg = gateway.Config{
 		Logger:          testLogger(t),
-		Source:          e.src,
-		Authenticator:   testAuth{e.key: {Agent: "support-bot", Persona: "support", KeyID: "k1"}, e.otherKey: {Agent: "fin-bot", Persona: "finance", KeyID: "k2"}},
+		Source:          gateway.StateSource(e.st),
+		Authenticator:   &authn.APIKeys{State: e.st},
 		SessionKey:      e.sessKey,
 		UpstreamTimeout: 2 * time.Second,
 		MaxBodyBytes:    64 << 10,
@@ -310,41 +240,56 @@ func newEnv(t testing.TB, mut func(*gateway.Config)) *env {
 	return e
 }
 
-func (e *env) specs() map[string]*gateway.UpstreamSpec {
-	return map[string]*gateway.UpstreamSpec{
-		"helpdesk": {Name: "helpdesk", URL: e.ups["helpdesk"].url()},
-		"billing":  {Name: "billing", URL: e.ups["billing"].url(), ToolPrefix: strptr("bill")},
-		"legacy":   {Name: "legacy", URL: e.ups["legacy"].url(), Transport: gateway.TransportSSE},
-		"old":      {Name: "old", URL: e.ups["old"].url(), ToolPrefix: strptr("")},
+// snapshot builds the control state: four upstreams (one per transport and
+// revision family), persona "support" with scoped skills and persona
+// "finance" with one billing tool. mut may change it.
+func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
+	up := func(name, url, transport string, prefix *string) *state.Upstream {
+		return &state.Upstream{Meta: state.Meta{Name: name}, URL: url, Transport: transport, ToolPrefix: prefix}
 	}
-}
-
-var errTicketScope = errors.New(`argument "id" must start with "T-"`)
-
-func (e *env) roles() map[string]*testRole {
-	ticketScoped := func(a map[string]any) error {
-		id, _ := a["id"].(string)
-		if !strings.HasPrefix(id, "T-") {
-			return errTicketScope
-		}
-		return nil
+	skill := func(name string, s state.Skill) *state.Skill {
+		s.Meta = state.Meta{Name: name}
+		return &s
 	}
-	return map[string]*testRole{
-		"support": {
-			tools: map[string]func(map[string]any) error{
-				"helpdesk/get_ticket":    nil,
-				"helpdesk/close_ticket":  ticketScoped,
-				"helpdesk/slow":          nil,
-				"helpdesk/confirm_close": nil,
-				"billing/*":              nil,
-				"legacy/get_ticket":      nil,
-				"old/get_ticket":         nil,
-			},
-			resources: []string{"helpdesk/ticket://*"},
-			prompts:   []string{"helpdesk/summarize"},
+	snap := &state.Snapshot{
+		Index: 1,
+		Upstreams: map[string]*state.Upstream{
+			"helpdesk": up("helpdesk", e.ups["helpdesk"].url(), "", nil),
+			"billing":  up("billing", e.ups["billing"].url(), "", strptr("bill")),
+			"legacy":   up("legacy", e.ups["legacy"].url(), "sse", nil),
+			"old":      up("old", e.ups["old"].url(), "", strptr("")),
 		},
-		"finance": {tools: map[string]func(map[string]any) error{"billing/get_ticket": nil}},
+		Skills: map[string]*state.Skill{
+			"tickets": skill("tickets", state.Skill{
+				Tools: []state.ToolGrant{
+					{Tool: "helpdesk/get_ticket"},
+					{Tool: "helpdesk/close_ticket", Args: map[string]*state.Constraint{"id": {Prefix: strptr("T-")}}},
+					{Tool: "helpdesk/slow"},
+					{Tool: "helpdesk/confirm_close"},
+					{Tool: "legacy/get_ticket"},
+					{Tool: "old/get_ticket"},
+				},
+				Resources: []state.ResourceGrant{{URI: "ticket://*", Upstream: "helpdesk"}},
+				Prompts:   []state.PromptGrant{{Prompt: "helpdesk/summarize"}},
+			}),
+			"billing-all": skill("billing-all", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/*"}}}),
+			"billing-read": skill("billing-read", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/get_ticket"}}}),
+		},
+		Personas: map[string]*state.Persona{
+			"support": {Meta: state.Meta{Name: "support"}, Skills: []string{"tickets", "billing-all"}},
+			"finance": {Meta: state.Meta{Name: "finance"}, Skills: []string{"billing-read"}},
+		},
+		Agents: map[string]*state.Agent{
+			"support-bot": {Meta: state.Meta{Name: "support-bot"}, Persona: "support"},
+			"fin-bot":     {Meta: state.Meta{Name: "fin-bot"}, Persona: "finance"},
+		},
+		Keys:    e.keys,
+		Secrets: map[string]*state.Secret{},
 	}
+	if mut != nil {
+		mut(snap)
+	}
+	return snap
 }
 
 func (e *env) endpoint(persona string) string { return e.ts.URL + "/p/" + persona + "/mcp" }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -19,7 +20,7 @@ import (
 // transport checks.
 type reqCtx struct {
 	r       *http.Request
-	p       Principal
+	p       authn.Principal
 	persona string
 	role    Role
 	view    *View
@@ -58,12 +59,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := g.cfg.Authenticator.Authenticate(r)
 	if err != nil {
-		challenge := `Bearer realm="portcullis"`
-		if r.Header.Get("Authorization") != "" {
-			challenge += `, error="invalid_token", error_description="the API key is not valid"`
+		w.Header().Set("WWW-Authenticate", authn.Challenge(err))
+		msg := "unauthorized: a valid API key is required (Authorization: Bearer <key>)"
+		var ae *authn.Error
+		if errors.As(err, &ae) {
+			msg = "unauthorized: " + ae.Reason
 		}
-		w.Header().Set("WWW-Authenticate", challenge)
-		httpFail(w, http.StatusUnauthorized, mcp.CodeInvalidRequest, "unauthorized: a valid API key is required (Authorization: Bearer <key>)")
+		httpFail(w, http.StatusUnauthorized, mcp.CodeInvalidRequest, msg)
 		return
 	}
 	v := g.cfg.Source.View()
