@@ -3,9 +3,9 @@ package gateway
 import (
 	"errors"
 
+	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/policy"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"

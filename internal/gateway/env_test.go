@@ -272,7 +272,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 				Resources: []state.ResourceGrant{{URI: "ticket://*", Upstream: "helpdesk"}},
 				Prompts:   []state.PromptGrant{{Prompt: "helpdesk/summarize"}},
 			}),
-			"billing-all": skill("billing-all", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/*"}}}),
+			"billing-all":  skill("billing-all", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/*"}}}),
 			"billing-read": skill("billing-read", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/get_ticket"}}}),
 		},
 		Personas: map[string]*state.Persona{
