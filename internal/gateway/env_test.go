@@ -65,6 +65,10 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 func testLogger(t testing.TB) *slog.Logger {
+	switch t.(type) {
+	case *testing.B, *testing.F: // benchmarks measure; fuzz targets must not log via f
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -143,6 +147,8 @@ func serveUpstream(t testing.TB, s *sdk.Server, mode string) *upstreamServer {
 	switch mode {
 	case "sse":
 		h = sdk.NewSSEHandler(func(*http.Request) *sdk.Server { return s }, nil)
+	case "json":
+		h = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{JSONResponse: true, Logger: testLogger(t)})
 	case "stateless":
 		h = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{Stateless: true, Logger: testLogger(t)})
 	default:
@@ -187,7 +193,11 @@ func strptr(s string) *string { return &s }
 
 func newEnv(t testing.TB, mut func(*gateway.Config)) *env {
 	e := &env{t: t, st: &memState{}, sessKey: newKey(t), decisions: make(chan gateway.Decision, 1000), ups: map[string]*upstreamServer{}, keys: map[string]*state.APIKey{}}
-	e.ups["helpdesk"] = serveUpstream(t, newHelpdesk(t, "helpdesk", nil), "stateful")
+	helpdeskMode := "stateful"
+	if _, ok := t.(*testing.B); ok {
+		helpdeskMode = "json" // the benchmark compares JSON round trips
+	}
+	e.ups["helpdesk"] = serveUpstream(t, newHelpdesk(t, "helpdesk", nil), helpdeskMode)
 	e.ups["billing"] = serveUpstream(t, newHelpdesk(t, "billing", nil), "stateless")
 	e.ups["legacy"] = serveUpstream(t, newHelpdesk(t, "legacy", nil), "sse")
 	e.ups["old"] = serveUpstream(t, newHelpdesk(t, "old", &sdk.ServerOptions{SupportedProtocolVersions: []string{"2025-03-26"}}), "stateful")

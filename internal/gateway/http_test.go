@@ -52,7 +52,7 @@ func (r rawResp) messages(t *testing.T) []*mcp.Message {
 	return []*mcp.Message{m}
 }
 
-func (e *env) do(t *testing.T, method, persona string, hdr map[string]string, body string) rawResp {
+func (e *env) do(t testing.TB, method, persona string, hdr map[string]string, body string) rawResp {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.endpoint(persona), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -74,7 +74,7 @@ func (e *env) do(t *testing.T, method, persona string, hdr map[string]string, bo
 	return rawResp{res.StatusCode, res.Header, b}
 }
 
-func (e *env) initSession(t *testing.T, rev string) string {
+func (e *env) initSession(t testing.TB, rev string) string {
 	t.Helper()
 	r := e.do(t, "POST", "support", nil, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+rev+`","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}`)
 	if r.status != 200 || r.header.Get(mcp.HeaderSessionID) == "" {
