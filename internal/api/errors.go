@@ -25,13 +25,13 @@ func (e *Error) Error() string { return e.Message }
 // Error codes. Clients match on these, so they never change meaning.
 const (
 	CodeBadRequest     = "bad_request"
-	CodeInvalid        = "invalid"        // a document failed validation
-	CodeUnauthorized   = "unauthorized"   // missing or wrong admin token
-	CodeNotFound       = "not_found"      // no such kind or object
-	CodeConflict       = "conflict"       // e.g. still referenced
-	CodeNotLeader      = "not_leader"     // write reached a follower
-	CodeUnavailable    = "unavailable"    // node not ready / no leader
-	CodeTooLarge       = "too_large"      // request body over the limit
+	CodeInvalid        = "invalid"      // a document failed validation
+	CodeUnauthorized   = "unauthorized" // missing or wrong admin token
+	CodeNotFound       = "not_found"    // no such kind or object
+	CodeConflict       = "conflict"     // e.g. still referenced
+	CodeNotLeader      = "not_leader"   // write reached a follower
+	CodeUnavailable    = "unavailable"  // node not ready / no leader
+	CodeTooLarge       = "too_large"    // request body over the limit
 	CodeNotImplemented = "not_implemented"
 	CodeInternal       = "internal"
 )
