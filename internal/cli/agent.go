@@ -15,13 +15,13 @@ func init() { register(newAgentCmd) }
 // keyInfo mirrors the admin API's key metadata; the key itself is only in
 // the answer to create.
 type keyInfo struct {
-	ID          string     `json:"id"`
-	Agent       string     `json:"agent"`
-	Key         string     `json:"key,omitempty"`
-	Prefix      string     `json:"prefix,omitempty"`
-	Description string     `json:"description,omitempty"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+	ID        string     `json:"id"`
+	Agent     string     `json:"agent"`
+	Key       string     `json:"key,omitempty"`
+	Prefix    string     `json:"prefix,omitempty"`
+	PinIP     string     `json:"pinIP,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
 func newAgentCmd() *cobra.Command {
@@ -42,7 +42,7 @@ func keysPath(agent string) string { return "/v1/agents/" + url.PathEscape(agent
 
 func newAgentKeyCreateCmd() *cobra.Command {
 	var opts clientOpts
-	var description string
+	var pinIP string
 	var expiresIn time.Duration
 	cmd := &cobra.Command{
 		Use:   "create AGENT",
@@ -58,8 +58,8 @@ func newAgentKeyCreateCmd() *cobra.Command {
 				return err
 			}
 			body := map[string]any{}
-			if description != "" {
-				body["description"] = description
+			if pinIP != "" {
+				body["pinIP"] = pinIP
 			}
 			if expiresIn > 0 {
 				body["expiresIn"] = expiresIn.String()
@@ -77,7 +77,7 @@ func newAgentKeyCreateCmd() *cobra.Command {
 		},
 	}
 	opts.addFlags(cmd)
-	cmd.Flags().StringVar(&description, "description", "", "what the key is for")
+	cmd.Flags().StringVar(&pinIP, "pin-ip", "", "accept the key only from this client IP address")
 	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "lifetime of the key, e.g. 720h (default: no expiry)")
 	return cmd
 }
@@ -100,13 +100,13 @@ func newAgentKeyListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPREFIX\tCREATED\tEXPIRES\tDESCRIPTION")
+			fmt.Fprintln(tw, "ID\tPREFIX\tCREATED\tEXPIRES\tPINNED IP")
 			for _, k := range resp.Items {
 				exp := "never"
 				if k.ExpiresAt != nil {
 					exp = k.ExpiresAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), exp, k.Description)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), exp, k.PinIP)
 			}
 			return tw.Flush()
 		},

@@ -23,20 +23,28 @@ type column struct {
 	value  func(obj map[string]any) string
 }
 
+// Objects arrive as documents: {apiVersion, kind, metadata, spec}.
+func spec(o map[string]any) map[string]any { m, _ := o["spec"].(map[string]any); return m }
+
+func objName(o map[string]any) string {
+	m, _ := o["metadata"].(map[string]any)
+	return scalar(m["name"])
+}
+
 func field(name string) func(map[string]any) string {
-	return func(o map[string]any) string { return scalar(o[name]) }
+	return func(o map[string]any) string { return scalar(spec(o)[name]) }
 }
 
 func count(name string) func(map[string]any) string {
 	return func(o map[string]any) string {
-		l, _ := o[name].([]any)
+		l, _ := spec(o)[name].([]any)
 		return fmt.Sprint(len(l))
 	}
 }
 
 func list(name string) func(map[string]any) string {
 	return func(o map[string]any) string {
-		l, _ := o[name].([]any)
+		l, _ := spec(o)[name].([]any)
 		parts := make([]string, 0, len(l))
 		for _, v := range l {
 			parts = append(parts, scalar(v))
@@ -142,7 +150,7 @@ func printTable(w io.Writer, k kindInfo, objs []json.RawMessage) error {
 		}
 		rows = append(rows, m)
 	}
-	sort.Slice(rows, func(i, j int) bool { return scalar(rows[i]["name"]) < scalar(rows[j]["name"]) })
+	sort.Slice(rows, func(i, j int) bool { return objName(rows[i]) < objName(rows[j]) })
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	hdr := []string{"NAME"}
 	for _, c := range k.columns {
@@ -150,7 +158,7 @@ func printTable(w io.Writer, k kindInfo, objs []json.RawMessage) error {
 	}
 	fmt.Fprintln(tw, strings.Join(hdr, "\t"))
 	for _, r := range rows {
-		cells := []string{scalar(r["name"])}
+		cells := []string{objName(r)}
 		for _, c := range k.columns {
 			cells = append(cells, c.value(r))
 		}

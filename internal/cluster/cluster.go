@@ -180,7 +180,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: create data dir: %w", err)
 	}
-	hlog := newHCLogger(cfg.Logger.With("component", "raft"))
+	hlog := newHCLogger(cfg.Logger.With("from", "raft"))
 
 	var err error
 	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})

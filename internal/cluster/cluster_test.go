@@ -327,7 +327,11 @@ func TestRaftLogsReachSlog(t *testing.T) {
 	defer n.Close()
 	ready(t, n)
 	out := buf.String()
-	if !strings.Contains(out, "component=raft") || !strings.Contains(out, "entering leader state") {
+	if !strings.Contains(out, "from=raft") || !strings.Contains(out, "entering leader state") {
+		t.Fatalf("raft's log lines did not reach slog:\n%s", out)
+	}
+	// hclog.Fmt values are rendered, not printed as a format string.
+	if strings.Contains(out, "%+v") || !strings.Contains(out, "Suffrage:Voter") {
 		t.Fatalf("raft's log lines did not reach slog:\n%s", out)
 	}
 }

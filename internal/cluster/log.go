@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -51,10 +52,44 @@ func (h *hcLogger) log(level slog.Level, msg string, args []any) {
 	if !h.l.Enabled(ctx, level) {
 		return
 	}
+	args = renderArgs(args)
 	if h.name != "" {
 		args = append([]any{"logger", h.name}, args...)
 	}
 	h.l.Log(ctx, level, msg, args...)
+}
+
+// renderArgs formats hclog's value wrappers (hclog.Fmt, Hex, Octal, Quote)
+// as strings, as hclog itself would; other values pass through.
+func renderArgs(args []any) []any {
+	var out []any
+	for i, v := range args {
+		var r any
+		switch x := v.(type) {
+		case hclog.Format:
+			if len(x) > 0 {
+				if f, ok := x[0].(string); ok {
+					r = fmt.Sprintf(f, x[1:]...)
+				}
+			}
+		case hclog.Hex:
+			r = fmt.Sprintf("0x%x", int(x))
+		case hclog.Octal:
+			r = fmt.Sprintf("0%o", int(x))
+		case hclog.Quote:
+			r = fmt.Sprintf("%q", string(x))
+		}
+		if r != nil {
+			if out == nil {
+				out = append([]any(nil), args...)
+			}
+			out[i] = r
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
 }
 
 func (h *hcLogger) Trace(msg string, args ...any) { h.log(levelTrace, msg, args) }
