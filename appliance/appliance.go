@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -89,7 +90,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s %q: dev mode listens on loopback only (127.0.0.1, ::1, localhost)", l.flag, l.addr)
 		}
 	}
-	if c.GatewayAddr == c.AdminAddr {
+	if c.GatewayAddr == c.AdminAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
 		return errors.New("--gateway-addr and --admin-addr must differ: agents and admins use separate listeners")
 	}
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
