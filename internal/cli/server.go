@@ -45,7 +45,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's state (dev default ./.data)")
 	f.StringVar(&cfg.GatewayAddr, "gateway-addr", "127.0.0.1:8443", "agents' listener (MCP endpoints), HOST:PORT")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9443", "management listener (admin API), HOST:PORT")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:9444", "raft listener for node-to-node traffic, HOST:PORT")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:0", "raft listener for node-to-node traffic, HOST:PORT (a single node needs no fixed port; set one to form a cluster)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "stable node id (default: generated on first start and kept in the data dir)")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "admin token file (default DATA_DIR/admin-token; created 0600 if missing)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for both listeners (required unless --dev)")
