@@ -46,8 +46,9 @@ type Cluster interface {
 var _ Cluster = (*cluster.Node)(nil)
 
 // Drafter proposes a persona for a job description. The returned value is
-// sent to the client as JSON; by convention it has "documents" (appliable
-// objects in document form) and "notes".
+// sent to the client as JSON; by convention it has "proposal" (the drafted
+// persona and the reasons) and "yaml" (appliable documents, annotated). An
+// *Error it returns reaches the client as is.
 type Drafter func(ctx context.Context, description string, snap *state.Snapshot) (any, error)
 
 // Config configures the API.
@@ -63,12 +64,23 @@ type Config struct {
 	Ready func() bool
 	// Drafter backs POST /v1/personas/draft; nil answers 501.
 	Drafter Drafter
+	// Routes adds admin routes served by other components (under /v1,
+	// behind the admin token), e.g. a GeoIP import or XDP statistics.
+	Routes []Route
 	// Logger receives request and error logs. Nil discards them.
 	Logger *slog.Logger
 	// Now stamps commands; nil means time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies; default 16 MiB.
 	MaxBodyBytes int64
+}
+
+// Route is an extra admin route. Path is relative to /v1 and may use gin
+// parameters (":name").
+type Route struct {
+	Method  string
+	Path    string
+	Handler http.Handler
 }
 
 // API is the admin REST API. It is an http.Handler.
@@ -122,6 +134,11 @@ func New(cfg Config) (*API, error) {
 	v1.POST("/agents/:name/keys", a.createKey)
 	v1.GET("/agents/:name/keys", a.listKeys)
 	v1.DELETE("/agents/:name/keys/:id", a.revokeKey)
+	for _, r := range cfg.Routes {
+		if err := addRoute(v1, r); err != nil {
+			return nil, err
+		}
+	}
 	// One route set per kind (plural and singular path), rather than a
 	// /:kind wildcard: gin does not backtrack from /agents/:name/keys.
 	for _, k := range state.Kinds {
@@ -137,6 +154,21 @@ func New(cfg Config) (*API, error) {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.engine.ServeHTTP(w, r) }
+
+// addRoute registers an extra route; gin panics on a conflicting one, which
+// becomes an error here.
+func addRoute(g *gin.RouterGroup, r Route) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("api: route %s /v1%s: %v", r.Method, r.Path, v)
+		}
+	}()
+	if r.Handler == nil || !strings.HasPrefix(r.Path, "/") {
+		return fmt.Errorf("api: route %s %q: want a handler and a path starting with /", r.Method, r.Path)
+	}
+	g.Handle(r.Method, r.Path, gin.WrapH(r.Handler))
+	return nil
+}
 
 // kindPaths are the path segments naming a kind: "upstreams", "upstream".
 func kindPaths(k state.Kind) []string {

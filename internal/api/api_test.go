@@ -39,6 +39,7 @@ type fixture struct {
 	store *state.Store
 	token string
 	ready atomic.Bool
+	cfg   Config
 }
 
 func newFixture(t *testing.T, mut ...func(*Config)) *fixture {
@@ -68,6 +69,7 @@ func newFixture(t *testing.T, mut ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.cfg = cfg
 	f.srv = httptest.NewServer(a)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -404,5 +406,29 @@ func TestStatus(t *testing.T) {
 	raft, _ := r.body["raft"].(map[string]any)
 	if r.status != 200 || raft["state"] != "Leader" {
 		t.Fatalf("status: %d %s", r.status, r.raw)
+	}
+}
+
+func TestExtraRoutes(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Routes = []Route{{Method: "GET", Path: "/xdp/stats", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Write([]byte(`{"packets":1}`))
+		})}}
+	})
+	if r := f.do("GET", "/v1/xdp/stats", "", nil); r.status != 200 || r.body["packets"] != 1.0 {
+		t.Fatalf("extra route: %d %s", r.status, r.raw)
+	}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/xdp/stats", nil)
+	if r := f.send(req); r.status != 401 {
+		t.Fatalf("extra route without the admin token: %d", r.status)
+	}
+	cfg := f.cfg
+	cfg.Routes = []Route{{Method: "GET", Path: "/status", Handler: http.NotFoundHandler()}}
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "/v1/status") {
+		t.Fatalf("conflicting route: %v, want an error naming it", err)
+	}
+	cfg.Routes, cfg.Cluster = nil, nil
+	if _, err := New(cfg); err == nil {
+		t.Fatal("New without a cluster accepted")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -54,40 +55,29 @@ func newPersonaDraftCmd() *cobra.Command {
 	return cmd
 }
 
-// printDraft prints the proposal. In YAML the proposed objects come out as
-// documents that apply accepts, and the drafting notes as comments.
+// printDraft prints the proposal. The server renders it as annotated YAML
+// documents that apply accepts ("yaml"); -o json prints the whole proposal
+// with the reason for every choice.
 func printDraft(cmd *cobra.Command, raw json.RawMessage, output string) error {
 	w := cmd.OutOrStdout()
-	if output == "json" {
+	switch output {
+	case "json":
 		return writeIndented(w, raw)
-	}
-	if output != "yaml" {
+	case "yaml":
+	default:
 		return fmt.Errorf("unknown output format %q (want yaml or json)", output)
 	}
 	var p struct {
-		Documents []json.RawMessage `json:"documents"`
-		Notes     []string          `json:"notes"`
+		YAML string `json:"yaml"`
 	}
-	if err := json.Unmarshal(raw, &p); err != nil || len(p.Documents) == 0 {
-		y, err := yaml.JSONToYAML(raw)
-		if err != nil {
-			return fmt.Errorf("render yaml: %w", err)
-		}
-		_, err = w.Write(y)
+	if err := json.Unmarshal(raw, &p); err == nil && p.YAML != "" {
+		_, err := io.WriteString(w, p.YAML)
 		return err
 	}
-	for _, n := range p.Notes {
-		fmt.Fprintf(w, "# %s\n", strings.ReplaceAll(n, "\n", "\n# "))
+	y, err := yaml.JSONToYAML(raw)
+	if err != nil {
+		return fmt.Errorf("render yaml: %w", err)
 	}
-	for i, d := range p.Documents {
-		y, err := yaml.JSONToYAML(d)
-		if err != nil {
-			return fmt.Errorf("render yaml: %w", err)
-		}
-		if i > 0 || len(p.Notes) > 0 {
-			fmt.Fprintln(w, "---")
-		}
-		w.Write(y)
-	}
-	return nil
+	_, err = w.Write(y)
+	return err
 }
