@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,19 +50,11 @@ func newApplyCmd() *cobra.Command {
 			}
 			req := applyRequest{DryRun: dryRun}
 			for _, f := range files {
-				var b []byte
-				var err error
-				name := f
-				if f == "-" {
-					name = "<stdin>"
-					b, err = io.ReadAll(cmd.InOrStdin())
-				} else {
-					b, err = os.ReadFile(f)
-				}
+				read, err := readInputs(cmd.InOrStdin(), f)
 				if err != nil {
-					return fmt.Errorf("read %s: %w", name, err)
+					return err
 				}
-				req.Files = append(req.Files, applyFile{Name: name, Content: string(b)})
+				req.Files = append(req.Files, read...)
 			}
 			c, err := opts.client()
 			if err != nil {
@@ -84,7 +77,51 @@ func newApplyCmd() *cobra.Command {
 		},
 	}
 	opts.addFlags(cmd)
-	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "YAML file to apply (repeatable; - reads stdin)")
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "YAML file or directory to apply (repeatable; - reads stdin)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show what would change, apply nothing")
 	return cmd
+}
+
+// readInputs reads one -f argument: "-" is stdin, a directory contributes
+// its *.yaml, *.yml and *.json files (sorted, not recursive).
+func readInputs(stdin io.Reader, f string) ([]applyFile, error) {
+	if f == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return []applyFile{{Name: "<stdin>", Content: string(b)}}, nil
+	}
+	fi, err := os.Stat(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f, err)
+	}
+	paths := []string{f}
+	if fi.IsDir() {
+		entries, err := os.ReadDir(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, err)
+		}
+		paths = paths[:0]
+		for _, e := range entries {
+			switch filepath.Ext(e.Name()) {
+			case ".yaml", ".yml", ".json":
+				if !e.IsDir() {
+					paths = append(paths, filepath.Join(f, e.Name()))
+				}
+			}
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("%s holds no .yaml, .yml or .json files", f)
+		}
+	}
+	var out []applyFile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		out = append(out, applyFile{Name: p, Content: string(b)})
+	}
+	return out, nil
 }

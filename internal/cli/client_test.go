@@ -96,3 +96,24 @@ func TestAPIErrorRendering(t *testing.T) {
 		t.Fatalf("unauthorized hint missing: %q", got)
 	}
 }
+
+func TestReadInputs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte("b"), 0o600)
+	os.WriteFile(filepath.Join(dir, "a.yml"), []byte("a"), 0o600)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600)
+	got, err := readInputs(nil, dir)
+	if err != nil || len(got) != 2 || got[0].Content != "a" || got[1].Content != "b" {
+		t.Fatalf("directory: %+v %v", got, err)
+	}
+	got, err = readInputs(strings.NewReader("s"), "-")
+	if err != nil || got[0].Name != "<stdin>" || got[0].Content != "s" {
+		t.Fatalf("stdin: %+v %v", got, err)
+	}
+	if _, err := readInputs(nil, filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	if _, err := readInputs(nil, t.TempDir()); err == nil {
+		t.Fatal("empty directory accepted")
+	}
+}
