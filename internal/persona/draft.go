@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/portcullis-gw/portcullis/internal/policy"
 	"github.com/portcullis-gw/portcullis/internal/state"
@@ -373,7 +374,7 @@ func shown(matched []string, terms map[string]float64) []string {
 
 // Draft proposes a role for one job description.
 func (ix *Index) Draft(desc string) (*Proposal, error) {
-	desc = strings.Join(strings.Fields(strings.ToValidUTF8(desc, " ")), " ")
+	desc = strings.Join(strings.Fields(strings.Map(printable, strings.ToValidUTF8(desc, " "))), " ")
 	if desc == "" {
 		return nil, ErrEmptyDescription
 	}
@@ -506,6 +507,15 @@ func readOnlyNeighbour(sd *skillDoc, chosen []*ProposedSkill) bool {
 func upstreamOf(id string) string {
 	up, _, _ := strings.Cut(id, "/")
 	return up
+}
+
+// printable keeps a rune that can stand in a YAML document; others become
+// spaces.
+func printable(r rune) rune {
+	if unicode.IsPrint(r) {
+		return r
+	}
+	return ' '
 }
 
 func (ix *Index) skillNamed(name string) *skillDoc {

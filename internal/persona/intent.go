@@ -96,7 +96,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	for i := n - 3; i >= 0; i-- {
 		if lex[i] != nil && !isVerb[i] && !particle[i] && lex[i].ambiguous && !ts[i+1].brk && !ts[i+2].brk &&
 			(ts[i+1].word == "or" || ts[i+1].word == "and") && isVerb[i+2] && !ts[i+1].comma &&
-			(i == 0 || !determiners[ts[i-1].word]) && sameForm(ts[i+2].word, lex[i+2], form(ts[i].word, lex[i])) {
+			(i == 0 || ts[i].brk || ts[i].comma || verbCues[ts[i-1].word] || ts[i-1].word == "and" || ts[i-1].word == "or") && sameForm(ts[i+2].word, lex[i+2], form(ts[i].word, lex[i])) {
 			isVerb[i] = true
 		}
 	}
@@ -129,7 +129,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		// "read-only", "view only", "only reads", "reporting only".
 		if readOnlyAt(ts, lex, isVerb, i) {
-			in.Requests = append(in.Requests, Request{Verb: "read-only", Word: readOnlyWords(ts, i), Ability: Mutating, Negated: true, Generic: true, Objects: clauseObjects(ts, i), Pos: i})
+			objs := clauseObjects(ts, i)
+			if k := i + 2; ts[i].word != "only" && k < len(ts) && !ts[k].brk && roleNouns[ts[k].word] {
+				objs = nil // "read-only analyst": the whole role reads only
+			}
+			in.Requests = append(in.Requests, Request{Verb: "read-only", Word: readOnlyWords(ts, i), Ability: Mutating, Negated: true, Generic: true, Objects: objs, Pos: i})
 			continue
 		}
 		var v *verb
@@ -323,8 +327,12 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if pronoun && len(objs) == 0 && prepositions[t.word] {
 			break // "creates new ones from merged pull requests": the object is "ones"
 		}
-		if len(objs) == 0 && lexicon[t.word] != nil && !isVerb[j] {
-			continue // a participle before the noun: "submitted reports", "open issues"
+		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
+			// A participle or verb used as a modifier before the noun:
+			// "submitted reports", "open issues"; "the invites" is the noun.
+			if f := form(t.word, v); f == 'd' || f == 'g' || f == 'b' && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && ts[j+1].stem != "" {
+				continue
+			}
 		}
 		if t.stem != "" && !particle[j] {
 			objs = append(objs, t.stem)

@@ -358,3 +358,35 @@ func sortedIDs(m map[string]persona.ToolInfo) []string {
 	sort.Strings(out)
 	return out
 }
+
+// BenchmarkDraft drafts every evaluation description against the catalog
+// with a prepared Index (what the API does per request), and reports the
+// time per description. BenchmarkNewIndex is the one-off cost per registry
+// snapshot.
+func BenchmarkDraft(b *testing.B) {
+	c := loadCatalog(b)
+	cases := loadCases(b)
+	ix, err := persona.NewIndex(c.skills, c.tools)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		if _, err := ix.Draft(cases[n%len(cases)].Description); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+}
+
+func BenchmarkNewIndex(b *testing.B) {
+	c := loadCatalog(b)
+	b.ReportMetric(float64(len(c.tools)), "tools")
+	b.ReportMetric(float64(len(c.skills)), "skills")
+	for b.Loop() {
+		if _, err := persona.NewIndex(c.skills, c.tools); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
