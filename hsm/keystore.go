@@ -35,6 +35,7 @@ type conn struct {
 	c11  *crypto11.Context
 	mod  *module
 	slot uint
+	keep pkcs11.SessionHandle // holds the login of mod
 
 	sem  chan struct{}             // one token per session that may exist
 	idle chan pkcs11.SessionHandle // sessions ready for use
@@ -106,8 +107,27 @@ func (k *Keystore) connect() (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hsm: open token %q: %w", k.cfg.TokenLabel, classify(err))
 	}
+	// The raw handle shares crypto11's module instance (and so its login) on
+	// SoftHSM; modules that hand each C_GetFunctionList caller its own
+	// instance (p11-kit's RPC client) need their own login.
 	mod, err := loadModule(k.cfg.ModulePath)
 	if err != nil {
+		_ = c11.Close()
+		return nil, err
+	}
+	// A session held for the life of the conn keeps that login: PKCS#11 logs
+	// an application out when its last session closes.
+	var keep pkcs11.SessionHandle
+	if slot, err = mod.findSlot(k.cfg.TokenLabel); err == nil {
+		keep, err = mod.p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		if err == nil {
+			err = login(mod.p, keep, pkcs11.CKU_USER, k.pin)
+		} else {
+			err = fmt.Errorf("hsm: open session: %w", classify(err))
+		}
+	}
+	if err != nil {
+		mod.close()
 		_ = c11.Close()
 		return nil, err
 	}
@@ -115,6 +135,7 @@ func (k *Keystore) connect() (*conn, error) {
 		c11:     c11,
 		mod:     mod,
 		slot:    slot,
+		keep:    keep,
 		sem:     make(chan struct{}, k.cfg.MaxSessions),
 		idle:    make(chan pkcs11.SessionHandle, k.cfg.MaxSessions),
 		seal:    map[uint32]pkcs11.ObjectHandle{},
@@ -151,6 +172,7 @@ func (c *conn) close() {
 		}
 		break
 	}
+	_ = c.mod.p.CloseSession(c.keep)
 	c.mod.close()
 	_ = c.c11.Close()
 }
