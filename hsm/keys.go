@@ -149,14 +149,19 @@ func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 		return nil, err
 	}
 	sig, err := cs.Sign(rand, digest, opts)
-	if err != nil {
-		// crypto11 reports the PKCS#11 code as text only; treat any failure
-		// of a valid request as the token being away, so it gets reopened.
+	if err == nil {
+		return sig, nil
+	}
+	// crypto11 reports the PKCS#11 code as text only: ask the token a
+	// harmless question to tell a bad request from a token that went away.
+	cn.inflight.Done()
+	defer cn.inflight.Add(1) // balanced by the deferred Done above
+	if _, perr := s.k.Random(context.Background(), 1); perr != nil {
 		err = fmt.Errorf("hsm: sign with %q: %w: %v", s.purpose, ErrUnavailable, err)
 		s.k.fail(cn, err)
 		return nil, err
 	}
-	return sig, nil
+	return nil, fmt.Errorf("hsm: sign with %q: %w", s.purpose, err)
 }
 
 func (s *signer) current(create bool) (crypto11.Signer, error) {

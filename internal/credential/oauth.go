@@ -3,6 +3,7 @@ package credential
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,34 +113,45 @@ func (o *oauthSource) get(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: upstream %q: %v", ErrTokenEndpoint, up, err)
 	}
 	defer resp.Body.Close()
+	tok, life, err := parseTokenResponse(resp.StatusCode, resp.Body)
+	if err != nil {
+		o.t.log.Warn("credential: token endpoint refused", "status", resp.StatusCode, "err", err)
+		return "", fmt.Errorf("%w: upstream %q: %w", ErrTokenEndpoint, up, err)
+	}
+	margin := min(life/5, 60*time.Second)
+	o.mu.Lock()
+	o.tok, o.exp, o.refreshAt = tok, start.Add(life), start.Add(life-margin)
+	o.mu.Unlock()
+	o.t.log.Info("credential: upstream access token fetched", "expires_in", life.String())
+	return tok, nil
+}
+
+// parseTokenResponse reads a token endpoint's answer (RFC 6749 §5.1, §5.2).
+// Its errors carry the status and the OAuth error code only: never the body,
+// which may echo what was sent.
+func parseTokenResponse(status int, body io.Reader) (string, time.Duration, error) {
 	var tr tokenResponse
-	derr := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&tr)
-	if resp.StatusCode != http.StatusOK {
+	derr := json.NewDecoder(io.LimitReader(body, 64<<10)).Decode(&tr)
+	if status != http.StatusOK {
 		code := "unknown"
 		if oauthErrorCode.MatchString(tr.Error) {
 			code = tr.Error
 		}
-		o.t.log.Warn("credential: token endpoint refused", "status", resp.StatusCode, "error", code)
-		return "", fmt.Errorf("%w: upstream %q: status %d, error %s", ErrTokenEndpoint, up, resp.StatusCode, code)
+		return "", 0, fmt.Errorf("status %d, error %s", status, code)
 	}
 	switch {
 	case derr != nil:
-		return "", fmt.Errorf("%w: upstream %q: token response is not JSON", ErrTokenEndpoint, up)
-	case tr.AccessToken == "" || !validHeaderValue(tr.AccessToken) || strings.ContainsAny(tr.AccessToken, " \t"):
-		return "", fmt.Errorf("%w: upstream %q: token response has no usable access_token", ErrTokenEndpoint, up)
+		return "", 0, errors.New("token response is not JSON")
+	case tr.AccessToken == "" || len(tr.AccessToken) > 16<<10 || !validHeaderValue(tr.AccessToken) || strings.ContainsAny(tr.AccessToken, " \t"):
+		return "", 0, errors.New("token response has no usable access_token")
 	case !strings.EqualFold(tr.TokenType, "bearer"):
-		return "", fmt.Errorf("%w: upstream %q: token_type %q, want Bearer", ErrTokenEndpoint, up, truncate(tr.TokenType, 32))
+		return "", 0, fmt.Errorf("token_type %q, want Bearer", truncate(tr.TokenType, 32))
 	}
 	life := defaultTokenLifetime
-	if n, err := tr.ExpiresIn.Int64(); err == nil && n > 0 {
+	if n, err := tr.ExpiresIn.Int64(); err == nil && n > 0 && n < 1<<31 {
 		life = time.Duration(n) * time.Second
 	}
-	margin := min(life/5, 60*time.Second)
-	o.mu.Lock()
-	o.tok, o.exp, o.refreshAt = tr.AccessToken, start.Add(life), start.Add(life-margin)
-	o.mu.Unlock()
-	o.t.log.Info("credential: upstream access token fetched", "expires_in", life.String())
-	return tr.AccessToken, nil
+	return tr.AccessToken, life, nil
 }
 
 func truncate(s string, n int) string {

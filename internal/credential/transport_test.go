@@ -400,14 +400,14 @@ func TestOAuth2RefreshBeforeExpiry(t *testing.T) {
 	cs := canary(t)
 	s.put(t, "cs", cs)
 	p := newIDP(t, "pc", cs)
-	p.lifetime.Store(2) // refresh after 1.6s, expiry at 2s
+	p.lifetime.Store(5) // refresh after 4s, expiry at 5s
 	up := newUpstream(t)
 	tr, _ := newTransport(t, s, Spec{OAuth2: &OAuth2{TokenURL: p.URL, ClientID: "pc", ClientSecret: "cs", AuthStyle: "body"}}, nil)
 	if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
 		t.Fatal(err)
 	}
 	first := up.last(t).Header.Get("Authorization")
-	time.Sleep(1700 * time.Millisecond)
+	time.Sleep(4200 * time.Millisecond)
 	// Still valid: used at once, and a refresh starts in the background.
 	if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
 		t.Fatal(err)
@@ -428,11 +428,21 @@ func TestOAuth2RefreshBeforeExpiry(t *testing.T) {
 	if pass != cs {
 		t.Fatal("body auth style did not send the client secret")
 	}
-	if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
-		t.Fatal(err)
+	// The background fetch's token replaces the old one (no further fetch).
+	for {
+		if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
+			t.Fatal(err)
+		}
+		if up.last(t).Header.Get("Authorization") != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("refreshed token not used")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if got := up.last(t).Header.Get("Authorization"); got == first {
-		t.Fatal("refreshed token not used")
+	if n := p.fetches.Load(); n != 2 {
+		t.Fatalf("%d token fetches, want 2", n)
 	}
 }
 
