@@ -30,6 +30,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // Spec is the credential of an Upstream. Exactly one of the four forms is set:
@@ -41,12 +43,13 @@ import (
 type Spec struct {
 	// Secret names the stored secret for the header and query forms.
 	Secret string `json:"secret,omitempty" yaml:"secret,omitempty"`
-	// Header is the request header to set, e.g. Authorization or X-API-Key.
+	// Header is the request header to set, e.g. X-API-Key; default
+	// Authorization (when Query is empty).
 	Header string `json:"header,omitempty" yaml:"header,omitempty"`
 	// Query is the query parameter to set instead of a header.
 	Query string `json:"query,omitempty" yaml:"query,omitempty"`
 	// Format renders the value; "{secret}" is replaced by the secret.
-	// Default "{secret}".
+	// Default "Bearer {secret}" for Authorization, "{secret}" otherwise.
 	Format string `json:"format,omitempty" yaml:"format,omitempty"`
 	// Basic is HTTP Basic authentication.
 	Basic *Basic `json:"basic,omitempty" yaml:"basic,omitempty"`
@@ -73,8 +76,8 @@ type OAuth2 struct {
 	// others use it to pick the resource).
 	Audience string `json:"audience,omitempty" yaml:"audience,omitempty"`
 	// AuthStyle is how the client authenticates to the token endpoint:
-	// "basic" (default, RFC 6749 §2.3.1) or "body" (client_id and
-	// client_secret form parameters).
+	// "header" (default: HTTP Basic, RFC 6749 §2.3.1) or "body" (client_id
+	// and client_secret form parameters).
 	AuthStyle string `json:"authStyle,omitempty" yaml:"authStyle,omitempty"`
 }
 
@@ -136,8 +139,6 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	switch {
-	case s.Header == "" && s.Query == "":
-		return &FieldError{"credential.header", "set header or query"}
 	case s.Header != "" && s.Query != "":
 		return &FieldError{"credential.query", "set header or query, not both"}
 	case s.Header != "" && !tokenChars.MatchString(s.Header):
@@ -187,8 +188,8 @@ func (o *OAuth2) validate() error {
 		return &FieldError{"credential.oauth2.tokenURL", "must be https (http only to a loopback address)"}
 	case o.ClientID == "":
 		return &FieldError{"credential.oauth2.clientID", "required"}
-	case o.AuthStyle != "" && o.AuthStyle != "basic" && o.AuthStyle != "body":
-		return &FieldError{"credential.oauth2.authStyle", fmt.Sprintf("%q: want basic or body", o.AuthStyle)}
+	case o.AuthStyle != "" && o.AuthStyle != "header" && o.AuthStyle != "body":
+		return &FieldError{"credential.oauth2.authStyle", fmt.Sprintf("%q: want header or body", o.AuthStyle)}
 	}
 	for i, sc := range o.Scopes {
 		if sc == "" || strings.ContainsAny(sc, " \"\\") {
@@ -224,3 +225,35 @@ func (s *Spec) Secrets() []string {
 }
 
 func canonical(h string) string { return textproto.CanonicalMIMEHeaderKey(h) }
+
+// target returns where the secret goes: a header name or, if query is set,
+// a query parameter; and the value format, with the defaults applied.
+func (s *Spec) target() (header, query, format string) {
+	header, query, format = s.Header, s.Query, s.Format
+	if query == "" && header == "" {
+		header = "Authorization"
+	}
+	if format == "" {
+		format = "{secret}"
+		if query == "" && canonical(header) == "Authorization" {
+			format = "Bearer {secret}"
+		}
+	}
+	return header, query, format
+}
+
+// FromState converts the replicated model's credential (same JSON shape).
+func FromState(c *state.Credential) Spec {
+	if c == nil {
+		return Spec{}
+	}
+	s := Spec{Secret: c.Secret, Header: c.Header, Query: c.Query, Format: c.Format}
+	if b := c.Basic; b != nil {
+		s.Basic = &Basic{Username: b.Username, UsernameSecret: b.UsernameSecret, PasswordSecret: b.PasswordSecret}
+	}
+	if o := c.OAuth2; o != nil {
+		s.OAuth2 = &OAuth2{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecretSecret,
+			Scopes: append([]string(nil), o.Scopes...), Audience: o.Audience, AuthStyle: o.AuthStyle}
+	}
+	return s
+}

@@ -56,9 +56,10 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // entry is one cached plaintext; a timer zeroes it at expiry.
 type entry struct {
-	val   []byte
-	exp   time.Time
-	timer *time.Timer
+	val     []byte
+	version uint64
+	exp     time.Time
+	timer   *time.Timer
 }
 
 // New returns a Transport for cfg.
@@ -181,25 +182,24 @@ func (t *Transport) authorize(req *http.Request) (*http.Request, error) {
 		}
 		out.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
 	default:
+		header, query, format := s.target()
 		v, err := t.secret(ctx, s.Secret)
 		if err != nil {
 			return nil, err
 		}
-		if s.Format != "" {
-			v = strings.Replace(s.Format, "{secret}", v, 1)
-		}
-		if s.Header != "" {
+		v = strings.Replace(format, "{secret}", v, 1)
+		if query == "" {
 			if !validHeaderValue(v) {
 				return nil, fmt.Errorf("%w: %q holds a control character", ErrBadSecret, s.Secret)
 			}
-			out.Header.Del(s.Header)
-			out.Header.Set(s.Header, v)
+			out.Header.Del(header)
+			out.Header.Set(header, v)
 			break
 		}
 		// req.Clone shares the URL's fields by value; copy before editing.
 		u := *out.URL
 		q := u.Query()
-		q.Set(s.Query, v)
+		q.Set(query, v)
 		u.RawQuery = q.Encode()
 		out.URL = &u
 	}
@@ -215,11 +215,12 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// secret returns the plaintext of name as a string, from the cache or a
-// fresh unseal (one unseal per name at a time, shared by concurrent callers).
+// secret returns the plaintext of name's current version as a string, from
+// the cache or a fresh unseal (one unseal per name at a time, shared by
+// concurrent callers).
 func (t *Transport) secret(ctx context.Context, name string) (string, error) {
 	if t.cfg.CacheTTL < 0 {
-		pt, err := t.cfg.Unsealer.Unseal(ctx, name)
+		pt, _, err := t.cfg.Unsealer.Unseal(ctx, name)
 		if err != nil {
 			return "", t.unsealErr(name, err)
 		}
@@ -227,22 +228,29 @@ func (t *Transport) secret(ctx context.Context, name string) (string, error) {
 		return string(pt), nil
 	}
 	for range 2 {
-		if v, ok, err := t.cached(name); err != nil || ok {
+		want, ok := t.cfg.Unsealer.Version(name)
+		if !ok {
+			return "", fmt.Errorf("upstream %q: %w: %q", t.cfg.Upstream, ErrSecretNotFound, name)
+		}
+		if v, ok, err := t.cached(name, want); err != nil || ok {
 			return v, err
 		}
 		_, err := t.unseal.do(name, func() (struct{}, error) {
-			pt, err := t.cfg.Unsealer.Unseal(context.WithoutCancel(ctx), name)
+			if _, ok, _ := t.cached(name, want); ok {
+				return struct{}{}, nil // stored by a flight that just ended
+			}
+			pt, v, err := t.cfg.Unsealer.Unseal(context.WithoutCancel(ctx), name)
 			if err != nil {
 				return struct{}{}, t.unsealErr(name, err)
 			}
-			t.store(name, pt)
+			t.store(name, v, pt)
 			return struct{}{}, nil
 		})
 		if err != nil {
 			return "", err
 		}
 	}
-	return "", fmt.Errorf("%w: %q expired while being read", ErrUnavailable, name)
+	return "", fmt.Errorf("upstream %q: %w: %q changed while being read", t.cfg.Upstream, ErrUnavailable, name)
 }
 
 func (t *Transport) unsealErr(name string, err error) error {
@@ -253,21 +261,23 @@ func (t *Transport) unsealErr(name string, err error) error {
 	return fmt.Errorf("upstream %q: %w: %w", t.cfg.Upstream, ErrUnavailable, err)
 }
 
-func (t *Transport) cached(name string) (string, bool, error) {
+// cached returns the cached plaintext of name if it is of version want and
+// has not expired.
+func (t *Transport) cached(name string, want uint64) (string, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return "", false, fmt.Errorf("credential: upstream %q: transport closed", t.cfg.Upstream)
 	}
 	e, ok := t.cache[name]
-	if !ok || time.Now().After(e.exp) {
+	if !ok || e.version != want || time.Now().After(e.exp) {
 		return "", false, nil
 	}
 	return string(e.val), true, nil
 }
 
 // store caches pt (taking ownership) until the TTL; then it is zeroed.
-func (t *Transport) store(name string, pt []byte) {
+func (t *Transport) store(name string, version uint64, pt []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -278,7 +288,7 @@ func (t *Transport) store(name string, pt []byte) {
 		old.timer.Stop()
 		clear(old.val)
 	}
-	e := &entry{val: pt, exp: time.Now().Add(t.cfg.CacheTTL)}
+	e := &entry{val: pt, version: version, exp: time.Now().Add(t.cfg.CacheTTL)}
 	e.timer = time.AfterFunc(t.cfg.CacheTTL, func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()

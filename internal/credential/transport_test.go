@@ -224,10 +224,7 @@ func TestCacheSingleFlightAndZeroing(t *testing.T) {
 	s.put(t, "k", secret)
 	up := newUpstream(t)
 	var unseals atomic.Int32
-	counting := unsealerFunc(func(ctx context.Context, name string) ([]byte, error) {
-		unseals.Add(1)
-		return s.unsealer().Unseal(ctx, name)
-	})
+	counting := countingUnsealer{s.unsealer(), &unseals}
 	tr, _ := newTransport(t, s, Spec{Secret: "k", Header: "X-API-Key"}, func(c *Config) {
 		c.Unsealer = counting
 		c.CacheTTL = 300 * time.Millisecond
@@ -277,9 +274,39 @@ func TestCacheSingleFlightAndZeroing(t *testing.T) {
 	}
 }
 
-type unsealerFunc func(ctx context.Context, name string) ([]byte, error)
+// TestNewVersionUsedAtOnce: after `secret put` stores a new version, the
+// next request carries it, without waiting for the cache to expire.
+func TestNewVersionUsedAtOnce(t *testing.T) {
+	s := newStore(t, "")
+	v1, v2 := canary(t), canary(t)
+	s.put(t, "helpdesk-token", v1)
+	up := newUpstream(t)
+	tr, logs := newTransport(t, s, Spec{Secret: "helpdesk-token"}, nil) // defaults: Authorization: Bearer
+	if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if got := up.last(t).Header.Get("Authorization"); got != "Bearer "+v1 {
+		t.Fatal("default header/format not applied")
+	}
+	s.put(t, "helpdesk-token", v2)
+	if _, err := do(t, tr, agentRequest(t, up.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if got := up.last(t).Header.Get("Authorization"); got != "Bearer "+v2 {
+		t.Fatal("the old version was used after a put")
+	}
+	logs.assertAbsent(t, v1, v2)
+}
 
-func (f unsealerFunc) Unseal(ctx context.Context, name string) ([]byte, error) { return f(ctx, name) }
+type countingUnsealer struct {
+	KeystoreUnsealer
+	n *atomic.Int32
+}
+
+func (c countingUnsealer) Unseal(ctx context.Context, name string) ([]byte, uint64, error) {
+	c.n.Add(1)
+	return c.KeystoreUnsealer.Unseal(ctx, name)
+}
 
 // idp is a real OAuth 2.0 token endpoint (client-credentials grant).
 type idp struct {
