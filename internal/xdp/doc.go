@@ -13,11 +13,11 @@
 //     then IPv4 or IPv6. IPv6 extension headers (hop-by-hop, routing,
 //     destination options, AH, fragment) are followed, at most 8 of them.
 //     - A frame too short for Ethernet, or with another ethertype (ARP, LLDP,
-//       ...): PASS, counted as "pass".
+//     ...): PASS, counted as "pass".
 //     - An IP frame that is truncated or malformed (bad version, IHL < 5,
-//       total/payload length past the frame, a third VLAN tag, a longer
-//       extension chain, a TCP/UDP first fragment without its ports): DROP,
-//       counted as "malformed".
+//     total/payload length past the frame, a third VLAN tag, a longer
+//     extension chain, a TCP/UDP first fragment without its ports): DROP,
+//     counted as "malformed".
 //  2. Global deny list: the source is inside any global deny prefix: DROP
 //     "global_deny". Applies to every IP packet, every fragment, every port.
 //  3. Global allow list: if the list is non-empty and the source is inside
@@ -34,11 +34,11 @@
 //     a. the source is inside a listener deny prefix: DROP "cidr";
 //     b. the listener has allow prefixes and the source is inside none: DROP "cidr";
 //     c. the listener has allow (or deny) countries: the source's country,
-//        from the imported GeoIP table, must be listed (must not be listed);
-//        an address of unknown country is admitted only if the listener's
-//        UnknownCountry rule allows it: else DROP "country";
+//     from the imported GeoIP table, must be listed (must not be listed);
+//     an address of unknown country is admitted only if the listener's
+//     UnknownCountry rule allows it: else DROP "country";
 //     d. the listener pins credentials to client IPs: the source must be one
-//        of the pinned IPs of currently valid credentials: else DROP "pin";
+//     of the pinned IPs of currently valid credentials: else DROP "pin";
 //     e. PASS.
 //
 // # Atomic policy changes

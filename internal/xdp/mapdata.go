@@ -108,4 +108,3 @@ func geoEntries(t *geoip.Table, yield func(k []byte, cc uint16) bool) {
 		}
 	}
 }
-
