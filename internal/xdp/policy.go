@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/geoip"
 )
@@ -42,10 +43,17 @@ type ListenerRules struct {
 	// AllowUnknownCountry decides for sources the GeoIP table does not know
 	// when a country list is set.
 	AllowUnknownCountry bool
-	// PinToIP admits only PinnedIPs: the client IPs of the listener's
-	// currently valid pinned credentials.
-	PinToIP   bool
-	PinnedIPs []netip.Addr
+	// PinToIP admits only the IPs in Pins: the client IPs of the listener's
+	// pinned credentials. Pins past their NotAfter are left out.
+	PinToIP bool
+	Pins    []Pin
+}
+
+// Pin is the client IP a credential is bound to.
+type Pin struct {
+	IP netip.Addr
+	// NotAfter is when the credential expires; zero means never.
+	NotAfter time.Time
 }
 
 // Errors returned by NewPolicy.
@@ -90,11 +98,22 @@ type Policy struct {
 	listeners map[listenerKey]*listener
 	ordered   []*listener // by id
 	frags     map[addr16][]uint16
+	// nextExpiry is the earliest NotAfter of a pin still included.
+	nextExpiry time.Time
 }
 
-// NewPolicy validates and compiles rules. geo may be nil (every address is
-// of unknown country).
+// NextExpiry is when the earliest included pin expires (zero: none does).
+// The policy must be rebuilt then; Datapath does it by itself.
+func (p *Policy) NextExpiry() time.Time { return p.nextExpiry }
+
+// NewPolicy validates and compiles rules as of now. geo may be nil (every
+// address is of unknown country).
 func NewPolicy(r Rules, geo *geoip.Table) (*Policy, error) {
+	return NewPolicyAt(r, geo, time.Now())
+}
+
+// NewPolicyAt is NewPolicy with pins judged at the given time.
+func NewPolicyAt(r Rules, geo *geoip.Table, now time.Time) (*Policy, error) {
 	p := &Policy{
 		rules:     r,
 		geo:       geo,
@@ -106,7 +125,7 @@ func NewPolicy(r Rules, geo *geoip.Table) (*Policy, error) {
 		return nil, fmt.Errorf("%w: global: %w", ErrInvalidRules, err)
 	}
 	for i, lr := range r.Listeners {
-		l, err := compileListener(uint32(i+1), lr)
+		l, err := compileListener(uint32(i+1), lr, now, &p.nextExpiry)
 		if err != nil {
 			return nil, fmt.Errorf("%w: listener %q: %w", ErrInvalidRules, lr.Name, err)
 		}
@@ -142,7 +161,7 @@ func NewPolicy(r Rules, geo *geoip.Table) (*Policy, error) {
 	return p, nil
 }
 
-func compileListener(id uint32, lr ListenerRules) (*listener, error) {
+func compileListener(id uint32, lr ListenerRules, now time.Time, next *time.Time) (*listener, error) {
 	if !lr.Listen.IsValid() || lr.Listen.Port() == 0 {
 		return nil, fmt.Errorf("listen address %v: want ADDR:PORT with a non-zero port", lr.Listen)
 	}
@@ -185,13 +204,21 @@ func compileListener(id uint32, lr ListenerRules) (*listener, error) {
 	}
 	if lr.PinToIP {
 		l.flags |= lPin
-		for _, a := range lr.PinnedIPs {
-			if !a.IsValid() {
+		for _, pin := range lr.Pins {
+			if !pin.IP.IsValid() {
 				return nil, errors.New("pinned IP: invalid address")
 			}
-			l.pins[a.WithZone("").As16()] = struct{}{}
+			if !pin.NotAfter.IsZero() {
+				if !pin.NotAfter.After(now) {
+					continue
+				}
+				if next.IsZero() || pin.NotAfter.Before(*next) {
+					*next = pin.NotAfter
+				}
+			}
+			l.pins[pin.IP.WithZone("").As16()] = struct{}{}
 		}
-	} else if len(lr.PinnedIPs) > 0 {
+	} else if len(lr.Pins) > 0 {
 		return nil, errors.New("pinned IPs given but PinToIP is off")
 	}
 	return l, nil

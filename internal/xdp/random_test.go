@@ -112,7 +112,7 @@ func randRules(r *rand.Rand) Rules {
 		if r.IntN(3) == 0 {
 			lr.PinToIP = true
 			for range r.IntN(8) {
-				lr.PinnedIPs = append(lr.PinnedIPs, randAddr(r, r.IntN(2) == 0))
+				lr.Pins = append(lr.Pins, Pin{IP: randAddr(r, r.IntN(2) == 0)})
 			}
 		}
 		rules.Listeners = append(rules.Listeners, lr)

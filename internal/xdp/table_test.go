@@ -3,6 +3,7 @@ package xdp
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket/layers"
 
@@ -48,7 +49,7 @@ func testPolicy(t testing.TB) *Policy {
 				DenyCIDRs:      pfx("10.77.0.64/26"),
 				AllowCountries: []string{"DE", "FR"},
 				PinToIP:        true,
-				PinnedIPs:      []netip.Addr{mustAddr("10.77.0.10"), mustAddr("10.77.0.20")},
+				Pins:           []Pin{{IP: mustAddr("10.77.0.10")}, {IP: mustAddr("10.77.0.20"), NotAfter: time.Now().Add(time.Hour)}},
 			},
 			{
 				Name:                "v6",
@@ -220,7 +221,7 @@ func TestNewPolicyRejects(t *testing.T) {
 		"bad country":        {Listeners: []ListenerRules{{Name: "a", Listen: netip.MustParseAddrPort("10.0.0.1:1"), AllowCountries: []string{"Germany"}}}},
 		"zero port":          {Listeners: []ListenerRules{{Name: "a", Listen: netip.MustParseAddrPort("10.0.0.1:0")}}},
 		"duplicate listener": {Listeners: []ListenerRules{{Name: "a", Listen: netip.MustParseAddrPort("10.0.0.1:1")}, {Name: "b", Listen: netip.MustParseAddrPort("10.0.0.1:1")}}},
-		"pins without pin":   {Listeners: []ListenerRules{{Name: "a", Listen: netip.MustParseAddrPort("10.0.0.1:1"), PinnedIPs: []netip.Addr{mustAddr("10.0.0.2")}}}},
+		"pins without pin":   {Listeners: []ListenerRules{{Name: "a", Listen: netip.MustParseAddrPort("10.0.0.1:1"), Pins: []Pin{{IP: mustAddr("10.0.0.2")}}}}},
 		"invalid prefix":     {GlobalDeny: []netip.Prefix{{}}},
 	}
 	for name, r := range cases {

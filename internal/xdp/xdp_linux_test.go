@@ -119,7 +119,7 @@ func TestUpdateSwapsPolicy(t *testing.T) {
 	// Pin the source (a new credential), then revoke it again.
 	rules := p.Rules()
 	rules.Listeners = append([]ListenerRules(nil), rules.Listeners...)
-	rules.Listeners[0].PinnedIPs = append(rules.Listeners[0].PinnedIPs, mustAddr("10.77.0.11"))
+	rules.Listeners[0].Pins = append(rules.Listeners[0].Pins, Pin{IP: mustAddr("10.77.0.11")})
 	p2, err := NewPolicy(rules, p.Geo())
 	if err != nil {
 		t.Fatal(err)
