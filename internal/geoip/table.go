@@ -9,8 +9,8 @@ import (
 	"slices"
 )
 
-// Range is an inclusive address range that maps to one country. IPv4
-// addresses are kept in their IPv4 form; a Range never mixes families.
+// Range is an inclusive address range that maps to one country. Addresses
+// in ::ffff:0:0/96 are given in their IPv4 form.
 type Range struct {
 	From, To netip.Addr
 	Country  Country
@@ -147,13 +147,12 @@ func rangePrefixes(from, to u128) iter.Seq[netip.Prefix] {
 				}
 				bits--
 			}
-			p := netip.PrefixFrom(from.addr().Unmap(), 0)
 			a := from.addr()
 			plen := 128 - bits
 			if a.Is4() {
 				plen -= 96
 			}
-			p = netip.PrefixFrom(a, plen)
+			p := netip.PrefixFrom(a, plen)
 			if !yield(p) {
 				return
 			}
@@ -211,16 +210,13 @@ type item struct {
 	seq      int
 }
 
-// AddRange adds an inclusive range. Both ends must be of one family and
-// from <= to.
+// AddRange adds an inclusive range, from <= to. IPv4 addresses stand for
+// their IPv4-mapped IPv6 form, so one range may cross families.
 func (b *Builder) AddRange(from, to netip.Addr, c Country) error {
 	if !from.IsValid() || !to.IsValid() {
 		return fmt.Errorf("range %v-%v: invalid address", from, to)
 	}
 	from, to = from.WithZone(""), to.WithZone("")
-	if from.Unmap().Is4() != to.Unmap().Is4() {
-		return fmt.Errorf("range %v-%v: mixes IPv4 and IPv6", from, to)
-	}
 	f, t := toU128(from), toU128(to)
 	if t.less(f) {
 		return fmt.Errorf("range %v-%v: start after end", from, to)
