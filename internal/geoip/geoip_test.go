@@ -54,7 +54,7 @@ func TestBuilderOverlapsAndMerge(t *testing.T) {
 	}
 	must(b.AddPrefix(netip.MustParsePrefix("10.0.0.0/8"), cc(t, "DE")))
 	must(b.AddPrefix(netip.MustParsePrefix("10.1.0.0/16"), cc(t, "FR"))) // later wins
-	must(b.AddRange(addr("10.2.0.0"), addr("10.2.0.255"), Unknown))   // hole
+	must(b.AddRange(addr("10.2.0.0"), addr("10.2.0.255"), Unknown))      // hole
 	must(b.AddRange(addr("11.0.0.0"), addr("11.0.0.9"), cc(t, "DE")))
 	must(b.AddRange(addr("11.0.0.10"), addr("11.0.0.20"), cc(t, "DE"))) // merges
 	must(b.AddPrefix(netip.MustParsePrefix("2001:db8::/32"), cc(t, "US")))
