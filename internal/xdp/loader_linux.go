@@ -3,10 +3,13 @@
 package xdp
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -15,6 +18,12 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/geoip"
 )
+
+type slotState struct {
+	sums [5][32]byte
+	geo  *ebpf.Map
+	set  bool
+}
 
 // Loader owns the XDP program and its maps in the kernel.
 type Loader struct {
@@ -26,9 +35,13 @@ type Loader struct {
 	seq      uint32
 	geoTable *geoip.Table
 	geoMap   *ebpf.Map
-	links    []link.Link
-	attached []Attachment
-	closed   bool
+	// installed[slot] fingerprints what each slot holds, so an update only
+	// replaces the inner maps that changed: every replacement of an inner
+	// map waits for an RCU grace period in the kernel.
+	installed [2]slotState
+	links     []link.Link
+	attached  []Attachment
+	closed    bool
 }
 
 // NewLoader loads the program and its maps into the kernel (needs
@@ -145,22 +158,11 @@ func (l *Loader) Update(p *Policy) error {
 	var built []*ebpf.Map
 	defer func() {
 		for _, m := range built {
-			m.Close()
-		}
-	}()
-	inner := func(outer *ebpf.Map, name string, entries []kv) error {
-		m, err := l.newInner(name, len(entries))
-		if err != nil {
-			return err
-		}
-		built = append(built, m)
-		for _, e := range entries {
-			if err := m.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
-				return fmt.Errorf("xdp: fill %s: %w", name, err)
+			if m != nil {
+				m.Close()
 			}
 		}
-		return nil
-	}
+	}()
 	sets := []struct {
 		outer   *ebpf.Map
 		name    string
@@ -172,9 +174,23 @@ func (l *Loader) Update(p *Policy) error {
 		{l.objs.Pins, "pins", mc.pins},
 		{l.objs.Frags, "frags", mc.frags},
 	}
-	for _, s := range sets {
-		if err := inner(s.outer, s.name, s.entries); err != nil {
+	state := l.installed[next]
+	var sums [5][32]byte
+	for i, s := range sets {
+		sums[i] = fingerprint(s.entries)
+		if state.set && state.sums[i] == sums[i] {
+			built = append(built, nil) // the idle slot already holds it
+			continue
+		}
+		m, err := l.newInner(s.name, len(s.entries))
+		if err != nil {
 			return fmt.Errorf("xdp: update: %w", err)
+		}
+		built = append(built, m)
+		for _, e := range s.entries {
+			if err := m.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
+				return fmt.Errorf("xdp: update: fill %s: %w", s.name, err)
+			}
 		}
 	}
 	geoMap := l.geoMap
@@ -185,32 +201,33 @@ func (l *Loader) Update(p *Policy) error {
 			return fmt.Errorf("xdp: update: %w", err)
 		}
 	}
-	for i, s := range sets {
-		if err := s.outer.Update(next, built[i], ebpf.UpdateAny); err != nil {
-			if newGeo {
-				geoMap.Close()
-			}
-			return fmt.Errorf("xdp: update: publish %s: %w", s.name, err)
-		}
-	}
-	if err := l.objs.Geo.Update(next, geoMap, ebpf.UpdateAny); err != nil {
+	abort := func(err error) error {
 		if newGeo {
 			geoMap.Close()
 		}
-		return fmt.Errorf("xdp: update: publish geo: %w", err)
+		l.installed[next] = slotState{} // partly written: rewrite all next time
+		return fmt.Errorf("xdp: update: %w", err)
+	}
+	for i, s := range sets {
+		if built[i] == nil {
+			continue
+		}
+		if err := s.outer.Update(next, built[i], ebpf.UpdateAny); err != nil {
+			return abort(fmt.Errorf("publish %s: %w", s.name, err))
+		}
+	}
+	if !state.set || state.geo != geoMap {
+		if err := l.objs.Geo.Update(next, geoMap, ebpf.UpdateAny); err != nil {
+			return abort(fmt.Errorf("publish geo: %w", err))
+		}
 	}
 	if err := l.objs.SlotSettings.Update(next, u32Bytes(mc.settings), ebpf.UpdateAny); err != nil {
-		if newGeo {
-			geoMap.Close()
-		}
-		return fmt.Errorf("xdp: update: publish settings: %w", err)
+		return abort(fmt.Errorf("publish settings: %w", err))
 	}
+	l.installed[next] = slotState{sums: sums, geo: geoMap, set: true}
 	// The flip: from here on packets read the new slot.
 	if err := l.objs.Config.Update(uint32(0), u32Bytes(l.seq+1), ebpf.UpdateAny); err != nil {
-		if newGeo {
-			geoMap.Close()
-		}
-		return fmt.Errorf("xdp: update: flip: %w", err)
+		return abort(fmt.Errorf("flip: %w", err))
 	}
 	l.seq++
 	if newGeo {
@@ -220,6 +237,20 @@ func (l *Loader) Update(p *Policy) error {
 		l.geoMap, l.geoTable = geoMap, p.geo
 	}
 	return nil
+}
+
+// fingerprint identifies a map's contents independently of entry order.
+func fingerprint(entries []kv) [32]byte {
+	sorted := slices.Clone(entries)
+	slices.SortFunc(sorted, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	h := sha256.New()
+	for _, e := range sorted {
+		h.Write(e.k)
+		h.Write(e.v)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func (l *Loader) newInner(outer string, n int) (*ebpf.Map, error) {

@@ -137,3 +137,74 @@ func TestUpdateSwapsPolicy(t *testing.T) {
 		t.Fatalf("after revoking: %v/%v, want drop/pin", v, r)
 	}
 }
+
+// TestUpdateIsAtomic alternates two policies while packets run. Under A the
+// packet passes, under B it hits the global deny list; only a packet that
+// saw A's global list with B's pins would be dropped for "pin".
+func TestUpdateIsAtomic(t *testing.T) {
+	l := newTestLoader(t)
+	src := mustAddr("10.77.0.11")
+	base := testPolicy(t).Rules()
+	mk := func(globalDeny bool, pinned bool) *Policy {
+		r := base
+		r.GlobalDeny = nil
+		if globalDeny {
+			r.GlobalDeny = pfx("10.77.0.11/32")
+		}
+		r.Listeners = append([]ListenerRules(nil), base.Listeners...)
+		r.Listeners[0].Pins = nil
+		if pinned {
+			r.Listeners[0].Pins = []Pin{{IP: src}}
+		}
+		p, err := NewPolicy(r, testGeo(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := mk(false, true), mk(true, false)
+	frame := craft(frameSpec{src: src.String(), dst: "10.77.0.1", proto: tcp, dport: 9001})
+	if err := l.Update(a); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := l.Program().Run(&ebpf.RunOptions{Data: frame, Repeat: 200}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for i := range 40 {
+		p := a
+		if i%2 == 0 {
+			p = b
+		}
+		if err := l.Update(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[ReasonPass] == 0 || c[ReasonGlobalDeny] == 0 {
+		t.Fatalf("both policies should have been seen: %v", c)
+	}
+	if c[ReasonPin] != 0 {
+		t.Fatalf("%d packets saw half a policy (pin drops): %v", c[ReasonPin], c)
+	}
+	t.Logf("counters: %v", c.ByName())
+}
