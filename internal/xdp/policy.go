@@ -353,3 +353,21 @@ func (p *Policy) evalListener(l *listener, src addr16) Reason {
 	}
 	return ReasonPass
 }
+
+// ParsePrefixes parses CIDR strings as stored in replicated state; a bare
+// address stands for a single-host prefix. The error names the bad entry.
+func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix or IP address", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}

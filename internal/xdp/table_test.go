@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,5 +236,21 @@ func TestNewPolicyRejects(t *testing.T) {
 	}
 	if _, err := NewPolicy(Rules{Listeners: many}, nil); err == nil {
 		t.Errorf("NewPolicy accepted %d listeners on one address", len(many))
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	got, err := ParsePrefixes([]string{"10.77.0.5/25", "2001:db8::1", "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pfx("10.77.0.0/25", "2001:db8::1/128", "192.0.2.1/32")
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("ParsePrefixes[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	if _, err := ParsePrefixes([]string{"10.0.0.0/33"}); err == nil || !strings.Contains(err.Error(), "10.0.0.0/33") {
+		t.Errorf("bad prefix: %v", err)
 	}
 }
