@@ -116,7 +116,9 @@ func init() {
 			}
 			return 0
 		}),
-		gen:  func(r *rand.Rand) (string, string) { return pick(r, "routing number: ", "ABA ", "\"routingNumber\": \""), genABA(r) },
+		gen: func(r *rand.Rand) (string, string) {
+			return pick(r, "routing number: ", "ABA ", "\"routingNumber\": \""), genABA(r)
+		},
 		near: func(r *rand.Rand) string { return "routing number: " + bump(genABA(r)) },
 	})
 	register(&Detector{
@@ -153,7 +155,9 @@ func init() {
 			}
 			return 0
 		},
-		gen:  func(r *rand.Rand) (string, string) { return "acct ", groupDigits(digits(r, 6), "-", 2, 2, 2) + " " + digits(r, 8) },
+		gen: func(r *rand.Rand) (string, string) {
+			return "acct ", groupDigits(digits(r, 6), "-", 2, 2, 2) + " " + digits(r, 8)
+		},
 		near: func(r *rand.Rand) string { return "ref 12-34-56 1234567" },
 	})
 	register(&Detector{
@@ -165,7 +169,9 @@ func init() {
 			}
 			return 0
 		}),
-		gen:  func(r *rand.Rand) (string, string) { return pick(r, "account number: ", "acct# "), digits(r, 8+r.IntN(6)) },
+		gen: func(r *rand.Rand) (string, string) {
+			return pick(r, "account number: ", "acct# "), digits(r, 8+r.IntN(6))
+		},
 		near: fixedNear("account number: 1234567", "account balance 12"),
 	})
 	register(&Detector{

@@ -914,7 +914,9 @@ func init() {
 			v, _ := strconv.Atoi(b)
 			return b + two(97-v%97)
 		},
-		format: func(r *rand.Rand, v string) string { return v[:2] + "." + v[2:4] + "." + v[4:6] + "-" + v[6:9] + "." + v[9:] },
+		format: func(r *rand.Rand, v string) string {
+			return v[:2] + "." + v[2:4] + "." + v[4:6] + "-" + v[6:9] + "." + v[9:]
+		},
 	})
 	regID(idSpec{id: "pt-nif", desc: "Portuguese tax number NIF (mod 11)",
 		min: 9, max: 9, digitsOnly: true, context: []string{"nif", "contribuinte", "fiscal"},
@@ -1070,10 +1072,10 @@ func init() {
 			return 0
 		}),
 		gen: func(r *rand.Rand) (string, string) {
-			return "IRD number: ", fill(r, func() string { return "0" + strconv.Itoa(10000000+r.IntN(140000000))[:8] }, irdValid)
+			return "IRD number: ", fill(r, func() string { return "0" + strconv.Itoa(10000000 + r.IntN(140000000))[:8] }, irdValid)
 		},
 		near: func(r *rand.Rand) string {
-			return "IRD number: " + fill(r, func() string { return "0" + strconv.Itoa(10000000+r.IntN(140000000))[:8] }, func(n []byte) bool { return !irdValid(n) })
+			return "IRD number: " + fill(r, func() string { return "0" + strconv.Itoa(10000000 + r.IntN(140000000))[:8] }, func(n []byte) bool { return !irdValid(n) })
 		},
 	})
 	register(&Detector{

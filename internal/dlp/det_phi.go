@@ -158,7 +158,9 @@ func init() {
 			}
 			return 0
 		}),
-		gen:  func(r *rand.Rand) (string, string) { return "NDC ", digits(r, 5) + "-" + digits(r, 4) + "-" + digits(r, 1) },
+		gen: func(r *rand.Rand) (string, string) {
+			return "NDC ", digits(r, 5) + "-" + digits(r, 4) + "-" + digits(r, 1)
+		},
 		near: fixedNear("NDC 1234-56-78", "NDC pending"),
 	})
 }

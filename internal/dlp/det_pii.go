@@ -50,6 +50,31 @@ func intlPhoneValid(d []byte) bool {
 	return false
 }
 
+// parseIPv4 parses a dotted quad without leading zeros.
+func parseIPv4(b []byte) (o [4]int, ok bool) {
+	k, p := 0, 0
+	for k < 4 {
+		s := p
+		v := 0
+		for p < len(b) && isDigit(b[p]) && p-s < 3 {
+			v = v*10 + int(b[p]-'0')
+			p++
+		}
+		if p == s || v > 255 || (p-s > 1 && b[s] == '0') {
+			return o, false
+		}
+		o[k] = v
+		k++
+		if k < 4 {
+			if p >= len(b) || b[p] != '.' {
+				return o, false
+			}
+			p++
+		}
+	}
+	return o, p == len(b)
+}
+
 func dateValue(v []byte) (y, m, d int, ok bool) {
 	switch {
 	case shape(v, "dddd-dd-dd", "dddd/dd/dd", "dddd.dd.dd"):
@@ -205,11 +230,11 @@ func init() {
 		Confidence: 0.7, Context: []string{"ip", "addr", "address", "client", "host", "remote", "src", "dst", "from"}, Negative: []string{"version", "v", "release", "build", "oid"},
 		minLen: 4, maxLen: 12, digitsOnly: true,
 		group: func(c *cand) float64 {
-			a, err := netip.ParseAddr(string(c.raw))
-			if err != nil || !a.Is4() || c.raw[0] == '0' {
+			o, ok := parseIPv4(c.raw)
+			if !ok || o[0] == 0 {
 				return 0
 			}
-			if a.IsPrivate() || a.IsLoopback() {
+			if o[0] == 10 || o[0] == 127 || o[0] == 192 && o[1] == 168 || o[0] == 172 && o[1]&0xf0 == 16 {
 				return 0.6
 			}
 			return 0.7

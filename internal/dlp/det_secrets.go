@@ -355,51 +355,54 @@ var urlSchemes = map[string]string{
 }
 
 // urlPassword finds scheme://user:password@host around the ':' at i and
-// returns the password span for detector id.
-func urlPassword(id string) func(b []byte, i int) (int, int, float64) {
-	return func(b []byte, i int) (int, int, float64) {
-		if i+3 > len(b) || b[i+1] != '/' || b[i+2] != '/' {
-			return 0, 0, 0
-		}
-		s := i
-		for s > 0 && i-s < 24 && (isAlnum(b[s-1]) || b[s-1] == '+' || b[s-1] == '.' || b[s-1] == '-') {
-			s--
-		}
-		if s == i {
-			return 0, 0, 0
-		}
-		scheme := strings.ToLower(string(b[s:i]))
-		want, known := urlSchemes[scheme]
-		if !known {
-			want = "url-password-generic"
-		}
-		if want != id {
-			return 0, 0, 0
-		}
-		p := i + 3
-		colon, at := -1, -1
-		for p < len(b) && p-i < 300 {
-			c := b[p]
-			if c == '/' || c <= ' ' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '?' || c == '#' || c == '\\' {
-				break
-			}
-			if c == ':' && colon < 0 && at < 0 {
-				colon = p
-			}
-			if c == '@' {
-				at = p
-			}
-			p++
-		}
-		if colon < 0 || at < colon+2 || at+1 >= len(b) || !isAlnum(b[at+1]) {
-			return 0, 0, 0
-		}
-		pw := b[colon+1 : at]
-		if placeholder(pw) {
-			return 0, 0, 0
-		}
-		return colon + 1, at, 0.9
+// returns the detector for the scheme and the password span.
+func urlPassword(b []byte, i int) (*Detector, int, int, float64) {
+	if i+3 > len(b) || b[i+1] != '/' || b[i+2] != '/' {
+		return nil, 0, 0, 0
 	}
+	p := i + 3
+	colon, at := -1, -1
+	for p < len(b) && p-i < 300 {
+		c := b[p]
+		if c == '/' || c <= ' ' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '?' || c == '#' || c == '\\' {
+			break
+		}
+		if c == ':' && colon < 0 && at < 0 {
+			colon = p
+		}
+		if c == '@' {
+			at = p
+		}
+		p++
+	}
+	if colon < 0 || at < colon+2 || at+1 >= len(b) || !isAlnum(b[at+1]) {
+		return nil, 0, 0, 0
+	}
+	s := i
+	for s > 0 && i-s < 24 && (isAlnum(b[s-1]) || b[s-1] == '+' || b[s-1] == '.' || b[s-1] == '-') {
+		s--
+	}
+	if s == i {
+		return nil, 0, 0, 0
+	}
+	var lb [24]byte
+	scheme := lb[:i-s]
+	for k := range scheme {
+		c := b[s+k]
+		if isUpper(c) {
+			c += 'a' - 'A'
+		}
+		scheme[k] = c
+	}
+	id, known := urlSchemes[string(scheme)]
+	if !known {
+		id = "url-password-generic"
+	}
+	pw := b[colon+1 : at]
+	if placeholder(pw) {
+		return nil, 0, 0, 0
+	}
+	return byID[id], colon + 1, at, 0.9
 }
 
 func init() {
@@ -435,7 +438,9 @@ func init() {
 	regTok(tokSpec{id: "gitlab-pipeline-trigger", desc: "GitLab pipeline trigger token", prefixes: []string{"glptt-"}, set: setHexLower, min: 40, max: 40})
 	regTok(tokSpec{id: "gitlab-runner-registration", desc: "GitLab runner registration token", prefixes: []string{"GR1348941"}, set: setB64URL, min: 20, max: 20})
 	regTok(tokSpec{id: "slack-bot-token", desc: "Slack bot token", prefixes: []string{"xoxb-"}, set: setAlnum + "-", min: 40, max: 120,
-		gen: func(r *rand.Rand) string { return "xoxb-" + digits(r, 12) + "-" + digits(r, 13) + "-" + fromSet(r, setAlnum, 24) }})
+		gen: func(r *rand.Rand) string {
+			return "xoxb-" + digits(r, 12) + "-" + digits(r, 13) + "-" + fromSet(r, setAlnum, 24)
+		}})
 	regTok(tokSpec{id: "slack-user-token", desc: "Slack user/legacy token", prefixes: []string{"xoxp-", "xoxa-", "xoxs-", "xoxr-"}, set: setAlnum + "-", min: 40, max: 120,
 		gen: func(r *rand.Rand) string {
 			return "xoxp-" + digits(r, 12) + "-" + digits(r, 12) + "-" + digits(r, 13) + "-" + fromSet(r, setHexLower, 32)
@@ -458,10 +463,14 @@ func init() {
 		check: func(t []byte) bool { return t[3+22] == '.' },
 		gen:   func(r *rand.Rand) string { return "SG." + fromSet(r, setB64URL, 22) + "." + fromSet(r, setB64URL, 43) }})
 	regTok(tokSpec{id: "openai-api-key", desc: "OpenAI project/service-account/admin API key", prefixes: []string{"sk-proj-", "sk-svcacct-", "sk-admin-"}, set: setB64URL, min: 40, max: 200, conf: 0.95,
-		gen: func(r *rand.Rand) string { return "sk-proj-" + fromSet(r, setB64URL, 80) + "T3BlbkFJ" + fromSet(r, setB64URL, 40) }})
+		gen: func(r *rand.Rand) string {
+			return "sk-proj-" + fromSet(r, setB64URL, 80) + "T3BlbkFJ" + fromSet(r, setB64URL, 40)
+		}})
 	regTok(tokSpec{id: "openai-legacy-key", desc: "OpenAI legacy API key (T3BlbkFJ marker)", prefixes: []string{"sk-"}, set: setAlnum, min: 48, max: 48, conf: 0.95,
 		check: func(t []byte) bool { return bytes.Contains(t, []byte("T3BlbkFJ")) },
-		gen:   func(r *rand.Rand) string { return "sk-" + fromSet(r, setAlnum, 20) + "T3BlbkFJ" + fromSet(r, setAlnum, 20) }})
+		gen: func(r *rand.Rand) string {
+			return "sk-" + fromSet(r, setAlnum, 20) + "T3BlbkFJ" + fromSet(r, setAlnum, 20)
+		}})
 	regTok(tokSpec{id: "anthropic-api-key", desc: "Anthropic API key", prefixes: []string{"sk-ant-api03-"}, set: setB64URL, min: 95, max: 95, conf: 0.97,
 		check: func(t []byte) bool { return bytes.HasSuffix(t, []byte("AA")) },
 		gen:   func(r *rand.Rand) string { return "sk-ant-api03-" + fromSet(r, setB64URL, 93) + "AA" }})
@@ -498,18 +507,26 @@ func init() {
 	regTok(tokSpec{id: "rubygems-key", desc: "RubyGems API key", prefixes: []string{"rubygems_"}, set: setHexLower, min: 48, max: 48})
 	regTok(tokSpec{id: "heroku-key", desc: "Heroku platform API key", prefixes: []string{"HRKU-"}, set: setB64URL, min: 60, max: 60})
 	regTok(tokSpec{id: "discord-webhook", desc: "Discord webhook URL", prefixes: []string{"discord.com/api/webhooks/", "discordapp.com/api/webhooks/"}, set: setB64URL + "/", min: 80, max: 100,
-		gen: func(r *rand.Rand) string { return "discord.com/api/webhooks/" + digits(r, 18) + "/" + fromSet(r, setB64URL, 68) }})
+		gen: func(r *rand.Rand) string {
+			return "discord.com/api/webhooks/" + digits(r, 18) + "/" + fromSet(r, setB64URL, 68)
+		}})
 	regTok(tokSpec{id: "shippo-token", desc: "Shippo live API token", prefixes: []string{"shippo_live_"}, set: setHexLower, min: 40, max: 40})
 	regTok(tokSpec{id: "postman-key", desc: "Postman API key", prefixes: []string{"PMAK-"}, set: setHexLower + "-", min: 59, max: 59,
-		gen: func(r *rand.Rand) string { return "PMAK-" + fromSet(r, setHexLower, 24) + "-" + fromSet(r, setHexLower, 34) }})
+		gen: func(r *rand.Rand) string {
+			return "PMAK-" + fromSet(r, setHexLower, 24) + "-" + fromSet(r, setHexLower, 34)
+		}})
 	regTok(tokSpec{id: "pulumi-token", desc: "Pulumi access token", prefixes: []string{"pul-"}, set: setHexLower, min: 40, max: 40})
 	regTok(tokSpec{id: "vault-token", desc: "HashiCorp Vault service/batch token", prefixes: []string{"hvs.", "hvb."}, set: setB64URL, min: 90, max: 250})
 	regTok(tokSpec{id: "contentful-token", desc: "Contentful personal access token", prefixes: []string{"CFPAT-"}, set: setB64URL, min: 43, max: 43})
 	regTok(tokSpec{id: "dynatrace-token", desc: "Dynatrace API token", prefixes: []string{"dt0c01."}, set: setUpper + setDigits + ".", min: 89, max: 89,
 		check: func(t []byte) bool { return t[7+24] == '.' },
-		gen:   func(r *rand.Rand) string { return "dt0c01." + fromSet(r, setUpper+setDigits, 24) + "." + fromSet(r, setUpper+setDigits, 64) }})
+		gen: func(r *rand.Rand) string {
+			return "dt0c01." + fromSet(r, setUpper+setDigits, 24) + "." + fromSet(r, setUpper+setDigits, 64)
+		}})
 	regTok(tokSpec{id: "brevo-key", desc: "Brevo (Sendinblue) API key", prefixes: []string{"xkeysib-"}, set: setAlnum + "-", min: 81, max: 81,
-		gen: func(r *rand.Rand) string { return "xkeysib-" + fromSet(r, setHexLower, 64) + "-" + fromSet(r, setAlnum, 16) }})
+		gen: func(r *rand.Rand) string {
+			return "xkeysib-" + fromSet(r, setHexLower, 64) + "-" + fromSet(r, setAlnum, 16)
+		}})
 	regTok(tokSpec{id: "airtable-pat", desc: "Airtable personal access token", prefixes: []string{"pat"}, set: setAlnum + ".", min: 79, max: 79,
 		check: func(t []byte) bool { return t[3+14] == '.' },
 		gen:   func(r *rand.Rand) string { return "pat" + fromSet(r, setAlnum, 14) + "." + fromSet(r, setHexLower, 64) }})
@@ -521,8 +538,10 @@ func init() {
 	register(&Detector{
 		ID: "jwt", Category: Secrets, Tags: tags(TagSOC2), Description: "JSON Web Token (header decoded, alg present)",
 		Confidence: 0.9, prefixes: []string{"eyJ"}, anchor: jwtAnchor,
-		gen:  func(r *rand.Rand) (string, string) { return "Authorization: Bearer ", genJWT(r) },
-		near: func(r *rand.Rand) string { return "eyJub3RhbGciOiJ4In0." + fromSet(r, setB64URL, 20) + "." + fromSet(r, setB64URL, 20) },
+		gen: func(r *rand.Rand) (string, string) { return "Authorization: Bearer ", genJWT(r) },
+		near: func(r *rand.Rand) string {
+			return "eyJub3RhbGciOiJ4In0." + fromSet(r, setB64URL, 20) + "." + fromSet(r, setB64URL, 20)
+		},
 	})
 	for _, k := range []struct{ id, kind, label, desc string }{
 		{"pem-private-key", "pem", "RSA PRIVATE KEY", "PEM private key (PKCS#1/PKCS#8/EC/DSA/encrypted)"},
@@ -544,13 +563,17 @@ func init() {
 		scheme := u.scheme
 		register(&Detector{
 			ID: u.id, Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: "Password in a " + scheme + " URL / connection string",
-			Confidence: 0.9, special: ':', anchor: urlPassword(u.id),
+			Confidence: 0.9, via: "url-password-generic",
 			gen: func(r *rand.Rand) (string, string) {
 				return "DSN=" + scheme + "://app:", fromSet(r, setAlnum, 16)
 			},
-			near: func(r *rand.Rand) string { return scheme + "://app:${DB_PASSWORD}@db.internal:5432/x " + scheme + "://db.internal/x" },
+			near: func(r *rand.Rand) string {
+				return scheme + "://app:${DB_PASSWORD}@db.internal:5432/x " + scheme + "://db.internal/x"
+			},
 		})
 	}
+	byID["url-password-generic"].special = ':'
+	byID["url-password-generic"].route = urlPassword
 	// the generated positive is the password; finish the URL after it
 	for _, id := range []string{"url-password-postgres", "url-password-mysql", "url-password-mongodb", "url-password-redis", "url-password-amqp", "url-password-http", "url-password-generic"} {
 		byID[id].suffix = "@db.internal:5432/app"
@@ -670,7 +693,7 @@ func init() {
 		gen: func(r *rand.Rand) (string, string) {
 			return "https://acct.blob.core.windows.net/c?sv=2022-11-02&ss=b&sp=r&sig=", fromSet(r, setAlnum, 43) + "%3D"
 		},
-		near: fixedNear("https://example.com/?sig=abc", "sig=" + strings.Repeat("A", 44)),
+		near: fixedNear("https://example.com/?sig=abc", "sig="+strings.Repeat("A", 44)),
 	})
 	register(&Detector{
 		ID: "telegram-bot-token", Category: Secrets, Tags: tags(TagSOC2), Description: "Telegram bot token (bot id : AA…)",
@@ -692,7 +715,9 @@ func init() {
 			}
 			return s, p, 0.85
 		},
-		gen:  func(r *rand.Rand) (string, string) { return "bot token ", digits(r, 10) + ":AA" + fromSet(r, setB64URL, 33) },
+		gen: func(r *rand.Rand) (string, string) {
+			return "bot token ", digits(r, 10) + ":AA" + fromSet(r, setB64URL, 33)
+		},
 		near: fixedNear("time 1234567890:AAbc", "12345678:BB"+strings.Repeat("x", 33)),
 	})
 	register(&Detector{
@@ -705,7 +730,9 @@ func init() {
 			}
 			return 0.85
 		},
-		gen:  func(r *rand.Rand) (string, string) { return "mailchimp: ", fromSet(r, setHexLower, 32) + "-us" + digits(r, 2) },
+		gen: func(r *rand.Rand) (string, string) {
+			return "mailchimp: ", fromSet(r, setHexLower, 32) + "-us" + digits(r, 2)
+		},
 		near: func(r *rand.Rand) string { return fromSet(r, setHexLower, 32) + "-eu12" },
 	})
 }

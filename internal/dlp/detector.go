@@ -58,6 +58,12 @@ type Detector struct {
 	special byte
 	anchor  func(b []byte, i int) (s, e int, conf float64)
 
+	// route replaces anchor for a special trigger shared by a family of
+	// detectors: it returns which detector matched. Members name the
+	// router's id in via.
+	route func(b []byte, i int) (d *Detector, s, e int, conf float64)
+	via   string
+
 	// Keyword trigger: a context word; kw looks for the value after it.
 	keywords []string
 	kw       func(b []byte, from int) (s, e int, conf float64)
@@ -66,7 +72,7 @@ type Detector struct {
 
 	// Test vectors and corpus generators: gen returns a context prefix and a
 	// value that must be found; near returns a look-alike that must not be.
-	gen  func(r *rand.Rand) (ctx, val string)
+	gen    func(r *rand.Rand) (ctx, val string)
 	near   func(r *rand.Rand) string
 	suffix string // text that follows a generated value
 

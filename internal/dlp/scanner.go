@@ -39,13 +39,24 @@ type prefixEntry struct {
 // Scanner finds sensitive values. It is immutable after New and safe for
 // concurrent use.
 type Scanner struct {
-	dets     []*Detector
-	minConf  float64
-	groupIdx [maxGroupNorm + 1][]*Detector
-	prefix   [256][]prefixEntry
-	special  [256][]*Detector
-	kwMap    map[string][]*Detector
-	kwBloom  [1024]uint64
+	dets      []*Detector
+	minConf   float64
+	groupIdx  [maxGroupNorm + 1][]*Detector
+	prefix    [256][]prefixEntry
+	special   [256][]*Detector
+	kwMap     map[string][]*Detector
+	kwBloom   [1024]uint64
+	kwFirst2  [1024]uint64 // (lower(b0), lower(b1)) of keywords
+	pfxFirst2 [1024]uint64 // (b0, b1) of literal prefixes
+	enabled   map[*Detector]bool
+}
+
+func bit2(a, b byte) uint32 { return uint32(a)<<8 | uint32(b) }
+
+// kwPre hashes a word's first two (lowercased) bytes and length into the
+// 64K-bit keyword prefilter.
+func kwPre(a, b byte, l int) uint32 {
+	return (uint32(a)*961 + uint32(b)*31 + uint32(l)*7919) & 0xffff
 }
 
 // New builds a Scanner over the built-in detectors selected by cfg.
@@ -70,7 +81,17 @@ func New(cfg Config) (*Scanner, error) {
 	if len(cfg.Categories) > 0 {
 		chosen = slices.DeleteFunc(chosen, func(d *Detector) bool { return !slices.Contains(cfg.Categories, d.Category) })
 	}
-	s := &Scanner{dets: chosen, minConf: cfg.MinConfidence, kwMap: map[string][]*Detector{}}
+	s := &Scanner{dets: chosen, minConf: cfg.MinConfidence, kwMap: map[string][]*Detector{}, enabled: map[*Detector]bool{}}
+	for _, d := range chosen {
+		s.enabled[d] = true
+	}
+	// family members are reached through their router
+	for _, d := range chosen {
+		if d.via != "" && !s.enabled[byID[d.via]] {
+			chosen = append(chosen, byID[d.via])
+			s.enabled[byID[d.via]] = false
+		}
+	}
 	if s.minConf <= 0 {
 		s.minConf = 0.5
 	}
@@ -82,6 +103,8 @@ func New(cfg Config) (*Scanner, error) {
 		}
 		for _, p := range d.prefixes {
 			s.prefix[p[0]] = append(s.prefix[p[0]], prefixEntry{p, d})
+			h := bit2(p[0], p[1])
+			s.pfxFirst2[h>>6] |= 1 << (h & 63)
 		}
 		if d.special != 0 {
 			s.special[d.special] = append(s.special[d.special], d)
@@ -90,6 +113,8 @@ func New(cfg Config) (*Scanner, error) {
 			s.kwMap[k] = append(s.kwMap[k], d)
 			h := kwHash([]byte(k))
 			s.kwBloom[h>>6] |= 1 << (h & 63)
+			h = kwPre(k[0], k[1], len(k))
+			s.kwFirst2[h>>6] |= 1 << (h & 63)
 		}
 	}
 	// Longer literals first so "sk-ant-" wins over "sk-".
@@ -135,11 +160,13 @@ type keyCtx struct {
 }
 
 type scanner struct {
-	s   *Scanner
-	b   []byte
-	key *keyCtx
-	out []Finding
-	buf [maxGroupNorm]byte
+	s     *Scanner
+	b     []byte
+	key   *keyCtx
+	out   []Finding
+	buf   [maxGroupNorm]byte
+	c     cand
+	units [maxGroupUnits]unit
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -191,7 +218,7 @@ func (st *scanner) run() {
 				continue
 			}
 		}
-		if ps := st.s.prefix[c]; ps != nil {
+		if ps := st.s.prefix[c]; ps != nil && i+1 < n && st.s.pfxFirst2[bit2(c, b[i+1])>>6]&(1<<(bit2(c, b[i+1])&63)) != 0 {
 			if j := st.prefixes(ps, i); j > i {
 				i = j
 				continue
@@ -228,11 +255,25 @@ func (st *scanner) run() {
 	}
 }
 
+func lowerByte(c byte) byte {
+	if isUpper(c) {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 func isSep(c byte) bool { return c == ' ' || c == '-' || c == '.' || c == '/' }
 
 func (st *scanner) specials(ds []*Detector, i int) int {
 	end := i
 	for _, d := range ds {
+		if d.route != nil {
+			if rd, s, e, conf := d.route(st.b, i); conf > 0 && st.s.enabled[rd] {
+				st.emit(rd, s, e, conf)
+				end = max(end, e)
+			}
+			continue
+		}
 		if s, e, conf := d.anchor(st.b, i); conf > 0 {
 			st.emit(d, s, e, conf)
 			if e > end {
@@ -281,6 +322,10 @@ func (st *scanner) keywordPart(i, j, after int) {
 	if j-i < 2 || j-i > 24 {
 		return
 	}
+	h2 := kwPre(lowerByte(st.b[i]), lowerByte(st.b[i+1]), j-i)
+	if st.s.kwFirst2[h2>>6]&(1<<(h2&63)) == 0 {
+		return
+	}
 	var lw [24]byte
 	w := lw[:j-i]
 	for k := range w {
@@ -312,7 +357,7 @@ type unit struct {
 func (st *scanner) groups(i, j int) int {
 	b := st.b
 	n := len(b)
-	var us [maxGroupUnits]unit
+	us := &st.units
 	us[0] = unit{s: i, e: j}
 	nu := 1
 	pre := byte(0)
@@ -402,6 +447,19 @@ type cand struct {
 
 func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
 	raw := st.b[s:e]
+	if len(raw) <= maxGroupNorm && st.s.groupIdx[len(raw)] == nil {
+		// no detector for this length; a shorter norm needs separators
+		sep := false
+		for _, c := range raw {
+			if class[c] == cOther {
+				sep = true
+				break
+			}
+		}
+		if !sep {
+			return false
+		}
+	}
 	nb := st.buf[:0]
 	dg := true
 	for _, c := range raw {
@@ -419,7 +477,8 @@ func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
 	if len(ds) == 0 {
 		return false
 	}
-	c := cand{raw: raw, norm: nb, allDigits: dg}
+	c := &st.c
+	*c = cand{raw: raw, norm: nb, allDigits: dg}
 	if first {
 		c.pre = pre
 	}
@@ -429,7 +488,7 @@ func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
 			continue
 		}
 		c.usePre = false
-		if conf := d.group(&c); conf > 0 {
+		if conf := d.group(c); conf > 0 {
 			fs := s
 			if c.usePre {
 				fs--
