@@ -95,6 +95,11 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		opts = &sdk.ServerOptions{}
 	}
 	opts.Logger = testLogger(t)
+	opts.CompletionHandler = func(ctx context.Context, req *sdk.CompleteRequest) (*sdk.CompleteResult, error) {
+		return &sdk.CompleteResult{Completion: sdk.CompletionResultDetails{Values: []string{req.Params.Argument.Value + "100"}}}, nil
+	}
+	opts.SubscribeHandler = func(context.Context, *sdk.SubscribeRequest) error { return nil }
+	opts.UnsubscribeHandler = func(context.Context, *sdk.UnsubscribeRequest) error { return nil }
 	s := sdk.NewServer(&sdk.Implementation{Name: name, Version: "1.0"}, opts)
 	sdk.AddTool(s, &sdk.Tool{Name: "get_ticket", Description: "Read a ticket"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
 		if tok := req.Params.GetProgressToken(); tok != nil {

@@ -118,8 +118,8 @@ func (g *Gateway) sync(v *View) {
 	g.upMu.Lock()
 	defer g.upMu.Unlock()
 	old := g.upstreams.Load()
-	if old.view == v {
-		return
+	if old.view == v || (old.view != nil && v.Index < old.view.Index) {
+		return // never step back to an older view a slow request still holds
 	}
 	next := &upstreamSet{view: v, m: make(map[string]*upstream, len(v.Upstreams))}
 	var gone []*upstream
@@ -145,7 +145,7 @@ func (g *Gateway) sync(v *View) {
 // has no such upstream).
 func (g *Gateway) upstream(name string, v *View) *upstream {
 	set := g.upstreams.Load()
-	if set.view != v {
+	if set.view != v && (set.view == nil || v.Index >= set.view.Index) {
 		g.sync(v)
 		set = g.upstreams.Load()
 	}

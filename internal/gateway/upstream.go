@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,9 +94,17 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
+	hc := u.g.cfg.HTTPClient
+	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc = &http.Client{Transport: wrap(u.spec.Name, base)}
+	}
 	cfg := mcp.ClientConfig{
 		URL:             u.spec.URL,
-		HTTPClient:      u.g.cfg.HTTPClient,
+		HTTPClient:      hc,
 		ProtocolVersion: u.spec.ProtocolVersion,
 		ClientInfo:      mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
 		Capabilities:    json.RawMessage(gatewayCaps),
