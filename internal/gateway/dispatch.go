@@ -359,18 +359,43 @@ func upstreamFailure(name string, err error, timeout time.Duration) (*mcp.Error,
 	return mcp.Errorf(mcp.CodeInternalError, "upstream %q is unavailable", name), "unavailable"
 }
 
-// withResultType adds resultType "complete" to a result that lacks it.
-func withResultType(res json.RawMessage) json.RawMessage {
+// modernResult makes an older upstream's result valid for 2026-07-28: it
+// adds resultType "complete" when absent and, for cacheable results
+// (resources/read), ttlMs 0 and cacheScope "private" when absent.
+func modernResult(res json.RawMessage, cacheable bool) json.RawMessage {
 	t := bytes.TrimSpace(res)
 	if len(t) < 2 || t[0] != '{' {
 		return res
 	}
-	if mcp.GetField(t, "resultType") != nil {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(t, &top) != nil {
+		return res
+	}
+	var add []byte
+	if _, ok := top["resultType"]; !ok {
+		add = append(add, `"resultType":"complete"`...)
+	}
+	if cacheable {
+		if _, ok := top["ttlMs"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"ttlMs":0`...)
+		}
+		if _, ok := top["cacheScope"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"cacheScope":"private"`...)
+		}
+	}
+	if len(add) == 0 {
 		return res
 	}
 	inner := bytes.TrimSpace(t[1:])
-	b := make([]byte, 0, len(t)+26)
-	b = append(b, `{"resultType":"complete"`...)
+	b := make([]byte, 0, len(t)+len(add)+2)
+	b = append(b, '{')
+	b = append(b, add...)
 	if len(inner) > 0 && inner[0] != '}' {
 		b = append(b, ',')
 	}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -120,12 +121,22 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		}
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "slept"}}}, nil, nil
 	})
-	sdk.AddTool(s, &sdk.Tool{Name: "confirm_close", Description: "Asks the user first"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
-		res, err := req.Session.Elicit(ctx, &sdk.ElicitParams{Message: "Close ticket " + in.ID + "?", RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}})
-		if err != nil {
-			return nil, nil, fmt.Errorf("elicit: %w", err)
+	// confirm_close asks the user first, written in the MRTR style: on
+	// 2026-07-28 the SDK returns input_required; for older clients it sends
+	// elicitation/create on the call's stream and retries the handler.
+	s.AddTool(&sdk.Tool{Name: "confirm_close", Description: "Asks the user first", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		var in ticketIn
+		_ = json.Unmarshal(req.Params.Arguments, &in)
+		if r, ok := req.Params.InputResponses["confirm"].(*sdk.ElicitResult); ok {
+			if req.Params.RequestState != "state-"+in.ID {
+				return nil, fmt.Errorf("request state %q lost", req.Params.RequestState)
+			}
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("user said %s %v", r.Action, r.Content["ok"])}}}, nil
 		}
-		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("user said %s %v", res.Action, res.Content["ok"])}}}, nil, nil
+		return &sdk.CallToolResult{
+			InputRequests: sdk.InputRequestMap{"confirm": &sdk.ElicitParams{Message: "Close ticket " + in.ID + "?", RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}}},
+			RequestState:  "state-" + in.ID,
+		}, nil
 	})
 	s.AddResource(&sdk.Resource{URI: "ticket://open", Name: "open-tickets", MIMEType: "text/plain"}, func(ctx context.Context, req *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 		return &sdk.ReadResourceResult{Contents: []*sdk.ResourceContents{{URI: req.Params.URI, Text: name + " open: 1,2"}}}, nil

@@ -134,15 +134,19 @@ func TestElicitationRelay(t *testing.T) {
 					return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}, nil
 				},
 			})
-			res, err := call(t, cs, "helpdesk_confirm_close", map[string]any{"id": "T-4"})
-			if err != nil {
-				t.Fatalf("confirm_close: %v", err)
-			}
-			if got := text(t, res); got != "user said accept true" {
-				t.Fatalf("result %q", got)
-			}
-			if asked.Load() != 1 {
-				t.Fatalf("agent asked %d times", asked.Load())
+			// helpdesk speaks 2025-11-25 (server-to-client request on the call's
+			// stream); billing speaks 2026-07-28 (input_required).
+			for i, tool := range []string{"helpdesk_confirm_close", "bill_confirm_close"} {
+				res, err := call(t, cs, tool, map[string]any{"id": "T-4"})
+				if err != nil {
+					t.Fatalf("%s: %v", tool, err)
+				}
+				if got := text(t, res); got != "user said accept true" {
+					t.Fatalf("%s: result %q", tool, got)
+				}
+				if n := asked.Load(); n != int32(i+1) {
+					t.Fatalf("%s: agent asked %d times", tool, n)
+				}
 			}
 		})
 	}

@@ -241,7 +241,7 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
 	if rc.modern {
-		res = withResultType(res)
+		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
 	d.Decision, d.UpstreamStatus = Allow, "ok"
 	g.record(ctx, d)

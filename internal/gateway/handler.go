@@ -195,7 +195,9 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "could not read the request body")
 		return
 	}
-	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" {
+	// 2026-07-28 has no sessions: a stray Mcp-Session-Id on a modern
+	// request is ignored.
+	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
 		st, err := g.openSession(sid, rc)
 		if err != nil {
 			httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error()+"; initialize a new session")
@@ -503,8 +505,12 @@ func (g *Gateway) stream(w http.ResponseWriter, rc *reqCtx, l *listener, first *
 // delete ends a legacy session.
 func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
 	sid := rc.r.Header.Get(mcp.HeaderSessionID)
+	if mcp.Modern(rc.r.Header.Get(mcp.HeaderProtocolVersion)) {
+		w.Header().Set("Allow", "POST")
+		httpFail(w, http.StatusMethodNotAllowed, mcp.CodeInvalidRequest, "protocol version "+mcp.Rev20260728+" has no sessions to delete")
+		return
+	}
 	if sid == "" {
-		w.Header().Set("Allow", "GET, POST")
 		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "missing Mcp-Session-Id")
 		return
 	}
