@@ -256,3 +256,19 @@ func (cat *catalog) resourceUpstream(uri string) string {
 	}
 	return best
 }
+
+// failedUpstreamFor names the unreachable upstream whose exposed prefix
+// name carries, so that a call to a tool of a down upstream gets "upstream
+// unavailable" rather than "unknown tool". "" when there is none.
+func (cat *catalog) failedUpstreamFor(name string, v *View) string {
+	for up := range cat.errors {
+		spec := v.Upstreams[up]
+		if spec == nil {
+			continue
+		}
+		if p := spec.prefix(); p != "" && strings.HasPrefix(name, sanitizeName(p)+"_") {
+			return up
+		}
+	}
+	return ""
+}

@@ -121,6 +121,11 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindTools)
 	e := cat.toolsByName[head.Name]
 	if e == nil {
+		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
+			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
+			g.record(rc.r.Context(), d)
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
+		}
 		g.deny(rc, d, "tool not in the persona's role")
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown tool: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
 	}

@@ -39,8 +39,8 @@ func TestUpstreamDown(t *testing.T) {
 	e := newEnv(t, nil)
 	e.ups["legacy"].ts.Close()
 	cs := e.connect("support", e.key, "2025-06-18", nil)
-	if _, err := call(t, cs, "legacy_get_ticket", map[string]any{"id": "T-1"}); err == nil {
-		t.Fatal("call to a dead upstream succeeded")
+	if _, err := call(t, cs, "legacy_get_ticket", map[string]any{"id": "T-1"}); err == nil || !strings.Contains(err.Error(), `upstream "legacy" cannot be reached`) {
+		t.Fatalf("call to a dead upstream: %v", err)
 	}
 	lt, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
