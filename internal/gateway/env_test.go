@@ -121,6 +121,13 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		}
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "slept"}}}, nil, nil
 	})
+	sdk.AddTool(s, &sdk.Tool{Name: "report", Description: "Reports progress, then works a while"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
+		if tok := req.Params.GetProgressToken(); tok != nil {
+			_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2})
+		}
+		time.Sleep(300 * time.Millisecond)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "report " + in.ID + " done"}}}, nil, nil
+	})
 	// confirm_close asks the user first, written in the MRTR style: on
 	// 2026-07-28 the SDK returns input_required; for older clients it sends
 	// elicitation/create on the call's stream and retries the handler.
@@ -291,6 +298,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 					{Tool: "helpdesk/get_ticket"},
 					{Tool: "helpdesk/close_ticket", Args: map[string]*state.Constraint{"id": {Prefix: strptr("T-")}}},
 					{Tool: "helpdesk/slow"},
+					{Tool: "helpdesk/report"},
 					{Tool: "helpdesk/confirm_close"},
 					{Tool: "legacy/get_ticket"},
 					{Tool: "old/get_ticket"},

@@ -177,6 +177,13 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 			pc.cancel()
 			return g.finish(rc, m, d, u, pc, out, round)
 		case <-agentDone:
+			if r, ok := out.(*responder); ok && r.detached() {
+				// Legacy revisions: a dropped connection is not a
+				// cancellation. The call goes on into the replay buffer
+				// for the agent to resume (notifications/cancelled stops it).
+				agentDone = nil
+				continue
+			}
 			pc.cancel()
 			<-pc.done
 			d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)

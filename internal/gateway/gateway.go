@@ -27,6 +27,7 @@ type Gateway struct {
 	inflight sync.Map // session nonce + "\x00" + request id -> context.CancelFunc
 	relays   sync.Map // gateway request id -> *relay (server-to-client requests)
 	parked   sync.Map // MRTR token -> *parkedCall
+	replays  sync.Map // stream id -> *replay (resumable response streams)
 	hub      hub
 
 	ctx    context.Context

@@ -33,9 +33,9 @@ func call(t *testing.T, cs *sdk.ClientSession, name string, args map[string]any)
 // The exposed catalog of persona "support": the tools its grants allow,
 // named <prefix>_<tool>, sorted.
 var supportTools = []string{
-	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_slow",
+	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_report", "bill_slow",
 	"get_ticket", // upstream "old" has an empty prefix
-	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_slow",
+	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_report", "helpdesk_slow",
 	"legacy_get_ticket",
 }
 

@@ -292,7 +292,7 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 		g.listen(w, rc, m)
 		return
 	}
-	out := newResponder(w)
+	out := newResponder(w, g, rc)
 	resp, status := g.dispatch(rc, m, head, out)
 	out.finish(resp, status)
 }
@@ -326,7 +326,7 @@ func (g *Gateway) postSession(w http.ResponseWriter, rc *reqCtx, body []byte) {
 				writeJSON(w, http.StatusOK, mcp.NewError(m.ID, perr).AppendJSON(nil))
 				return
 			}
-			out := newResponder(w)
+			out := newResponder(w, g, rc)
 			resp, status := g.dispatch(rc, m, head, out)
 			out.finish(resp, status)
 		case m.IsNotification():
@@ -452,6 +452,10 @@ func (g *Gateway) get(w http.ResponseWriter, rc *reqCtx) {
 	st, err := g.openSession(sid, rc)
 	if err != nil {
 		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error())
+		return
+	}
+	if last := r.Header.Get(mcp.HeaderLastEventID); last != "" {
+		g.resumeStream(w, rc, st, last)
 		return
 	}
 	l := &listener{

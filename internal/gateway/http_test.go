@@ -262,3 +262,42 @@ func TestSessionContinuesOnAnotherNode(t *testing.T) {
 		t.Fatalf("foreign node accepted the session: %d", r.status)
 	}
 }
+
+// A legacy agent whose response stream drops mid-call resumes it with GET
+// and Last-Event-ID and still gets the result; the call was not cancelled.
+func TestResumeResponseStream(t *testing.T) {
+	e := newEnv(t, nil)
+	sid := e.initSession(t, "2025-11-25")
+	req, _ := http.NewRequest("POST", e.endpoint("support"), strings.NewReader(
+		`{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"helpdesk_report","arguments":{"id":"T-8"},"_meta":{"progressToken":"pt"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set(mcp.HeaderSessionID, sid)
+	req.Header.Set(mcp.HeaderProtocolVersion, "2025-11-25")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	er := mcp.NewEventReader(res.Body, 0)
+	ev, err := er.Next()
+	if err != nil || !strings.Contains(string(ev.Data), "notifications/progress") || ev.ID == "" {
+		t.Fatalf("first event %+v %v", ev, err)
+	}
+	res.Body.Close() // the connection drops before the result
+	r := e.do(t, "GET", "support", map[string]string{mcp.HeaderSessionID: sid, mcp.HeaderProtocolVersion: "2025-11-25", "Accept": "text/event-stream", mcp.HeaderLastEventID: ev.ID}, "")
+	if r.status != 200 {
+		t.Fatalf("resume: %d %s", r.status, r.body)
+	}
+	msgs := r.messages(t)
+	if len(msgs) != 1 || string(msgs[0].ID) != `"call-1"` || !strings.Contains(string(msgs[0].Result), "report T-8 done") {
+		t.Fatalf("resumed stream: %s", r.body)
+	}
+	// Unknown stream ids are refused clearly.
+	r = e.do(t, "GET", "support", map[string]string{mcp.HeaderSessionID: sid, "Accept": "text/event-stream", mcp.HeaderLastEventID: "nope.3"}, "")
+	if r.status != 400 {
+		t.Fatalf("resume of an unknown stream: %d", r.status)
+	}
+}
