@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -60,10 +61,7 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		}
 	case mcp.MethodSetLevel:
 		if legacyOnly() {
-			// The upstream sessions are shared by all agents on a node, so a
-			// level is not pushed upstream; log messages the upstreams emit
-			// during a call still reach the calling agent.
-			return ok(json.RawMessage("{}"))
+			return g.setLevel(rc, m)
 		}
 	}
 	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
@@ -171,7 +169,7 @@ func (g *Gateway) upstreamParams(rc *reqCtx, params json.RawMessage, set map[str
 				return nil, err
 			}
 			for k := range mm {
-				if strings.HasPrefix(k, "io.modelcontextprotocol/") {
+				if strings.HasPrefix(k, "io.modelcontextprotocol/") && k != mcp.MetaLogLevel {
 					delete(mm, k)
 				}
 			}
@@ -405,4 +403,41 @@ func modernResult(res json.RawMessage, cacheable bool) json.RawMessage {
 		b = append(b, ',')
 	}
 	return append(b, inner...)
+}
+
+// setLevel forwards logging/setLevel to the role's upstreams that log. The
+// node's upstream sessions are shared, so the most recent level wins there;
+// log messages still reach only the agent whose call produced them, and
+// messages outside any call are dropped.
+func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
+	var p struct {
+		Level string `json:"level"`
+	}
+	if err := json.Unmarshal(m.Params, &p); err != nil || p.Level == "" {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level")), http.StatusOK
+	}
+	params, _ := json.Marshal(map[string]string{"level": p.Level})
+	ctx := rc.r.Context()
+	var wg sync.WaitGroup
+	for _, name := range rc.role.Upstreams() {
+		u := g.upstream(name, rc.view)
+		if u == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, u.timeout())
+			defer cancel()
+			c, err := u.connect(cctx)
+			if err != nil || mcp.Modern(c.Server().ProtocolVersion) || !hasCapability(c.Server().Capabilities, "logging") {
+				return
+			}
+			if _, err := c.Call(cctx, mcp.MethodSetLevel, params, nil); err != nil {
+				g.log.Debug("upstream logging/setLevel failed", "upstream", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
 }

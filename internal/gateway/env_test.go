@@ -125,6 +125,7 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		if tok := req.Params.GetProgressToken(); tok != nil {
 			_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2})
 		}
+		_ = req.Session.Log(ctx, &sdk.LoggingMessageParams{Level: "info", Logger: name, Data: "working on " + in.ID})
 		time.Sleep(300 * time.Millisecond)
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "report " + in.ID + " done"}}}, nil, nil
 	})

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -212,5 +213,30 @@ func TestCancellation(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no decision for the cancelled call")
 		}
+	}
+}
+
+// Log messages an upstream emits during a call reach the calling agent once
+// it set a level.
+func TestLoggingRelay(t *testing.T) {
+	e := newEnv(t, nil)
+	got := make(chan string, 8)
+	cs := e.connect("support", e.key, "2025-11-25", &sdk.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+		got <- fmt.Sprint(req.Params.Data)
+	}})
+	ctx := context.Background()
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	if _, err := call(t, cs, "helpdesk_report", map[string]any{"id": "T-3"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "working on T-3" {
+			t.Fatalf("log message %q", m)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no log message relayed")
 	}
 }
