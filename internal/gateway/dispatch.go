@@ -135,6 +135,20 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
 		}
 	}
+	if len(e.params) > 0 {
+		if rc.modern {
+			if herr := mcp.CheckParamHeaders(rc.r.Header, e.params, args); herr != nil {
+				g.deny(rc, d, herr.Message)
+				return mcp.NewError(m.ID, herr), http.StatusBadRequest
+			}
+		}
+		h, err := mcp.ParamHeaderValues(e.params, args)
+		if err != nil {
+			g.deny(rc, d, err.Error())
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: %v", err)), http.StatusOK
+		}
+		rc.upHdr = h
+	}
 	if dec := rc.role.Allow(e.upstream, e.name, args); !dec.Allow {
 		reason := "denied by policy"
 		if dec.Violation != nil {

@@ -129,6 +129,19 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		time.Sleep(300 * time.Millisecond)
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "report " + in.ID + " done"}}}, nil, nil
 	})
+	// region_query mirrors its "region" argument into Mcp-Param-Region
+	// (x-mcp-header, 2026-07-28).
+	s.AddTool(&sdk.Tool{Name: "region_query", Description: "Query a region", InputSchema: map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"region": map[string]any{"type": "string", "x-mcp-header": "Region"},
+			"q":      map[string]any{"type": "string"},
+		},
+	}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		var in struct{ Region, Q string }
+		_ = json.Unmarshal(req.Params.Arguments, &in)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: name + " " + in.Region + ": " + in.Q}}}, nil
+	})
 	// confirm_close asks the user first, written in the MRTR style: on
 	// 2026-07-28 the SDK returns input_required; for older clients it sends
 	// elicitation/create on the call's stream and retries the handler.

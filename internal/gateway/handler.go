@@ -29,6 +29,7 @@ type reqCtx struct {
 	sess    *session        // legacy revisions
 	caps    json.RawMessage // client capabilities
 	logMeta bool            // 2026-07-28: the request asked for log messages
+	upHdr   http.Header     // extra headers for the upstream request (Mcp-Param-*)
 	start   time.Time
 }
 
