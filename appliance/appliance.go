@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -293,14 +294,37 @@ func (a *Appliance) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		a.ready.Store(false)
-		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-		defer cancel()
-		return errors.Join(a.admin.Shutdown(sctx), a.gateway.Shutdown(sctx))
+		a.shutdown()
+		return nil
 	})
 	err := g.Wait()
 	a.log.Info("node stopped")
 	return err
+}
+
+// shutdown stops serving: health checks fail first (so a load balancer
+// drains the node), the gateway ends agents' open streams (which would
+// otherwise hold Shutdown until its timeout), then both servers finish the
+// requests in flight. Connections still busy after ShutdownTimeout are cut.
+func (a *Appliance) shutdown() {
+	a.ready.Store(false)
+	if err := a.gw.Close(); err != nil {
+		a.log.Warn("close gateway", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, s := range map[string]*http.Server{"admin": a.admin, "gateway": a.gateway} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				a.log.Warn("listener did not drain in time; closing its connections", "listener", name, "err", err)
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func serve(s *http.Server, ln net.Listener) error {
