@@ -332,3 +332,29 @@ func (k *Keystore) Reseal(ctx context.Context, name string, secretVersion uint64
 	}
 	return out, true, nil
 }
+
+// SealedSecret is one stored secret as the replicated state holds it.
+type SealedSecret struct {
+	Name    string
+	Version uint64
+	Sealed  []byte
+}
+
+// ResealAll re-encrypts under the current sealing key every secret that is
+// sealed under an older one, and returns only those (same name and version,
+// new ciphertext) for the caller to store. After every node has stored them,
+// old key versions can be retired. It stops at the first failure, returning
+// what it resealed so far.
+func (k *Keystore) ResealAll(ctx context.Context, secrets []SealedSecret) ([]SealedSecret, error) {
+	var out []SealedSecret
+	for _, s := range secrets {
+		sealed, changed, err := k.Reseal(ctx, s.Name, s.Version, s.Sealed)
+		if err != nil {
+			return out, fmt.Errorf("hsm: reseal %q version %d: %w", s.Name, s.Version, err)
+		}
+		if changed {
+			out = append(out, SealedSecret{Name: s.Name, Version: s.Version, Sealed: sealed})
+		}
+	}
+	return out, nil
+}
