@@ -224,6 +224,9 @@ func (k *Keystore) Rotate(ctx context.Context) (uint32, error) {
 // current sealing key and returns the Sealed binary form. The plaintext goes
 // to the HSM and is not kept.
 func (k *Keystore) Seal(ctx context.Context, name string, secretVersion uint64, plaintext []byte) ([]byte, error) {
+	if len(plaintext) > maxSealedSize-sealedHeader-gcmNonceSize-gcmTagSize {
+		return nil, fmt.Errorf("hsm: seal %q: %d bytes exceeds the 1 MiB limit", name, len(plaintext))
+	}
 	nonce := make([]byte, gcmNonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("hsm: nonce: %w", err)
