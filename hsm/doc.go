@@ -45,6 +45,13 @@
 //
 // The key material exists in plain text only inside the two HSMs.
 //
+// Rotation in a cluster happens on one node (the leader): Rotate there, then
+// run the ceremony again toward every other node; UnwrapSecretKeys adds the
+// new version and checks that the versions a node already holds are the same
+// keys (equal key check values), refusing keys that diverged. Then ResealAll
+// on the leader, store the results, and DestroyKeyVersion the old version on
+// every node.
+//
 // # Sessions and failure
 //
 // crypto11 opens the token (module, label, login) and provides the ECDSA

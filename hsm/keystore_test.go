@@ -292,6 +292,23 @@ func TestRotateAndReseal(t *testing.T) {
 	if err != nil || len(vs) != 2 || vs[0] != 1 || vs[1] != 2 {
 		t.Fatalf("KeyVersions = %v, %v", vs, err)
 	}
+
+	// Retire v1 once everything moved: v1 ciphertexts stop opening.
+	if err := k.DestroyKeyVersion(ctx, 2); err == nil {
+		t.Fatal("destroyed the current key")
+	}
+	if err := k.DestroyKeyVersion(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Unseal(ctx, "a", 1, s1); !errors.Is(err, ErrUnknownKeyVersion) {
+		t.Fatalf("v1 ciphertext after retiring v1: %v", err)
+	}
+	if got, err := k.Unseal(ctx, "a", 1, moved); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("resealed ciphertext after retiring v1: %q, %v", got, err)
+	}
+	if vs, _ := k.KeyVersions(ctx); len(vs) != 1 || vs[0] != 2 {
+		t.Fatalf("KeyVersions after retiring = %v", vs)
+	}
 }
 
 func TestSignerMACRandom(t *testing.T) {

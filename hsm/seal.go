@@ -361,3 +361,34 @@ func (k *Keystore) ResealAll(ctx context.Context, secrets []SealedSecret) ([]Sea
 	}
 	return out, nil
 }
+
+// DestroyKeyVersion destroys sealing key version v in this token, after
+// ResealAll has moved every secret off it. The current version cannot be
+// destroyed. Ciphertexts still under v will never open again.
+func (k *Keystore) DestroyKeyVersion(ctx context.Context, v uint32) error {
+	err := k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+		h, _, err := c.sealKey(p, sh, v)
+		if err != nil {
+			return err
+		}
+		_, cur, err := c.sealKey(p, sh, 0)
+		if err != nil {
+			return err
+		}
+		if v == cur {
+			return fmt.Errorf("hsm: sealing key v%d is current; rotate first", v)
+		}
+		if err := p.DestroyObject(sh, h); err != nil {
+			return fmt.Errorf("hsm: destroy sealing key v%d: %w", v, classify(err))
+		}
+		c.mu.Lock()
+		delete(c.seal, v)
+		c.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	k.log.Info("hsm: sealing key destroyed", "version", v)
+	return nil
+}
