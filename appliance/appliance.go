@@ -4,9 +4,10 @@
 // errgroup and shut down gracefully.
 //
 // The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
-// (the admin's bearer token), node-id and session-key (seals the gateway's
-// session handles). In a cluster every node needs the same session key; it
-// moves into replicated state as an HSM-sealed secret when nodes join.
+// (the admin's bearer token), node-id, and in dev mode hsm/ (the node's own
+// SoftHSM2 token and its 0600 PIN files). The gateway's session key (it seals
+// session handles) is derived from the HSM's MAC key, so every node holding
+// the replicated MAC key derives the same one and no key file exists.
 //
 // Leaf packages never import appliance; it imports them. Anything that needs
 // two components to know about each other is connected here, by passing
@@ -32,6 +33,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
@@ -67,6 +69,10 @@ type Config struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
 	ShutdownTimeout time.Duration
+	// HSMModule, HSMToken and HSMPINFile select the PKCS#11 token that
+	// seals backend secrets and derives the session key (see hsmConfig in
+	// hsm.go). Dev mode without HSMToken creates its own SoftHSM2 token.
+	HSMModule, HSMToken, HSMPINFile string
 }
 
 func (c *Config) setDefaults() {
@@ -104,7 +110,7 @@ func (c *Config) validate() error {
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		return errors.New("serving without TLS needs --dev; otherwise pass --tls-cert and --tls-key")
 	}
-	return nil
+	return c.validateHSM()
 }
 
 func isLoopback(addr string) bool {
@@ -123,6 +129,7 @@ type Appliance struct {
 	ready atomic.Bool
 
 	store   *state.Store
+	hsm     *hsm.Keystore
 	node    *cluster.Node
 	gw      *gateway.Gateway
 	admin   *http.Server
@@ -172,6 +179,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	if a.hsm, err = openHSM(context.Background(), &cfg, a.log.With("component", "hsm")); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	a.store = state.NewStore(a.log.With("component", "state"))
 	a.node, err = cluster.New(cluster.Config{
 		NodeID:    nodeID,
@@ -185,16 +195,18 @@ func New(cfg Config) (_ *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 
-	sessionKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "session-key"))
+	sessionKey, prevKeys, err := sessionKeys(context.Background(), a.hsm, filepath.Join(cfg.DataDir, "session-key"))
 	if err != nil {
-		return nil, fmt.Errorf("appliance: session key: %w", err)
+		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	gwCfg := gateway.Config{
-		Logger:        a.log.With("component", "gateway"),
-		Source:        gateway.StateSource(a.store),
-		Authenticator: &authn.APIKeys{State: a.store},
-		SessionKey:    sessionKey,
-		ServerName:    "portcullis",
+		Logger:              a.log.With("component", "gateway"),
+		Source:              gateway.StateSource(a.store),
+		Authenticator:       &authn.APIKeys{State: a.store},
+		SessionKey:          sessionKey,
+		PreviousSessionKeys: prevKeys,
+		Secrets:             a.unsealer(),
+		ServerName:          "portcullis",
 	}
 	if cfg.Dev {
 		// A loopback server is what DNS rebinding attacks reach; accept
@@ -212,6 +224,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		AdminToken: token,
 		Ready:      a.ready.Load,
 		Drafter:    a.draftPersona,
+		Routes:     a.secretRoutes(),
 		Logger:     a.log.With("component", "api"),
 	})
 	if err != nil {
@@ -353,6 +366,9 @@ func (a *Appliance) Close() error {
 	}
 	if a.node != nil {
 		errs = append(errs, a.node.Close())
+	}
+	if a.hsm != nil {
+		errs = append(errs, a.hsm.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -136,7 +136,7 @@ func TestConfigErrors(t *testing.T) {
 		"same listeners":    {func(c *Config) { c.GatewayAddr = "127.0.0.1:9"; c.AdminAddr = "127.0.0.1:9" }, "must differ"},
 		"no tls in prod":    {func(c *Config) { c.Dev = false }, "--tls-cert"},
 		"bad address":       {func(c *Config) { c.GatewayAddr = "nope" }, "HOST:PORT"},
-		"missing cert file": {func(c *Config) { c.Dev = false; c.TLSCertFile = "/nonexistent"; c.TLSKeyFile = "/nonexistent" }, "TLS certificate"},
+		"missing cert file": {func(c *Config) { prodWithHSM(c); c.TLSCertFile = "/nonexistent"; c.TLSKeyFile = "/nonexistent" }, "TLS certificate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, t.TempDir())
@@ -189,6 +189,7 @@ func TestTLSNode(t *testing.T) {
 	cfg := testConfig(t, dir)
 	cfg.Dev = false
 	cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
+	cfg.HSMToken, cfg.HSMPINFile = testToken(t)
 	a, _ := start(t, cfg)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	waitHealthy(t, client, "https://"+a.AdminAddr()+"/healthz")

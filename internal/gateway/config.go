@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/policy"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,9 @@ type UpstreamSpec struct {
 	ToolPrefix      *string       // nil: the upstream's name; "": the upstream's own names
 	Timeout         time.Duration // per call; 0: Config.UpstreamTimeout
 	ProtocolVersion string        // pin; "": negotiate
+	// Credential, when set, is injected into every request to the upstream
+	// (see credential.go); it needs Config.Secrets.
+	Credential *credential.Spec
 }
 
 // Upstream transports.
@@ -39,7 +43,8 @@ func (u *UpstreamSpec) same(o *UpstreamSpec) bool {
 	samePrefix := (u.ToolPrefix == nil) == (o.ToolPrefix == nil) &&
 		(u.ToolPrefix == nil || *u.ToolPrefix == *o.ToolPrefix)
 	return u.Name == o.Name && u.URL == o.URL && u.Transport == o.Transport &&
-		u.ProtocolVersion == o.ProtocolVersion && u.Timeout == o.Timeout && samePrefix
+		u.ProtocolVersion == o.ProtocolVersion && u.Timeout == o.Timeout && samePrefix &&
+		sameCredential(u.Credential, o.Credential)
 }
 
 // Role is a persona's compiled, default-deny policy; *policy.Role is the
@@ -108,6 +113,10 @@ type Config struct {
 	// auth or OAuth2 token unsealed from the HSM). The agent's own
 	// credential is never forwarded whatever this does.
 	UpstreamTransport func(upstream string, base http.RoundTripper) http.RoundTripper
+	// Secrets unseals the backend credentials of upstreams that have one
+	// (credential.KeystoreUnsealer over the HSM). Nil: calls to such
+	// upstreams fail closed with "backend credential unavailable".
+	Secrets credential.Unsealer
 	// ServerName and ServerVersion identify the gateway to agents.
 	ServerName, ServerVersion string
 	// OnDecision, when set, receives every Decision after it is logged (the

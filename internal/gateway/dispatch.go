@@ -121,6 +121,11 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	if e == nil {
 		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
 			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
+			if ce, status, ok := credentialFailure(up, cat.errors[up]); ok {
+				d.UpstreamStatus = status
+				g.record(rc.r.Context(), d)
+				return mcp.NewError(m.ID, ce), http.StatusOK
+			}
 			g.record(rc.r.Context(), d)
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
 		}
@@ -363,6 +368,9 @@ func (g *Gateway) agentResponse(rc *reqCtx, m *mcp.Message) error {
 
 // errorResult maps an upstream failure to the agent's error.
 func upstreamFailure(name string, err error, timeout time.Duration) (*mcp.Error, string) {
+	if e, status, ok := credentialFailure(name, err); ok {
+		return e, status
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return mcp.Errorf(mcp.CodeInternalError, "upstream %q did not answer within %s", name, timeout), "timeout"

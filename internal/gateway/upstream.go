@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -59,6 +59,9 @@ type upstream struct {
 	listMus [numKinds]sync.Mutex
 
 	closed atomic.Bool
+
+	credMu sync.Mutex
+	cred   *credential.Transport // nil until the first connect; see credential.go
 }
 
 type connBox struct{ c mcp.Conn }
@@ -95,13 +98,9 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
-	hc := u.g.cfg.HTTPClient
-	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
-		base := hc.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		hc = &http.Client{Transport: wrap(u.spec.Name, base)}
+	hc, err := u.httpClient()
+	if err != nil {
+		return nil, err
 	}
 	cfg := mcp.ClientConfig{
 		URL:             u.spec.URL,
@@ -112,10 +111,7 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		OnMessage:       u.onMessage,
 		Logger:          u.g.log.With("upstream", u.spec.Name),
 	}
-	var (
-		c   mcp.Conn
-		err error
-	)
+	var c mcp.Conn
 	if u.spec.Transport == TransportSSE {
 		c, err = mcp.DialSSE(ctx, cfg)
 	} else {
@@ -274,4 +270,5 @@ func (u *upstream) close() {
 	if b := u.conn.Swap(nil); b != nil {
 		_ = b.c.Close()
 	}
+	u.closeCredential()
 }
