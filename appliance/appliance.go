@@ -55,6 +55,11 @@ type Config struct {
 	AdminAddr string
 	// RaftAddr is the node-to-node raft listener.
 	RaftAddr string
+	// SnapshotThreshold and SnapshotInterval tune raft snapshots (log
+	// entries since the last one; how often to check). Zero: the cluster
+	// package's defaults.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 	// NodeID is the stable raft id; empty uses the one stored in the data
 	// dir, or makes one on first start.
 	NodeID string
@@ -73,6 +78,9 @@ type Config struct {
 	// seals backend secrets and derives the session key (see hsmConfig in
 	// hsm.go). Dev mode without HSMToken creates its own SoftHSM2 token.
 	HSMModule, HSMToken, HSMPINFile string
+	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
+	// secret in memory: 0 means 30s, negative unseals on every call.
+	SecretCacheTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -190,6 +198,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		FSM:       a.store,
 		Logger:    a.log.With("component", "cluster"),
 		Bootstrap: true,
+
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -206,6 +217,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		SessionKey:          sessionKey,
 		PreviousSessionKeys: prevKeys,
 		Secrets:             a.unsealer(),
+		CredentialCacheTTL:  cfg.SecretCacheTTL,
 		ServerName:          "portcullis",
 	}
 	if cfg.Dev {

@@ -117,6 +117,10 @@ type Config struct {
 	// (credential.KeystoreUnsealer over the HSM). Nil: calls to such
 	// upstreams fail closed with "backend credential unavailable".
 	Secrets credential.Unsealer
+	// CredentialCacheTTL bounds how long an unsealed secret stays in the
+	// gateway's memory (credential.Config.CacheTTL: 0 is 30s, negative
+	// unseals on every request).
+	CredentialCacheTTL time.Duration
 	// ServerName and ServerVersion identify the gateway to agents.
 	ServerName, ServerVersion string
 	// OnDecision, when set, receives every Decision after it is logged (the

@@ -14,7 +14,7 @@ import (
 // through a credential.Transport built for it (once per upstream object, so
 // while its spec is unchanged; closed, which zeroes its cached plaintexts,
 // when the upstream changes or goes). The plaintext lives only inside that
-// Transport: unsealed bytes for at most credential.DefaultCacheTTL (30s),
+// Transport: unsealed bytes for at most Config.CredentialCacheTTL (30s),
 // the rendered header or query value only in the outgoing request (see the
 // credential package's doc). The agent's own Authorization, cookies and
 // API-key headers are stripped by the Transport; the gateway never forwards
@@ -61,6 +61,7 @@ func (u *upstream) httpClient() (*http.Client, error) {
 			Spec:     *u.spec.Credential,
 			Unsealer: u.g.cfg.Secrets,
 			Base:     base,
+			CacheTTL: u.g.cfg.CredentialCacheTTL,
 			Logger:   u.g.log.With("upstream", u.spec.Name),
 		})
 		if err != nil {
