@@ -296,7 +296,12 @@ func TestCredentialForms(t *testing.T) {
 		"oau": `{oauth2: {tokenURL: "` + te.url + `", clientID: portcullis-gw, clientSecret: oau-client-secret, scopes: [records.read]}}`,
 	}
 	n := harness.StartNode(t)
-	putSecret(t, n, "hdr-key", apiKey)
+	// One secret from stdin, as a pipe from a vault would give it.
+	cmd := exec.Command(n.Bin, "secret", "put", "hdr-key", "--from-file", "-", "--server", n.AdminURL(), "--token-file", n.TokenFile)
+	cmd.Stdin = strings.NewReader(apiKey + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "secret hdr-key stored (version 1)") || strings.Contains(string(out), apiKey) {
+		t.Fatalf("secret put from stdin: %v\n%s", err, redact(string(out), apiKey))
+	}
 	putSecret(t, n, "qry-key", queryKey)
 	putSecret(t, n, "bas-password", password)
 	putSecret(t, n, "oau-client-secret", clientSecret)
@@ -411,7 +416,10 @@ func TestHSMOutageThroughTheGateway(t *testing.T) {
 	}
 }
 
-func writeTemp(t *testing.T, content string) string {
+func writeTemp(t *testing.T, content string) string { return writeTempTB(t, content) }
+
+func writeTempTB(t testing.TB, content string) string {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "value")
 	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
