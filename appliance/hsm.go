@@ -113,19 +113,30 @@ func sessionKeys(ctx context.Context, ks *hsm.Keystore, legacyFile string) (key 
 	return key, [][]byte{old}, nil
 }
 
-// secretRoutes are the admin API's secret routes (put, list, delete; no
-// route ever returns a value).
+// secretRoutes are the admin API's secret routes (put, list, delete, and
+// the sealing key's rotation; no route ever returns a value).
 func (a *Appliance) secretRoutes() []api.Route {
-	h := credential.SecretsHandler(credential.SecretsConfig{
+	cfg := credential.SecretsConfig{
 		Keystore: a.hsm,
 		Current:  a.store.Current,
 		Cluster:  a.node,
 		Logger:   a.log.With("component", "secrets"),
-	})
+	}
+	h := credential.SecretsHandler(cfg)
+	voters := func() int {
+		n := 0
+		for _, m := range a.node.Status().Members {
+			if m.Voter {
+				n++
+			}
+		}
+		return n
+	}
 	return []api.Route{
 		{Method: http.MethodGet, Path: "/secrets", Handler: h},
 		{Method: http.MethodPut, Path: "/secrets/:name", Handler: h},
 		{Method: http.MethodDelete, Path: "/secrets/:name", Handler: h},
+		{Method: http.MethodPost, Path: "/seal-keys/rotate", Handler: credential.RotateHandler(cfg, voters)},
 	}
 }
 

@@ -295,7 +295,9 @@ func TestCredentialForms(t *testing.T) {
 		"bas": `{basic: {username: svc, passwordSecret: bas-password}}`,
 		"oau": `{oauth2: {tokenURL: "` + te.url + `", clientID: portcullis-gw, clientSecret: oau-client-secret, scopes: [records.read]}}`,
 	}
-	n := harness.StartNode(t)
+	// No plaintext cache: every call unseals, so the calls after the key
+	// rotation below prove the resealed ciphertexts open.
+	n := harness.StartNode(t, "--secret-cache-ttl", "-1s")
 	// One secret from stdin, as a pipe from a vault would give it.
 	cmd := exec.Command(n.Bin, "secret", "put", "hdr-key", "--from-file", "-", "--server", n.AdminURL(), "--token-file", n.TokenFile)
 	cmd.Stdin = strings.NewReader(apiKey + "\n")
@@ -332,6 +334,20 @@ func TestCredentialForms(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Rotate the HSM sealing key: every secret is re-encrypted at the same
+	// version, and every upstream still gets its credential.
+	if out := n.MustCLI("secret", "rotate-key"); !strings.Contains(out, "sealing key version 2 is current; 4 secret(s) resealed") {
+		t.Fatalf("secret rotate-key printed %q", out)
+	}
+	if out := n.MustCLI("secret", "list"); strings.Count(out, "  1  ") != 4 {
+		t.Fatalf("versions changed by the rotation:\n%s", out)
+	}
+	for _, name := range []string{"hdr", "qry", "bas", "oau"} {
+		text, isErr, err := callLookup(ctx, n, name+"-reader", name, n.NewKey(name+"-bot"))
+		if err != nil || isErr {
+			t.Fatalf("%s after the key rotation: %q %v", name, text, err)
+		}
 	}
 	// The gateway fetched the access token itself and reused it.
 	if got := te.requests.Load(); got < 1 || got > 2 {
