@@ -404,8 +404,10 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		cands   []scored
 		covered = map[string]bool{}
 	)
+	serving := map[*skillDoc]bool{}
 	for _, c := range all {
 		if c.score >= threshold {
+			serving[c.sd] = servesRequest(c.sd, in)
 			cands = append(cands, c)
 		} else if c.score >= nearMissFrac*threshold && c.score > 0 {
 			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
@@ -418,7 +420,11 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		best, bestScore := 0, -1.0
 		for k, c := range cands {
 			m := c.score
-			if !readOnlyNeighbour(c.sd, chosen) {
+			switch {
+			case serving[c.sd]:
+				// It does exactly what a request asks: the topic words it
+				// shares with chosen skills still count in full.
+			case !readOnlyNeighbour(c.sd, chosen):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
 			if m > bestScore {
@@ -482,6 +488,41 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		p.Persona.Name = uniqueName(p.Persona.Name, map[string]bool{})
 	}
 	return p, nil
+}
+
+// servesRequest reports whether a skill has a tool that does exactly what
+// a request for a change asks: the same verb (or, for a generic verb, a
+// generic verb of the same ability) on something the request names.
+func servesRequest(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&Mutating == 0 {
+			continue
+		}
+		for _, g := range sd.tools {
+			t := g.tool
+			if t.class.Abilities&r.Ability == 0 || !verbMatch(r, t) {
+				continue
+			}
+			for _, o := range r.Objects {
+				if o != r.topic && t.words[o] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func verbMatch(r Request, t *toolDoc) bool {
+	for _, v := range t.class.Verbs {
+		if v == r.Verb {
+			return true
+		}
+		if e := lexicon[v]; r.Generic && e != nil && e.generic && e.ab&r.Ability != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // readOnlyNeighbour reports a read-only skill on an upstream a chosen skill
@@ -633,8 +674,8 @@ func denyReason(extra Ability, forbidBy map[Ability]string) string {
 // what tool t does.
 func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 	for _, r := range in.Requests {
-		if !r.Negated || r.Verb == "read-only" {
-			continue
+		if !r.Negated || r.Generic {
+			continue // generic negations were applied per ability
 		}
 		for _, v := range t.class.Verbs {
 			if v == r.Verb && (len(r.Objects) == 0 || matches(r, sd.core) || matches(r, t.words)) {
@@ -660,8 +701,17 @@ func (ix *Index) addCompanions(chosen []*ProposedSkill, all []scored, in *Intent
 		}
 		ups := map[string]bool{}
 		for _, id := range ps.Tools {
-			up, _, _ := strings.Cut(id, "/")
-			ups[up] = true
+			ups[upstreamOf(id)] = true
+		}
+		for _, o := range append(chosen, extra...) {
+			if o.Abilities&Read != 0 {
+				for _, id := range o.Tools {
+					delete(ups, upstreamOf(id)) // it already sees that upstream
+				}
+			}
+		}
+		if len(ups) == 0 {
+			continue
 		}
 		for _, c := range all {
 			if have[c.sd.s.Name] || c.score < companionFrac*threshold || c.sd.ab&Mutating != 0 || c.sd.wildcard || len(c.sd.tools) == 0 {

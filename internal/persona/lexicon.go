@@ -83,8 +83,8 @@ comment    write   -a-
 log        write   -a- logs logged logging
 record     write   -a-
 file       write   -a-
-merge      write   -at
-approve    write   -at
+merge      write   -a-
+approve    write   -a-
 reject     write   -a-
 decline    write   -a-
 mark       write   -a-
@@ -92,19 +92,19 @@ move       write   -a-
 sort       write   -a-
 archive    write   -a-
 flag       write   -a- flags flagged flagging
-triage     write   -at
+triage     write   -a-
 prioritize write   --- prioritise prioritises prioritised
 categorize write   --- categorise categorises categorised
 escalate   write   ---
 upload     write   -a-
-commit     write   -at commits committed committing
+commit     write   -a- commits committed committing
 push       write   -a-
 draft      write   -a-
 fix        write   -a-
 maintain   write   ---
-schedule   write   -at
-reschedule write   --t
-book       write   -at
+schedule   write   -a-
+reschedule write   ---
+book       write   -a-
 organize   write   --- organise organises organised organising
 rename     write   ---
 acknowledge write  --t

@@ -161,14 +161,14 @@ func TestDraftQuality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	only := os.Getenv("PERSONA_EVAL_SET") // "tuning" while tuning, so the held-out half stays unseen
+	only := os.Getenv("PERSONA_EVAL_SET") // e.g. "tuning,heldout" while tuning, so the fresh set stays unseen
 	toolK, skillK := map[string]*counts{}, map[string]*counts{}
-	for _, set := range []string{"heldout", "tuning", "all"} {
+	for _, set := range []string{"heldout", "tuning", "fresh", "all"} {
 		toolK[set], skillK[set] = &counts{}, &counts{}
 	}
 	var report strings.Builder
 	for _, tc := range cases {
-		if only != "" && tc.Set != only {
+		if only != "" && !slices.Contains(strings.Split(only, ","), tc.Set) {
 			continue
 		}
 		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
@@ -240,7 +240,7 @@ func TestDraftQuality(t *testing.T) {
 			}
 		}
 	}
-	for _, set := range []string{"heldout", "tuning", "all"} {
+	for _, set := range []string{"heldout", "tuning", "fresh", "all"} {
 		fmt.Fprintf(&report, "%-8s tool level:  %s\n%-8s skill level: %s\n", set, toolK[set], set, skillK[set])
 	}
 	t.Logf("persona draft evaluation (%d tools, %d skills, %d upstreams):\n%s", len(c.tools), len(c.skills), len(c.upstreams), report.String())
