@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -42,6 +43,26 @@ type Proposal struct {
 	// Warnings are things the admin should look at (contradicting hints,
 	// tools without metadata).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MarshalJSON renders the Persona and the new skills as documents in the
+// API's form (apiVersion, kind, metadata, spec), so a client can apply
+// them as they are.
+func (p *Proposal) MarshalJSON() ([]byte, error) {
+	type plain Proposal
+	out := struct {
+		Persona   *state.Document  `json:"persona"`
+		NewSkills []state.Document `json:"newSkills,omitempty"`
+		*plain
+	}{plain: (*plain)(p)}
+	if p.Persona != nil {
+		d := state.EncodeDocument(p.Persona)
+		out.Persona = &d
+	}
+	for _, s := range p.NewSkills {
+		out.NewSkills = append(out.NewSkills, state.EncodeDocument(s))
+	}
+	return json.Marshal(out)
 }
 
 // ProposedSkill is one skill of the drafted Persona.
@@ -464,6 +485,12 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 	chosen = ix.addCompanions(chosen, all, in, threshold)
 	chosen, redundant := dropRedundant(chosen)
 	p.Excluded = append(p.Excluded, redundant...)
+	// A skill that came in as a companion is not also "left out".
+	taken := map[string]bool{}
+	for _, ps := range chosen {
+		taken[ps.From] = true
+	}
+	p.Excluded = slices.DeleteFunc(p.Excluded, func(e *Exclusion) bool { return taken[e.Skill] })
 	sort.SliceStable(p.Excluded, func(i, j int) bool { return p.Excluded[i].Score > p.Excluded[j].Score })
 	if len(p.Excluded) > maxExcluded {
 		p.Excluded = p.Excluded[:maxExcluded]

@@ -71,7 +71,6 @@ modify     write   g-- modifies modified modifying
 change     write   ga-
 alter      write   g--
 add        write   g--
-make       write   --- makes making made
 set        write   --- sets setting
 assign     write   ---
 close      write   -a-

@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -338,6 +339,41 @@ func TestStem(t *testing.T) {
 			if got := stems(w); !slices.Equal(got, want) {
 				t.Errorf("%q → %v, %q → %v", g[0], want, w, got)
 			}
+		}
+	}
+}
+
+// The JSON form carries the persona and new skills as documents the API
+// accepts back.
+func TestProposalJSON(t *testing.T) {
+	skills, tools := testRegistry()
+	p, err := Draft("Support agent: read tickets and change their priority.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Persona   json.RawMessage   `json:"persona"`
+		NewSkills []json.RawMessage `json:"newSkills"`
+		Skills    []ProposedSkill   `json:"skills"`
+		Asked     Ability           `json:"asked"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := state.DecodeDocument(out.Persona)
+	if err != nil {
+		t.Fatalf("persona document: %v\n%s", err, out.Persona)
+	}
+	if obj.Metadata().Name != p.Persona.Name || len(out.Skills) != len(p.Skills) || out.Asked != p.Asked {
+		t.Errorf("round trip: %s", b)
+	}
+	for _, raw := range out.NewSkills {
+		if _, err := state.DecodeDocument(raw); err != nil {
+			t.Errorf("new skill document: %v", err)
 		}
 	}
 }

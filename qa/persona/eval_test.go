@@ -73,7 +73,7 @@ func loadCatalog(t testing.TB) *catalog {
 			if err != nil || truth == 0 {
 				t.Fatalf("tools.yaml %s: qaAbilities %v: %v", id, abs, err)
 			}
-			c.truth[id] = truth | persona.Read*0
+			c.truth[id] = truth
 			delete(m, "qaAbilities")
 			delete(m, "name")
 			j, err := json.Marshal(m)
@@ -254,12 +254,16 @@ func TestDraftQuality(t *testing.T) {
 		got   float64
 		floor float64
 	}{
-		{"tool recall (all)", toolK["all"].recall(), 0},
-		{"tool precision (all)", toolK["all"].precision(), 0},
-		{"skill recall (all)", skillK["all"].recall(), 0},
-		{"skill precision (all)", skillK["all"].precision(), 0},
-		{"tool recall (held-out)", toolK["heldout"].recall(), 0},
-		{"tool precision (held-out)", toolK["heldout"].precision(), 0},
+		// Measured (see README.md): all 0.906/0.828 tools, 0.897/0.812 skills;
+		// held-out 0.924/0.758; fresh 0.820/0.862 (recall/precision).
+		{"tool recall (all)", toolK["all"].recall(), 0.85},
+		{"tool precision (all)", toolK["all"].precision(), 0.76},
+		{"skill recall (all)", skillK["all"].recall(), 0.84},
+		{"skill precision (all)", skillK["all"].precision(), 0.75},
+		{"tool recall (held-out)", toolK["heldout"].recall(), 0.86},
+		{"tool precision (held-out)", toolK["heldout"].precision(), 0.70},
+		{"tool recall (fresh)", toolK["fresh"].recall(), 0.76},
+		{"tool precision (fresh)", toolK["fresh"].precision(), 0.80},
 	}
 	for _, f := range floors {
 		if f.got < f.floor {
