@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/portcullis
 DATA ?= .data
 
-.PHONY: build run test test-short bench generate lint deps fmt
+.PHONY: build run test test-short bench perf generate lint deps fmt
 
 build:
 	$(GO) build -o $(BIN) ./cmd/portcullis
@@ -25,6 +25,10 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The qa performance suite at full length; figures go to qa/out/perf.txt.
+perf:
+	$(GO) test -count=1 -v -run TestGatewayOverhead ./qa/perf/ -args -perf
 
 generate:
 	$(GO) generate ./...

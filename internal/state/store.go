@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ const (
 	OpDelete    Op = "delete"     // delete Kind/Name
 	OpKeyCreate Op = "key.create" // add Key (hash only)
 	OpKeyRevoke Op = "key.revoke" // remove the key KeyID
+	// OpSecretPut stores Secret; its Version must be one more than the
+	// stored one (1 for a new secret), so concurrent puts cannot interleave.
+	OpSecretPut    Op = "secret.put"
+	OpSecretDelete Op = "secret.delete" // remove the secret Name
 )
 
 // Command is one replicated change. The proposer stamps Time so that every
@@ -37,6 +42,7 @@ type Command struct {
 	Name      string     `json:"name,omitempty"`
 	Key       *APIKey    `json:"key,omitempty"`
 	KeyID     string     `json:"keyID,omitempty"`
+	Secret    *Secret    `json:"secret,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -80,6 +86,7 @@ type Snapshot struct {
 	Personas  map[string]*Persona
 	Agents    map[string]*Agent
 	Keys      map[string]*APIKey // by key ID
+	Secrets   map[string]*Secret // sealed; never plaintext
 }
 
 func emptySnapshot() *Snapshot {
@@ -89,6 +96,7 @@ func emptySnapshot() *Snapshot {
 		Personas:  map[string]*Persona{},
 		Agents:    map[string]*Agent{},
 		Keys:      map[string]*APIKey{},
+		Secrets:   map[string]*Secret{},
 	}
 }
 
@@ -177,6 +185,7 @@ func (s *Snapshot) clone() *Snapshot {
 		Personas:  maps.Clone(s.Personas),
 		Agents:    maps.Clone(s.Agents),
 		Keys:      maps.Clone(s.Keys),
+		Secrets:   maps.Clone(s.Secrets),
 	}
 }
 
@@ -372,6 +381,14 @@ func plan(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error)
 		if cur.Keys[k.ID] != nil {
 			return nil, nil, fmt.Errorf("key %q: %w", k.ID, ErrConflict)
 		}
+		if k.PinIP != "" {
+			if _, err := ParseCIDR(k.PinIP); err != nil || strings.Contains(k.PinIP, "/") {
+				return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "pinIP", Msg: fmt.Sprintf("%q is not an IP address", k.PinIP)}}}
+			}
+		}
+		if p := cur.Personas[cur.Agents[k.Agent].Persona]; p != nil && p.Network != nil && p.Network.PinTokensToIP && k.PinIP == "" {
+			return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "pinIP", Msg: fmt.Sprintf("persona %q pins every credential to one client IP: give the agent's address (--pin-ip IP)", p.Name)}}}
+		}
 		kc := *k
 		kc.Created = cmd.Time
 		next.Keys[k.ID] = &kc
@@ -382,6 +399,47 @@ func plan(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error)
 		}
 		delete(next.Keys, cmd.KeyID)
 		res.Changes = append(res.Changes, Change{Kind: "APIKey", Name: cmd.KeyID, Action: "deleted"})
+	case OpSecretPut:
+		sec := cmd.Secret
+		if sec == nil || len(sec.Sealed) == 0 {
+			return nil, nil, fmt.Errorf("secret.put: malformed secret")
+		}
+		if err := ValidateName(sec.Name); err != nil {
+			return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "name", Msg: err.Error()}}}
+		}
+		old := cur.Secrets[sec.Name]
+		want := uint64(1)
+		if old != nil {
+			want = old.Version + 1
+		}
+		if sec.Version != want {
+			return nil, nil, fmt.Errorf("secret %q changed meanwhile (version %d sealed, %d expected); retry: %w", sec.Name, sec.Version, want, ErrConflict)
+		}
+		sc := *sec
+		sc.Updated = cmd.Time
+		sc.Created = cmd.Time
+		action := "created"
+		if old != nil {
+			sc.Created, action = old.Created, "updated"
+		}
+		next.Secrets[sec.Name] = &sc
+		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: sec.Name, Action: action})
+	case OpSecretDelete:
+		if cur.Secrets[cmd.Name] == nil {
+			return nil, nil, fmt.Errorf("secret %q: %w", cmd.Name, ErrNotFound)
+		}
+		var users []string
+		for _, u := range cur.Upstreams {
+			if slices.Contains(u.Credential.SecretNames(), cmd.Name) {
+				users = append(users, "Upstream "+u.Name)
+			}
+		}
+		if len(users) > 0 {
+			slices.Sort(users)
+			return nil, nil, fmt.Errorf("secret %q is used by %s: %w", cmd.Name, joinAnd(users), ErrInUse)
+		}
+		delete(next.Secrets, cmd.Name)
+		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: cmd.Name, Action: "deleted"})
 	default:
 		return nil, nil, fmt.Errorf("unknown command %q", cmd.Op)
 	}
@@ -421,6 +479,7 @@ type persisted struct {
 	Index   uint64     `json:"index"`
 	Objects []Document `json:"objects"`
 	Keys    []*APIKey  `json:"keys"`
+	Secrets []*Secret  `json:"secrets,omitempty"`
 }
 
 type fsmSnapshot struct{ s *Snapshot }
@@ -439,6 +498,10 @@ func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		p.Keys = append(p.Keys, k)
 	}
 	slices.SortFunc(p.Keys, func(a, b *APIKey) int { return cmpString(a.ID, b.ID) })
+	for _, sec := range f.s.Secrets {
+		p.Secrets = append(p.Secrets, sec)
+	}
+	slices.SortFunc(p.Secrets, func(a, b *Secret) int { return cmpString(a.Name, b.Name) })
 	if err := json.NewEncoder(sink).Encode(&p); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist state snapshot: %w", err)
@@ -473,6 +536,9 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	for _, k := range p.Keys {
 		next.Keys[k.ID] = k
+	}
+	for _, sec := range p.Secrets {
+		next.Secrets[sec.Name] = sec
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -88,6 +88,49 @@ type Upstream struct {
 	// ProtocolVersion pins the MCP revision spoken to the upstream; empty
 	// means negotiate the newest both sides support.
 	ProtocolVersion string `json:"protocolVersion,omitempty"`
+	// Credential is injected into every request to the upstream. The agent
+	// never sees it; its secret is sealed by the HSM.
+	Credential *Credential `json:"credential,omitempty"`
+	// Environment (prod, staging, dev) and Egress (internal, external) feed
+	// data-flow control: prod data never reaches dev, sensitive data never
+	// reaches an external upstream.
+	Environment string `json:"environment,omitempty"`
+	Egress      string `json:"egress,omitempty"`
+}
+
+// Credential says how the gateway authenticates to an upstream. Exactly one
+// of Secret (with Header or Query), Basic and OAuth2 is set. Secret names
+// refer to sealed secrets stored with `portcullis secret put`.
+type Credential struct {
+	Secret string `json:"secret,omitempty"`
+	// Header receives the secret (default Authorization); Format places it
+	// in the value, "{secret}" standing for the plaintext (default
+	// "Bearer {secret}" for Authorization, "{secret}" otherwise).
+	Header string `json:"header,omitempty"`
+	Format string `json:"format,omitempty"`
+	// Query, instead of Header, names a URL query parameter for the secret.
+	Query  string           `json:"query,omitempty"`
+	Basic  *BasicCredential `json:"basic,omitempty"`
+	OAuth2 *OAuth2Client    `json:"oauth2,omitempty"`
+}
+
+// BasicCredential is HTTP basic authentication toward an upstream.
+type BasicCredential struct {
+	Username       string `json:"username,omitempty"`
+	UsernameSecret string `json:"usernameSecret,omitempty"`
+	PasswordSecret string `json:"passwordSecret"`
+}
+
+// OAuth2Client is the OAuth 2.0 client-credentials grant: the gateway fetches
+// and caches access tokens for the upstream itself.
+type OAuth2Client struct {
+	TokenURL           string   `json:"tokenURL"`
+	ClientID           string   `json:"clientID"`
+	ClientSecretSecret string   `json:"clientSecret"` // name of the sealed client secret
+	Scopes             []string `json:"scopes,omitempty"`
+	Audience           string   `json:"audience,omitempty"`
+	// AuthStyle is "header" (HTTP basic, the default) or "body".
+	AuthStyle string `json:"authStyle,omitempty"`
 }
 
 // Skill is an entry of the Skill Registry: a named, described bundle of
@@ -146,6 +189,41 @@ type Persona struct {
 	Meta        `json:"-"`
 	Description string   `json:"description,omitempty"`
 	Skills      []string `json:"skills"`
+	// DLP rules inspect this persona's requests and responses.
+	DLP []DLPRule `json:"dlp,omitempty"`
+	// Endpoint gives the persona a dedicated listener of its own.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+	// Network limits where this persona's agents may connect from.
+	Network *Network `json:"network,omitempty"`
+}
+
+// DLPRule applies an action to findings of some categories or detectors.
+type DLPRule struct {
+	Categories []string `json:"categories,omitempty"` // pci, banking, national-id, phi, secrets, pii, crypto
+	Detectors  []string `json:"detectors,omitempty"`  // detector ids
+	Direction  string   `json:"direction,omitempty"`  // request, response or both (default)
+	Action     string   `json:"action"`               // log, mask, redact, tokenize, block
+	// KeepTail is how many trailing characters mask leaves visible.
+	KeepTail *int `json:"keepTail,omitempty"`
+	// Format "ff1" makes tokenize format-preserving.
+	Format string `json:"format,omitempty"`
+}
+
+// Endpoint is a persona's dedicated listener, serving its MCP endpoint at /mcp.
+type Endpoint struct {
+	Listen string `json:"listen"` // "ADDR:PORT"
+}
+
+// Network holds a persona's source-address rules, enforced at the NIC (XDP)
+// on its dedicated listener and again in the gateway.
+type Network struct {
+	AllowCIDRs     []string `json:"allowCIDRs,omitempty"`
+	DenyCIDRs      []string `json:"denyCIDRs,omitempty"`
+	AllowCountries []string `json:"allowCountries,omitempty"`
+	DenyCountries  []string `json:"denyCountries,omitempty"`
+	// PinTokensToIP binds every credential of the persona's agents to one
+	// client address, given when the credential is made.
+	PinTokensToIP bool `json:"pinTokensToIP,omitempty"`
 }
 
 // Agent is a non-human principal that acts as exactly one Persona.
@@ -153,6 +231,17 @@ type Agent struct {
 	Meta        `json:"-"`
 	Persona     string `json:"persona"`
 	Description string `json:"description,omitempty"`
+}
+
+// Secret is a backend credential sealed by the HSM. Only ciphertext is ever
+// stored or replicated; Version increases with every put and is bound into
+// the ciphertext as associated data.
+type Secret struct {
+	Name    string    `json:"name"`
+	Version uint64    `json:"version"`
+	Sealed  []byte    `json:"sealed"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 }
 
 // APIKey is an agent credential. Only a hash of the secret is stored.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -77,6 +78,19 @@ func validateObject(o Object) []*FieldError {
 		if o.Timeout < 0 || o.Timeout > Duration(3600e9) {
 			errs.add("spec.timeout", "must be between 0 and 1h")
 		}
+		if o.Credential != nil {
+			validateCredential(&errs, "spec.credential", o.Credential)
+		}
+		switch o.Environment {
+		case "", "prod", "staging", "dev":
+		default:
+			errs.add("spec.environment", "unknown environment %q (want prod, staging or dev)", o.Environment)
+		}
+		switch o.Egress {
+		case "", "internal", "external":
+		default:
+			errs.add("spec.egress", "unknown egress %q (want internal or external)", o.Egress)
+		}
 	case *Skill:
 		if len(o.Description) > 4096 {
 			errs.add("spec.description", "longer than 4096 characters")
@@ -123,6 +137,39 @@ func validateObject(o Object) []*FieldError {
 			}
 			seen[s] = true
 		}
+		for i, r := range o.DLP {
+			validateDLPRule(&errs, fmt.Sprintf("spec.dlp[%d]", i), r)
+		}
+		if o.Endpoint != nil {
+			if _, err := netip.ParseAddrPort(o.Endpoint.Listen); err != nil {
+				errs.add("spec.endpoint.listen", "%q is not ADDR:PORT (e.g. 10.77.0.1:9001)", o.Endpoint.Listen)
+			}
+		}
+		if n := o.Network; n != nil {
+			for _, l := range []struct {
+				name  string
+				cidrs []string
+			}{{"allowCIDRs", n.AllowCIDRs}, {"denyCIDRs", n.DenyCIDRs}} {
+				for i, c := range l.cidrs {
+					if _, err := ParseCIDR(c); err != nil {
+						errs.add(fmt.Sprintf("spec.network.%s[%d]", l.name, i), "%v", err)
+					}
+				}
+			}
+			if len(n.AllowCountries) > 0 && len(n.DenyCountries) > 0 {
+				errs.add("spec.network", "set allowCountries or denyCountries, not both")
+			}
+			for _, l := range []struct {
+				name string
+				cc   []string
+			}{{"allowCountries", n.AllowCountries}, {"denyCountries", n.DenyCountries}} {
+				for i, c := range l.cc {
+					if !validCountry(c) {
+						errs.add(fmt.Sprintf("spec.network.%s[%d]", l.name, i), "%q is not an ISO 3166-1 alpha-2 country code (e.g. DE)", c)
+					}
+				}
+			}
+		}
 	case *Agent:
 		if o.Persona == "" {
 			errs.add("spec.persona", "required")
@@ -131,6 +178,155 @@ func validateObject(o Object) []*FieldError {
 		}
 	}
 	return errs
+}
+
+// DLP vocabulary understood by the gateway.
+var (
+	DLPCategories = []string{"pci", "banking", "national-id", "phi", "secrets", "pii", "crypto"}
+	DLPActions    = []string{"log", "mask", "redact", "tokenize", "block"}
+)
+
+func validateDLPRule(errs *errList, p string, r DLPRule) {
+	if len(r.Categories)+len(r.Detectors) == 0 {
+		errs.add(p, "name at least one category or detector")
+	}
+	for i, c := range r.Categories {
+		if !slices.Contains(DLPCategories, c) {
+			errs.add(fmt.Sprintf("%s.categories[%d]", p, i), "unknown category %q (want one of %s)", c, strings.Join(DLPCategories, ", "))
+		}
+	}
+	switch r.Direction {
+	case "", "request", "response", "both":
+	default:
+		errs.add(p+".direction", "unknown direction %q (want request, response or both)", r.Direction)
+	}
+	if !slices.Contains(DLPActions, r.Action) {
+		errs.add(p+".action", "unknown action %q (want one of %s)", r.Action, strings.Join(DLPActions, ", "))
+	}
+	if r.KeepTail != nil && (*r.KeepTail < 0 || *r.KeepTail > 16) {
+		errs.add(p+".keepTail", "must be between 0 and 16")
+	}
+	switch r.Format {
+	case "":
+	case "ff1":
+		if r.Action != "tokenize" {
+			errs.add(p+".format", "ff1 applies only to the tokenize action")
+		}
+	default:
+		errs.add(p+".format", "unknown format %q (want ff1)", r.Format)
+	}
+}
+
+func validateCredential(errs *errList, p string, c *Credential) {
+	n := 0
+	if c.Secret != "" {
+		n++
+	}
+	if c.Basic != nil {
+		n++
+	}
+	if c.OAuth2 != nil {
+		n++
+	}
+	if n != 1 {
+		errs.add(p, "set exactly one of secret, basic and oauth2")
+	}
+	if c.Secret != "" {
+		if err := ValidateName(c.Secret); err != nil {
+			errs.add(p+".secret", "%v", err)
+		}
+		if c.Header != "" && c.Query != "" {
+			errs.add(p, "set header or query, not both")
+		}
+		if c.Header != "" && !validHeaderName(c.Header) {
+			errs.add(p+".header", "%q is not a valid HTTP header name", c.Header)
+		}
+		if c.Format != "" && strings.Count(c.Format, "{secret}") != 1 {
+			errs.add(p+".format", "must contain {secret} exactly once")
+		}
+	} else if c.Header != "" || c.Query != "" || c.Format != "" {
+		errs.add(p, "header, query and format go with secret")
+	}
+	if b := c.Basic; b != nil {
+		if b.PasswordSecret == "" {
+			errs.add(p+".basic.passwordSecret", "required")
+		}
+		if (b.Username == "") == (b.UsernameSecret == "") {
+			errs.add(p+".basic", "set username or usernameSecret")
+		}
+	}
+	if o := c.OAuth2; o != nil {
+		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.add(p+".oauth2.tokenURL", "%q is not an http(s) URL", o.TokenURL)
+		}
+		if o.ClientID == "" {
+			errs.add(p+".oauth2.clientID", "required")
+		}
+		if o.ClientSecretSecret == "" {
+			errs.add(p+".oauth2.clientSecret", "required: the name of a sealed secret")
+		}
+		switch o.AuthStyle {
+		case "", "header", "body":
+		default:
+			errs.add(p+".oauth2.authStyle", "unknown %q (want header or body)", o.AuthStyle)
+		}
+	}
+}
+
+// SecretNames lists the sealed secrets a credential refers to.
+func (c *Credential) SecretNames() []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	if c.Secret != "" {
+		out = append(out, c.Secret)
+	}
+	if c.Basic != nil {
+		out = append(out, c.Basic.UsernameSecret, c.Basic.PasswordSecret)
+	}
+	if c.OAuth2 != nil {
+		out = append(out, c.OAuth2.ClientSecretSecret)
+	}
+	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func validCountry(c string) bool {
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
+}
+
+// ParseCIDR parses an IPv4 or IPv6 prefix ("10.0.0.0/8") or a single
+// address (as a /32 or /128), and rejects prefixes with host bits set.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
+	}
+	return p, nil
 }
 
 // validateIdentity checks "<upstream>/<name>" where name may hold '*'.
@@ -226,6 +422,12 @@ func checkRefs(s *Snapshot, o Object) []*FieldError {
 		for i, name := range o.Skills {
 			if s.Skills[name] == nil {
 				errs.add(fmt.Sprintf("spec.skills[%d]", i), "skill %q does not exist", name)
+			}
+		}
+	case *Upstream:
+		for _, name := range o.Credential.SecretNames() {
+			if s.Secrets[name] == nil {
+				errs.add("spec.credential", "secret %q does not exist (store it with `portcullis secret put %s`)", name, name)
 			}
 		}
 	case *Agent:

@@ -1,0 +1,233 @@
+package appliance
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testConfig(t *testing.T, dir string) Config {
+	return Config{
+		Dev:         true,
+		DataDir:     dir,
+		GatewayAddr: "127.0.0.1:0",
+		AdminAddr:   "127.0.0.1:0",
+		RaftAddr:    "127.0.0.1:0",
+		Logger:      slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+// start runs an appliance and returns it with a function that stops it and
+// returns Run's error.
+func start(t *testing.T, cfg Config) (*Appliance, func() error) {
+	t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		err := <-done
+		return errors.Join(err, a.Close())
+	}
+	t.Cleanup(func() { stop() })
+	return a, stop
+}
+
+func waitHealthy(t *testing.T, client *http.Client, url string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy: %v", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDevNodeServesHealthzOnBothListeners(t *testing.T) {
+	dir := t.TempDir()
+	a, stop := start(t, testConfig(t, dir))
+	waitHealthy(t, http.DefaultClient, "http://"+a.AdminAddr()+"/healthz")
+	waitHealthy(t, http.DefaultClient, "http://"+a.GatewayAddr()+"/healthz")
+
+	// The admin token was written 0600 and works; the gateway has no admin API.
+	fi, err := os.Stat(filepath.Join(dir, "admin-token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin-token: %v mode %v, want 0600", err, fi.Mode().Perm())
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	req, _ := http.NewRequest("GET", "http://"+a.AdminAddr()+"/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("admin status with the token: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	req.URL.Host = a.GatewayAddr()
+	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != 404 {
+		t.Fatalf("admin API on the gateway listener: %d, want 404", resp.StatusCode)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	if _, err := http.Get("http://" + a.AdminAddr() + "/healthz"); err == nil {
+		t.Fatal("admin listener still answers after stop")
+	}
+
+	// A restart keeps the token and the node id.
+	id1, _ := os.ReadFile(filepath.Join(dir, "node-id"))
+	a2, _ := start(t, testConfig(t, dir))
+	waitHealthy(t, http.DefaultClient, "http://"+a2.AdminAddr()+"/healthz")
+	tok2, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	id2, _ := os.ReadFile(filepath.Join(dir, "node-id"))
+	if string(tok) != string(tok2) || string(id1) != string(id2) {
+		t.Fatal("restart changed the admin token or the node id")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for name, c := range map[string]struct {
+		mut  func(*Config)
+		want string
+	}{
+		"no data dir":       {func(c *Config) { c.DataDir = "" }, "data directory"},
+		"dev non-loopback":  {func(c *Config) { c.AdminAddr = "0.0.0.0:0" }, "loopback only"},
+		"same listeners":    {func(c *Config) { c.GatewayAddr = "127.0.0.1:9"; c.AdminAddr = "127.0.0.1:9" }, "must differ"},
+		"no tls in prod":    {func(c *Config) { c.Dev = false }, "--tls-cert"},
+		"bad address":       {func(c *Config) { c.GatewayAddr = "nope" }, "HOST:PORT"},
+		"missing cert file": {func(c *Config) { c.Dev = false; c.TLSCertFile = "/nonexistent"; c.TLSKeyFile = "/nonexistent" }, "TLS certificate"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			c.mut(&cfg)
+			a, err := New(cfg)
+			if err == nil {
+				a.Close()
+				t.Fatal("New accepted a bad config")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestPortInUseClosesEverything checks Close after a partial start: the
+// raft node opened before the listener failed must be released, so the
+// same data dir opens again.
+func TestPortInUseClosesEverything(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.GatewayAddr = busy.Addr().String()
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "gateway listener") {
+		t.Fatalf("New with a busy gateway port: %v", err)
+	}
+	a, _ := start(t, testConfig(t, dir))
+	waitHealthy(t, http.DefaultClient, "http://"+a.AdminAddr()+"/healthz")
+}
+
+func TestTokenFileWithLoosePermissionsIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte("pcadm_0123456789abcdef0123"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(testConfig(t, dir))
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("New with a world-readable token: %v", err)
+	}
+}
+
+func TestTLSNode(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	cfg := testConfig(t, dir)
+	cfg.Dev = false
+	cfg.TLSCertFile, cfg.TLSKeyFile = certFile, keyFile
+	a, _ := start(t, cfg)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	waitHealthy(t, client, "https://"+a.AdminAddr()+"/healthz")
+	waitHealthy(t, client, "https://"+a.GatewayAddr()+"/healthz")
+	// Plain HTTP is not served.
+	resp, err := http.Get("http://" + a.AdminAddr() + "/healthz")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatalf("plain HTTP served on a TLS node: %s", b)
+		}
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "portcullis test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}

@@ -1,0 +1,110 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"slices"
+
+	"github.com/portcullis-gw/portcullis/internal/geoip"
+)
+
+// Kernel map encodings (struct layouts in bpf/xdp.c, little-endian hosts).
+
+type kv struct{ k, v []byte }
+
+func addrKey(prefixlen int, a addr16) []byte {
+	b := make([]byte, 20)
+	binary.LittleEndian.PutUint32(b, uint32(prefixlen))
+	copy(b[4:], a[:])
+	return b
+}
+
+func lcidrKey(lid uint32, prefixlen int, a addr16) []byte {
+	b := make([]byte, 24)
+	binary.LittleEndian.PutUint32(b, uint32(32+prefixlen))
+	binary.BigEndian.PutUint32(b[4:], lid)
+	copy(b[8:], a[:])
+	return b
+}
+
+func listenerKeyBytes(k listenerKey) []byte {
+	b := make([]byte, 20)
+	copy(b, k.addr[:])
+	binary.LittleEndian.PutUint16(b[16:], k.port)
+	return b
+}
+
+func pinKey(lid uint32, a addr16) []byte {
+	b := make([]byte, 20)
+	binary.LittleEndian.PutUint32(b, lid)
+	copy(b[4:], a[:])
+	return b
+}
+
+func ruleBytes(l *listener) []byte {
+	b := make([]byte, 8+4*countryWords)
+	binary.LittleEndian.PutUint32(b, l.id)
+	binary.LittleEndian.PutUint32(b[4:], l.flags)
+	for i, w := range l.countries {
+		binary.LittleEndian.PutUint32(b[8+4*i:], w)
+	}
+	return b
+}
+
+func fragBytes(ports []uint16) []byte {
+	b := make([]byte, 4+2*MaxListenersPerAddr)
+	binary.LittleEndian.PutUint32(b, uint32(len(ports)))
+	for i, p := range ports {
+		binary.LittleEndian.PutUint16(b[4+2*i:], p)
+	}
+	return b
+}
+
+func u32Bytes(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
+// mapContents is a compiled policy laid out as kernel map entries.
+type mapContents struct {
+	global, lcidr, listeners, pins, frags []kv
+	settings                              uint32
+}
+
+const sGlobalAllow = 1
+
+func (p *Policy) mapContents() *mapContents {
+	mc := &mapContents{}
+	if p.global.hasAllow {
+		mc.settings |= sGlobalAllow
+	}
+	p.global.entries(func(a addr16, bits int, f uint8) bool {
+		mc.global = append(mc.global, kv{addrKey(bits, a), []byte{f}})
+		return true
+	})
+	for _, l := range p.ordered {
+		mc.listeners = append(mc.listeners, kv{listenerKeyBytes(l.key), ruleBytes(l)})
+		l.cidrs.entries(func(a addr16, bits int, f uint8) bool {
+			mc.lcidr = append(mc.lcidr, kv{lcidrKey(l.id, bits, a), []byte{f}})
+			return true
+		})
+		for a := range l.pins {
+			mc.pins = append(mc.pins, kv{pinKey(l.id, a), []byte{1}})
+		}
+	}
+	addrs := make([]addr16, 0, len(p.frags))
+	for a := range p.frags {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, func(x, y addr16) int { return slices.Compare(x[:], y[:]) })
+	for _, a := range addrs {
+		mc.frags = append(mc.frags, kv{addrKey(0, a), fragBytes(p.frags[a])})
+	}
+	return mc
+}
+
+// geoEntries lays a GeoIP table out as LPM entries (key addr_key, value u16).
+func geoEntries(t *geoip.Table, yield func(k []byte, cc uint16) bool) {
+	for pfx, c := range t.Prefixes() {
+		a, bits := to128(pfx)
+		if !yield(addrKey(bits, a), uint16(c)) {
+			return
+		}
+	}
+}
