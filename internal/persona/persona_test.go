@@ -377,3 +377,35 @@ func TestProposalJSON(t *testing.T) {
 		}
 	}
 }
+
+// Narrowing keeps the argument constraints, resources and prompts of the
+// registry skill: a narrowed copy never grants more than the original.
+func TestNarrowKeepsConstraints(t *testing.T) {
+	skills, tools := testRegistry()
+	prefix := "SUPPORT-"
+	s := &state.Skill{Meta: state.Meta{Name: "tickets-scoped"}, Description: "Work support tickets in the SUPPORT project.",
+		Tools: []state.ToolGrant{
+			{Tool: "helpdesk/get_ticket", Args: map[string]*state.Constraint{"ticket_id": {Prefix: &prefix}}},
+			{Tool: "helpdesk/delete_ticket"},
+		},
+		Resources: []state.ResourceGrant{{URI: "ticket://SUPPORT-*", Upstream: "helpdesk"}},
+		Prompts:   []state.PromptGrant{{Prompt: "helpdesk/summarize"}},
+	}
+	p, err := Draft("Look up support tickets in the SUPPORT project. Read only.", append(skills[:0:0], s), tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.NewSkills) != 1 {
+		t.Fatalf("want one narrowed skill, got %+v", p.Skills)
+	}
+	ns := p.NewSkills[0]
+	if len(ns.Tools) != 1 || ns.Tools[0].Tool != "helpdesk/get_ticket" || ns.Tools[0].Args["ticket_id"] == nil || *ns.Tools[0].Args["ticket_id"].Prefix != prefix {
+		t.Errorf("narrowed tools lost their constraints: %+v", ns.Tools)
+	}
+	if len(ns.Resources) != 1 || len(ns.Prompts) != 1 {
+		t.Errorf("narrowed skill lost resources or prompts: %+v", ns)
+	}
+	if d := p.Skills[0].Dropped; len(d) != 1 || d[0].Tool != "helpdesk/delete_ticket" || !strings.Contains(d[0].Reason, "delete") {
+		t.Errorf("dropped: %+v", d)
+	}
+}
