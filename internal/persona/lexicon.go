@@ -108,6 +108,9 @@ organize   write   --- organise organises organised organising
 rename     write   ---
 acknowledge write  --t
 restore    write   ---
+reset      write   -a-
+replace    write   ---
+sync       write   ---
 resolve    write   ---
 put        write   --- puts putting
 enter      write   ---
@@ -120,6 +123,20 @@ insert     write   ---
 backup     write   -at
 snapshot   write   -at
 turn       write   -a- turns turned turning
+reassign   write   ---
+raise      write   -a-
+leave      write   -a- leaves left leaving
+note       write   -a-
+bump       write   ---
+correct    write   -a-
+amend      write   ---
+annotate   write   ---
+reconcile  write   ---
+enrich     write   ---
+tidy       write   -a- tidies tidied tidying
+reorganize write   --- reorganise reorganises reorganised reorganising
+subscribe  write   ---
+unsubscribe write  ---
 delete     delete  g--
 remove     delete  g--
 erase      delete  g--
@@ -158,6 +175,10 @@ transfer   send    -at
 wire       send    -a-
 reimburse  send    --t
 share      send    -a-
+remind     send    ---
+alert      send    -a-
+warn       send    ---
+inform     send    ---
 run        execute ga- runs ran running
 execute    execute g--
 trigger    execute -at
@@ -180,6 +201,10 @@ rerun      execute --t reruns reran rerunning
 retry      execute --t retries retried retrying
 invoke     execute ---
 promote    execute -a-
+patch      execute -a-
+upgrade    execute -a-
+install    execute ---
+decommission delete ---
 administer admin   g--
 grant      admin   g--
 revoke     admin   g--
@@ -192,15 +217,16 @@ onboard    admin   --t
 // phrasal verbs: a verb followed (within three words) by a particle means
 // something else than the verb alone.
 var phrasal = map[string]map[string]string{
-	"roll":  {"back": "rollback"},
-	"clean": {"up": "purge"},
-	"kick":  {"off": "trigger"},
-	"reach": {"out": "contact"},
-	"shut":  {"down": "stop"},
-	"spin":  {"up": "provision"},
-	"look":  {"up": "look"},
-	"sign":  {"off": "approve"},
-	"write": {"back": "reply"},
+	"roll":   {"back": "rollback"},
+	"clean":  {"up": "purge"},
+	"kick":   {"off": "trigger"},
+	"reach":  {"out": "contact"},
+	"shut":   {"down": "stop"},
+	"spin":   {"up": "provision"},
+	"look":   {"up": "look"},
+	"sign":   {"off": "approve"},
+	"write":  {"back": "reply"},
+	"follow": {"up": "contact"},
 }
 
 // nounForms are nouns that name an ability. They ask for it after a light

@@ -117,6 +117,9 @@ func (c *catalog) toolsOf(s *state.Skill) []string {
 	return out
 }
 
+// evalSets are the description sets, in the order they were written, and "all".
+var evalSets = []string{"tuning", "heldout", "fresh", "final", "all"}
+
 // counts accumulates true positives, proposed and expected items.
 type counts struct{ tp, proposed, expected int }
 
@@ -163,13 +166,16 @@ func TestDraftQuality(t *testing.T) {
 	}
 	only := os.Getenv("PERSONA_EVAL_SET") // e.g. "tuning,heldout" while tuning, so the fresh set stays unseen
 	toolK, skillK := map[string]*counts{}, map[string]*counts{}
-	for _, set := range []string{"heldout", "tuning", "fresh", "all"} {
+	for _, set := range evalSets {
 		toolK[set], skillK[set] = &counts{}, &counts{}
 	}
 	var report strings.Builder
 	for _, tc := range cases {
 		if only != "" && !slices.Contains(strings.Split(only, ","), tc.Set) {
 			continue
+		}
+		if !slices.Contains(evalSets, tc.Set) || tc.Set == "all" {
+			t.Fatalf("%s: unknown set %q", tc.ID, tc.Set)
 		}
 		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
 		if err != nil {
@@ -240,7 +246,7 @@ func TestDraftQuality(t *testing.T) {
 			}
 		}
 	}
-	for _, set := range []string{"heldout", "tuning", "fresh", "all"} {
+	for _, set := range evalSets {
 		fmt.Fprintf(&report, "%-8s tool level:  %s\n%-8s skill level: %s\n", set, toolK[set], set, skillK[set])
 	}
 	t.Logf("persona draft evaluation (%d tools, %d skills, %d upstreams):\n%s", len(c.tools), len(c.skills), len(c.upstreams), report.String())
@@ -269,6 +275,53 @@ func TestDraftQuality(t *testing.T) {
 		if f.got < f.floor {
 			t.Errorf("%s = %.3f, below the floor %.2f", f.name, f.got, f.floor)
 		}
+	}
+}
+
+// TestDraftNameOnly drafts every description from the skills and tool
+// names alone (no tools/list metadata), as before an upstream was ever
+// reached. Precision and recall drop; the hard rule must still hold.
+func TestDraftNameOnly(t *testing.T) {
+	c := loadCatalog(t)
+	ix, err := persona.NewIndex(c.skills, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tools counts
+	for _, tc := range loadCases(t) {
+		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := asked | persona.Read
+		var want []string
+		for _, name := range tc.Skills {
+			for _, id := range c.toolsOf(c.byName[name]) {
+				if allowed.Has(c.truth[id]) && !slices.Contains(want, id) {
+					want = append(want, id)
+				}
+			}
+		}
+		p, err := ix.Draft(tc.Description)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		var got []string
+		for _, ps := range p.Skills {
+			for _, id := range ps.Tools {
+				if !slices.Contains(got, id) {
+					got = append(got, id)
+				}
+				if extra := c.truth[id] &^ allowed; extra != 0 {
+					t.Errorf("%s: HARD RULE (names only): proposed %s which can %s; asked only %s", tc.ID, id, extra, allowed)
+				}
+			}
+		}
+		tools.add(got, want)
+	}
+	t.Logf("names only, all descriptions, tool level: %s", tools)
+	if tools.recall() < 0.5 {
+		t.Errorf("names-only tool recall %.3f is below 0.5", tools.recall())
 	}
 }
 
@@ -352,6 +405,16 @@ func TestToolClassification(t *testing.T) {
 		}
 	}
 	t.Logf("tool classification: %d exact, %d over-cautious, of %d\n%s", exact, over, len(c.tools), strings.Join(lines, "\n"))
+	// From the name alone (no tools/list yet) a tool may look more dangerous
+	// than it is, never less.
+	missed := 0
+	for _, id := range sortedIDs(c.tools) {
+		got := persona.ClassifyTool(id, nil).Abilities
+		if want := c.truth[id] &^ persona.Read; !got.Has(want) {
+			missed++
+			t.Errorf("%s from its name alone: classified %s, but it can %s", id, got, c.truth[id])
+		}
+	}
 }
 
 func sortedIDs(m map[string]persona.ToolInfo) []string {
