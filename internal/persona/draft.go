@@ -638,12 +638,24 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			allowed &^= r.Ability &^ Read
 		}
 	}
+	// Paying is sending of another kind: a request to email or post never
+	// lets a tool that moves money in.
+	moneyAsked := false
+	for _, r := range in.Requests {
+		if !r.Negated && moneyVerbs[r.Verb] && matches(r, sd.vocab) {
+			moneyAsked = true
+		}
+	}
 	ps := &ProposedSkill{Name: sd.s.Name, From: sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms)}
 	for _, g := range sd.tools {
 		t := g.tool
 		extra := t.class.Abilities &^ allowed
 		if extra != 0 {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: denyReason(extra, forbidBy)})
+			continue
+		}
+		if !moneyAsked && slices.ContainsFunc(t.class.Verbs, func(v string) bool { return moneyVerbs[v] }) {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: "moves money, which the description does not ask for"})
 			continue
 		}
 		if r, ok := negatedVerb(t, sd, in); ok {
@@ -687,6 +699,9 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	ps.Reason = strings.Join(why, "; ")
 	return ps, nil
 }
+
+// moneyVerbs move money rather than messages.
+var moneyVerbs = setOf(`pay refund transfer wire reimburse`)
 
 func denyReason(extra Ability, forbidBy map[Ability]string) string {
 	for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {

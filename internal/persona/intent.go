@@ -75,7 +75,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	for i := range ts {
 		w := ts[i].word
 		if p, ok := phrasal[w]; ok {
-			for j := i + 1; j <= i+3 && j < n && !ts[j].brk; j++ {
+			window := 3
+			if w == "keep" || w == "keeps" {
+				window = 10 // "keeps the timeline page in the wiki up to date"
+			}
+			for j := i + 1; j <= i+window && j < n && !ts[j].brk; j++ {
 				if lemma, ok := p[ts[j].word]; ok {
 					lex[i] = lexicon[lemma]
 					particle[j] = true
@@ -337,12 +341,14 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if t.comma && len(objs) > 0 {
 			break
 		}
+		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
+			// "creates new ones from merged pull requests", "approves the ones
+			// that follow policy": the object is "ones".
+			break
+		}
 		if len(objs) == 0 && pronouns[t.word] {
 			pronoun = true
 			continue
-		}
-		if pronoun && len(objs) == 0 && prepositions[t.word] {
-			break // "creates new ones from merged pull requests": the object is "ones"
 		}
 		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
 			// A participle or verb used as a modifier before the noun:

@@ -227,6 +227,8 @@ var phrasal = map[string]map[string]string{
 	"sign":   {"off": "approve"},
 	"write":  {"back": "reply"},
 	"follow": {"up": "contact"},
+	"keep":   {"current": "update", "updated": "update", "uptodate": "update"},
+	"keeps":  {"current": "update", "updated": "update", "uptodate": "update"},
 }
 
 // nounForms are nouns that name an ability. They ask for it after a light

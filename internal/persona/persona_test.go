@@ -409,3 +409,29 @@ func TestNarrowKeepsConstraints(t *testing.T) {
 		t.Errorf("dropped: %+v", d)
 	}
 }
+
+// Asking to email or post never lets a tool that moves money in, even in a
+// skill whose topic fits; asking to pay does.
+func TestDraftMoneyIsNotMail(t *testing.T) {
+	tools := map[string]ToolInfo{
+		"finance/list_invoices": {Description: "List customer invoices and bills.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"finance/send_invoice":  {Description: "Email an invoice to the customer."},
+		"finance/pay_bill":      {Description: "Pay a vendor bill by bank transfer."},
+	}
+	skills := []*state.Skill{{Meta: state.Meta{Name: "billing"}, Description: "Invoices and bills.",
+		Tools: []state.ToolGrant{{Tool: "finance/list_invoices"}, {Tool: "finance/send_invoice"}, {Tool: "finance/pay_bill"}}}}
+	p, err := Draft("Find overdue invoices and email the customer's billing contact a reminder about the bill.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); slices.Contains(got, "finance/pay_bill") || !slices.Contains(got, "finance/send_invoice") {
+		t.Errorf("emailing about bills: %v", got)
+	}
+	p, err = Draft("Pay the vendor bills that are due and email invoices to customers.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); !slices.Contains(got, "finance/pay_bill") {
+		t.Errorf("paying bills: %v", got)
+	}
+}

@@ -112,6 +112,13 @@ var compounds = map[[2]string]string{
 func joinCompounds(ts []token) []token {
 	out := ts[:0]
 	for i := 0; i < len(ts); i++ {
+		if i+2 < len(ts) && ts[i].word == "up" && ts[i+1].word == "to" && ts[i+2].word == "date" && !ts[i+1].brk && !ts[i+2].brk {
+			t := ts[i]
+			t.word, t.stem = "uptodate", ""
+			out = append(out, t)
+			i += 2
+			continue
+		}
 		if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma {
 			if w, ok := compounds[[2]string{ts[i].word, ts[i+1].word}]; ok {
 				t := ts[i]
@@ -240,7 +247,7 @@ var stopStems = setOf(`get list search find look view see check read creat updat
 
 // irregular maps words the suffix stemmer gets wrong to their stem.
 var irregular = map[string]string{
-	"documentation": "doc", "document": "doc", "documents": "doc", "docs": "doc",
+	"documentation": "doc", "document": "doc", "documents": "doc", "docs": "doc", "documented": "doc",
 	"people": "person", "children": "child", "sent": "send", "ran": "run", "running": "run",
 	"written": "writ", "wrote": "writ", "write": "writ", "writes": "writ", "writing": "writ",
 	"data": "data", "analysis": "analy", "analyses": "analy", "analyze": "analy", "analyzes": "analy",
