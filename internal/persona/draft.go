@@ -101,8 +101,9 @@ const (
 	bl = 0.5
 	// A skill is relevant when its score reaches minScore and relFrac of
 	// the best score.
-	minScore = 1.6
-	relFrac  = 0.22
+	minScore    = 1.6
+	floorSkills = 45
+	relFrac     = 0.22
 	// companionFrac of the threshold lets a read-only skill in as the
 	// companion of a chosen write-only skill of the same upstream.
 	companionFrac = 0.25
@@ -418,7 +419,10 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		}
 		return all[i].sd.s.Name < all[j].sd.s.Name
 	})
-	threshold := max(minScore, relFrac*top)
+	// The floor is calibrated on a registry of about 45 skills; term
+	// weights (idf) are smaller in a smaller registry, and so is the floor.
+	floor := minScore * min(1, math.Log(1+float64(len(ix.skills)))/math.Log(1+floorSkills))
+	threshold := max(floor, relFrac*top)
 
 	var (
 		chosen  []*ProposedSkill

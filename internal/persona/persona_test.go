@@ -435,3 +435,29 @@ func TestDraftMoneyIsNotMail(t *testing.T) {
 		t.Errorf("paying bills: %v", got)
 	}
 }
+
+// In a registry of two skills term weights are small; the relevance floor
+// scales with the registry, so the plainly relevant skill is still found.
+func TestDraftSmallRegistry(t *testing.T) {
+	tools := map[string]ToolInfo{
+		"helpdesk/search_tickets": {Description: "Search support tickets.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"helpdesk/get_ticket":     {Description: "Get a ticket.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"helpdesk/close_ticket":   {Description: "Close a ticket.", Annotations: &Annotations{ReadOnlyHint: boolp(false)}},
+	}
+	skills := []*state.Skill{
+		{Meta: state.Meta{Name: "read-tickets"}, Description: "Search and read support tickets",
+			Tools: []state.ToolGrant{{Tool: "helpdesk/search_tickets"}, {Tool: "helpdesk/get_ticket"}}},
+		{Meta: state.Meta{Name: "manage-tickets"}, Description: "Close and manage support tickets",
+			Tools: []state.ToolGrant{{Tool: "helpdesk/close_ticket"}, {Tool: "helpdesk/search_tickets"}}},
+	}
+	p, err := Draft("Reads and searches customer support tickets to triage them. Must never close tickets.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Persona.Skills, []string{"read-tickets"}) {
+		t.Errorf("skills %v, want [read-tickets]; excluded %+v", p.Persona.Skills, p.Excluded)
+	}
+	if slices.Contains(proposedTools(p), "helpdesk/close_ticket") {
+		t.Error("close_ticket proposed")
+	}
+}

@@ -41,7 +41,8 @@ func (p *Proposal) YAML() ([]byte, error) {
 			ps := byName[s.Name]
 			c := fmt.Sprintf("Narrowed copy of skill %s: %s", ps.From, oneLine(ps.Reason))
 			for _, d := range ps.Dropped {
-				c += fmt.Sprintf("\nleft out %s: %s", d.Tool, oneLine(d.Reason))
+				_, name, _ := strings.Cut(d.Tool, "/")
+				c += fmt.Sprintf("\nwithout %s: %s", name, oneLine(d.Reason))
 			}
 			n.HeadComment = strings.TrimSpace(n.HeadComment + "\n" + c)
 		}
