@@ -404,7 +404,7 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		return nil, fmt.Errorf("persona draft: the job description is %d bytes; the limit is %d", len(desc), MaxDescription)
 	}
 	in := ParseIntent(desc)
-	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: ix.warnings}
+	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
 
 	var all []scored
 	top := 0.0
