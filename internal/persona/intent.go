@@ -325,8 +325,7 @@ func sameForm(w string, v *verb, f byte) bool {
 	if v == nil {
 		return false
 	}
-	g := form(w, v)
-	return g == f || g == 'g' && f == 'g'
+	return form(w, v) == f
 }
 
 // objectsAfter collects the content stems after the verb at i up to the

@@ -265,7 +265,7 @@ var scopeEnders = setOf(`but however except instead although though whereas whil
 // modals and other words after which an ambiguous word is a verb.
 var verbCues = setOf(`can may will should must shall might could would please also then never not
 	only always just dont doesnt cannot cant wont shouldnt mustnt it they you we i he she who which
-	to and_then often sometimes usually automatically directly`)
+	to often sometimes usually automatically directly`)
 
 // infinitiveHeads precede "to" when it marks an infinitive ("able to
 // send"), not a preposition ("replies to email").
