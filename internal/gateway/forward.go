@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -244,7 +245,7 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 		return mcp.NewError(m.ID, &e), http.StatusOK
 	}
 	res := resp.Result
-	if !rc.modern && resultType(res) == mcp.ResultInputRequired {
+	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
 	if rc.modern {
