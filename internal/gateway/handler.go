@@ -51,6 +51,20 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Host not allowed")
 		return
 	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// A browser-based agent from an allowed origin (CORS).
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+			h.Set("Access-Control-Allow-Headers", allowedRequestHeaders(r.Header.Get("Access-Control-Request-Headers")))
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
@@ -528,4 +542,17 @@ func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
 	g.hub.dropSession(st.Nonce)
 	w.WriteHeader(http.StatusNoContent)
 	g.log.Info("mcp session ended", "agent", rc.p.Agent, "persona", rc.persona, "session", st.Nonce)
+}
+
+// allowedRequestHeaders answers a CORS preflight: the standard MCP request
+// headers plus any requested Mcp-Param-* header.
+func allowedRequestHeaders(requested string) string {
+	out := []string{"Authorization", "Content-Type", "Accept", mcp.HeaderSessionID, mcp.HeaderProtocolVersion, mcp.HeaderMethod, mcp.HeaderName, mcp.HeaderLastEventID}
+	for _, h := range strings.Split(requested, ",") {
+		h = strings.TrimSpace(h)
+		if len(h) > len(mcp.HeaderParamPrefix) && strings.EqualFold(h[:len(mcp.HeaderParamPrefix)], mcp.HeaderParamPrefix) && len(h) < 128 {
+			out = append(out, h)
+		}
+	}
+	return strings.Join(out, ", ")
 }
