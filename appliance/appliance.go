@@ -3,6 +3,11 @@
 // (agents' listener) and admin API (management listener), run under one
 // errgroup and shut down gracefully.
 //
+// The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
+// (the admin's bearer token), node-id and session-key (seals the gateway's
+// session handles). In a cluster every node needs the same session key; it
+// moves into replicated state as an HSM-sealed secret when nodes join.
+//
 // Leaf packages never import appliance; it imports them. Anything that needs
 // two components to know about each other is connected here, by passing
 // interfaces in their Configs.
@@ -20,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,7 +33,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portcullis-gw/portcullis/internal/api"
+	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
+	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
@@ -116,6 +124,7 @@ type Appliance struct {
 
 	store   *state.Store
 	node    *cluster.Node
+	gw      *gateway.Gateway
 	admin   *http.Server
 	gateway *http.Server
 	adminLn net.Listener
@@ -176,11 +185,33 @@ func New(cfg Config) (_ *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 
+	sessionKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "session-key"))
+	if err != nil {
+		return nil, fmt.Errorf("appliance: session key: %w", err)
+	}
+	gwCfg := gateway.Config{
+		Logger:        a.log.With("component", "gateway"),
+		Source:        gateway.StateSource(a.store),
+		Authenticator: &authn.APIKeys{State: a.store},
+		SessionKey:    sessionKey,
+		ServerName:    "portcullis",
+	}
+	if cfg.Dev {
+		// A loopback server is what DNS rebinding attacks reach; accept
+		// only Host headers that name the loopback listener.
+		host, _, _ := net.SplitHostPort(cfg.GatewayAddr)
+		gwCfg.AllowedHosts = []string{host, "localhost", "127.0.0.1", "::1"}
+	}
+	if a.gw, err = gateway.New(gwCfg); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
 	adminAPI, err := api.New(api.Config{
 		Store:      a.store,
 		Cluster:    a.node,
 		AdminToken: token,
 		Ready:      a.ready.Load,
+		Drafter:    a.draftPersona,
 		Logger:     a.log.With("component", "api"),
 	})
 	if err != nil {
@@ -211,16 +242,12 @@ func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 	return ln, nil
 }
 
-// gatewayHandler is the data-plane listener's handler. The MCP gateway
-// mounts here; until then it answers /healthz and 404 for everything else.
+// gatewayHandler is the data-plane listener's handler: /healthz, and the
+// gateway's persona endpoints (/p/<persona>/mcp) for everything else.
 func (a *Appliance) gatewayHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"error":{"code":"not_found","message":"no endpoint here"}}`)
-	})
+	mux.Handle("/", a.gw.Handler())
 	return mux
 }
 
@@ -249,6 +276,7 @@ func (a *Appliance) Ready() bool { return a.ready.Load() }
 func (a *Appliance) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.node.Run(ctx) })
+	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
 	g.Go(func() error { return serve(a.gateway, a.gwLn) })
 	g.Go(func() error {
@@ -266,14 +294,37 @@ func (a *Appliance) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		a.ready.Store(false)
-		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-		defer cancel()
-		return errors.Join(a.admin.Shutdown(sctx), a.gateway.Shutdown(sctx))
+		a.shutdown()
+		return nil
 	})
 	err := g.Wait()
 	a.log.Info("node stopped")
 	return err
+}
+
+// shutdown stops serving: health checks fail first (so a load balancer
+// drains the node), the gateway ends agents' open streams (which would
+// otherwise hold Shutdown until its timeout), then both servers finish the
+// requests in flight. Connections still busy after ShutdownTimeout are cut.
+func (a *Appliance) shutdown() {
+	a.ready.Store(false)
+	if err := a.gw.Close(); err != nil {
+		a.log.Warn("close gateway", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, s := range map[string]*http.Server{"admin": a.admin, "gateway": a.gateway} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				a.log.Warn("listener did not drain in time; closing its connections", "listener", name, "err", err)
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func serve(s *http.Server, ln net.Listener) error {
@@ -296,6 +347,9 @@ func (a *Appliance) Close() error {
 		if ln != nil {
 			ln.Close()
 		}
+	}
+	if a.gw != nil {
+		errs = append(errs, a.gw.Close())
 	}
 	if a.node != nil {
 		errs = append(errs, a.node.Close())

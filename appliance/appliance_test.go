@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -230,4 +231,88 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// TestShutdownEndsOpenAgentStreams: an agent's open SSE stream must not
+// hold a graceful shutdown until its timeout.
+func TestShutdownEndsOpenAgentStreams(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.ShutdownTimeout = time.Minute
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	admin := "http://" + a.AdminAddr()
+	waitHealthy(t, http.DefaultClient, admin+"/healthz")
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+
+	call := func(method, url string, body string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode/100 != 2 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, b)
+		}
+		return resp
+	}
+	adminHdr := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(tok)), "Content-Type": "application/yaml"}
+	call("POST", admin+"/v1/apply", `apiVersion: portcullis/v1
+kind: Upstream
+metadata: {name: up}
+spec: {url: "http://127.0.0.1:9/mcp"}
+---
+apiVersion: portcullis/v1
+kind: Skill
+metadata: {name: s}
+spec: {tools: [{tool: up/x}]}
+---
+apiVersion: portcullis/v1
+kind: Persona
+metadata: {name: p}
+spec: {skills: [s]}
+---
+apiVersion: portcullis/v1
+kind: Agent
+metadata: {name: bot}
+spec: {persona: p}
+`, adminHdr).Body.Close()
+	resp := call("POST", admin+"/v1/agents/bot/keys", "", adminHdr)
+	var k struct{ Key string }
+	json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+
+	mcpURL := "http://" + a.GatewayAddr() + "/p/p/mcp"
+	agent := map[string]string{"Authorization": "Bearer " + k.Key, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+	resp = call("POST", mcpURL, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`, agent)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	agent["Mcp-Session-Id"], agent["MCP-Protocol-Version"], agent["Accept"] = sid, "2025-06-18", "text/event-stream"
+	stream := call("GET", mcpURL, "", agent)
+	defer stream.Body.Close()
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown hung on an open agent stream")
+	}
+	if _, err := io.Copy(io.Discard, stream.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream ended with %v", err)
+	}
 }
