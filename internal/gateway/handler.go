@@ -44,10 +44,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	persona := r.PathValue("persona")
 	if !g.originAllowed(r) {
+		g.refused(r, start, persona, authn.Principal{}, "Origin not allowed")
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Origin not allowed")
 		return
 	}
 	if !g.hostAllowed(r) {
+		g.refused(r, start, persona, authn.Principal{}, "Host not allowed")
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Host not allowed")
 		return
 	}
@@ -80,6 +82,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ae) {
 			msg = "unauthorized: " + ae.Reason
 		}
+		g.refused(r, start, persona, authn.Principal{}, msg)
 		httpFail(w, http.StatusUnauthorized, mcp.CodeInvalidRequest, msg)
 		return
 	}
@@ -89,10 +92,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		role = v.Role(persona)
 	}
 	if role == nil {
+		g.refused(r, start, persona, p, "unknown persona")
 		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "unknown persona")
 		return
 	}
 	if p.Persona != persona {
+		g.refused(r, start, persona, p, "key belongs to persona "+p.Persona)
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: this key is not valid for persona "+persona)
 		return
 	}
@@ -555,4 +560,18 @@ func allowedRequestHeaders(requested string) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// refused records a request turned away before any MCP method was looked at.
+func (g *Gateway) refused(r *http.Request, start time.Time, persona string, p authn.Principal, reason string) {
+	ip := p.ClientIP
+	if !ip.IsValid() {
+		ip = authn.ClientIP(r)
+	}
+	d := Decision{Time: start, Agent: p.Agent, Persona: persona, KeyID: p.KeyID, Method: r.Method + " " + r.URL.Path,
+		Decision: Deny, Reason: reason, Latency: time.Since(start)}
+	if ip.IsValid() {
+		d.ClientIP = ip.String()
+	}
+	g.record(r.Context(), d)
 }
