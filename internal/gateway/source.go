@@ -53,6 +53,7 @@ func viewOf(snap *state.Snapshot) *View {
 		ups[name] = &UpstreamSpec{
 			Name: name, URL: u.URL, Transport: u.Transport, ToolPrefix: u.ToolPrefix,
 			Timeout: time.Duration(u.Timeout), ProtocolVersion: u.ProtocolVersion,
+			Credential: u.Credential,
 		}
 	}
 	return &View{Index: snap.Index, Upstreams: ups, Role: func(persona string) Role {

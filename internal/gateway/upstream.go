@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,17 @@ type upstream struct {
 	closed atomic.Bool
 }
 
-type connBox struct{ c mcp.Conn }
+type connBox struct {
+	c      mcp.Conn
+	closer io.Closer // the credential transport, if it needs closing
+}
+
+func (b *connBox) close() {
+	_ = b.c.Close()
+	if b.closer != nil {
+		_ = b.closer.Close()
+	}
+}
 
 const (
 	maxListPages  = 100
@@ -89,19 +100,25 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		if !isDone(b.c) {
 			return b.c, nil
 		}
-		_ = b.c.Close()
+		b.close()
 		u.conn.Store(nil)
 	}
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
 	hc := u.g.cfg.HTTPClient
+	var closer io.Closer
 	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
 		base := hc.Transport
 		if base == nil {
 			base = http.DefaultTransport
 		}
-		hc = &http.Client{Transport: wrap(u.spec.Name, base)}
+		rt, err := wrap(u.spec, base)
+		if err != nil {
+			return nil, fmt.Errorf("upstream credential: %w", err)
+		}
+		closer, _ = rt.(io.Closer)
+		hc = &http.Client{Transport: rt}
 	}
 	cfg := mcp.ClientConfig{
 		URL:             u.spec.URL,
@@ -122,9 +139,12 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		c, err = mcp.Dial(ctx, cfg)
 	}
 	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
 		return nil, err
 	}
-	u.conn.Store(&connBox{c})
+	u.conn.Store(&connBox{c: c, closer: closer})
 	// A new connection may see a different server: refresh every list.
 	for k := range u.lists {
 		u.lists[k].Store(nil)
@@ -272,6 +292,6 @@ func hasCapability(caps json.RawMessage, name string) bool {
 func (u *upstream) close() {
 	u.closed.Store(true)
 	if b := u.conn.Swap(nil); b != nil {
-		_ = b.c.Close()
+		b.close()
 	}
 }
