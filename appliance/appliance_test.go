@@ -108,6 +108,26 @@ func TestDevNodeServesHealthzOnBothListeners(t *testing.T) {
 		t.Fatalf("admin API on the gateway listener: %d, want 404", resp.StatusCode)
 	}
 
+	// An object applied before a snapshot and one after it both survive
+	// the restart: the first from the (zstd) snapshot, the second from the
+	// log after it.
+	applyYAML := func(a *Appliance, name string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+a.AdminAddr()+"/v1/apply", strings.NewReader(
+			"apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: "+name+"}\nspec: {url: 'http://127.0.0.1:9/mcp'}\n"))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("apply %s: %v %v", name, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+	applyYAML(a, "in-snapshot")
+	if err := a.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(a, "in-log")
+
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
@@ -123,6 +143,10 @@ func TestDevNodeServesHealthzOnBothListeners(t *testing.T) {
 	id2, _ := os.ReadFile(filepath.Join(dir, "node-id"))
 	if string(tok) != string(tok2) || string(id1) != string(id2) {
 		t.Fatal("restart changed the admin token or the node id")
+	}
+	snap := a2.store.Current()
+	if snap.Upstreams["in-snapshot"] == nil || snap.Upstreams["in-log"] == nil {
+		t.Fatalf("after restart the state has upstreams %v, want in-snapshot and in-log", snap.Upstreams)
 	}
 }
 
