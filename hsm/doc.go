@@ -35,8 +35,8 @@
 //     only unwrap (CKA_UNWRAP, non-extractable); its public key goes to an admin;
 //  2. on an existing node the SO imports that public key as a trusted wrapping
 //     key (TrustWrappingKey). PKCS#11 allows one login type per application, so
-//     this runs in its own process (the CLI), not in the server that holds the
-//     user login;
+//     this runs in its own process (`portcullis secret trust-join-key`), not in
+//     the server that holds the user login;
 //  3. the existing node wraps each sealing and MAC key with CKM_RSA_PKCS_OAEP
 //     (SHA-1/MGF1-SHA1: the only OAEP parameters SoftHSM 2.6 accepts for
 //     C_WrapKey) and sends the blobs;
@@ -44,6 +44,13 @@
 //     and destroys its one-shot unwrap key.
 //
 // The key material exists in plain text only inside the two HSMs.
+//
+// Rotation in a cluster happens on one node (the leader): Rotate there, then
+// run the ceremony again toward every other node; UnwrapSecretKeys adds the
+// new version and checks that the versions a node already holds are the same
+// keys (equal key check values), refusing keys that diverged. Then ResealAll
+// on the leader, store the results, and DestroyKeyVersion the old version on
+// every node.
 //
 // # Sessions and failure
 //

@@ -139,29 +139,33 @@ var _ crypto.Signer = (*signer)(nil)
 func (s *signer) Public() crypto.PublicKey { return s.pub }
 
 func (s *signer) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	cn, err := s.k.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer cn.inflight.Done()
-	cs, err := cn.signer(s.purpose, false)
-	if err != nil {
-		return nil, err
-	}
-	sig, err := cs.Sign(rand, digest, opts)
-	if err == nil {
-		return sig, nil
+	sig, cn, err := s.sign(rand, digest, opts)
+	if err == nil || cn == nil {
+		return sig, err
 	}
 	// crypto11 reports the PKCS#11 code as text only: ask the token a
 	// harmless question to tell a bad request from a token that went away.
-	cn.inflight.Done()
-	defer cn.inflight.Add(1) // balanced by the deferred Done above
 	if _, perr := s.k.Random(context.Background(), 1); perr != nil {
 		err = fmt.Errorf("hsm: sign with %q: %w: %v", s.purpose, ErrUnavailable, err)
 		s.k.fail(cn, err)
 		return nil, err
 	}
 	return nil, fmt.Errorf("hsm: sign with %q: %w", s.purpose, err)
+}
+
+// sign signs on the current conn; cn is nil when there was none.
+func (s *signer) sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, *conn, error) {
+	cn, err := s.k.acquire()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cn.inflight.Done()
+	cs, err := cn.signer(s.purpose, false)
+	if err != nil {
+		return nil, cn, err
+	}
+	sig, err := cs.Sign(rand, digest, opts)
+	return sig, cn, err
 }
 
 func (s *signer) current(create bool) (crypto11.Signer, error) {

@@ -23,6 +23,7 @@ type Keystore struct {
 
 	mu        sync.Mutex
 	cur       *conn // nil while unavailable
+	broken    *conn // the last conn dropped; retry waits until it is closed
 	closed    bool
 	retrying  bool
 	stop      chan struct{}
@@ -41,6 +42,8 @@ type conn struct {
 	idle chan pkcs11.SessionHandle // sessions ready for use
 
 	inflight sync.WaitGroup
+
+	closed chan struct{} // closed when close has finished
 
 	mu      sync.Mutex
 	seal    map[uint32]pkcs11.ObjectHandle
@@ -140,6 +143,7 @@ func (k *Keystore) connect() (*conn, error) {
 		idle:    make(chan pkcs11.SessionHandle, k.cfg.MaxSessions),
 		seal:    map[uint32]pkcs11.ObjectHandle{},
 		signers: map[string]crypto11.Signer{},
+		closed:  make(chan struct{}),
 	}, nil
 }
 
@@ -160,6 +164,7 @@ func probeLogin(p *pkcs11.Ctx, slot uint, pin []byte) error {
 
 // close tears the connection down after in-flight calls finished.
 func (c *conn) close() {
+	defer close(c.closed)
 	c.inflight.Wait()
 	moduleMu.Lock()
 	defer moduleMu.Unlock()
@@ -186,12 +191,15 @@ func (k *Keystore) Close() error {
 	}
 	k.closed = true
 	close(k.stop)
-	cn := k.cur
+	cn, broken := k.cur, k.broken
 	k.cur = nil
 	k.mu.Unlock()
 	k.retryDone.Wait()
 	if cn != nil {
 		cn.close()
+	}
+	if broken != nil {
+		<-broken.closed
 	}
 	clear(k.pin)
 	return nil
@@ -231,6 +239,7 @@ func (k *Keystore) fail(cn *conn, cause error) {
 		return
 	}
 	k.cur = nil
+	k.broken = cn
 	k.log.Warn("hsm: token unavailable, reconnecting", "token", k.cfg.TokenLabel, "err", cause)
 	go cn.close()
 	if !k.closed {
@@ -251,6 +260,17 @@ func (k *Keystore) startRetryLocked() {
 // token answers or the keystore closes.
 func (k *Keystore) retry() {
 	defer k.retryDone.Done()
+	// A module that must be re-initialized after an outage is finalized only
+	// when the broken conn lets go of it, so wait for that first.
+	k.mu.Lock()
+	broken := k.broken
+	k.mu.Unlock()
+	if broken != nil {
+		select {
+		case <-broken.closed:
+		case <-k.stop:
+		}
+	}
 	wait := 100 * time.Millisecond
 	for {
 		select {

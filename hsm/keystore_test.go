@@ -279,9 +279,35 @@ func TestRotateAndReseal(t *testing.T) {
 	if _, _, err := k.Reseal(ctx, "wrong-name", 1, s1); !errors.Is(err, ErrOpen) {
 		t.Fatalf("Reseal under the wrong name: %v, want ErrOpen", err)
 	}
+	// A re-seal pass over a mixed set moves only the old ones.
+	s3, _ := k.Seal(ctx, "c", 7, []byte("c"))
+	moved2, err := k.ResealAll(ctx, []SealedSecret{{"a", 1, s1}, {"b", 1, s2}, {"c", 7, s3}})
+	if err != nil || len(moved2) != 1 || moved2[0].Name != "a" || moved2[0].Version != 1 {
+		t.Fatalf("ResealAll = %+v, %v; want only a", moved2, err)
+	}
+	if got, err := k.Unseal(ctx, "a", 1, moved2[0].Sealed); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("ResealAll output: %q, %v", got, err)
+	}
 	vs, err := k.KeyVersions(ctx)
 	if err != nil || len(vs) != 2 || vs[0] != 1 || vs[1] != 2 {
 		t.Fatalf("KeyVersions = %v, %v", vs, err)
+	}
+
+	// Retire v1 once everything moved: v1 ciphertexts stop opening.
+	if err := k.DestroyKeyVersion(ctx, 2); err == nil {
+		t.Fatal("destroyed the current key")
+	}
+	if err := k.DestroyKeyVersion(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Unseal(ctx, "a", 1, s1); !errors.Is(err, ErrUnknownKeyVersion) {
+		t.Fatalf("v1 ciphertext after retiring v1: %v", err)
+	}
+	if got, err := k.Unseal(ctx, "a", 1, moved); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("resealed ciphertext after retiring v1: %q, %v", got, err)
+	}
+	if vs, _ := k.KeyVersions(ctx); len(vs) != 1 || vs[0] != 2 {
+		t.Fatalf("KeyVersions after retiring = %v", vs)
 	}
 }
 

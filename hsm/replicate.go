@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -261,13 +262,17 @@ func (c *conn) wrapAll(p *pkcs11.Ctx, sh pkcs11.SessionHandle, wrapping pkcs11.O
 
 // UnwrapSecretKeys (joining node, step 4) unwraps the keys into this token
 // with the pending unwrap key from NewWrappingKeyPair, then destroys that key.
-// It refuses a key whose label the token already holds.
+// A key whose label the token already holds is checked instead of stored: it
+// must be the same key (equal key check values), else the call fails with
+// nothing changed. So the ceremony can be re-run after a rotation on the
+// cluster's leader to hand the new version to every other node.
 func (k *Keystore) UnwrapSecretKeys(ctx context.Context, keys []WrappedKey) error {
 	for _, w := range keys {
 		if !validWrappedLabel(w.Label) {
 			return fmt.Errorf("hsm: unwrap: unexpected key label %q", w.Label)
 		}
 	}
+	added := 0
 	err := k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
 		priv, err := findObjects(p, sh, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
@@ -279,7 +284,11 @@ func (k *Keystore) UnwrapSecretKeys(ctx context.Context, keys []WrappedKey) erro
 		if len(priv) == 0 {
 			return ErrNoUnwrapKey
 		}
+		// First pass: unwrap every key as a session object and check the
+		// ones this token already holds, so a mismatch changes nothing.
+		var fresh []WrappedKey
 		for _, w := range keys {
+			kt := keyTypeOf(w.Label)
 			have, err := findObjects(p, sh, []*pkcs11.Attribute{
 				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 				pkcs11.NewAttribute(pkcs11.CKA_LABEL, w.Label),
@@ -287,18 +296,36 @@ func (k *Keystore) UnwrapSecretKeys(ctx context.Context, keys []WrappedKey) erro
 			if err != nil {
 				return err
 			}
-			if len(have) > 0 {
-				return fmt.Errorf("hsm: unwrap: this token already holds %s", w.Label)
+			tmpl := secretKeyTemplate(w.Label, kt)
+			for i, a := range tmpl {
+				if a.Type == pkcs11.CKA_TOKEN {
+					tmpl[i] = pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)
+				}
 			}
-		}
-		for _, w := range keys {
-			kt := uint(pkcs11.CKK_AES)
-			if w.Label == macLabel {
-				kt = pkcs11.CKK_GENERIC_SECRET
-			}
-			if _, err := p.UnwrapKey(sh, oaep(), priv[0], w.Wrapped, secretKeyTemplate(w.Label, kt)); err != nil {
+			tmp, err := p.UnwrapKey(sh, oaep(), priv[0], w.Wrapped, tmpl)
+			if err != nil {
 				return fmt.Errorf("hsm: unwrap %s: %w", w.Label, classify(err))
 			}
+			if len(have) == 0 {
+				_ = p.DestroyObject(sh, tmp)
+				fresh = append(fresh, w)
+				continue
+			}
+			a, errA := keyCheckValue(p, sh, have[0], kt)
+			b, errB := keyCheckValue(p, sh, tmp, kt)
+			_ = p.DestroyObject(sh, tmp)
+			if errA != nil || errB != nil {
+				return fmt.Errorf("hsm: check %s: %w", w.Label, errors.Join(errA, errB))
+			}
+			if !bytes.Equal(a, b) {
+				return fmt.Errorf("hsm: unwrap: this token holds a different %s (keys diverged: rotate only on one node)", w.Label)
+			}
+		}
+		for _, w := range fresh {
+			if _, err := p.UnwrapKey(sh, oaep(), priv[0], w.Wrapped, secretKeyTemplate(w.Label, keyTypeOf(w.Label))); err != nil {
+				return fmt.Errorf("hsm: unwrap %s: %w", w.Label, classify(err))
+			}
+			added++
 		}
 		for _, h := range priv {
 			if err := p.DestroyObject(sh, h); err != nil {
@@ -313,8 +340,32 @@ func (k *Keystore) UnwrapSecretKeys(ctx context.Context, keys []WrappedKey) erro
 	if err != nil {
 		return err
 	}
-	k.log.Info("hsm: secret keys unwrapped from the cluster", "keys", len(keys))
+	k.log.Info("hsm: secret keys unwrapped from the cluster", "added", added, "already_held", len(keys)-added)
 	return nil
+}
+
+func keyTypeOf(label string) uint {
+	if label == macLabel {
+		return pkcs11.CKK_GENERIC_SECRET
+	}
+	return pkcs11.CKK_AES
+}
+
+// keyCheckValue identifies a key without revealing it: the GCM tag of an
+// empty message under an all-zero nonce (AES), or the HMAC of a fixed string.
+func keyCheckValue(p *pkcs11.Ctx, sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, kt uint) ([]byte, error) {
+	if kt == pkcs11.CKK_GENERIC_SECRET {
+		if err := p.SignInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}, h); err != nil {
+			return nil, err
+		}
+		return p.Sign(sh, []byte("portcullis key check value"))
+	}
+	params := pkcs11.NewGCMParams(make([]byte, gcmNonceSize), []byte("portcullis key check value"), gcmTagSize*8)
+	defer params.Free()
+	if err := p.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+		return nil, err
+	}
+	return p.Encrypt(sh, nil)
 }
 
 func validWrappedLabel(l string) bool {

@@ -132,6 +132,46 @@ func TestReplicationCeremony(t *testing.T) {
 	if err := b.UnwrapSecretKeys(ctx, wrapped); !errors.Is(err, ErrNoUnwrapKey) {
 		t.Fatalf("second unwrap: %v, want ErrNoUnwrapKey", err)
 	}
+	// Rotation on the leader, then the ceremony again: B gets v3, its
+	// existing keys are checked equal, not duplicated.
+	if v, err := a.Rotate(ctx); err != nil || v != 3 {
+		t.Fatalf("Rotate = %d, %v", v, err)
+	}
+	s3, _ := a.Seal(ctx, "after-rotation", 1, []byte("v3"))
+	rejoin := func() error {
+		pub, err := b.NewWrappingKeyPair(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := trustInChild(t, cfgA, soA, pub); err != nil {
+			t.Fatal(err)
+		}
+		w, err := a.WrapSecretKeys(ctx, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.UnwrapSecretKeys(ctx, w)
+	}
+	if err := rejoin(); err != nil {
+		t.Fatalf("re-run after rotation: %v", err)
+	}
+	if pt, err := b.Unseal(ctx, "after-rotation", 1, s3); err != nil || string(pt) != "v3" {
+		t.Fatalf("B opening a v3 seal: %q, %v", pt, err)
+	}
+	if vs, _ := b.KeyVersions(ctx); len(vs) != 3 {
+		t.Fatalf("B key versions %v, want 3", vs)
+	}
+	// Both rotate on their own: v4 diverges and the ceremony refuses it.
+	if _, err := b.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rejoin(); err == nil || !strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("divergent v4: %v, want a refusal", err)
+	}
+
 	// The unwrapped keys keep the same protection.
 	err = b.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
 		h, _, err := c.sealKey(p, sh, 1)

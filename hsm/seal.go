@@ -224,6 +224,9 @@ func (k *Keystore) Rotate(ctx context.Context) (uint32, error) {
 // current sealing key and returns the Sealed binary form. The plaintext goes
 // to the HSM and is not kept.
 func (k *Keystore) Seal(ctx context.Context, name string, secretVersion uint64, plaintext []byte) ([]byte, error) {
+	if len(plaintext) > maxSealedSize-sealedHeader-gcmNonceSize-gcmTagSize {
+		return nil, fmt.Errorf("hsm: seal %q: %d bytes exceeds the 1 MiB limit", name, len(plaintext))
+	}
 	nonce := make([]byte, gcmNonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("hsm: nonce: %w", err)
@@ -331,4 +334,61 @@ func (k *Keystore) Reseal(ctx context.Context, name string, secretVersion uint64
 		return nil, false, err
 	}
 	return out, true, nil
+}
+
+// SealedSecret is one stored secret as the replicated state holds it.
+type SealedSecret struct {
+	Name    string
+	Version uint64
+	Sealed  []byte
+}
+
+// ResealAll re-encrypts under the current sealing key every secret that is
+// sealed under an older one, and returns only those (same name and version,
+// new ciphertext) for the caller to store. After every node has stored them,
+// old key versions can be retired. It stops at the first failure, returning
+// what it resealed so far.
+func (k *Keystore) ResealAll(ctx context.Context, secrets []SealedSecret) ([]SealedSecret, error) {
+	var out []SealedSecret
+	for _, s := range secrets {
+		sealed, changed, err := k.Reseal(ctx, s.Name, s.Version, s.Sealed)
+		if err != nil {
+			return out, fmt.Errorf("hsm: reseal %q version %d: %w", s.Name, s.Version, err)
+		}
+		if changed {
+			out = append(out, SealedSecret{Name: s.Name, Version: s.Version, Sealed: sealed})
+		}
+	}
+	return out, nil
+}
+
+// DestroyKeyVersion destroys sealing key version v in this token, after
+// ResealAll has moved every secret off it. The current version cannot be
+// destroyed. Ciphertexts still under v will never open again.
+func (k *Keystore) DestroyKeyVersion(ctx context.Context, v uint32) error {
+	err := k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+		h, _, err := c.sealKey(p, sh, v)
+		if err != nil {
+			return err
+		}
+		_, cur, err := c.sealKey(p, sh, 0)
+		if err != nil {
+			return err
+		}
+		if v == cur {
+			return fmt.Errorf("hsm: sealing key v%d is current; rotate first", v)
+		}
+		if err := p.DestroyObject(sh, h); err != nil {
+			return fmt.Errorf("hsm: destroy sealing key v%d: %w", v, classify(err))
+		}
+		c.mu.Lock()
+		delete(c.seal, v)
+		c.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	k.log.Info("hsm: sealing key destroyed", "version", v)
+	return nil
 }

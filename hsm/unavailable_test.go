@@ -117,3 +117,27 @@ func TestUnavailableAndRecovery(t *testing.T) {
 		t.Fatalf("Sign after recovery: %v", err)
 	}
 }
+
+// TestOpenLockedPIN: a token that has locked its PIN gets a clear error.
+func TestOpenLockedPIN(t *testing.T) {
+	s := newSoftHSM(t)
+	cfg, _ := s.token(t, "locked")
+	f := newFaultShim(t, s)
+	cfg.ModulePath = f.module
+	flag := filepath.Join(s.dir, "pin-locked")
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FAULT_SHIM_PIN_LOCKED", flag)
+	_, err := Open(cfg)
+	if !errors.Is(err, ErrPINLocked) {
+		t.Fatalf("Open = %v, want ErrPINLocked", err)
+	}
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	k := open(t, cfg)
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

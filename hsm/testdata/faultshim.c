@@ -28,7 +28,15 @@ GUARD(C_GetSlotList, (CK_BBOOL a, CK_SLOT_ID_PTR b, CK_ULONG_PTR c), (a, b, c))
 GUARD(C_GetTokenInfo, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))
 GUARD(C_OpenSession, (CK_SLOT_ID a, CK_FLAGS b, CK_VOID_PTR c, CK_NOTIFY d, CK_SESSION_HANDLE_PTR e), (a, b, c, d, e))
 GUARD(C_GetSessionInfo, (CK_SESSION_HANDLE a, CK_SESSION_INFO_PTR b), (a, b))
-GUARD(C_Login, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d), (a, b, c, d))
+// While FAULT_SHIM_PIN_LOCKED names an existing file, C_Login answers
+// CKR_PIN_LOCKED, as a hardware token does after too many wrong PINs
+// (SoftHSM itself never locks).
+static CK_RV shim_C_Login(CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c, CK_ULONG d) {
+	const char *locked = getenv("FAULT_SHIM_PIN_LOCKED");
+	if (down()) return CKR_DEVICE_REMOVED;
+	if (locked != NULL && access(locked, F_OK) == 0) return CKR_PIN_LOCKED;
+	return real.C_Login(a, b, c, d);
+}
 GUARD(C_FindObjectsInit, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c), (a, b, c))
 GUARD(C_GetAttributeValue, (CK_SESSION_HANDLE a, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR c, CK_ULONG d), (a, b, c, d))
 GUARD(C_EncryptInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b, CK_OBJECT_HANDLE c), (a, b, c))

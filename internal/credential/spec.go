@@ -4,6 +4,8 @@
 // each request as a header, a query parameter, HTTP Basic auth, or an OAuth
 // 2.0 access token it fetches from the upstream's token endpoint with the
 // client-credentials grant, and strips whatever credential the agent sent.
+// SecretsHandler serves the admin API's secret routes (put, list, delete:
+// sealed by the HSM, replicated as ciphertext, never shown again).
 //
 // # Where a plaintext lives, and for how long
 //

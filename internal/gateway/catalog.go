@@ -18,6 +18,7 @@ type entry struct {
 	upstream string
 	name     string
 	raw      json.RawMessage
+	params   []mcp.ParamHeader // tools: x-mcp-header annotations
 }
 
 // resEntry is one exposed resource or resource template.
@@ -177,7 +178,14 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *
 		}
 	}
 	for _, c := range tools {
-		e := &entry{exposed: toolNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key}
+		params, err := mcp.ParamHeaders(mcp.GetField(c.item.raw, "inputSchema"))
+		if err != nil {
+			// A tool definition with invalid x-mcp-header annotations must
+			// not be offered (2026-07-28, Streamable HTTP).
+			g.log.WarnContext(ctx, "upstream tool rejected", "upstream", c.up.spec.Name, "tool", c.item.key, "err", err)
+			continue
+		}
+		e := &entry{exposed: toolNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key, params: params}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)
 		cat.tools = append(cat.tools, e)
 		cat.toolsByName[e.exposed] = e
@@ -255,4 +263,20 @@ func (cat *catalog) resourceUpstream(uri string) string {
 		}
 	}
 	return best
+}
+
+// failedUpstreamFor names the unreachable upstream whose exposed prefix
+// name carries, so that a call to a tool of a down upstream gets "upstream
+// unavailable" rather than "unknown tool". "" when there is none.
+func (cat *catalog) failedUpstreamFor(name string, v *View) string {
+	for up := range cat.errors {
+		spec := v.Upstreams[up]
+		if spec == nil {
+			continue
+		}
+		if p := spec.prefix(); p != "" && strings.HasPrefix(name, sanitizeName(p)+"_") {
+			return up
+		}
+	}
+	return ""
 }

@@ -103,6 +103,11 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// HTTPClient calls upstreams; nil builds a pooled keep-alive client.
 	HTTPClient *http.Client
+	// UpstreamTransport, when set, wraps the transport used for one upstream:
+	// the hook for credential injection (a header, query parameter, basic
+	// auth or OAuth2 token unsealed from the HSM). The agent's own
+	// credential is never forwarded whatever this does.
+	UpstreamTransport func(upstream string, base http.RoundTripper) http.RoundTripper
 	// ServerName and ServerVersion identify the gateway to agents.
 	ServerName, ServerVersion string
 	// OnDecision, when set, receives every Decision after it is logged (the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -60,10 +61,7 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		}
 	case mcp.MethodSetLevel:
 		if legacyOnly() {
-			// The upstream sessions are shared by all agents on a node, so a
-			// level is not pushed upstream; log messages the upstreams emit
-			// during a call still reach the calling agent.
-			return ok(json.RawMessage("{}"))
+			return g.setLevel(rc, m)
 		}
 	}
 	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
@@ -121,6 +119,11 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindTools)
 	e := cat.toolsByName[head.Name]
 	if e == nil {
+		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
+			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
+			g.record(rc.r.Context(), d)
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
+		}
 		g.deny(rc, d, "tool not in the persona's role")
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown tool: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
 	}
@@ -131,6 +134,20 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 			g.deny(rc, d, "malformed arguments")
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
 		}
+	}
+	if len(e.params) > 0 {
+		if rc.modern {
+			if herr := mcp.CheckParamHeaders(rc.r.Header, e.params, args); herr != nil {
+				g.deny(rc, d, herr.Message)
+				return mcp.NewError(m.ID, herr), http.StatusBadRequest
+			}
+		}
+		h, err := mcp.ParamHeaderValues(e.params, args)
+		if err != nil {
+			g.deny(rc, d, err.Error())
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: %v", err)), http.StatusOK
+		}
+		rc.upHdr = h
 	}
 	if dec := rc.role.Allow(e.upstream, e.name, args); !dec.Allow {
 		reason := "denied by policy"
@@ -166,7 +183,7 @@ func (g *Gateway) upstreamParams(rc *reqCtx, params json.RawMessage, set map[str
 				return nil, err
 			}
 			for k := range mm {
-				if strings.HasPrefix(k, "io.modelcontextprotocol/") {
+				if strings.HasPrefix(k, "io.modelcontextprotocol/") && k != mcp.MetaLogLevel {
 					delete(mm, k)
 				}
 			}
@@ -359,20 +376,82 @@ func upstreamFailure(name string, err error, timeout time.Duration) (*mcp.Error,
 	return mcp.Errorf(mcp.CodeInternalError, "upstream %q is unavailable", name), "unavailable"
 }
 
-// withResultType adds resultType "complete" to a result that lacks it.
-func withResultType(res json.RawMessage) json.RawMessage {
+// modernResult makes an older upstream's result valid for 2026-07-28: it
+// adds resultType "complete" when absent and, for cacheable results
+// (resources/read), ttlMs 0 and cacheScope "private" when absent.
+func modernResult(res json.RawMessage, cacheable bool) json.RawMessage {
 	t := bytes.TrimSpace(res)
 	if len(t) < 2 || t[0] != '{' {
 		return res
 	}
-	if mcp.GetField(t, "resultType") != nil {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(t, &top) != nil {
+		return res
+	}
+	var add []byte
+	if _, ok := top["resultType"]; !ok {
+		add = append(add, `"resultType":"complete"`...)
+	}
+	if cacheable {
+		if _, ok := top["ttlMs"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"ttlMs":0`...)
+		}
+		if _, ok := top["cacheScope"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"cacheScope":"private"`...)
+		}
+	}
+	if len(add) == 0 {
 		return res
 	}
 	inner := bytes.TrimSpace(t[1:])
-	b := make([]byte, 0, len(t)+26)
-	b = append(b, `{"resultType":"complete"`...)
+	b := make([]byte, 0, len(t)+len(add)+2)
+	b = append(b, '{')
+	b = append(b, add...)
 	if len(inner) > 0 && inner[0] != '}' {
 		b = append(b, ',')
 	}
 	return append(b, inner...)
+}
+
+// setLevel forwards logging/setLevel to the role's upstreams that log. The
+// node's upstream sessions are shared, so the most recent level wins there;
+// log messages still reach only the agent whose call produced them, and
+// messages outside any call are dropped.
+func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
+	var p struct {
+		Level string `json:"level"`
+	}
+	if err := json.Unmarshal(m.Params, &p); err != nil || p.Level == "" {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level")), http.StatusOK
+	}
+	params, _ := json.Marshal(map[string]string{"level": p.Level})
+	ctx := rc.r.Context()
+	var wg sync.WaitGroup
+	for _, name := range rc.role.Upstreams() {
+		u := g.upstream(name, rc.view)
+		if u == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, u.timeout())
+			defer cancel()
+			c, err := u.connect(cctx)
+			if err != nil || mcp.Modern(c.Server().ProtocolVersion) || !hasCapability(c.Server().Capabilities, "logging") {
+				return
+			}
+			if _, err := c.Call(cctx, mcp.MethodSetLevel, params, nil); err != nil {
+				g.log.Debug("upstream logging/setLevel failed", "upstream", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
 }

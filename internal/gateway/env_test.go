@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -95,6 +96,11 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		opts = &sdk.ServerOptions{}
 	}
 	opts.Logger = testLogger(t)
+	opts.CompletionHandler = func(ctx context.Context, req *sdk.CompleteRequest) (*sdk.CompleteResult, error) {
+		return &sdk.CompleteResult{Completion: sdk.CompletionResultDetails{Values: []string{req.Params.Argument.Value + "100"}}}, nil
+	}
+	opts.SubscribeHandler = func(context.Context, *sdk.SubscribeRequest) error { return nil }
+	opts.UnsubscribeHandler = func(context.Context, *sdk.UnsubscribeRequest) error { return nil }
 	s := sdk.NewServer(&sdk.Implementation{Name: name, Version: "1.0"}, opts)
 	sdk.AddTool(s, &sdk.Tool{Name: "get_ticket", Description: "Read a ticket"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
 		if tok := req.Params.GetProgressToken(); tok != nil {
@@ -115,12 +121,43 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		}
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "slept"}}}, nil, nil
 	})
-	sdk.AddTool(s, &sdk.Tool{Name: "confirm_close", Description: "Asks the user first"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
-		res, err := req.Session.Elicit(ctx, &sdk.ElicitParams{Message: "Close ticket " + in.ID + "?", RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}})
-		if err != nil {
-			return nil, nil, fmt.Errorf("elicit: %w", err)
+	sdk.AddTool(s, &sdk.Tool{Name: "report", Description: "Reports progress, then works a while"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
+		if tok := req.Params.GetProgressToken(); tok != nil {
+			_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2})
 		}
-		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("user said %s %v", res.Action, res.Content["ok"])}}}, nil, nil
+		_ = req.Session.Log(ctx, &sdk.LoggingMessageParams{Level: "info", Logger: name, Data: "working on " + in.ID})
+		time.Sleep(300 * time.Millisecond)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "report " + in.ID + " done"}}}, nil, nil
+	})
+	// region_query mirrors its "region" argument into Mcp-Param-Region
+	// (x-mcp-header, 2026-07-28).
+	s.AddTool(&sdk.Tool{Name: "region_query", Description: "Query a region", InputSchema: map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"region": map[string]any{"type": "string", "x-mcp-header": "Region"},
+			"q":      map[string]any{"type": "string"},
+		},
+	}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		var in struct{ Region, Q string }
+		_ = json.Unmarshal(req.Params.Arguments, &in)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: name + " " + in.Region + ": " + in.Q}}}, nil
+	})
+	// confirm_close asks the user first, written in the MRTR style: on
+	// 2026-07-28 the SDK returns input_required; for older clients it sends
+	// elicitation/create on the call's stream and retries the handler.
+	s.AddTool(&sdk.Tool{Name: "confirm_close", Description: "Asks the user first", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		var in ticketIn
+		_ = json.Unmarshal(req.Params.Arguments, &in)
+		if r, ok := req.Params.InputResponses["confirm"].(*sdk.ElicitResult); ok {
+			if req.Params.RequestState != "state-"+in.ID {
+				return nil, fmt.Errorf("request state %q lost", req.Params.RequestState)
+			}
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("user said %s %v", r.Action, r.Content["ok"])}}}, nil
+		}
+		return &sdk.CallToolResult{
+			InputRequests: sdk.InputRequestMap{"confirm": &sdk.ElicitParams{Message: "Close ticket " + in.ID + "?", RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}}},
+			RequestState:  "state-" + in.ID,
+		}, nil
 	})
 	s.AddResource(&sdk.Resource{URI: "ticket://open", Name: "open-tickets", MIMEType: "text/plain"}, func(ctx context.Context, req *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 		return &sdk.ReadResourceResult{Contents: []*sdk.ResourceContents{{URI: req.Params.URI, Text: name + " open: 1,2"}}}, nil
@@ -275,6 +312,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 					{Tool: "helpdesk/get_ticket"},
 					{Tool: "helpdesk/close_ticket", Args: map[string]*state.Constraint{"id": {Prefix: strptr("T-")}}},
 					{Tool: "helpdesk/slow"},
+					{Tool: "helpdesk/report"},
 					{Tool: "helpdesk/confirm_close"},
 					{Tool: "legacy/get_ticket"},
 					{Tool: "old/get_ticket"},

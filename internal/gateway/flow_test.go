@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,8 +40,8 @@ func TestUpstreamDown(t *testing.T) {
 	e := newEnv(t, nil)
 	e.ups["legacy"].ts.Close()
 	cs := e.connect("support", e.key, "2025-06-18", nil)
-	if _, err := call(t, cs, "legacy_get_ticket", map[string]any{"id": "T-1"}); err == nil {
-		t.Fatal("call to a dead upstream succeeded")
+	if _, err := call(t, cs, "legacy_get_ticket", map[string]any{"id": "T-1"}); err == nil || !strings.Contains(err.Error(), `upstream "legacy" cannot be reached`) {
+		t.Fatalf("call to a dead upstream: %v", err)
 	}
 	lt, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
@@ -134,15 +135,19 @@ func TestElicitationRelay(t *testing.T) {
 					return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}, nil
 				},
 			})
-			res, err := call(t, cs, "helpdesk_confirm_close", map[string]any{"id": "T-4"})
-			if err != nil {
-				t.Fatalf("confirm_close: %v", err)
-			}
-			if got := text(t, res); got != "user said accept true" {
-				t.Fatalf("result %q", got)
-			}
-			if asked.Load() != 1 {
-				t.Fatalf("agent asked %d times", asked.Load())
+			// helpdesk speaks 2025-11-25 (server-to-client request on the call's
+			// stream); billing speaks 2026-07-28 (input_required).
+			for i, tool := range []string{"helpdesk_confirm_close", "bill_confirm_close"} {
+				res, err := call(t, cs, tool, map[string]any{"id": "T-4"})
+				if err != nil {
+					t.Fatalf("%s: %v", tool, err)
+				}
+				if got := text(t, res); got != "user said accept true" {
+					t.Fatalf("%s: result %q", tool, got)
+				}
+				if n := asked.Load(); n != int32(i+1) {
+					t.Fatalf("%s: agent asked %d times", tool, n)
+				}
 			}
 		})
 	}
@@ -208,5 +213,30 @@ func TestCancellation(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no decision for the cancelled call")
 		}
+	}
+}
+
+// Log messages an upstream emits during a call reach the calling agent once
+// it set a level.
+func TestLoggingRelay(t *testing.T) {
+	e := newEnv(t, nil)
+	got := make(chan string, 8)
+	cs := e.connect("support", e.key, "2025-11-25", &sdk.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+		got <- fmt.Sprint(req.Params.Data)
+	}})
+	ctx := context.Background()
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	if _, err := call(t, cs, "helpdesk_report", map[string]any{"id": "T-3"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "working on T-3" {
+			t.Fatalf("log message %q", m)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no log message relayed")
 	}
 }

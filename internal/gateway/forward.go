@@ -88,10 +88,10 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 			}
 		}
 	}
-	return g.drive(rc, m, d, u, g.start(u, m.Method, params), out, 0)
+	return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, 0)
 }
 
-func (g *Gateway) start(u *upstream, method string, params json.RawMessage) *pendingCall {
+func (g *Gateway) start(u *upstream, method string, params json.RawMessage, hdr http.Header) *pendingCall {
 	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
 	pc := &pendingCall{upstream: u.spec.Name, events: make(chan *mcp.Message, 32), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go func() {
@@ -102,7 +102,7 @@ func (g *Gateway) start(u *upstream, method string, params json.RawMessage) *pen
 			return
 		}
 		pc.conn = conn
-		pc.resp, pc.err = conn.Call(ctx, method, params, func(ev *mcp.Message) {
+		pc.resp, pc.err = conn.Call(mcp.WithHeaders(ctx, hdr), method, params, func(ev *mcp.Message) {
 			select {
 			case pc.events <- ev:
 			case <-ctx.Done():
@@ -177,6 +177,13 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 			pc.cancel()
 			return g.finish(rc, m, d, u, pc, out, round)
 		case <-agentDone:
+			if r, ok := out.(*responder); ok && r.detached() {
+				// Legacy revisions: a dropped connection is not a
+				// cancellation. The call goes on into the replay buffer
+				// for the agent to resume (notifications/cancelled stops it).
+				agentDone = nil
+				continue
+			}
 			pc.cancel()
 			<-pc.done
 			d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
@@ -241,7 +248,7 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
 	if rc.modern {
-		res = withResultType(res)
+		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
 	d.Decision, d.UpstreamStatus = Allow, "ok"
 	g.record(ctx, d)
@@ -379,7 +386,7 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
 		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
 	}
-	return g.drive(rc, m, d, u, g.start(u, m.Method, params), out, round+1)
+	return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, round+1)
 }
 
 // listen serves subscriptions/listen (2026-07-28).

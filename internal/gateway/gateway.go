@@ -27,6 +27,7 @@ type Gateway struct {
 	inflight sync.Map // session nonce + "\x00" + request id -> context.CancelFunc
 	relays   sync.Map // gateway request id -> *relay (server-to-client requests)
 	parked   sync.Map // MRTR token -> *parkedCall
+	replays  sync.Map // stream id -> *replay (resumable response streams)
 	hub      hub
 
 	ctx    context.Context
@@ -118,8 +119,8 @@ func (g *Gateway) sync(v *View) {
 	g.upMu.Lock()
 	defer g.upMu.Unlock()
 	old := g.upstreams.Load()
-	if old.view == v {
-		return
+	if old.view == v || (old.view != nil && v.Index < old.view.Index) {
+		return // never step back to an older view a slow request still holds
 	}
 	next := &upstreamSet{view: v, m: make(map[string]*upstream, len(v.Upstreams))}
 	var gone []*upstream
@@ -145,7 +146,7 @@ func (g *Gateway) sync(v *View) {
 // has no such upstream).
 func (g *Gateway) upstream(name string, v *View) *upstream {
 	set := g.upstreams.Load()
-	if set.view != v {
+	if set.view != v && (set.view == nil || v.Index >= set.view.Index) {
 		g.sync(v)
 		set = g.upstreams.Load()
 	}

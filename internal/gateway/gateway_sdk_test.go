@@ -33,9 +33,9 @@ func call(t *testing.T, cs *sdk.ClientSession, name string, args map[string]any)
 // The exposed catalog of persona "support": the tools its grants allow,
 // named <prefix>_<tool>, sorted.
 var supportTools = []string{
-	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_slow",
+	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_region_query", "bill_report", "bill_slow",
 	"get_ticket", // upstream "old" has an empty prefix
-	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_slow",
+	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_report", "helpdesk_slow",
 	"legacy_get_ticket",
 }
 
@@ -74,6 +74,12 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 				if got := text(t, res); got != want {
 					t.Fatalf("%s = %q, want %q", tool, got, want)
 				}
+			}
+
+			// x-mcp-header: the parameter travels in Mcp-Param-Region to the
+			// 2026-07-28 upstream, whatever the agent's revision.
+			if res, err := call(t, cs, "bill_region_query", map[string]any{"region": "eu-wëst", "q": "open"}); err != nil || text(t, res) != "billing eu-wëst: open" {
+				t.Fatalf("region_query: %v %+v", err, res)
 			}
 
 			// A tool outside the role never reaches the upstream.
@@ -147,7 +153,7 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 		}
 		break
 	}
-	if allow != 4*7 || deny != 4*4 {
+	if allow != 4*8 || deny != 4*4 {
 		t.Fatalf("decisions: %d allow, %d deny", allow, deny)
 	}
 }

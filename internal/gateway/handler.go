@@ -29,6 +29,7 @@ type reqCtx struct {
 	sess    *session        // legacy revisions
 	caps    json.RawMessage // client capabilities
 	logMeta bool            // 2026-07-28: the request asked for log messages
+	upHdr   http.Header     // extra headers for the upstream request (Mcp-Param-*)
 	start   time.Time
 }
 
@@ -195,7 +196,9 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "could not read the request body")
 		return
 	}
-	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" {
+	// 2026-07-28 has no sessions: a stray Mcp-Session-Id on a modern
+	// request is ignored.
+	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
 		st, err := g.openSession(sid, rc)
 		if err != nil {
 			httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error()+"; initialize a new session")
@@ -290,7 +293,7 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 		g.listen(w, rc, m)
 		return
 	}
-	out := newResponder(w)
+	out := newResponder(w, g, rc)
 	resp, status := g.dispatch(rc, m, head, out)
 	out.finish(resp, status)
 }
@@ -324,7 +327,7 @@ func (g *Gateway) postSession(w http.ResponseWriter, rc *reqCtx, body []byte) {
 				writeJSON(w, http.StatusOK, mcp.NewError(m.ID, perr).AppendJSON(nil))
 				return
 			}
-			out := newResponder(w)
+			out := newResponder(w, g, rc)
 			resp, status := g.dispatch(rc, m, head, out)
 			out.finish(resp, status)
 		case m.IsNotification():
@@ -452,6 +455,10 @@ func (g *Gateway) get(w http.ResponseWriter, rc *reqCtx) {
 		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error())
 		return
 	}
+	if last := r.Header.Get(mcp.HeaderLastEventID); last != "" {
+		g.resumeStream(w, rc, st, last)
+		return
+	}
 	l := &listener{
 		persona: rc.persona, session: st.Nonce, ch: make(chan *mcp.Message, 64),
 		want: map[string]bool{mcp.NotifyToolsChanged: true, mcp.NotifyPromptsChanged: true, mcp.NotifyResourcesChanged: true},
@@ -503,8 +510,12 @@ func (g *Gateway) stream(w http.ResponseWriter, rc *reqCtx, l *listener, first *
 // delete ends a legacy session.
 func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
 	sid := rc.r.Header.Get(mcp.HeaderSessionID)
+	if mcp.Modern(rc.r.Header.Get(mcp.HeaderProtocolVersion)) {
+		w.Header().Set("Allow", "POST")
+		httpFail(w, http.StatusMethodNotAllowed, mcp.CodeInvalidRequest, "protocol version "+mcp.Rev20260728+" has no sessions to delete")
+		return
+	}
 	if sid == "" {
-		w.Header().Set("Allow", "GET, POST")
 		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "missing Mcp-Session-Id")
 		return
 	}

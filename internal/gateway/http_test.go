@@ -158,6 +158,10 @@ func TestBadInput(t *testing.T) {
 			`{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, 400, mcp.CodeInvalidParams},
 		{"modern unknown method", "POST", "support", modernHeaders("nope/nope", ""),
 			`{"jsonrpc":"2.0","id":3,"method":"nope/nope","params":{` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
+		{"modern Mcp-Param mismatch", "POST", "support", map[string]string{mcp.HeaderProtocolVersion: "2026-07-28", mcp.HeaderMethod: "tools/call", mcp.HeaderName: "bill_region_query", "Mcp-Param-Region": "us-east"},
+			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
+		{"modern Mcp-Param missing", "POST", "support", modernHeaders("tools/call", "bill_region_query"),
+			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
 		{"modern ping removed", "POST", "support", modernHeaders("ping", ""),
 			`{"jsonrpc":"2.0","id":3,"method":"ping","params":{` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
 		{"modern batch", "POST", "support", modernHeaders("tools/list", ""), `[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]`, 400, mcp.CodeInvalidRequest},
@@ -260,5 +264,44 @@ func TestSessionContinuesOnAnotherNode(t *testing.T) {
 	node3 := &env{t: t, key: e.key, ts: newServer(t, gw3.Handler())}
 	if r := node3.do(t, "POST", "support", map[string]string{mcp.HeaderSessionID: sid}, `{"jsonrpc":"2.0","id":1,"method":"ping"}`); r.status != 404 {
 		t.Fatalf("foreign node accepted the session: %d", r.status)
+	}
+}
+
+// A legacy agent whose response stream drops mid-call resumes it with GET
+// and Last-Event-ID and still gets the result; the call was not cancelled.
+func TestResumeResponseStream(t *testing.T) {
+	e := newEnv(t, nil)
+	sid := e.initSession(t, "2025-11-25")
+	req, _ := http.NewRequest("POST", e.endpoint("support"), strings.NewReader(
+		`{"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"helpdesk_report","arguments":{"id":"T-8"},"_meta":{"progressToken":"pt"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set(mcp.HeaderSessionID, sid)
+	req.Header.Set(mcp.HeaderProtocolVersion, "2025-11-25")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	er := mcp.NewEventReader(res.Body, 0)
+	ev, err := er.Next()
+	if err != nil || !strings.Contains(string(ev.Data), "notifications/progress") || ev.ID == "" {
+		t.Fatalf("first event %+v %v", ev, err)
+	}
+	res.Body.Close() // the connection drops before the result
+	r := e.do(t, "GET", "support", map[string]string{mcp.HeaderSessionID: sid, mcp.HeaderProtocolVersion: "2025-11-25", "Accept": "text/event-stream", mcp.HeaderLastEventID: ev.ID}, "")
+	if r.status != 200 {
+		t.Fatalf("resume: %d %s", r.status, r.body)
+	}
+	msgs := r.messages(t)
+	if len(msgs) != 1 || string(msgs[0].ID) != `"call-1"` || !strings.Contains(string(msgs[0].Result), "report T-8 done") {
+		t.Fatalf("resumed stream: %s", r.body)
+	}
+	// Unknown stream ids are refused clearly.
+	r = e.do(t, "GET", "support", map[string]string{mcp.HeaderSessionID: sid, "Accept": "text/event-stream", mcp.HeaderLastEventID: "nope.3"}, "")
+	if r.status != 400 {
+		t.Fatalf("resume of an unknown stream: %d", r.status)
 	}
 }

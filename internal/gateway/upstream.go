@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,7 @@ type connBox struct{ c mcp.Conn }
 const (
 	maxListPages  = 100
 	listErrorTTL  = 2 * time.Second
+	listTTL       = 5 * time.Minute
 	gatewayCaps   = `{"sampling":{},"elicitation":{},"roots":{}}`
 	maxListedItem = 10000
 )
@@ -93,9 +95,17 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
+	hc := u.g.cfg.HTTPClient
+	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc = &http.Client{Transport: wrap(u.spec.Name, base)}
+	}
 	cfg := mcp.ClientConfig{
 		URL:             u.spec.URL,
-		HTTPClient:      u.g.cfg.HTTPClient,
+		HTTPClient:      hc,
 		ProtocolVersion: u.spec.ProtocolVersion,
 		ClientInfo:      mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
 		Capabilities:    json.RawMessage(gatewayCaps),
@@ -172,9 +182,20 @@ func (u *upstream) onMessage(m *mcp.Message) {
 
 func (u *upstream) invalidate(k listKind) { u.lists[k].Store(nil) }
 
-// list returns the cached list of kind k, fetching it when missing.
+// list returns the cached list of kind k, fetching it when missing. A list
+// older than listTTL is served while a background fetch refreshes it (for
+// upstreams that never send list_changed). Fetches run detached from the
+// asking request, so an agent that goes away cannot poison the cache.
 func (u *upstream) list(ctx context.Context, k listKind) *listing {
 	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
+		if l.err == nil && time.Since(l.at) > listTTL && u.listMus[k].TryLock() {
+			go func() {
+				defer u.listMus[k].Unlock()
+				if cur := u.lists[k].Load(); cur == l {
+					u.lists[k].CompareAndSwap(l, u.fetch(u.g.ctx, k))
+				}
+			}()
+		}
 		return l
 	}
 	u.listMus[k].Lock()
@@ -182,7 +203,7 @@ func (u *upstream) list(ctx context.Context, k listKind) *listing {
 	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
 		return l
 	}
-	l := u.fetch(ctx, k)
+	l := u.fetch(u.g.ctx, k)
 	u.lists[k].Store(l)
 	return l
 }

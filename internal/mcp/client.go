@@ -246,6 +246,9 @@ func (c *Client) newPost(ctx context.Context, m *Message, body []byte) (*http.Re
 	for k, vs := range c.cfg.Header {
 		h[k] = vs
 	}
+	for k, vs := range headersFrom(ctx) {
+		h[k] = vs
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json, text/event-stream")
 	c.mu.Lock()
