@@ -98,6 +98,12 @@ type Finding struct {
 	End        int      `json:"end"`
 	Confidence float64  `json:"confidence"`
 	Path       string   `json:"path,omitempty"` // JSON path of the value (ScanJSON)
+
+	// set by ScanJSON for rewriting: the raw span of the enclosing JSON
+	// token, whether it is a number, and whether the value was escaped
+	tokStart, tokEnd int
+	inNumber         bool
+	escaped          bool
 }
 
 var registry []*Detector
