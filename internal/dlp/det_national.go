@@ -27,7 +27,7 @@ func regID(sp idSpec) {
 	}
 	d := &Detector{
 		ID: sp.id, Category: NationalID, Tags: sp.tags, Description: sp.desc,
-		Confidence: sp.formatted, Context: sp.context, Negative: []string{"order", "invoice", "tracking", "phone", "tel", "fax"},
+		Confidence: sp.formatted, Context: sp.context, Negative: []string{"tracking", "phone", "tel", "fax", "isbn"},
 		minLen: sp.min, maxLen: sp.max, digitsOnly: sp.digitsOnly,
 	}
 	d.group = func(c *cand) float64 {

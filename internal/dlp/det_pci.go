@@ -98,7 +98,7 @@ func formatCard(r *rand.Rand, s string) string {
 }
 
 var cardContext = []string{"card", "credit", "debit", "cc", "pan", "visa", "mastercard", "amex", "payment", "cardnumber"}
-var cardNegative = []string{"tracking", "isbn", "imei", "invoice", "order", "serial"}
+var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc"}
 
 func init() {
 	for i := range cardBrands {
