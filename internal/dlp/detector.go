@@ -44,6 +44,7 @@ type Detector struct {
 	Context      []string `json:"context,omitempty"`       // nearby words that raise confidence
 	Negative     []string `json:"negative,omitempty"`      // nearby words that lower it
 	NeedsContext bool     `json:"needs_context,omitempty"` // only reported next to a keyword
+	Checksum     bool     `json:"checksum,omitempty"`      // validated by a checksum
 
 	// Group trigger: candidate runs of alphanumerics joined by separators,
 	// dispatched by their normalized (alphanumeric-only) length.
@@ -132,6 +133,26 @@ func register(ds ...*Detector) {
 		}
 		registry = append(registry, d)
 		byID[d.ID] = d
+	}
+}
+
+// checksummed lists the detectors whose matches pass a checksum (Luhn,
+// mod 97, Verhoeff, weighted mod 11, CRC32, Base58Check, bech32, EIP-55…).
+var checksummed = []string{
+	"card-visa", "card-mastercard", "card-amex", "card-discover", "card-jcb", "card-diners", "card-unionpay", "card-maestro",
+	"card-mir", "card-rupay", "card-verve", "track1-data", "track2-data", "iban", "aba-routing",
+	"uk-nhs", "es-dni", "es-nie", "br-cpf", "br-cnpj", "in-aadhaar", "au-tfn", "au-abn", "au-medicare", "pl-pesel", "fi-hetu",
+	"kr-rrn", "tr-tckn", "de-steuer-id", "it-codice-fiscale", "nl-bsn", "fr-nir", "cn-resident-id", "ca-sin", "za-id",
+	"se-personnummer", "no-fodselsnummer", "dk-cpr", "be-national-number", "pt-nif", "ch-ahv", "ie-pps", "mx-curp", "cl-rut",
+	"sg-nric", "hk-hkid", "jp-my-number", "ro-cnp", "bg-egn", "cz-rodne-cislo", "ee-isikukood", "il-teudat-zehut", "nz-ird",
+	"us-npi", "us-dea", "github-pat", "github-oauth-token", "github-user-token", "github-server-token", "github-refresh-token",
+	"npm-token", "btc-address", "ltc-address", "doge-address", "tron-address", "xrp-address", "btc-wif-private-key",
+	"btc-bech32-address", "ltc-bech32-address", "eth-address",
+}
+
+func init() {
+	for _, id := range checksummed {
+		byID[id].Checksum = true
 	}
 }
 
