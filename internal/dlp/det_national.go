@@ -31,7 +31,10 @@ func regID(sp idSpec) {
 		minLen: sp.min, maxLen: sp.max, digitsOnly: sp.digitsOnly,
 	}
 	d.group = func(c *cand) float64 {
-		if !sp.valid(c.norm) {
+		if c.pre == '+' || !sp.valid(c.norm) { // +… is a phone number
+			return 0
+		}
+		if false {
 			return 0
 		}
 		if len(c.raw) == len(c.norm) {
@@ -994,7 +997,7 @@ func init() {
 	})
 	regID(idSpec{id: "hk-hkid", desc: "Hong Kong identity card number (mod 11 check)",
 		min: 8, max: 9, context: []string{"hkid", "identity"},
-		formatted: 0.6, plain: 0.6, valid: hkidValid,
+		formatted: 0.45, plain: 0.45, valid: hkidValid,
 		gen: func(r *rand.Rand) string {
 			l := fromSet(r, setUpper, 1)
 			d := digits(r, 6)

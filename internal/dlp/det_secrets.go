@@ -224,7 +224,7 @@ func passwordValue(v []byte) float64 {
 }
 
 func secretValue(v []byte) float64 {
-	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 {
+	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 || v[len(v)-1] == ':' {
 		return 0
 	}
 	if bytes.Contains(v, []byte("://")) {
@@ -413,7 +413,8 @@ func init() {
 	regTok(tokSpec{id: "gcp-oauth-token", desc: "Google OAuth 2.0 access token", prefixes: []string{"ya29."}, set: setB64URL + ".", min: 40, max: 2048, conf: 0.85})
 	regTok(tokSpec{id: "gcp-oauth-client-secret", desc: "Google OAuth client secret", prefixes: []string{"GOCSPX-"}, set: setB64URL, min: 28, max: 28})
 	regTok(tokSpec{id: "azure-storage-key", desc: "Azure storage account key in a connection string", prefixes: []string{"AccountKey="}, set: setB64 + "=", min: 86, max: 88,
-		gen: func(r *rand.Rand) string { return "AccountKey=" + fromSet(r, setB64, 86) + "==" }})
+		gen:    func(r *rand.Rand) string { return "AccountKey=" + fromSet(r, setB64, 86) + "==" },
+		nearFn: fixedNear("AccountKey=;", "AccountKey=<your-key>", "AccountKey=${AZURE_KEY}")})
 	for _, p := range []struct{ id, pre, name string }{
 		{"github-pat", "ghp_", "personal access token"}, {"github-oauth-token", "gho_", "OAuth access token"},
 		{"github-user-token", "ghu_", "user-to-server token"}, {"github-server-token", "ghs_", "server-to-server token"},
@@ -531,10 +532,29 @@ func init() {
 		check: func(t []byte) bool { return t[3+14] == '.' },
 		gen:   func(r *rand.Rand) string { return "pat" + fromSet(r, setAlnum, 14) + "." + fromSet(r, setHexLower, 64) }})
 	regTok(tokSpec{id: "age-secret-key", desc: "age encryption secret key", prefixes: []string{"AGE-SECRET-KEY-1"}, set: "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", min: 58, max: 58})
-	regTok(tokSpec{id: "putty-private-key", desc: "PuTTY private key file", prefixes: []string{"PuTTY-User-Key-File-"}, set: "23: ", min: 3, max: 3, conf: 0.95,
-		gen:    func(r *rand.Rand) string { return "PuTTY-User-Key-File-" + pick(r, "2: ", "3: ") },
-		nearFn: fixedNear("PuTTY-User-Key-File-x: ")})
-
+	register(&Detector{
+		ID: "putty-private-key", Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: "PuTTY private key file (header line)",
+		Confidence: 0.95, prefixes: []string{"PuTTY-User-Key-File-"},
+		anchor: func(b []byte, i int) (int, int, float64) {
+			p := i + len("PuTTY-User-Key-File-")
+			if p+3 > len(b) || (b[p] != '2' && b[p] != '3') || b[p+1] != ':' || b[p+2] != ' ' {
+				return 0, 0, 0
+			}
+			q := p + 3
+			for q < len(b) && q-p < 40 && (isAlnum(b[q]) || b[q] == '-' || b[q] == '@' || b[q] == '.') {
+				q++
+			}
+			alg := b[p+3 : q]
+			if q-p-3 < 7 || !(bytes.HasPrefix(alg, []byte("ssh-")) || bytes.HasPrefix(alg, []byte("ecdsa-"))) {
+				return 0, 0, 0
+			}
+			return i, q, 0.95
+		},
+		gen: func(r *rand.Rand) (string, string) {
+			return "key file:\n", "PuTTY-User-Key-File-" + pick(r, "2", "3") + ": " + pick(r, "ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256")
+		},
+		near: fixedNear("PuTTY-User-Key-File-x: ssh-rsa", "PuTTY-User-Key-File-2:"),
+	})
 	register(&Detector{
 		ID: "jwt", Category: Secrets, Tags: tags(TagSOC2), Description: "JSON Web Token (header decoded, alg present)",
 		Confidence: 0.9, prefixes: []string{"eyJ"}, anchor: jwtAnchor,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Config selects the detectors a Scanner runs.
@@ -401,6 +402,9 @@ func (st *scanner) groups(i, j int) int {
 		us[nu] = unit{s: k, e: e, sep: c}
 		nu++
 		j = e
+		if l >= 2 && l <= 24 {
+			st.keyword(k, e, false) // a joined word may still be a keyword (SSN 123…, cvv2)
+		}
 	}
 	units := us[:nu]
 	// Candidate spans: runs of units between space separators, longest first.
@@ -429,6 +433,8 @@ func (st *scanner) groups(i, j int) int {
 		}
 		if matched >= 0 {
 			a = matched + 1
+		} else if pre == '+' {
+			break // "+44 …": the parts of a phone number are not values of their own
 		} else {
 			a++
 		}
@@ -588,6 +594,19 @@ func forWords(b []byte, f func([]byte)) {
 	}
 }
 
+// better orders equally confident findings of one span: checksum-validated
+// detectors first, then by id, so the choice never depends on scan order.
+func better(a, b Finding) int {
+	ca, cb := byID[a.Detector].Checksum, byID[b.Detector].Checksum
+	switch {
+	case ca && !cb:
+		return -1
+	case cb && !ca:
+		return 1
+	}
+	return strings.Compare(a.Detector, b.Detector)
+}
+
 // resolve sorts findings from index first on and drops overlaps, keeping the
 // more confident (then longer) finding.
 func resolve(fs []Finding, first int) []Finding {
@@ -599,7 +618,10 @@ func resolve(fs []Finding, first int) []Finding {
 		if a.Start != b.Start {
 			return a.Start - b.Start
 		}
-		return b.End - a.End
+		if a.End != b.End {
+			return b.End - a.End
+		}
+		return better(a, b)
 	})
 	out := tail[:1]
 	for _, f := range tail[1:] {
@@ -608,7 +630,8 @@ func resolve(fs []Finding, first int) []Finding {
 			out = append(out, f)
 			continue
 		}
-		if f.Confidence > last.Confidence || (f.Confidence == last.Confidence && f.End-f.Start > last.End-last.Start) {
+		if f.Confidence > last.Confidence || (f.Confidence == last.Confidence && f.End-f.Start > last.End-last.Start) ||
+			(f.Confidence == last.Confidence && f.Start == last.Start && f.End == last.End && better(f, *last) < 0) {
 			*last = f
 		}
 	}
