@@ -203,7 +203,7 @@ func (st *scanner) run() {
 	for i < n {
 		c := b[i]
 		if class[c] == cOther {
-			if ds := st.s.special[c]; ds != nil {
+			if ds := st.s.special[c]; ds != nil && specialWorth(b, i, c) {
 				if j := st.specials(ds, i); j > i {
 					i = j
 					continue
@@ -246,14 +246,33 @@ func (st *scanner) run() {
 		}
 	end:
 		if l := j - i; l >= 2 && l <= 24 {
-			st.keyword(i, j, camel)
+			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
+				st.keyword(i, j, camel)
+			}
 		}
 		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) {
-			i = st.groups(i, j)
+			i = st.groups(i, j, digits == j-i)
 			continue
 		}
 		i = j
 	}
+}
+
+// specialWorth is a cheap test of whether a punctuation trigger can start
+// anything at all ('"key":' in JSON never can).
+func specialWorth(b []byte, i int, c byte) bool {
+	switch c {
+	case ':':
+		if i+1 < len(b) && (b[i+1] == '/' || b[i+1] == ':' || b[i+1] == 'A') {
+			return true
+		}
+		return i > 0 && (isHex(b[i-1]) || b[i-1] == ':')
+	case '-':
+		return i+4 < len(b) && b[i+1] == '-' && b[i+4] == '-'
+	case '=':
+		return i > 0 && isDigit(b[i-1])
+	}
+	return true
 }
 
 func lowerByte(c byte) byte {
@@ -355,7 +374,7 @@ type unit struct {
 // groups builds the group of units starting with the word b[i:j], tries its
 // candidate spans against the length-indexed detectors and returns where the
 // main loop continues.
-func (st *scanner) groups(i, j int) int {
+func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 	b := st.b
 	n := len(b)
 	us := &st.units
@@ -426,7 +445,7 @@ func (st *scanner) groups(i, j int) int {
 		}
 		for x := ne - 1; x >= 0; x-- {
 			z := ends[x]
-			if st.candidate(units[a].s, units[z].e, a == 0, pre) {
+			if st.candidate(units[a].s, units[z].e, a == 0, pre, a == z, a == 0 && digitsOnly0) {
 				matched = z
 				break
 			}
@@ -451,31 +470,37 @@ type cand struct {
 	usePre    bool // set by a detector to include pre in the finding
 }
 
-func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
+func (st *scanner) candidate(s, e int, first bool, pre byte, single, digitsOnly bool) bool {
 	raw := st.b[s:e]
-	if len(raw) <= maxGroupNorm && st.s.groupIdx[len(raw)] == nil {
-		// no detector for this length; a shorter norm needs separators
-		sep := false
-		for _, c := range raw {
-			if class[c] == cOther {
-				sep = true
-				break
-			}
-		}
-		if !sep {
+	var nb []byte
+	dg := digitsOnly
+	if single {
+		// one unit: the raw text is its own normal form
+		if len(raw) > maxGroupNorm || st.s.groupIdx[len(raw)] == nil {
 			return false
 		}
-	}
-	nb := st.buf[:0]
-	dg := true
-	for _, c := range raw {
-		if isAlnum(c) {
-			if len(nb) == maxGroupNorm {
-				return false
+		nb = raw
+		if !dg {
+			dg = true
+			for _, c := range raw {
+				if class[c] != cDigit {
+					dg = false
+					break
+				}
 			}
-			nb = append(nb, c)
-			if !isDigit(c) {
-				dg = false
+		}
+	} else {
+		nb = st.buf[:0]
+		dg = true
+		for _, c := range raw {
+			if class[c] != cOther {
+				if len(nb) == maxGroupNorm {
+					return false
+				}
+				nb = append(nb, c)
+				if class[c] != cDigit {
+					dg = false
+				}
 			}
 		}
 	}
