@@ -163,7 +163,7 @@ func init() {
 	register(&Detector{
 		ID: "uk-bank-account", Category: Banking, Tags: tags(TagPCI, TagGDPR), Description: "UK sort code followed by an 8-digit account number",
 		Confidence: 0.6, Context: []string{"account", "sort", "bank", "acct"},
-		minLen: 14, maxLen: 14, digitsOnly: true,
+		minLen: 14, maxLen: 14, digitsOnly: true, needsSep: true,
 		group: func(c *cand) float64 {
 			if shape(c.raw, "dd-dd-dd dddddddd", "dd-dd-dd-dddddddd", "dd dd dd dddddddd") {
 				return 0.6

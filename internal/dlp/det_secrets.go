@@ -742,7 +742,7 @@ func init() {
 	})
 	register(&Detector{
 		ID: "mailchimp-key", Category: Secrets, Tags: tags(TagSOC2), Description: "Mailchimp API key (32 hex + datacenter)",
-		Confidence: 0.85, minLen: 36, maxLen: 37,
+		Confidence: 0.85, minLen: 36, maxLen: 37, needsSep: true,
 		group: func(c *cand) float64 {
 			n := len(c.raw)
 			if n < 37 || !allIn(c.raw[:32], func(x byte) bool { return isDigit(x) || (x >= 'a' && x <= 'f') }) || string(c.raw[32:35]) != "-us" || !allDigits(c.raw[35:]) {

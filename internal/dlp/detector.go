@@ -51,6 +51,8 @@ type Detector struct {
 	minLen, maxLen int
 	digitsOnly     bool
 	group          func(c *cand) float64
+	groupRoute     func(c *cand) (*Detector, float64) // group trigger shared by a family
+	needsSep       bool                               // never matches a bare run
 
 	// Prefix trigger: a literal at the start of a word; anchor parses the
 	// bounded extent from i and returns the finding span.

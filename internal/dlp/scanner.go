@@ -40,9 +40,12 @@ type prefixEntry struct {
 // Scanner finds sensitive values. It is immutable after New and safe for
 // concurrent use.
 type Scanner struct {
-	dets      []*Detector
-	minConf   float64
-	groupIdx  [maxGroupNorm + 1][]*Detector
+	dets     []*Detector
+	minConf  float64
+	groupIdx [maxGroupNorm + 1][]*Detector
+	// plainIdx holds the group detectors that can match a single unit
+	// without separators (an IPv4 address never does)
+	plainIdx  [maxGroupNorm + 1][]*Detector
 	prefix    [256][]prefixEntry
 	special   [256][]*Detector
 	kwMap     map[string][]*Detector
@@ -97,9 +100,12 @@ func New(cfg Config) (*Scanner, error) {
 		s.minConf = 0.5
 	}
 	for _, d := range chosen {
-		if d.group != nil {
+		if d.group != nil || d.groupRoute != nil {
 			for l := d.minLen; l <= d.maxLen && l <= maxGroupNorm; l++ {
 				s.groupIdx[l] = append(s.groupIdx[l], d)
+				if !d.needsSep {
+					s.plainIdx[l] = append(s.plainIdx[l], d)
+				}
 			}
 		}
 		for _, p := range d.prefixes {
@@ -219,32 +225,29 @@ func (st *scanner) run() {
 				continue
 			}
 		}
-		if ps := st.s.prefix[c]; ps != nil && i+1 < n && st.s.pfxFirst2[bit2(c, b[i+1])>>6]&(1<<(bit2(c, b[i+1])&63)) != 0 {
-			if j := st.prefixes(ps, i); j > i {
+		if i+1 < n && st.s.pfxFirst2[bit2(c, b[i+1])>>6]&(1<<(bit2(c, b[i+1])&63)) != 0 {
+			if j := st.prefixes(st.s.prefix[c], i); j > i {
 				i = j
 				continue
 			}
 		}
 		j := i
-		digits, upper, lower := 0, 0, 0
+		var cnt [4]int
 		camel := false
+		prev := uint8(cOther)
 		for j < n {
-			switch class[b[j]] {
-			case cDigit:
-				digits++
-			case cUpper:
-				if lower > 0 && !camel && isLower(b[j-1]) {
-					camel = true
-				}
-				upper++
-			case cLower:
-				lower++
-			default:
-				goto end
+			k := class[b[j]]
+			if k == cOther {
+				break
 			}
+			cnt[k]++
+			if k == cUpper && prev == cLower {
+				camel = true
+			}
+			prev = k
 			j++
 		}
-	end:
+		digits, lower := cnt[cDigit], cnt[cLower]
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
 				st.keyword(i, j, camel)
@@ -476,7 +479,7 @@ func (st *scanner) candidate(s, e int, first bool, pre byte, single, digitsOnly 
 	dg := digitsOnly
 	if single {
 		// one unit: the raw text is its own normal form
-		if len(raw) > maxGroupNorm || st.s.groupIdx[len(raw)] == nil {
+		if len(raw) > maxGroupNorm || st.s.plainIdx[len(raw)] == nil {
 			return false
 		}
 		nb = raw
@@ -505,6 +508,9 @@ func (st *scanner) candidate(s, e int, first bool, pre byte, single, digitsOnly 
 		}
 	}
 	ds := st.s.groupIdx[len(nb)]
+	if single {
+		ds = st.s.plainIdx[len(nb)]
+	}
 	if len(ds) == 0 {
 		return false
 	}
@@ -519,6 +525,12 @@ func (st *scanner) candidate(s, e int, first bool, pre byte, single, digitsOnly 
 			continue
 		}
 		c.usePre = false
+		if d.groupRoute != nil {
+			if rd, conf := d.groupRoute(c); conf > 0 && st.s.enabled[rd] && st.emit(rd, s, e, conf) {
+				hit = true
+			}
+			continue
+		}
 		if conf := d.group(c); conf > 0 {
 			fs := s
 			if c.usePre {
