@@ -39,15 +39,23 @@ func regTok(sp tokSpec) {
 	if sp.conf == 0 {
 		sp.conf = 0.9
 	}
-	anchor := func(b []byte, i int) (int, int, float64) {
+	anchor := func(b []byte, i int, m *runMemo) (int, int, float64) {
 		for _, p := range sp.prefixes {
 			if !bytes.HasPrefix(b[i:], []byte(p)) {
 				continue
 			}
 			j := i + len(p)
-			k := j
-			for k < len(b) && cs[b[k]] && k-j <= sp.max {
-				k++
+			// the end of the run of body characters; remembered so that
+			// prefixes repeated inside one long run are not rescanned
+			var k int
+			if m.start <= j && j < m.end {
+				k = m.end
+			} else {
+				k = j
+				for k < len(b) && cs[b[k]] {
+					k++
+				}
+				m.start, m.end = j, k
 			}
 			if k-j < sp.min || k-j > sp.max {
 				continue
@@ -74,7 +82,7 @@ func regTok(sp tokSpec) {
 	}
 	register(&Detector{
 		ID: sp.id, Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: sp.desc,
-		Confidence: sp.conf, prefixes: sp.prefixes, anchor: anchor,
+		Confidence: sp.conf, prefixes: sp.prefixes, anchorMemo: anchor,
 		gen: func(r *rand.Rand) (string, string) {
 			return pick(r, "token=", "export KEY=", "\"credential\": \"", "using "), gen(r)
 		},
@@ -262,7 +270,22 @@ func genJWT(r *rand.Rand) string {
 	return h + "." + p + "." + fromSet(r, setB64URL, 43)
 }
 
-func jwtAnchor(b []byte, i int) (int, int, float64) {
+func jwtAnchor(b []byte, i int, m *runMemo) (int, int, float64) {
+	// the header segment: a run of base64url characters ending in '.';
+	// remembered so a flood of "eyJ" inside one run is read once
+	var k int
+	if m.start <= i && i < m.end {
+		k = m.end
+	} else {
+		k = i
+		for k < len(b) && (isAlnum(b[k]) || b[k] == '-' || b[k] == '_') {
+			k++
+		}
+		m.start, m.end = i, k
+	}
+	if k-i > 512 || k >= len(b) || b[k] != '.' {
+		return 0, 0, 0
+	}
 	p := i
 	var dots [2]int
 	nd := 0
@@ -326,9 +349,21 @@ func pemAnchor(kind string) func(b []byte, i int) (int, int, float64) {
 		}
 		hdrEnd := p + 5
 		lim := min(len(b), hdrEnd+16384)
-		endMark := []byte("-----END " + label + "-----")
-		if k := bytes.Index(b[hdrEnd:lim], endMark); k >= 0 {
-			return i, hdrEnd + k + len(endMark), 0.99
+		// look for the END line, but never past the next "-----" that is
+		// not it: a block cannot contain another armor line, so every byte
+		// is searched at most once per block (linear time)
+		endMark := "-----END " + label + "-----"
+		q := hdrEnd
+		for q < lim {
+			k := bytes.Index(b[q:lim], []byte("-----"))
+			if k < 0 {
+				break
+			}
+			q += k
+			if bytes.HasPrefix(b[q:], []byte(endMark)) {
+				return i, q + len(endMark), 0.99
+			}
+			break
 		}
 		return i, hdrEnd, 0.85
 	}
@@ -557,7 +592,7 @@ func init() {
 	})
 	register(&Detector{
 		ID: "jwt", Category: Secrets, Tags: tags(TagSOC2), Description: "JSON Web Token (header decoded, alg present)",
-		Confidence: 0.9, prefixes: []string{"eyJ"}, anchor: jwtAnchor,
+		Confidence: 0.9, prefixes: []string{"eyJ"}, anchorMemo: jwtAnchor,
 		gen: func(r *rand.Rand) (string, string) { return "Authorization: Bearer ", genJWT(r) },
 		near: func(r *rand.Rand) string {
 			return "eyJub3RhbGciOiJ4In0." + fromSet(r, setB64URL, 20) + "." + fromSet(r, setB64URL, 20)

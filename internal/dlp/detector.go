@@ -60,6 +60,8 @@ type Detector struct {
 	// Special trigger: a punctuation byte ('@', ':', '-', '~').
 	special byte
 	anchor  func(b []byte, i int) (s, e int, conf float64)
+	// anchorMemo is anchor with per-scan memory of the body run it read.
+	anchorMemo func(b []byte, i int, m *runMemo) (s, e int, conf float64)
 
 	// route replaces anchor for a special trigger shared by a family of
 	// detectors: it returns which detector matched. Members name the
@@ -92,6 +94,9 @@ func (d *Detector) Sample(r *rand.Rand) (text string, start, end int) {
 // NearMiss returns a generated look-alike (failing a checksum, a range or a
 // context rule) that the detector must not report.
 func (d *Detector) NearMiss(r *rand.Rand) string { return d.near(r) }
+
+// runMemo remembers the last body run a token anchor scanned.
+type runMemo struct{ start, end int }
 
 // Finding is one sensitive value found in the input.
 type Finding struct {

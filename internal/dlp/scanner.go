@@ -174,6 +174,7 @@ type scanner struct {
 	buf   [maxGroupNorm]byte
 	c     cand
 	units [maxGroupUnits]unit
+	memo  map[*Detector]*runMemo // token anchors' last body runs
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -311,6 +312,21 @@ func (st *scanner) prefixes(ps []prefixEntry, i int) int {
 	b := st.b
 	for _, p := range ps {
 		if len(b)-i < len(p.lit) || string(b[i:i+len(p.lit)]) != p.lit {
+			continue
+		}
+		if p.d.anchorMemo != nil {
+			if st.memo == nil {
+				st.memo = map[*Detector]*runMemo{}
+			}
+			m := st.memo[p.d]
+			if m == nil {
+				m = &runMemo{start: -1, end: -1}
+				st.memo[p.d] = m
+			}
+			if s, e, conf := p.d.anchorMemo(b, i, m); conf > 0 {
+				st.emit(p.d, s, e, conf)
+				return e
+			}
 			continue
 		}
 		if s, e, conf := p.d.anchor(b, i); conf > 0 {
