@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -383,4 +384,30 @@ func mask(v []byte, keep int) string {
 		seen++
 	}
 	return string(out)
+}
+
+// ParsePolicy reads the dlp section of a Persona spec in JSON: either a list
+// of rules or {"rules": [...]}. Unknown fields are errors, and the policy is
+// validated.
+func ParsePolicy(data []byte) (Policy, error) {
+	var p Policy
+	trimmed := bytes.TrimSpace(data)
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	var err error
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		err = dec.Decode(&p.Rules)
+	} else {
+		err = dec.Decode(&p)
+	}
+	if err != nil {
+		return Policy{}, fmt.Errorf("%w: %v", ErrBadPolicy, err)
+	}
+	if dec.More() {
+		return Policy{}, fmt.Errorf("%w: trailing data", ErrBadPolicy)
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
 }

@@ -218,3 +218,30 @@ func TestTaintFlows(t *testing.T) {
 		t.Errorf("unknown value flagged: %v", err)
 	}
 }
+
+func TestParsePolicy(t *testing.T) {
+	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"direction":"both","action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keep":2}]`))
+	if err != nil || len(p.Rules) != 2 || p.Rules[1].Keep != 2 || p.Rules[1].Action != ActionMask {
+		t.Fatalf("parse: %+v %v", p, err)
+	}
+	if _, err := ParsePolicy([]byte(`{"rules":[{"categories":["pci"],"direction":"both","action":"redact","colour":"red"}]}`)); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := ParsePolicy([]byte(`[{"categories":["pci"],"direction":"up","action":"redact"}]`)); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("bad direction: %v", err)
+	}
+}
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(`[{"categories":["pci"],"direction":"both","action":"block"}]`))
+	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keep":4}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePolicy(data)
+		if err != nil {
+			return
+		}
+		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: &Tokenizer{mac: &HMAC{key: make([]byte, 32)}}}); err != nil {
+			t.Fatalf("validated policy rejected by NewEngine: %v", err)
+		}
+	})
+}
