@@ -60,50 +60,23 @@ func genV4Prefixes(r *rand.Rand, n int) []v4Prefix {
 	return out
 }
 
+func v4Table(ps []v4Prefix) *geoip.Table {
+	var gb geoip.Builder
+	for _, p := range ps {
+		a := netip.AddrFrom4([4]byte{byte(p.addr >> 24), byte(p.addr >> 16), byte(p.addr >> 8), byte(p.addr)})
+		if err := gb.AddPrefix(netip.PrefixFrom(a, p.bits), geoip.Country(p.cc)); err != nil {
+			panic(err)
+		}
+	}
+	return gb.Table()
+}
+
 func u16bytes(v []uint16) []byte {
 	b := make([]byte, 2*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint16(b[2*i:], x)
 	}
 	return b
-}
-
-// buildDIR248 lays prefixes out as a DIR-24-8 table (see bpf/bench.c).
-func buildDIR248(ps []v4Prefix, maxGroups int) (tbl24 []uint32, tbl8 []uint16, err error) {
-	tbl24 = make([]uint32, 1<<24)
-	for _, p := range ps {
-		if p.bits > 24 {
-			continue
-		}
-		first := p.addr >> 8
-		for i := range uint32(1) << (24 - p.bits) {
-			tbl24[first+i] = uint32(p.cc)
-		}
-	}
-	for _, p := range ps {
-		if p.bits <= 24 {
-			continue
-		}
-		e := tbl24[p.addr>>8]
-		var g uint32
-		if e&0x80000000 != 0 {
-			g = e &^ 0x80000000
-		} else {
-			if len(tbl8)/256 >= maxGroups {
-				return nil, nil, fmt.Errorf("more than %d tbl8 groups", maxGroups)
-			}
-			g = uint32(len(tbl8) / 256)
-			for range 256 {
-				tbl8 = append(tbl8, uint16(e))
-			}
-			tbl24[p.addr>>8] = 0x80000000 | g
-		}
-		off := int(g)*256 + int(p.addr&0xff)
-		for i := range 1 << (32 - p.bits) {
-			tbl8[off+i] = p.cc
-		}
-	}
-	return tbl24, tbl8, nil
 }
 
 // fillPages writes a flat table into an array map whose values are pages
@@ -154,11 +127,12 @@ func BenchmarkCountryLookup(b *testing.B) {
 		}
 		lpmLoad := time.Since(start)
 		start = time.Now()
-		tbl24, tbl8, err := buildDIR248(ps, 131072)
-		if err != nil {
-			b.Fatal(err)
+		d := buildDIR248(v4Table(ps))
+		tbl8 := make([]uint16, 0, 256*len(d.tbl8))
+		for _, g := range d.tbl8 {
+			tbl8 = append(tbl8, g[:]...)
 		}
-		if err := fillPages(objs.Tbl24, u32bytes(tbl24), 4096); err != nil {
+		if err := fillPages(objs.Tbl24, u32bytes(d.tbl24), 4096); err != nil {
 			b.Fatal(err)
 		}
 		if err := fillPages(objs.Tbl8, u16bytes(tbl8), 512); err != nil {
@@ -184,7 +158,7 @@ func BenchmarkCountryLookup(b *testing.B) {
 				}
 				b.ReportMetric(float64(total.Nanoseconds())/float64(runs)/64, "ns/lookup")
 				b.ReportMetric(c.load.Seconds(), "s-load")
-				b.ReportMetric(float64(len(tbl8)/256), "tbl8-groups")
+				b.ReportMetric(float64(len(d.tbl8)), "tbl8-groups")
 			})
 		}
 		objs.Close()
@@ -204,12 +178,7 @@ func BenchmarkProgram(b *testing.B) {
 			var geo *geoip.Table
 			listener := ListenerRules{Name: "bench", Listen: netip.MustParseAddrPort("10.0.0.2:443")}
 			if kind == "geo" {
-				var gb geoip.Builder
-				for _, p := range ps {
-					a := netip.AddrFrom4([4]byte{byte(p.addr >> 24), byte(p.addr >> 16), byte(p.addr >> 8), byte(p.addr)})
-					gb.AddPrefix(netip.PrefixFrom(a, p.bits), geoip.Country(p.cc))
-				}
-				geo = gb.Table()
+				geo = v4Table(ps)
 				listener.AllowCountries = []string{"DE", "FR", "US"}
 				listener.AllowUnknownCountry = true
 			} else {
