@@ -147,6 +147,19 @@ func (l *Loader) Attach(ifaces []string, mode AttachMode) ([]Attachment, error) 
 	return atts, nil
 }
 
+// Detach removes the program from every interface; maps and policy stay
+// loaded and Attach may be called again.
+func (l *Loader) Detach() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, lk := range l.links {
+		errs = append(errs, lk.Close())
+	}
+	l.links, l.attached = nil, nil
+	return errors.Join(errs...)
+}
+
 // Attachments lists the interfaces the program is attached to.
 func (l *Loader) Attachments() []Attachment {
 	l.mu.Lock()
