@@ -5,9 +5,11 @@
 //
 // The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
 // (the admin's bearer token), node-id, and in dev mode hsm/ (the node's own
-// SoftHSM2 token and its 0600 PIN files). The gateway's session key (it seals
-// session handles) is derived from the HSM's MAC key, so every node holding
-// the replicated MAC key derives the same one and no key file exists.
+// SoftHSM2 token and its 0600 PIN files). With an HSM the gateway's session
+// key (it seals session handles) is derived from the HSM's MAC key, so every
+// node holding the replicated MAC key derives the same one and no key file
+// exists (see sessionKeys in hsm.go); a node without an HSM keeps a
+// session-key file.
 //
 // Leaf packages never import appliance; it imports them. Anything that needs
 // two components to know about each other is connected here, by passing
@@ -70,17 +72,18 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile serve both listeners over TLS. Required
 	// unless Dev.
 	TLSCertFile, TLSKeyFile string
+	// HSM selects the PKCS#11 token that seals backend secrets (set
+	// TokenLabel and PINFile; ModulePath defaults to SoftHSM2). Zero value: a
+	// dev node makes its own SoftHSM2 token under DataDir/hsm; a production
+	// node runs without an HSM, so secrets cannot be stored, and says so.
+	HSM hsm.Config
+	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
+	// secret in memory: 0 means 30s, negative unseals on every call.
+	SecretCacheTTL time.Duration
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
 	ShutdownTimeout time.Duration
-	// HSMModule, HSMToken and HSMPINFile select the PKCS#11 token that
-	// seals backend secrets and derives the session key (see hsmConfig in
-	// hsm.go). Dev mode without HSMToken creates its own SoftHSM2 token.
-	HSMModule, HSMToken, HSMPINFile string
-	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
-	// secret in memory: 0 means 30s, negative unseals on every call.
-	SecretCacheTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -118,7 +121,7 @@ func (c *Config) validate() error {
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		return errors.New("serving without TLS needs --dev; otherwise pass --tls-cert and --tls-key")
 	}
-	return c.validateHSM()
+	return nil
 }
 
 func isLoopback(addr string) bool {
@@ -136,14 +139,14 @@ type Appliance struct {
 	log   *slog.Logger
 	ready atomic.Bool
 
-	store   *state.Store
-	hsm     *hsm.Keystore
-	node    *cluster.Node
-	gw      *gateway.Gateway
-	admin   *http.Server
-	gateway *http.Server
-	adminLn net.Listener
-	gwLn    net.Listener
+	store    *state.Store
+	node     *cluster.Node
+	gw       *gateway.Gateway
+	keystore *hsm.Keystore // nil: no HSM
+	admin    *http.Server
+	gateway  *http.Server
+	adminLn  net.Listener
+	gwLn     net.Listener
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -187,9 +190,10 @@ func New(cfg Config) (_ *Appliance, err error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	if a.hsm, err = openHSM(context.Background(), &cfg, a.log.With("component", "hsm")); err != nil {
+	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm")); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+
 	a.store = state.NewStore(a.log.With("component", "state"))
 	a.node, err = cluster.New(cluster.Config{
 		NodeID:    nodeID,
@@ -206,9 +210,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 
-	sessionKey, prevKeys, err := sessionKeys(context.Background(), a.hsm, filepath.Join(cfg.DataDir, "session-key"))
+	sessionKey, prevKeys, err := a.sessionKeys()
 	if err != nil {
-		return nil, fmt.Errorf("appliance: %w", err)
+		return nil, fmt.Errorf("appliance: session key: %w", err)
 	}
 	gwCfg := gateway.Config{
 		Logger:              a.log.With("component", "gateway"),
@@ -216,8 +220,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		Authenticator:       &authn.APIKeys{State: a.store},
 		SessionKey:          sessionKey,
 		PreviousSessionKeys: prevKeys,
-		Secrets:             a.unsealer(),
-		CredentialCacheTTL:  cfg.SecretCacheTTL,
+		UpstreamTransport:   a.upstreamTransport,
 		ServerName:          "portcullis",
 	}
 	if cfg.Dev {
@@ -379,8 +382,8 @@ func (a *Appliance) Close() error {
 	if a.node != nil {
 		errs = append(errs, a.node.Close())
 	}
-	if a.hsm != nil {
-		errs = append(errs, a.hsm.Close())
+	if a.keystore != nil {
+		errs = append(errs, a.keystore.Close())
 	}
 	return errors.Join(errs...)
 }

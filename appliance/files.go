@@ -107,3 +107,27 @@ func writeNew(path, content string) error {
 	}
 	return nil
 }
+
+// loadOrCreateKey returns the 32-byte key stored hex-encoded at path,
+// creating it (0600) on first start.
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("%s does not hold a 32-byte hex key", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if err := writeNew(path, hex.EncodeToString(k)+"\n"); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

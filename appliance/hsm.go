@@ -9,97 +9,158 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/gateway"
 )
 
-// HSMPINEnv is the environment variable that may hold the HSM user PIN when
-// no --hsm-pin-file is given. There is deliberately no flag taking the PIN
+// HSMPINEnv is the environment variable that holds the HSM user PIN when no
+// --hsm-pin-file is given. There is deliberately no flag taking the PIN
 // itself: a flag value shows in ps and in shell history.
 const HSMPINEnv = "PORTCULLIS_HSM_PIN"
 
 // sessionKeyLabel is the input of the HSM MAC that derives the gateway's
-// session key. The MAC key lives in the HSM and is replicated to every node
-// by the join ceremony, so every node derives the same 32 bytes without the
-// key ever being written to disk or to raft. Changing the label (v2) rotates
-// the key; the old label's output then goes into PreviousSessionKeys.
+// session key. The MAC key lives in the HSM and reaches every node through
+// the join ceremony, so every node derives the same 32 bytes without the key
+// ever being written to disk or to raft. Changing the label (v2) rotates the
+// key; the old label's output then goes into PreviousSessionKeys.
 const sessionKeyLabel = "portcullis/session-key/v1"
 
-// hsmConfig says which keystore the node opens:
-//
-//   - --hsm-token given (any mode): that token, through --hsm-module (default
-//     SoftHSM2), with the user PIN from --hsm-pin-file or $PORTCULLIS_HSM_PIN.
-//   - --dev without --hsm-token: a SoftHSM2 token the node creates and
-//     initializes under DATA/hsm with random SO and user PINs kept in 0600
-//     files (hsm.InitDevToken), so the one-command start has a real HSM.
-//   - otherwise: a clear error; a production node needs an HSM.
-func (c *Config) hsmConfig() (hsm.Config, error) {
-	if err := c.validateHSM(); err != nil {
-		return hsm.Config{}, err
-	}
-	if c.HSMToken == "" {
-		hc, err := hsm.InitDevToken(c.DataDir)
-		if err != nil {
-			return hsm.Config{}, fmt.Errorf("dev-mode HSM token under %s: %w", hsm.DevTokenPaths(c.DataDir).Dir, err)
+// openKeystore opens the node's HSM: the configured token, or in dev mode
+// a SoftHSM2 token of its own under the data dir. It makes sure the sealing
+// and MAC keys exist (a single node is its cluster's first node). A nil
+// keystore without error means the node runs without an HSM.
+func openKeystore(cfg Config, log *slog.Logger) (*hsm.Keystore, error) {
+	hc := cfg.HSM
+	if hc.TokenLabel == "" {
+		if !cfg.Dev {
+			log.Warn("no HSM configured (--hsm-token): backend secrets cannot be stored and upstream credentials cannot be injected")
+			return nil, nil
 		}
-		return hc, nil
+		dev, err := hsm.InitDevToken(cfg.DataDir)
+		if errors.Is(err, hsm.ErrModuleNotFound) {
+			log.Warn("dev mode runs without an HSM: SoftHSM2 is not installed (apt install softhsm2); backend secrets cannot be stored")
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dev HSM token: %w", err)
+		}
+		hc = dev
 	}
-	hc := hsm.Config{ModulePath: c.HSMModule, TokenLabel: c.HSMToken, PINFile: c.HSMPINFile}
-	if hc.PINFile == "" {
+	if hc.PINFile == "" && hc.PINEnv == "" {
 		hc.PINEnv = HSMPINEnv
-	}
-	return hc, nil
-}
-
-func (c *Config) validateHSM() error {
-	switch {
-	case c.HSMToken == "" && !c.Dev:
-		return errors.New("an HSM is required: pass --hsm-token LABEL with --hsm-pin-file FILE (or $" + HSMPINEnv + "), and --hsm-module if it is not SoftHSM2")
-	case c.HSMToken == "" && (c.HSMModule != "" || c.HSMPINFile != ""):
-		return errors.New("--hsm-module and --hsm-pin-file need --hsm-token")
-	}
-	return nil
-}
-
-// openHSM opens the node's keystore and makes sure it holds a sealing key
-// and the MAC key. This node bootstraps its cluster, so it may create them;
-// a joining node would receive them through the wrap/unwrap ceremony.
-func openHSM(ctx context.Context, cfg *Config, log *slog.Logger) (*hsm.Keystore, error) {
-	hc, err := cfg.hsmConfig()
-	if err != nil {
-		return nil, err
 	}
 	hc.Logger = log
 	ks, err := hsm.Open(hc)
 	if err != nil {
-		return nil, fmt.Errorf("open HSM token %q: %w", hc.TokenLabel, err)
+		return nil, fmt.Errorf("open HSM: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if err := ks.EnsureKeys(ctx); err != nil {
 		ks.Close()
-		return nil, fmt.Errorf("HSM token %q: create keys: %w", hc.TokenLabel, err)
+		return nil, fmt.Errorf("HSM keys: %w", err)
 	}
+	log.Info("HSM ready", "token", hc.TokenLabel)
 	return ks, nil
 }
 
-// sessionKeys derives the gateway's session key from the HSM (see
-// sessionKeyLabel). A session-key file left in the data dir by an older
-// version is still accepted for opening handles it sealed, so agents'
-// sessions survive the upgrade; new handles are sealed with the HSM key.
-func sessionKeys(ctx context.Context, ks *hsm.Keystore, legacyFile string) (key []byte, previous [][]byte, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	key, err = ks.MAC(ctx, []byte(sessionKeyLabel))
+// secretRoutes mounts the secret API (credential.SecretsHandler) on the
+// admin API. Without an HSM the routes answer 503 saying why.
+func (a *Appliance) secretRoutes() []api.Route {
+	var h, rotate http.Handler
+	if a.keystore != nil {
+		cfg := credential.SecretsConfig{
+			Keystore: a.keystore,
+			Current:  a.store.Current,
+			Cluster:  a.node,
+			Logger:   a.log.With("component", "secrets"),
+		}
+		h = credential.SecretsHandler(cfg)
+		rotate = credential.RotateHandler(cfg, a.voters)
+	} else {
+		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":{"code":"unavailable","message":"this node has no HSM, so it cannot store secrets: start it with --hsm-token and --hsm-pin-file (dev mode needs SoftHSM2: apt install softhsm2)"}}`)
+		})
+		rotate = h
+	}
+	return []api.Route{
+		{Method: http.MethodGet, Path: "/secrets", Handler: h},
+		{Method: http.MethodPut, Path: "/secrets/:name", Handler: h},
+		{Method: http.MethodDelete, Path: "/secrets/:name", Handler: h},
+		{Method: http.MethodPost, Path: "/seal-keys/rotate", Handler: rotate},
+	}
+}
+
+// voters counts the cluster's voting members (a sealing-key rotation is
+// refused while there is more than one; see credential.RotateHandler).
+func (a *Appliance) voters() int {
+	n := 0
+	for _, m := range a.node.Status().Members {
+		if m.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// upstreamTransport is the gateway's UpstreamTransport hook: an upstream
+// with a Credential is called through a credential.Transport that unseals
+// its secrets with this node's HSM (ciphertext from the local replicated
+// snapshot) and injects them; one per upstream connection, closed with it
+// (which zeroes its cached plaintexts). The plaintext lives only there: the
+// unsealed bytes for at most Config.SecretCacheTTL (30s), the rendered value
+// in the outgoing request until it is written. Without an HSM such calls
+// fail closed with credential.ErrUnavailable; other upstreams are unaffected.
+func (a *Appliance) upstreamTransport(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
+	if spec.Credential == nil {
+		return base, nil
+	}
+	if a.keystore == nil {
+		return nil, fmt.Errorf("%w: upstream %q needs a backend credential but this node has no HSM", credential.ErrUnavailable, spec.Name)
+	}
+	tr, err := credential.New(credential.Config{
+		Upstream: spec.Name,
+		Spec:     credential.FromState(spec.Credential),
+		Unsealer: credential.KeystoreUnsealer{Keystore: a.keystore, Lookup: credential.StateLookup(a.store.Current)},
+		Base:     base,
+		CacheTTL: a.cfg.SecretCacheTTL,
+		Logger:   a.log.With("component", "credential"),
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("derive the session key from the HSM: %w", err)
+		return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
+	}
+	return tr, nil
+}
+
+// sessionKeys returns the gateway's session key and the keys that still
+// open older handles. With an HSM the key is the HSM's MAC of
+// sessionKeyLabel, and a session-key file left by an older version (or by
+// a start without HSM) is kept as a previous key, so agents' sessions
+// survive the change. Without an HSM the key is the session-key file's.
+func (a *Appliance) sessionKeys() (key []byte, previous [][]byte, err error) {
+	file := filepath.Join(a.cfg.DataDir, "session-key")
+	if a.keystore == nil {
+		key, err := loadOrCreateKey(file)
+		return key, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, err = a.keystore.MAC(ctx, []byte(sessionKeyLabel))
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive it from the HSM: %w", err)
 	}
 	if len(key) != 32 {
-		return nil, nil, fmt.Errorf("derive the session key from the HSM: MAC gave %d bytes, want 32", len(key))
+		return nil, nil, fmt.Errorf("derive it from the HSM: MAC gave %d bytes, want 32", len(key))
 	}
-	b, err := os.ReadFile(legacyFile)
+	b, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return key, nil, nil
@@ -108,40 +169,7 @@ func sessionKeys(ctx context.Context, ks *hsm.Keystore, legacyFile string) (key 
 	}
 	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(old) != 32 {
-		return nil, nil, fmt.Errorf("%s does not hold a 32-byte hex key", legacyFile)
+		return nil, nil, fmt.Errorf("%s does not hold a 32-byte hex key", file)
 	}
 	return key, [][]byte{old}, nil
-}
-
-// secretRoutes are the admin API's secret routes (put, list, delete, and
-// the sealing key's rotation; no route ever returns a value).
-func (a *Appliance) secretRoutes() []api.Route {
-	cfg := credential.SecretsConfig{
-		Keystore: a.hsm,
-		Current:  a.store.Current,
-		Cluster:  a.node,
-		Logger:   a.log.With("component", "secrets"),
-	}
-	h := credential.SecretsHandler(cfg)
-	voters := func() int {
-		n := 0
-		for _, m := range a.node.Status().Members {
-			if m.Voter {
-				n++
-			}
-		}
-		return n
-	}
-	return []api.Route{
-		{Method: http.MethodGet, Path: "/secrets", Handler: h},
-		{Method: http.MethodPut, Path: "/secrets/:name", Handler: h},
-		{Method: http.MethodDelete, Path: "/secrets/:name", Handler: h},
-		{Method: http.MethodPost, Path: "/seal-keys/rotate", Handler: credential.RotateHandler(cfg, voters)},
-	}
-}
-
-// unsealer opens the secrets upstream credentials name: ciphertext from the
-// local replicated snapshot, opened by this node's HSM.
-func (a *Appliance) unsealer() credential.Unsealer {
-	return credential.KeystoreUnsealer{Keystore: a.hsm, Lookup: credential.StateLookup(a.store.Current)}
 }

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ func testToken(t *testing.T) (label, pinFile string) {
 	if hsm.DefaultModulePath() == "" {
 		t.Fatal("SoftHSM2 is not installed: apt-get install softhsm2")
 	}
+	t.Setenv("SOFTHSM2_CONF", "")
 	dir := t.TempDir()
 	if _, err := hsm.InitDevToken(dir); err != nil {
 		t.Fatalf("init token: %v", err)
@@ -26,21 +26,19 @@ func testToken(t *testing.T) (label, pinFile string) {
 	return hsm.DevTokenLabel, hsm.DevTokenPaths(dir).UserPINFile
 }
 
-// prodWithHSM makes c a production config naming a token, so that the
-// configuration checks after the HSM's run.
-func prodWithHSM(c *Config) {
-	c.Dev, c.HSMToken, c.HSMPINFile = false, "portcullis-dev", "/nonexistent"
-}
-
-// TestDevNodeCreatesItsOwnHSM: the one-command dev start makes a SoftHSM2
-// token under the data dir with random PINs only its owner can read, and a
-// restart reuses it with the same session key.
-func TestDevNodeCreatesItsOwnHSM(t *testing.T) {
+// TestSessionKeyComesFromTheHSM: a dev node's session key is the HSM's MAC
+// of a fixed label, the same after a restart, and never written to a file;
+// its token's PINs are random and only the owner can read them.
+func TestSessionKeyComesFromTheHSM(t *testing.T) {
+	if hsm.DefaultModulePath() == "" {
+		t.Fatal("SoftHSM2 is not installed: apt-get install softhsm2")
+	}
+	t.Setenv("SOFTHSM2_CONF", "")
 	dir := t.TempDir()
 	a, stop := start(t, testConfig(t, dir))
-	key1, _, err := sessionKeys(context.Background(), a.hsm, filepath.Join(dir, "session-key"))
-	if err != nil {
-		t.Fatal(err)
+	key1, prev, err := a.sessionKeys()
+	if err != nil || len(key1) != 32 || len(prev) != 0 {
+		t.Fatalf("session key: %d bytes, %d previous, %v", len(key1), len(prev), err)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -64,13 +62,18 @@ func TestDevNodeCreatesItsOwnHSM(t *testing.T) {
 		t.Fatalf("a session-key file was written; the key must come from the HSM (stat: %v)", err)
 	}
 
-	b, _ := start(t, testConfig(t, dir))
-	key2, prev, err := sessionKeys(context.Background(), b.hsm, filepath.Join(dir, "session-key"))
-	if err != nil || len(key2) != 32 || len(prev) != 0 {
-		t.Fatalf("session key after restart: %d bytes, %d previous, err %v", len(key2), len(prev), err)
+	// An older data dir's session-key file still opens old handles.
+	old := strings.Repeat("ab", 32) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "session-key"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if !bytes.Equal(key2, key1) {
-		t.Fatal("the session key changed across a restart on the same HSM token")
+	b, _ := start(t, testConfig(t, dir))
+	key2, prev, err := b.sessionKeys()
+	if err != nil || !bytes.Equal(key2, key1) {
+		t.Fatalf("the session key changed across a restart on the same HSM token (%v)", err)
+	}
+	if len(prev) != 1 || prev[0][0] != 0xab {
+		t.Fatalf("the legacy session key is not kept as a previous key: %d", len(prev))
 	}
 }
 
@@ -84,12 +87,12 @@ func TestHSMConfigErrors(t *testing.T) {
 		mut  func(*Config)
 		want string
 	}{
-		"prod without hsm":   {func(c *Config) { c.Dev = false; c.TLSCertFile, c.TLSKeyFile = "x", "y" }, "an HSM is required"},
-		"module without tok": {func(c *Config) { c.HSMModule = "/nonexistent.so" }, "need --hsm-token"},
-		"missing module":     {func(c *Config) { c.HSMToken, c.HSMPINFile, c.HSMModule = label, pinFile, "/nonexistent/libpkcs11.so" }, "module not found"},
-		"unknown token":      {func(c *Config) { c.HSMToken, c.HSMPINFile = "no-such-token", pinFile }, "token not found"},
-		"wrong pin":          {func(c *Config) { c.HSMToken, c.HSMPINFile = label, wrongPIN }, "wrong PIN"},
-		"no pin":             {func(c *Config) { c.HSMToken = label; t.Setenv(HSMPINEnv, "") }, "no PIN"},
+		"missing module": {func(c *Config) {
+			c.HSM = hsm.Config{TokenLabel: label, PINFile: pinFile, ModulePath: "/nonexistent/libpkcs11.so"}
+		}, "module not found"},
+		"unknown token": {func(c *Config) { c.HSM = hsm.Config{TokenLabel: "no-such-token", PINFile: pinFile} }, "token not found"},
+		"wrong pin":     {func(c *Config) { c.HSM = hsm.Config{TokenLabel: label, PINFile: wrongPIN} }, "wrong PIN"},
+		"no pin":        {func(c *Config) { c.HSM = hsm.Config{TokenLabel: label}; t.Setenv(HSMPINEnv, "") }, "no PIN"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, t.TempDir())
@@ -106,5 +109,14 @@ func TestHSMConfigErrors(t *testing.T) {
 				t.Fatalf("error shows the PIN: %q", err)
 			}
 		})
+	}
+	// The PIN from the environment opens the token.
+	pin, _ := os.ReadFile(pinFile)
+	t.Setenv(HSMPINEnv, strings.TrimSpace(string(pin)))
+	cfg := testConfig(t, t.TempDir())
+	cfg.HSM = hsm.Config{TokenLabel: label}
+	a, _ := start(t, cfg)
+	if a.keystore == nil {
+		t.Fatal("no keystore with the PIN in $" + HSMPINEnv)
 	}
 }

@@ -23,8 +23,7 @@ func newServerCmd() *cobra.Command {
 			"(CLI, REST API, UI) to the admin listener. State is kept in raft in the data\n" +
 			"directory, so a restart keeps every object.\n\n" +
 			"--dev runs a single development node on loopback with plain HTTP allowed. The first\n" +
-			"start writes a random admin token to DATA_DIR/admin-token (mode 0600) and creates a\n" +
-			"SoftHSM2 token under DATA_DIR/hsm (random PINs in 0600 files) unless --hsm-token is given.",
+			"start writes a random admin token to DATA_DIR/admin-token (mode 0600).",
 		Example: "  portcullis server --dev --data-dir ./.data --gateway-addr 127.0.0.1:8443 --admin-addr 127.0.0.1:9443",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,12 +51,12 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "admin token file (default DATA_DIR/admin-token; created 0600 if missing)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for both listeners (required unless --dev)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
+	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"; there is no flag for the PIN itself)")
+	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
 	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
-	f.StringVar(&cfg.HSMModule, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
-	f.StringVar(&cfg.HSMToken, "hsm-token", "", "label of the HSM token that seals backend secrets (required unless --dev, which creates its own SoftHSM2 token under DATA_DIR/hsm)")
-	f.StringVar(&cfg.HSMPINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"); there is no flag for the PIN itself")
-	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

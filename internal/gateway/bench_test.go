@@ -16,6 +16,7 @@ import (
 type benchTarget struct {
 	url, sid, auth string
 	client         *http.Client
+	modern         bool // 2026-07-28: no session, _meta and headers on every request
 }
 
 func newTarget(b *testing.B, url, auth string) *benchTarget {
@@ -50,7 +51,22 @@ func (bt *benchTarget) post(b *testing.B, body string) *http.Response {
 }
 
 func (bt *benchTarget) call(b *testing.B, tool string) {
-	res := bt.post(b, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"id":"T-1"}}}`)
+	var res *http.Response
+	if bt.modern {
+		req, _ := http.NewRequest("POST", bt.url, strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"id":"T-1"},`+modernMeta+`}}`))
+		for k, v := range modernHeaders("tools/call", tool) {
+			req.Header.Set(k, v)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+bt.auth)
+		var err error
+		if res, err = bt.client.Do(req); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		res = bt.post(b, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"`+tool+`","arguments":{"id":"T-1"}}}`)
+	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != 200 || !bytes.Contains(body, []byte("ticket T-1")) {
@@ -84,6 +100,10 @@ func BenchmarkToolsCall(b *testing.B) {
 	})
 	b.Run("gateway", func(b *testing.B) {
 		benchCalls(b, newTarget(b, e.endpoint("support"), e.key), "helpdesk_get_ticket")
+	})
+	b.Run("gateway-2026-07-28", func(b *testing.B) {
+		bt := &benchTarget{url: e.endpoint("support"), auth: e.key, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, modern: true}
+		benchCalls(b, bt, "helpdesk_get_ticket")
 	})
 	b.Run("gateway-parallel", func(b *testing.B) {
 		bt := newTarget(b, e.endpoint("support"), e.key)

@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"errors"
+	"reflect"
 
 	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/authn"
-	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/policy"
+	"github.com/portcullis-gw/portcullis/internal/state"
 	"log/slog"
 	"net/http"
 	"time"
@@ -20,9 +21,9 @@ type UpstreamSpec struct {
 	ToolPrefix      *string       // nil: the upstream's name; "": the upstream's own names
 	Timeout         time.Duration // per call; 0: Config.UpstreamTimeout
 	ProtocolVersion string        // pin; "": negotiate
-	// Credential, when set, is injected into every request to the upstream
-	// (see credential.go); it needs Config.Secrets.
-	Credential *credential.Spec
+	// Credential is what the gateway authenticates to the upstream with
+	// (nil: none); UpstreamTransport applies it. A change reconnects.
+	Credential *state.Credential
 }
 
 // Upstream transports.
@@ -44,7 +45,7 @@ func (u *UpstreamSpec) same(o *UpstreamSpec) bool {
 		(u.ToolPrefix == nil || *u.ToolPrefix == *o.ToolPrefix)
 	return u.Name == o.Name && u.URL == o.URL && u.Transport == o.Transport &&
 		u.ProtocolVersion == o.ProtocolVersion && u.Timeout == o.Timeout && samePrefix &&
-		sameCredential(u.Credential, o.Credential)
+		reflect.DeepEqual(u.Credential, o.Credential)
 }
 
 // Role is a persona's compiled, default-deny policy; *policy.Role is the
@@ -108,19 +109,13 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// HTTPClient calls upstreams; nil builds a pooled keep-alive client.
 	HTTPClient *http.Client
-	// UpstreamTransport, when set, wraps the transport used for one upstream:
-	// the hook for credential injection (a header, query parameter, basic
-	// auth or OAuth2 token unsealed from the HSM). The agent's own
-	// credential is never forwarded whatever this does.
-	UpstreamTransport func(upstream string, base http.RoundTripper) http.RoundTripper
-	// Secrets unseals the backend credentials of upstreams that have one
-	// (credential.KeystoreUnsealer over the HSM). Nil: calls to such
-	// upstreams fail closed with "backend credential unavailable".
-	Secrets credential.Unsealer
-	// CredentialCacheTTL bounds how long an unsealed secret stays in the
-	// gateway's memory (credential.Config.CacheTTL: 0 is 30s, negative
-	// unseals on every request).
-	CredentialCacheTTL time.Duration
+	// UpstreamTransport, when set, wraps the transport used for one upstream
+	// (called once per upstream connection, again after its spec changes):
+	// the hook for credential injection, e.g. a credential.Transport built
+	// from spec.Credential. If the result implements io.Closer it is closed
+	// with the connection. An error fails the calls to that upstream. The
+	// agent's own credential is never forwarded whatever this does.
+	UpstreamTransport func(spec *UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error)
 	// ServerName and ServerVersion identify the gateway to agents.
 	ServerName, ServerVersion string
 	// OnDecision, when set, receives every Decision after it is logged (the

@@ -21,6 +21,7 @@ type Decision struct {
 	Agent        string
 	Persona      string
 	KeyID        string
+	ClientIP     string
 	Session      string // session nonce ("" for 2026-07-28)
 	Revision     string
 	Method       string
@@ -29,6 +30,7 @@ type Decision struct {
 	UpstreamTool string // the upstream's own name
 	Decision     string // Allow, Deny or Fail
 	Reason       string
+	Skill        string // the skill whose grant allowed a tools/call
 	Latency      time.Duration
 	// UpstreamStatus is "ok", "error <code>", "timeout", "unavailable" or ""
 	// when the upstream was not called.
@@ -41,6 +43,7 @@ func (d Decision) LogValue() slog.Value {
 		slog.String("agent", d.Agent),
 		slog.String("persona", d.Persona),
 		slog.String("key_id", d.KeyID),
+		slog.String("client_ip", d.ClientIP),
 		slog.String("session", d.Session),
 		slog.String("revision", d.Revision),
 		slog.String("method", d.Method),
@@ -49,6 +52,7 @@ func (d Decision) LogValue() slog.Value {
 		slog.String("upstream_tool", d.UpstreamTool),
 		slog.String("decision", d.Decision),
 		slog.String("reason", d.Reason),
+		slog.String("skill", d.Skill),
 		slog.Duration("latency", d.Latency),
 		slog.String("upstream_status", d.UpstreamStatus),
 	)

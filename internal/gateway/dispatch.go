@@ -100,7 +100,7 @@ func (g *Gateway) listResult(ctx context.Context, rc *reqCtx, method string) jso
 
 func (g *Gateway) decision(rc *reqCtx, method, name string) Decision {
 	return Decision{
-		Time: rc.start, Agent: rc.p.Agent, Persona: rc.persona, KeyID: rc.p.KeyID,
+		Time: rc.start, Agent: rc.p.Agent, Persona: rc.persona, KeyID: rc.p.KeyID, ClientIP: clientIP(rc),
 		Session: rc.sessionNonce(), Revision: rc.rev, Method: method, Tool: name,
 	}
 }
@@ -154,7 +154,9 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		}
 		rc.upHdr = h
 	}
-	if dec := rc.role.Allow(e.upstream, e.name, args); !dec.Allow {
+	dec := rc.role.Allow(e.upstream, e.name, args)
+	d.Skill = dec.Skill
+	if !dec.Allow {
 		reason := "denied by policy"
 		if dec.Violation != nil {
 			reason = dec.Violation.Error()
@@ -462,4 +464,11 @@ func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
 	}
 	wg.Wait()
 	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
+}
+
+func clientIP(rc *reqCtx) string {
+	if rc.p.ClientIP.IsValid() {
+		return rc.p.ClientIP.String()
+	}
+	return ""
 }

@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -88,7 +90,67 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 			}
 		}
 	}
-	return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, 0)
+	return g.run(rc, m, d, u, params, out, 0)
+}
+
+// run calls the upstream. A call that might have to park for a 2026-07-28
+// agent's MRTR retry runs on its own goroutine (start, drive); every other
+// call runs inline on the request's goroutine, with no hand-off.
+func (g *Gateway) run(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
+	if rc.modern && mayNeedInput(rc, m.Method) {
+		return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, round)
+	}
+	return g.inline(rc, m, d, u, params, out, round)
+}
+
+// mayNeedInput reports whether an upstream could ask this agent for input
+// during the call: the method supports MRTR and the agent declared a
+// capability an input request needs.
+func mayNeedInput(rc *reqCtx, method string) bool {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet, mcp.MethodResourcesRead:
+	default:
+		return false
+	}
+	return hasCap(rc.caps, "sampling") || hasCap(rc.caps, "elicitation") || hasCap(rc.caps, "roots")
+}
+
+func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
+	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
+	defer cancel()
+	pc := &pendingCall{upstream: u.spec.Name, ctx: ctx, cancel: cancel}
+	if rc.sess != nil {
+		key := rc.sess.Nonce + "\x00" + string(m.ID)
+		g.inflight.Store(key, context.CancelFunc(cancel))
+		defer g.inflight.Delete(key)
+	}
+	var gone atomic.Bool
+	stop := context.AfterFunc(rc.r.Context(), func() {
+		if r, ok := out.(*responder); ok && r.detached() {
+			return // legacy: not a cancellation; the stream can be resumed
+		}
+		gone.Store(true)
+		cancel()
+	})
+	defer stop()
+	var relays []string
+	defer func() {
+		for _, id := range relays {
+			g.relays.Delete(id)
+		}
+	}()
+	pc.conn, pc.err = u.connect(ctx)
+	if pc.err == nil {
+		pc.resp, pc.err = pc.conn.Call(mcp.WithHeaders(ctx, rc.upHdr), m.Method, params, func(ev *mcp.Message) {
+			g.event(rc, m, d, pc, ev, out, &relays)
+		})
+	}
+	if gone.Load() && pc.err != nil {
+		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
+		g.record(context.WithoutCancel(rc.r.Context()), d)
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
+	}
+	return g.finish(rc, m, d, u, pc, out, round)
 }
 
 func (g *Gateway) start(u *upstream, method string, params json.RawMessage, hdr http.Header) *pendingCall {
@@ -127,35 +189,7 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 		}
 	}()
 	agentDone := rc.r.Context().Done()
-	handle := func(ev *mcp.Message) (parked *mcp.Message) {
-		if ev.IsRequest() {
-			if rc.modern {
-				if capabilityFor(ev.Method) != "" && hasCap(rc.caps, capabilityFor(ev.Method)) {
-					return g.park(rc, m, d, pc, ev)
-				}
-				g.refuseServerRequest(pc, ev, "the agent did not declare the "+capabilityFor(ev.Method)+" capability")
-				return nil
-			}
-			if id := g.relayToAgent(rc, ev, out, func(ans *mcp.Message) {
-				ans = &mcp.Message{ID: ev.ID, Result: ans.Result, Error: ans.Error}
-				ctx, cancel := context.WithTimeout(pc.ctx, 10*time.Second)
-				defer cancel()
-				if err := pc.conn.Respond(ctx, ans); err != nil {
-					g.log.Warn("could not deliver the agent's answer upstream", "upstream", pc.upstream, "err", err)
-				}
-			}); id != "" {
-				relays = append(relays, id)
-			}
-			return nil
-		}
-		if ev.IsNotification() {
-			if ev.Method == mcp.NotifyMessage && rc.modern && !rc.logMeta {
-				return nil
-			}
-			_ = out.send(ev)
-		}
-		return nil
-	}
+	handle := func(ev *mcp.Message) *mcp.Message { return g.event(rc, m, d, pc, ev, out, &relays) }
 	for {
 		select {
 		case ev := <-pc.events:
@@ -191,6 +225,41 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
 		}
 	}
+}
+
+// event handles one message the upstream sent during a call: a
+// notification goes to the agent's stream; a server-to-client request is
+// relayed (legacy agents), parked as MRTR input_required (2026-07-28 agents
+// with the capability; the returned result answers the agent), or refused.
+func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message, out sender, relays *[]string) *mcp.Message {
+	if ev.IsRequest() {
+		c := capabilityFor(ev.Method)
+		if rc.modern {
+			if c != "" && hasCap(rc.caps, c) && pc.events != nil {
+				return g.park(rc, m, d, pc, ev)
+			}
+			g.refuseServerRequest(pc, ev, "the agent did not declare the "+c+" capability")
+			return nil
+		}
+		if id := g.relayToAgent(rc, ev, out, func(ans *mcp.Message) {
+			ans = &mcp.Message{ID: ev.ID, Result: ans.Result, Error: ans.Error}
+			ctx, cancel := context.WithTimeout(pc.ctx, 10*time.Second)
+			defer cancel()
+			if err := pc.conn.Respond(ctx, ans); err != nil {
+				g.log.Warn("could not deliver the agent's answer upstream", "upstream", pc.upstream, "err", err)
+			}
+		}); id != "" {
+			*relays = append(*relays, id)
+		}
+		return nil
+	}
+	if ev.IsNotification() {
+		if ev.Method == mcp.NotifyMessage && rc.modern && !rc.logMeta {
+			return nil
+		}
+		_ = out.send(ev)
+	}
+	return nil
 }
 
 func (g *Gateway) refuseServerRequest(pc *pendingCall, ev *mcp.Message, why string) {
@@ -244,7 +313,7 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 		return mcp.NewError(m.ID, &e), http.StatusOK
 	}
 	res := resp.Result
-	if !rc.modern && resultType(res) == mcp.ResultInputRequired {
+	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
 	if rc.modern {
@@ -386,7 +455,7 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
 		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
 	}
-	return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, round+1)
+	return g.run(rc, m, d, u, params, out, round+1)
 }
 
 // listen serves subscriptions/listen (2026-07-28).

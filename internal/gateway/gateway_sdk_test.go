@@ -142,6 +142,9 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 			switch d.Decision {
 			case gateway.Allow:
 				allow++
+				if d.Method == "tools/call" && (d.Skill == "" || d.UpstreamStatus != "ok" || d.Latency <= 0 || d.ClientIP != "127.0.0.1") {
+					t.Fatalf("allowed call record incomplete: %+v", d)
+				}
 			case gateway.Deny:
 				deny++
 				if d.Reason == "" {

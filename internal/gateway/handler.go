@@ -44,12 +44,28 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	persona := r.PathValue("persona")
 	if !g.originAllowed(r) {
+		g.refused(r, start, persona, authn.Principal{}, "Origin not allowed")
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Origin not allowed")
 		return
 	}
 	if !g.hostAllowed(r) {
+		g.refused(r, start, persona, authn.Principal{}, "Host not allowed")
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Host not allowed")
 		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// A browser-based agent from an allowed origin (CORS).
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+			h.Set("Access-Control-Allow-Headers", allowedRequestHeaders(r.Header.Get("Access-Control-Request-Headers")))
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
@@ -66,6 +82,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ae) {
 			msg = "unauthorized: " + ae.Reason
 		}
+		g.refused(r, start, persona, authn.Principal{}, msg)
 		httpFail(w, http.StatusUnauthorized, mcp.CodeInvalidRequest, msg)
 		return
 	}
@@ -75,10 +92,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		role = v.Role(persona)
 	}
 	if role == nil {
+		g.refused(r, start, persona, p, "unknown persona")
 		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "unknown persona")
 		return
 	}
 	if p.Persona != persona {
+		g.refused(r, start, persona, p, "key belongs to persona "+p.Persona)
 		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: this key is not valid for persona "+persona)
 		return
 	}
@@ -528,4 +547,31 @@ func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
 	g.hub.dropSession(st.Nonce)
 	w.WriteHeader(http.StatusNoContent)
 	g.log.Info("mcp session ended", "agent", rc.p.Agent, "persona", rc.persona, "session", st.Nonce)
+}
+
+// allowedRequestHeaders answers a CORS preflight: the standard MCP request
+// headers plus any requested Mcp-Param-* header.
+func allowedRequestHeaders(requested string) string {
+	out := []string{"Authorization", "Content-Type", "Accept", mcp.HeaderSessionID, mcp.HeaderProtocolVersion, mcp.HeaderMethod, mcp.HeaderName, mcp.HeaderLastEventID}
+	for _, h := range strings.Split(requested, ",") {
+		h = strings.TrimSpace(h)
+		if len(h) > len(mcp.HeaderParamPrefix) && strings.EqualFold(h[:len(mcp.HeaderParamPrefix)], mcp.HeaderParamPrefix) && len(h) < 128 {
+			out = append(out, h)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// refused records a request turned away before any MCP method was looked at.
+func (g *Gateway) refused(r *http.Request, start time.Time, persona string, p authn.Principal, reason string) {
+	ip := p.ClientIP
+	if !ip.IsValid() {
+		ip = authn.ClientIP(r)
+	}
+	d := Decision{Time: start, Agent: p.Agent, Persona: persona, KeyID: p.KeyID, Method: r.Method + " " + r.URL.Path,
+		Decision: Deny, Reason: reason, Latency: time.Since(start)}
+	if ip.IsValid() {
+		d.ClientIP = ip.String()
+	}
+	g.record(r.Context(), d)
 }

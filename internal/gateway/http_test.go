@@ -124,6 +124,8 @@ func TestBadInput(t *testing.T) {
 		{"other persona's key", "POST", "finance", nil, ping, 403, 0},
 		{"forbidden origin", "POST", "support", map[string]string{"Origin": "https://evil.example"}, ping, 403, 0},
 		{"allowed origin", "POST", "support", withSess("Origin", "https://console.example"), ping, 200, 0},
+		{"preflight from an allowed origin", "OPTIONS", "support", map[string]string{"Origin": "https://console.example", "Authorization": "", "Access-Control-Request-Headers": "authorization, mcp-param-region"}, "", 204, 0},
+		{"preflight from a foreign origin", "OPTIONS", "support", map[string]string{"Origin": "https://evil.example"}, "", 403, 0},
 		{"wrong content type", "POST", "support", withSess("Content-Type", "text/plain"), ping, 415, 0},
 		{"wrong accept", "POST", "support", withSess("Accept", "text/html"), ping, 406, 0},
 		{"accept only json", "POST", "support", withSess("Accept", "application/json"), ping, 406, 0},
@@ -181,6 +183,11 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	pre := e.do(t, "OPTIONS", "support", map[string]string{"Origin": "https://console.example", "Authorization": "", "Access-Control-Request-Headers": "mcp-param-region"}, "")
+	if ah := pre.header.Get("Access-Control-Allow-Headers"); !strings.Contains(ah, "Mcp-Session-Id") || !strings.Contains(ah, "mcp-param-region") || pre.header.Get("Access-Control-Allow-Origin") != "https://console.example" {
+		t.Fatalf("preflight headers %v", pre.header)
 	}
 
 	// Batches are fine on 2025-03-26, answered in one array.

@@ -22,12 +22,12 @@ func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r)
 func TestUpstreamCredentialInjection(t *testing.T) {
 	var injected atomic.Int32
 	e := newEnv(t, func(c *gateway.Config) {
-		c.UpstreamTransport = func(up string, base http.RoundTripper) http.RoundTripper {
+		c.UpstreamTransport = func(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
 			return rtFunc(func(r *http.Request) (*http.Response, error) {
 				r = r.Clone(r.Context())
-				r.Header.Set("X-Upstream-Key", "for-"+up)
+				r.Header.Set("X-Upstream-Key", "for-"+spec.Name)
 				return base.RoundTrip(r)
-			})
+			}), nil
 		}
 	})
 	inner := e.ups["helpdesk"].ts.Config.Handler

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/policy"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
@@ -54,10 +53,7 @@ func viewOf(snap *state.Snapshot) *View {
 		ups[name] = &UpstreamSpec{
 			Name: name, URL: u.URL, Transport: u.Transport, ToolPrefix: u.ToolPrefix,
 			Timeout: time.Duration(u.Timeout), ProtocolVersion: u.ProtocolVersion,
-		}
-		if u.Credential != nil {
-			spec := credential.FromState(u.Credential)
-			ups[name].Credential = &spec
+			Credential: u.Credential,
 		}
 	}
 	return &View{Index: snap.Index, Upstreams: ups, Role: func(persona string) Role {

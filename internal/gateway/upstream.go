@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -59,12 +60,19 @@ type upstream struct {
 	listMus [numKinds]sync.Mutex
 
 	closed atomic.Bool
-
-	credMu sync.Mutex
-	cred   *credential.Transport // nil until the first connect; see credential.go
 }
 
-type connBox struct{ c mcp.Conn }
+type connBox struct {
+	c      mcp.Conn
+	closer io.Closer // the credential transport, if it needs closing
+}
+
+func (b *connBox) close() {
+	_ = b.c.Close()
+	if b.closer != nil {
+		_ = b.closer.Close()
+	}
+}
 
 const (
 	maxListPages  = 100
@@ -92,15 +100,25 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		if !isDone(b.c) {
 			return b.c, nil
 		}
-		_ = b.c.Close()
+		b.close()
 		u.conn.Store(nil)
 	}
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
-	hc, err := u.httpClient()
-	if err != nil {
-		return nil, err
+	hc := u.g.cfg.HTTPClient
+	var closer io.Closer
+	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		rt, err := wrap(u.spec, base)
+		if err != nil {
+			return nil, fmt.Errorf("upstream credential: %w", err)
+		}
+		closer, _ = rt.(io.Closer)
+		hc = &http.Client{Transport: rt}
 	}
 	cfg := mcp.ClientConfig{
 		URL:             u.spec.URL,
@@ -111,16 +129,22 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		OnMessage:       u.onMessage,
 		Logger:          u.g.log.With("upstream", u.spec.Name),
 	}
-	var c mcp.Conn
+	var (
+		c   mcp.Conn
+		err error
+	)
 	if u.spec.Transport == TransportSSE {
 		c, err = mcp.DialSSE(ctx, cfg)
 	} else {
 		c, err = mcp.Dial(ctx, cfg)
 	}
 	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
 		return nil, err
 	}
-	u.conn.Store(&connBox{c})
+	u.conn.Store(&connBox{c: c, closer: closer})
 	// A new connection may see a different server: refresh every list.
 	for k := range u.lists {
 		u.lists[k].Store(nil)
@@ -268,7 +292,6 @@ func hasCapability(caps json.RawMessage, name string) bool {
 func (u *upstream) close() {
 	u.closed.Store(true)
 	if b := u.conn.Swap(nil); b != nil {
-		_ = b.c.Close()
+		b.close()
 	}
-	u.closeCredential()
 }

@@ -426,6 +426,9 @@ func (c *Client) readStream(ctx context.Context, body io.ReadCloser, id json.Raw
 }
 
 func (c *Client) dispatch(ctx context.Context, m *Message, onMsg func(*Message)) {
+	if c.answerPing(m) {
+		return
+	}
 	if onMsg != nil {
 		onMsg(m)
 		return
@@ -509,7 +512,7 @@ func (c *Client) listen() {
 					if ev.Type() != "message" {
 						continue
 					}
-					if m, perr := Parse(ev.Data); perr == nil {
+					if m, perr := Parse(ev.Data); perr == nil && !c.answerPing(m) {
 						c.cfg.OnMessage(m)
 					}
 				}
@@ -575,4 +578,17 @@ func httpError(res *http.Response) error {
 func drain(r io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
 	_ = r.Close()
+}
+
+// answerPing answers a server's ping itself; it reports whether m was one.
+func (c *Client) answerPing(m *Message) bool {
+	if m.Method != MethodPing || !m.IsRequest() {
+		return false
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		defer cancel()
+		_ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}")))
+	}()
+	return true
 }

@@ -183,12 +183,12 @@ func TestSSEClientAgainstSDKServer(t *testing.T) {
 	if v := c.Server().ProtocolVersion; v != mcp.Rev20250326 {
 		t.Fatalf("negotiated %q", v)
 	}
-	var progress int
-	if got := callEcho(t, c, "sse", func(m *mcp.Message) { progress++ }); got != "echo:sse" {
+	var progress []string
+	if got := callEcho(t, c, "sse", func(m *mcp.Message) { progress = append(progress, string(mcp.GetField(m.Params, "progressToken"))) }); got != "echo:sse" {
 		t.Fatalf("echo = %q", got)
 	}
-	if progress != 1 {
-		t.Fatalf("progress notifications routed to the call: %d, want 1", progress)
+	if len(progress) != 1 || progress[0] != `"tok-1"` {
+		t.Fatalf("progress notifications routed to the call: %v, want one with the caller's token", progress)
 	}
 	ts.CloseClientConnections()
 	select {
@@ -214,5 +214,33 @@ func TestDialErrors(t *testing.T) {
 	}
 	if _, err := mcp.Dial(context.Background(), mcp.ClientConfig{URL: ts.URL, ProtocolVersion: "1999-01-01"}); err == nil {
 		t.Fatal("unknown pinned version accepted")
+	}
+}
+
+// The client answers the server's keep-alive pings itself, so the server
+// keeps the session.
+func TestClientAnswersPings(t *testing.T) {
+	s := sdk.NewServer(&sdk.Implementation{Name: "pinger", Version: "1"}, &sdk.ServerOptions{KeepAlive: 50 * time.Millisecond, Logger: testLogger(t)})
+	sdk.AddTool(s, &sdk.Tool{Name: "echo"}, func(ctx context.Context, req *sdk.CallToolRequest, in echoIn) (*sdk.CallToolResult, any, error) {
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "echo:" + in.Text}}}, nil, nil
+	})
+	ts := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, nil))
+	defer ts.Close()
+	c, err := mcp.Dial(context.Background(), mcp.ClientConfig{URL: ts.URL, ProtocolVersion: mcp.Rev20251125, OnMessage: func(m *mcp.Message) {
+		if m.Method == mcp.MethodPing {
+			t.Errorf("ping passed to OnMessage")
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sid := c.SessionID()
+	time.Sleep(500 * time.Millisecond)
+	if got := callEcho(t, c, "still", nil); got != "echo:still" {
+		t.Fatalf("echo = %q", got)
+	}
+	if c.SessionID() != sid {
+		t.Fatal("the server dropped the session: pings went unanswered")
 	}
 }

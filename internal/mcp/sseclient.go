@@ -180,6 +180,10 @@ func (c *SSEClient) route(m *Message) {
 		}
 		return
 	}
+	if m.Method == MethodPing && m.IsRequest() {
+		go func() { _ = c.Respond(context.Background(), NewResult(m.ID, json.RawMessage("{}"))) }()
+		return
+	}
 	if m.Method == NotifyProgress {
 		var p struct {
 			Token json.RawMessage `json:"progressToken"`
@@ -255,13 +259,30 @@ func (c *SSEClient) Done() <-chan struct{} { return c.done }
 // server-initiated messages cannot be tied to a call on this transport and
 // go to ClientConfig.OnMessage.
 func (c *SSEClient) Call(ctx context.Context, method string, params json.RawMessage, onMsg func(*Message)) (*Message, error) {
-	id := IntID(c.nextID.Add(1))
+	n := c.nextID.Add(1)
+	id := IntID(n)
 	ch := make(chan *Message, 1)
 	var token string
-	if onMsg != nil {
-		if h, _ := PeekParams(params); h.Meta != nil {
-			if pt := GetField(h.Meta, MetaProgressToken); pt != nil {
-				token = string(pt)
+	if h, _ := PeekParams(params); h.Meta != nil && onMsg != nil {
+		if orig := GetField(h.Meta, MetaProgressToken); orig != nil {
+			// Every call shares the one event stream: give the progress
+			// token a connection-unique value and restore the caller's
+			// token on the way back, so concurrent callers never see each
+			// other's progress.
+			token = string(Quote(fmt.Sprintf("pcp-%d", n)))
+			meta, err := SetField(h.Meta, MetaProgressToken, json.RawMessage(token))
+			if err == nil {
+				params, err = SetField(params, "_meta", meta)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("call: %w", err)
+			}
+			inner := onMsg
+			onMsg = func(m *Message) {
+				if p, err := SetField(m.Params, MetaProgressToken, orig); err == nil {
+					m.Params = p
+				}
+				inner(m)
 			}
 		}
 	}
