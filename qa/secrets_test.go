@@ -427,6 +427,15 @@ func TestHSMOutageThroughTheGateway(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// An upstream without a credential never sees the agent's either.
+	for i, r := range wiki.requests() {
+		var all bytes.Buffer
+		r.header.Write(&all)
+		all.WriteString(r.query)
+		if bytes.Contains(all.Bytes(), []byte(wikiKey[strings.LastIndex(wikiKey, "_")+1:])) || r.header.Get("Authorization") != "" {
+			t.Errorf("request %d to an upstream without a credential carried the agent's (Authorization %q)", i, r.header.Get("Authorization"))
+		}
+	}
 	if !strings.Contains(n.Logs(), "token available again") {
 		t.Errorf("the node did not log the HSM's return")
 	}
