@@ -363,13 +363,17 @@ func (st *scanner) keyword(i, j int, camel bool) {
 	}
 	b := st.b
 	s := i
+	// camel-case parts shorter than three letters are noise (random
+	// tokens are full of them), so they never trigger
 	for k := i + 1; k < j; k++ {
 		if isUpper(b[k]) && isLower(b[k-1]) {
-			st.keywordPart(s, k, j)
+			if k-s >= 3 {
+				st.keywordPart(s, k, j)
+			}
 			s = k
 		}
 	}
-	if s > i {
+	if s > i && j-s >= 3 {
 		st.keywordPart(s, j, j)
 	}
 }
