@@ -29,7 +29,7 @@ func tsSDK(t *testing.T) string {
 	}
 	for _, bin := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not found: install the Debian packages nodejs and npm (listed in .ci/packages.d/dataplane)", bin)
+			t.Fatalf("%s not found: install nodejs with npm (.ci/packages.d/dataplane)", bin)
 		}
 	}
 	dir := filepath.Join(os.TempDir(), "portcullis-ts-mcp-sdk-"+tsSDKVersion)
