@@ -58,6 +58,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { z } from 'zod';
 
 function newServer() {
@@ -73,13 +74,27 @@ function newServer() {
 }
 
 const transports = {};
+const sseTransports = {};
 const srv = http.createServer(async (req, res) => {
   if (req.headers['authorization']) { res.writeHead(400).end('agent credential leaked'); return; }
+  const url = new URL(req.url, 'http://localhost');
+  if (req.method === 'GET' && url.pathname === '/sse') { // the deprecated HTTP+SSE transport
+    const t = new SSEServerTransport('/messages', res);
+    sseTransports[t.sessionId] = t;
+    await newServer().connect(t);
+    return;
+  }
   let body;
   if (req.method === 'POST') {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     body = JSON.parse(Buffer.concat(chunks).toString());
+  }
+  if (url.pathname === '/messages') {
+    const t = sseTransports[url.searchParams.get('sessionId')];
+    if (!t) { res.writeHead(404).end(); return; }
+    await t.handlePostMessage(req, res, body);
+    return;
   }
   const sid = req.headers['mcp-session-id'];
   let t = sid ? transports[sid] : undefined;
@@ -108,6 +123,8 @@ let progress = 0;
 const r1 = await client.callTool({ name: 'ts_lookup', arguments: { sku: 'A-1' } }, undefined, { onprogress: () => { progress++; } });
 out.lookup = r1.content[0].text;
 out.progress = progress;
+const r4 = await client.callTool({ name: 'tsold_lookup', arguments: { sku: 'B-2' } });
+out.sseLookup = r4.content[0].text;
 const r2 = await client.callTool({ name: 'helpdesk_get_ticket', arguments: { id: 'T-5' } });
 out.ticket = r2.content[0].text;
 try { await client.callTool({ name: 'ts_purge', arguments: {} }); out.purge = 'allowed'; }
@@ -152,10 +169,11 @@ func TestTypeScriptSDK(t *testing.T) {
 			}
 		}
 	}()
-	var tsURL string
+	var tsURL, tsSSE string
 	select {
 	case p := <-port:
 		tsURL = "http://127.0.0.1:" + p + "/mcp"
+		tsSSE = "http://127.0.0.1:" + p + "/sse"
 	case <-time.After(30 * time.Second):
 		t.Fatal("the TypeScript upstream did not start")
 	}
@@ -163,7 +181,8 @@ func TestTypeScriptSDK(t *testing.T) {
 	e := newEnv(t, nil)
 	e.st.set(e.snapshot(func(s *state.Snapshot) {
 		s.Upstreams["ts"] = &state.Upstream{Meta: state.Meta{Name: "ts"}, URL: tsURL}
-		s.Skills["tickets"].Tools = append(s.Skills["tickets"].Tools, state.ToolGrant{Tool: "ts/lookup"})
+		s.Upstreams["tsold"] = &state.Upstream{Meta: state.Meta{Name: "tsold"}, URL: tsSSE, Transport: "sse"}
+		s.Skills["tickets"].Tools = append(s.Skills["tickets"].Tools, state.ToolGrant{Tool: "ts/lookup"}, state.ToolGrant{Tool: "tsold/lookup"})
 	}))
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -179,6 +198,7 @@ func TestTypeScriptSDK(t *testing.T) {
 		Version     string
 		Tools       []string
 		Lookup      string
+		SSELookup   string
 		Progress    int
 		Ticket      string
 		Purge       string
@@ -193,7 +213,7 @@ func TestTypeScriptSDK(t *testing.T) {
 	if got.Version != "2025-11-25" {
 		t.Errorf("negotiated %q", got.Version)
 	}
-	want := map[string]bool{"ts_lookup": true, "helpdesk_get_ticket": true}
+	want := map[string]bool{"ts_lookup": true, "tsold_lookup": true, "helpdesk_get_ticket": true}
 	for _, name := range got.Tools {
 		delete(want, name)
 		if name == "ts_purge" {
@@ -205,6 +225,9 @@ func TestTypeScriptSDK(t *testing.T) {
 	}
 	if got.Lookup != "item A-1 in stock" || got.Progress != 1 {
 		t.Errorf("lookup %q with %d progress notifications", got.Lookup, got.Progress)
+	}
+	if got.SSELookup != "item B-2 in stock" {
+		t.Errorf("lookup over the TypeScript HTTP+SSE upstream: %q", got.SSELookup)
 	}
 	if got.Ticket != "helpdesk ticket T-5" {
 		t.Errorf("ticket %q", got.Ticket)
