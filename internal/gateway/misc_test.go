@@ -11,7 +11,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
-	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -124,5 +123,4 @@ func TestResourceSubscription(t *testing.T) {
 			t.Fatal("resource update not delivered")
 		}
 	}
-	_ = mcp.NotifyResourceUpdated
 }
