@@ -109,9 +109,9 @@ func startNode(t testing.TB, dir string, fsm raft.FSM, bootstrap bool, mut ...fu
 		Logger:    testLogger(t),
 		Bootstrap: bootstrap,
 		// Fast elections keep the tests short.
-		HeartbeatTimeout:   200 * time.Millisecond,
-		ElectionTimeout:    200 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond,
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
 	}
 	for _, m := range mut {
 		m(&cfg)

@@ -27,7 +27,7 @@ func regID(sp idSpec) {
 	}
 	d := &Detector{
 		ID: sp.id, Category: NationalID, Tags: sp.tags, Description: sp.desc,
-		Confidence: sp.formatted, Context: sp.context, Negative: []string{"tracking", "phone", "tel", "fax", "isbn", "timestamp", "ts", "epoch", "millis", "created", "updated"},
+		Confidence: sp.formatted, Context: sp.context, Negative: []string{"tracking", "phone", "tel", "fax", "isbn", "timestamp", "ts", "epoch", "millis", "created", "updated", "seed", "nonce", "hash", "checksum"},
 		minLen: sp.min, maxLen: sp.max, digitsOnly: sp.digitsOnly,
 	}
 	d.group = func(c *cand) float64 {

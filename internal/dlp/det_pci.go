@@ -119,7 +119,7 @@ func formatCard(r *rand.Rand, s string) string {
 }
 
 var cardContext = []string{"card", "credit", "debit", "cc", "pan", "visa", "mastercard", "amex", "payment", "cardnumber"}
-var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc"}
+var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc", "seed", "nonce", "hash", "checksum", "random"}
 
 func init() {
 	for i := range cardBrands {

@@ -1,11 +1,13 @@
 package dlp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -20,28 +22,60 @@ const maxJSONDepth = 512
 // MCP tool results) are scanned as JSON too; their findings' paths join the
 // outer and inner path with '#'. Offsets are byte offsets in doc.
 func (s *Scanner) ScanJSON(doc []byte) ([]Finding, error) {
-	w := walker{s: s, b: doc, keys: map[string]*keyCtx{}}
+	w := walkerPool.Get().(*walker)
+	defer func() {
+		// keys are cached per Scanner generation only within one call
+		clear(w.keys)
+		w.kcache = [len(w.kcache)]kcEntry{}
+		w.s, w.b, w.out, w.path = nil, nil, nil, w.path[:0]
+		w.depth, w.nest, w.p = 0, 0, 0
+		walkerPool.Put(w)
+	}()
+	w.s, w.b = s, doc
 	if err := w.document(); err != nil {
 		return nil, err
 	}
 	return w.out, nil
 }
 
+var walkerPool = sync.Pool{New: func() any {
+	return &walker{keys: map[string]*keyCtx{}, st: new(scanner)}
+}}
+
 // walker is a small JSON parser that scans values as it goes.
 type walker struct {
-	s     *Scanner
-	b     []byte
-	p     int
-	path  []pathSeg
-	keys  map[string]*keyCtx
-	out   []Finding
-	depth int
-	nest  int // JSON-in-string nesting level
+	s      *Scanner
+	b      []byte
+	p      int
+	path   []pathSeg
+	keys   map[string]*keyCtx
+	out    []Finding
+	depth  int
+	nest   int // JSON-in-string nesting level
+	kcache [64]kcEntry
+	st     *scanner
+}
+
+type kcEntry struct {
+	raw string
+	kc  *keyCtx
+	set bool
 }
 
 type pathSeg struct {
-	key   string
-	index int // -1 for object members
+	ks, ke int  // raw span of the key in the document
+	esc    bool // the key has escapes
+	index  int  // -1 for object members
+}
+
+func (w *walker) keyString(s pathSeg) string {
+	k := string(w.b[s.ks:s.ke])
+	if s.esc {
+		if u, err := strconv.Unquote(`"` + k + `"`); err == nil {
+			return u
+		}
+	}
+	return k
 }
 
 func (w *walker) pathString() string {
@@ -54,12 +88,13 @@ func (w *walker) pathString() string {
 			sb.WriteByte(']')
 			continue
 		}
-		if isPlainKey(s.key) {
+		key := w.keyString(s)
+		if isPlainKey(key) {
 			sb.WriteByte('.')
-			sb.WriteString(s.key)
+			sb.WriteString(key)
 		} else {
 			sb.WriteString("[")
-			sb.WriteString(strconv.Quote(s.key))
+			sb.WriteString(strconv.Quote(key))
 			sb.WriteString("]")
 		}
 	}
@@ -124,24 +159,61 @@ func (w *walker) value() error {
 		return nil
 	case c == '-' || isDigit(c):
 		s := w.p
-		w.p++
-		for w.p < len(w.b) && (isDigit(w.b[w.p]) || bytesIn(w.b[w.p], ".eE+-")) {
-			w.p++
-		}
-		if _, err := strconv.ParseFloat(string(w.b[s:w.p]), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+		if !w.number() {
 			return w.errf("bad number")
 		}
 		w.scanSpan(s, w.p, nil, true)
 		return nil
 	default:
-		for _, lit := range []string{"true", "false", "null"} {
-			if strings.HasPrefix(string(w.b[w.p:min(len(w.b), w.p+5)]), lit) {
+		for _, lit := range [][]byte{[]byte("true"), []byte("false"), []byte("null")} {
+			if bytes.HasPrefix(w.b[w.p:], lit) {
 				w.p += len(lit)
 				return nil
 			}
 		}
 		return w.errf("unexpected character %q", c)
 	}
+}
+
+// number consumes a JSON number (RFC 8259 grammar) at w.p.
+func (w *walker) number() bool {
+	b, p := w.b, w.p
+	if p < len(b) && b[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(b) && b[p] == '0':
+		p++
+	case p < len(b) && b[p] >= '1' && b[p] <= '9':
+		for p < len(b) && isDigit(b[p]) {
+			p++
+		}
+	default:
+		return false
+	}
+	if p < len(b) && b[p] == '.' {
+		p++
+		if p >= len(b) || !isDigit(b[p]) {
+			return false
+		}
+		for p < len(b) && isDigit(b[p]) {
+			p++
+		}
+	}
+	if p < len(b) && (b[p] == 'e' || b[p] == 'E') {
+		p++
+		if p < len(b) && (b[p] == '+' || b[p] == '-') {
+			p++
+		}
+		if p >= len(b) || !isDigit(b[p]) {
+			return false
+		}
+		for p < len(b) && isDigit(b[p]) {
+			p++
+		}
+	}
+	w.p = p
+	return true
 }
 
 func (w *walker) object() error {
@@ -164,19 +236,13 @@ func (w *walker) object() error {
 		if err != nil {
 			return err
 		}
-		key := string(w.b[ks:ke])
-		if esc {
-			if u, err := strconv.Unquote(string(w.b[ks-1 : ke+1])); err == nil {
-				key = u
-			}
-		}
 		w.ws()
 		if w.p >= len(w.b) || w.b[w.p] != ':' {
 			return w.errf("expected ':'")
 		}
 		w.p++
 		w.ws()
-		w.path = append(w.path, pathSeg{key: key, index: -1})
+		w.path = append(w.path, pathSeg{ks: ks, ke: ke, esc: esc, index: -1})
 		if err := w.value(); err != nil {
 			return err
 		}
@@ -236,6 +302,12 @@ func (w *walker) str() (s, e int, esc bool, err error) {
 	w.p++
 	s = w.p
 	for w.p < len(w.b) {
+		for w.p < len(w.b) && !strSpecial[w.b[w.p]] {
+			w.p++
+		}
+		if w.p >= len(w.b) {
+			break
+		}
 		c := w.b[w.p]
 		switch {
 		case c == '"':
@@ -260,21 +332,41 @@ func (w *walker) str() (s, e int, esc bool, err error) {
 	return 0, 0, false, w.errf("unterminated string")
 }
 
+// strSpecial marks the bytes that end or interrupt a JSON string's plain run.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return
+}()
+
 // key returns the context of the innermost object key.
 func (w *walker) key() *keyCtx {
 	for i := len(w.path) - 1; i >= 0; i-- {
 		if w.path[i].index < 0 {
-			return w.keyCtx(w.path[i].key)
+			return w.keyCtx(w.path[i])
 		}
 	}
 	return nil
 }
 
-func (w *walker) keyCtx(k string) *keyCtx {
-	if kc, ok := w.keys[k]; ok {
+func (w *walker) keyCtx(seg pathSeg) *keyCtx {
+	raw := w.b[seg.ks:seg.ke]
+	// a direct-mapped cache in front of the map: keys repeat a lot
+	slot := 0
+	if len(raw) > 0 {
+		slot = (len(raw)*31 + int(raw[0])*7 + int(raw[len(raw)-1])) & (len(w.kcache) - 1)
+		if e := &w.kcache[slot]; e.set && string(raw) == e.raw {
+			return e.kc
+		}
+	}
+	if kc, ok := w.keys[string(raw)]; ok {
+		w.kcache[slot] = kcEntry{raw: kc.raw, kc: kc, set: true}
 		return kc
 	}
-	kc := &keyCtx{}
+	k := w.keyString(seg)
+	kc := &keyCtx{raw: string(raw)}
 	forWords([]byte(k), func(word []byte) {
 		kc.words = append(kc.words, string(word))
 		for _, d := range w.s.kwMap[string(word)] {
@@ -283,10 +375,8 @@ func (w *walker) keyCtx(k string) *keyCtx {
 			}
 		}
 	})
-	if len(kc.words) == 0 && len(kc.dets) == 0 {
-		kc = nil
-	}
-	w.keys[k] = kc
+	w.keys[kc.raw] = kc
+	w.kcache[slot] = kcEntry{raw: kc.raw, kc: kc, set: true}
 	return kc
 }
 
@@ -329,7 +419,7 @@ func looksJSON(v []byte) bool {
 // nested scans a JSON document held in a string. idx maps offsets in v to
 // offsets in the outer input (nil: v starts at base in the outer input).
 func (w *walker) nested(v []byte, idx []int, base int) bool {
-	inner := walker{s: w.s, b: v, keys: w.keys, nest: w.nest + 1}
+	inner := walker{s: w.s, b: v, keys: w.keys, nest: w.nest + 1, st: w.st}
 	if inner.document() != nil {
 		return false
 	}
@@ -350,8 +440,11 @@ func (w *walker) nested(v []byte, idx []int, base int) bool {
 }
 
 func (w *walker) scanSpan(s, e int, _ []int, number bool) {
+	if e-s < 3 {
+		return // no detector reports fewer than three characters
+	}
 	first := len(w.out)
-	w.out = w.s.scan(w.b[s:e], w.key(), w.out)
+	w.out = w.s.scanWith(w.st, w.b[s:e], w.key(), w.out)
 	if len(w.out) == first {
 		return
 	}
@@ -368,7 +461,7 @@ func (w *walker) scanSpan(s, e int, _ []int, number bool) {
 
 func (w *walker) scanMapped(u []byte, idx []int, number bool) {
 	first := len(w.out)
-	w.out = w.s.scan(u, w.key(), w.out)
+	w.out = w.s.scanWith(w.st, u, w.key(), w.out)
 	if len(w.out) == first {
 		return
 	}

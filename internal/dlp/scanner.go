@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Config selects the detectors a Scanner runs.
@@ -162,6 +163,7 @@ var class = func() (t [256]uint8) {
 
 // keyCtx carries the JSON key of the value being scanned.
 type keyCtx struct {
+	raw   string      // the key as written
 	words []string    // lowercased words of the key
 	dets  []*Detector // keyword detectors the key triggers
 }
@@ -182,8 +184,23 @@ func (s *Scanner) Scan(text []byte) []Finding {
 	return s.scan(text, nil, nil)
 }
 
+var scannerPool = sync.Pool{New: func() any { return new(scanner) }}
+
 func (s *Scanner) scan(b []byte, key *keyCtx, out []Finding) []Finding {
-	st := scanner{s: s, b: b, key: key, out: out}
+	st := scannerPool.Get().(*scanner)
+	out = s.scanWith(st, b, key, out)
+	st.b, st.key, st.out, st.s = nil, nil, nil, nil
+	scannerPool.Put(st)
+	return out
+}
+
+// scanWith scans b with the caller's scanner state (ScanJSON reuses one
+// for every value of a document).
+func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
+	if len(st.memo) > 0 {
+		clear(st.memo)
+	}
+	st.s, st.b, st.key, st.out = s, b, key, out
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -346,13 +363,17 @@ func (st *scanner) keyword(i, j int, camel bool) {
 	}
 	b := st.b
 	s := i
+	// camel-case parts shorter than three letters are noise (random
+	// tokens are full of them), so they never trigger
 	for k := i + 1; k < j; k++ {
 		if isUpper(b[k]) && isLower(b[k-1]) {
-			st.keywordPart(s, k, j)
+			if k-s >= 3 {
+				st.keywordPart(s, k, j)
+			}
 			s = k
 		}
 	}
-	if s > i {
+	if s > i && j-s >= 3 {
 		st.keywordPart(s, j, j)
 	}
 }

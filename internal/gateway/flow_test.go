@@ -79,20 +79,31 @@ func TestListChanged(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(200 * time.Millisecond) // standalone streams open
-			// helpdesk gains a tool: support (uses helpdesk) hears it, finance does not.
-			name := "new_tool_" + strings.ReplaceAll(v, "-", "")
-			sdk.AddTool(e.ups["helpdesk"].srv, &sdk.Tool{Name: name}, func(context.Context, *sdk.CallToolRequest, ticketIn) (*sdk.CallToolResult, any, error) {
-				return &sdk.CallToolResult{}, nil, nil
-			})
-			select {
-			case <-supportCh:
-			case <-time.After(5 * time.Second):
+			// helpdesk gains a tool: support (uses helpdesk) hears it, finance
+			// does not. The standalone streams open asynchronously, so a
+			// change made before they are up may go unheard: change again.
+			name := ""
+			heard := false
+			for i := 0; i < 10 && !heard; i++ {
+				name = fmt.Sprintf("new_tool_%s_%d", strings.ReplaceAll(v, "-", ""), i)
+				sdk.AddTool(e.ups["helpdesk"].srv, &sdk.Tool{Name: name}, func(context.Context, *sdk.CallToolRequest, ticketIn) (*sdk.CallToolResult, any, error) {
+					return &sdk.CallToolResult{}, nil, nil
+				})
+				select {
+				case <-supportCh:
+					heard = true
+				case <-time.After(time.Second):
+				}
+			}
+			if !heard {
 				t.Fatal("support agent not told about the changed tool list")
 			}
 			time.Sleep(200 * time.Millisecond)
 			if n := finance.Load(); n != 0 {
 				t.Fatalf("finance agent got %d list_changed for an upstream outside its role", n)
+			}
+			for len(supportCh) > 0 {
+				<-supportCh
 			}
 			// A policy change: support gets helpdesk/* and sees the new tool.
 			e.st.set(e.snapshot(func(s *state.Snapshot) {

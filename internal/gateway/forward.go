@@ -77,7 +77,7 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 		g.record(rc.r.Context(), d)
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "upstream %q is not configured", upName)), http.StatusOK
 	}
-	if rc.modern {
+	if rc.modern && bytes.Contains(params, []byte(`"requestState"`)) {
 		if rs := mcp.GetField(params, "requestState"); rs != nil {
 			var state string
 			if json.Unmarshal(rs, &state) == nil && strings.HasPrefix(state, mrtrPrefix) {

@@ -11,7 +11,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
-	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -106,17 +105,22 @@ func TestResourceSubscription(t *testing.T) {
 	if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "ticket://open"}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if err := e.ups["helpdesk"].srv.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "ticket://open"}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case uri := <-got:
-		if uri != "ticket://open" {
-			t.Fatalf("update for %q", uri)
+	// The standalone streams open asynchronously: repeat the update until
+	// one arrives.
+	for i := 0; ; i++ {
+		if err := e.ups["helpdesk"].srv.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "ticket://open"}); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("resource update not delivered")
+		select {
+		case uri := <-got:
+			if uri != "ticket://open" {
+				t.Fatalf("update for %q", uri)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if i == 10 {
+			t.Fatal("resource update not delivered")
+		}
 	}
-	_ = mcp.NotifyResourceUpdated
 }

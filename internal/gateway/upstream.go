@@ -75,11 +75,12 @@ func (b *connBox) close() {
 }
 
 const (
-	maxListPages  = 100
-	listErrorTTL  = 2 * time.Second
-	listTTL       = 5 * time.Minute
-	gatewayCaps   = `{"sampling":{},"elicitation":{},"roots":{}}`
-	maxListedItem = 10000
+	maxListPages   = 100
+	listErrorTTL   = 2 * time.Second
+	listTTL        = 5 * time.Minute
+	minListTimeout = 10 * time.Second
+	gatewayCaps    = `{"sampling":{},"elicitation":{},"roots":{}}`
+	maxListedItem  = 10000
 )
 
 func (u *upstream) timeout() time.Duration {
@@ -229,7 +230,9 @@ func (u *upstream) list(ctx context.Context, k listKind) *listing {
 }
 
 func (u *upstream) fetch(ctx context.Context, k listKind) *listing {
-	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	// Lists are metadata, not tool work: a short per-call timeout must not
+	// hide an upstream whose first connection takes a moment.
+	ctx, cancel := context.WithTimeout(ctx, max(u.timeout(), minListTimeout))
 	defer cancel()
 	c, err := u.connect(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -117,24 +118,32 @@ func TestClientAgainstSDKServer(t *testing.T) {
 			if !tc.jsonResp && (len(progress) != 1 || progress[0] != mcp.NotifyProgress) {
 				t.Fatalf("messages during the call = %v, want one progress notification", progress)
 			}
-			// A tool added later must be announced on the standalone stream.
-			time.Sleep(100 * time.Millisecond) // let the listen stream open
-			sdk.AddTool(s, &sdk.Tool{Name: "late"}, func(context.Context, *sdk.CallToolRequest, echoIn) (*sdk.CallToolResult, any, error) {
-				return &sdk.CallToolResult{}, nil, nil
-			})
-		wait:
-			for {
-				select {
-				case m := <-changed:
-					if m == mcp.NotifyToolsChanged {
+			// A tool added later must be announced on the standalone stream
+			// (which opens asynchronously: add tools until one is heard).
+			heard := false
+			for i := 0; i < 10 && !heard; i++ {
+				sdk.AddTool(s, &sdk.Tool{Name: fmt.Sprintf("late%d", i)}, func(context.Context, *sdk.CallToolRequest, echoIn) (*sdk.CallToolResult, any, error) {
+					return &sdk.CallToolResult{}, nil, nil
+				})
+				deadline := time.After(time.Second)
+			wait:
+				for {
+					select {
+					case m := <-changed:
+						if m == mcp.NotifyToolsChanged {
+							heard = true
+							break wait
+						}
+						if m != mcp.NotifyProgress { // a JSON response sends progress on the GET stream
+							t.Fatalf("standalone stream delivered %q", m)
+						}
+					case <-deadline:
 						break wait
 					}
-					if m != mcp.NotifyProgress { // a JSON response sends progress on the GET stream
-						t.Fatalf("standalone stream delivered %q", m)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("no tools/list_changed notification on the standalone stream")
 				}
+			}
+			if !heard {
+				t.Fatal("no tools/list_changed notification on the standalone stream")
 			}
 			if _, ok := sawAuth.Load(true); ok {
 				t.Fatal("client sent an Authorization header it was never given")

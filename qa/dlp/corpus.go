@@ -137,8 +137,12 @@ func Generate(seed uint64, perDetector int) Corpus {
 		ps = ps[n:]
 	}
 	// clean documents: nothing in them may be reported
-	for k := 0; k < len(c.Docs)/4; k++ {
+	n := len(c.Docs)
+	for k := 0; k < n/4; k++ {
 		c.Docs = append(c.Docs, render(r, kinds[r.IntN(3)], []piece{{text: filler(r, 40)}}))
+	}
+	for k := 0; k < n/2; k++ {
+		c.Docs = append(c.Docs, realisticClean(r))
 	}
 	return c
 }
