@@ -500,3 +500,38 @@ func faultyHSM(t *testing.T) (module, label, pinFile, flag string) {
 	t.Setenv("FAULT_SHIM_DOWN", flag)
 	return module, label, pinFile, flag
 }
+
+// TestSessionSurvivesRestart: the gateway's session key is derived from the
+// HSM, not kept in memory or a file, so an agent's session handle from before
+// a restart still works after it.
+func TestSessionSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	up := startBackend(t, nil)
+	n := harness.StartNode(t)
+	n.Apply(recordsYAML("notes", up.url, ""))
+	c := harness.NewRawClient(n.GatewayURL()+"/p/notes-reader/mcp", n.NewKey("notes-bot"), 1)
+	if err := c.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	call := func() *harness.Response {
+		t.Helper()
+		resp, err := c.CallTool("notes_lookup", map[string]any{"id": 1})
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		return resp
+	}
+	if r := call(); r.Error != nil {
+		t.Fatalf("before restart: %+v", r.Error)
+	}
+	n.Stop()
+	if _, err := os.Stat(filepath.Join(n.DataDir, "session-key")); err == nil {
+		t.Fatal("the node wrote a session-key file although it has an HSM")
+	}
+	n.Start()
+	if r := call(); r.Error != nil || !strings.Contains(string(r.Result), "record B") {
+		t.Fatalf("the session from before the restart was refused: %+v %s", r.Error, r.Result)
+	}
+}
