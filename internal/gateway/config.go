@@ -71,6 +71,9 @@ type View struct {
 	Upstreams map[string]*UpstreamSpec
 	// Role returns the persona's role, or nil for an unknown persona.
 	Role func(persona string) Role
+	// Describe returns the persona's description ("" if none); it becomes
+	// the instructions agents receive. May be nil.
+	Describe func(persona string) string
 }
 
 // Source provides views. View must be cheap (an atomic load): it is called

@@ -41,7 +41,7 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		}
 		return ok(json.RawMessage("{}"))
 	case mcp.MethodDiscover:
-		return ok(g.discoverResult())
+		return ok(g.discoverResult(rc))
 	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplates:
 		if head.Cursor != "" {
 			return fail(mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown cursor"))
@@ -67,10 +67,11 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
 }
 
-func (g *Gateway) discoverResult() json.RawMessage {
+func (g *Gateway) discoverResult(rc *reqCtx) json.RawMessage {
 	info, _ := json.Marshal(mcp.Implementation{Name: g.cfg.ServerName, Version: g.cfg.ServerVersion})
 	vers, _ := json.Marshal(mcp.Revisions)
-	return json.RawMessage(`{"supportedVersions":` + string(vers) + `,"capabilities":` + serverCaps +
+	instr, _ := json.Marshal(instructions(rc))
+	return json.RawMessage(`{"supportedVersions":` + string(vers) + `,"capabilities":` + serverCaps + `,"instructions":` + string(instr) +
 		`,"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{"` + mcp.MetaServerInfo + `":` + string(info) + `}}`)
 }
 

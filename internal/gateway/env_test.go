@@ -324,7 +324,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 			"billing-read": skill("billing-read", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/get_ticket"}}}),
 		},
 		Personas: map[string]*state.Persona{
-			"support": {Meta: state.Meta{Name: "support"}, Skills: []string{"tickets", "billing-all"}},
+			"support": {Meta: state.Meta{Name: "support"}, Description: "First-line support: reads and closes helpdesk tickets.", Skills: []string{"tickets", "billing-all"}},
 			"finance": {Meta: state.Meta{Name: "finance"}, Skills: []string{"billing-read"}},
 		},
 		Agents: map[string]*state.Agent{

@@ -47,6 +47,9 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 			if got := cs.InitializeResult().ProtocolVersion; got != version {
 				t.Fatalf("negotiated %q with the gateway, want %q", got, version)
 			}
+			if !strings.HasPrefix(cs.InitializeResult().Instructions, "First-line support: reads and closes helpdesk tickets.") {
+				t.Fatalf("instructions %q", cs.InitializeResult().Instructions)
+			}
 			ctx := context.Background()
 			lt, err := cs.ListTools(ctx, nil)
 			if err != nil {
