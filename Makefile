@@ -9,6 +9,7 @@ build:
 
 # Starts a single-node appliance in dev mode with embedded defaults.
 run: build
+	./.ci/deps --runtime
 	./$(BIN) server --dev --data-dir $(DATA) --gateway-addr 127.0.0.1:8443 --admin-addr 127.0.0.1:9443
 
 deps:

@@ -32,6 +32,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
@@ -63,6 +64,11 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile serve both listeners over TLS. Required
 	// unless Dev.
 	TLSCertFile, TLSKeyFile string
+	// HSM selects the PKCS#11 token that seals backend secrets (set
+	// TokenLabel and PINFile; ModulePath defaults to SoftHSM2). Zero value: a
+	// dev node makes its own SoftHSM2 token under DataDir/hsm; a production
+	// node runs without an HSM, so secrets cannot be stored, and says so.
+	HSM hsm.Config
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
@@ -122,13 +128,14 @@ type Appliance struct {
 	log   *slog.Logger
 	ready atomic.Bool
 
-	store   *state.Store
-	node    *cluster.Node
-	gw      *gateway.Gateway
-	admin   *http.Server
-	gateway *http.Server
-	adminLn net.Listener
-	gwLn    net.Listener
+	store    *state.Store
+	node     *cluster.Node
+	gw       *gateway.Gateway
+	keystore *hsm.Keystore // nil: no HSM
+	admin    *http.Server
+	gateway  *http.Server
+	adminLn  net.Listener
+	gwLn     net.Listener
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -172,6 +179,10 @@ func New(cfg Config) (_ *Appliance, err error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm")); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
 	a.store = state.NewStore(a.log.With("component", "state"))
 	a.node, err = cluster.New(cluster.Config{
 		NodeID:    nodeID,
@@ -212,6 +223,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		AdminToken: token,
 		Ready:      a.ready.Load,
 		Drafter:    a.draftPersona,
+		Routes:     a.secretRoutes(),
 		Logger:     a.log.With("component", "api"),
 	})
 	if err != nil {
@@ -353,6 +365,9 @@ func (a *Appliance) Close() error {
 	}
 	if a.node != nil {
 		errs = append(errs, a.node.Close())
+	}
+	if a.keystore != nil {
+		errs = append(errs, a.keystore.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/hsm"
 )
 
 type tWriter struct{ t testing.TB }
@@ -108,6 +110,26 @@ func TestDevNodeServesHealthzOnBothListeners(t *testing.T) {
 		t.Fatalf("admin API on the gateway listener: %d, want 404", resp.StatusCode)
 	}
 
+	// An object applied before a snapshot and one after it both survive
+	// the restart: the first from the (zstd) snapshot, the second from the
+	// log after it.
+	applyYAML := func(a *Appliance, name string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+a.AdminAddr()+"/v1/apply", strings.NewReader(
+			"apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: "+name+"}\nspec: {url: 'http://127.0.0.1:9/mcp'}\n"))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("apply %s: %v %v", name, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+	applyYAML(a, "in-snapshot")
+	if err := a.node.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(a, "in-log")
+
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
@@ -123,6 +145,10 @@ func TestDevNodeServesHealthzOnBothListeners(t *testing.T) {
 	id2, _ := os.ReadFile(filepath.Join(dir, "node-id"))
 	if string(tok) != string(tok2) || string(id1) != string(id2) {
 		t.Fatal("restart changed the admin token or the node id")
+	}
+	snap := a2.store.Current()
+	if snap.Upstreams["in-snapshot"] == nil || snap.Upstreams["in-log"] == nil {
+		t.Fatalf("after restart the state has upstreams %v, want in-snapshot and in-log", snap.Upstreams)
 	}
 }
 
@@ -314,5 +340,88 @@ spec: {persona: p}
 	}
 	if _, err := io.Copy(io.Discard, stream.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("stream ended with %v", err)
+	}
+}
+
+// TestSecretsAreSealedByTheDevHSM: a dev node makes its own SoftHSM2 token;
+// a stored secret is replicated only as ciphertext and survives a restart.
+func TestSecretsAreSealedByTheDevHSM(t *testing.T) {
+	if hsm.DefaultModulePath() == "" {
+		if testing.Short() {
+			t.Skip("SoftHSM2 not installed")
+		}
+		t.Fatal("SoftHSM2 is not installed: apt-get install softhsm2 (listed in .ci/packages.d/runtime)")
+	}
+	t.Setenv("SOFTHSM2_CONF", "")
+	dir := t.TempDir()
+	a, stop := start(t, testConfig(t, dir))
+	admin := "http://" + a.AdminAddr()
+	waitHealthy(t, http.DefaultClient, admin+"/healthz")
+	if a.keystore == nil {
+		t.Fatal("dev node runs without an HSM although SoftHSM2 is installed")
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	plaintext := "hunter2-" + strings.Repeat("x", 20)
+	do := func(a *Appliance, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+a.AdminAddr()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	val, _ := json.Marshal(map[string][]byte{"value": []byte(plaintext)})
+	if code, body := do(a, "PUT", "/v1/secrets/helpdesk-token", string(val)); code != 200 || !strings.Contains(body, `"version":1`) {
+		t.Fatalf("put secret: %d %s", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing on disk outside the HSM's token holds the value.
+	filepath.WalkDir(filepath.Join(dir, "raft"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), plaintext) {
+				t.Errorf("%s holds the secret in plain text", p)
+			}
+		}
+		return nil
+	})
+	a2, _ := start(t, testConfig(t, dir))
+	waitHealthy(t, http.DefaultClient, "http://"+a2.AdminAddr()+"/healthz")
+	code, body := do(a2, "GET", "/v1/secrets", "")
+	if code != 200 || !strings.Contains(body, "helpdesk-token") || strings.Contains(body, plaintext) {
+		t.Fatalf("list secrets after restart: %d %s", code, body)
+	}
+	// The restarted node's HSM still opens it.
+	sec := a2.store.Current().Secrets["helpdesk-token"]
+	got, err := a2.keystore.Unseal(context.Background(), "helpdesk-token", sec.Version, sec.Sealed)
+	if err != nil || string(got) != plaintext {
+		t.Fatalf("unseal after restart: %v", err)
+	}
+}
+
+func TestNodeWithoutHSMExplainsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	cfg := testConfig(t, dir)
+	cfg.Dev, cfg.TLSCertFile, cfg.TLSKeyFile = false, certFile, keyFile
+	a, _ := start(t, cfg)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	waitHealthy(t, client, "https://"+a.AdminAddr()+"/healthz")
+	tok, _ := os.ReadFile(filepath.Join(dir, "admin-token"))
+	req, _ := http.NewRequest("PUT", "https://"+a.AdminAddr()+"/v1/secrets/x", strings.NewReader(`{"value":"eA=="}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "--hsm-token") {
+		t.Fatalf("secret put without an HSM: %d %s", resp.StatusCode, b)
 	}
 }

@@ -19,6 +19,14 @@
 //	DELETE /v1/agents/{name}/keys/{id}   revoke a key
 //	POST   /v1/personas/draft            draft a persona from a job description
 //
+// POST /v1/apply takes {"files": [{"name", "content"}], "dryRun"} as JSON,
+// or one YAML (or JSON) document stream as the body (?file= names it in
+// errors, ?dryRun=true validates only). All files of a request are parsed
+// and validated together, in any order, and become one raft command; an
+// invalid request answers 422 with one problem per field (file, 1-based
+// document, line, field, message) and changes nothing. The answer lists
+// each object with its action: created, updated or unchanged.
+//
 // Errors are {"error": {"code", "message", "details"}} with user-safe text.
 package api
 

@@ -34,7 +34,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // fixture is an admin API over a real single-node raft cluster.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	store *state.Store
 	token string
@@ -42,7 +42,7 @@ type fixture struct {
 	cfg   Config
 }
 
-func newFixture(t *testing.T, mut ...func(*Config)) *fixture {
+func newFixture(t testing.TB, mut ...func(*Config)) *fixture {
 	t.Helper()
 	log := testLogger(t)
 	store := state.NewStore(log)
@@ -192,8 +192,8 @@ func TestApplyGetDelete(t *testing.T) {
 	if r.status != 200 || r.body["kind"] != "Skill" {
 		t.Fatalf("get skill: %d %s", r.status, r.raw)
 	}
-	// What get returns applies again, unchanged.
-	r = f.do("POST", "/v1/apply?file=got.json", "application/yaml", r.raw)
+	// What get returns applies again, unchanged (here as a JSON document).
+	r = f.do("POST", "/v1/apply?file=got.json", "application/json", r.raw)
 	if got := strings.Join(r.results(), ","); r.status != 200 || got != "Skill/read-tickets unchanged" {
 		t.Fatalf("re-apply of get output: %d %s", r.status, r.raw)
 	}

@@ -126,11 +126,12 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 		return nil, errorf(http.StatusBadRequest, CodeBadRequest, "could not read the request body")
 	}
 	req := &ApplyRequest{}
-	if strings.HasPrefix(c.ContentType(), "application/json") {
+	if strings.HasPrefix(c.ContentType(), "application/json") && isApplyRequest(body) {
 		if err := json.Unmarshal(body, req); err != nil {
 			return nil, errorf(http.StatusBadRequest, CodeBadRequest, "body is not a valid apply request: %v", err)
 		}
 	} else {
+		// A YAML stream, or a JSON document (JSON is YAML).
 		name := c.Query("file")
 		if name == "" {
 			name = "request body"
@@ -142,6 +143,18 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 		return nil, errorf(http.StatusBadRequest, CodeBadRequest, "no files to apply")
 	}
 	return req, nil
+}
+
+// isApplyRequest tells an ApplyRequest ({"files": ...}) from a JSON
+// document ({"apiVersion": ...}). Anything that is not a JSON object with
+// "files" is treated as a document stream, which reports its own errors.
+func isApplyRequest(body []byte) bool {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return true // report the JSON syntax error as such
+	}
+	_, ok := probe["files"]
+	return ok
 }
 
 // buildApply parses every file and returns one apply command for all of

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -44,6 +45,10 @@ func newGetCmd() *cobra.Command {
 					return err
 				}
 				objs = resp.Items
+			}
+			if len(objs) == 0 && (output == "table" || output == "") {
+				fmt.Fprintf(cmd.ErrOrStderr(), "no %s\n", k.path)
+				return nil
 			}
 			return printObjects(cmd.OutOrStdout(), k, objs, output)
 		},

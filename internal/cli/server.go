@@ -50,6 +50,9 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "admin token file (default DATA_DIR/admin-token; created 0600 if missing)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for both listeners (required unless --dev)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
+	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

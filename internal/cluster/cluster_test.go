@@ -99,9 +99,9 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-func startNode(t testing.TB, dir string, fsm raft.FSM, bootstrap bool) *Node {
+func startNode(t testing.TB, dir string, fsm raft.FSM, bootstrap bool, mut ...func(*Config)) *Node {
 	t.Helper()
-	n, err := New(Config{
+	cfg := Config{
 		NodeID:    "node-" + filepath.Base(dir),
 		DataDir:   dir,
 		BindAddr:  "127.0.0.1:0",
@@ -109,10 +109,14 @@ func startNode(t testing.TB, dir string, fsm raft.FSM, bootstrap bool) *Node {
 		Logger:    testLogger(t),
 		Bootstrap: bootstrap,
 		// Fast elections keep the tests short.
-		HeartbeatTimeout:   200 * time.Millisecond,
-		ElectionTimeout:    200 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond,
-	})
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+	}
+	for _, m := range mut {
+		m(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -274,6 +278,52 @@ func TestJoinVoter(t *testing.T) {
 	}
 	if got := len(n1.Status().Members); got != 1 {
 		t.Fatalf("members after remove = %d, want 1", got)
+	}
+}
+
+// forwardTo stands in for the mutual-TLS RPC to the leader.
+type forwardTo struct {
+	leader *Node
+	calls  int
+}
+
+func (f *forwardTo) Forward(ctx context.Context, leaderID, leaderAddr string, cmd []byte) (any, error) {
+	f.calls++
+	if leaderID != f.leader.cfg.NodeID || leaderAddr != f.leader.Addr() {
+		return nil, fmt.Errorf("forwarded to %s at %s, not the leader", leaderID, leaderAddr)
+	}
+	return f.leader.Apply(ctx, cmd)
+}
+
+// TestFollowerForwardsWrites checks the forwarding hook: a write on a
+// follower goes to the leader and comes back replicated.
+func TestFollowerForwardsWrites(t *testing.T) {
+	fsm1, fsm2 := newKV(), newKV()
+	n1 := startNode(t, filepath.Join(t.TempDir(), "1"), fsm1, true)
+	ready(t, n1)
+	fw := &forwardTo{leader: n1}
+	n2 := startNode(t, filepath.Join(t.TempDir(), "2"), fsm2, false, func(c *Config) { c.Forwarder = fw })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n1.AddVoter(ctx, n2.cfg.NodeID, n2.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the follower knows its leader.
+	for n2.Status().LeaderID == "" {
+		if ctx.Err() != nil {
+			t.Fatal("follower never learned the leader")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp := apply(t, n2, "via", "follower")
+	if fw.calls != 1 || resp != 1 {
+		t.Fatalf("forwarder called %d times, response %v", fw.calls, resp)
+	}
+	for fsm2.get("via") != "follower" {
+		if ctx.Err() != nil {
+			t.Fatal("the forwarded write did not replicate back to the follower")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -24,16 +24,19 @@
 //     ceremony shares the sealing key before the node becomes a voter).
 //     Node.RemoveServer takes a node out.
 //   - Node-to-node transport: Config.StreamLayer replaces the plain TCP
-//     stream layer; the clustered appliance passes a stream layer that speaks
-//     mutual TLS with node certificates, so raft RPCs are authenticated and
-//     encrypted. Nil means plain TCP on BindAddr, which is only for dev mode
-//     on loopback.
+//     stream layer. NewTLSStreamLayer speaks mutual TLS 1.3 with node
+//     certificates issued by the cluster CA, so raft RPCs are authenticated
+//     and encrypted and a host without such a certificate cannot take part.
+//     Nil means plain TCP on BindAddr, which is only for a single node or
+//     dev mode on loopback.
 //   - Leader forwarding: Apply on a follower returns a *NotLeaderError
 //     (matching ErrNotLeader) naming the current leader, unless
 //     Config.Forwarder is set, in which case the command is handed to the
 //     forwarder, which sends it to the leader over the same mutual-TLS
 //     channel and returns the leader's result. The admin API can therefore
-//     accept writes on any node.
+//     accept writes on any node. (The forwarding RPC itself is not built
+//     yet: it has to carry the FSM's typed results and validation errors
+//     back, which the state package will encode for it.)
 //
 // Reads never go through this package: the data plane reads the FSM's
 // current immutable snapshot directly and never waits on the leader.

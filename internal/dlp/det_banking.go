@@ -84,6 +84,21 @@ func genABA(r *rand.Rand) string {
 	return genRetry(r, func() string { return pick(r, "0", "1", "2") + digits(r, 8) }, func(s string) bool { return abaValid([]byte(s)) })
 }
 
+var usAcctKW = kwValue(32, func(v []byte) float64 {
+	if len(v) >= 8 && len(v) <= 17 && allDigits(v) {
+		return 0.7
+	}
+	return 0
+})
+
+func bytesLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = lowerByte(c)
+	}
+	return out
+}
+
 func init() {
 	register(&Detector{
 		ID: "iban", Category: Banking, Tags: tags(TagPCI, TagGDPR), Description: "International Bank Account Number (per-country length, mod 97)",
@@ -148,7 +163,7 @@ func init() {
 	register(&Detector{
 		ID: "uk-bank-account", Category: Banking, Tags: tags(TagPCI, TagGDPR), Description: "UK sort code followed by an 8-digit account number",
 		Confidence: 0.6, Context: []string{"account", "sort", "bank", "acct"},
-		minLen: 14, maxLen: 14, digitsOnly: true,
+		minLen: 14, maxLen: 14, digitsOnly: true, needsSep: true,
 		group: func(c *cand) float64 {
 			if shape(c.raw, "dd-dd-dd dddddddd", "dd-dd-dd-dddddddd", "dd dd dd dddddddd") {
 				return 0.6
@@ -162,13 +177,28 @@ func init() {
 	})
 	register(&Detector{
 		ID: "us-bank-account", Category: Banking, Tags: tags(TagPCI), Description: "US bank account number (8-17 digits), next to its keyword",
-		Confidence: 0.7, keywords: []string{"accountnumber", "acct", "account"},
-		kw: kwValue(32, func(v []byte) float64 {
-			if len(v) >= 8 && len(v) <= 17 && allDigits(v) {
-				return 0.7
+		Confidence: 0.7, keywords: []string{"accountnumber", "acct", "account", "accountno"},
+		kw: func(b []byte, from int) (int, int, float64) {
+			// bare "account" must be followed by "number", "no" or "#"
+			if from >= 7 && lowerByte(b[from-7]) == 'a' && string(bytesLower(b[from-7:from])) == "account" {
+				p := from
+				for p < len(b) && (b[p] == ' ' || b[p] == '_' || b[p] == '-') {
+					p++
+				}
+				rest := bytesLower(b[p:min(len(b), p+6)])
+				switch {
+				case len(rest) >= 6 && string(rest[:6]) == "number":
+					from = p + 6
+				case len(rest) >= 2 && string(rest[:2]) == "no" && (len(rest) == 2 || !isAlpha(rest[2])):
+					from = p + 2
+				case len(rest) >= 1 && rest[0] == '#':
+					from = p + 1
+				default:
+					return 0, 0, 0
+				}
 			}
-			return 0
-		}),
+			return usAcctKW(b, from)
+		},
 		gen: func(r *rand.Rand) (string, string) {
 			return pick(r, "account number: ", "acct# "), digits(r, 8+r.IntN(6))
 		},

@@ -27,11 +27,14 @@ func regID(sp idSpec) {
 	}
 	d := &Detector{
 		ID: sp.id, Category: NationalID, Tags: sp.tags, Description: sp.desc,
-		Confidence: sp.formatted, Context: sp.context, Negative: []string{"order", "invoice", "tracking", "phone", "tel", "fax"},
+		Confidence: sp.formatted, Context: sp.context, Negative: []string{"tracking", "phone", "tel", "fax", "isbn", "timestamp", "ts", "epoch", "millis", "created", "updated", "seed", "nonce", "hash", "checksum"},
 		minLen: sp.min, maxLen: sp.max, digitsOnly: sp.digitsOnly,
 	}
 	d.group = func(c *cand) float64 {
-		if !sp.valid(c.norm) {
+		if c.pre == '+' || !sp.valid(c.norm) { // +… is a phone number
+			return 0
+		}
+		if false {
 			return 0
 		}
 		if len(c.raw) == len(c.norm) {
@@ -873,7 +876,7 @@ func init() {
 	})
 	regID(idSpec{id: "za-id", desc: "South African ID number (birth date, citizenship digit, Luhn)",
 		min: 13, max: 13, digitsOnly: true, context: []string{"id", "identity", "rsa"},
-		formatted: 0.7, plain: 0.6, valid: zaIDValid,
+		formatted: 0.45, plain: 0.45, valid: zaIDValid,
 		gen: func(r *rand.Rand) string {
 			y, m, d := randDate(r)
 			return fill(r, func() string { return two(y) + two(m) + two(d) + digits(r, 4) + pick(r, "0", "1") + "8" + digits(r, 1) }, zaIDValid)
@@ -994,7 +997,7 @@ func init() {
 	})
 	regID(idSpec{id: "hk-hkid", desc: "Hong Kong identity card number (mod 11 check)",
 		min: 8, max: 9, context: []string{"hkid", "identity"},
-		formatted: 0.6, plain: 0.6, valid: hkidValid,
+		formatted: 0.45, plain: 0.45, valid: hkidValid,
 		gen: func(r *rand.Rand) string {
 			l := fromSet(r, setUpper, 1)
 			d := digits(r, 6)
@@ -1014,7 +1017,7 @@ func init() {
 	})
 	regID(idSpec{id: "ro-cnp", desc: "Romanian personal numeric code CNP (birth date, weighted check)",
 		min: 13, max: 13, digitsOnly: true, context: []string{"cnp"},
-		formatted: 0.65, plain: 0.6, valid: roCNPValid,
+		formatted: 0.45, plain: 0.45, valid: roCNPValid,
 		gen: func(r *rand.Rand) string {
 			_, m, d := randDate(r)
 			return fill(r, func() string { return pick(r, "1", "2", "5", "6") + two(r.IntN(100)) + two(m) + two(d) + digits(r, 6) }, roCNPValid)

@@ -20,7 +20,7 @@ var cardBrands = []cardBrand{
 	{"card-discover", "Discover", []int{16, 19}, [][2]int{{601100, 601199}, {644000, 649999}, {650000, 650001}, {650028, 652149}, {653150, 659999}}, []string{"6011", "644", "659"}},
 	{"card-jcb", "JCB", []int{16, 17, 18, 19}, [][2]int{{352800, 358999}}, []string{"3528", "3589"}},
 	{"card-diners", "Diners Club", []int{14, 16}, [][2]int{{300000, 305999}, {360000, 369999}, {380000, 399999}}, []string{"300", "36", "38"}},
-	{"card-unionpay", "UnionPay", []int{16, 17, 18, 19}, [][2]int{{620000, 622125}, {622926, 625999}, {810000, 817199}}, []string{"620", "624", "8100"}},
+	{"card-unionpay", "UnionPay", []int{16, 17, 18, 19}, [][2]int{{620000, 625999}, {810000, 817199}}, []string{"620", "624", "8100"}},
 	{"card-maestro", "Maestro", []int{12, 13, 15, 16, 19}, [][2]int{{501800, 501899}, {502000, 502099}, {503800, 503899}, {589300, 589399}, {630400, 630499}, {675900, 675999}, {676100, 676399}}, []string{"5018", "6304", "6759"}},
 	{"card-mir", "Mir", []int{16, 17, 18, 19}, [][2]int{{220000, 220499}}, []string{"2200", "2204"}},
 	{"card-rupay", "RuPay", []int{16}, [][2]int{{508500, 508999}, {606985, 607984}, {608001, 608500}, {652150, 653149}}, []string{"5085", "6070", "6522"}},
@@ -66,6 +66,27 @@ func cardLayout(c *cand) bool {
 	return plainOrGrouped(c, sizes...)
 }
 
+// routeCard finds the brand of a card number candidate and validates it.
+func routeCard(c *cand) (*Detector, float64) {
+	if c.norm[0] < '2' || c.norm[0] > '8' || !cardLayout(c) {
+		return nil, 0
+	}
+	for i := range cardBrands {
+		cb := &cardBrands[i]
+		if cb.matches(c.norm) {
+			if !luhn(c.norm) {
+				return nil, 0
+			}
+			conf := 0.9
+			if len(c.norm) == 13 {
+				conf = 0.55 // rare today; collides with 13-digit national ids
+			}
+			return byID[cb.id], conf
+		}
+	}
+	return nil, 0
+}
+
 func genCard(r *rand.Rand, cb *cardBrand) string {
 	for {
 		l := cb.lens[r.IntN(len(cb.lens))]
@@ -98,29 +119,26 @@ func formatCard(r *rand.Rand, s string) string {
 }
 
 var cardContext = []string{"card", "credit", "debit", "cc", "pan", "visa", "mastercard", "amex", "payment", "cardnumber"}
-var cardNegative = []string{"tracking", "isbn", "imei", "invoice", "order", "serial"}
+var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc", "seed", "nonce", "hash", "checksum", "random"}
 
 func init() {
 	for i := range cardBrands {
 		cb := &cardBrands[i]
-		register(&Detector{
+		d := &Detector{
 			ID: cb.id, Category: PCI, Tags: tags(TagPCI), Description: cb.name + " payment card number (brand range, length, Luhn)",
-			Confidence: 0.9, Context: cardContext, Negative: cardNegative,
-			minLen: 12, maxLen: 19, digitsOnly: true,
-			group: func(c *cand) float64 {
-				if !cb.matches(c.norm) || !luhn(c.norm) || !cardLayout(c) {
-					return 0
-				}
-				if len(c.norm) == 13 {
-					return 0.55 // rare today; collides with 13-digit national ids
-				}
-				return 0.9
-			},
+			Confidence: 0.9, Context: cardContext, Negative: cardNegative, via: "card-visa",
 			gen: func(r *rand.Rand) (string, string) {
 				return pick(r, "card: ", "paid with ", "", "PAN="), formatCard(r, genCard(r, cb))
 			},
 			near: func(r *rand.Rand) string { return "card: " + bump(genCard(r, cb)) },
-		})
+		}
+		if i == 0 {
+			// one router for every brand: a candidate is looked at once
+			d.via = ""
+			d.minLen, d.maxLen, d.digitsOnly = 12, 19, true
+			d.groupRoute = routeCard
+		}
+		register(d)
 	}
 
 	// Track 1: %B<PAN>^<NAME>^<YYMM><service code>...?

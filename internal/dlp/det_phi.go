@@ -59,6 +59,8 @@ func icd10Value(v []byte) float64 {
 	return 0.8
 }
 
+var icd10KW = kwValue(32, icd10Value)
+
 func init() {
 	register(&Detector{
 		ID: "us-npi", Category: PHI, Tags: tags(TagHIPAA), Description: "US National Provider Identifier (Luhn with the 80840 prefix)",
@@ -85,7 +87,7 @@ func init() {
 			if len(c.raw) != 9 || !deaValid(c.norm) {
 				return 0
 			}
-			return 0.75
+			return 0.6
 		},
 		gen: func(r *rand.Rand) (string, string) {
 			return "DEA ", fill(r, func() string { return pick(r, "A", "B", "F", "M") + fromSet(r, setUpper, 1) + digits(r, 7) }, deaValid)
@@ -119,7 +121,15 @@ func init() {
 	register(&Detector{
 		ID: "icd10-code", Category: PHI, Tags: tags(TagHIPAA), Description: "ICD-10 diagnosis code, next to a diagnosis keyword",
 		Confidence: 0.8, keywords: []string{"icd", "icd10", "diagnosis", "dx", "diagnosed", "diagnoses", "diag"},
-		kw: kwValue(32, icd10Value),
+		kw: func(b []byte, from int) (int, int, float64) {
+			// "ICD-10 E11.9", "ICD10: E11.9"
+			if from+3 <= len(b) && string(b[from:from+3]) == "-10" {
+				from += 3
+			} else if from+2 <= len(b) && string(b[from:from+2]) == "10" {
+				from += 2
+			}
+			return icd10KW(b, from)
+		},
 		gen: func(r *rand.Rand) (string, string) {
 			return pick(r, "diagnosis: ", "ICD-10 ", "\"dx\": \""), pick(r, "E11.9", "J45.909", "F32.A", "I10", "C50.911", "Z79.4")
 		},
@@ -129,6 +139,9 @@ func init() {
 		ID: "medical-record-number", Category: PHI, Tags: tags(TagHIPAA), Description: "Medical record number, next to its keyword",
 		Confidence: 0.75, keywords: []string{"mrn", "medical", "medicalrecord", "medicalrecordnumber", "chart"},
 		kw: kwValue(40, func(v []byte) float64 {
+			if !allIn(v, func(c byte) bool { return isAlnum(c) || c == '-' }) || shape(v[:min(len(v), 5)], "dddd-") {
+				return 0
+			}
 			n := normAlnum(v)
 			if len(n) < 6 || len(n) > 12 {
 				return 0

@@ -189,7 +189,7 @@ func init() {
 			}
 			if len(c.raw) == 11 {
 				if d[1] == '7' {
-					return 0.55
+					return 0.45
 				}
 				return 0.4
 			}
@@ -227,8 +227,8 @@ func init() {
 	})
 	register(&Detector{
 		ID: "ipv4", Category: PII, Tags: tags(TagGDPR), Description: "IPv4 address",
-		Confidence: 0.7, Context: []string{"ip", "addr", "address", "client", "host", "remote", "src", "dst", "from"}, Negative: []string{"version", "v", "release", "build", "oid"},
-		minLen: 4, maxLen: 12, digitsOnly: true,
+		Confidence: 0.7, Context: []string{"ip", "addr", "address", "client", "host", "remote", "src", "dst", "from"}, Negative: []string{"version", "oid", "snmp"},
+		minLen: 4, maxLen: 12, digitsOnly: true, needsSep: true,
 		group: func(c *cand) float64 {
 			o, ok := parseIPv4(c.raw)
 			if !ok || o[0] == 0 {
@@ -285,7 +285,7 @@ func init() {
 	})
 	register(&Detector{
 		ID: "mac-address", Category: PII, Tags: tags(TagGDPR), Description: "MAC (EUI-48) hardware address",
-		Confidence: 0.7, special: ':', minLen: 12, maxLen: 12,
+		Confidence: 0.7, special: ':', minLen: 12, maxLen: 12, needsSep: true,
 		group: func(c *cand) float64 {
 			if !shape(c.raw, "hh-hh-hh-hh-hh-hh") || sameBytes(c.norm) {
 				return 0

@@ -39,15 +39,23 @@ func regTok(sp tokSpec) {
 	if sp.conf == 0 {
 		sp.conf = 0.9
 	}
-	anchor := func(b []byte, i int) (int, int, float64) {
+	anchor := func(b []byte, i int, m *runMemo) (int, int, float64) {
 		for _, p := range sp.prefixes {
 			if !bytes.HasPrefix(b[i:], []byte(p)) {
 				continue
 			}
 			j := i + len(p)
-			k := j
-			for k < len(b) && cs[b[k]] && k-j <= sp.max {
-				k++
+			// the end of the run of body characters; remembered so that
+			// prefixes repeated inside one long run are not rescanned
+			var k int
+			if m.start <= j && j < m.end {
+				k = m.end
+			} else {
+				k = j
+				for k < len(b) && cs[b[k]] {
+					k++
+				}
+				m.start, m.end = j, k
 			}
 			if k-j < sp.min || k-j > sp.max {
 				continue
@@ -74,7 +82,7 @@ func regTok(sp tokSpec) {
 	}
 	register(&Detector{
 		ID: sp.id, Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: sp.desc,
-		Confidence: sp.conf, prefixes: sp.prefixes, anchor: anchor,
+		Confidence: sp.conf, prefixes: sp.prefixes, anchorMemo: anchor,
 		gen: func(r *rand.Rand) (string, string) {
 			return pick(r, "token=", "export KEY=", "\"credential\": \"", "using "), gen(r)
 		},
@@ -224,7 +232,7 @@ func passwordValue(v []byte) float64 {
 }
 
 func secretValue(v []byte) float64 {
-	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 {
+	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 || v[len(v)-1] == ':' {
 		return 0
 	}
 	if bytes.Contains(v, []byte("://")) {
@@ -262,7 +270,22 @@ func genJWT(r *rand.Rand) string {
 	return h + "." + p + "." + fromSet(r, setB64URL, 43)
 }
 
-func jwtAnchor(b []byte, i int) (int, int, float64) {
+func jwtAnchor(b []byte, i int, m *runMemo) (int, int, float64) {
+	// the header segment: a run of base64url characters ending in '.';
+	// remembered so a flood of "eyJ" inside one run is read once
+	var k int
+	if m.start <= i && i < m.end {
+		k = m.end
+	} else {
+		k = i
+		for k < len(b) && (isAlnum(b[k]) || b[k] == '-' || b[k] == '_') {
+			k++
+		}
+		m.start, m.end = i, k
+	}
+	if k-i > 512 || k >= len(b) || b[k] != '.' {
+		return 0, 0, 0
+	}
 	p := i
 	var dots [2]int
 	nd := 0
@@ -326,9 +349,21 @@ func pemAnchor(kind string) func(b []byte, i int) (int, int, float64) {
 		}
 		hdrEnd := p + 5
 		lim := min(len(b), hdrEnd+16384)
-		endMark := []byte("-----END " + label + "-----")
-		if k := bytes.Index(b[hdrEnd:lim], endMark); k >= 0 {
-			return i, hdrEnd + k + len(endMark), 0.99
+		// look for the END line, but never past the next "-----" that is
+		// not it: a block cannot contain another armor line, so every byte
+		// is searched at most once per block (linear time)
+		endMark := "-----END " + label + "-----"
+		q := hdrEnd
+		for q < lim {
+			k := bytes.Index(b[q:lim], []byte("-----"))
+			if k < 0 {
+				break
+			}
+			q += k
+			if bytes.HasPrefix(b[q:], []byte(endMark)) {
+				return i, q + len(endMark), 0.99
+			}
+			break
 		}
 		return i, hdrEnd, 0.85
 	}
@@ -413,7 +448,8 @@ func init() {
 	regTok(tokSpec{id: "gcp-oauth-token", desc: "Google OAuth 2.0 access token", prefixes: []string{"ya29."}, set: setB64URL + ".", min: 40, max: 2048, conf: 0.85})
 	regTok(tokSpec{id: "gcp-oauth-client-secret", desc: "Google OAuth client secret", prefixes: []string{"GOCSPX-"}, set: setB64URL, min: 28, max: 28})
 	regTok(tokSpec{id: "azure-storage-key", desc: "Azure storage account key in a connection string", prefixes: []string{"AccountKey="}, set: setB64 + "=", min: 86, max: 88,
-		gen: func(r *rand.Rand) string { return "AccountKey=" + fromSet(r, setB64, 86) + "==" }})
+		gen:    func(r *rand.Rand) string { return "AccountKey=" + fromSet(r, setB64, 86) + "==" },
+		nearFn: fixedNear("AccountKey=;", "AccountKey=<your-key>", "AccountKey=${AZURE_KEY}")})
 	for _, p := range []struct{ id, pre, name string }{
 		{"github-pat", "ghp_", "personal access token"}, {"github-oauth-token", "gho_", "OAuth access token"},
 		{"github-user-token", "ghu_", "user-to-server token"}, {"github-server-token", "ghs_", "server-to-server token"},
@@ -531,13 +567,32 @@ func init() {
 		check: func(t []byte) bool { return t[3+14] == '.' },
 		gen:   func(r *rand.Rand) string { return "pat" + fromSet(r, setAlnum, 14) + "." + fromSet(r, setHexLower, 64) }})
 	regTok(tokSpec{id: "age-secret-key", desc: "age encryption secret key", prefixes: []string{"AGE-SECRET-KEY-1"}, set: "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", min: 58, max: 58})
-	regTok(tokSpec{id: "putty-private-key", desc: "PuTTY private key file", prefixes: []string{"PuTTY-User-Key-File-"}, set: "23: ", min: 3, max: 3, conf: 0.95,
-		gen:    func(r *rand.Rand) string { return "PuTTY-User-Key-File-" + pick(r, "2: ", "3: ") },
-		nearFn: fixedNear("PuTTY-User-Key-File-x: ")})
-
+	register(&Detector{
+		ID: "putty-private-key", Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: "PuTTY private key file (header line)",
+		Confidence: 0.95, prefixes: []string{"PuTTY-User-Key-File-"},
+		anchor: func(b []byte, i int) (int, int, float64) {
+			p := i + len("PuTTY-User-Key-File-")
+			if p+3 > len(b) || (b[p] != '2' && b[p] != '3') || b[p+1] != ':' || b[p+2] != ' ' {
+				return 0, 0, 0
+			}
+			q := p + 3
+			for q < len(b) && q-p < 40 && (isAlnum(b[q]) || b[q] == '-' || b[q] == '@' || b[q] == '.') {
+				q++
+			}
+			alg := b[p+3 : q]
+			if q-p-3 < 7 || !(bytes.HasPrefix(alg, []byte("ssh-")) || bytes.HasPrefix(alg, []byte("ecdsa-"))) {
+				return 0, 0, 0
+			}
+			return i, q, 0.95
+		},
+		gen: func(r *rand.Rand) (string, string) {
+			return "key file:\n", "PuTTY-User-Key-File-" + pick(r, "2", "3") + ": " + pick(r, "ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256")
+		},
+		near: fixedNear("PuTTY-User-Key-File-x: ssh-rsa", "PuTTY-User-Key-File-2:"),
+	})
 	register(&Detector{
 		ID: "jwt", Category: Secrets, Tags: tags(TagSOC2), Description: "JSON Web Token (header decoded, alg present)",
-		Confidence: 0.9, prefixes: []string{"eyJ"}, anchor: jwtAnchor,
+		Confidence: 0.9, prefixes: []string{"eyJ"}, anchorMemo: jwtAnchor,
 		gen: func(r *rand.Rand) (string, string) { return "Authorization: Bearer ", genJWT(r) },
 		near: func(r *rand.Rand) string {
 			return "eyJub3RhbGciOiJ4In0." + fromSet(r, setB64URL, 20) + "." + fromSet(r, setB64URL, 20)
@@ -722,7 +777,7 @@ func init() {
 	})
 	register(&Detector{
 		ID: "mailchimp-key", Category: Secrets, Tags: tags(TagSOC2), Description: "Mailchimp API key (32 hex + datacenter)",
-		Confidence: 0.85, minLen: 36, maxLen: 37,
+		Confidence: 0.85, minLen: 36, maxLen: 37, needsSep: true,
 		group: func(c *cand) float64 {
 			n := len(c.raw)
 			if n < 37 || !allIn(c.raw[:32], func(x byte) bool { return isDigit(x) || (x >= 'a' && x <= 'f') }) || string(c.raw[32:35]) != "-us" || !allDigits(c.raw[35:]) {

@@ -44,12 +44,15 @@ type Detector struct {
 	Context      []string `json:"context,omitempty"`       // nearby words that raise confidence
 	Negative     []string `json:"negative,omitempty"`      // nearby words that lower it
 	NeedsContext bool     `json:"needs_context,omitempty"` // only reported next to a keyword
+	Checksum     bool     `json:"checksum,omitempty"`      // validated by a checksum
 
 	// Group trigger: candidate runs of alphanumerics joined by separators,
 	// dispatched by their normalized (alphanumeric-only) length.
 	minLen, maxLen int
 	digitsOnly     bool
 	group          func(c *cand) float64
+	groupRoute     func(c *cand) (*Detector, float64) // group trigger shared by a family
+	needsSep       bool                               // never matches a bare run
 
 	// Prefix trigger: a literal at the start of a word; anchor parses the
 	// bounded extent from i and returns the finding span.
@@ -57,6 +60,8 @@ type Detector struct {
 	// Special trigger: a punctuation byte ('@', ':', '-', '~').
 	special byte
 	anchor  func(b []byte, i int) (s, e int, conf float64)
+	// anchorMemo is anchor with per-scan memory of the body run it read.
+	anchorMemo func(b []byte, i int, m *runMemo) (s, e int, conf float64)
 
 	// route replaces anchor for a special trigger shared by a family of
 	// detectors: it returns which detector matched. Members name the
@@ -90,6 +95,9 @@ func (d *Detector) Sample(r *rand.Rand) (text string, start, end int) {
 // context rule) that the detector must not report.
 func (d *Detector) NearMiss(r *rand.Rand) string { return d.near(r) }
 
+// runMemo remembers the last body run a token anchor scanned.
+type runMemo struct{ start, end int }
+
 // Finding is one sensitive value found in the input.
 type Finding struct {
 	Detector   string   `json:"detector"`
@@ -98,6 +106,12 @@ type Finding struct {
 	End        int      `json:"end"`
 	Confidence float64  `json:"confidence"`
 	Path       string   `json:"path,omitempty"` // JSON path of the value (ScanJSON)
+
+	// set by ScanJSON for rewriting: the raw span of the enclosing JSON
+	// token, whether it is a number, and whether the value was escaped
+	tokStart, tokEnd int
+	inNumber         bool
+	escaped          bool
 }
 
 var registry []*Detector
@@ -126,6 +140,26 @@ func register(ds ...*Detector) {
 		}
 		registry = append(registry, d)
 		byID[d.ID] = d
+	}
+}
+
+// checksummed lists the detectors whose matches pass a checksum (Luhn,
+// mod 97, Verhoeff, weighted mod 11, CRC32, Base58Check, bech32, EIP-55…).
+var checksummed = []string{
+	"card-visa", "card-mastercard", "card-amex", "card-discover", "card-jcb", "card-diners", "card-unionpay", "card-maestro",
+	"card-mir", "card-rupay", "card-verve", "track1-data", "track2-data", "iban", "aba-routing",
+	"uk-nhs", "es-dni", "es-nie", "br-cpf", "br-cnpj", "in-aadhaar", "au-tfn", "au-abn", "au-medicare", "pl-pesel", "fi-hetu",
+	"kr-rrn", "tr-tckn", "de-steuer-id", "it-codice-fiscale", "nl-bsn", "fr-nir", "cn-resident-id", "ca-sin", "za-id",
+	"se-personnummer", "no-fodselsnummer", "dk-cpr", "be-national-number", "pt-nif", "ch-ahv", "ie-pps", "mx-curp", "cl-rut",
+	"sg-nric", "hk-hkid", "jp-my-number", "ro-cnp", "bg-egn", "cz-rodne-cislo", "ee-isikukood", "il-teudat-zehut", "nz-ird",
+	"us-npi", "us-dea", "github-pat", "github-oauth-token", "github-user-token", "github-server-token", "github-refresh-token",
+	"npm-token", "btc-address", "ltc-address", "doge-address", "tron-address", "xrp-address", "btc-wif-private-key",
+	"btc-bech32-address", "ltc-bech32-address", "eth-address",
+}
+
+func init() {
+	for _, id := range checksummed {
+		byID[id].Checksum = true
 	}
 }
 

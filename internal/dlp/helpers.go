@@ -136,6 +136,11 @@ func kwValue(window int, check func(v []byte) float64) func(b []byte, from int) 
 					return ts, ends[x], conf
 				}
 			}
+			// only filler words ("number", "code", "of") may sit between the
+			// keyword and its value
+			if !allIn(b[ts:ends[0]], isAlpha) {
+				return 0, 0, 0
+			}
 			p = ends[0]
 		}
 		return 0, 0, 0

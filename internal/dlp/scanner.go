@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // Config selects the detectors a Scanner runs.
@@ -39,9 +41,12 @@ type prefixEntry struct {
 // Scanner finds sensitive values. It is immutable after New and safe for
 // concurrent use.
 type Scanner struct {
-	dets      []*Detector
-	minConf   float64
-	groupIdx  [maxGroupNorm + 1][]*Detector
+	dets     []*Detector
+	minConf  float64
+	groupIdx [maxGroupNorm + 1][]*Detector
+	// plainIdx holds the group detectors that can match a single unit
+	// without separators (an IPv4 address never does)
+	plainIdx  [maxGroupNorm + 1][]*Detector
 	prefix    [256][]prefixEntry
 	special   [256][]*Detector
 	kwMap     map[string][]*Detector
@@ -96,9 +101,12 @@ func New(cfg Config) (*Scanner, error) {
 		s.minConf = 0.5
 	}
 	for _, d := range chosen {
-		if d.group != nil {
+		if d.group != nil || d.groupRoute != nil {
 			for l := d.minLen; l <= d.maxLen && l <= maxGroupNorm; l++ {
 				s.groupIdx[l] = append(s.groupIdx[l], d)
+				if !d.needsSep {
+					s.plainIdx[l] = append(s.plainIdx[l], d)
+				}
 			}
 		}
 		for _, p := range d.prefixes {
@@ -155,6 +163,7 @@ var class = func() (t [256]uint8) {
 
 // keyCtx carries the JSON key of the value being scanned.
 type keyCtx struct {
+	raw   string      // the key as written
 	words []string    // lowercased words of the key
 	dets  []*Detector // keyword detectors the key triggers
 }
@@ -167,6 +176,7 @@ type scanner struct {
 	buf   [maxGroupNorm]byte
 	c     cand
 	units [maxGroupUnits]unit
+	memo  map[*Detector]*runMemo // token anchors' last body runs
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -174,8 +184,23 @@ func (s *Scanner) Scan(text []byte) []Finding {
 	return s.scan(text, nil, nil)
 }
 
+var scannerPool = sync.Pool{New: func() any { return new(scanner) }}
+
 func (s *Scanner) scan(b []byte, key *keyCtx, out []Finding) []Finding {
-	st := scanner{s: s, b: b, key: key, out: out}
+	st := scannerPool.Get().(*scanner)
+	out = s.scanWith(st, b, key, out)
+	st.b, st.key, st.out, st.s = nil, nil, nil, nil
+	scannerPool.Put(st)
+	return out
+}
+
+// scanWith scans b with the caller's scanner state (ScanJSON reuses one
+// for every value of a document).
+func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
+	if len(st.memo) > 0 {
+		clear(st.memo)
+	}
+	st.s, st.b, st.key, st.out = s, b, key, out
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -202,7 +227,7 @@ func (st *scanner) run() {
 	for i < n {
 		c := b[i]
 		if class[c] == cOther {
-			if ds := st.s.special[c]; ds != nil {
+			if ds := st.s.special[c]; ds != nil && specialWorth(b, i, c) {
 				if j := st.specials(ds, i); j > i {
 					i = j
 					continue
@@ -218,41 +243,57 @@ func (st *scanner) run() {
 				continue
 			}
 		}
-		if ps := st.s.prefix[c]; ps != nil && i+1 < n && st.s.pfxFirst2[bit2(c, b[i+1])>>6]&(1<<(bit2(c, b[i+1])&63)) != 0 {
-			if j := st.prefixes(ps, i); j > i {
+		if i+1 < n && st.s.pfxFirst2[bit2(c, b[i+1])>>6]&(1<<(bit2(c, b[i+1])&63)) != 0 {
+			if j := st.prefixes(st.s.prefix[c], i); j > i {
 				i = j
 				continue
 			}
 		}
 		j := i
-		digits, upper, lower := 0, 0, 0
+		var cnt [4]int
 		camel := false
+		prev := uint8(cOther)
 		for j < n {
-			switch class[b[j]] {
-			case cDigit:
-				digits++
-			case cUpper:
-				if lower > 0 && !camel && isLower(b[j-1]) {
-					camel = true
-				}
-				upper++
-			case cLower:
-				lower++
-			default:
-				goto end
+			k := class[b[j]]
+			if k == cOther {
+				break
 			}
+			cnt[k]++
+			if k == cUpper && prev == cLower {
+				camel = true
+			}
+			prev = k
 			j++
 		}
-	end:
+		digits, lower := cnt[cDigit], cnt[cLower]
 		if l := j - i; l >= 2 && l <= 24 {
-			st.keyword(i, j, camel)
+			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
+				st.keyword(i, j, camel)
+			}
 		}
 		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) {
-			i = st.groups(i, j)
+			i = st.groups(i, j, digits == j-i)
 			continue
 		}
 		i = j
 	}
+}
+
+// specialWorth is a cheap test of whether a punctuation trigger can start
+// anything at all ('"key":' in JSON never can).
+func specialWorth(b []byte, i int, c byte) bool {
+	switch c {
+	case ':':
+		if i+1 < len(b) && (b[i+1] == '/' || b[i+1] == ':' || b[i+1] == 'A') {
+			return true
+		}
+		return i > 0 && (isHex(b[i-1]) || b[i-1] == ':')
+	case '-':
+		return i+4 < len(b) && b[i+1] == '-' && b[i+4] == '-'
+	case '=':
+		return i > 0 && isDigit(b[i-1])
+	}
+	return true
 }
 
 func lowerByte(c byte) byte {
@@ -290,6 +331,21 @@ func (st *scanner) prefixes(ps []prefixEntry, i int) int {
 		if len(b)-i < len(p.lit) || string(b[i:i+len(p.lit)]) != p.lit {
 			continue
 		}
+		if p.d.anchorMemo != nil {
+			if st.memo == nil {
+				st.memo = map[*Detector]*runMemo{}
+			}
+			m := st.memo[p.d]
+			if m == nil {
+				m = &runMemo{start: -1, end: -1}
+				st.memo[p.d] = m
+			}
+			if s, e, conf := p.d.anchorMemo(b, i, m); conf > 0 {
+				st.emit(p.d, s, e, conf)
+				return e
+			}
+			continue
+		}
 		if s, e, conf := p.d.anchor(b, i); conf > 0 {
 			st.emit(p.d, s, e, conf)
 			return e
@@ -307,13 +363,17 @@ func (st *scanner) keyword(i, j int, camel bool) {
 	}
 	b := st.b
 	s := i
+	// camel-case parts shorter than three letters are noise (random
+	// tokens are full of them), so they never trigger
 	for k := i + 1; k < j; k++ {
 		if isUpper(b[k]) && isLower(b[k-1]) {
-			st.keywordPart(s, k, j)
+			if k-s >= 3 {
+				st.keywordPart(s, k, j)
+			}
 			s = k
 		}
 	}
-	if s > i {
+	if s > i && j-s >= 3 {
 		st.keywordPart(s, j, j)
 	}
 }
@@ -354,7 +414,7 @@ type unit struct {
 // groups builds the group of units starting with the word b[i:j], tries its
 // candidate spans against the length-indexed detectors and returns where the
 // main loop continues.
-func (st *scanner) groups(i, j int) int {
+func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 	b := st.b
 	n := len(b)
 	us := &st.units
@@ -401,6 +461,9 @@ func (st *scanner) groups(i, j int) int {
 		us[nu] = unit{s: k, e: e, sep: c}
 		nu++
 		j = e
+		if l >= 2 && l <= 24 {
+			st.keyword(k, e, false) // a joined word may still be a keyword (SSN 123…, cvv2)
+		}
 	}
 	units := us[:nu]
 	// Candidate spans: runs of units between space separators, longest first.
@@ -422,13 +485,15 @@ func (st *scanner) groups(i, j int) int {
 		}
 		for x := ne - 1; x >= 0; x-- {
 			z := ends[x]
-			if st.candidate(units[a].s, units[z].e, a == 0, pre) {
+			if st.candidate(units[a].s, units[z].e, a == 0, pre, a == z, a == 0 && digitsOnly0) {
 				matched = z
 				break
 			}
 		}
 		if matched >= 0 {
 			a = matched + 1
+		} else if pre == '+' {
+			break // "+44 …": the parts of a phone number are not values of their own
 		} else {
 			a++
 		}
@@ -445,35 +510,44 @@ type cand struct {
 	usePre    bool // set by a detector to include pre in the finding
 }
 
-func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
+func (st *scanner) candidate(s, e int, first bool, pre byte, single, digitsOnly bool) bool {
 	raw := st.b[s:e]
-	if len(raw) <= maxGroupNorm && st.s.groupIdx[len(raw)] == nil {
-		// no detector for this length; a shorter norm needs separators
-		sep := false
-		for _, c := range raw {
-			if class[c] == cOther {
-				sep = true
-				break
-			}
-		}
-		if !sep {
+	var nb []byte
+	dg := digitsOnly
+	if single {
+		// one unit: the raw text is its own normal form
+		if len(raw) > maxGroupNorm || st.s.plainIdx[len(raw)] == nil {
 			return false
 		}
-	}
-	nb := st.buf[:0]
-	dg := true
-	for _, c := range raw {
-		if isAlnum(c) {
-			if len(nb) == maxGroupNorm {
-				return false
+		nb = raw
+		if !dg {
+			dg = true
+			for _, c := range raw {
+				if class[c] != cDigit {
+					dg = false
+					break
+				}
 			}
-			nb = append(nb, c)
-			if !isDigit(c) {
-				dg = false
+		}
+	} else {
+		nb = st.buf[:0]
+		dg = true
+		for _, c := range raw {
+			if class[c] != cOther {
+				if len(nb) == maxGroupNorm {
+					return false
+				}
+				nb = append(nb, c)
+				if class[c] != cDigit {
+					dg = false
+				}
 			}
 		}
 	}
 	ds := st.s.groupIdx[len(nb)]
+	if single {
+		ds = st.s.plainIdx[len(nb)]
+	}
 	if len(ds) == 0 {
 		return false
 	}
@@ -488,6 +562,12 @@ func (st *scanner) candidate(s, e int, first bool, pre byte) bool {
 			continue
 		}
 		c.usePre = false
+		if d.groupRoute != nil {
+			if rd, conf := d.groupRoute(c); conf > 0 && st.s.enabled[rd] && st.emit(rd, s, e, conf) {
+				hit = true
+			}
+			continue
+		}
 		if conf := d.group(c); conf > 0 {
 			fs := s
 			if c.usePre {
@@ -588,6 +668,19 @@ func forWords(b []byte, f func([]byte)) {
 	}
 }
 
+// better orders equally confident findings of one span: checksum-validated
+// detectors first, then by id, so the choice never depends on scan order.
+func better(a, b Finding) int {
+	ca, cb := byID[a.Detector].Checksum, byID[b.Detector].Checksum
+	switch {
+	case ca && !cb:
+		return -1
+	case cb && !ca:
+		return 1
+	}
+	return strings.Compare(a.Detector, b.Detector)
+}
+
 // resolve sorts findings from index first on and drops overlaps, keeping the
 // more confident (then longer) finding.
 func resolve(fs []Finding, first int) []Finding {
@@ -599,7 +692,10 @@ func resolve(fs []Finding, first int) []Finding {
 		if a.Start != b.Start {
 			return a.Start - b.Start
 		}
-		return b.End - a.End
+		if a.End != b.End {
+			return b.End - a.End
+		}
+		return better(a, b)
 	})
 	out := tail[:1]
 	for _, f := range tail[1:] {
@@ -608,7 +704,8 @@ func resolve(fs []Finding, first int) []Finding {
 			out = append(out, f)
 			continue
 		}
-		if f.Confidence > last.Confidence || (f.Confidence == last.Confidence && f.End-f.Start > last.End-last.Start) {
+		if f.Confidence > last.Confidence || (f.Confidence == last.Confidence && f.End-f.Start > last.End-last.Start) ||
+			(f.Confidence == last.Confidence && f.Start == last.Start && f.End == last.End && better(f, *last) < 0) {
 			*last = f
 		}
 	}

@@ -353,3 +353,19 @@ func TestDetectFormatRejectsUnknown(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv4Ranges(t *testing.T) {
+	var b Builder
+	b.AddRange(addr("::1"), addr("::ffff:1.0.0.255"), cc(t, "DE")) // crosses into IPv4
+	b.AddRange(addr("9.0.0.0"), addr("9.0.0.9"), cc(t, "FR"))
+	b.AddRange(addr("255.255.255.0"), addr("::1:0:0:0"), cc(t, "US")) // crosses out of IPv4
+	b.AddRange(addr("2001:db8::"), addr("2001:db8::1"), cc(t, "CN"))
+	var got []string
+	for r := range b.Table().IPv4Ranges() {
+		got = append(got, fmt.Sprintf("%v-%v:%v", r.From, r.To, r.Country))
+	}
+	want := "0.0.0.0-1.0.0.255:DE 9.0.0.0-9.0.0.9:FR 255.255.255.0-255.255.255.255:US"
+	if strings.Join(got, " ") != want {
+		t.Errorf("IPv4Ranges = %v, want %v", got, want)
+	}
+}

@@ -318,3 +318,32 @@ func paint(items []item) []item {
 	}
 	return segs
 }
+
+// v4Lo and v4Hi bound the IPv4-mapped block ::ffff:0:0/96.
+var (
+	v4Lo = u128{0, 0x0000ffff00000000}
+	v4Hi = u128{0, 0x0000ffffffffffff}
+)
+
+// IPv4Ranges yields the table's ranges clipped to the IPv4 space, in order,
+// with From and To in IPv4 form.
+func (t *Table) IPv4Ranges() iter.Seq[Range] {
+	return func(yield func(Range) bool) {
+		if t == nil {
+			return
+		}
+		i, _ := slices.BinarySearchFunc(t.ends, v4Lo, func(e, k u128) int { return e.cmp(k) })
+		for ; i < len(t.starts) && !v4Hi.less(t.starts[i]); i++ {
+			s, e := t.starts[i], t.ends[i]
+			if s.less(v4Lo) {
+				s = v4Lo
+			}
+			if v4Hi.less(e) {
+				e = v4Hi
+			}
+			if !yield(Range{From: s.addr(), To: e.addr(), Country: t.cc[i]}) {
+				return
+			}
+		}
+	}
+}

@@ -15,13 +15,15 @@
 //     upstreams, its tools' names, its tools' descriptions and argument
 //     names) and is scored against the description with BM25F. Skills
 //     that reach an absolute floor and a fraction of the best score are
-//     relevant.
+//     candidates.
 //  3. Every tool is classified into abilities (read, write, delete, send,
 //     execute, admin) from the verb of its name, its description (parsed
 //     like a job description) and its MCP annotations. Hints only ever add
 //     danger: readOnlyHint cannot make drop_table a read tool, while
 //     readOnlyHint=false does make a tool with reading words a write tool.
-//     A tool nothing can be said about is assumed to do anything.
+//     From a name alone (no tools/list yet) a verb that can mean many
+//     things (execute_sql, merge_accounts) means every ability, and a tool
+//     nothing can be said about is assumed to do anything.
 //  4. The description is parsed into requests: a verb of the ability
 //     lexicon in a verb position ("replies to the customer", not "drafts
 //     replies"), with its objects, negated when it stands in the scope of
@@ -30,20 +32,26 @@
 //     but read. Generic verbs ("send", "modify", "delete") negate their
 //     whole ability; specific ones ("merge", "refund") only the tools that
 //     do that.
-//  5. Every relevant skill keeps only the tools whose abilities are all
+//  5. Candidates are taken greedily by what they add: terms a chosen skill
+//     already explains count a quarter, except for a read-only skill of an
+//     upstream the role already uses and for a skill with a tool that does
+//     exactly what a request asks (same verb, on what it names).
+//  6. Every chosen skill keeps only the tools whose abilities are all
 //     asked for by a request whose objects fit the skill, and not forbidden
 //     by a negation whose objects fit it. A skill that keeps every tool is
 //     proposed as it is; one that keeps some becomes a narrowed copy
 //     (a new Skill "<skill>-<abilities>" with only those tools, each with
-//     its grant's argument constraints); one that keeps none is excluded
-//     with the reason. Wildcard grants are always pinned to the tools known
-//     now, so a role never silently gains tools an upstream adds later.
-//  6. A chosen skill that only changes things gets its upstream's best
-//     matching read-only skill as a companion, and skills whose tools the
-//     others already grant are dropped as redundant.
+//     its grant's argument constraints, resources and prompts); one that
+//     keeps none is excluded with the reason. A copy narrowed to reading
+//     must match the description through its remaining tools. Wildcard
+//     grants are always pinned to the tools known now, so a role never
+//     silently gains tools an upstream adds later.
+//  7. A chosen skill that writes or deletes without seeing gets its
+//     upstream's best matching read-only skill as a companion, and skills
+//     whose tools the others already grant are dropped as redundant.
 //
 // The hard rule is structural: a tool reaches the proposal only through
-// step 5, so no write, delete, send, execute or admin ability is ever
+// step 6, so no write, delete, send, execute or admin ability is ever
 // proposed unless the description asks for it. qa/persona measures
-// precision and recall on a catalog of 143 tools and 36 descriptions.
+// precision and recall on a catalog of 143 tools and 60 job descriptions.
 package persona

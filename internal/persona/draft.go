@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -44,6 +45,26 @@ type Proposal struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// MarshalJSON renders the Persona and the new skills as documents in the
+// API's form (apiVersion, kind, metadata, spec), so a client can apply
+// them as they are.
+func (p *Proposal) MarshalJSON() ([]byte, error) {
+	type plain Proposal
+	out := struct {
+		Persona   *state.Document  `json:"persona"`
+		NewSkills []state.Document `json:"newSkills,omitempty"`
+		*plain
+	}{plain: (*plain)(p)}
+	if p.Persona != nil {
+		d := state.EncodeDocument(p.Persona)
+		out.Persona = &d
+	}
+	for _, s := range p.NewSkills {
+		out.NewSkills = append(out.NewSkills, state.EncodeDocument(s))
+	}
+	return json.Marshal(out)
+}
+
 // ProposedSkill is one skill of the drafted Persona.
 type ProposedSkill struct {
 	Name      string        `json:"name"` // the skill to grant
@@ -80,8 +101,9 @@ const (
 	bl = 0.5
 	// A skill is relevant when its score reaches minScore and relFrac of
 	// the best score.
-	minScore = 1.6
-	relFrac  = 0.22
+	minScore    = 1.6
+	floorSkills = 45
+	relFrac     = 0.22
 	// companionFrac of the threshold lets a read-only skill in as the
 	// companion of a chosen write-only skill of the same upstream.
 	companionFrac = 0.25
@@ -382,7 +404,7 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		return nil, fmt.Errorf("persona draft: the job description is %d bytes; the limit is %d", len(desc), MaxDescription)
 	}
 	in := ParseIntent(desc)
-	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: ix.warnings}
+	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
 
 	var all []scored
 	top := 0.0
@@ -397,15 +419,20 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		}
 		return all[i].sd.s.Name < all[j].sd.s.Name
 	})
-	threshold := max(minScore, relFrac*top)
+	// The floor is calibrated on a registry of about 45 skills; term
+	// weights (idf) are smaller in a smaller registry, and so is the floor.
+	floor := minScore * min(1, math.Log(1+float64(len(ix.skills)))/math.Log(1+floorSkills))
+	threshold := max(floor, relFrac*top)
 
 	var (
 		chosen  []*ProposedSkill
 		cands   []scored
 		covered = map[string]bool{}
 	)
+	serving := map[*skillDoc]bool{}
 	for _, c := range all {
 		if c.score >= threshold {
+			serving[c.sd] = servesRequest(c.sd, in)
 			cands = append(cands, c)
 		} else if c.score >= nearMissFrac*threshold && c.score > 0 {
 			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
@@ -418,7 +445,11 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		best, bestScore := 0, -1.0
 		for k, c := range cands {
 			m := c.score
-			if !readOnlyNeighbour(c.sd, chosen) {
+			switch {
+			case serving[c.sd]:
+				// It does exactly what a request asks: the topic words it
+				// shares with chosen skills still count in full.
+			case !readOnlyNeighbour(c.sd, chosen):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
 			if m > bestScore {
@@ -458,6 +489,12 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 	chosen = ix.addCompanions(chosen, all, in, threshold)
 	chosen, redundant := dropRedundant(chosen)
 	p.Excluded = append(p.Excluded, redundant...)
+	// A skill that came in as a companion is not also "left out".
+	taken := map[string]bool{}
+	for _, ps := range chosen {
+		taken[ps.From] = true
+	}
+	p.Excluded = slices.DeleteFunc(p.Excluded, func(e *Exclusion) bool { return taken[e.Skill] })
 	sort.SliceStable(p.Excluded, func(i, j int) bool { return p.Excluded[i].Score > p.Excluded[j].Score })
 	if len(p.Excluded) > maxExcluded {
 		p.Excluded = p.Excluded[:maxExcluded]
@@ -482,6 +519,41 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		p.Persona.Name = uniqueName(p.Persona.Name, map[string]bool{})
 	}
 	return p, nil
+}
+
+// servesRequest reports whether a skill has a tool that does exactly what
+// a request for a change asks: the same verb (or, for a generic verb, a
+// generic verb of the same ability) on something the request names.
+func servesRequest(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&Mutating == 0 {
+			continue
+		}
+		for _, g := range sd.tools {
+			t := g.tool
+			if t.class.Abilities&r.Ability == 0 || !verbMatch(r, t) {
+				continue
+			}
+			for _, o := range r.Objects {
+				if o != r.topic && t.words[o] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func verbMatch(r Request, t *toolDoc) bool {
+	for _, v := range t.class.Verbs {
+		if v == r.Verb {
+			return true
+		}
+		if e := lexicon[v]; r.Generic && e != nil && e.generic && e.ab&r.Ability != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // readOnlyNeighbour reports a read-only skill on an upstream a chosen skill
@@ -570,12 +642,24 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			allowed &^= r.Ability &^ Read
 		}
 	}
+	// Paying is sending of another kind: a request to email or post never
+	// lets a tool that moves money in.
+	moneyAsked := false
+	for _, r := range in.Requests {
+		if !r.Negated && moneyVerbs[r.Verb] && matches(r, sd.vocab) {
+			moneyAsked = true
+		}
+	}
 	ps := &ProposedSkill{Name: sd.s.Name, From: sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms)}
 	for _, g := range sd.tools {
 		t := g.tool
 		extra := t.class.Abilities &^ allowed
 		if extra != 0 {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: denyReason(extra, forbidBy)})
+			continue
+		}
+		if !moneyAsked && slices.ContainsFunc(t.class.Verbs, func(v string) bool { return moneyVerbs[v] }) {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: "moves money, which the description does not ask for"})
 			continue
 		}
 		if r, ok := negatedVerb(t, sd, in); ok {
@@ -620,6 +704,9 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	return ps, nil
 }
 
+// moneyVerbs move money rather than messages.
+var moneyVerbs = setOf(`pay refund transfer wire reimburse`)
+
 func denyReason(extra Ability, forbidBy map[Ability]string) string {
 	for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
 		if extra&a != 0 && forbidBy[a] != "" {
@@ -633,8 +720,8 @@ func denyReason(extra Ability, forbidBy map[Ability]string) string {
 // what tool t does.
 func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 	for _, r := range in.Requests {
-		if !r.Negated || r.Verb == "read-only" {
-			continue
+		if !r.Negated || r.Generic {
+			continue // generic negations were applied per ability
 		}
 		for _, v := range t.class.Verbs {
 			if v == r.Verb && (len(r.Objects) == 0 || matches(r, sd.core) || matches(r, t.words)) {
@@ -660,8 +747,17 @@ func (ix *Index) addCompanions(chosen []*ProposedSkill, all []scored, in *Intent
 		}
 		ups := map[string]bool{}
 		for _, id := range ps.Tools {
-			up, _, _ := strings.Cut(id, "/")
-			ups[up] = true
+			ups[upstreamOf(id)] = true
+		}
+		for _, o := range append(chosen, extra...) {
+			if o.Abilities&Read != 0 {
+				for _, id := range o.Tools {
+					delete(ups, upstreamOf(id)) // it already sees that upstream
+				}
+			}
+		}
+		if len(ups) == 0 {
+			continue
 		}
 		for _, c := range all {
 			if have[c.sd.s.Name] || c.score < companionFrac*threshold || c.sd.ab&Mutating != 0 || c.sd.wildcard || len(c.sd.tools) == 0 {

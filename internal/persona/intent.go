@@ -23,6 +23,8 @@ type Request struct {
 	Objects []string `json:"objects,omitempty"`
 	// Pos is the word index in the text.
 	Pos int `json:"pos"`
+	// topic is the stem a topical verb adds to Objects ("email" → mail).
+	topic string
 }
 
 // String renders the request for explanations: `never "delete" (delete) branch`.
@@ -73,7 +75,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	for i := range ts {
 		w := ts[i].word
 		if p, ok := phrasal[w]; ok {
-			for j := i + 1; j <= i+3 && j < n && !ts[j].brk; j++ {
+			window := 3
+			if w == "keep" || w == "keeps" {
+				window = 10 // "keeps the timeline page in the wiki up to date"
+			}
+			for j := i + 1; j <= i+window && j < n && !ts[j].brk; j++ {
 				if lemma, ok := p[ts[j].word]; ok {
 					lex[i] = lexicon[lemma]
 					particle[j] = true
@@ -102,14 +108,17 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	}
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
-	neg := false
+	neg, sub := false, false
 	var prevObjects []string
 	for i := 0; i < n; i++ {
 		t := ts[i]
 		if t.brk {
-			neg = false
+			neg, sub = false, false
 		}
 		w := t.word
+		if toolMode && subordinators[w] {
+			sub = true // "Acknowledge an alert so it stops paging": an effect, not an action
+		}
 		switch {
 		case scopeEnders[w]:
 			neg = false
@@ -138,7 +147,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		var v *verb
 		switch {
-		case isVerb[i]:
+		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
 			i > 0 && !t.brk && lightVerbs[ts[i-1].word] ||
@@ -154,7 +163,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
 		objs, pronoun := objectsAfter(ts, isVerb, particle, i)
 		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
-			objs = prevObjects[:1]
+			objs = append([]string(nil), prevObjects...)
+		}
+		// "drafts only": a restriction, not a request.
+		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
+			continue
 		}
 		if len(objs) > 0 && !pronoun {
 			prevObjects = objs
@@ -166,6 +179,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if v.topical {
 			if s := normWord(v.lemma); s != "" {
 				objs = append(objs, s)
+				r.topic = s
 			}
 		}
 		r.Objects = dedupe(objs)
@@ -188,6 +202,12 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 func (in *Intent) addTerm(s string, w float64) {
 	in.Terms[s] = min(in.Terms[s]+w, maxTermWeight)
 }
+
+var sentenceFallback = false
+
+// subordinators start a clause that, in a tool description, tells an
+// effect or a condition rather than what the tool does.
+var subordinators = setOf(`so which that until when whenever while because if unless`)
 
 // readObjects are objects that make "run"/"execute" a read.
 var readObjects = setOf(`query sql select report search analy check lookup`)
@@ -212,9 +232,10 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	v := lex[i]
 	w := ts[i].word
 	f := form(w, v)
-	start := i == 0 || ts[i].brk
+	// "… - and drafts replies": a conjunction opening a clause opens it.
+	start := i == 0 || ts[i].brk || i > 0 && ts[i-1].brk && (ts[i-1].word == "and" || ts[i-1].word == "or" || ts[i-1].word == "then")
 	prev, prev2 := "", ""
-	if !start {
+	if !start || !ts[i].brk && i > 0 {
 		prev = ts[i-1].word
 		if i > 1 && !ts[i-1].brk {
 			prev2 = ts[i-2].word
@@ -304,8 +325,7 @@ func sameForm(w string, v *verb, f byte) bool {
 	if v == nil {
 		return false
 	}
-	g := form(w, v)
-	return g == f || g == 'g' && f == 'g'
+	return form(w, v) == f
 }
 
 // objectsAfter collects the content stems after the verb at i up to the
@@ -320,12 +340,14 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if t.comma && len(objs) > 0 {
 			break
 		}
+		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
+			// "creates new ones from merged pull requests", "approves the ones
+			// that follow policy": the object is "ones".
+			break
+		}
 		if len(objs) == 0 && pronouns[t.word] {
 			pronoun = true
 			continue
-		}
-		if pronoun && len(objs) == 0 && prepositions[t.word] {
-			break // "creates new ones from merged pull requests": the object is "ones"
 		}
 		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
 			// A participle or verb used as a modifier before the noun:

@@ -71,7 +71,6 @@ modify     write   g-- modifies modified modifying
 change     write   ga-
 alter      write   g--
 add        write   g--
-make       write   --- makes making made
 set        write   --- sets setting
 assign     write   ---
 close      write   -a-
@@ -83,8 +82,8 @@ comment    write   -a-
 log        write   -a- logs logged logging
 record     write   -a-
 file       write   -a-
-merge      write   -at
-approve    write   -at
+merge      write   -a-
+approve    write   -a-
 reject     write   -a-
 decline    write   -a-
 mark       write   -a-
@@ -92,23 +91,26 @@ move       write   -a-
 sort       write   -a-
 archive    write   -a-
 flag       write   -a- flags flagged flagging
-triage     write   -at
+triage     write   -a-
 prioritize write   --- prioritise prioritises prioritised
 categorize write   --- categorise categorises categorised
 escalate   write   ---
 upload     write   -a-
-commit     write   -at commits committed committing
+commit     write   -a- commits committed committing
 push       write   -a-
 draft      write   -a-
 fix        write   -a-
 maintain   write   ---
-schedule   write   -at
-reschedule write   --t
-book       write   -at
+schedule   write   -a-
+reschedule write   ---
+book       write   -a-
 organize   write   --- organise organises organised organising
 rename     write   ---
 acknowledge write  --t
 restore    write   ---
+reset      write   -a-
+replace    write   ---
+sync       write   ---
 resolve    write   ---
 put        write   --- puts putting
 enter      write   ---
@@ -121,6 +123,20 @@ insert     write   ---
 backup     write   -at
 snapshot   write   -at
 turn       write   -a- turns turned turning
+reassign   write   ---
+raise      write   -a-
+leave      write   -a- leaves left leaving
+note       write   -a-
+bump       write   ---
+correct    write   -a-
+amend      write   ---
+annotate   write   ---
+reconcile  write   ---
+enrich     write   ---
+tidy       write   -a- tidies tidied tidying
+reorganize write   --- reorganise reorganises reorganised reorganising
+subscribe  write   ---
+unsubscribe write  ---
 delete     delete  g--
 remove     delete  g--
 erase      delete  g--
@@ -159,6 +175,10 @@ transfer   send    -at
 wire       send    -a-
 reimburse  send    --t
 share      send    -a-
+remind     send    ---
+alert      send    -a-
+warn       send    ---
+inform     send    ---
 run        execute ga- runs ran running
 execute    execute g--
 trigger    execute -at
@@ -181,6 +201,10 @@ rerun      execute --t reruns reran rerunning
 retry      execute --t retries retried retrying
 invoke     execute ---
 promote    execute -a-
+patch      execute -a-
+upgrade    execute -a-
+install    execute ---
+decommission delete ---
 administer admin   g--
 grant      admin   g--
 revoke     admin   g--
@@ -193,15 +217,18 @@ onboard    admin   --t
 // phrasal verbs: a verb followed (within three words) by a particle means
 // something else than the verb alone.
 var phrasal = map[string]map[string]string{
-	"roll":  {"back": "rollback"},
-	"clean": {"up": "purge"},
-	"kick":  {"off": "trigger"},
-	"reach": {"out": "contact"},
-	"shut":  {"down": "stop"},
-	"spin":  {"up": "provision"},
-	"look":  {"up": "look"},
-	"sign":  {"off": "approve"},
-	"write": {"back": "reply"},
+	"roll":   {"back": "rollback"},
+	"clean":  {"up": "purge"},
+	"kick":   {"off": "trigger"},
+	"reach":  {"out": "contact"},
+	"shut":   {"down": "stop"},
+	"spin":   {"up": "provision"},
+	"look":   {"up": "look"},
+	"sign":   {"off": "approve"},
+	"write":  {"back": "reply"},
+	"follow": {"up": "contact"},
+	"keep":   {"current": "update", "updated": "update", "uptodate": "update"},
+	"keeps":  {"current": "update", "updated": "update", "uptodate": "update"},
 }
 
 // nounForms are nouns that name an ability. They ask for it after a light
@@ -238,7 +265,7 @@ var scopeEnders = setOf(`but however except instead although though whereas whil
 // modals and other words after which an ambiguous word is a verb.
 var verbCues = setOf(`can may will should must shall might could would please also then never not
 	only always just dont doesnt cannot cant wont shouldnt mustnt it they you we i he she who which
-	to and_then often sometimes usually automatically directly`)
+	to often sometimes usually automatically directly`)
 
 // infinitiveHeads precede "to" when it marks an infinitive ("able to
 // send"), not a preposition ("replies to email").

@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -339,5 +340,124 @@ func TestStem(t *testing.T) {
 				t.Errorf("%q → %v, %q → %v", g[0], want, w, got)
 			}
 		}
+	}
+}
+
+// The JSON form carries the persona and new skills as documents the API
+// accepts back.
+func TestProposalJSON(t *testing.T) {
+	skills, tools := testRegistry()
+	p, err := Draft("Support agent: read tickets and change their priority.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Persona   json.RawMessage   `json:"persona"`
+		NewSkills []json.RawMessage `json:"newSkills"`
+		Skills    []ProposedSkill   `json:"skills"`
+		Asked     Ability           `json:"asked"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := state.DecodeDocument(out.Persona)
+	if err != nil {
+		t.Fatalf("persona document: %v\n%s", err, out.Persona)
+	}
+	if obj.Metadata().Name != p.Persona.Name || len(out.Skills) != len(p.Skills) || out.Asked != p.Asked {
+		t.Errorf("round trip: %s", b)
+	}
+	for _, raw := range out.NewSkills {
+		if _, err := state.DecodeDocument(raw); err != nil {
+			t.Errorf("new skill document: %v", err)
+		}
+	}
+}
+
+// Narrowing keeps the argument constraints, resources and prompts of the
+// registry skill: a narrowed copy never grants more than the original.
+func TestNarrowKeepsConstraints(t *testing.T) {
+	skills, tools := testRegistry()
+	prefix := "SUPPORT-"
+	s := &state.Skill{Meta: state.Meta{Name: "tickets-scoped"}, Description: "Work support tickets in the SUPPORT project.",
+		Tools: []state.ToolGrant{
+			{Tool: "helpdesk/get_ticket", Args: map[string]*state.Constraint{"ticket_id": {Prefix: &prefix}}},
+			{Tool: "helpdesk/delete_ticket"},
+		},
+		Resources: []state.ResourceGrant{{URI: "ticket://SUPPORT-*", Upstream: "helpdesk"}},
+		Prompts:   []state.PromptGrant{{Prompt: "helpdesk/summarize"}},
+	}
+	p, err := Draft("Look up support tickets in the SUPPORT project. Read only.", append(skills[:0:0], s), tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.NewSkills) != 1 {
+		t.Fatalf("want one narrowed skill, got %+v", p.Skills)
+	}
+	ns := p.NewSkills[0]
+	if len(ns.Tools) != 1 || ns.Tools[0].Tool != "helpdesk/get_ticket" || ns.Tools[0].Args["ticket_id"] == nil || *ns.Tools[0].Args["ticket_id"].Prefix != prefix {
+		t.Errorf("narrowed tools lost their constraints: %+v", ns.Tools)
+	}
+	if len(ns.Resources) != 1 || len(ns.Prompts) != 1 {
+		t.Errorf("narrowed skill lost resources or prompts: %+v", ns)
+	}
+	if d := p.Skills[0].Dropped; len(d) != 1 || d[0].Tool != "helpdesk/delete_ticket" || !strings.Contains(d[0].Reason, "delete") {
+		t.Errorf("dropped: %+v", d)
+	}
+}
+
+// Asking to email or post never lets a tool that moves money in, even in a
+// skill whose topic fits; asking to pay does.
+func TestDraftMoneyIsNotMail(t *testing.T) {
+	tools := map[string]ToolInfo{
+		"finance/list_invoices": {Description: "List customer invoices and bills.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"finance/send_invoice":  {Description: "Email an invoice to the customer."},
+		"finance/pay_bill":      {Description: "Pay a vendor bill by bank transfer."},
+	}
+	skills := []*state.Skill{{Meta: state.Meta{Name: "billing"}, Description: "Invoices and bills.",
+		Tools: []state.ToolGrant{{Tool: "finance/list_invoices"}, {Tool: "finance/send_invoice"}, {Tool: "finance/pay_bill"}}}}
+	p, err := Draft("Find overdue invoices and email the customer's billing contact a reminder about the bill.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); slices.Contains(got, "finance/pay_bill") || !slices.Contains(got, "finance/send_invoice") {
+		t.Errorf("emailing about bills: %v", got)
+	}
+	p, err = Draft("Pay the vendor bills that are due and email invoices to customers.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); !slices.Contains(got, "finance/pay_bill") {
+		t.Errorf("paying bills: %v", got)
+	}
+}
+
+// In a registry of two skills term weights are small; the relevance floor
+// scales with the registry, so the plainly relevant skill is still found.
+func TestDraftSmallRegistry(t *testing.T) {
+	tools := map[string]ToolInfo{
+		"helpdesk/search_tickets": {Description: "Search support tickets.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"helpdesk/get_ticket":     {Description: "Get a ticket.", Annotations: &Annotations{ReadOnlyHint: boolp(true)}},
+		"helpdesk/close_ticket":   {Description: "Close a ticket.", Annotations: &Annotations{ReadOnlyHint: boolp(false)}},
+	}
+	skills := []*state.Skill{
+		{Meta: state.Meta{Name: "read-tickets"}, Description: "Search and read support tickets",
+			Tools: []state.ToolGrant{{Tool: "helpdesk/search_tickets"}, {Tool: "helpdesk/get_ticket"}}},
+		{Meta: state.Meta{Name: "manage-tickets"}, Description: "Close and manage support tickets",
+			Tools: []state.ToolGrant{{Tool: "helpdesk/close_ticket"}, {Tool: "helpdesk/search_tickets"}}},
+	}
+	p, err := Draft("Reads and searches customer support tickets to triage them. Must never close tickets.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Persona.Skills, []string{"read-tickets"}) {
+		t.Errorf("skills %v, want [read-tickets]; excluded %+v", p.Persona.Skills, p.Excluded)
+	}
+	if slices.Contains(proposedTools(p), "helpdesk/close_ticket") {
+		t.Error("close_ticket proposed")
 	}
 }

@@ -19,8 +19,10 @@ func (p *Proposal) YAML() ([]byte, error) {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	reasons := map[string]string{}
+	byName := map[string]*ProposedSkill{}
 	for _, ps := range p.Skills {
 		reasons[ps.Name] = ps.Reason
+		byName[ps.Name] = ps
 	}
 	var objs []state.Object
 	for _, s := range p.NewSkills {
@@ -35,8 +37,14 @@ func (p *Proposal) YAML() ([]byte, error) {
 		if i == 0 {
 			n.HeadComment = header(p)
 		}
-		if s, ok := o.(*state.Skill); ok {
-			n.HeadComment = strings.TrimSpace(n.HeadComment + "\n" + "Narrowed copy of skill " + strings.TrimSuffix(s.Name, "") + ": " + oneLine(reasons[s.Name]))
+		if s, ok := o.(*state.Skill); ok && byName[s.Name] != nil {
+			ps := byName[s.Name]
+			c := fmt.Sprintf("Narrowed copy of skill %s: %s", ps.From, oneLine(ps.Reason))
+			for _, d := range ps.Dropped {
+				_, name, _ := strings.Cut(d.Tool, "/")
+				c += fmt.Sprintf("\nwithout %s: %s", name, oneLine(d.Reason))
+			}
+			n.HeadComment = strings.TrimSpace(n.HeadComment + "\n" + c)
 		}
 		if per, ok := o.(*state.Persona); ok {
 			annotateSkills(n, per, reasons)

@@ -54,10 +54,6 @@ func tokenize(text string) []token {
 		case r == utf8.RuneError && size <= 1:
 			flush()
 		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			// Split camelCase identifiers ("listPullRequests").
-			if unicode.IsUpper(r) && cur.Len() > 0 && unicode.IsLower(prev) {
-				flush()
-			}
 			cur.WriteRune(unicode.ToLower(r))
 			lineStart = false
 		case r == '\'' || r == '’':
@@ -116,6 +112,13 @@ var compounds = map[[2]string]string{
 func joinCompounds(ts []token) []token {
 	out := ts[:0]
 	for i := 0; i < len(ts); i++ {
+		if i+2 < len(ts) && ts[i].word == "up" && ts[i+1].word == "to" && ts[i+2].word == "date" && !ts[i+1].brk && !ts[i+2].brk {
+			t := ts[i]
+			t.word, t.stem = "uptodate", ""
+			out = append(out, t)
+			i += 2
+			continue
+		}
 		if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma {
 			if w, ok := compounds[[2]string{ts[i].word, ts[i+1].word}]; ok {
 				t := ts[i]
@@ -239,11 +242,12 @@ var stopStems = setOf(`get list search find look view see check read creat updat
 	delet remov send set manag make use help handl work keep need want let giv tak put know answer ask
 	allow permit abl do go com run
 	agent assistant bot helper user role job task person people someone team member thing stuff way
+	manager
 	question request base ready sure good well`)
 
 // irregular maps words the suffix stemmer gets wrong to their stem.
 var irregular = map[string]string{
-	"documentation": "doc", "document": "doc", "documents": "doc", "docs": "doc",
+	"documentation": "doc", "document": "doc", "documents": "doc", "docs": "doc", "documented": "doc",
 	"people": "person", "children": "child", "sent": "send", "ran": "run", "running": "run",
 	"written": "writ", "wrote": "writ", "write": "writ", "writes": "writ", "writing": "writ",
 	"data": "data", "analysis": "analy", "analyses": "analy", "analyze": "analy", "analyzes": "analy",
@@ -271,7 +275,6 @@ var irregular = map[string]string{
 var canon = map[string]string{
 	"email": "mail", "inbox": "mail", "mailbox": "mail", "e": "", "gmail": "mail", "outlook": "mail",
 	"github": "git", "gitlab": "git", "bitbucket": "git", "repo": "repository", "codebase": "code",
-	"sourc": "code",
 	"slack": "chat", "dm": "direct",
 	"zendesk": "helpdesk", "freshdesk": "helpdesk", "servicedesk": "helpdesk",
 	"salesforce": "crm", "hubspot": "crm",
@@ -368,5 +371,17 @@ func setOf(words string) map[string]bool {
 // splitIdent turns a tool or skill identifier into words:
 // "get_pull_request", "listPullRequests" and "crm-read" all split.
 func splitIdent(s string) string {
-	return strings.NewReplacer("_", " ", "-", " ", ".", " ", "/", " ").Replace(s)
+	var b strings.Builder
+	var prev rune
+	for _, r := range s {
+		switch {
+		case r == '_' || r == '-' || r == '.' || r == '/':
+			r = ' '
+		case unicode.IsUpper(r) && unicode.IsLower(prev):
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+		prev = r
+	}
+	return b.String()
 }

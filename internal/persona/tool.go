@@ -36,9 +36,35 @@ type ToolClass struct {
 }
 
 // adminNameWords in a tool's name mark a change of who may do what.
-var adminNameWords = setOf(`role roles permission permissions privilege privileges collaborator
+var adminNameWords = setOf(`variable variables config configuration setting settings
+	role roles permission permissions privilege privileges collaborator
 	collaborators iam acl acls secret secrets access share invite member members membership policy
 	policies firewall credential credentials`)
+
+// toolVerbAbility is what a verb means as the first word of a tool's name
+// when that differs from a job description's sense of it.
+var toolVerbAbility = map[string]Ability{
+	"review":  Write, // review_pull_request submits a review
+	"restore": Write | Delete,
+	"reset":   Write | Delete,
+	"replace": Write | Delete,
+	"sync":    Write,
+}
+
+// plainToolVerbs say all a tool does even without its description.
+var plainToolVerbs = setOf(`create add insert update edit set modify rename move upload delete remove
+	send post reply forward email message comment tag label assign close reopen open approve reject
+	decline log record schedule reschedule book cancel trigger start stop restart reboot deploy retry
+	rerun scale acknowledge grant revoke invite share archive draft save submit write mark flag
+	backup snapshot`)
+
+// toolReadObjects after run_/execute_ in a tool name make it a read:
+// run_report, run_select_query. A bare run_query or execute_sql may write.
+var toolReadObjects = setOf(`select report search analy check lookup`)
+
+// sendNameWords later in a tool's name mark something sent out.
+var sendNameWords = setOf(`reply replies autoreply forward notify notification notifications invite
+	invitation invitations sms`)
 
 // adminDescWords in the description of a tool that changes something make
 // it an admin tool.
@@ -85,16 +111,28 @@ func ClassifyTool(id string, info *ToolInfo) ToolClass {
 			}
 			if v != nil {
 				ab := v.ab
-				if (v.lemma == "run" || v.lemma == "execute") && len(nt) > 1 && readObjects[stem(nt[1].word)] {
+				if x, ok := toolVerbAbility[v.lemma]; ok {
+					ab = x // a tool named review_* submits a review; restore_* overwrites
+				}
+				if (v.lemma == "run" || v.lemma == "execute") && len(nt) > 1 && (toolReadObjects[stem(nt[1].word)] ||
+					stem(nt[1].word) == "query" && info != nil && info.Annotations != nil && info.Annotations.ReadOnlyHint != nil && *info.Annotations.ReadOnlyHint) {
 					ab = Read
 				}
 				if v.lemma == "cancel" && len(nt) > 1 && processWords[stem(nt[1].word)] {
 					ab = Execute // cancelling a run stops work; it deletes nothing
 					reread = v.lemma
 				}
+				if info == nil && ab&Mutating != 0 && !plainToolVerbs[v.lemma] {
+					// "execute_sql", "merge_accounts", "terminate_employee": without
+					// metadata, a verb that can mean many things means anything.
+					ab = Mutating
+				}
 				add(ab, v.lemma, fmt.Sprintf("name starts with %q (%s)", t.word, ab))
 			}
 			continue
+		}
+		if sendNameWords[t.word] {
+			add(Send, "", fmt.Sprintf("name mentions %q (send)", t.word))
 		}
 		if adminNameWords[t.word] {
 			add(Admin, "", fmt.Sprintf("name mentions %q (admin)", t.word))

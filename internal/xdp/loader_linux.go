@@ -5,6 +5,7 @@ package xdp
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +22,17 @@ import (
 
 type slotState struct {
 	sums [5][32]byte
-	geo  *ebpf.Map
+	geo  *geoMaps
 	set  bool
+}
+
+// geoMaps are the inner maps of one GeoIP table.
+type geoMaps struct {
+	lpm6, tbl24, tbl8 *ebpf.Map
+}
+
+func (g *geoMaps) Close() error {
+	return errors.Join(g.lpm6.Close(), g.tbl24.Close(), g.tbl8.Close())
 }
 
 // Loader owns the XDP program and its maps in the kernel.
@@ -34,7 +44,7 @@ type Loader struct {
 	mu       sync.Mutex
 	seq      uint32
 	geoTable *geoip.Table
-	geoMap   *ebpf.Map
+	geoMaps  *geoMaps
 	// installed[slot] fingerprints what each slot holds, so an update only
 	// replaces the inner maps that changed: every replacement of an inner
 	// map waits for an RCU grace period in the kernel.
@@ -137,6 +147,19 @@ func (l *Loader) Attach(ifaces []string, mode AttachMode) ([]Attachment, error) 
 	return atts, nil
 }
 
+// Detach removes the program from every interface; maps and policy stay
+// loaded and Attach may be called again.
+func (l *Loader) Detach() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, lk := range l.links {
+		errs = append(errs, lk.Close())
+	}
+	l.links, l.attached = nil, nil
+	return errors.Join(errs...)
+}
+
 // Attachments lists the interfaces the program is attached to.
 func (l *Loader) Attachments() []Attachment {
 	l.mu.Lock()
@@ -193,17 +216,17 @@ func (l *Loader) Update(p *Policy) error {
 			}
 		}
 	}
-	geoMap := l.geoMap
-	newGeo := geoMap == nil || p.geo != l.geoTable
+	geo := l.geoMaps
+	newGeo := geo == nil || p.geo != l.geoTable
 	if newGeo {
 		var err error
-		if geoMap, err = l.buildGeo(p.geo); err != nil {
+		if geo, err = l.buildGeo(p.geo); err != nil {
 			return fmt.Errorf("xdp: update: %w", err)
 		}
 	}
 	abort := func(err error) error {
 		if newGeo {
-			geoMap.Close()
+			geo.Close()
 		}
 		l.installed[next] = slotState{} // partly written: rewrite all next time
 		return fmt.Errorf("xdp: update: %w", err)
@@ -216,25 +239,29 @@ func (l *Loader) Update(p *Policy) error {
 			return abort(fmt.Errorf("publish %s: %w", s.name, err))
 		}
 	}
-	if !state.set || state.geo != geoMap {
-		if err := l.objs.Geo.Update(next, geoMap, ebpf.UpdateAny); err != nil {
-			return abort(fmt.Errorf("publish geo: %w", err))
+	if !state.set || state.geo != geo {
+		for _, g := range []struct {
+			outer, inner *ebpf.Map
+		}{{l.objs.Geo, geo.lpm6}, {l.objs.Geo24, geo.tbl24}, {l.objs.Geo8, geo.tbl8}} {
+			if err := g.outer.Update(next, g.inner, ebpf.UpdateAny); err != nil {
+				return abort(fmt.Errorf("publish geo: %w", err))
+			}
 		}
 	}
 	if err := l.objs.SlotSettings.Update(next, u32Bytes(mc.settings), ebpf.UpdateAny); err != nil {
 		return abort(fmt.Errorf("publish settings: %w", err))
 	}
-	l.installed[next] = slotState{sums: sums, geo: geoMap, set: true}
+	l.installed[next] = slotState{sums: sums, geo: geo, set: true}
 	// The flip: from here on packets read the new slot.
 	if err := l.objs.Config.Update(uint32(0), u32Bytes(l.seq+1), ebpf.UpdateAny); err != nil {
 		return abort(fmt.Errorf("flip: %w", err))
 	}
 	l.seq++
 	if newGeo {
-		if l.geoMap != nil {
-			l.geoMap.Close() // still referenced by the idle slot until the next update
+		if l.geoMaps != nil {
+			l.geoMaps.Close() // still referenced by the idle slot until the next update
 		}
-		l.geoMap, l.geoTable = geoMap, p.geo
+		l.geoMaps, l.geoTable = geo, p.geo
 	}
 	return nil
 }
@@ -268,24 +295,63 @@ func (l *Loader) newInner(outer string, n int) (*ebpf.Map, error) {
 	return m, nil
 }
 
-func (l *Loader) buildGeo(t *geoip.Table) (*ebpf.Map, error) {
+func (l *Loader) buildGeo(t *geoip.Table) (g *geoMaps, err error) {
 	var entries []kv
 	geoEntries(t, func(k []byte, cc uint16) bool {
-		v := []byte{byte(cc), byte(cc >> 8)}
-		entries = append(entries, kv{k, v})
+		entries = append(entries, kv{k, []byte{byte(cc), byte(cc >> 8)}})
 		return true
 	})
-	m, err := l.newInner("geo", len(entries))
-	if err != nil {
+	d := buildDIR248(t)
+	g = &geoMaps{}
+	defer func() {
+		if err != nil {
+			for _, m := range []*ebpf.Map{g.lpm6, g.tbl24, g.tbl8} {
+				if m != nil {
+					m.Close()
+				}
+			}
+		}
+	}()
+	if g.lpm6, err = l.newInner("geo", len(entries)); err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
-		if err := m.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
-			m.Close()
+		if err := g.lpm6.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
 			return nil, fmt.Errorf("fill geo: %w", err)
 		}
 	}
-	return m, nil
+	pages := len(d.tbl24) / dirPage24
+	if g.tbl24, err = l.newInner("geo24", pages); err != nil {
+		return nil, err
+	}
+	page := make([]byte, 4*dirPage24)
+	for i := range pages {
+		chunk := d.tbl24[i*dirPage24 : (i+1)*dirPage24]
+		zero := true
+		for j, v := range chunk {
+			binary.LittleEndian.PutUint32(page[4*j:], v)
+			zero = zero && v == 0
+		}
+		if zero {
+			continue // arrays start zeroed
+		}
+		if err := g.tbl24.Update(uint32(i), page, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("fill geo24: %w", err)
+		}
+	}
+	if g.tbl8, err = l.newInner("geo8", len(d.tbl8)); err != nil {
+		return nil, err
+	}
+	grp := make([]byte, 2*256)
+	for i := range d.tbl8 {
+		for j, v := range d.tbl8[i] {
+			binary.LittleEndian.PutUint16(grp[2*j:], v)
+		}
+		if err := g.tbl8.Update(uint32(i), grp, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("fill geo8: %w", err)
+		}
+	}
+	return g, nil
 }
 
 // Stats reads the per-CPU counters and sums them per reason.
@@ -317,8 +383,8 @@ func (l *Loader) Close() error {
 		errs = append(errs, lk.Close())
 	}
 	l.links, l.attached = nil, nil
-	if l.geoMap != nil {
-		errs = append(errs, l.geoMap.Close())
+	if l.geoMaps != nil {
+		errs = append(errs, l.geoMaps.Close())
 	}
 	errs = append(errs, l.objs.Close())
 	return errors.Join(errs...)

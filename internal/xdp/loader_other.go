@@ -20,6 +20,9 @@ func NewLoader(*slog.Logger) (*Loader, error) { return nil, ErrUnsupported }
 // Attach fails: XDP needs Linux.
 func (*Loader) Attach([]string, AttachMode) ([]Attachment, error) { return nil, ErrUnsupported }
 
+// Detach does nothing.
+func (*Loader) Detach() error { return nil }
+
 // Attachments reports nothing.
 func (*Loader) Attachments() []Attachment { return nil }
 

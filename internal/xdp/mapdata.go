@@ -99,12 +99,84 @@ func (p *Policy) mapContents() *mapContents {
 	return mc
 }
 
-// geoEntries lays a GeoIP table out as LPM entries (key addr_key, value u16).
+// geoEntries lays the IPv6 part of a GeoIP table out as LPM entries (key
+// addr_key, value u16). IPv4 goes into the DIR-24-8 table instead.
 func geoEntries(t *geoip.Table, yield func(k []byte, cc uint16) bool) {
 	for pfx, c := range t.Prefixes() {
+		if pfx.Addr().Is4() {
+			continue
+		}
 		a, bits := to128(pfx)
 		if !yield(addrKey(bits, a), uint16(c)) {
 			return
 		}
 	}
+}
+
+// DIR-24-8 layout of the IPv4 country table (see bpf/xdp.c).
+const (
+	dirGroup  = 0x80000000
+	dirPage24 = 1024
+)
+
+type dir248 struct {
+	tbl24 []uint32      // len is a multiple of dirPage24; missing pages read as unknown
+	tbl8  [][256]uint16 // groups
+}
+
+func buildDIR248(t *geoip.Table) *dir248 {
+	d := &dir248{}
+	grow := func(blk uint32) {
+		if int(blk) >= len(d.tbl24) {
+			n := (int(blk)/dirPage24 + 1) * dirPage24
+			d.tbl24 = append(d.tbl24, make([]uint32, n-len(d.tbl24))...)
+		}
+	}
+	for r := range t.IPv4Ranges() {
+		from, to := r.From.As4(), r.To.As4()
+		a, end := uint64(binary.BigEndian.Uint32(from[:])), uint64(binary.BigEndian.Uint32(to[:]))
+		cc := uint32(r.Country)
+		for a <= end {
+			blk := uint32(a >> 8)
+			blkStart := uint64(blk) << 8
+			if a == blkStart && end >= blkStart+255 {
+				n := uint32((end - blkStart + 1) >> 8) // whole /24s
+				grow(blk + n - 1)
+				for j := range n {
+					d.tbl24[blk+j] = cc
+				}
+				a = blkStart + uint64(n)<<8
+				continue
+			}
+			grow(blk)
+			e := d.tbl24[blk]
+			var g uint32
+			if e&dirGroup != 0 {
+				g = e &^ dirGroup
+			} else {
+				g = uint32(len(d.tbl8))
+				d.tbl8 = append(d.tbl8, [256]uint16{})
+				d.tbl24[blk] = dirGroup | g
+			}
+			last := min(end, blkStart+255)
+			for x := a; x <= last; x++ {
+				d.tbl8[g][x&0xff] = uint16(cc)
+			}
+			a = last + 1
+		}
+	}
+	return d
+}
+
+// lookup is the kernel's IPv4 lookup, for tests.
+func (d *dir248) lookup(a [4]byte) uint32 {
+	blk := uint32(a[0])<<16 | uint32(a[1])<<8 | uint32(a[2])
+	if int(blk) >= len(d.tbl24) {
+		return 0
+	}
+	c := d.tbl24[blk]
+	if c&dirGroup != 0 {
+		return uint32(d.tbl8[c&^dirGroup][a[3]])
+	}
+	return c
 }

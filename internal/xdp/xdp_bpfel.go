@@ -31,6 +31,8 @@ const (
 	xdpMapCounters       = "counters"
 	xdpMapFrags          = "frags"
 	xdpMapGeo            = "geo"
+	xdpMapGeo24          = "geo24"
+	xdpMapGeo8           = "geo8"
 	xdpMapGlobalCidrs    = "global_cidrs"
 	xdpMapListenerCidrs  = "listener_cidrs"
 	xdpMapListeners      = "listeners"
@@ -92,6 +94,8 @@ type xdpMapSpecs struct {
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	Frags         *ebpf.MapSpec `ebpf:"frags"`
 	Geo           *ebpf.MapSpec `ebpf:"geo"`
+	Geo24         *ebpf.MapSpec `ebpf:"geo24"`
+	Geo8          *ebpf.MapSpec `ebpf:"geo8"`
 	GlobalCidrs   *ebpf.MapSpec `ebpf:"global_cidrs"`
 	ListenerCidrs *ebpf.MapSpec `ebpf:"listener_cidrs"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -129,6 +133,8 @@ type xdpMaps struct {
 	Counters      *ebpf.Map `ebpf:"counters"`
 	Frags         *ebpf.Map `ebpf:"frags"`
 	Geo           *ebpf.Map `ebpf:"geo"`
+	Geo24         *ebpf.Map `ebpf:"geo24"`
+	Geo8          *ebpf.Map `ebpf:"geo8"`
 	GlobalCidrs   *ebpf.Map `ebpf:"global_cidrs"`
 	ListenerCidrs *ebpf.Map `ebpf:"listener_cidrs"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -142,6 +148,8 @@ func (m *xdpMaps) Close() error {
 		m.Counters,
 		m.Frags,
 		m.Geo,
+		m.Geo24,
+		m.Geo8,
 		m.GlobalCidrs,
 		m.ListenerCidrs,
 		m.Listeners,

@@ -73,7 +73,7 @@ func loadCatalog(t testing.TB) *catalog {
 			if err != nil || truth == 0 {
 				t.Fatalf("tools.yaml %s: qaAbilities %v: %v", id, abs, err)
 			}
-			c.truth[id] = truth | persona.Read*0
+			c.truth[id] = truth
 			delete(m, "qaAbilities")
 			delete(m, "name")
 			j, err := json.Marshal(m)
@@ -116,6 +116,9 @@ func (c *catalog) toolsOf(s *state.Skill) []string {
 	sort.Strings(out)
 	return out
 }
+
+// evalSets are the description sets, in the order they were written, and "all".
+var evalSets = []string{"tuning", "heldout", "fresh", "final", "all"}
 
 // counts accumulates true positives, proposed and expected items.
 type counts struct{ tp, proposed, expected int }
@@ -161,15 +164,18 @@ func TestDraftQuality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	only := os.Getenv("PERSONA_EVAL_SET") // "tuning" while tuning, so the held-out half stays unseen
+	only := os.Getenv("PERSONA_EVAL_SET") // e.g. "tuning,heldout" while tuning, so the fresh set stays unseen
 	toolK, skillK := map[string]*counts{}, map[string]*counts{}
-	for _, set := range []string{"heldout", "tuning", "all"} {
+	for _, set := range evalSets {
 		toolK[set], skillK[set] = &counts{}, &counts{}
 	}
 	var report strings.Builder
 	for _, tc := range cases {
-		if only != "" && tc.Set != only {
+		if only != "" && !slices.Contains(strings.Split(only, ","), tc.Set) {
 			continue
+		}
+		if !slices.Contains(evalSets, tc.Set) || tc.Set == "all" {
+			t.Fatalf("%s: unknown set %q", tc.ID, tc.Set)
 		}
 		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
 		if err != nil {
@@ -240,7 +246,7 @@ func TestDraftQuality(t *testing.T) {
 			}
 		}
 	}
-	for _, set := range []string{"heldout", "tuning", "all"} {
+	for _, set := range evalSets {
 		fmt.Fprintf(&report, "%-8s tool level:  %s\n%-8s skill level: %s\n", set, toolK[set], set, skillK[set])
 	}
 	t.Logf("persona draft evaluation (%d tools, %d skills, %d upstreams):\n%s", len(c.tools), len(c.skills), len(c.upstreams), report.String())
@@ -254,17 +260,71 @@ func TestDraftQuality(t *testing.T) {
 		got   float64
 		floor float64
 	}{
-		{"tool recall (all)", toolK["all"].recall(), 0},
-		{"tool precision (all)", toolK["all"].precision(), 0},
-		{"skill recall (all)", skillK["all"].recall(), 0},
-		{"skill precision (all)", skillK["all"].precision(), 0},
-		{"tool recall (held-out)", toolK["heldout"].recall(), 0},
-		{"tool precision (held-out)", toolK["heldout"].precision(), 0},
+		// Measured (see README.md), recall/precision at tool level: all
+		// 0.887/0.784; held-out 0.924/0.758; fresh 0.844/0.866; final
+		// 0.806/0.659. Skills, all: 0.887/0.764.
+		{"tool recall (all)", toolK["all"].recall(), 0.84},
+		{"tool precision (all)", toolK["all"].precision(), 0.72},
+		{"skill recall (all)", skillK["all"].recall(), 0.83},
+		{"skill precision (all)", skillK["all"].precision(), 0.70},
+		{"tool recall (held-out)", toolK["heldout"].recall(), 0.86},
+		{"tool precision (held-out)", toolK["heldout"].precision(), 0.70},
+		{"tool recall (fresh)", toolK["fresh"].recall(), 0.78},
+		{"tool precision (fresh)", toolK["fresh"].precision(), 0.80},
+		{"tool recall (final)", toolK["final"].recall(), 0.74},
+		{"tool precision (final)", toolK["final"].precision(), 0.60},
 	}
 	for _, f := range floors {
 		if f.got < f.floor {
 			t.Errorf("%s = %.3f, below the floor %.2f", f.name, f.got, f.floor)
 		}
+	}
+}
+
+// TestDraftNameOnly drafts every description from the skills and tool
+// names alone (no tools/list metadata), as before an upstream was ever
+// reached. Precision and recall drop; the hard rule must still hold.
+func TestDraftNameOnly(t *testing.T) {
+	c := loadCatalog(t)
+	ix, err := persona.NewIndex(c.skills, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tools counts
+	for _, tc := range loadCases(t) {
+		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := asked | persona.Read
+		var want []string
+		for _, name := range tc.Skills {
+			for _, id := range c.toolsOf(c.byName[name]) {
+				if allowed.Has(c.truth[id]) && !slices.Contains(want, id) {
+					want = append(want, id)
+				}
+			}
+		}
+		p, err := ix.Draft(tc.Description)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		var got []string
+		for _, ps := range p.Skills {
+			for _, id := range ps.Tools {
+				if !slices.Contains(got, id) {
+					got = append(got, id)
+				}
+				if extra := c.truth[id] &^ allowed; extra != 0 {
+					t.Errorf("%s: HARD RULE (names only): proposed %s which can %s; asked only %s", tc.ID, id, extra, allowed)
+				}
+			}
+		}
+		tools.add(got, want)
+	}
+	t.Logf("names only, all descriptions, tool level: %s", tools)
+	if tools.recall() < 0.5 {
+		t.Errorf("names-only tool recall %.3f is below 0.5", tools.recall())
 	}
 }
 
@@ -348,6 +408,16 @@ func TestToolClassification(t *testing.T) {
 		}
 	}
 	t.Logf("tool classification: %d exact, %d over-cautious, of %d\n%s", exact, over, len(c.tools), strings.Join(lines, "\n"))
+	// From the name alone (no tools/list yet) a tool may look more dangerous
+	// than it is, never less.
+	missed := 0
+	for _, id := range sortedIDs(c.tools) {
+		got := persona.ClassifyTool(id, nil).Abilities
+		if want := c.truth[id] &^ persona.Read; !got.Has(want) {
+			missed++
+			t.Errorf("%s from its name alone: classified %s, but it can %s", id, got, c.truth[id])
+		}
+	}
 }
 
 func sortedIDs(m map[string]persona.ToolInfo) []string {

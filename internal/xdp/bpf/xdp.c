@@ -95,6 +95,22 @@ struct settings {
 	__u32 flags;
 };
 
+// IPv4 country table, DIR-24-8: geo24 holds, per /24, the country or
+// G_GROUP|group when the /24 holds longer prefixes; geo8[group] holds the
+// country per last octet. Entries are packed into 4 KiB array values (array
+// maps round every value up to 8 bytes). Chosen over the LPM trie by
+// BenchmarkCountryLookup: flat ~50 ns vs 280 ns (10k) to 1.5 us (1M).
+#define G_GROUP 0x80000000
+#define PAGE24 1024
+
+struct page24 {
+	__u32 e[PAGE24];
+};
+
+struct group8 {
+	__u16 e[256];
+};
+
 struct config {
 	__u32 seq; // active slot = seq & 1
 };
@@ -106,6 +122,22 @@ struct global_lpm {
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(struct addr_key));
 	__uint(value_size, sizeof(__u8));
+};
+
+struct geo24_arr {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP); // size varies with the table
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct page24));
+};
+
+struct geo8_arr {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct group8));
 };
 
 struct geo_lpm {
@@ -160,6 +192,20 @@ struct {
 	__type(key, __u32);
 	__array(values, struct geo_lpm);
 } geo SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct geo24_arr);
+} geo24 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct geo8_arr);
+} geo8 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -222,6 +268,8 @@ struct pkt {
 struct maps {
 	void *global;
 	void *geo;
+	void *geo24;
+	void *geo8;
 	void *lcidr;
 	void *listeners;
 	void *pins;
@@ -375,6 +423,8 @@ static __always_inline int load_maps(struct maps *m)
 		__u32 slot = s1 & 1;
 		m->global = bpf_map_lookup_elem(&global_cidrs, &slot);
 		m->geo = bpf_map_lookup_elem(&geo, &slot);
+		m->geo24 = bpf_map_lookup_elem(&geo24, &slot);
+		m->geo8 = bpf_map_lookup_elem(&geo8, &slot);
 		m->lcidr = bpf_map_lookup_elem(&listener_cidrs, &slot);
 		m->listeners = bpf_map_lookup_elem(&listeners, &slot);
 		m->pins = bpf_map_lookup_elem(&pins, &slot);
@@ -386,13 +436,37 @@ static __always_inline int load_maps(struct maps *m)
 	}
 	// Userspace fills every map of a slot before publishing it; a missing
 	// one means no policy was published yet.
-	if (!m->global || !m->geo || !m->lcidr || !m->listeners || !m->pins || !m->frags)
+	if (!m->global || !m->geo || !m->geo24 || !m->geo8 || !m->lcidr || !m->listeners || !m->pins || !m->frags)
 		return -1;
 	return 0;
 }
 
+static __always_inline int is_v4mapped(const __u8 *a)
+{
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			return 0;
+	return a[10] == 0xff && a[11] == 0xff;
+}
+
+// country_of: IPv4 (mapped) sources use the DIR-24-8 table, IPv6 ones the
+// LPM trie. 0 = unknown.
 static __always_inline __u32 country_of(struct maps *m, const __u8 *src)
 {
+	if (is_v4mapped(src)) {
+		__u32 a24 = ((__u32)src[12] << 16) | ((__u32)src[13] << 8) | src[14];
+		__u32 page = a24 / PAGE24;
+		struct page24 *p = bpf_map_lookup_elem(m->geo24, &page);
+		if (!p)
+			return 0;
+		__u32 c = p->e[a24 & (PAGE24 - 1)];
+		if (c & G_GROUP) {
+			__u32 g = c & ~G_GROUP;
+			struct group8 *grp = bpf_map_lookup_elem(m->geo8, &g);
+			c = grp ? grp->e[src[15]] : 0;
+		}
+		return c;
+	}
 	struct addr_key k = {.prefixlen = 128};
 	__builtin_memcpy(k.addr, src, 16);
 	__u16 *cc = bpf_map_lookup_elem(m->geo, &k);

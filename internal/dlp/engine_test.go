@@ -1,0 +1,247 @@
+package dlp
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	mrand "math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func testMAC(t testing.TB) MAC {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewHMAC(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// issuePolicy is the example from the Persona spec.
+var issuePolicy = Policy{Rules: []Rule{
+	{Categories: []Category{PCI, Secrets}, Direction: "both", Action: ActionRedact},
+	{Categories: []Category{PII}, Direction: "response", Action: ActionMask},
+}}
+
+func mustEngine(t *testing.T, cfg EngineConfig) *Engine {
+	t.Helper()
+	e, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestEngineIssuePolicy(t *testing.T) {
+	e := mustEngine(t, EngineConfig{Policy: issuePolicy})
+	resp := `{"result":{"content":[{"type":"text","text":"Card 4111 1111 1111 1111 on file, contact jane.doe@example.com"}],"card":5555555555554444,"owner":"Jane"}}`
+	out, v, err := e.Apply(Response, []byte(resp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Decision != Modify {
+		t.Fatalf("decision = %v, want modify (%v)", v.Decision, v.Reasons)
+	}
+	if !json.Valid(out) {
+		t.Fatalf("rewritten document is not valid JSON: %s", out)
+	}
+	var doc struct {
+		Result struct {
+			Content []struct{ Text string }
+			Card    string
+			Owner   string
+		}
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	txt := doc.Result.Content[0].Text
+	if !strings.Contains(txt, "[REDACTED:card-visa]") || strings.Contains(txt, "4111") {
+		t.Errorf("card not redacted: %q", txt)
+	}
+	if !strings.Contains(txt, "*******@*******.com") && !strings.Contains(txt, ".com") || strings.Contains(txt, "jane.doe") {
+		t.Errorf("email not masked: %q", txt)
+	}
+	if doc.Result.Card != "[REDACTED:card-mastercard]" {
+		t.Errorf("numeric card = %q", doc.Result.Card)
+	}
+	if doc.Result.Owner != "Jane" {
+		t.Errorf("unrelated field changed: %q", doc.Result.Owner)
+	}
+	// pii rules are response-only: an email in a request passes
+	req := `{"method":"tools/call","params":{"arguments":{"to":"jane.doe@example.com"}}}`
+	out, v, _ = e.Apply(Request, []byte(req))
+	if v.Decision != Allow || string(out) != req {
+		t.Errorf("request with email: %v %s", v.Decision, out)
+	}
+}
+
+func TestEngineMaskKeepsTail(t *testing.T) {
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 4}}}})
+	out, _, err := e.Apply(Response, []byte(`{"pan":"4111-1111-1111-1111"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != `{"pan":"****-****-****-1111"}` {
+		t.Errorf("got %s", out)
+	}
+}
+
+func TestEngineBlock(t *testing.T) {
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{NationalID}, Direction: "request", Action: ActionBlock}}}})
+	out, v, err := e.Apply(Request, []byte(`{"params":{"arguments":{"query":"customer with SSN 536-22-1846"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Decision != Block || out != nil {
+		t.Fatalf("decision %v out %s", v.Decision, out)
+	}
+	if len(v.Reasons) == 0 || !strings.Contains(v.Reasons[0], "us-ssn") || !strings.Contains(v.Reasons[0], "$.params.arguments.query") {
+		t.Errorf("reasons = %v", v.Reasons)
+	}
+	for _, r := range v.Reasons {
+		if strings.Contains(r, "536-22-1846") {
+			t.Errorf("reason leaks the value: %s", r)
+		}
+	}
+	// the same document as a response is allowed (rule is request-only)
+	if _, v, _ := e.Apply(Response, []byte(`{"q":"SSN 536-22-1846"}`)); v.Decision != Allow {
+		t.Errorf("response decision = %v", v.Decision)
+	}
+}
+
+func TestEngineRedactsCredentialsInRequests(t *testing.T) {
+	e := mustEngine(t, EngineConfig{}) // no rules at all
+	tok := genCRCToken(mrand.New(mrand.NewPCG(1, 2)), "ghp_")
+	req := `{"params":{"arguments":{"cmd":"git clone https://x:` + tok + `@github.com/o/r"}}}`
+	out, v, err := e.Apply(Request, []byte(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Decision != Modify || strings.Contains(string(out), tok) || !json.Valid(out) {
+		t.Errorf("credential reached the upstream: %v %s", v.Decision, out)
+	}
+}
+
+func TestEngineTokenize(t *testing.T) {
+	mac := testMAC(t)
+	tk, _ := NewTokenizer(TokenizerConfig{MAC: mac})
+	fpe, _ := NewTokenizer(TokenizerConfig{MAC: mac, FormatPreserving: true})
+	pol := Policy{Rules: []Rule{{Categories: []Category{PCI, NationalID}, Direction: "response", Action: ActionTokenize}}}
+	doc := []byte(`{"a":"4111 1111 1111 1111","b":"4111-1111-1111-1111","c":"SSN 536-22-1846"}`)
+	e := mustEngine(t, EngineConfig{Policy: pol, Tokenizer: tk})
+	out, _, err := e.Apply(Response, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(m["a"], "tok_") || m["a"] != m["b"] {
+		t.Errorf("tokens not deterministic across layouts: %q %q", m["a"], m["b"])
+	}
+	e2 := mustEngine(t, EngineConfig{Policy: pol, Tokenizer: fpe})
+	out, _, _ = e2.Apply(Response, doc)
+	_ = json.Unmarshal(out, &m)
+	if len(m["a"]) != 19 || m["a"][4] != ' ' || m["a"] == "4111 1111 1111 1111" || !allDigits([]byte(strings.ReplaceAll(m["a"], " ", ""))) {
+		t.Errorf("format-preserving token = %q", m["a"])
+	}
+	if !strings.HasPrefix(m["c"], "SSN ") || len(m["c"]) != len("SSN 536-22-1846") || m["c"][7] != '-' {
+		t.Errorf("ssn token = %q", m["c"])
+	}
+	if _, err := NewEngine(EngineConfig{Policy: pol}); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("tokenize without tokenizer: err = %v", err)
+	}
+}
+
+func TestPolicyValidate(t *testing.T) {
+	bad := []Rule{
+		{Direction: "both", Action: ActionRedact},
+		{Categories: []Category{"nope"}, Direction: "both", Action: ActionRedact},
+		{Detectors: []string{"no-such"}, Direction: "both", Action: ActionRedact},
+		{Categories: []Category{PCI}, Direction: "sideways", Action: ActionRedact},
+		{Categories: []Category{PCI}, Direction: "both", Action: "shred"},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 99},
+	}
+	for _, r := range bad {
+		if err := (Policy{Rules: []Rule{r}}).Validate(); !errors.Is(err, ErrBadPolicy) {
+			t.Errorf("%+v: err = %v", r, err)
+		}
+	}
+	if err := issuePolicy.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTaintFlows(t *testing.T) {
+	mac := testMAC(t)
+	taint, _ := NewTaint(TaintConfig{MAC: mac})
+	e := mustEngine(t, EngineConfig{Taint: taint})
+	crmProd := Upstream{Name: "crm", Environment: Prod, Egress: Internal}
+	sandbox := Upstream{Name: "sandbox", Environment: Dev, Egress: Internal}
+	reports := Upstream{Name: "reports", Environment: Prod, Egress: Internal}
+	saas := Upstream{Name: "translator", Environment: Prod, Egress: External}
+
+	if _, v, _ := e.ApplyFlow(Flow{"s1", crmProd}, Response, []byte(`{"customer":{"ssn":"536-22-1846"}}`)); v.Decision != Allow {
+		t.Fatalf("response: %v", v.Decision)
+	}
+	req := []byte(`{"params":{"arguments":{"note":"SSN 536221846 please"}}}`)
+	for _, tc := range []struct {
+		to   Upstream
+		sess string
+		want Decision
+	}{
+		{sandbox, "s1", Block}, // prod → dev
+		{reports, "s1", Allow}, // prod → prod, internal
+		{saas, "s1", Block},    // sensitive → external
+		{sandbox, "s2", Allow}, // another session never saw it
+	} {
+		_, v, err := e.ApplyFlow(Flow{tc.sess, tc.to}, Request, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Decision != tc.want {
+			t.Errorf("to %s (%s): decision %v, want %v (%v)", tc.to.Name, tc.sess, v.Decision, tc.want, v.Reasons)
+		}
+	}
+	taint.Forget("s1")
+	if _, v, _ := e.ApplyFlow(Flow{"s1", sandbox}, Request, req); v.Decision != Allow {
+		t.Errorf("after Forget: %v", v.Decision)
+	}
+	err := taint.Check("s1", sandbox, "x", []byte("y"))
+	if err != nil {
+		t.Errorf("unknown value flagged: %v", err)
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"direction":"both","action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keep":2}]`))
+	if err != nil || len(p.Rules) != 2 || p.Rules[1].Keep != 2 || p.Rules[1].Action != ActionMask {
+		t.Fatalf("parse: %+v %v", p, err)
+	}
+	if _, err := ParsePolicy([]byte(`{"rules":[{"categories":["pci"],"direction":"both","action":"redact","colour":"red"}]}`)); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("unknown field: %v", err)
+	}
+	if _, err := ParsePolicy([]byte(`[{"categories":["pci"],"direction":"up","action":"redact"}]`)); !errors.Is(err, ErrBadPolicy) {
+		t.Errorf("bad direction: %v", err)
+	}
+}
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(`[{"categories":["pci"],"direction":"both","action":"block"}]`))
+	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keep":4}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePolicy(data)
+		if err != nil {
+			return
+		}
+		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: &Tokenizer{mac: &HMAC{key: make([]byte, 32)}}}); err != nil {
+			t.Fatalf("validated policy rejected by NewEngine: %v", err)
+		}
+	})
+}
