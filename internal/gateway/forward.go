@@ -490,7 +490,11 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 		if up := g.resourceRoute(rc, uri); up != "" {
 			l.uris[uri] = true
 			uris = append(uris, uri)
-			g.subscribeUpstream(rc, up, uri)
+			go func() {
+				if err := g.subscribeUpstream(g.ctx, rc, up, uri); err != nil {
+					g.log.Debug("upstream resource subscription failed", "upstream", up, "uri", uri, "err", err)
+				}
+			}()
 		}
 	}
 	if len(uris) > 0 {
@@ -503,23 +507,20 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 	g.stream(w, rc, l, mcp.NewNotification(mcp.NotifyAcknowledged, ack))
 }
 
-// subscribeUpstream asks a legacy upstream to send updates for uri on the
-// node's shared session (best effort).
-func (g *Gateway) subscribeUpstream(rc *reqCtx, upName, uri string) {
+// subscribeUpstream makes the node's connection to an upstream receive
+// updates of uri (resources/subscribe, or a subscriptions/listen stream on
+// 2026-07-28). Updates reach the agents subscribed to uri whose role
+// allows it.
+func (g *Gateway) subscribeUpstream(ctx context.Context, rc *reqCtx, upName, uri string) error {
 	u := g.upstream(upName, rc.view)
 	if u == nil {
-		return
+		return fmt.Errorf("upstream %q is not configured", upName)
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
-		defer cancel()
-		c, err := u.connect(ctx)
-		if err != nil || mcp.Modern(c.Server().ProtocolVersion) {
-			return
-		}
-		params, _ := json.Marshal(map[string]string{"uri": uri})
-		if _, err := c.Call(ctx, mcp.MethodResourcesSubscribe, params, nil); err != nil {
-			g.log.Debug("upstream resource subscription failed", "upstream", upName, "err", err)
-		}
-	}()
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	c, err := u.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return c.SubscribeResource(ctx, uri)
 }
