@@ -181,8 +181,8 @@ type listener struct {
 }
 
 type hub struct {
-	mu   sync.RWMutex
-	ls   map[*listener]struct{}
+	mu     sync.RWMutex
+	ls     map[*listener]struct{}
 	subs   map[string]map[string]bool // session nonce -> subscribed URIs (legacy)
 	subsAt map[string]time.Time       // session nonce -> last subscribe
 }
