@@ -319,6 +319,9 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	if rc.modern {
 		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
+	if rc.rev < mcp.Rev20250618 && m.Method == mcp.MethodToolsCall && bytes.Contains(res, []byte(`"resource_link"`)) {
+		res = downgradeLinks(res)
+	}
 	d.Decision, d.UpstreamStatus = Allow, "ok"
 	g.record(ctx, d)
 	return mcp.NewResult(m.ID, res), http.StatusOK
@@ -523,4 +526,38 @@ func (g *Gateway) subscribeUpstream(ctx context.Context, rc *reqCtx, upName, uri
 		return err
 	}
 	return c.SubscribeResource(ctx, uri)
+}
+
+// downgradeLinks bridges a tool result for a 2025-03-26 agent: content of
+// type resource_link (2025-06-18) becomes a text item naming the resource,
+// which that revision's clients understand.
+func downgradeLinks(res json.RawMessage) json.RawMessage {
+	var items []map[string]json.RawMessage
+	if json.Unmarshal(mcp.GetField(res, "content"), &items) != nil {
+		return res
+	}
+	changed := false
+	for i, it := range items {
+		if string(it["type"]) != `"resource_link"` {
+			continue
+		}
+		var uri, name string
+		_ = json.Unmarshal(it["uri"], &uri)
+		_ = json.Unmarshal(it["name"], &name)
+		text := "Resource " + uri
+		if name != "" && name != uri {
+			text = "Resource " + name + ": " + uri
+		}
+		items[i] = map[string]json.RawMessage{"type": mcp.Quote("text"), "text": mcp.Quote(text)}
+		changed = true
+	}
+	if !changed {
+		return res
+	}
+	content, _ := json.Marshal(items)
+	out, err := mcp.SetField(res, "content", content)
+	if err != nil {
+		return res
+	}
+	return out
 }
