@@ -206,6 +206,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		Authenticator: &authn.APIKeys{State: a.store},
 		SessionKey:    sessionKey,
 		ServerName:    "portcullis",
+		// Upstream credentials are unsealed by the HSM and injected per
+		// upstream; the agent's own credential never goes upstream.
+		UpstreamTransport: a.upstreamTransport,
 	}
 	if cfg.Dev {
 		// A loopback server is what DNS rebinding attacks reach; accept

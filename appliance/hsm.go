@@ -11,6 +11,8 @@ import (
 	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/credential"
+	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // openKeystore opens the node's HSM: the configured token, or in dev mode
@@ -72,4 +74,28 @@ func (a *Appliance) secretRoutes() []api.Route {
 		{Method: http.MethodPut, Path: "/secrets/:name", Handler: h},
 		{Method: http.MethodDelete, Path: "/secrets/:name", Handler: h},
 	}
+}
+
+// upstreamTransport is the gateway's UpstreamTransport hook: an upstream
+// with a credential gets a credential.Transport that unseals the secret it
+// names with the HSM and injects it. Without an HSM such an upstream fails
+// closed: nothing is sent to it.
+func (a *Appliance) upstreamTransport(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
+	return a.credentialTransport(spec.Name, spec.Credential, base)
+}
+
+func (a *Appliance) credentialTransport(upstream string, c *state.Credential, base http.RoundTripper) (http.RoundTripper, error) {
+	if c == nil {
+		return base, nil
+	}
+	if a.keystore == nil {
+		return nil, fmt.Errorf("upstream %s needs a credential, but this node has no HSM to unseal it", upstream)
+	}
+	return credential.New(credential.Config{
+		Upstream: upstream,
+		Spec:     credential.FromState(c),
+		Unsealer: credential.KeystoreUnsealer{Keystore: a.keystore, Lookup: credential.StateLookup(a.store.Current)},
+		Base:     base,
+		Logger:   a.log.With("component", "credential"),
+	})
 }
