@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // HSMPINEnv is the environment variable that holds the HSM user PIN when no
@@ -120,22 +121,29 @@ func (a *Appliance) voters() int {
 // in the outgoing request until it is written. Without an HSM such calls
 // fail closed with credential.ErrUnavailable; other upstreams are unaffected.
 func (a *Appliance) upstreamTransport(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
-	if spec.Credential == nil {
+	return a.credentialTransport(spec.Name, spec.Credential, base)
+}
+
+// credentialTransport wraps base so that it injects an upstream's
+// credential (base itself when there is none); the drafter's tools/list
+// calls use it too.
+func (a *Appliance) credentialTransport(upstream string, c *state.Credential, base http.RoundTripper) (http.RoundTripper, error) {
+	if c == nil {
 		return base, nil
 	}
 	if a.keystore == nil {
-		return nil, fmt.Errorf("%w: upstream %q needs a backend credential but this node has no HSM", credential.ErrUnavailable, spec.Name)
+		return nil, fmt.Errorf("%w: upstream %q needs a backend credential but this node has no HSM", credential.ErrUnavailable, upstream)
 	}
 	tr, err := credential.New(credential.Config{
-		Upstream: spec.Name,
-		Spec:     credential.FromState(spec.Credential),
+		Upstream: upstream,
+		Spec:     credential.FromState(c),
 		Unsealer: credential.KeystoreUnsealer{Keystore: a.keystore, Lookup: credential.StateLookup(a.store.Current)},
 		Base:     base,
 		CacheTTL: a.cfg.SecretCacheTTL,
 		Logger:   a.log.With("component", "credential"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
+		return nil, fmt.Errorf("upstream %q: %w", upstream, err)
 	}
 	return tr, nil
 }
