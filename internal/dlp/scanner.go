@@ -90,6 +90,7 @@ func New(cfg Config) (*Scanner, error) {
 	for _, d := range chosen {
 		s.enabled[d] = true
 	}
+	s.dets = slices.Clone(chosen)
 	// family members are reached through their router
 	for _, d := range chosen {
 		if d.via != "" && !s.enabled[byID[d.via]] {
