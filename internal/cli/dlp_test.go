@@ -2,23 +2,10 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 )
-
-func runCLI(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
-}
 
 func TestDLPDetectorsJSON(t *testing.T) {
 	out, err := runCLI(t, "", "dlp", "detectors", "--format", "json")

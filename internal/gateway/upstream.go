@@ -1,0 +1,300 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/mcp"
+)
+
+// list kinds cached per upstream.
+type listKind int
+
+const (
+	kindTools listKind = iota
+	kindResources
+	kindTemplates
+	kindPrompts
+	numKinds
+)
+
+var listMethods = [numKinds]struct{ method, field, key, capability string }{
+	kindTools:     {mcp.MethodToolsList, "tools", "name", "tools"},
+	kindResources: {mcp.MethodResourcesList, "resources", "uri", "resources"},
+	kindTemplates: {mcp.MethodResourceTemplates, "resourceTemplates", "uriTemplate", "resources"},
+	kindPrompts:   {mcp.MethodPromptsList, "prompts", "name", "prompts"},
+}
+
+// item is one entry of an upstream list: its key (name, uri or uriTemplate)
+// and its definition, raw.
+type item struct {
+	key string
+	raw json.RawMessage
+}
+
+// listing is an immutable snapshot of one upstream list.
+type listing struct {
+	items []item
+	err   error
+	at    time.Time
+}
+
+// upstream is this node's connection to one upstream and its list caches.
+// The connection is shared by every agent session on the node; its
+// session is re-created lazily when it breaks.
+type upstream struct {
+	g    *Gateway
+	spec *UpstreamSpec
+
+	dialMu sync.Mutex
+	conn   atomic.Pointer[connBox]
+
+	lists   [numKinds]atomic.Pointer[listing]
+	listMus [numKinds]sync.Mutex
+
+	closed atomic.Bool
+}
+
+type connBox struct {
+	c      mcp.Conn
+	closer io.Closer // the credential transport, if it needs closing
+}
+
+func (b *connBox) close() {
+	_ = b.c.Close()
+	if b.closer != nil {
+		_ = b.closer.Close()
+	}
+}
+
+const (
+	maxListPages   = 100
+	listErrorTTL   = 2 * time.Second
+	listTTL        = 5 * time.Minute
+	minListTimeout = 10 * time.Second
+	gatewayCaps    = `{"sampling":{},"elicitation":{},"roots":{}}`
+	maxListedItem  = 10000
+)
+
+func (u *upstream) timeout() time.Duration {
+	if u.spec.Timeout > 0 {
+		return u.spec.Timeout
+	}
+	return u.g.cfg.UpstreamTimeout
+}
+
+// connect returns a live connection, dialling once if needed.
+func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
+	if b := u.conn.Load(); b != nil && !isDone(b.c) {
+		return b.c, nil
+	}
+	u.dialMu.Lock()
+	defer u.dialMu.Unlock()
+	if b := u.conn.Load(); b != nil {
+		if !isDone(b.c) {
+			return b.c, nil
+		}
+		b.close()
+		u.conn.Store(nil)
+	}
+	if u.closed.Load() {
+		return nil, errors.New("upstream removed")
+	}
+	hc := u.g.cfg.HTTPClient
+	var closer io.Closer
+	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
+		base := hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		rt, err := wrap(u.spec, base)
+		if err != nil {
+			return nil, fmt.Errorf("upstream credential: %w", err)
+		}
+		closer, _ = rt.(io.Closer)
+		hc = &http.Client{Transport: rt}
+	}
+	cfg := mcp.ClientConfig{
+		URL:             u.spec.URL,
+		HTTPClient:      hc,
+		ProtocolVersion: u.spec.ProtocolVersion,
+		ClientInfo:      mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
+		Capabilities:    json.RawMessage(gatewayCaps),
+		OnMessage:       u.onMessage,
+		Logger:          u.g.log.With("upstream", u.spec.Name),
+	}
+	var (
+		c   mcp.Conn
+		err error
+	)
+	if u.spec.Transport == TransportSSE {
+		c, err = mcp.DialSSE(ctx, cfg)
+	} else {
+		c, err = mcp.Dial(ctx, cfg)
+	}
+	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, err
+	}
+	u.conn.Store(&connBox{c: c, closer: closer})
+	// A new connection may see a different server: refresh every list.
+	for k := range u.lists {
+		u.lists[k].Store(nil)
+	}
+	u.g.log.Info("upstream connected", "upstream", u.spec.Name, "revision", c.Server().ProtocolVersion)
+	return c, nil
+}
+
+func isDone(c mcp.Conn) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// onMessage handles what an upstream sends outside any call.
+func (u *upstream) onMessage(m *mcp.Message) {
+	switch m.Method {
+	case mcp.NotifyToolsChanged:
+		u.invalidate(kindTools)
+		u.g.upstreamChanged(u.spec.Name, mcp.NotifyToolsChanged)
+	case mcp.NotifyPromptsChanged:
+		u.invalidate(kindPrompts)
+		u.g.upstreamChanged(u.spec.Name, mcp.NotifyPromptsChanged)
+	case mcp.NotifyResourcesChanged:
+		u.invalidate(kindResources)
+		u.invalidate(kindTemplates)
+		u.g.upstreamChanged(u.spec.Name, mcp.NotifyResourcesChanged)
+	case mcp.NotifyResourceUpdated:
+		var p struct {
+			URI string `json:"uri"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && p.URI != "" {
+			u.g.resourceUpdated(u.spec.Name, p.URI)
+		}
+	default:
+		if m.IsRequest() {
+			// Not tied to any agent's call: nobody can answer it.
+			b := u.conn.Load()
+			if b == nil {
+				return
+			}
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = b.c.Respond(ctx, mcp.NewError(m.ID, mcp.Errorf(mcp.CodeMethodNotFound, "portcullis relays %s only within an agent's request", m.Method)))
+			}()
+			return
+		}
+		u.g.log.Debug("upstream notification dropped", "upstream", u.spec.Name, "method", m.Method)
+	}
+}
+
+func (u *upstream) invalidate(k listKind) { u.lists[k].Store(nil) }
+
+// list returns the cached list of kind k, fetching it when missing. A list
+// older than listTTL is served while a background fetch refreshes it (for
+// upstreams that never send list_changed). Fetches run detached from the
+// asking request, so an agent that goes away cannot poison the cache.
+func (u *upstream) list(ctx context.Context, k listKind) *listing {
+	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
+		if l.err == nil && time.Since(l.at) > listTTL && u.listMus[k].TryLock() {
+			go func() {
+				defer u.listMus[k].Unlock()
+				if cur := u.lists[k].Load(); cur == l {
+					u.lists[k].CompareAndSwap(l, u.fetch(u.g.ctx, k))
+				}
+			}()
+		}
+		return l
+	}
+	u.listMus[k].Lock()
+	defer u.listMus[k].Unlock()
+	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
+		return l
+	}
+	l := u.fetch(u.g.ctx, k)
+	u.lists[k].Store(l)
+	return l
+}
+
+func (u *upstream) fetch(ctx context.Context, k listKind) *listing {
+	// Lists are metadata, not tool work: a short per-call timeout must not
+	// hide an upstream whose first connection takes a moment.
+	ctx, cancel := context.WithTimeout(ctx, max(u.timeout(), minListTimeout))
+	defer cancel()
+	c, err := u.connect(ctx)
+	if err != nil {
+		return &listing{err: fmt.Errorf("connect: %w", err), at: time.Now()}
+	}
+	lm := listMethods[k]
+	if !hasCapability(c.Server().Capabilities, lm.capability) {
+		return &listing{at: time.Now()}
+	}
+	l := &listing{at: time.Now()}
+	cursor := ""
+	for page := 0; page < maxListPages; page++ {
+		var params json.RawMessage
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		resp, err := c.Call(ctx, lm.method, params, nil)
+		if err != nil {
+			return &listing{err: err, at: time.Now()}
+		}
+		if resp.Error != nil {
+			return &listing{err: resp.Error, at: time.Now()}
+		}
+		var res struct {
+			NextCursor string `json:"nextCursor"`
+		}
+		_ = json.Unmarshal(resp.Result, &res)
+		var entries []json.RawMessage
+		if raw := mcp.GetField(resp.Result, lm.field); raw != nil {
+			if err := json.Unmarshal(raw, &entries); err != nil {
+				return &listing{err: fmt.Errorf("%s: malformed %s", lm.method, lm.field), at: time.Now()}
+			}
+		}
+		for _, e := range entries {
+			var key string
+			if err := json.Unmarshal(mcp.GetField(e, lm.key), &key); err != nil || key == "" {
+				u.g.log.Warn("upstream list entry without a key skipped", "upstream", u.spec.Name, "method", lm.method)
+				continue
+			}
+			if len(l.items) < maxListedItem {
+				l.items = append(l.items, item{key: key, raw: e})
+			}
+		}
+		if res.NextCursor == "" {
+			break
+		}
+		cursor = res.NextCursor
+	}
+	return l
+}
+
+func hasCapability(caps json.RawMessage, name string) bool {
+	if len(caps) == 0 {
+		return true // unknown: ask
+	}
+	v := mcp.GetField(caps, name)
+	return v != nil && string(v) != "null"
+}
+
+func (u *upstream) close() {
+	u.closed.Store(true)
+	if b := u.conn.Swap(nil); b != nil {
+		b.close()
+	}
+}
