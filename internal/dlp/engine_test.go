@@ -27,6 +27,8 @@ var issuePolicy = Policy{Rules: []Rule{
 	{Categories: []Category{PII}, Direction: "response", Action: ActionMask},
 }}
 
+func ptr[T any](v T) *T { return &v }
+
 func mustEngine(t *testing.T, cfg EngineConfig) *Engine {
 	t.Helper()
 	e, err := NewEngine(cfg)
@@ -81,7 +83,7 @@ func TestEngineIssuePolicy(t *testing.T) {
 }
 
 func TestEngineMaskKeepsTail(t *testing.T) {
-	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 4}}}})
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, KeepTail: ptr(4)}}}})
 	out, _, err := e.Apply(Response, []byte(`{"pan":"4111-1111-1111-1111"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +149,12 @@ func TestEngineTokenize(t *testing.T) {
 	}
 	e2 := mustEngine(t, EngineConfig{Policy: pol, Tokenizer: fpe})
 	out, _, _ = e2.Apply(Response, doc)
+	// the same through a rule with format ff1 and the default tokenizer
+	polFF1 := Policy{Rules: []Rule{{Categories: []Category{PCI, NationalID}, Direction: "response", Action: ActionTokenize, Format: "ff1"}}}
+	out3, _, _ := mustEngine(t, EngineConfig{Policy: polFF1, Tokenizer: tk}).Apply(Response, doc)
+	if string(out3) != string(out) {
+		t.Errorf("format ff1 rule: %s, tokenizer default: %s", out3, out)
+	}
 	_ = json.Unmarshal(out, &m)
 	if len(m["a"]) != 19 || m["a"][4] != ' ' || m["a"] == "4111 1111 1111 1111" || !allDigits([]byte(strings.ReplaceAll(m["a"], " ", ""))) {
 		t.Errorf("format-preserving token = %q", m["a"])
@@ -166,7 +174,9 @@ func TestPolicyValidate(t *testing.T) {
 		{Detectors: []string{"no-such"}, Direction: "both", Action: ActionRedact},
 		{Categories: []Category{PCI}, Direction: "sideways", Action: ActionRedact},
 		{Categories: []Category{PCI}, Direction: "both", Action: "shred"},
-		{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 99},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, KeepTail: ptr(99)},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionRedact, Format: "ff1"},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionTokenize, Format: "aes"},
 	}
 	for _, r := range bad {
 		if err := (Policy{Rules: []Rule{r}}).Validate(); !errors.Is(err, ErrBadPolicy) {
@@ -220,8 +230,8 @@ func TestTaintFlows(t *testing.T) {
 }
 
 func TestParsePolicy(t *testing.T) {
-	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"direction":"both","action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keep":2}]`))
-	if err != nil || len(p.Rules) != 2 || p.Rules[1].Keep != 2 || p.Rules[1].Action != ActionMask {
+	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keepTail":2}]`))
+	if err != nil || len(p.Rules) != 2 || *p.Rules[1].KeepTail != 2 || p.Rules[1].Action != ActionMask || !p.Rules[0].applies(Request) {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
 	if _, err := ParsePolicy([]byte(`{"rules":[{"categories":["pci"],"direction":"both","action":"redact","colour":"red"}]}`)); !errors.Is(err, ErrBadPolicy) {
@@ -234,13 +244,15 @@ func TestParsePolicy(t *testing.T) {
 
 func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte(`[{"categories":["pci"],"direction":"both","action":"block"}]`))
-	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keep":4}]}`))
+	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keepTail":4}]}`))
+	f.Add([]byte(`[{"categories":["pci"],"action":"tokenize","format":"ff1"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data)
 		if err != nil {
 			return
 		}
-		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: &Tokenizer{mac: &HMAC{key: make([]byte, 32)}}}); err != nil {
+		tok, _ := NewTokenizer(TokenizerConfig{MAC: &HMAC{key: make([]byte, 32)}})
+		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: tok}); err != nil {
 			t.Fatalf("validated policy rejected by NewEngine: %v", err)
 		}
 	})
