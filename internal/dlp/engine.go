@@ -264,6 +264,7 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	}
 	rules := e.rules[dir]
 	var edits []edit
+	var taints []Finding // response values the agent will receive
 	numEdits := map[int]*numEdit{}
 	for _, fd := range fs {
 		val := doc[fd.Start:fd.End]
@@ -277,16 +278,11 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 		}
 		r, ok := rules[fd.Detector]
 		if !ok || (r.MinConfidence > 0 && fd.Confidence < r.MinConfidence) {
-			if e.taint != nil && f.Session != "" && dir == Response {
-				e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
-			}
+			taints = append(taints, fd) // reaches the agent unchanged
 			continue
 		}
-		if dir == Response && e.taint != nil && f.Session != "" && r.Action == ActionLog {
-			e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
-		}
-		if dir == Response && e.taint != nil && f.Session != "" && r.Action == ActionMask {
-			e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
+		if r.Action == ActionLog || r.Action == ActionMask {
+			taints = append(taints, fd) // the agent sees it (or its tail)
 		}
 		reason := fmt.Sprintf("%s %s (%s) at %s", r.Action, fd.Detector, fd.Category, where(fd))
 		v.Reasons = append(v.Reasons, reason)
@@ -337,6 +333,11 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	}
 	if v.Decision == Block {
 		return nil, v, nil
+	}
+	if dir == Response && e.taint != nil && f.Session != "" {
+		for _, fd := range taints {
+			e.taint.Record(f.Session, f.Upstream, fd.Detector, doc[fd.Start:fd.End])
+		}
 	}
 	if v.Decision == Allow {
 		return doc, v, nil

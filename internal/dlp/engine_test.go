@@ -257,3 +257,18 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// A response that is blocked never reaches the agent, so it taints nothing.
+func TestTaintNotRecordedWhenBlocked(t *testing.T) {
+	taint, _ := NewTaint(TaintConfig{MAC: testMAC(t)})
+	e := mustEngine(t, EngineConfig{Taint: taint, Policy: Policy{Rules: []Rule{{Categories: []Category{Secrets}, Direction: "response", Action: ActionBlock}}}})
+	prod := Upstream{Name: "crm", Environment: Prod, Egress: Internal}
+	dev := Upstream{Name: "sandbox", Environment: Dev, Egress: Internal}
+	resp := `{"ssn":"536-22-1846","key":"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"}`
+	if _, v, _ := e.ApplyFlow(Flow{"s", prod}, Response, []byte(resp)); v.Decision != Block {
+		t.Fatalf("response not blocked: %v", v.Decision)
+	}
+	if _, v, _ := e.ApplyFlow(Flow{"s", dev}, Request, []byte(`{"q":"SSN 536-22-1846"}`)); v.Decision == Block {
+		t.Errorf("value of a blocked response was tainted: %v", v.Reasons)
+	}
+}
