@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
@@ -270,5 +271,42 @@ func TestTaintNotRecordedWhenBlocked(t *testing.T) {
 	}
 	if _, v, _ := e.ApplyFlow(Flow{"s", dev}, Request, []byte(`{"q":"SSN 536-22-1846"}`)); v.Decision == Block {
 		t.Errorf("value of a blocked response was tainted: %v", v.Reasons)
+	}
+}
+
+// TestConcurrentUse shares one scanner, engine and taint tracker between
+// goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	taint, _ := NewTaint(TaintConfig{MAC: testMAC(t), MaxSessions: 8, MaxValuesPerSession: 4})
+	e := mustEngine(t, EngineConfig{Taint: taint, Policy: issuePolicy})
+	s := mustScanner(t, Config{})
+	doc := []byte(`{"a":"4111 1111 1111 1111","b":"x@example.com","c":"SSN 536-22-1846","d":[1,2,{"k":"AKIAIOSFODNN7EXAMPL3"}]}`)
+	want, _ := s.ScanJSON(doc)
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				fs, err := s.ScanJSON(doc)
+				if err != nil || len(fs) != len(want) {
+					done <- fmt.Errorf("scan: %d findings, want %d (%v)", len(fs), len(want), err)
+					return
+				}
+				sess := fmt.Sprintf("s%d-%d", g, i%20)
+				if _, _, err := e.ApplyFlow(Flow{sess, Upstream{Name: "u", Environment: Prod}}, Response, doc); err != nil {
+					done <- err
+					return
+				}
+				if _, _, err := e.ApplyFlow(Flow{sess, Upstream{Name: "v", Environment: Dev}}, Request, doc); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
