@@ -223,8 +223,13 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 			httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error()+"; initialize a new session")
 			return
 		}
-		if pv := r.Header.Get(mcp.HeaderProtocolVersion); pv != "" && pv != st.Rev {
-			httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "MCP-Protocol-Version "+pv+" does not match the session's revision "+st.Rev)
+		// An unsupported MCP-Protocol-Version is refused (400). A supported
+		// one that differs from the session's is accepted, as the reference
+		// SDKs do (the conformance suite sends 2025-03-26 on a 2025-11-25
+		// session): the session's negotiated revision alone decides how the
+		// request is parsed, governed and answered.
+		if pv := r.Header.Get(mcp.HeaderProtocolVersion); pv != "" && !mcp.Known(pv) {
+			writeJSON(w, http.StatusBadRequest, mcp.NewError(nil, unsupportedVersion(pv)).AppendJSON(nil))
 			return
 		}
 		rc.sess, rc.rev, rc.caps = st, st.Rev, st.Caps

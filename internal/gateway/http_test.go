@@ -136,7 +136,13 @@ func TestBadInput(t *testing.T) {
 		{"batch on 2025-06-18", "POST", "support", withSess(), `[` + ping + `]`, 400, mcp.CodeInvalidRequest},
 		{"forged session", "POST", "support", withSess(mcp.HeaderSessionID, "AAAA"+sid[4:]), ping, 404, 0},
 		{"garbage session", "POST", "support", withSess(mcp.HeaderSessionID, "not a session"), ping, 404, 0},
-		{"session of another revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-11-25"), ping, 400, 0},
+		// A supported revision other than the session's is served under the
+		// session's revision, as the reference SDKs and the official
+		// conformance suite (server-sse-multiple-streams) expect; an
+		// unsupported one is refused.
+		{"session with another supported revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-03-26"), ping, 200, 0},
+		{"batch on 2025-06-18 under a 2025-03-26 header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-03-26"), `[` + ping + `]`, 400, mcp.CodeInvalidRequest},
+		{"session with an unsupported revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2099-01-01"), ping, 400, mcp.CodeUnsupportedProtocolVersion},
 		{"no session", "POST", "support", nil, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, 400, mcp.CodeInvalidRequest},
 		{"unknown method", "POST", "support", withSess(), `{"jsonrpc":"2.0","id":1,"method":"nope/nope"}`, 200, mcp.CodeMethodNotFound},
 		{"bad params type", "POST", "support", withSess(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`, 200, mcp.CodeInvalidParams},
