@@ -253,6 +253,54 @@ func TestLoggingRelay(t *testing.T) {
 	}
 }
 
+// A legacy agent gets log messages from a 2026-07-28 upstream (which logs
+// only when a request names a level) as it would from a legacy one: at
+// "info" before any logging/setLevel, then at the level it set. Found by
+// the official conformance suite (tools-call-with-logging against a
+// stateless upstream).
+func TestLoggingRelayFromModernUpstream(t *testing.T) {
+	e := newEnv(t, nil)
+	got := make(chan string, 8)
+	cs := e.connect("support", e.key, "2025-11-25", &sdk.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+		got <- fmt.Sprint(req.Params.Data)
+	}})
+	ctx := context.Background()
+	expect := func(id string, want bool) {
+		t.Helper()
+		if _, err := call(t, cs, "bill_report", map[string]any{"id": id}); err != nil {
+			t.Fatal(err)
+		}
+		wait := 300 * time.Millisecond
+		if want {
+			wait = 3 * time.Second
+		}
+		select {
+		case m := <-got:
+			if !want || m != "working on "+id {
+				t.Fatalf("log message %q (want one: %v)", m, want)
+			}
+		case <-time.After(wait):
+			if want {
+				t.Fatalf("no log message relayed for %s", id)
+			}
+		}
+	}
+	expect("T-1", true) // no setLevel yet: "info"
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "error"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	expect("T-2", false)
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	expect("T-3", true)
+	// A level outside the spec is refused and changes nothing.
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "loud"}); err == nil || !strings.Contains(err.Error(), "unknown log level") {
+		t.Fatalf("setLevel loud: %v", err)
+	}
+	expect("T-4", true)
+}
+
 // An upstream that accepts connections but never answers holds no call past
 // its timeout and does not slow the other upstreams.
 func TestHangingUpstream(t *testing.T) {

@@ -141,7 +141,11 @@ func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pa
 	}()
 	pc.conn, pc.err = u.connect(ctx)
 	if pc.err == nil {
-		pc.resp, pc.err = pc.conn.Call(mcp.WithHeaders(ctx, rc.upHdr), m.Method, params, func(ev *mcp.Message) {
+		cctx := mcp.WithHeaders(ctx, rc.upHdr)
+		if !rc.modern {
+			cctx = mcp.WithLogLevel(cctx, u.agentLogLevel())
+		}
+		pc.resp, pc.err = pc.conn.Call(cctx, m.Method, params, func(ev *mcp.Message) {
 			g.event(rc, m, d, pc, ev, out, &relays)
 		})
 	}

@@ -217,3 +217,21 @@ func headersFrom(ctx context.Context) http.Header {
 	h, _ := ctx.Value(extraHeadersKey{}).(http.Header)
 	return h
 }
+
+type logLevelKey struct{}
+
+// WithLogLevel returns a context whose Conn.Call asks a 2026-07-28 server
+// for log messages at level (the io.modelcontextprotocol/logLevel _meta)
+// when the request does not name a level itself. A legacy server keeps the
+// level of its session (logging/setLevel) and gets nothing extra.
+func WithLogLevel(ctx context.Context, level string) context.Context {
+	if level == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, logLevelKey{}, level)
+}
+
+func logLevelFrom(ctx context.Context) string {
+	l, _ := ctx.Value(logLevelKey{}).(string)
+	return l
+}
