@@ -196,22 +196,33 @@ func runSuite(t *testing.T, node []string, u string) map[string]result {
 	if ctx.Err() != nil {
 		t.Fatalf("conformance suite against %s timed out:\n%s", u, logs)
 	}
-	entries, _ := os.ReadDir(out)
 	res := map[string]result{}
+	readResults(t, out, resultDir, res)
+	if len(res) == 0 {
+		t.Fatalf("conformance suite against %s produced no results (err %v):\n%s", u, err, logs)
+	}
+	return res
+}
+
+// readResults reads the checks of every scenario directory in out whose
+// name matches dirName (the scenario is its first group) into res.
+func readResults(t *testing.T, out string, dirName *regexp.Regexp, res map[string]result) {
+	t.Helper()
+	entries, _ := os.ReadDir(out)
 	for _, e := range entries {
-		m := resultDir.FindStringSubmatch(e.Name())
+		m := dirName.FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
 		}
-		b, rerr := os.ReadFile(filepath.Join(out, e.Name(), "checks.json"))
-		if rerr != nil {
-			t.Fatalf("scenario %s: %v", m[1], rerr)
+		b, err := os.ReadFile(filepath.Join(out, e.Name(), "checks.json"))
+		if err != nil {
+			t.Fatalf("scenario %s: %v", m[1], err)
 		}
 		var checks []struct {
 			ID, Status, ErrorMessage string
 		}
-		if jerr := json.Unmarshal(b, &checks); jerr != nil {
-			t.Fatalf("scenario %s: checks.json: %v", m[1], jerr)
+		if err := json.Unmarshal(b, &checks); err != nil {
+			t.Fatalf("scenario %s: checks.json: %v", m[1], err)
 		}
 		var r result
 		for _, c := range checks {
@@ -228,10 +239,6 @@ func runSuite(t *testing.T, node []string, u string) map[string]result {
 		}
 		res[m[1]] = r
 	}
-	if len(res) == 0 {
-		t.Fatalf("conformance suite against %s produced no results (err %v):\n%s", u, err, logs)
-	}
-	return res
 }
 
 // waitCatalog waits until the persona endpoint lists the upstream's tools.
