@@ -52,7 +52,7 @@ type Enforcer struct {
 	geoTable *geoip.Table
 
 	listens atomic.Pointer[map[string]netip.AddrPort] // persona → dedicated listener
-	index   atomic.Uint64                              // state index in force
+	index   atomic.Uint64                             // state index in force
 	syncs   atomic.Uint64
 	failed  atomic.Uint64
 	refused [4]atomic.Uint64 // by Surface
