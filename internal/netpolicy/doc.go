@@ -32,5 +32,8 @@
 // answers 403 with the reason when the policy refuses. A request to a
 // persona's path on the shared gateway listener (/p/<persona>/...) is judged
 // as if it had reached that persona's dedicated listener, so the shared
-// port is no way around the persona's rules.
+// port is no way around the persona's rules. A persona with network rules
+// but no dedicated listener cannot be told apart at the NIC (its agents
+// share the gateway port); its rules are enforced by this userspace check
+// alone (CompileShared).
 package netpolicy

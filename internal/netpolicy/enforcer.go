@@ -52,10 +52,18 @@ type Enforcer struct {
 	geoTable *geoip.Table
 
 	listens atomic.Pointer[map[string]netip.AddrPort] // persona → dedicated listener
+	shared  atomic.Pointer[sharedPolicy]               // personas without one
 	index   atomic.Uint64                             // state index in force
 	syncs   atomic.Uint64
 	failed  atomic.Uint64
 	refused [4]atomic.Uint64 // by Surface
+}
+
+// sharedPolicy judges requests on the shared gateway listener for personas
+// with network rules but no dedicated listener (userspace only).
+type sharedPolicy struct {
+	policy *xdp.Policy
+	listen map[string]netip.AddrPort // persona → synthetic listener
 }
 
 // New checks cfg and publishes the current state's rules once, so a node
@@ -73,6 +81,7 @@ func New(cfg Config) (*Enforcer, error) {
 	e := &Enforcer{cfg: cfg, log: cfg.Logger, dp: cfg.Datapath}
 	empty := map[string]netip.AddrPort{}
 	e.listens.Store(&empty)
+	e.shared.Store(&sharedPolicy{policy: mustEmptyPolicy(), listen: map[string]netip.AddrPort{}})
 	e.Sync()
 	return e, nil
 }
@@ -86,13 +95,35 @@ func (e *Enforcer) Run(ctx context.Context) error {
 	go func() { done <- e.dp.Run(ctx) }()
 	e.Sync()
 	for {
+		// Pins of personas without a dedicated listener expire in the
+		// shared policy; the datapath handles its own (xdp.Datapath.Run).
+		var (
+			expiry <-chan time.Time
+			timer  *time.Timer
+		)
+		if next := e.shared.Load().policy.NextExpiry(); !next.IsZero() {
+			timer = time.NewTimer(max(time.Until(next), 0))
+			expiry = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return <-done
 		case <-ch:
-			e.Sync()
+		case <-expiry:
 		}
+		if timer != nil {
+			timer.Stop()
+		}
+		e.Sync()
 	}
+}
+
+func mustEmptyPolicy() *xdp.Policy {
+	p, err := xdp.NewPolicy(xdp.Rules{}, nil)
+	if err != nil {
+		panic(err) // the empty policy always compiles
+	}
+	return p
 }
 
 // Sync publishes the current state's rules now. It returns the error that
@@ -116,6 +147,14 @@ func (e *Enforcer) Sync() error {
 		e.failed.Add(1)
 		e.log.Error("network policy: rules not published; the previous rules stay in force", "index", snap.Index, "err", err)
 		return fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
+	}
+	sr, sharedListen := CompileShared(snap)
+	sp, err := xdp.NewPolicy(sr, geo)
+	if err != nil {
+		e.failed.Add(1)
+		e.log.Error("network policy: rules of personas without a dedicated listener not published", "index", snap.Index, "err", err)
+	} else {
+		e.shared.Store(&sharedPolicy{policy: sp, listen: sharedListen})
 	}
 	listens := make(map[string]netip.AddrPort, len(rules.Listeners))
 	for _, l := range rules.Listeners {
@@ -202,14 +241,24 @@ func (e *Enforcer) Guard(s Surface, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := authn.ClientIP(r)
 		dst := localAddr(r)
+		var (
+			ok     bool
+			reason xdp.Reason
+			done   bool
+		)
 		if s == Gateway {
-			if name, ok := personaOfPath(r.URL.Path); ok {
-				if l, ok := e.Listen(name); ok {
+			if name, found := personaOfPath(r.URL.Path); found {
+				if l, has := e.Listen(name); has {
 					dst = l
+				} else if sh := e.shared.Load(); sh.listen[name].IsValid() {
+					ok, reason = sh.policy.Allow(src, sh.listen[name])
+					done = true
 				}
 			}
 		}
-		ok, reason := e.dp.Allow(src, dst)
+		if !done {
+			ok, reason = e.dp.Allow(src, dst)
+		}
 		if ok {
 			next.ServeHTTP(w, r)
 			return

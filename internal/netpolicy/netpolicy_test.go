@@ -106,6 +106,11 @@ metadata: {name: shared-only}
 spec: {skills: [s]}
 ---
 apiVersion: portcullis/v1
+kind: Persona
+metadata: {name: lan-only}
+spec: {skills: [s], network: {allowCIDRs: [10.0.0.0/8]}}
+---
+apiVersion: portcullis/v1
 kind: Agent
 metadata: {name: bot}
 spec: {persona: support}
@@ -354,6 +359,8 @@ func TestGuard(t *testing.T) {
 		{"shared path judged as the persona's listener", Gateway, "10.77.0.11", "127.0.0.1:8443", "/p/support/mcp", 403, "pin", "pinned address"},
 		{"shared path, pinned source", Gateway, "10.77.0.10", "127.0.0.1:8443", "/p/support/mcp", 200, "", "served"},
 		{"shared path of a persona without endpoint", Gateway, "10.77.0.11", "127.0.0.1:8443", "/p/shared-only/mcp", 200, "", "served"},
+		{"persona without endpoint: its rules on the shared path", Gateway, "192.0.2.1", "127.0.0.1:8443", "/p/lan-only/mcp", 403, "cidr", "allowed networks"},
+		{"persona without endpoint: admitted source", Gateway, "10.1.1.1", "127.0.0.1:8443", "/p/lan-only/mcp", 200, "", "served"},
 		{"global deny on the shared gateway", Gateway, "198.51.100.7", "127.0.0.1:8443", "/p/shared-only/mcp", 403, "global_deny", "global deny list"},
 	}
 	for _, c := range cases {
@@ -374,7 +381,7 @@ func TestGuard(t *testing.T) {
 	if st.Userspace["pin"] != 2 || st.Userspace["global_deny"] != 2 || st.Userspace["cidr"] != 1 {
 		t.Errorf("userspace counters %v", st.Userspace)
 	}
-	if e.refused[Gateway].Load() != 2 || e.refused[Admin].Load() != 1 || e.refused[Persona].Load() != 2 {
+	if e.refused[Gateway].Load() != 3 || e.refused[Admin].Load() != 1 || e.refused[Persona].Load() != 2 {
 		t.Errorf("refused by surface: admin %d gateway %d persona %d", e.refused[Admin].Load(), e.refused[Gateway].Load(), e.refused[Persona].Load())
 	}
 }
