@@ -52,7 +52,7 @@ type Enforcer struct {
 	geoTable *geoip.Table
 
 	listens atomic.Pointer[map[string]netip.AddrPort] // persona → dedicated listener
-	shared  atomic.Pointer[sharedPolicy]               // personas without one
+	shared  atomic.Pointer[sharedPolicy]              // personas without one
 	index   atomic.Uint64                             // state index in force
 	syncs   atomic.Uint64
 	failed  atomic.Uint64
