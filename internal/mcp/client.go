@@ -27,6 +27,9 @@ type Client struct {
 	info      ServerInfo
 	epoch     uint64 // bumped by every re-initialize
 
+	subMu sync.Mutex
+	subs  map[string]bool // resources with a listen stream (2026-07-28)
+
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -591,4 +594,61 @@ func (c *Client) answerPing(m *Message) bool {
 		_ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}")))
 	}()
 	return true
+}
+
+// SubscribeResource subscribes to updates of uri (see Conn).
+func (c *Client) SubscribeResource(ctx context.Context, uri string) error {
+	if !Modern(c.Server().ProtocolVersion) {
+		params, _ := json.Marshal(map[string]string{"uri": uri})
+		resp, err := c.Call(ctx, MethodResourcesSubscribe, params, nil)
+		if err != nil {
+			return err
+		}
+		if resp.Error != nil {
+			return resp.Error
+		}
+		return nil
+	}
+	if c.cfg.OnMessage == nil {
+		return errors.New("subscribe: no OnMessage to deliver updates to")
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if c.subs == nil {
+		c.subs = map[string]bool{}
+	}
+	if c.subs[uri] || c.closed.Load() {
+		return nil
+	}
+	c.subs[uri] = true
+	params, _ := json.Marshal(map[string]any{"notifications": map[string]any{"resourceSubscriptions": []string{uri}}})
+	c.wg.Add(1)
+	go c.keepListening(params)
+	return nil
+}
+
+// keepListening holds one subscriptions/listen stream open until Close.
+func (c *Client) keepListening(params json.RawMessage) {
+	defer c.wg.Done()
+	backoff := 200 * time.Millisecond
+	for c.ctx.Err() == nil {
+		start := time.Now()
+		_, err := c.roundTrip(c.ctx, MethodSubscriptionsListen, params, func(m *Message) {
+			if m.Method != NotifyAcknowledged && !c.answerPing(m) {
+				c.cfg.OnMessage(m)
+			}
+		}, false)
+		if err != nil && c.ctx.Err() == nil {
+			c.cfg.Logger.Debug("upstream resource listen stream ended", "url", c.cfg.URL, "err", err)
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = 200 * time.Millisecond
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
 }
