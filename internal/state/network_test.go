@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,3 +120,43 @@ spec: {skills: [], endpoint: {listen: "10.77.0.1:9001"}}
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+func TestListenerLimitsAndCountries(t *testing.T) {
+	s := NewStore(nil)
+	persona := func(name, listen string) Object {
+		objs, err := ParseDocuments("f.yaml", []byte("apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: "+name+"}\nspec: {skills: [], endpoint: {listen: \""+listen+"\"}}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return objs[0]
+	}
+	idx := uint64(1)
+	for i := range MaxListenersPerAddr - 2 {
+		if _, err := applyObjs(t, s, idx, persona("p"+string(rune('a'+i)), "10.0.0.1:"+itoa(9000+i))); err != nil {
+			t.Fatal(err)
+		}
+		idx++
+	}
+	// Two wildcard endpoints serve 10.0.0.1 too: 16 in all, the limit.
+	for i, name := range []string{"w1", "w2"} {
+		if _, err := applyObjs(t, s, idx, persona(name, "0.0.0.0:"+itoa(8000+i))); err != nil {
+			t.Fatal(err)
+		}
+		idx++
+	}
+	if _, err := applyObjs(t, s, idx, persona("over", "10.0.0.1:7000")); err == nil || !strings.Contains(err.Error(), "at most 16") {
+		t.Fatalf("17th endpoint on one address: %v", err)
+	}
+	if _, err := applyObjs(t, s, idx, persona("wild", "0.0.0.0:7000")); err == nil || !strings.Contains(err.Error(), "at most 16") {
+		t.Fatalf("wildcard endpoint over the limit: %v", err)
+	}
+	if _, err := applyObjs(t, s, idx, persona("other", "10.0.0.2:7000")); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	_, err := ParseDocuments("f.yaml", []byte("apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec: {skills: [], network: {denyCountries: [ZZ]}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "not an ISO 3166-1 alpha-2 country code") {
+		t.Fatalf("ZZ accepted: %v", err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -362,8 +362,10 @@ func validateUnknownCountry(errs *errList, p, v string) {
 	}
 }
 
+// validCountry accepts an ISO 3166-1 alpha-2 code; "ZZ" is the databases'
+// marker for unknown space (use unknownCountry instead).
 func validCountry(c string) bool {
-	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' && c != "ZZ"
 }
 
 // ParseCIDR parses an IPv4 or IPv6 prefix ("10.0.0.0/8") or a single
@@ -484,6 +486,8 @@ func checkRefs(s *Snapshot, o Object) []*FieldError {
 		}
 		if other := listenConflict(s, o); other != "" {
 			errs.add("spec.endpoint.listen", "%s is already the endpoint of persona %q", o.Endpoint.Listen, other)
+		} else if n := listenersOnAddr(s, o); n > MaxListenersPerAddr {
+			errs.add("spec.endpoint.listen", "%d persona endpoints on address %s; at most %d (the NIC filter checks them all)", n, o.Endpoint.Listen, MaxListenersPerAddr)
 		}
 	case *Upstream:
 		for _, name := range o.Credential.SecretNames() {
@@ -529,6 +533,49 @@ func listenConflict(s *Snapshot, p *Persona) string {
 		}
 	}
 	return ""
+}
+
+// MaxListenersPerAddr is how many persona endpoints one address may carry
+// (internal/xdp.MaxListenersPerAddr).
+const MaxListenersPerAddr = 16
+
+// listenersOnAddr counts, for the address of p's endpoint, the persona
+// endpoints in s that serve it: those on the address itself and those on
+// the unspecified address of its family (which serve every address). For an
+// unspecified address it is the largest such count over the family.
+func listenersOnAddr(s *Snapshot, p *Persona) int {
+	if p.Endpoint == nil {
+		return 0
+	}
+	mine, err := netip.ParseAddrPort(p.Endpoint.Listen)
+	if err != nil {
+		return 0
+	}
+	family := mine.Addr().Unmap().Is4()
+	perAddr := map[netip.Addr]int{}
+	unspec := 0
+	for _, o := range s.Personas {
+		if o.Endpoint == nil {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(o.Endpoint.Listen)
+		if err != nil || ap.Addr().Unmap().Is4() != family {
+			continue
+		}
+		if a := ap.Addr().Unmap(); a.IsUnspecified() {
+			unspec++
+		} else {
+			perAddr[a]++
+		}
+	}
+	if !mine.Addr().Unmap().IsUnspecified() {
+		return perAddr[mine.Addr().Unmap()] + unspec
+	}
+	most := 0
+	for _, n := range perAddr {
+		most = max(most, n)
+	}
+	return most + unspec
 }
 
 // referrers lists the objects in s that refer to kind/name.
