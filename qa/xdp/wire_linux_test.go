@@ -193,6 +193,9 @@ func TestNetworkControlsEndToEnd(t *testing.T) {
 	docs := filepath.Join(dir, "net.yaml")
 	os.WriteFile(docs, []byte(fmt.Sprintf(wireDocs, upstream)), 0o600)
 	must("apply", "-f", docs)
+	if out := must("get", "networkpolicies"); !strings.Contains(out, "edge") || !strings.Contains(out, "198.51.100.0/24") {
+		t.Fatalf("get networkpolicies:\n%s", out)
+	}
 	geo := filepath.Join(dir, "countries.csv")
 	os.WriteFile(geo, []byte(geoCSV), 0o600)
 	if out := must("geoip", "import", geo); !strings.Contains(out, "dbip-csv, 3 ranges") {
