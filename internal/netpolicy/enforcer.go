@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,12 @@ type Enforcer struct {
 	mu       sync.Mutex // serializes sync
 	geoBlob  []byte
 	geoTable *geoip.Table
+	// last is what was published: a change elsewhere in the state (an
+	// upstream, a secret, a key of an unpinned persona) republishes
+	// nothing, since every kernel map swap waits for an RCU grace period.
+	last      *xdp.Rules
+	lastGeo   *geoip.Table
+	published atomic.Uint64 // rules actually pushed to the datapath
 
 	listens atomic.Pointer[map[string]netip.AddrPort] // persona → dedicated listener
 	shared  atomic.Pointer[sharedPolicy]              // personas without one
@@ -143,10 +150,16 @@ func (e *Enforcer) Sync() error {
 		e.log.Error("network policy: the replicated GeoIP table is unreadable; keeping the previous rules", "err", err)
 		return err
 	}
-	if err := e.dp.SetRules(rules, geo); err != nil {
-		e.failed.Add(1)
-		e.log.Error("network policy: rules not published; the previous rules stay in force", "index", snap.Index, "err", err)
-		return fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
+	if e.last == nil || geo != e.lastGeo || !reflect.DeepEqual(rules, *e.last) {
+		if err := e.dp.SetRules(rules, geo); err != nil {
+			e.failed.Add(1)
+			e.log.Error("network policy: rules not published; the previous rules stay in force", "index", snap.Index, "err", err)
+			return fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
+		}
+		e.last, e.lastGeo = &rules, geo
+		e.published.Add(1)
+		e.log.Debug("network policy published", "index", snap.Index, "listeners", len(rules.Listeners),
+			"global_deny", len(rules.GlobalDeny), "global_allow", len(rules.GlobalAllow), "geo_ranges", geo.Len(), "took", time.Since(start))
 	}
 	sr, sharedListen := CompileShared(snap)
 	sp, err := xdp.NewPolicy(sr, geo)
@@ -163,8 +176,6 @@ func (e *Enforcer) Sync() error {
 	e.listens.Store(&listens)
 	e.index.Store(snap.Index)
 	e.syncs.Add(1)
-	e.log.Debug("network policy published", "index", snap.Index, "listeners", len(rules.Listeners),
-		"global_deny", len(rules.GlobalDeny), "global_allow", len(rules.GlobalAllow), "geo_ranges", geo.Len(), "took", time.Since(start))
 	return nil
 }
 
@@ -306,11 +317,13 @@ func personaOfPath(p string) (string, bool) {
 
 var (
 	descSyncs = prometheus.NewDesc("portcullis_netpolicy_syncs_total",
-		"Network policies published to the datapath after state changes.", nil, nil)
+		"State changes the network policy followed.", nil, nil)
+	descPublished = prometheus.NewDesc("portcullis_netpolicy_publishes_total",
+		"Changed network rules pushed to the datapath.", nil, nil)
 	descSyncFailures = prometheus.NewDesc("portcullis_netpolicy_sync_failures_total",
 		"State changes whose network rules could not be published (the previous rules stayed in force).", nil, nil)
 	descIndex = prometheus.NewDesc("portcullis_netpolicy_state_index",
-		"Raft index of the state whose network rules are in force.", nil, nil)
+		"Raft index of the state whose network rules are in force (kernel and userspace).", nil, nil)
 	descRefused = prometheus.NewDesc("portcullis_netpolicy_refused_requests_total",
 		"HTTP requests refused by the userspace network check, by listener.", []string{"surface"}, nil)
 )
@@ -323,7 +336,7 @@ type collector struct{ e *Enforcer }
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSyncs, descSyncFailures, descIndex, descRefused} {
+	for _, d := range []*prometheus.Desc{descSyncs, descPublished, descSyncFailures, descIndex, descRefused} {
 		ch <- d
 	}
 }
@@ -331,6 +344,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(e.syncs.Load()))
+	ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(e.published.Load()))
 	ch <- prometheus.MustNewConstMetric(descSyncFailures, prometheus.CounterValue, float64(e.failed.Load()))
 	ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(e.index.Load()))
 	for _, s := range []Surface{Admin, Gateway, Persona} {

@@ -318,8 +318,19 @@ func TestEnforcerFollowsState(t *testing.T) {
 	}
 	eventually("geoip imported", "10.77.0.20", xdp.ReasonCountry)
 	eventually("geoip imported", "10.77.0.10", xdp.ReasonPass)
+	// A change that leaves the network rules alone republishes nothing
+	// (every kernel map swap costs an RCU grace period).
+	published := e.published.Load()
+	n.yaml("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: other}\nspec: {url: \"http://127.0.0.1:2/mcp\"}\n")
+	deadline := time.Now().Add(time.Second)
+	for e.Index() != n.index && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if e.Index() != n.index {
 		t.Errorf("enforcer at state %d, want %d", e.Index(), n.index)
+	}
+	if e.published.Load() != published {
+		t.Errorf("an unrelated change republished the rules")
 	}
 	if l, ok := e.Listen("support"); !ok || l != dst {
 		t.Errorf("Listen(support) = %v %v", l, ok)
