@@ -127,7 +127,7 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 		t.Fatalf("/metrics without token: %d", code)
 	}
 	code, body, _ = call("GET", admin+"/metrics", "", token)
-	for _, want := range []string{"portcullis_xdp_fallback 1", `portcullis_netpolicy_userspace_decisions_total{reason="cidr"} 2`, `portcullis_netpolicy_refused_requests_total{surface="persona"} 1`, "go_goroutines"} {
+	for _, want := range []string{"portcullis_xdp_fallback 1", "portcullis_netpolicy_nic_enforced 0", `portcullis_netpolicy_userspace_decisions_total{reason="cidr"} 2`, `portcullis_netpolicy_refused_requests_total{surface="persona"} 1`, "go_goroutines"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q (status %d)", want, code)
 		}

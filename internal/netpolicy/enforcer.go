@@ -324,6 +324,8 @@ var (
 		"State changes whose network rules could not be published (the previous rules stayed in force).", nil, nil)
 	descIndex = prometheus.NewDesc("portcullis_netpolicy_state_index",
 		"Raft index of the state whose network rules are in force (kernel and userspace).", nil, nil)
+	descAtNIC = prometheus.NewDesc("portcullis_netpolicy_nic_enforced",
+		"1 when the XDP program is attached to at least one interface, so rules are enforced at the NIC; 0 when only the userspace check enforces them.", nil, nil)
 	descRefused = prometheus.NewDesc("portcullis_netpolicy_refused_requests_total",
 		"HTTP requests refused by the userspace network check, by listener.", []string{"surface"}, nil)
 )
@@ -336,7 +338,7 @@ type collector struct{ e *Enforcer }
 var _ prometheus.Collector = collector{}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSyncs, descPublished, descSyncFailures, descIndex, descRefused} {
+	for _, d := range []*prometheus.Desc{descSyncs, descPublished, descSyncFailures, descIndex, descAtNIC, descRefused} {
 		ch <- d
 	}
 }
@@ -347,6 +349,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(e.published.Load()))
 	ch <- prometheus.MustNewConstMetric(descSyncFailures, prometheus.CounterValue, float64(e.failed.Load()))
 	ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(e.index.Load()))
+	atNIC := 0.0
+	if l := e.dp.Loader(); l != nil && len(l.Attachments()) > 0 {
+		atNIC = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descAtNIC, prometheus.GaugeValue, atNIC)
 	for _, s := range []Surface{Admin, Gateway, Persona} {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(e.refused[s].Load()), s.String())
 	}

@@ -343,8 +343,10 @@ func TestNetworkControlsEndToEnd(t *testing.T) {
 			t.Errorf("/metrics: %s = %d, want ≥ %d", r, n, want[r])
 		}
 	}
-	if !bytes.Contains(body, []byte("portcullis_xdp_fallback 0")) {
-		t.Errorf("/metrics does not report XDP active (portcullis_xdp_fallback 0)")
+	for _, m := range []string{"portcullis_xdp_fallback 0", "portcullis_netpolicy_nic_enforced 1"} {
+		if !bytes.Contains(body, []byte(m)) {
+			t.Errorf("/metrics does not report XDP active (%s)", m)
+		}
 	}
 
 	// Revoke the pinned key: its address is refused at the NIC from then
