@@ -35,5 +35,6 @@
 // port is no way around the persona's rules. A persona with network rules
 // but no dedicated listener cannot be told apart at the NIC (its agents
 // share the gateway port); its rules are enforced by this userspace check
-// alone (CompileShared).
+// alone (CompileShared). On the admin listener loopback sources are
+// exempt, as at the NIC, where loopback traffic never passes XDP.
 package netpolicy

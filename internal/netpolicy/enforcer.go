@@ -247,10 +247,17 @@ func Explain(r xdp.Reason) string {
 }
 
 // Guard checks every request against the network policy in force before
-// next sees it: the userspace twin of the XDP verdict.
+// next sees it: the userspace twin of the XDP verdict. On the admin surface
+// loopback sources are exempt, as they are at the NIC (loopback traffic
+// never passes an XDP-attached interface): a global allow list cannot lock
+// the appliance's own console out.
 func (e *Enforcer) Guard(s Surface, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := authn.ClientIP(r)
+		if s == Admin && src.IsLoopback() {
+			next.ServeHTTP(w, r)
+			return
+		}
 		dst := localAddr(r)
 		var (
 			ok     bool

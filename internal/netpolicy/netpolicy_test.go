@@ -369,10 +369,12 @@ func TestGuard(t *testing.T) {
 		{"unpinned on persona listener", Persona, "10.77.0.11", "10.77.0.1:9001", "/mcp", 403, "pin", `"code":-32600`},
 		{"cidr on persona listener", Persona, "10.77.1.5", "10.77.0.1:9001", "/mcp", 403, "cidr", "not in the persona's allowed networks"},
 		{"global deny on the admin API", Admin, "198.51.100.7", "127.0.0.1:9443", "/v1/status", 403, "global_deny", `"code":"forbidden"`},
+		{"admin from the appliance itself", Admin, "127.0.0.1", "127.0.0.1:9443", "/v1/status", 200, "", "served"},
 		{"admin from anywhere else", Admin, "10.1.2.3", "127.0.0.1:9443", "/v1/status", 200, "", "served"},
 		{"shared path judged as the persona's listener", Gateway, "10.77.0.11", "127.0.0.1:8443", "/p/support/mcp", 403, "pin", "pinned address"},
 		{"shared path, pinned source", Gateway, "10.77.0.10", "127.0.0.1:8443", "/p/support/mcp", 200, "", "served"},
 		{"shared path of a persona without endpoint", Gateway, "10.77.0.11", "127.0.0.1:8443", "/p/shared-only/mcp", 200, "", "served"},
+		{"loopback is judged on data-plane listeners", Gateway, "127.0.0.1", "127.0.0.1:8443", "/p/lan-only/mcp", 403, "cidr", "allowed networks"},
 		{"persona without endpoint: its rules on the shared path", Gateway, "192.0.2.1", "127.0.0.1:8443", "/p/lan-only/mcp", 403, "cidr", "allowed networks"},
 		{"persona without endpoint: admitted source", Gateway, "10.1.1.1", "127.0.0.1:8443", "/p/lan-only/mcp", 200, "", "served"},
 		{"global deny on the shared gateway", Gateway, "198.51.100.7", "127.0.0.1:8443", "/p/shared-only/mcp", 403, "global_deny", "global deny list"},
@@ -392,10 +394,10 @@ func TestGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Userspace["pin"] != 2 || st.Userspace["global_deny"] != 2 || st.Userspace["cidr"] != 1 {
+	if st.Userspace["pin"] != 2 || st.Userspace["global_deny"] != 2 || st.Userspace["cidr"] != 1 { // shared-only personas are judged apart
 		t.Errorf("userspace counters %v", st.Userspace)
 	}
-	if e.refused[Gateway].Load() != 3 || e.refused[Admin].Load() != 1 || e.refused[Persona].Load() != 2 {
+	if e.refused[Gateway].Load() != 4 || e.refused[Admin].Load() != 1 || e.refused[Persona].Load() != 2 {
 		t.Errorf("refused by surface: admin %d gateway %d persona %d", e.refused[Admin].Load(), e.refused[Gateway].Load(), e.refused[Persona].Load())
 	}
 }
