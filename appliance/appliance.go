@@ -256,7 +256,10 @@ func New(cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Drafter:    a.draftPersona,
 		Routes:     append(a.secretRoutes(), a.networkRoutes()...),
-		Logger:     a.log.With("component", "api"),
+		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
+		// IP2Location IPv6 CSV is ~40 MB.
+		MaxBodyBytes: 64 << 20,
+		Logger:       a.log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
