@@ -158,8 +158,12 @@ func (e *Enforcer) Sync() error {
 		}
 		e.last, e.lastGeo = &rules, geo
 		e.published.Add(1)
-		e.log.Debug("network policy published", "index", snap.Index, "listeners", len(rules.Listeners),
-			"global_deny", len(rules.GlobalDeny), "global_allow", len(rules.GlobalAllow), "geo_ranges", geo.Len(), "took", time.Since(start))
+		lvl, took := slog.LevelDebug, time.Since(start)
+		if took > time.Second {
+			lvl = slog.LevelWarn // the goal is ≤ 1s from commit to kernel
+		}
+		e.log.Log(context.Background(), lvl, "network policy published", "index", snap.Index, "listeners", len(rules.Listeners),
+			"global_deny", len(rules.GlobalDeny), "global_allow", len(rules.GlobalAllow), "geo_ranges", geo.Len(), "took", took)
 	}
 	sr, sharedListen := CompileShared(snap)
 	sp, err := xdp.NewPolicy(sr, geo)
