@@ -174,7 +174,15 @@ func (p *personaListeners) reconcile() {
 		if p.running[name] != nil {
 			continue
 		}
-		ln, err := listen(addr, p.tls)
+		var (
+			ln  net.Listener
+			err error
+		)
+		if p.a.cfg.Dev && !isLoopback(addr) {
+			err = errors.New("dev mode serves plain HTTP on loopback only (use 127.0.0.1:PORT)")
+		} else {
+			ln, err = listen(addr, p.tls)
+		}
 		if err != nil {
 			if msg := addr + ": " + err.Error(); p.failed[name] != msg {
 				p.failed[name] = msg

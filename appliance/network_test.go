@@ -122,6 +122,16 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 		t.Fatalf("persona listeners %v, want support on %s", addrs, listen)
 	}
 
+	// A dev node serves persona endpoints on loopback only.
+	lan := "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: lan}\nspec: {skills: [], endpoint: {listen: \"192.0.2.1:9001\"}}\n"
+	if code, body, _ := call("POST", admin+"/v1/apply", lan, token); code != 200 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if addrs := a.PersonaAddrs(); addrs["lan"] != "" || addrs["support"] != listen {
+		t.Fatalf("persona listeners %v: a dev node opened a non-loopback one", addrs)
+	}
+
 	// /metrics: the admin token is required; the fallback is visible.
 	if code, _, _ := call("GET", admin+"/metrics", "", ""); code != http.StatusUnauthorized {
 		t.Fatalf("/metrics without token: %d", code)
