@@ -148,19 +148,20 @@ func (d *Datapath) Allow(src netip.Addr, dst netip.AddrPort) (bool, Reason) {
 // credential's IP leaves the datapath within a second. It returns when ctx
 // is done.
 func (d *Datapath) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		next := d.policy.Load().NextExpiry()
-		var timer <-chan time.Time
-		if !next.IsZero() {
-			t := time.NewTimer(max(time.Until(next), 0))
-			timer = t.C
-			defer t.Stop()
+		timer.Stop()
+		var expiry <-chan time.Time
+		if next := d.policy.Load().NextExpiry(); !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+			expiry = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
-		case <-timer:
+		case <-expiry:
 			d.mu.Lock()
 			p, err := NewPolicy(d.rules, d.geo)
 			if err == nil {
