@@ -2,13 +2,14 @@ GO ?= go
 BIN := bin/portcullis
 DATA ?= .data
 
-.PHONY: build run test test-short bench generate lint deps fmt
+.PHONY: build run test test-short bench perf generate lint deps fmt
 
 build:
 	$(GO) build -o $(BIN) ./cmd/portcullis
 
 # Starts a single-node appliance in dev mode with embedded defaults.
 run: build
+	./.ci/deps --runtime
 	./$(BIN) server --dev --data-dir $(DATA) --gateway-addr 127.0.0.1:8443 --admin-addr 127.0.0.1:9443
 
 deps:
@@ -25,6 +26,10 @@ test-short:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The qa performance suite at full length; figures go to qa/out/perf.txt.
+perf:
+	$(GO) test -count=1 -v -run TestGatewayOverhead ./qa/perf/ -args -perf
 
 generate:
 	$(GO) generate ./...

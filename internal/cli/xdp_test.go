@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -16,17 +15,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/geoip"
 	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
-
-func runCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
 
 func TestXDPStatsAndGeoIPImport(t *testing.T) {
 	// A userspace-only datapath (no interface by that name): what a node
@@ -57,7 +45,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	out, err := runCLI(t, "xdp", "stats", "--admin", srv.URL)
+	out, err := runCLI(t, "", "xdp", "stats", "--admin", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +55,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "dbip.csv")
 	os.WriteFile(file, []byte("1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.3.255,CN\n2001:db8::,2001:db8::ffff,DE\n"), 0o600)
-	out, err = runCLI(t, "geoip", "import", file, "--admin", srv.URL)
+	out, err = runCLI(t, "", "geoip", "import", file, "--admin", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +71,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	os.WriteFile(bad, []byte("1.0.0.0,1.0.0.255,Australia\n"), 0o600)
-	if _, err := runCLI(t, "geoip", "import", bad, "--admin", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
+	if _, err := runCLI(t, "", "geoip", "import", bad, "--admin", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("bad file: %v", err)
 	}
 }

@@ -1,0 +1,401 @@
+// Package appliance is the one place where a Portcullis node is wired
+// together: configuration → state store → raft node → data-plane gateway
+// (agents' listener) and admin API (management listener), run under one
+// errgroup and shut down gracefully.
+//
+// The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
+// (the admin's bearer token), node-id, and in dev mode hsm/ (the node's own
+// SoftHSM2 token and its 0600 PIN files). With an HSM the gateway's session
+// key (it seals session handles) is derived from the HSM's MAC key, so every
+// node holding the replicated MAC key derives the same one and no key file
+// exists (see sessionKeys in hsm.go); a node without an HSM keeps a
+// session-key file.
+//
+// Leaf packages never import appliance; it imports them. Anything that needs
+// two components to know about each other is connected here, by passing
+// interfaces in their Configs.
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/portcullis-gw/portcullis/hsm"
+	"github.com/portcullis-gw/portcullis/internal/api"
+	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/cluster"
+	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/state"
+)
+
+// Config configures one node.
+type Config struct {
+	// Dev runs a development node: listeners must be loopback, plain HTTP
+	// is allowed, and an admin token is generated in the data dir.
+	Dev bool
+	// DataDir holds everything the node keeps (raft log and snapshots, the
+	// admin token, the node id). Required; created 0700.
+	DataDir string
+	// GatewayAddr is the agents' (data plane) listener, HOST:PORT.
+	GatewayAddr string
+	// AdminAddr is the management listener (admin API, later the UI).
+	AdminAddr string
+	// RaftAddr is the node-to-node raft listener.
+	RaftAddr string
+	// SnapshotThreshold and SnapshotInterval tune raft snapshots (log
+	// entries since the last one; how often to check). Zero: the cluster
+	// package's defaults.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// NodeID is the stable raft id; empty uses the one stored in the data
+	// dir, or makes one on first start.
+	NodeID string
+	// AdminTokenFile holds the admin bearer token; default
+	// DataDir/admin-token. If it does not exist it is created (0600) with a
+	// new random token.
+	AdminTokenFile string
+	// TLSCertFile and TLSKeyFile serve both listeners over TLS. Required
+	// unless Dev.
+	TLSCertFile, TLSKeyFile string
+	// HSM selects the PKCS#11 token that seals backend secrets (set
+	// TokenLabel and PINFile; ModulePath defaults to SoftHSM2). Zero value: a
+	// dev node makes its own SoftHSM2 token under DataDir/hsm; a production
+	// node runs without an HSM, so secrets cannot be stored, and says so.
+	HSM hsm.Config
+	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
+	// secret in memory: 0 means 30s, negative unseals on every call.
+	SecretCacheTTL time.Duration
+	// Logger receives the node's logs. Nil discards them.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AdminTokenFile == "" && c.DataDir != "" {
+		c.AdminTokenFile = filepath.Join(c.DataDir, "admin-token")
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+func (c *Config) validate() error {
+	if c.DataDir == "" {
+		return errors.New("a data directory is required (--data-dir)")
+	}
+	for _, l := range []struct{ flag, addr string }{
+		{"--gateway-addr", c.GatewayAddr}, {"--admin-addr", c.AdminAddr}, {"--raft-addr", c.RaftAddr},
+	} {
+		if l.addr == "" {
+			return fmt.Errorf("%s is required", l.flag)
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%s %q: want HOST:PORT", l.flag, l.addr)
+		}
+		if c.Dev && !isLoopback(l.addr) {
+			return fmt.Errorf("%s %q: dev mode listens on loopback only (127.0.0.1, ::1, localhost)", l.flag, l.addr)
+		}
+	}
+	if c.GatewayAddr == c.AdminAddr && !strings.HasSuffix(c.AdminAddr, ":0") {
+		return errors.New("--gateway-addr and --admin-addr must differ: agents and admins use separate listeners")
+	}
+	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		return errors.New("serving without TLS needs --dev; otherwise pass --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Appliance is one running node.
+type Appliance struct {
+	cfg   Config
+	log   *slog.Logger
+	ready atomic.Bool
+
+	store    *state.Store
+	node     *cluster.Node
+	gw       *gateway.Gateway
+	keystore *hsm.Keystore // nil: no HSM
+	admin    *http.Server
+	gateway  *http.Server
+	adminLn  net.Listener
+	gwLn     net.Listener
+}
+
+// New prepares a node: it opens the data dir, the raft node and both
+// listeners, so configuration and port problems surface before Run. Close
+// releases everything, also after a failed New.
+func New(cfg Config) (_ *Appliance, err error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	a := &Appliance{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("appliance: create data dir: %w", err)
+	}
+	token, created, err := loadOrCreateToken(cfg.AdminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: admin token: %w", err)
+	}
+	if created {
+		a.log.Info("wrote a new admin token", "file", cfg.AdminTokenFile)
+	}
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		if nodeID, err = loadOrCreateNodeID(filepath.Join(cfg.DataDir, "node-id")); err != nil {
+			return nil, fmt.Errorf("appliance: node id: %w", err)
+		}
+	}
+
+	var tlsCfg *tls.Config
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: load TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm")); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
+	a.store = state.NewStore(a.log.With("component", "state"))
+	a.node, err = cluster.New(cluster.Config{
+		NodeID:    nodeID,
+		DataDir:   filepath.Join(cfg.DataDir, "raft"),
+		BindAddr:  cfg.RaftAddr,
+		FSM:       a.store,
+		Logger:    a.log.With("component", "cluster"),
+		Bootstrap: true,
+
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
+	sessionKey, prevKeys, err := a.sessionKeys()
+	if err != nil {
+		return nil, fmt.Errorf("appliance: session key: %w", err)
+	}
+	gwCfg := gateway.Config{
+		Logger:              a.log.With("component", "gateway"),
+		Source:              gateway.StateSource(a.store),
+		Authenticator:       &authn.APIKeys{State: a.store},
+		SessionKey:          sessionKey,
+		PreviousSessionKeys: prevKeys,
+		UpstreamTransport:   a.upstreamTransport,
+		ServerName:          "portcullis",
+	}
+	if cfg.Dev {
+		// A loopback server is what DNS rebinding attacks reach; accept
+		// only Host headers that name the loopback listener.
+		host, _, _ := net.SplitHostPort(cfg.GatewayAddr)
+		gwCfg.AllowedHosts = []string{host, "localhost", "127.0.0.1", "::1"}
+	}
+	if a.gw, err = gateway.New(gwCfg); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
+	adminAPI, err := api.New(api.Config{
+		Store:      a.store,
+		Cluster:    a.node,
+		AdminToken: token,
+		Ready:      a.ready.Load,
+		Drafter:    a.draftPersona,
+		Routes:     a.secretRoutes(),
+		Logger:     a.log.With("component", "api"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	gw := a.gatewayHandler()
+
+	if a.adminLn, err = listen(cfg.AdminAddr, tlsCfg); err != nil {
+		return nil, fmt.Errorf("appliance: admin listener: %w", err)
+	}
+	if a.gwLn, err = listen(cfg.GatewayAddr, tlsCfg); err != nil {
+		return nil, fmt.Errorf("appliance: gateway listener: %w", err)
+	}
+	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	a.admin = &http.Server{Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	a.gateway = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	return a, nil
+}
+
+func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg.Clone())
+	}
+	return ln, nil
+}
+
+// gatewayHandler is the data-plane listener's handler: /healthz, and the
+// gateway's persona endpoints (/p/<persona>/mcp) for everything else.
+func (a *Appliance) gatewayHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("/", a.gw.Handler())
+	return mux
+}
+
+func (a *Appliance) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if !a.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status":"starting"}`)
+		return
+	}
+	fmt.Fprint(w, `{"status":"ok"}`)
+}
+
+// AdminAddr is the admin listener's address (useful with port 0).
+func (a *Appliance) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// GatewayAddr is the gateway listener's address.
+func (a *Appliance) GatewayAddr() string { return a.gwLn.Addr().String() }
+
+// Ready reports whether the node serves (its state is complete).
+func (a *Appliance) Ready() bool { return a.ready.Load() }
+
+// Run serves until ctx is done, then shuts the listeners down gracefully.
+// Cancellation is not an error. /healthz answers 200 on both listeners once
+// raft has a leader and the state is fully replayed.
+func (a *Appliance) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.node.Run(ctx) })
+	g.Go(func() error { return a.gw.Run(ctx) })
+	g.Go(func() error { return serve(a.admin, a.adminLn) })
+	g.Go(func() error { return serve(a.gateway, a.gwLn) })
+	g.Go(func() error {
+		if err := a.node.WaitReady(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		a.ready.Store(true)
+		snap := a.store.Current()
+		a.log.Info("node serving", "admin", a.AdminAddr(), "gateway", a.GatewayAddr(), "raft", a.node.Addr(),
+			"upstreams", len(snap.Upstreams), "personas", len(snap.Personas), "agents", len(snap.Agents))
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		a.shutdown()
+		return nil
+	})
+	err := g.Wait()
+	a.log.Info("node stopped")
+	return err
+}
+
+// shutdown stops serving: health checks fail first (so a load balancer
+// drains the node), the gateway ends agents' open streams (which would
+// otherwise hold Shutdown until its timeout), then both servers finish the
+// requests in flight. Connections still busy after ShutdownTimeout are cut.
+func (a *Appliance) shutdown() {
+	a.ready.Store(false)
+	if err := a.gw.Close(); err != nil {
+		a.log.Warn("close gateway", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, s := range map[string]*http.Server{"admin": a.admin, "gateway": a.gateway} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				a.log.Warn("listener did not drain in time; closing its connections", "listener", name, "err", err)
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Close releases everything New opened. Safe after a partial New and more
+// than once.
+func (a *Appliance) Close() error {
+	var errs []error
+	for _, s := range []*http.Server{a.admin, a.gateway} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, ln := range []net.Listener{a.adminLn, a.gwLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if a.gw != nil {
+		errs = append(errs, a.gw.Close())
+	}
+	if a.node != nil {
+		errs = append(errs, a.node.Close())
+	}
+	if a.keystore != nil {
+		errs = append(errs, a.keystore.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts a node with cfg and serves until SIGINT or SIGTERM (or ctx).
+func Run(ctx context.Context, cfg Config) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	runErr := a.Run(ctx)
+	return errors.Join(runErr, a.Close())
+}

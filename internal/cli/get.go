@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newGetCmd) }
+
+func newGetCmd() *cobra.Command {
+	var opts clientOpts
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "List objects of a kind, or show one",
+		Long: "List the upstreams, skills, personas or agents a node knows, or show one of them.\n" +
+			"-o yaml prints documents that `portcullis apply` accepts back.",
+		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k, err := lookupKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			var objs []json.RawMessage
+			if len(args) == 2 {
+				var obj json.RawMessage
+				if err := c.do(cmd.Context(), http.MethodGet, "/v1/"+k.path+"/"+url.PathEscape(args[1]), nil, &obj); err != nil {
+					return err
+				}
+				objs = append(objs, obj)
+			} else {
+				var resp struct {
+					Items []json.RawMessage `json:"items"`
+				}
+				if err := c.do(cmd.Context(), http.MethodGet, "/v1/"+k.path, nil, &resp); err != nil {
+					return err
+				}
+				objs = resp.Items
+			}
+			if len(objs) == 0 && (output == "table" || output == "") {
+				fmt.Fprintf(cmd.ErrOrStderr(), "no %s\n", k.path)
+				return nil
+			}
+			return printObjects(cmd.OutOrStdout(), k, objs, output)
+		},
+	}
+	opts.addFlags(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, yaml or json")
+	return cmd
+}

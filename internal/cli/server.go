@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-gw/portcullis/appliance"
+)
+
+func init() { register(newServerCmd) }
+
+func newServerCmd() *cobra.Command {
+	var cfg appliance.Config
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Portcullis node",
+		Long: "Run a Portcullis appliance node. Agents connect to the gateway listener; admins\n" +
+			"(CLI, REST API, UI) to the admin listener. State is kept in raft in the data\n" +
+			"directory, so a restart keeps every object.\n\n" +
+			"--dev runs a single development node on loopback with plain HTTP allowed. The first\n" +
+			"start writes a random admin token to DATA_DIR/admin-token (mode 0600).",
+		Example: "  portcullis server --dev --data-dir ./.data --gateway-addr 127.0.0.1:8443 --admin-addr 127.0.0.1:9443",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			if cfg.DataDir == "" {
+				if !cfg.Dev {
+					return fmt.Errorf("--data-dir is required (or use --dev for ./.data)")
+				}
+				cfg.DataDir = ".data"
+			}
+			cfg.Logger = log
+			return appliance.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&cfg.Dev, "dev", false, "development mode: loopback only, plain HTTP, admin token generated in the data dir")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's state (dev default ./.data)")
+	f.StringVar(&cfg.GatewayAddr, "gateway-addr", "127.0.0.1:8443", "agents' listener (MCP endpoints), HOST:PORT")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9443", "management listener (admin API), HOST:PORT")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:0", "raft listener for node-to-node traffic, HOST:PORT (a single node needs no fixed port; set one to form a cluster)")
+	f.StringVar(&cfg.NodeID, "node-id", "", "stable node id (default: generated on first start and kept in the data dir)")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "admin token file (default DATA_DIR/admin-token; created 0600 if missing)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for both listeners (required unless --dev)")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
+	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
+	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"; there is no flag for the PIN itself)")
+	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
+	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
+	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

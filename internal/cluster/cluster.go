@@ -1,0 +1,513 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Errors returned by Node. Match them with errors.Is.
+var (
+	// ErrNotLeader means the write was refused because this node is not the
+	// raft leader and no Forwarder is configured. The concrete error is a
+	// *NotLeaderError naming the leader, if one is known.
+	ErrNotLeader = errors.New("cluster: this node is not the leader")
+	// ErrNoLeader means no leader was elected in time (for example because a
+	// majority of voters is unreachable).
+	ErrNoLeader = errors.New("cluster: no leader")
+	// ErrClosed means the node was closed.
+	ErrClosed = errors.New("cluster: node closed")
+)
+
+// NotLeaderError is returned by Apply on a follower without a Forwarder.
+// LeaderID and LeaderAddr are empty when no leader is known.
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return ErrNotLeader.Error() + " (no leader known)"
+	}
+	return fmt.Sprintf("%s (leader is %s at %s)", ErrNotLeader, e.LeaderID, e.LeaderAddr)
+}
+
+// Unwrap makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
+
+// Forwarder sends a command to the leader and returns the leader's result.
+// It is the hook for leader forwarding over mutual TLS in a cluster; a
+// single-node appliance leaves it nil.
+type Forwarder interface {
+	Forward(ctx context.Context, leaderID, leaderAddr string, cmd []byte) (any, error)
+}
+
+// Config configures a Node. Zero durations and counts take the defaults
+// below.
+type Config struct {
+	// NodeID is this node's stable raft server ID. Required.
+	NodeID string
+	// DataDir holds raft.db (log and stable store) and snapshots/. Required;
+	// created with mode 0700 if missing.
+	DataDir string
+	// BindAddr is the TCP address raft listens on, e.g. 127.0.0.1:9444.
+	// Required unless StreamLayer is set.
+	BindAddr string
+	// AdvertiseAddr is the address other nodes dial; defaults to the
+	// listener's address.
+	AdvertiseAddr string
+	// StreamLayer, if set, replaces the plain TCP stream layer (the hook
+	// for node-to-node mutual TLS).
+	StreamLayer raft.StreamLayer
+	// FSM is the replicated state machine. Required.
+	FSM raft.FSM
+	// Logger receives raft's log output. Nil discards it.
+	Logger *slog.Logger
+	// Bootstrap makes the first start (no existing raft state) bootstrap a
+	// single-voter cluster of this node. Later starts ignore it.
+	Bootstrap bool
+	// Forwarder, if set, receives writes made on a follower.
+	Forwarder Forwarder
+
+	// ApplyTimeout bounds Apply when the context has no deadline.
+	// Default 10s.
+	ApplyTimeout time.Duration
+	// SnapshotInterval is how often raft checks whether to snapshot.
+	// Default 2m.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one. Default 1024.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries to keep after a snapshot so slow
+	// followers can catch up without one. Default 4096.
+	TrailingLogs uint64
+	// SnapshotRetain is how many snapshots to keep on disk. Default 2.
+	SnapshotRetain int
+	// Timing (heartbeat, election, leader lease); defaults suit a LAN.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 1024
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 4096
+	}
+	if c.SnapshotRetain == 0 {
+		c.SnapshotRetain = 2
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 1000 * time.Millisecond
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = 1000 * time.Millisecond
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = 500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("node id is required")
+	case c.DataDir == "":
+		return errors.New("data dir is required")
+	case c.FSM == nil:
+		return errors.New("fsm is required")
+	case c.BindAddr == "" && c.StreamLayer == nil:
+		return errors.New("bind address is required")
+	case c.SnapshotRetain < 1:
+		return errors.New("snapshot retain must be at least 1")
+	}
+	return nil
+}
+
+// Node is one raft server. New starts it; Close stops it.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	store  *raftboltdb.BoltStore
+	fsm    *compressedFSM
+	closed chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the node's raft state in cfg.DataDir and starts the
+// raft server. On a first start with cfg.Bootstrap it bootstraps a
+// single-voter cluster. The FSM is restored from the newest snapshot before
+// New returns; log entries after it are applied once a leader commits, so
+// call WaitReady before serving reads that must include them.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("cluster: config: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, closed: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	hlog := newHCLogger(cfg.Logger.With("from", "raft"))
+
+	var err error
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open raft log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, cfg.SnapshotRetain, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
+	}
+
+	stream := cfg.StreamLayer
+	if stream == nil {
+		stream, err = newTCPStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hlog,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.NoLegacyTelemetry = true
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("cluster: raft config: %w", err)
+	}
+
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
+	}
+	if !existing && cfg.Bootstrap {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter,
+			ID:       rc.LocalID,
+			Address:  n.trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, n.store, n.store, snaps, n.trans, boot); err != nil {
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped single-voter cluster", "node", cfg.NodeID, "addr", string(n.trans.LocalAddr()))
+	}
+
+	n.fsm = &compressedFSM{inner: cfg.FSM}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	ok = true
+	return n, nil
+}
+
+// Run watches leadership until ctx is done. On gaining leadership it makes
+// sure this node's advertised address in the raft configuration is current
+// (it may change between restarts of a single node). Cancellation is not an
+// error; Run does not stop raft — Close does.
+func (n *Node) Run(ctx context.Context) error {
+	leaderCh := n.raft.LeaderCh()
+	if n.raft.State() == raft.Leader {
+		n.onLeader(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.closed:
+			return nil
+		case isLeader := <-leaderCh:
+			if isLeader {
+				n.log.Info("gained raft leadership", "node", n.cfg.NodeID)
+				n.onLeader(ctx)
+			} else {
+				n.log.Info("lost raft leadership", "node", n.cfg.NodeID)
+			}
+		}
+	}
+}
+
+// onLeader updates this node's address in the configuration if it moved.
+func (n *Node) onLeader(ctx context.Context) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		n.log.Warn("read raft configuration", "err", err)
+		return
+	}
+	self := n.trans.LocalAddr()
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeID) && s.Address != self && s.Suffrage == raft.Voter {
+			n.log.Info("updating own raft address", "from", string(s.Address), "to", string(self))
+			if err := n.AddVoter(ctx, n.cfg.NodeID, string(self)); err != nil {
+				n.log.Warn("update own raft address", "err", err)
+			}
+		}
+	}
+}
+
+// WaitReady blocks until this node is the leader and every entry in its log
+// has been applied to the FSM, or ctx is done. For a single-node appliance
+// this is "the state after a restart is complete". (A follower's readiness —
+// caught up with the leader's commit index — is added with clustering.)
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if n.raft.State() == raft.Leader {
+			if err := n.raft.Barrier(n.timeout(ctx)).Error(); err == nil {
+				return nil
+			} else if errors.Is(err, raft.ErrRaftShutdown) {
+				return ErrClosed
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait ready: %w (%w)", ErrNoLeader, ctx.Err())
+		case <-n.closed:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// Apply replicates cmd through raft and returns the FSM's response. If the
+// FSM's Apply returned an error value, Apply returns it as the error. On a
+// follower it forwards to the leader via Config.Forwarder, or fails with a
+// *NotLeaderError. If ctx ends first, Apply returns ctx's error; the command
+// may still be committed later.
+func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
+	select {
+	case <-n.closed:
+		return nil, ErrClosed
+	default:
+	}
+	if n.raft.State() != raft.Leader {
+		addr, id := n.raft.LeaderWithID()
+		if n.cfg.Forwarder != nil && id != "" {
+			return n.cfg.Forwarder.Forward(ctx, string(id), string(addr), cmd)
+		}
+		return nil, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+	}
+	f := n.raft.Apply(cmd, n.timeout(ctx))
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cluster: apply: %w", ctx.Err())
+	case err := <-done:
+		if err != nil {
+			return nil, fmt.Errorf("cluster: apply: %w", mapRaftErr(err))
+		}
+	}
+	resp := f.Response()
+	if err, ok := resp.(error); ok {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func mapRaftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return errors.Join(ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	}
+	return err
+}
+
+func (n *Node) timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d); left > 0 {
+			return left
+		}
+		return time.Millisecond
+	}
+	return n.cfg.ApplyTimeout
+}
+
+// Snapshot takes a snapshot now (normally raft does so by itself after
+// SnapshotThreshold entries). Taking one with nothing new is not an error.
+func (n *Node) Snapshot() error {
+	err := n.raft.Snapshot().Error()
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("cluster: snapshot: %w", err)
+	}
+	return nil
+}
+
+// AddVoter adds (or re-addresses) a voting member. Only the leader can.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error()
+	if err != nil {
+		return fmt.Errorf("cluster: add voter %s: %w", id, mapRaftErr(err))
+	}
+	return nil
+}
+
+// RemoveServer removes a member. Only the leader can.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	err := n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx)).Error()
+	if err != nil {
+		return fmt.Errorf("cluster: remove server %s: %w", id, mapRaftErr(err))
+	}
+	return nil
+}
+
+// Member is one server in the raft configuration.
+type Member struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Voter   bool   `json:"voter"`
+	Leader  bool   `json:"leader"`
+}
+
+// Status is a point-in-time view of the node, for health and admin output.
+type Status struct {
+	NodeID       string   `json:"node_id"`
+	State        string   `json:"state"` // Leader, Follower, Candidate, Shutdown
+	LeaderID     string   `json:"leader_id,omitempty"`
+	Term         uint64   `json:"term"`
+	LastIndex    uint64   `json:"last_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Members      []Member `json:"members"`
+}
+
+// Status reports the node's raft state.
+func (n *Node) Status() Status {
+	_, leader := n.raft.LeaderWithID()
+	st := Status{
+		NodeID:       n.cfg.NodeID,
+		State:        n.raft.State().String(),
+		LeaderID:     string(leader),
+		Term:         n.raft.CurrentTerm(),
+		LastIndex:    n.raft.LastIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+	}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Members = append(st.Members, Member{
+				ID:      string(s.ID),
+				Address: string(s.Address),
+				Voter:   s.Suffrage == raft.Voter,
+				Leader:  s.ID == leader,
+			})
+		}
+	}
+	return st
+}
+
+// IsLeader reports whether this node is currently the leader.
+func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
+
+// Addr is the raft transport address of this node.
+func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// Close shuts raft down and closes the stores. It is safe to call more than
+// once and after a failed New.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.closed)
+		var errs []error
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
+			}
+		}
+		if n.trans != nil {
+			if err := n.trans.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close transport: %w", err))
+			}
+		}
+		if n.store != nil {
+			if err := n.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close log store: %w", err))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			n.closeErr = fmt.Errorf("cluster: close: %w", err)
+		}
+	})
+	return n.closeErr
+}
+
+// tcpStreamLayer is raft's plain TCP stream layer. raft.NewTCPTransport
+// wraps the same thing, but constructing the stream layer here keeps one
+// code path for the plain and the mutual-TLS case (Config.StreamLayer).
+type tcpStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+}
+
+var _ raft.StreamLayer = (*tcpStreamLayer)(nil)
+
+func newTCPStreamLayer(bind, advertise string) (*tcpStreamLayer, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen raft on %s: %w", bind, err)
+	}
+	s := &tcpStreamLayer{Listener: ln, advertise: ln.Addr()}
+	if advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("resolve advertise address %q: %w", advertise, err)
+		}
+		s.advertise = a
+	}
+	if a, ok := s.advertise.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("raft address %s is not advertisable; set an advertise address", a)
+	}
+	return s, nil
+}
+
+func (s *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
+
+func (s *tcpStreamLayer) Addr() net.Addr { return s.advertise }

@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"errors"
+	"reflect"
+
+	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/policy"
+	"github.com/portcullis-gw/portcullis/internal/state"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// UpstreamSpec describes one upstream MCP server as the gateway needs it.
+type UpstreamSpec struct {
+	Name            string
+	URL             string
+	Transport       string        // TransportStreamable (default) or TransportSSE
+	ToolPrefix      *string       // nil: the upstream's name; "": the upstream's own names
+	Timeout         time.Duration // per call; 0: Config.UpstreamTimeout
+	ProtocolVersion string        // pin; "": negotiate
+	// Credential is what the gateway authenticates to the upstream with
+	// (nil: none); UpstreamTransport applies it. A change reconnects.
+	Credential *state.Credential
+}
+
+// Upstream transports.
+const (
+	TransportStreamable = "streamable-http"
+	TransportSSE        = "sse"
+)
+
+// prefix returns the exposed-name prefix.
+func (u *UpstreamSpec) prefix() string {
+	if u.ToolPrefix != nil {
+		return *u.ToolPrefix
+	}
+	return u.Name
+}
+
+func (u *UpstreamSpec) same(o *UpstreamSpec) bool {
+	samePrefix := (u.ToolPrefix == nil) == (o.ToolPrefix == nil) &&
+		(u.ToolPrefix == nil || *u.ToolPrefix == *o.ToolPrefix)
+	return u.Name == o.Name && u.URL == o.URL && u.Transport == o.Transport &&
+		u.ProtocolVersion == o.ProtocolVersion && u.Timeout == o.Timeout && samePrefix &&
+		reflect.DeepEqual(u.Credential, o.Credential)
+}
+
+// Role is a persona's compiled, default-deny policy; *policy.Role is the
+// implementation. It must be immutable and safe for concurrent use.
+type Role interface {
+	// Upstreams lists the upstreams any grant of the role references.
+	Upstreams() []string
+	// ToolVisible reports whether upstream/tool is granted at all (listed).
+	ToolVisible(upstream, tool string) bool
+	// Allow decides a call with its decoded arguments.
+	Allow(upstream, tool string, args map[string]any) policy.Decision
+	// Resource reports whether the role may read/subscribe uri on upstream.
+	Resource(upstream, uri string) bool
+	// Prompt reports whether the role may use prompt name on upstream.
+	Prompt(upstream, name string) bool
+}
+
+var _ Role = (*policy.Role)(nil)
+
+// View is one immutable control-state snapshot, as the gateway sees it.
+type View struct {
+	Index     uint64
+	Upstreams map[string]*UpstreamSpec
+	// Role returns the persona's role, or nil for an unknown persona.
+	Role func(persona string) Role
+	// Describe returns the persona's description ("" if none); it becomes
+	// the instructions agents receive. May be nil.
+	Describe func(persona string) string
+}
+
+// Source provides views. View must be cheap (an atomic load): it is called
+// on every request.
+type Source interface {
+	View() *View
+	// Subscribe ticks after every change; cancel releases it.
+	Subscribe() (ch <-chan struct{}, cancel func())
+}
+
+// Config configures a Gateway.
+type Config struct {
+	Logger *slog.Logger
+	// Source supplies control-state views (see StateSource).
+	Source Source
+	// Authenticator maps a request's credential to a principal; its errors
+	// become 401 with authn.Challenge.
+	Authenticator authn.Authenticator
+	// SessionKey seals session handles (32 bytes). Every node of a cluster
+	// must use the same key; PreviousSessionKeys still open handles sealed
+	// before a rotation.
+	SessionKey          []byte
+	PreviousSessionKeys [][]byte
+	// SessionTTL bounds a session's life (default 24h).
+	SessionTTL time.Duration
+	// MaxBodyBytes bounds a request body (default 4 MiB); larger gets 413.
+	MaxBodyBytes int64
+	// AllowedOrigins lists the browser origins allowed to call (exact
+	// "scheme://host[:port]" or "*"). Empty: only same-origin requests.
+	// Requests without an Origin header (non-browser agents) pass.
+	AllowedOrigins []string
+	// AllowedHosts, when set, lists the Host header values accepted (with or
+	// without port); others get 403 (DNS rebinding defence).
+	AllowedHosts []string
+	// UpstreamTimeout is the default per-call upstream timeout (30s).
+	UpstreamTimeout time.Duration
+	// ListWait bounds how long a request waits for an upstream's tool,
+	// resource or prompt list to load (3s); the persona's catalog is served
+	// without that upstream meanwhile.
+	ListWait time.Duration
+	// HTTPClient calls upstreams; nil builds a pooled keep-alive client.
+	HTTPClient *http.Client
+	// UpstreamTransport, when set, wraps the transport used for one upstream
+	// (called once per upstream connection, again after its spec changes):
+	// the hook for credential injection, e.g. a credential.Transport built
+	// from spec.Credential. If the result implements io.Closer it is closed
+	// with the connection. An error fails the calls to that upstream. The
+	// agent's own credential is never forwarded whatever this does.
+	UpstreamTransport func(spec *UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error)
+	// ServerName and ServerVersion identify the gateway to agents.
+	ServerName, ServerVersion string
+	// OnDecision, when set, receives every Decision after it is logged (the
+	// audit trail hooks in here).
+	OnDecision func(Decision)
+	// KeepAlive is the interval of SSE comment keep-alives (15s).
+	KeepAlive time.Duration
+}
+
+func (c *Config) validate() error {
+	if c.Source == nil {
+		return errors.New("gateway config: Source is required")
+	}
+	if c.Authenticator == nil {
+		return errors.New("gateway config: Authenticator is required")
+	}
+	if len(c.SessionKey) != 32 {
+		return fmt.Errorf("gateway config: SessionKey must be 32 bytes, got %d", len(c.SessionKey))
+	}
+	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 {
+		return errors.New("gateway config: negative limit")
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = 30 * time.Second
+	}
+	if c.ListWait == 0 {
+		c.ListWait = 3 * time.Second
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 24 * time.Hour
+	}
+	if c.ServerName == "" {
+		c.ServerName = "portcullis"
+	}
+	if c.ServerVersion == "" {
+		c.ServerVersion = "dev"
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 15 * time.Second
+	}
+	if c.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 1024
+		t.MaxIdleConnsPerHost = 256
+		t.IdleConnTimeout = 90 * time.Second
+		t.ForceAttemptHTTP2 = false
+		c.HTTPClient = &http.Client{Transport: t}
+	}
+}

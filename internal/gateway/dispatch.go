@@ -1,0 +1,491 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/mcp"
+)
+
+// dispatch answers one agent request. It returns the final response and the
+// HTTP status to use if the response did not turn into a stream.
+func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
+	ctx := rc.r.Context()
+	ok := func(res json.RawMessage) (*mcp.Message, int) { return mcp.NewResult(m.ID, res), http.StatusOK }
+	fail := func(e *mcp.Error) (*mcp.Message, int) {
+		status := http.StatusOK
+		if rc.modern {
+			switch e.Code {
+			case mcp.CodeMethodNotFound:
+				status = http.StatusNotFound
+			case mcp.CodeHeaderMismatch, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapability:
+				status = http.StatusBadRequest
+			}
+		}
+		return mcp.NewError(m.ID, e), status
+	}
+	legacyOnly := func() bool { return !rc.modern }
+	switch m.Method {
+	case mcp.MethodInitialize:
+		return fail(mcp.Errorf(mcp.CodeInvalidRequest, "session already initialized"))
+	case mcp.MethodPing:
+		if rc.modern {
+			break
+		}
+		return ok(json.RawMessage("{}"))
+	case mcp.MethodDiscover:
+		return ok(g.discoverResult(rc))
+	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplates:
+		if head.Cursor != "" {
+			return fail(mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown cursor"))
+		}
+		return ok(g.listResult(ctx, rc, m.Method))
+	case mcp.MethodToolsCall:
+		return g.callTool(rc, m, head, out)
+	case mcp.MethodResourcesRead:
+		return g.readResource(rc, m, head, out)
+	case mcp.MethodPromptsGet:
+		return g.getPrompt(rc, m, head, out)
+	case mcp.MethodComplete:
+		return g.complete(rc, m, out)
+	case mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsub:
+		if legacyOnly() {
+			return g.subscribe(rc, m, head)
+		}
+	case mcp.MethodSetLevel:
+		if legacyOnly() {
+			return g.setLevel(rc, m)
+		}
+	}
+	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
+}
+
+func (g *Gateway) discoverResult(rc *reqCtx) json.RawMessage {
+	info, _ := json.Marshal(mcp.Implementation{Name: g.cfg.ServerName, Version: g.cfg.ServerVersion})
+	vers, _ := json.Marshal(mcp.Revisions)
+	instr, _ := json.Marshal(instructions(rc))
+	return json.RawMessage(`{"supportedVersions":` + string(vers) + `,"capabilities":` + serverCaps + `,"instructions":` + string(instr) +
+		`,"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{"` + mcp.MetaServerInfo + `":` + string(info) + `}}`)
+}
+
+func (g *Gateway) listResult(ctx context.Context, rc *reqCtx, method string) json.RawMessage {
+	var field string
+	var arr json.RawMessage
+	switch method {
+	case mcp.MethodToolsList:
+		field, arr = "tools", g.catalog(ctx, rc.persona, rc.role, rc.view, kindTools).toolsJSON
+	case mcp.MethodPromptsList:
+		field, arr = "prompts", g.catalog(ctx, rc.persona, rc.role, rc.view, kindPrompts).promptsJSON
+	case mcp.MethodResourcesList:
+		field, arr = "resources", g.catalog(ctx, rc.persona, rc.role, rc.view, kindResources).resourcesJSON
+	case mcp.MethodResourceTemplates:
+		field, arr = "resourceTemplates", g.catalog(ctx, rc.persona, rc.role, rc.view, kindTemplates).templatesJSON
+	}
+	b := make([]byte, 0, len(arr)+64)
+	b = append(b, `{"`...)
+	b = append(b, field...)
+	b = append(b, `":`...)
+	b = append(b, arr...)
+	if rc.modern {
+		b = append(b, `,"ttlMs":0,"cacheScope":"private","resultType":"complete"`...)
+	}
+	return append(b, '}')
+}
+
+func (g *Gateway) decision(rc *reqCtx, method, name string) Decision {
+	return Decision{
+		Time: rc.start, Agent: rc.p.Agent, Persona: rc.persona, KeyID: rc.p.KeyID, ClientIP: clientIP(rc),
+		Session: rc.sessionNonce(), Revision: rc.rev, Method: method, Tool: name,
+	}
+}
+
+func (g *Gateway) deny(rc *reqCtx, d Decision, reason string) {
+	d.Decision, d.Reason, d.Latency = Deny, reason, time.Since(rc.start)
+	g.record(rc.r.Context(), d)
+}
+
+func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
+	d := g.decision(rc, m.Method, head.Name)
+	if !head.HasName {
+		g.deny(rc, d, "missing tool name")
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: tools/call needs a tool name")), http.StatusOK
+	}
+	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindTools)
+	e := cat.toolsByName[head.Name]
+	if e == nil {
+		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
+			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
+			if ce, status, ok := credentialFailure(up, cat.errors[up]); ok {
+				d.UpstreamStatus = status
+				g.record(rc.r.Context(), d)
+				return mcp.NewError(m.ID, ce), http.StatusOK
+			}
+			g.record(rc.r.Context(), d)
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
+		}
+		g.deny(rc, d, "tool not in the persona's role")
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown tool: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
+	}
+	d.Upstream, d.UpstreamTool = e.upstream, e.name
+	args := map[string]any{}
+	if head.Arguments != nil {
+		if err := json.Unmarshal(head.Arguments, &args); err != nil {
+			g.deny(rc, d, "malformed arguments")
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
+		}
+	}
+	if len(e.params) > 0 {
+		if rc.modern {
+			if herr := mcp.CheckParamHeaders(rc.r.Header, e.params, args); herr != nil {
+				g.deny(rc, d, herr.Message)
+				return mcp.NewError(m.ID, herr), http.StatusBadRequest
+			}
+		}
+		h, err := mcp.ParamHeaderValues(e.params, args)
+		if err != nil {
+			g.deny(rc, d, err.Error())
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: %v", err)), http.StatusOK
+		}
+		rc.upHdr = h
+	}
+	dec := rc.role.Allow(e.upstream, e.name, args)
+	d.Skill = dec.Skill
+	if !dec.Allow {
+		reason := "denied by policy"
+		if dec.Violation != nil {
+			reason = dec.Violation.Error()
+		}
+		g.deny(rc, d, reason)
+		// A tool execution error, so the model sees why and can correct itself.
+		text, _ := json.Marshal("Denied by Portcullis policy: " + reason)
+		res := `{"content":[{"type":"text","text":` + string(text) + `}],"isError":true`
+		if rc.modern {
+			res += `,"resultType":"complete"`
+		}
+		return mcp.NewResult(m.ID, json.RawMessage(res+"}")), http.StatusOK
+	}
+	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"name": mcp.Quote(e.name)})
+	if err != nil {
+		g.deny(rc, d, "malformed params")
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+	}
+	return g.forward(rc, m, d, e.upstream, params, out)
+}
+
+// upstreamParams rewrites an agent's params for the upstream: the given
+// fields are replaced and the agent's per-request protocol _meta (its
+// revision, identity and capabilities) is dropped: the gateway's own
+// connection speaks for it.
+func (g *Gateway) upstreamParams(rc *reqCtx, params json.RawMessage, set map[string]json.RawMessage) (json.RawMessage, error) {
+	if rc.modern {
+		if meta := mcp.GetField(params, "_meta"); meta != nil {
+			var mm map[string]json.RawMessage
+			if err := json.Unmarshal(meta, &mm); err != nil {
+				return nil, err
+			}
+			for k := range mm {
+				if strings.HasPrefix(k, "io.modelcontextprotocol/") && k != mcp.MetaLogLevel {
+					delete(mm, k)
+				}
+			}
+			if len(mm) == 0 {
+				set["_meta"] = nil
+			} else {
+				b, _ := json.Marshal(mm)
+				set["_meta"] = b
+			}
+		}
+	}
+	return mcp.SetFields(params, set)
+}
+
+func (g *Gateway) readResource(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
+	d := g.decision(rc, m.Method, head.URI)
+	up := g.resourceRoute(rc, head.URI)
+	if up == "" {
+		g.deny(rc, d, "resource not in the persona's role")
+		return mcp.NewError(m.ID, g.resourceNotFound(rc, head.URI)), http.StatusOK
+	}
+	d.Upstream, d.UpstreamTool = up, head.URI
+	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
+	if err != nil {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+	}
+	return g.forward(rc, m, d, up, params, out)
+}
+
+func (g *Gateway) resourceNotFound(rc *reqCtx, uri string) *mcp.Error {
+	code := mcp.CodeResourceNotFound
+	if rc.modern {
+		code = mcp.CodeInvalidParams
+	}
+	return mcp.Errorf(code, "Resource not found: %q is not available to persona %q", uri, rc.persona)
+}
+
+// resourceRoute returns the upstream that serves uri for the persona, or ""
+// when the role does not allow it anywhere.
+func (g *Gateway) resourceRoute(rc *reqCtx, uri string) string {
+	if uri == "" {
+		return ""
+	}
+	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindResources, kindTemplates)
+	if up := cat.resourceUpstream(uri); up != "" {
+		if rc.role.Resource(up, uri) {
+			return up
+		}
+		return ""
+	}
+	// Not listed: the one upstream whose grant allows it, if unambiguous.
+	var found string
+	for _, up := range rc.role.Upstreams() {
+		if rc.role.Resource(up, uri) {
+			if found != "" {
+				return ""
+			}
+			found = up
+		}
+	}
+	return found
+}
+
+func (g *Gateway) getPrompt(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
+	d := g.decision(rc, m.Method, head.Name)
+	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindPrompts)
+	e := cat.promptsByName[head.Name]
+	if e == nil {
+		g.deny(rc, d, "prompt not in the persona's role")
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown prompt: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
+	}
+	d.Upstream, d.UpstreamTool = e.upstream, e.name
+	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"name": mcp.Quote(e.name)})
+	if err != nil {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+	}
+	return g.forward(rc, m, d, e.upstream, params, out)
+}
+
+func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message, int) {
+	var p struct {
+		Ref struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+			URI  string `json:"uri"`
+		} `json:"ref"`
+	}
+	if err := json.Unmarshal(m.Params, &p); err != nil {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: completion/complete needs a ref")), http.StatusOK
+	}
+	ref := mcp.GetField(m.Params, "ref")
+	switch p.Ref.Type {
+	case "ref/prompt":
+		d := g.decision(rc, m.Method, p.Ref.Name)
+		e := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindPrompts).promptsByName[p.Ref.Name]
+		if e == nil {
+			g.deny(rc, d, "prompt not in the persona's role")
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown prompt: %q is not available to persona %q", p.Ref.Name, rc.persona)), http.StatusOK
+		}
+		d.Upstream, d.UpstreamTool = e.upstream, e.name
+		nref, _ := mcp.SetField(ref, "name", mcp.Quote(e.name))
+		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"ref": nref})
+		if err != nil {
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+		}
+		return g.forward(rc, m, d, e.upstream, params, out)
+	case "ref/resource":
+		d := g.decision(rc, m.Method, p.Ref.URI)
+		up := g.resourceRoute(rc, p.Ref.URI)
+		if up == "" {
+			g.deny(rc, d, "resource not in the persona's role")
+			return mcp.NewError(m.ID, g.resourceNotFound(rc, p.Ref.URI)), http.StatusOK
+		}
+		d.Upstream, d.UpstreamTool = up, p.Ref.URI
+		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
+		if err != nil {
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+		}
+		return g.forward(rc, m, d, up, params, out)
+	}
+	return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown ref type %q", p.Ref.Type)), http.StatusOK
+}
+
+func (g *Gateway) subscribe(rc *reqCtx, m *mcp.Message, head mcp.Head) (*mcp.Message, int) {
+	d := g.decision(rc, m.Method, head.URI)
+	up := g.resourceRoute(rc, head.URI)
+	if up == "" {
+		g.deny(rc, d, "resource not in the persona's role")
+		return mcp.NewError(m.ID, g.resourceNotFound(rc, head.URI)), http.StatusOK
+	}
+	d.Upstream, d.UpstreamTool = up, head.URI
+	if m.Method == mcp.MethodResourcesUnsub {
+		// The node's upstream subscription is shared; only this session
+		// stops hearing about the resource.
+		g.hub.subscribe(rc.sess.Nonce, head.URI, false)
+		d.Decision, d.Latency = Allow, time.Since(rc.start)
+		g.record(rc.r.Context(), d)
+		return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
+	}
+	if err := g.subscribeUpstream(rc.r.Context(), rc, up, head.URI); err != nil {
+		e, status := upstreamFailure(up, err, 0)
+		var rpcErr *mcp.Error
+		if errors.As(err, &rpcErr) {
+			e, status = rpcErr, fmt.Sprintf("error %d", rpcErr.Code)
+		}
+		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Fail, e.Message, status, time.Since(rc.start)
+		g.record(rc.r.Context(), d)
+		return mcp.NewError(m.ID, e), http.StatusOK
+	}
+	g.hub.subscribe(rc.sess.Nonce, head.URI, true)
+	d.Decision, d.UpstreamStatus, d.Latency = Allow, "ok", time.Since(rc.start)
+	g.record(rc.r.Context(), d)
+	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
+}
+
+// notification handles a notification from a legacy agent.
+func (g *Gateway) notification(rc *reqCtx, m *mcp.Message) {
+	switch m.Method {
+	case mcp.NotifyCancelled:
+		var p struct {
+			RequestID json.RawMessage `json:"requestId"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && p.RequestID != nil {
+			if c, ok := g.inflight.Load(rc.sessionNonce() + "\x00" + string(p.RequestID)); ok {
+				c.(context.CancelFunc)()
+			}
+		}
+	case mcp.MethodInitialized, mcp.NotifyRootsChanged:
+	default:
+		g.log.Debug("agent notification ignored", "method", m.Method, "agent", rc.p.Agent)
+	}
+}
+
+// agentResponse routes an agent's answer to a relayed server-to-client
+// request back to the upstream that asked.
+func (g *Gateway) agentResponse(rc *reqCtx, m *mcp.Message) error {
+	var id string
+	if json.Unmarshal(m.ID, &id) != nil {
+		return errors.New("no pending request has this id")
+	}
+	v, ok := g.relays.Load(id)
+	if !ok {
+		return errors.New("no pending request has this id (it may have ended or belong to another node)")
+	}
+	rl := v.(*relay)
+	if rl.session != rc.sessionNonce() {
+		return errors.New("no pending request has this id")
+	}
+	g.relays.Delete(id)
+	rl.reply(m)
+	return nil
+}
+
+// errorResult maps an upstream failure to the agent's error.
+func upstreamFailure(name string, err error, timeout time.Duration) (*mcp.Error, string) {
+	if e, status, ok := credentialFailure(name, err); ok {
+		return e, status
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return mcp.Errorf(mcp.CodeInternalError, "upstream %q did not answer within %s", name, timeout), "timeout"
+	case errors.Is(err, context.Canceled):
+		return mcp.Errorf(mcp.CodeInternalError, "request cancelled"), "cancelled"
+	}
+	var he *mcp.HTTPError
+	if errors.As(err, &he) {
+		return mcp.Errorf(mcp.CodeInternalError, "upstream %q failed (HTTP %d)", name, he.Status), fmt.Sprintf("http %d", he.Status)
+	}
+	return mcp.Errorf(mcp.CodeInternalError, "upstream %q is unavailable", name), "unavailable"
+}
+
+// modernResult makes an older upstream's result valid for 2026-07-28: it
+// adds resultType "complete" when absent and, for cacheable results
+// (resources/read), ttlMs 0 and cacheScope "private" when absent.
+func modernResult(res json.RawMessage, cacheable bool) json.RawMessage {
+	t := bytes.TrimSpace(res)
+	if len(t) < 2 || t[0] != '{' {
+		return res
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(t, &top) != nil {
+		return res
+	}
+	var add []byte
+	if _, ok := top["resultType"]; !ok {
+		add = append(add, `"resultType":"complete"`...)
+	}
+	if cacheable {
+		if _, ok := top["ttlMs"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"ttlMs":0`...)
+		}
+		if _, ok := top["cacheScope"]; !ok {
+			if len(add) > 0 {
+				add = append(add, ',')
+			}
+			add = append(add, `"cacheScope":"private"`...)
+		}
+	}
+	if len(add) == 0 {
+		return res
+	}
+	inner := bytes.TrimSpace(t[1:])
+	b := make([]byte, 0, len(t)+len(add)+2)
+	b = append(b, '{')
+	b = append(b, add...)
+	if len(inner) > 0 && inner[0] != '}' {
+		b = append(b, ',')
+	}
+	return append(b, inner...)
+}
+
+// setLevel forwards logging/setLevel to the role's upstreams that log. The
+// node's upstream sessions are shared, so the most recent level wins there;
+// log messages still reach only the agent whose call produced them, and
+// messages outside any call are dropped.
+func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
+	var p struct {
+		Level string `json:"level"`
+	}
+	if err := json.Unmarshal(m.Params, &p); err != nil || p.Level == "" {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level")), http.StatusOK
+	}
+	params, _ := json.Marshal(map[string]string{"level": p.Level})
+	ctx := rc.r.Context()
+	var wg sync.WaitGroup
+	for _, name := range rc.role.Upstreams() {
+		u := g.upstream(name, rc.view)
+		if u == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, u.timeout())
+			defer cancel()
+			c, err := u.connect(cctx)
+			if err != nil || mcp.Modern(c.Server().ProtocolVersion) || !hasCapability(c.Server().Capabilities, "logging") {
+				return
+			}
+			if _, err := c.Call(cctx, mcp.MethodSetLevel, params, nil); err != nil {
+				g.log.Debug("upstream logging/setLevel failed", "upstream", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
+}
+
+func clientIP(rc *reqCtx) string {
+	if rc.p.ClientIP.IsValid() {
+		return rc.p.ClientIP.String()
+	}
+	return ""
+}

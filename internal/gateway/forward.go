@@ -1,0 +1,563 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/mcp"
+)
+
+// pendingCall is one upstream call running on its own goroutine, so that
+// it can outlive the agent request that started it (2026-07-28 MRTR: the
+// agent gets input_required and retries with the answers).
+type pendingCall struct {
+	upstream string
+	conn     mcp.Conn
+	events   chan *mcp.Message // what the upstream sends during the call
+	done     chan struct{}
+	resp     *mcp.Message
+	err      error
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// relay is a server-to-client request sent to an agent, awaiting its answer.
+type relay struct {
+	session string
+	reply   func(*mcp.Message)
+}
+
+// parkedCall is a call waiting for an agent's MRTR retry.
+type parkedCall struct {
+	pc      *pendingCall
+	keys    map[string]json.RawMessage // inputRequests key -> upstream request id
+	agent   string
+	persona string
+	method  string
+	name    string
+	timer   *time.Timer
+}
+
+const (
+	mrtrPrefix  = "pcgw1."
+	mrtrAAD     = "portcullis/mrtr/v1"
+	maxBridging = 5
+)
+
+func capabilityFor(method string) string {
+	switch method {
+	case mcp.MethodSampling:
+		return "sampling"
+	case mcp.MethodElicitation:
+		return "elicitation"
+	case mcp.MethodRootsList:
+		return "roots"
+	}
+	return ""
+}
+
+func hasCap(caps json.RawMessage, name string) bool {
+	v := mcp.GetField(caps, name)
+	return v != nil && string(v) != "null"
+}
+
+// forward sends an authorized request to the upstream and relays what comes
+// back. d is completed and recorded here.
+func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string, params json.RawMessage, out sender) (*mcp.Message, int) {
+	u := g.upstream(upName, rc.view)
+	if u == nil {
+		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Fail, "upstream not configured", "unavailable", time.Since(rc.start)
+		g.record(rc.r.Context(), d)
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "upstream %q is not configured", upName)), http.StatusOK
+	}
+	if rc.modern && bytes.Contains(params, []byte(`"requestState"`)) {
+		if rs := mcp.GetField(params, "requestState"); rs != nil {
+			var state string
+			if json.Unmarshal(rs, &state) == nil && strings.HasPrefix(state, mrtrPrefix) {
+				if pc := g.resume(rc, m, d, state, params); pc != nil {
+					return g.drive(rc, m, d, u, pc, out, 0)
+				}
+				// The parked call is gone (expired, or parked on another
+				// node): start over; the upstream asks again if it must.
+				params, _ = mcp.SetFields(params, map[string]json.RawMessage{"requestState": nil, "inputResponses": nil})
+			}
+		}
+	}
+	return g.run(rc, m, d, u, params, out, 0)
+}
+
+// run calls the upstream. A call that might have to park for a 2026-07-28
+// agent's MRTR retry runs on its own goroutine (start, drive); every other
+// call runs inline on the request's goroutine, with no hand-off.
+func (g *Gateway) run(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
+	if rc.modern && mayNeedInput(rc, m.Method) {
+		return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, round)
+	}
+	return g.inline(rc, m, d, u, params, out, round)
+}
+
+// mayNeedInput reports whether an upstream could ask this agent for input
+// during the call: the method supports MRTR and the agent declared a
+// capability an input request needs.
+func mayNeedInput(rc *reqCtx, method string) bool {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet, mcp.MethodResourcesRead:
+	default:
+		return false
+	}
+	return hasCap(rc.caps, "sampling") || hasCap(rc.caps, "elicitation") || hasCap(rc.caps, "roots")
+}
+
+func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
+	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
+	defer cancel()
+	pc := &pendingCall{upstream: u.spec.Name, ctx: ctx, cancel: cancel}
+	if rc.sess != nil {
+		key := rc.sess.Nonce + "\x00" + string(m.ID)
+		g.inflight.Store(key, context.CancelFunc(cancel))
+		defer g.inflight.Delete(key)
+	}
+	var gone atomic.Bool
+	stop := context.AfterFunc(rc.r.Context(), func() {
+		if r, ok := out.(*responder); ok && r.detached() {
+			return // legacy: not a cancellation; the stream can be resumed
+		}
+		gone.Store(true)
+		cancel()
+	})
+	defer stop()
+	var relays []string
+	defer func() {
+		for _, id := range relays {
+			g.relays.Delete(id)
+		}
+	}()
+	pc.conn, pc.err = u.connect(ctx)
+	if pc.err == nil {
+		pc.resp, pc.err = pc.conn.Call(mcp.WithHeaders(ctx, rc.upHdr), m.Method, params, func(ev *mcp.Message) {
+			g.event(rc, m, d, pc, ev, out, &relays)
+		})
+	}
+	if gone.Load() && pc.err != nil {
+		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
+		g.record(context.WithoutCancel(rc.r.Context()), d)
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
+	}
+	return g.finish(rc, m, d, u, pc, out, round)
+}
+
+func (g *Gateway) start(u *upstream, method string, params json.RawMessage, hdr http.Header) *pendingCall {
+	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
+	pc := &pendingCall{upstream: u.spec.Name, events: make(chan *mcp.Message, 32), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	go func() {
+		defer close(pc.done)
+		conn, err := u.connect(ctx)
+		if err != nil {
+			pc.err = err
+			return
+		}
+		pc.conn = conn
+		pc.resp, pc.err = conn.Call(mcp.WithHeaders(ctx, hdr), method, params, func(ev *mcp.Message) {
+			select {
+			case pc.events <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return pc
+}
+
+// drive relays a running call to the agent until it completes, the agent
+// goes away, or (2026-07-28) the upstream needs input and the call parks.
+func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc *pendingCall, out sender, round int) (*mcp.Message, int) {
+	if rc.sess != nil {
+		key := rc.sess.Nonce + "\x00" + string(m.ID)
+		g.inflight.Store(key, pc.cancel)
+		defer g.inflight.Delete(key)
+	}
+	var relays []string
+	defer func() {
+		for _, id := range relays {
+			g.relays.Delete(id)
+		}
+	}()
+	agentDone := rc.r.Context().Done()
+	handle := func(ev *mcp.Message) *mcp.Message { return g.event(rc, m, d, pc, ev, out, &relays) }
+	for {
+		select {
+		case ev := <-pc.events:
+			if res := handle(ev); res != nil {
+				return res, http.StatusOK
+			}
+		case <-pc.done:
+			for {
+				select {
+				case ev := <-pc.events:
+					if ev.IsNotification() {
+						handle(ev)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			pc.cancel()
+			return g.finish(rc, m, d, u, pc, out, round)
+		case <-agentDone:
+			if r, ok := out.(*responder); ok && r.detached() {
+				// Legacy revisions: a dropped connection is not a
+				// cancellation. The call goes on into the replay buffer
+				// for the agent to resume (notifications/cancelled stops it).
+				agentDone = nil
+				continue
+			}
+			pc.cancel()
+			<-pc.done
+			d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
+			g.record(context.WithoutCancel(rc.r.Context()), d)
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
+		}
+	}
+}
+
+// event handles one message the upstream sent during a call: a
+// notification goes to the agent's stream; a server-to-client request is
+// relayed (legacy agents), parked as MRTR input_required (2026-07-28 agents
+// with the capability; the returned result answers the agent), or refused.
+func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message, out sender, relays *[]string) *mcp.Message {
+	if ev.IsRequest() {
+		c := capabilityFor(ev.Method)
+		if rc.modern {
+			if c != "" && hasCap(rc.caps, c) && pc.events != nil {
+				return g.park(rc, m, d, pc, ev)
+			}
+			g.refuseServerRequest(pc, ev, "the agent did not declare the "+c+" capability")
+			return nil
+		}
+		if id := g.relayToAgent(rc, ev, out, func(ans *mcp.Message) {
+			ans = &mcp.Message{ID: ev.ID, Result: ans.Result, Error: ans.Error}
+			ctx, cancel := context.WithTimeout(pc.ctx, 10*time.Second)
+			defer cancel()
+			if err := pc.conn.Respond(ctx, ans); err != nil {
+				g.log.Warn("could not deliver the agent's answer upstream", "upstream", pc.upstream, "err", err)
+			}
+		}); id != "" {
+			*relays = append(*relays, id)
+		}
+		return nil
+	}
+	if ev.IsNotification() {
+		if ev.Method == mcp.NotifyMessage && rc.modern && !rc.logMeta {
+			return nil
+		}
+		_ = out.send(ev)
+	}
+	return nil
+}
+
+func (g *Gateway) refuseServerRequest(pc *pendingCall, ev *mcp.Message, why string) {
+	ctx, cancel := context.WithTimeout(pc.ctx, 5*time.Second)
+	defer cancel()
+	_ = pc.conn.Respond(ctx, mcp.NewError(ev.ID, mcp.Errorf(mcp.CodeMethodNotFound, "%s: %s", ev.Method, why)))
+}
+
+// relayToAgent sends a server-to-client request to a legacy agent on its
+// response stream, under a gateway id. reply receives the agent's answer
+// (or a refusal). It returns the gateway id, "" when refused.
+func (g *Gateway) relayToAgent(rc *reqCtx, ev *mcp.Message, out sender, reply func(*mcp.Message)) string {
+	c := capabilityFor(ev.Method)
+	if c == "" || !hasCap(rc.caps, c) {
+		why := "the agent did not declare the " + c + " capability"
+		if c == "" {
+			why = "not relayed by the gateway"
+		}
+		go reply(mcp.NewError(nil, mcp.Errorf(mcp.CodeMethodNotFound, "%s: %s", ev.Method, why)))
+		return ""
+	}
+	gid := "pcr-" + randomID(12)
+	g.relays.Store(gid, &relay{session: rc.sessionNonce(), reply: reply})
+	if err := out.send(&mcp.Message{ID: mcp.Quote(gid), Method: ev.Method, Params: ev.Params}); err != nil {
+		g.relays.Delete(gid)
+		go reply(mcp.NewError(nil, mcp.Errorf(mcp.CodeInternalError, "%s: the agent cannot be reached on this request", ev.Method)))
+		return ""
+	}
+	return gid
+}
+
+// finish turns the call's outcome into the agent's response.
+func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc *pendingCall, out sender, round int) (*mcp.Message, int) {
+	ctx := rc.r.Context()
+	d.Latency = time.Since(rc.start)
+	if pc.err != nil {
+		e, status := upstreamFailure(pc.upstream, pc.err, u.timeout())
+		d.Decision, d.Reason, d.UpstreamStatus = Fail, e.Message, status
+		g.log.WarnContext(ctx, "upstream call failed", "upstream", pc.upstream, "method", m.Method, "err", pc.err)
+		g.record(ctx, d)
+		return mcp.NewError(m.ID, e), http.StatusOK
+	}
+	resp := pc.resp
+	if resp.Error != nil {
+		d.Decision, d.UpstreamStatus = Allow, fmt.Sprintf("error %d", resp.Error.Code)
+		g.record(ctx, d)
+		e := *resp.Error
+		if rc.modern && e.Code == mcp.CodeResourceNotFound {
+			e.Code = mcp.CodeInvalidParams
+		}
+		return mcp.NewError(m.ID, &e), http.StatusOK
+	}
+	res := resp.Result
+	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
+		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
+	}
+	if rc.modern {
+		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
+	}
+	if rc.rev < mcp.Rev20250618 && m.Method == mcp.MethodToolsCall && bytes.Contains(res, []byte(`"resource_link"`)) {
+		res = downgradeLinks(res)
+	}
+	d.Decision, d.UpstreamStatus = Allow, "ok"
+	g.record(ctx, d)
+	return mcp.NewResult(m.ID, res), http.StatusOK
+}
+
+func resultType(res json.RawMessage) string {
+	var s string
+	if v := mcp.GetField(res, "resultType"); v != nil {
+		_ = json.Unmarshal(v, &s)
+	}
+	return s
+}
+
+// park answers a 2026-07-28 agent with input_required for the server
+// request ev (and any others already queued), keeping the upstream call
+// running until the agent retries.
+func (g *Gateway) park(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message) *mcp.Message {
+	pk := &parkedCall{pc: pc, keys: map[string]json.RawMessage{}, agent: rc.p.Agent, persona: rc.persona, method: m.Method, name: d.Tool}
+	reqs := map[string]json.RawMessage{}
+	add := func(ev *mcp.Message) {
+		key := fmt.Sprintf("r%d", len(pk.keys)+1)
+		pk.keys[key] = ev.ID
+		params := ev.Params
+		if params == nil {
+			params = json.RawMessage("{}")
+		}
+		reqs[key], _ = json.Marshal(map[string]json.RawMessage{"method": mcp.Quote(ev.Method), "params": params})
+	}
+	add(ev)
+	token := randomID(18)
+	g.parked.Store(token, pk)
+	pk.timer = time.AfterFunc(time.Until(deadline(pc.ctx)), func() {
+		if _, ok := g.parked.LoadAndDelete(token); ok {
+			pc.cancel()
+		}
+	})
+	st, _ := json.Marshal(map[string]string{"t": token, "a": rc.p.Agent, "p": rc.persona, "m": m.Method, "n": d.Tool})
+	state := mrtrPrefix + g.sealer.sealBytes(st, mrtrAAD)
+	ir, _ := json.Marshal(map[string]any{"resultType": mcp.ResultInputRequired, "inputRequests": reqs, "requestState": state})
+	d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "upstream needs input from the agent", "input_required", time.Since(rc.start)
+	g.record(rc.r.Context(), d)
+	return mcp.NewResult(m.ID, ir)
+}
+
+func deadline(ctx context.Context) time.Time {
+	if t, ok := ctx.Deadline(); ok {
+		return t
+	}
+	return time.Now().Add(time.Minute)
+}
+
+// resume finds the call an MRTR retry continues and hands the agent's
+// answers to the upstream. nil: nothing to resume here.
+func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, params json.RawMessage) *pendingCall {
+	plain, err := g.sealer.openBytes(strings.TrimPrefix(state, mrtrPrefix), mrtrAAD)
+	if err != nil {
+		return nil
+	}
+	var st map[string]string
+	if json.Unmarshal(plain, &st) != nil {
+		return nil
+	}
+	if st["a"] != rc.p.Agent || st["p"] != rc.persona || st["m"] != m.Method || st["n"] != d.Tool {
+		return nil
+	}
+	v, ok := g.parked.LoadAndDelete(st["t"])
+	if !ok {
+		return nil
+	}
+	pk := v.(*parkedCall)
+	pk.timer.Stop()
+	var answers map[string]json.RawMessage
+	_ = json.Unmarshal(mcp.GetField(params, "inputResponses"), &answers)
+	var wg sync.WaitGroup
+	for key, upID := range pk.keys {
+		ans := mcp.NewError(upID, mcp.Errorf(mcp.CodeInvalidParams, "the agent provided no input"))
+		if a, ok := answers[key]; ok {
+			ans = mcp.NewResult(upID, a)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(pk.pc.ctx, 10*time.Second)
+			defer cancel()
+			if err := pk.pc.conn.Respond(ctx, ans); err != nil {
+				g.log.Warn("could not deliver MRTR input upstream", "upstream", pk.pc.upstream, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return pk.pc
+}
+
+// bridgeInputRequired serves a 2026-07-28 upstream's input_required to a
+// legacy agent: each input request becomes a server-to-client request on
+// the agent's stream, then the call is retried with the answers.
+func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, res json.RawMessage, out sender, round int) (*mcp.Message, int) {
+	var ir struct {
+		InputRequests map[string]struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		} `json:"inputRequests"`
+		RequestState *string `json:"requestState"`
+	}
+	if err := json.Unmarshal(res, &ir); err != nil || round >= maxBridging {
+		d.Decision, d.Reason, d.UpstreamStatus = Fail, "upstream input_required could not be bridged", "input_required"
+		g.record(rc.r.Context(), d)
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "upstream %q needs input the gateway could not obtain", u.spec.Name)), http.StatusOK
+	}
+	answers := map[string]json.RawMessage{}
+	ctx, cancel := context.WithTimeout(rc.r.Context(), u.timeout())
+	defer cancel()
+	for key, req := range ir.InputRequests {
+		ch := make(chan *mcp.Message, 1)
+		ev := &mcp.Message{ID: mcp.Quote(key), Method: req.Method, Params: req.Params}
+		id := g.relayToAgent(rc, ev, out, func(a *mcp.Message) { ch <- a })
+		select {
+		case a := <-ch:
+			if a.Error == nil {
+				answers[key] = a.Result
+			}
+		case <-ctx.Done():
+		}
+		if id != "" {
+			g.relays.Delete(id)
+		}
+	}
+	set := map[string]json.RawMessage{}
+	set["inputResponses"], _ = json.Marshal(answers)
+	if ir.RequestState != nil {
+		set["requestState"] = mcp.Quote(*ir.RequestState)
+	}
+	params, _ := mcp.SetFields(m.Params, set)
+	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
+		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
+	}
+	return g.run(rc, m, d, u, params, out, round+1)
+}
+
+// listen serves subscriptions/listen (2026-07-28).
+func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
+	var p struct {
+		Notifications struct {
+			ToolsListChanged      bool     `json:"toolsListChanged"`
+			PromptsListChanged    bool     `json:"promptsListChanged"`
+			ResourcesListChanged  bool     `json:"resourcesListChanged"`
+			ResourceSubscriptions []string `json:"resourceSubscriptions"`
+		} `json:"notifications"`
+	}
+	if err := json.Unmarshal(m.Params, &p); err != nil {
+		writeJSON(w, http.StatusBadRequest, mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: notifications filter is malformed")).AppendJSON(nil))
+		return
+	}
+	n := p.Notifications
+	l := &listener{persona: rc.persona, subID: m.ID, ch: make(chan *mcp.Message, 64), uris: map[string]bool{},
+		want: map[string]bool{mcp.NotifyToolsChanged: n.ToolsListChanged, mcp.NotifyPromptsChanged: n.PromptsListChanged, mcp.NotifyResourcesChanged: n.ResourcesListChanged}}
+	honored := map[string]any{}
+	if n.ToolsListChanged {
+		honored["toolsListChanged"] = true
+	}
+	if n.PromptsListChanged {
+		honored["promptsListChanged"] = true
+	}
+	if n.ResourcesListChanged {
+		honored["resourcesListChanged"] = true
+	}
+	var uris []string
+	for _, uri := range n.ResourceSubscriptions {
+		if up := g.resourceRoute(rc, uri); up != "" {
+			l.uris[uri] = true
+			uris = append(uris, uri)
+			go func() {
+				if err := g.subscribeUpstream(g.ctx, rc, up, uri); err != nil {
+					g.log.Debug("upstream resource subscription failed", "upstream", up, "uri", uri, "err", err)
+				}
+			}()
+		}
+	}
+	if len(uris) > 0 {
+		honored["resourceSubscriptions"] = uris
+	}
+	ack, _ := json.Marshal(map[string]any{"notifications": honored, "_meta": map[string]json.RawMessage{mcp.MetaSubscriptionID: m.ID}})
+	d := g.decision(rc, m.Method, "")
+	d.Decision, d.Reason, d.Latency = Allow, "subscription opened", time.Since(rc.start)
+	g.record(rc.r.Context(), d)
+	g.stream(w, rc, l, mcp.NewNotification(mcp.NotifyAcknowledged, ack))
+}
+
+// subscribeUpstream makes the node's connection to an upstream receive
+// updates of uri (resources/subscribe, or a subscriptions/listen stream on
+// 2026-07-28). Updates reach the agents subscribed to uri whose role
+// allows it.
+func (g *Gateway) subscribeUpstream(ctx context.Context, rc *reqCtx, upName, uri string) error {
+	u := g.upstream(upName, rc.view)
+	if u == nil {
+		return fmt.Errorf("upstream %q is not configured", upName)
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	c, err := u.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return c.SubscribeResource(ctx, uri)
+}
+
+// downgradeLinks bridges a tool result for a 2025-03-26 agent: content of
+// type resource_link (2025-06-18) becomes a text item naming the resource,
+// which that revision's clients understand.
+func downgradeLinks(res json.RawMessage) json.RawMessage {
+	var items []map[string]json.RawMessage
+	if json.Unmarshal(mcp.GetField(res, "content"), &items) != nil {
+		return res
+	}
+	changed := false
+	for i, it := range items {
+		if string(it["type"]) != `"resource_link"` {
+			continue
+		}
+		var uri, name string
+		_ = json.Unmarshal(it["uri"], &uri)
+		_ = json.Unmarshal(it["name"], &name)
+		text := "Resource " + uri
+		if name != "" && name != uri {
+			text = "Resource " + name + ": " + uri
+		}
+		items[i] = map[string]json.RawMessage{"type": mcp.Quote("text"), "text": mcp.Quote(text)}
+		changed = true
+	}
+	if !changed {
+		return res
+	}
+	content, _ := json.Marshal(items)
+	out, err := mcp.SetField(res, "content", content)
+	if err != nil {
+		return res
+	}
+	return out
+}

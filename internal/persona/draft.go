@@ -1,0 +1,939 @@
+package persona
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"unicode"
+
+	"github.com/portcullis-gw/portcullis/internal/policy"
+	"github.com/portcullis-gw/portcullis/internal/state"
+)
+
+// Errors returned for unusable input.
+var (
+	ErrEmptyDescription = errors.New("persona draft: the job description is empty")
+	ErrNoSkills         = errors.New("persona draft: the Skill Registry has no skills to draft from")
+)
+
+// MaxDescription is the longest job description Draft accepts, in bytes.
+const MaxDescription = 16 << 10
+
+// Proposal is a drafted role: a Persona over registry skills (and narrowed
+// copies of registry skills), with the reason for every choice.
+type Proposal struct {
+	// Persona is ready to apply; Skills lists Skills[i].Name in order.
+	Persona *state.Persona `json:"persona"`
+	// NewSkills are narrowed copies of registry skills that Persona uses;
+	// they must be applied before it.
+	NewSkills []*state.Skill `json:"newSkills,omitempty"`
+	// Skills explains every skill of Persona.
+	Skills []*ProposedSkill `json:"skills"`
+	// Excluded explains the relevant skills that were left out.
+	Excluded []*Exclusion `json:"excluded,omitempty"`
+	// Asked and Forbidden are the abilities the description asks for and
+	// forbids outright; Requests is the evidence.
+	Asked     Ability   `json:"asked"`
+	Forbidden Ability   `json:"forbidden"`
+	Requests  []Request `json:"requests,omitempty"`
+	// Warnings are things the admin should look at (contradicting hints,
+	// tools without metadata).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MarshalJSON renders the Persona and the new skills as documents in the
+// API's form (apiVersion, kind, metadata, spec), so a client can apply
+// them as they are.
+func (p *Proposal) MarshalJSON() ([]byte, error) {
+	type plain Proposal
+	out := struct {
+		Persona   *state.Document  `json:"persona"`
+		NewSkills []state.Document `json:"newSkills,omitempty"`
+		*plain
+	}{plain: (*plain)(p)}
+	if p.Persona != nil {
+		d := state.EncodeDocument(p.Persona)
+		out.Persona = &d
+	}
+	for _, s := range p.NewSkills {
+		out.NewSkills = append(out.NewSkills, state.EncodeDocument(s))
+	}
+	return json.Marshal(out)
+}
+
+// ProposedSkill is one skill of the drafted Persona.
+type ProposedSkill struct {
+	Name      string        `json:"name"` // the skill to grant
+	From      string        `json:"from"` // the registry skill it is or narrows
+	Narrowed  bool          `json:"narrowed,omitempty"`
+	Score     float64       `json:"score"`
+	Matched   []string      `json:"matched"` // description terms that matched it
+	Abilities Ability       `json:"abilities"`
+	Tools     []string      `json:"tools"` // tool identities granted
+	Dropped   []DroppedTool `json:"dropped,omitempty"`
+	Reason    string        `json:"reason"`
+}
+
+// DroppedTool is a tool of a registry skill left out of its narrowed copy.
+type DroppedTool struct {
+	Tool      string  `json:"tool"`
+	Abilities Ability `json:"abilities"`
+	Reason    string  `json:"reason"`
+}
+
+// Exclusion is a relevant registry skill the draft leaves out.
+type Exclusion struct {
+	Skill     string   `json:"skill"`
+	Score     float64  `json:"score"`
+	Matched   []string `json:"matched,omitempty"`
+	Abilities Ability  `json:"abilities"`
+	Reason    string   `json:"reason"`
+}
+
+// Scoring parameters (BM25F over the fields of a skill). Tuned on the
+// tuning half of qa/persona; see that package for the figures.
+const (
+	k1 = 1.2
+	bl = 0.5
+	// A skill is relevant when its score reaches minScore and relFrac of
+	// the best score.
+	minScore    = 1.6
+	floorSkills = 45
+	relFrac     = 0.22
+	// companionFrac of the threshold lets a read-only skill in as the
+	// companion of a chosen write-only skill of the same upstream.
+	companionFrac = 0.25
+	// Excluded lists skills down to this fraction of the threshold.
+	nearMissFrac = 0.6
+	// coveredWeight discounts terms a chosen skill already explains.
+	coveredWeight = 0.25
+	// narrowFrac of the threshold is what a skill narrowed to its read
+	// tools must score on those tools alone.
+	narrowFrac  = 0.35
+	maxExcluded = 12
+)
+
+const (
+	fieldName = iota
+	fieldDesc
+	fieldUpstream
+	fieldToolName
+	fieldToolDesc
+	numFields
+)
+
+var fieldWeight = [numFields]float64{3, 2, 2, 1, 0.5}
+
+type toolDoc struct {
+	id       string
+	upstream string
+	known    bool // metadata from tools/list
+	info     ToolInfo
+	class    ToolClass
+	words    map[string]bool
+	nameStem []string
+	descStem []string
+}
+
+type grantRef struct {
+	tool  *toolDoc
+	grant state.ToolGrant // the grant it comes from (its Args apply)
+}
+
+type skillDoc struct {
+	s         *state.Skill
+	tools     []grantRef
+	wildcard  bool
+	unmatched []string // patterns that match no known tool
+	ab        Ability
+	tf        [numFields]map[string]float64
+	flen      [numFields]float64
+	core      map[string]bool // stems of name, description and upstreams
+	vocab     map[string]bool // core plus the tools' text
+}
+
+// Index is a Skill Registry prepared for drafting. It is immutable and safe
+// for concurrent use; build one per registry snapshot.
+type Index struct {
+	skills   []*skillDoc
+	idf      map[string]float64
+	avg      [numFields]float64
+	names    map[string]bool
+	warnings []string
+}
+
+// Draft proposes a role for a job description from a Skill Registry and
+// the tools' metadata (keyed by "<upstream>/<tool>"; may be nil). It is
+// deterministic, offline and never proposes a tool whose ability the
+// description does not ask for.
+func Draft(desc string, skills []*state.Skill, tools map[string]ToolInfo) (*Proposal, error) {
+	ix, err := NewIndex(skills, tools)
+	if err != nil {
+		return nil, err
+	}
+	return ix.Draft(desc)
+}
+
+// NewIndex prepares skills and tool metadata for drafting.
+func NewIndex(skills []*state.Skill, tools map[string]ToolInfo) (*Index, error) {
+	ix := &Index{idf: map[string]float64{}, names: map[string]bool{}}
+	docs := map[string]*toolDoc{}
+	toolDocFor := func(id string, info *ToolInfo) *toolDoc {
+		if d, ok := docs[id]; ok {
+			return d
+		}
+		d := &toolDoc{id: id, known: info != nil, words: map[string]bool{}}
+		d.upstream, _, _ = strings.Cut(id, "/")
+		if info != nil {
+			d.info = *info
+		}
+		d.class = ClassifyTool(id, info)
+		_, name, _ := strings.Cut(id, "/")
+		d.nameStem = stems(splitIdent(name))
+		d.descStem = stems(d.info.Description + " " + schemaWords(d.info.InputSchema))
+		for _, s := range append(d.nameStem, d.descStem...) {
+			d.words[s] = true
+		}
+		docs[id] = d
+		return d
+	}
+	known := sortedKeys(tools)
+	for _, id := range known {
+		info := tools[id]
+		toolDocFor(id, &info)
+	}
+	for _, s := range skills {
+		if s == nil || s.Name == "" || ix.names[s.Name] {
+			continue
+		}
+		ix.names[s.Name] = true
+		sd := &skillDoc{s: s, core: map[string]bool{}, vocab: map[string]bool{}}
+		seen := map[string]bool{}
+		ups := map[string]bool{}
+		for _, g := range s.Tools {
+			up, pat, ok := strings.Cut(g.Tool, "/")
+			if !ok {
+				continue
+			}
+			ups[up] = true
+			if !strings.Contains(pat, "*") {
+				if !seen[g.Tool] {
+					seen[g.Tool] = true
+					var info *ToolInfo
+					if ti, ok := tools[g.Tool]; ok {
+						info = &ti
+					}
+					sd.tools = append(sd.tools, grantRef{toolDocFor(g.Tool, info), g})
+				}
+				continue
+			}
+			sd.wildcard = true
+			n := 0
+			for _, id := range known {
+				if policy.Match(g.Tool, id) {
+					n++
+					if !seen[id] {
+						seen[id] = true
+						sd.tools = append(sd.tools, grantRef{docs[id], g})
+					}
+				}
+			}
+			if n == 0 {
+				sd.unmatched = append(sd.unmatched, g.Tool)
+			}
+		}
+		sort.Slice(sd.tools, func(i, j int) bool { return sd.tools[i].tool.id < sd.tools[j].tool.id })
+		for _, g := range sd.tools {
+			sd.ab |= g.tool.class.Abilities
+		}
+		if len(sd.unmatched) > 0 {
+			sd.ab |= Mutating
+		}
+		texts := [numFields][]string{
+			fieldName:     stems(splitIdent(s.Name)),
+			fieldDesc:     stems(s.Description),
+			fieldUpstream: stems(strings.Join(sortedKeys(ups), " ")),
+		}
+		for _, g := range sd.tools {
+			texts[fieldToolName] = append(texts[fieldToolName], g.tool.nameStem...)
+			texts[fieldToolDesc] = append(texts[fieldToolDesc], g.tool.descStem...)
+		}
+		for f := range numFields {
+			sd.tf[f] = map[string]float64{}
+			for _, w := range texts[f] {
+				sd.tf[f][w]++
+				sd.vocab[w] = true
+				if f <= fieldUpstream {
+					sd.core[w] = true
+				}
+			}
+			sd.flen[f] = float64(len(texts[f]))
+			ix.avg[f] += sd.flen[f]
+		}
+		ix.skills = append(ix.skills, sd)
+	}
+	if len(ix.skills) == 0 {
+		return nil, ErrNoSkills
+	}
+	df := map[string]int{}
+	for _, sd := range ix.skills {
+		for w := range sd.vocab {
+			df[w]++
+		}
+	}
+	n := float64(len(ix.skills))
+	for w, d := range df {
+		ix.idf[w] = math.Log(1 + (n-float64(d)+0.5)/(float64(d)+0.5))
+	}
+	for f := range numFields {
+		ix.avg[f] /= n
+		if ix.avg[f] == 0 {
+			ix.avg[f] = 1
+		}
+	}
+	for _, id := range sortedKeys(docs) {
+		d := docs[id]
+		if !d.known {
+			ix.warnings = append(ix.warnings, fmt.Sprintf("no tools/list metadata for %s: judged by its name alone", id))
+		}
+		for _, why := range d.class.Why {
+			if strings.HasPrefix(why, "readOnlyHint is true but") {
+				ix.warnings = append(ix.warnings, fmt.Sprintf("%s: %s", id, why))
+			}
+		}
+	}
+	return ix, nil
+}
+
+type scored struct {
+	sd      *skillDoc
+	score   float64
+	matched []string
+}
+
+// score is the BM25F relevance of a skill to the description's terms.
+// Terms in covered (already explained by a chosen skill) count at
+// coveredWeight. It returns the terms that contributed, best first.
+func (ix *Index) score(sd *skillDoc, terms map[string]float64, covered map[string]bool) (float64, []string) {
+	var tf [numFields]map[string]float64
+	copy(tf[:], sd.tf[:])
+	return ix.bm25(tf, sd.flen, terms, covered)
+}
+
+// scoreTools is the relevance of a set of tools alone (their names and
+// descriptions), used to check that a narrowed skill's remaining tools are
+// themselves what the description is about.
+func (ix *Index) scoreTools(tools []*toolDoc, terms map[string]float64) float64 {
+	var tf [numFields]map[string]float64
+	var flen [numFields]float64
+	tf[fieldToolName], tf[fieldToolDesc] = map[string]float64{}, map[string]float64{}
+	for _, t := range tools {
+		for _, w := range t.nameStem {
+			tf[fieldToolName][w]++
+		}
+		for _, w := range t.descStem {
+			tf[fieldToolDesc][w]++
+		}
+		flen[fieldToolName] += float64(len(t.nameStem))
+		flen[fieldToolDesc] += float64(len(t.descStem))
+	}
+	s, _ := ix.bm25(tf, flen, terms, nil)
+	return s
+}
+
+func (ix *Index) bm25(tf [numFields]map[string]float64, flen [numFields]float64, terms map[string]float64, covered map[string]bool) (float64, []string) {
+	type contrib struct {
+		term string
+		v    float64
+	}
+	var cs []contrib
+	total := 0.0
+	for term, qw := range terms {
+		x := 0.0
+		for f := range numFields {
+			if c := tf[f][term]; c > 0 {
+				x += fieldWeight[f] * c / (1 - bl + bl*flen[f]/ix.avg[f])
+			}
+		}
+		if x == 0 {
+			continue
+		}
+		v := qw * ix.idf[term] * x * (k1 + 1) / (x + k1)
+		if covered[term] {
+			v *= coveredWeight
+		}
+		total += v
+		cs = append(cs, contrib{term, v})
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].v != cs[j].v {
+			return cs[i].v > cs[j].v
+		}
+		return cs[i].term < cs[j].term
+	})
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.term
+	}
+	return total, out
+}
+
+// shown filters matched terms to those the description itself says (not
+// only related expansions).
+func shown(matched []string, terms map[string]float64) []string {
+	var out []string
+	for _, t := range matched {
+		if terms[t] >= weightTerm*weightNegated {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Draft proposes a role for one job description.
+func (ix *Index) Draft(desc string) (*Proposal, error) {
+	desc = strings.Join(strings.Fields(strings.Map(printable, strings.ToValidUTF8(desc, " "))), " ")
+	if desc == "" {
+		return nil, ErrEmptyDescription
+	}
+	if len(desc) > MaxDescription {
+		return nil, fmt.Errorf("persona draft: the job description is %d bytes; the limit is %d", len(desc), MaxDescription)
+	}
+	in := ParseIntent(desc)
+	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
+
+	var all []scored
+	top := 0.0
+	for _, sd := range ix.skills {
+		s, m := ix.score(sd, in.Terms, nil)
+		all = append(all, scored{sd, s, m})
+		top = max(top, s)
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].score != all[j].score {
+			return all[i].score > all[j].score
+		}
+		return all[i].sd.s.Name < all[j].sd.s.Name
+	})
+	// The floor is calibrated on a registry of about 45 skills; term
+	// weights (idf) are smaller in a smaller registry, and so is the floor.
+	floor := minScore * min(1, math.Log(1+float64(len(ix.skills)))/math.Log(1+floorSkills))
+	threshold := max(floor, relFrac*top)
+
+	var (
+		chosen  []*ProposedSkill
+		cands   []scored
+		covered = map[string]bool{}
+	)
+	serving := map[*skillDoc]bool{}
+	for _, c := range all {
+		if c.score >= threshold {
+			serving[c.sd] = servesRequest(c.sd, in)
+			cands = append(cands, c)
+		} else if c.score >= nearMissFrac*threshold && c.score > 0 {
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("not relevant enough: score %.2f is below the threshold %.2f", c.score, threshold)})
+		}
+	}
+	// Greedy: take the candidate that adds most beyond what the chosen
+	// skills already explain, until none adds enough.
+	for len(cands) > 0 {
+		best, bestScore := 0, -1.0
+		for k, c := range cands {
+			m := c.score
+			switch {
+			case serving[c.sd]:
+				// It does exactly what a request asks: the topic words it
+				// shares with chosen skills still count in full.
+			case !readOnlyNeighbour(c.sd, chosen):
+				m, _ = ix.score(c.sd, in.Terms, covered)
+			}
+			if m > bestScore {
+				best, bestScore = k, m
+			}
+		}
+		c := cands[best]
+		cands = append(cands[:best], cands[best+1:]...)
+		if bestScore < threshold {
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("adds too little: what it matches (%s) the chosen skills already cover", strings.Join(firstN(shown(c.matched, in.Terms), 4), ", "))})
+			continue
+		}
+		ps, ex := ix.decide(c, in)
+		if ex != nil {
+			p.Excluded = append(p.Excluded, ex)
+			continue
+		}
+		if ps.Narrowed && ps.Abilities&Mutating == 0 {
+			var kept []*toolDoc
+			for _, g := range c.sd.tools {
+				if slices.Contains(ps.Tools, g.tool.id) {
+					kept = append(kept, g.tool)
+				}
+			}
+			if ts := ix.scoreTools(kept, in.Terms); ts < narrowFrac*threshold {
+				p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: ps.Matched, Abilities: c.sd.ab,
+					Reason: fmt.Sprintf("only its read tools are allowed, and they do not match the description by themselves (score %.2f)", ts)})
+				continue
+			}
+		}
+		chosen = append(chosen, ps)
+		for _, t := range c.matched {
+			covered[t] = true
+		}
+	}
+	chosen = ix.addCompanions(chosen, all, in, threshold)
+	chosen, redundant := dropRedundant(chosen)
+	p.Excluded = append(p.Excluded, redundant...)
+	// A skill that came in as a companion is not also "left out".
+	taken := map[string]bool{}
+	for _, ps := range chosen {
+		taken[ps.From] = true
+	}
+	p.Excluded = slices.DeleteFunc(p.Excluded, func(e *Exclusion) bool { return taken[e.Skill] })
+	sort.SliceStable(p.Excluded, func(i, j int) bool { return p.Excluded[i].Score > p.Excluded[j].Score })
+	if len(p.Excluded) > maxExcluded {
+		p.Excluded = p.Excluded[:maxExcluded]
+	}
+
+	p.Persona = &state.Persona{Description: desc, Skills: []string{}}
+	p.Persona.Name = suggestName(desc, chosen)
+	used := map[string]bool{}
+	for n := range ix.names {
+		used[n] = true
+	}
+	for _, ps := range chosen {
+		if ps.Narrowed {
+			ps.Name = uniqueName(ps.From+"-"+strings.Join(ps.Abilities.Names(), "-"), used)
+			sd := ix.skillNamed(ps.From)
+			p.NewSkills = append(p.NewSkills, narrowedSkill(ps, sd))
+		}
+		p.Skills = append(p.Skills, ps)
+		p.Persona.Skills = append(p.Persona.Skills, ps.Name)
+	}
+	if p.Persona.Name != "" {
+		p.Persona.Name = uniqueName(p.Persona.Name, map[string]bool{})
+	}
+	return p, nil
+}
+
+// servesRequest reports whether a skill has a tool that does exactly what
+// a request for a change asks: the same verb (or, for a generic verb, a
+// generic verb of the same ability) on something the request names.
+func servesRequest(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&Mutating == 0 {
+			continue
+		}
+		for _, g := range sd.tools {
+			t := g.tool
+			if t.class.Abilities&r.Ability == 0 || !verbMatch(r, t) {
+				continue
+			}
+			for _, o := range r.Objects {
+				if o != r.topic && t.words[o] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func verbMatch(r Request, t *toolDoc) bool {
+	for _, v := range t.class.Verbs {
+		if v == r.Verb {
+			return true
+		}
+		if e := lexicon[v]; r.Generic && e != nil && e.generic && e.ab&r.Ability != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// readOnlyNeighbour reports a read-only skill on an upstream a chosen skill
+// already uses: reading where the role already works needs no evidence of
+// its own beyond relevance, so the terms it shares with that skill are not
+// discounted.
+func readOnlyNeighbour(sd *skillDoc, chosen []*ProposedSkill) bool {
+	if sd.ab&Mutating != 0 || sd.wildcard {
+		return false
+	}
+	for _, ps := range chosen {
+		for _, id := range ps.Tools {
+			for _, g := range sd.tools {
+				if g.tool.upstream == upstreamOf(id) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func upstreamOf(id string) string {
+	up, _, _ := strings.Cut(id, "/")
+	return up
+}
+
+// printable keeps a rune that can stand in a YAML document; others become
+// spaces.
+func printable(r rune) rune {
+	if unicode.IsPrint(r) {
+		return r
+	}
+	return ' '
+}
+
+func (ix *Index) skillNamed(name string) *skillDoc {
+	for _, sd := range ix.skills {
+		if sd.s.Name == name {
+			return sd
+		}
+	}
+	return nil
+}
+
+// matches reports whether a request's objects fit a vocabulary. A request
+// without objects fits everything.
+func matches(r Request, vocab map[string]bool) bool {
+	if len(r.Objects) == 0 {
+		return true
+	}
+	for _, o := range r.Objects {
+		if vocab[o] {
+			return true
+		}
+	}
+	return false
+}
+
+// decide applies the ability rules to one relevant skill: keep it whole,
+// narrow it to the tools the description allows, or exclude it.
+func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
+	sd := c.sd
+	allowed := Read
+	because := map[Ability]string{}
+	for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+		if sd.ab&a == 0 {
+			continue
+		}
+		for _, r := range in.Requests {
+			if !r.Negated && r.Ability&a != 0 && matches(r, sd.vocab) {
+				allowed |= a
+				because[a] = r.String()
+				break
+			}
+		}
+	}
+	forbidBy := map[Ability]string{}
+	for _, r := range in.Requests {
+		if r.Negated && r.Generic && matches(r, sd.core) {
+			for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+				if r.Ability&a != 0 && forbidBy[a] == "" {
+					forbidBy[a] = r.String()
+				}
+			}
+			allowed &^= r.Ability &^ Read
+		}
+	}
+	// Paying is sending of another kind: a request to email or post never
+	// lets a tool that moves money in.
+	moneyAsked := false
+	for _, r := range in.Requests {
+		if !r.Negated && moneyVerbs[r.Verb] && matches(r, sd.vocab) {
+			moneyAsked = true
+		}
+	}
+	ps := &ProposedSkill{Name: sd.s.Name, From: sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms)}
+	for _, g := range sd.tools {
+		t := g.tool
+		extra := t.class.Abilities &^ allowed
+		if extra != 0 {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: denyReason(extra, forbidBy)})
+			continue
+		}
+		if !moneyAsked && slices.ContainsFunc(t.class.Verbs, func(v string) bool { return moneyVerbs[v] }) {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: "moves money, which the description does not ask for"})
+			continue
+		}
+		if r, ok := negatedVerb(t, sd, in); ok {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
+			continue
+		}
+		ps.Tools = append(ps.Tools, t.id)
+		ps.Abilities |= t.class.Abilities
+	}
+	for _, pat := range sd.unmatched {
+		ps.Dropped = append(ps.Dropped, DroppedTool{Tool: pat, Abilities: Mutating, Reason: "the pattern matches no tool with known metadata, so what it grants cannot be judged"})
+	}
+	if len(ps.Tools) == 0 {
+		reason := "every tool it grants needs an ability the description does not allow"
+		if len(ps.Dropped) > 0 {
+			reason += ": " + ps.Dropped[0].Tool + " " + ps.Dropped[0].Reason
+		}
+		return nil, &Exclusion{Skill: sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: sd.ab, Reason: reason}
+	}
+	ps.Narrowed = len(ps.Dropped) > 0 || sd.wildcard
+	var why []string
+	if len(ps.Matched) > 0 {
+		why = append(why, "matches "+strings.Join(firstN(ps.Matched, 5), ", "))
+	}
+	for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+		if ps.Abilities&a != 0 {
+			why = append(why, fmt.Sprintf("%s asked by %s", a, because[a]))
+		}
+	}
+	if ps.Abilities&Mutating == 0 {
+		why = append(why, "read only")
+	}
+	if ps.Narrowed {
+		if sd.wildcard {
+			why = append(why, fmt.Sprintf("wildcard grants pinned to the %d tools known now", len(ps.Tools)))
+		}
+		if len(ps.Dropped) > 0 {
+			why = append(why, fmt.Sprintf("narrowed: %d of its tools left out", len(ps.Dropped)))
+		}
+	}
+	ps.Reason = strings.Join(why, "; ")
+	return ps, nil
+}
+
+// moneyVerbs move money rather than messages.
+var moneyVerbs = setOf(`pay refund transfer wire reimburse`)
+
+func denyReason(extra Ability, forbidBy map[Ability]string) string {
+	for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+		if extra&a != 0 && forbidBy[a] != "" {
+			return fmt.Sprintf("can %s, which the description forbids (%s)", a, forbidBy[a])
+		}
+	}
+	return fmt.Sprintf("can %s, which the description does not ask for", extra)
+}
+
+// negatedVerb finds a negated specific verb ("never merges") that names
+// what tool t does.
+func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
+	for _, r := range in.Requests {
+		if !r.Negated || r.Generic {
+			continue // generic negations were applied per ability
+		}
+		for _, v := range t.class.Verbs {
+			if v == r.Verb && (len(r.Objects) == 0 || matches(r, sd.core) || matches(r, t.words)) {
+				return r.String(), true
+			}
+		}
+	}
+	return "", false
+}
+
+// addCompanions gives every chosen skill that only changes things the
+// read-only skill of its upstream that best matches the description:
+// an agent that may update tickets must be able to see them.
+func (ix *Index) addCompanions(chosen []*ProposedSkill, all []scored, in *Intent, threshold float64) []*ProposedSkill {
+	have := map[string]bool{}
+	for _, ps := range chosen {
+		have[ps.From] = true
+	}
+	var extra []*ProposedSkill
+	for _, ps := range chosen {
+		if ps.Abilities&Read != 0 || ps.Abilities&(Write|Delete) == 0 {
+			continue // it sees what it changes, or it only sends or runs things
+		}
+		ups := map[string]bool{}
+		for _, id := range ps.Tools {
+			ups[upstreamOf(id)] = true
+		}
+		for _, o := range append(chosen, extra...) {
+			if o.Abilities&Read != 0 {
+				for _, id := range o.Tools {
+					delete(ups, upstreamOf(id)) // it already sees that upstream
+				}
+			}
+		}
+		if len(ups) == 0 {
+			continue
+		}
+		for _, c := range all {
+			if have[c.sd.s.Name] || c.score < companionFrac*threshold || c.sd.ab&Mutating != 0 || c.sd.wildcard || len(c.sd.tools) == 0 {
+				continue
+			}
+			same := false
+			for _, g := range c.sd.tools {
+				same = same || ups[g.tool.upstream]
+			}
+			if !same {
+				continue
+			}
+			cp, ex := ix.decide(c, in)
+			if ex != nil {
+				continue
+			}
+			cp.Reason = fmt.Sprintf("read access that %s needs (%s)", ps.Name, cp.Reason)
+			have[c.sd.s.Name] = true
+			extra = append(extra, cp)
+			break
+		}
+	}
+	out := append(chosen, extra...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	return out
+}
+
+// dropRedundant removes skills whose tools the other chosen skills already
+// grant, narrowed copies first, then the least relevant.
+func dropRedundant(chosen []*ProposedSkill) ([]*ProposedSkill, []*Exclusion) {
+	order := make([]*ProposedSkill, len(chosen))
+	copy(order, chosen)
+	sort.SliceStable(order, func(i, j int) bool {
+		if order[i].Narrowed != order[j].Narrowed {
+			return order[i].Narrowed
+		}
+		return order[i].Score < order[j].Score
+	})
+	removed := map[*ProposedSkill]bool{}
+	var ex []*Exclusion
+	for _, ps := range order {
+		covered := map[string]string{}
+		for _, o := range chosen {
+			if o == ps || removed[o] {
+				continue
+			}
+			for _, id := range o.Tools {
+				if covered[id] == "" {
+					covered[id] = o.Name
+				}
+			}
+		}
+		by := map[string]bool{}
+		all := true
+		for _, id := range ps.Tools {
+			if covered[id] == "" {
+				all = false
+				break
+			}
+			by[covered[id]] = true
+		}
+		if all {
+			removed[ps] = true
+			ex = append(ex, &Exclusion{Skill: ps.From, Score: ps.Score, Matched: ps.Matched, Abilities: ps.Abilities,
+				Reason: "redundant: " + strings.Join(sortedKeys(by), " and ") + " already grant what it would"})
+		}
+	}
+	var out []*ProposedSkill
+	for _, ps := range chosen {
+		if !removed[ps] {
+			out = append(out, ps)
+		}
+	}
+	return out, ex
+}
+
+// narrowedSkill builds the registry copy of a narrowed skill: only the kept
+// tools, each with the arguments constraints of the grant it came from.
+func narrowedSkill(ps *ProposedSkill, sd *skillDoc) *state.Skill {
+	keep := map[string]bool{}
+	for _, id := range ps.Tools {
+		keep[id] = true
+	}
+	s := &state.Skill{Meta: state.Meta{Name: ps.Name}}
+	s.Description = strings.TrimSpace(fmt.Sprintf("%s (drafted from skill %s, limited to %s)", strings.TrimRight(sd.s.Description, "."), sd.s.Name, strings.Join(ps.Abilities.Names(), ", ")))
+	for _, g := range sd.tools {
+		if keep[g.tool.id] {
+			s.Tools = append(s.Tools, state.ToolGrant{Tool: g.tool.id, Args: g.grant.Args})
+		}
+	}
+	s.Resources = append(s.Resources, sd.s.Resources...)
+	s.Prompts = append(s.Prompts, sd.s.Prompts...)
+	return s
+}
+
+// suggestName makes a persona name from the description's opening noun
+// phrase ("Tier-1 support agent." → tier-1-support-agent), or from the
+// chosen skills.
+func suggestName(desc string, chosen []*ProposedSkill) string {
+	head := desc
+	if i := strings.IndexAny(head, ".:;,!?()—–"); i >= 0 {
+		head = head[:i]
+	}
+	for _, cut := range []string{" that ", " who ", " which ", " for ", " - ", " with ", " in "} {
+		if i := strings.Index(strings.ToLower(head), cut); i > 0 {
+			head = head[:i]
+		}
+	}
+	words := strings.Fields(strings.ToLower(head))
+	for len(words) > 0 && (words[0] == "a" || words[0] == "an" || words[0] == "the" || words[0] == "you" || words[0] == "are" || words[0] == "i" || words[0] == "am" || words[0] == "we" || words[0] == "need") {
+		words = words[1:]
+	}
+	if len(words) >= 1 && len(words) <= 5 && lexicon[words[0]] == nil {
+		if n := slug(strings.Join(words, " ")); n != "" {
+			return n
+		}
+	}
+	ups := map[string]bool{}
+	var parts []string
+	for _, ps := range chosen {
+		for _, id := range ps.Tools {
+			up, _, _ := strings.Cut(id, "/")
+			if !ups[up] && len(parts) < 3 {
+				ups[up] = true
+				parts = append(parts, up)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "drafted-persona"
+	}
+	return slug(strings.Join(parts, " ") + " agent")
+}
+
+// slug turns text into a valid object name.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		case b.Len() > 0 && !dash:
+			b.WriteByte('-')
+			dash = true
+		}
+		if b.Len() >= 50 {
+			break
+		}
+	}
+	return strings.Trim(b.String(), "-_")
+}
+
+// uniqueName makes name valid and distinct from the names in used.
+func uniqueName(name string, used map[string]bool) string {
+	name = slug(name)
+	if name == "" {
+		name = "drafted"
+	}
+	if len(name) > 56 {
+		name = strings.Trim(name[:56], "-")
+	}
+	out := name
+	for i := 2; used[out]; i++ {
+		out = fmt.Sprintf("%s-%d", name, i)
+	}
+	used[out] = true
+	return out
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func round(f float64) float64 { return math.Round(f*100) / 100 }

@@ -1,0 +1,460 @@
+package persona
+
+import (
+	"sort"
+	"strings"
+)
+
+// Request is one thing a text asks for, or, when Negated, forbids.
+type Request struct {
+	// Verb is the lexicon lemma ("reply", "delete"); "read-only" for a
+	// read-only statement.
+	Verb string `json:"verb"`
+	// Word is the word as written.
+	Word    string  `json:"word"`
+	Ability Ability `json:"ability"`
+	Negated bool    `json:"negated,omitempty"`
+	// Generic: the verb names its ability as a whole ("send", "modify"),
+	// so a negation forbids the ability; a specific verb ("merge") only
+	// forbids tools that do that thing.
+	Generic bool `json:"generic,omitempty"`
+	// Objects are the stems of what the verb applies to; empty means
+	// everything ("never deletes anything").
+	Objects []string `json:"objects,omitempty"`
+	// Pos is the word index in the text.
+	Pos int `json:"pos"`
+	// topic is the stem a topical verb adds to Objects ("email" → mail).
+	topic string
+}
+
+// String renders the request for explanations: `never "delete" (delete) branch`.
+func (r Request) String() string {
+	var b strings.Builder
+	if r.Negated {
+		b.WriteString("not ")
+	}
+	b.WriteString("\"" + r.Word + "\"")
+	if len(r.Objects) > 0 {
+		b.WriteString(" " + strings.Join(r.Objects, " "))
+	}
+	return b.String()
+}
+
+// Intent is what a job description asks for.
+type Intent struct {
+	Requests []Request `json:"requests"`
+	// Asked is every ability some request asks for (Read is always in).
+	Asked Ability `json:"asked"`
+	// Forbidden is every ability a negation forbids for everything.
+	Forbidden Ability `json:"forbidden"`
+	// Terms weighs the topic stems of the text for relevance scoring.
+	Terms map[string]float64 `json:"terms"`
+}
+
+// Weights of description terms.
+const (
+	weightTerm    = 1.0
+	weightNegated = 0.5 // a term in a negated clause still names the domain
+	weightRelated = 0.4 // a neighbouring topic from the related table
+	maxTermWeight = 2.0 // repetition saturates
+)
+
+// ParseIntent reads the abilities a job description asks for and forbids,
+// with their objects, and its topic terms. It never fails and never panics;
+// text beyond the first few thousand words is ignored.
+func ParseIntent(text string) *Intent {
+	return parseTokens(tokenize(text), false)
+}
+
+// parseTokens is the parser behind ParseIntent. toolMode reads a tool's own
+// description: there, dangerous keywords count wherever they stand.
+func parseTokens(ts []token, toolMode bool) *Intent {
+	n := len(ts)
+	lex := make([]*verb, n)
+	particle := make([]bool, n)
+	for i := range ts {
+		w := ts[i].word
+		if p, ok := phrasal[w]; ok {
+			window := 3
+			if w == "keep" || w == "keeps" {
+				window = 10 // "keeps the timeline page in the wiki up to date"
+			}
+			for j := i + 1; j <= i+window && j < n && !ts[j].brk; j++ {
+				if lemma, ok := p[ts[j].word]; ok {
+					lex[i] = lexicon[lemma]
+					particle[j] = true
+					break
+				}
+			}
+		}
+		if lex[i] == nil && !particle[i] {
+			lex[i] = lexicon[w]
+		}
+	}
+	isVerb := make([]bool, n)
+	for i := range ts {
+		if lex[i] != nil {
+			isVerb[i] = judgeVerb(ts, lex, isVerb, i, toolMode)
+		}
+	}
+	// "approve or reject them": a word coordinated with a following verb of
+	// the same form is a verb too.
+	for i := n - 3; i >= 0; i-- {
+		if lex[i] != nil && !isVerb[i] && !particle[i] && lex[i].ambiguous && !ts[i+1].brk && !ts[i+2].brk &&
+			(ts[i+1].word == "or" || ts[i+1].word == "and") && isVerb[i+2] && !ts[i+1].comma &&
+			(i == 0 || ts[i].brk || ts[i].comma || verbCues[ts[i-1].word] || ts[i-1].word == "and" || ts[i-1].word == "or") && sameForm(ts[i+2].word, lex[i+2], form(ts[i].word, lex[i])) {
+			isVerb[i] = true
+		}
+	}
+
+	in := &Intent{Asked: Read, Terms: map[string]float64{}}
+	neg, sub := false, false
+	var prevObjects []string
+	for i := 0; i < n; i++ {
+		t := ts[i]
+		if t.brk {
+			neg, sub = false, false
+		}
+		w := t.word
+		if toolMode && subordinators[w] {
+			sub = true // "Acknowledge an alert so it stops paging": an effect, not an action
+		}
+		switch {
+		case scopeEnders[w]:
+			neg = false
+		case negators[w]:
+			neg = true
+		}
+		// Topic terms.
+		if t.stem != "" {
+			wt := weightTerm
+			if neg {
+				wt = weightNegated
+			}
+			in.addTerm(t.stem, wt)
+			for _, r := range related[t.stem] {
+				in.addTerm(r, weightRelated*wt)
+			}
+		}
+		// "read-only", "view only", "only reads", "reporting only".
+		if readOnlyAt(ts, lex, isVerb, i) {
+			objs := clauseObjects(ts, i)
+			if k := i + 2; ts[i].word != "only" && k < len(ts) && !ts[k].brk && roleNouns[ts[k].word] {
+				objs = nil // "read-only analyst": the whole role reads only
+			}
+			in.Requests = append(in.Requests, Request{Verb: "read-only", Word: readOnlyWords(ts, i), Ability: Mutating, Negated: true, Generic: true, Objects: objs, Pos: i})
+			continue
+		}
+		var v *verb
+		switch {
+		case isVerb[i] && !sub:
+			v = lex[i]
+		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
+			i > 0 && !t.brk && lightVerbs[ts[i-1].word] ||
+			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil):
+			v = lexicon[nounForms[w]]
+		case toolMode && !neg && toolKeywords[w] != 0:
+			in.Requests = append(in.Requests, Request{Verb: w, Word: w, Ability: toolKeywords[w], Generic: true, Pos: i})
+			continue
+		}
+		if v == nil {
+			continue
+		}
+		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
+		objs, pronoun := objectsAfter(ts, isVerb, particle, i)
+		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
+			objs = append([]string(nil), prevObjects...)
+		}
+		// "drafts only": a restriction, not a request.
+		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
+			continue
+		}
+		if len(objs) > 0 && !pronoun {
+			prevObjects = objs
+		}
+		// "run a query", "execute reports" read; they do not execute.
+		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
+			r.Ability, r.Generic = Read, false
+		}
+		if v.topical {
+			if s := normWord(v.lemma); s != "" {
+				objs = append(objs, s)
+				r.topic = s
+			}
+		}
+		r.Objects = dedupe(objs)
+		in.Requests = append(in.Requests, r)
+	}
+	shareObjects(ts, in.Requests)
+	for _, r := range in.Requests {
+		switch {
+		case !r.Negated:
+			in.Asked |= r.Ability
+		case r.Generic && len(r.Objects) == 0:
+			in.Forbidden |= r.Ability &^ Read
+		}
+	}
+	in.Asked &^= in.Forbidden
+	in.Asked |= Read
+	return in
+}
+
+func (in *Intent) addTerm(s string, w float64) {
+	in.Terms[s] = min(in.Terms[s]+w, maxTermWeight)
+}
+
+var sentenceFallback = false
+
+// subordinators start a clause that, in a tool description, tells an
+// effect or a condition rather than what the tool does.
+var subordinators = setOf(`so which that until when whenever while because if unless`)
+
+// readObjects are objects that make "run"/"execute" a read.
+var readObjects = setOf(`query sql select report search analy check lookup`)
+
+// toolKeywords name dangerous effects wherever they stand in a tool's own
+// description ("Execute any SQL statement, including INSERT, UPDATE, DELETE").
+var toolKeywords = map[string]Ability{
+	"delete": Delete, "deletes": Delete, "deleted": Delete, "permanently": Delete, "erase": Delete,
+	"erases": Delete, "purge": Delete, "purges": Delete, "destroy": Delete, "destroys": Delete,
+	"wipe": Delete, "wipes": Delete, "irreversible": Delete, "undone": Delete, "remove": Delete,
+	"removes": Delete, "removed": Delete, "overwrite": Delete, "overwriting": Delete,
+	"overwrites": Delete, "truncate": Delete,
+	"insert": Write, "inserts": Write, "update": Write, "updates": Write, "ddl": Write | Admin,
+	"grant": Admin, "grants": Admin, "revoke": Admin, "revokes": Admin, "privilege": Admin,
+	"privileges": Admin, "permission": Admin, "permissions": Admin,
+}
+
+// judgeVerb decides whether the lexicon word at i is used as a verb. In
+// toolMode (a tool's one-line description: an imperative verb and a noun
+// phrase) only the strong cues count.
+func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) bool {
+	v := lex[i]
+	w := ts[i].word
+	f := form(w, v)
+	// "… - and drafts replies": a conjunction opening a clause opens it.
+	start := i == 0 || ts[i].brk || i > 0 && ts[i-1].brk && (ts[i-1].word == "and" || ts[i-1].word == "or" || ts[i-1].word == "then")
+	prev, prev2 := "", ""
+	if !start || !ts[i].brk && i > 0 {
+		prev = ts[i-1].word
+		if i > 1 && !ts[i-1].brk {
+			prev2 = ts[i-2].word
+		}
+	}
+	// Before a role noun it names the role: "Refund agent", "Scheduling assistant".
+	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
+		return false
+	}
+	// After a determiner it is a noun: "the open pull requests", "a reply".
+	if determiners[prev] && prev != "that" && prev != "which" {
+		return false
+	}
+	// "a public reply": determiner, one modifier, the word.
+	if prev2 != "" && determiners[prev2] && prev2 != "that" && !isVerb[i-1] && !ts[i].comma && !ts[i-1].comma && f != 'g' {
+		return false
+	}
+	switch f {
+	case 'g':
+		return true // "updating records", "without sending it"
+	case 'd':
+		// Passive or perfect ("are removed", "has sent"); otherwise an
+		// adjective ("merged pull requests", "the commits merged this week").
+		return auxiliaries[prev]
+	}
+	if prev == "that" || prev == "which" || prev == "who" {
+		return f == 's'
+	}
+	if !v.ambiguous {
+		return true
+	}
+	// Right after another verb, an ambiguous word is its object: "drafts replies".
+	if i > 0 && !start && !ts[i].comma && isVerb[i-1] {
+		return false
+	}
+	if start {
+		return true
+	}
+	if prev == "to" {
+		return prev2 != "" && (infinitiveHeads[prev2] || isVerb[i-2])
+	}
+	if verbCues[prev] {
+		return true
+	}
+	if (prev == "and" || prev == "or") && i > 1 && !ts[i-1].comma && isVerb[i-2] {
+		return true // "read and reply"
+	}
+	if toolMode {
+		return false
+	}
+	if ts[i].comma || (prev == "and" || prev == "or") && ts[i-1].comma {
+		// ", and replies": a list of verb phrases when the previous item
+		// starts with a verb of the same form.
+		if j := segmentStart(ts, i); j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
+			return true
+		}
+	}
+	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && objectCues[ts[i+1].word] {
+		return true // "email them", "reply to the customer"
+	}
+	return false
+}
+
+// roleNouns name the job itself.
+var roleNouns = setOf(`agent agents assistant assistants bot bots manager managers coordinator clerk
+	specialist analyst engineer officer writer reviewer approver announcer watcher doctor helper
+	operator admin administrator steward owner lead representative rep desk team`)
+
+var auxiliaries = setOf(`is are was were be been being get gets got has have had`)
+
+// segmentStart finds the first word of the list item before the one that
+// starts at i (items separated by commas or "and"/"or").
+func segmentStart(ts []token, i int) int {
+	end := i - 1
+	if !ts[i].comma {
+		end = i - 2 // skip the conjunction
+	}
+	for k := end; k >= 0; k-- {
+		if k == 0 || ts[k].comma || ts[k].brk {
+			return k
+		}
+	}
+	return -1
+}
+
+func sameForm(w string, v *verb, f byte) bool {
+	if v == nil {
+		return false
+	}
+	return form(w, v) == f
+}
+
+// objectsAfter collects the content stems after the verb at i up to the
+// next verb or clause end. pronoun reports that the object starts with a
+// pronoun ("email them out").
+func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool) {
+	for j := i + 1; j < len(ts) && j <= i+8; j++ {
+		t := ts[j]
+		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] {
+			break
+		}
+		if t.comma && len(objs) > 0 {
+			break
+		}
+		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
+			// "creates new ones from merged pull requests", "approves the ones
+			// that follow policy": the object is "ones".
+			break
+		}
+		if len(objs) == 0 && pronouns[t.word] {
+			pronoun = true
+			continue
+		}
+		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
+			// A participle or verb used as a modifier before the noun:
+			// "submitted reports", "open issues"; "the invites" is the noun.
+			if f := form(t.word, v); f == 'd' || f == 'g' || f == 'b' && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && ts[j+1].stem != "" {
+				continue
+			}
+		}
+		if t.stem != "" && !particle[j] {
+			objs = append(objs, t.stem)
+			if len(objs) == 3 {
+				break
+			}
+		}
+	}
+	return objs, pronoun
+}
+
+// shareObjects gives coordinated verbs their shared object: in "delete or
+// send any mail" both apply to mail.
+func shareObjects(ts []token, rs []Request) {
+	for k := len(rs) - 2; k >= 0; k-- {
+		r, next := &rs[k], rs[k+1]
+		if len(r.Objects) > 0 && !(len(r.Objects) == 1 && lexicon[r.Verb] != nil && lexicon[r.Verb].topical) {
+			continue
+		}
+		linked := true
+		for j := r.Pos + 1; j < next.Pos; j++ {
+			if ts[j].brk || !(ts[j].word == "and" || ts[j].word == "or" || ts[j].word == "nor" || ts[j].stem == "" && !pronouns[ts[j].word]) {
+				linked = false
+				break
+			}
+		}
+		if linked && !ts[next.Pos].brk && len(next.Objects) > 0 {
+			r.Objects = dedupe(append(r.Objects, next.Objects...))
+		}
+	}
+}
+
+// readOnlyAt reports a read-only statement at word i.
+func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
+	w := ts[i].word
+	next := ""
+	if i+1 < len(ts) && !ts[i+1].brk {
+		next = ts[i+1].word
+	}
+	switch {
+	case (w == "read" || w == "view" || w == "look") && next == "only":
+		return true
+	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma:
+		return true // "only reads"
+	case w == "only" && i > 0 && !ts[i].brk && lex[i-1] != nil && lex[i-1].ab == Read && (i+1 >= len(ts) || ts[i+1].brk):
+		return true // "reporting only."
+	}
+	return false
+}
+
+func readOnlyWords(ts []token, i int) string {
+	if ts[i].word == "only" && i+1 < len(ts) && !ts[i+1].brk {
+		return "only " + ts[i+1].word
+	}
+	if ts[i].word == "only" && i > 0 {
+		return ts[i-1].word + " only"
+	}
+	return ts[i].word + " only"
+}
+
+// clauseObjects are the topic stems of the clause around word i, which a
+// read-only statement scopes to ("read-only access to the CRM").
+func clauseObjects(ts []token, i int) []string {
+	lo := i
+	for lo > 0 && !ts[lo].brk {
+		lo--
+	}
+	hi := i + 1
+	for hi < len(ts) && !ts[hi].brk {
+		hi++
+	}
+	var out []string
+	for j := lo; j < hi; j++ {
+		if ts[j].stem != "" && lexicon[ts[j].word] == nil {
+			out = append(out, ts[j].stem)
+		}
+	}
+	return dedupe(out)
+}
+
+func dedupe(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
+	seen := map[string]bool{}
+	out := s[:0:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

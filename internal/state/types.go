@@ -1,0 +1,302 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// APIVersion is the only document version this release understands.
+const APIVersion = "portcullis/v1"
+
+// Kind names an object type in documents and in the admin API.
+type Kind string
+
+// The kinds an admin can declare.
+const (
+	KindUpstream Kind = "Upstream"
+	KindSkill    Kind = "Skill"
+	KindPersona  Kind = "Persona"
+	KindAgent    Kind = "Agent"
+)
+
+// Kinds lists the declarable kinds in dependency order: an object refers only
+// to kinds earlier in the list.
+var Kinds = []Kind{KindUpstream, KindSkill, KindPersona, KindAgent}
+
+// ParseKind accepts a kind in any case, singular or plural ("personas").
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds {
+		if equalFoldKind(s, string(k)) {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown kind %q (want one of upstream, skill, persona, agent)", s)
+}
+
+func equalFoldKind(s, k string) bool {
+	lower := func(b byte) byte {
+		if 'A' <= b && b <= 'Z' {
+			return b + 'a' - 'A'
+		}
+		return b
+	}
+	if len(s) == len(k)+1 && lower(s[len(s)-1]) == 's' {
+		s = s[:len(s)-1]
+	}
+	if len(s) != len(k) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lower(s[i]) != lower(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Meta is what every object carries besides its spec. Created, Updated and
+// Revision are set by the FSM, never by the admin.
+type Meta struct {
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Created  time.Time         `json:"created,omitzero"`
+	Updated  time.Time         `json:"updated,omitzero"`
+	Revision uint64            `json:"revision,omitempty"` // raft index of the last change
+}
+
+// Object is implemented by every declarable kind.
+type Object interface {
+	Kind() Kind
+	Metadata() *Meta
+}
+
+// Upstream is an MCP server the gateway forwards to.
+type Upstream struct {
+	Meta `json:"-"`
+	// URL is the upstream's MCP endpoint (Streamable HTTP) or, for the
+	// deprecated HTTP+SSE transport, its SSE endpoint.
+	URL string `json:"url"`
+	// Transport is "streamable-http" (the default) or "sse".
+	Transport string `json:"transport,omitempty"`
+	// ToolPrefix is prepended (with "_") to the names of this upstream's tools
+	// and prompts as agents see them. Nil means the upstream's name; an empty
+	// string exposes the upstream's own names.
+	ToolPrefix *string `json:"toolPrefix,omitempty"`
+	// Timeout bounds one call to the upstream; zero means the gateway default.
+	Timeout Duration `json:"timeout,omitzero"`
+	// ProtocolVersion pins the MCP revision spoken to the upstream; empty
+	// means negotiate the newest both sides support.
+	ProtocolVersion string `json:"protocolVersion,omitempty"`
+	// Credential is injected into every request to the upstream. The agent
+	// never sees it; its secret is sealed by the HSM.
+	Credential *Credential `json:"credential,omitempty"`
+	// Environment (prod, staging, dev) and Egress (internal, external) feed
+	// data-flow control: prod data never reaches dev, sensitive data never
+	// reaches an external upstream.
+	Environment string `json:"environment,omitempty"`
+	Egress      string `json:"egress,omitempty"`
+}
+
+// Credential says how the gateway authenticates to an upstream. Exactly one
+// of Secret (with Header or Query), Basic and OAuth2 is set. Secret names
+// refer to sealed secrets stored with `portcullis secret put`.
+type Credential struct {
+	Secret string `json:"secret,omitempty"`
+	// Header receives the secret (default Authorization); Format places it
+	// in the value, "{secret}" standing for the plaintext (default
+	// "Bearer {secret}" for Authorization, "{secret}" otherwise).
+	Header string `json:"header,omitempty"`
+	Format string `json:"format,omitempty"`
+	// Query, instead of Header, names a URL query parameter for the secret.
+	Query  string           `json:"query,omitempty"`
+	Basic  *BasicCredential `json:"basic,omitempty"`
+	OAuth2 *OAuth2Client    `json:"oauth2,omitempty"`
+}
+
+// BasicCredential is HTTP basic authentication toward an upstream.
+type BasicCredential struct {
+	Username       string `json:"username,omitempty"`
+	UsernameSecret string `json:"usernameSecret,omitempty"`
+	PasswordSecret string `json:"passwordSecret"`
+}
+
+// OAuth2Client is the OAuth 2.0 client-credentials grant: the gateway fetches
+// and caches access tokens for the upstream itself.
+type OAuth2Client struct {
+	TokenURL           string   `json:"tokenURL"`
+	ClientID           string   `json:"clientID"`
+	ClientSecretSecret string   `json:"clientSecret"` // name of the sealed client secret
+	Scopes             []string `json:"scopes,omitempty"`
+	Audience           string   `json:"audience,omitempty"`
+	// AuthStyle is "header" (HTTP basic, the default) or "body".
+	AuthStyle string `json:"authStyle,omitempty"`
+}
+
+// Skill is an entry of the Skill Registry: a named, described bundle of
+// abilities that Personas are built from.
+type Skill struct {
+	Meta        `json:"-"`
+	Description string          `json:"description,omitempty"`
+	Tools       []ToolGrant     `json:"tools,omitempty"`
+	Resources   []ResourceGrant `json:"resources,omitempty"`
+	Prompts     []PromptGrant   `json:"prompts,omitempty"`
+}
+
+// ToolGrant allows one tool, or every tool matching a pattern, optionally only
+// with arguments that satisfy all of Args.
+type ToolGrant struct {
+	// Tool is the stable identity "<upstream>/<tool>"; the tool part may use
+	// "*" wildcards ("helpdesk/*", "helpdesk/get_*").
+	Tool string `json:"tool"`
+	// Args constrains named arguments; every entry must hold.
+	Args map[string]*Constraint `json:"args,omitempty"`
+}
+
+// ResourceGrant allows resources whose URI matches a "*" pattern.
+type ResourceGrant struct {
+	URI string `json:"uri"`
+	// Upstream, when set, limits the grant to one upstream's resources.
+	Upstream string `json:"upstream,omitempty"`
+}
+
+// PromptGrant allows a prompt by its stable identity "<upstream>/<prompt>"
+// ("*" wildcards allowed in the prompt part).
+type PromptGrant struct {
+	Prompt string `json:"prompt"`
+}
+
+// Constraint restricts one argument value. A constrained argument must be
+// present unless Optional is set. Every field that is set must hold.
+type Constraint struct {
+	In        []any    `json:"in,omitempty"`
+	NotIn     []any    `json:"notIn,omitempty"`
+	Equals    any      `json:"equals,omitempty"`
+	Prefix    *string  `json:"prefix,omitempty"`
+	Regex     *string  `json:"regex,omitempty"` // RE2, must match the whole value
+	Min       *float64 `json:"min,omitempty"`
+	Max       *float64 `json:"max,omitempty"`
+	MaxLength *int     `json:"maxLength,omitempty"` // characters of a string, elements of a list
+	Optional  bool     `json:"optional,omitempty"`
+	// Fields constrains fields of an object-valued argument.
+	Fields map[string]*Constraint `json:"fields,omitempty"`
+	// Items constrains every element of a list-valued argument.
+	Items *Constraint `json:"items,omitempty"`
+}
+
+// Persona is a role: the default-deny union of its skills.
+type Persona struct {
+	Meta        `json:"-"`
+	Description string   `json:"description,omitempty"`
+	Skills      []string `json:"skills"`
+	// DLP rules inspect this persona's requests and responses.
+	DLP []DLPRule `json:"dlp,omitempty"`
+	// Endpoint gives the persona a dedicated listener of its own.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+	// Network limits where this persona's agents may connect from.
+	Network *Network `json:"network,omitempty"`
+}
+
+// DLPRule applies an action to findings of some categories or detectors.
+type DLPRule struct {
+	Categories []string `json:"categories,omitempty"` // pci, banking, national-id, phi, secrets, pii, crypto
+	Detectors  []string `json:"detectors,omitempty"`  // detector ids
+	Direction  string   `json:"direction,omitempty"`  // request, response or both (default)
+	Action     string   `json:"action"`               // log, mask, redact, tokenize, block
+	// KeepTail is how many trailing characters mask leaves visible.
+	KeepTail *int `json:"keepTail,omitempty"`
+	// Format "ff1" makes tokenize format-preserving.
+	Format string `json:"format,omitempty"`
+}
+
+// Endpoint is a persona's dedicated listener, serving its MCP endpoint at /mcp.
+type Endpoint struct {
+	Listen string `json:"listen"` // "ADDR:PORT"
+}
+
+// Network holds a persona's source-address rules, enforced at the NIC (XDP)
+// on its dedicated listener and again in the gateway.
+type Network struct {
+	AllowCIDRs     []string `json:"allowCIDRs,omitempty"`
+	DenyCIDRs      []string `json:"denyCIDRs,omitempty"`
+	AllowCountries []string `json:"allowCountries,omitempty"`
+	DenyCountries  []string `json:"denyCountries,omitempty"`
+	// PinTokensToIP binds every credential of the persona's agents to one
+	// client address, given when the credential is made.
+	PinTokensToIP bool `json:"pinTokensToIP,omitempty"`
+}
+
+// Agent is a non-human principal that acts as exactly one Persona.
+type Agent struct {
+	Meta        `json:"-"`
+	Persona     string `json:"persona"`
+	Description string `json:"description,omitempty"`
+}
+
+// Secret is a backend credential sealed by the HSM. Only ciphertext is ever
+// stored or replicated; Version increases with every put and is bound into
+// the ciphertext as associated data.
+type Secret struct {
+	Name    string    `json:"name"`
+	Version uint64    `json:"version"`
+	Sealed  []byte    `json:"sealed"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// APIKey is an agent credential. Only a hash of the secret is stored.
+type APIKey struct {
+	ID      string    `json:"id"`
+	Agent   string    `json:"agent"`
+	Hash    []byte    `json:"hash"` // SHA-256 of the secret part
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+	// PinIP, when set, is the only client address the key is valid from.
+	PinIP string `json:"pinIP,omitempty"`
+}
+
+func (u *Upstream) Kind() Kind  { return KindUpstream }
+func (s *Skill) Kind() Kind     { return KindSkill }
+func (p *Persona) Kind() Kind   { return KindPersona }
+func (a *Agent) Kind() Kind     { return KindAgent }
+func (m *Meta) Metadata() *Meta { return m }
+func (u *Upstream) Prefix() string {
+	if u.ToolPrefix == nil {
+		return u.Name
+	}
+	return *u.ToolPrefix
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a duration string such as "1m30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("invalid duration %q (want e.g. \"30s\", \"2m\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func newObject(k Kind) Object {
+	switch k {
+	case KindUpstream:
+		return &Upstream{}
+	case KindSkill:
+		return &Skill{}
+	case KindPersona:
+		return &Persona{}
+	case KindAgent:
+		return &Agent{}
+	}
+	return nil
+}

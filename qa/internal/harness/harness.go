@@ -1,0 +1,270 @@
+// Package harness runs the real portcullis binary for the qa suites: it
+// builds it once, starts nodes on free loopback ports in temp dirs, drives
+// the CLI exactly as a user would, and stops everything when a test ends.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// RepoRoot finds the module root from the test's working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("harness: go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// Binary builds ./cmd/portcullis once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portcullis-qa-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "portcullis")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/portcullis")
+		cmd.Dir = RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreeAddr returns a loopback address with a port that was free just now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Node is one running appliance process.
+type Node struct {
+	Bin         string
+	DataDir     string
+	GatewayAddr string
+	AdminAddr   string
+	TokenFile   string
+	Args        []string // extra server flags
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+// GatewayURL is the base URL agents use.
+func (n *Node) GatewayURL() string { return "http://" + n.GatewayAddr }
+
+// AdminURL is the base URL of the admin API.
+func (n *Node) AdminURL() string { return "http://" + n.AdminAddr }
+
+// Logs returns what the node has written to stdout and stderr so far.
+func (n *Node) Logs() string { return n.logs.String() }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartNode starts a dev-mode node in a fresh data dir and waits until both
+// listeners answer /healthz. The node is stopped when the test ends.
+func StartNode(t testing.TB, extra ...string) *Node {
+	t.Helper()
+	n := &Node{Bin: Binary(t), DataDir: t.TempDir(), GatewayAddr: FreeAddr(t), AdminAddr: FreeAddr(t), Args: extra, t: t}
+	n.TokenFile = filepath.Join(n.DataDir, "admin-token")
+	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Start (re)starts the node process with the same data dir and addresses.
+func (n *Node) Start() {
+	t := n.t
+	t.Helper()
+	args := append([]string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}, n.Args...)
+	n.cmd = exec.Command(n.Bin, args...)
+	if n.logs == nil {
+		n.logs = &syncBuffer{}
+	}
+	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	if err := n.cmd.Start(); err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	n.done = make(chan struct{})
+	go func() { n.cmd.Wait(); close(n.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, u := range []string{n.GatewayURL(), n.AdminURL()} {
+		for {
+			resp, err := http.Get(u + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			select {
+			case <-n.done:
+				t.Fatalf("node exited during start:\n%s", n.Logs())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node not healthy at %s after 30s:\n%s", u, n.Logs())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Stop ends the node gracefully (SIGTERM, then SIGKILL after 10s).
+func (n *Node) Stop() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	_ = n.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+// Kill ends the node with SIGKILL, as a crash would.
+func (n *Node) Kill() {
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+// PID is the node's process id.
+func (n *Node) PID() int { return n.cmd.Process.Pid }
+
+// CLI runs the binary with args plus --server and --token-file, returning
+// stdout and stderr separately.
+func (n *Node) CLI(args ...string) (stdout, stderr string, err error) {
+	args = append(args, "--server", n.AdminURL(), "--token-file", n.TokenFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.Bin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// MustCLI is CLI that fails the test on error.
+func (n *Node) MustCLI(args ...string) string {
+	n.t.Helper()
+	out, errOut, err := n.CLI(args...)
+	if err != nil {
+		n.t.Fatalf("portcullis %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// Apply writes yaml to a file in the data dir's parent and applies it.
+func (n *Node) Apply(yaml string) string {
+	n.t.Helper()
+	f := filepath.Join(n.t.TempDir(), "apply.yaml")
+	if err := os.WriteFile(f, []byte(yaml), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	return n.MustCLI("apply", "-f", f)
+}
+
+// NewKey creates an API key for agent and returns it.
+func (n *Node) NewKey(agent string, extra ...string) string {
+	n.t.Helper()
+	key := strings.TrimSpace(n.MustCLI(append([]string{"agent", "key", "create", agent}, extra...)...))
+	if key == "" || strings.ContainsAny(key, " \n") {
+		n.t.Fatalf("agent key create printed %q, want just the key", key)
+	}
+	return key
+}
+
+// RSS returns the node's current and peak resident set size in bytes.
+func (n *Node) RSS() (cur, peak int64) { return ProcRSS(n.PID()) }
+
+// ProcRSS reads VmRSS and VmHWM of a process (Linux).
+func ProcRSS(pid int) (cur, peak int64) {
+	if runtime.GOOS != "linux" {
+		return 0, 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = v * 1024
+		case "VmHWM:":
+			peak = v * 1024
+		}
+	}
+	return cur, peak
+}

@@ -1,0 +1,462 @@
+package persona_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-gw/portcullis/internal/persona"
+	"github.com/portcullis-gw/portcullis/internal/policy"
+	"github.com/portcullis-gw/portcullis/internal/state"
+)
+
+// catalog is the evaluation's Skill Registry and tool metadata.
+type catalog struct {
+	upstreams []*state.Upstream
+	skills    []*state.Skill
+	byName    map[string]*state.Skill
+	tools     map[string]persona.ToolInfo
+	truth     map[string]persona.Ability // qaAbilities of every tool
+}
+
+type evalCase struct {
+	ID          string   `yaml:"id"`
+	Set         string   `yaml:"set"`
+	Description string   `yaml:"description"`
+	Abilities   []string `yaml:"abilities"`
+	Skills      []string `yaml:"skills"`
+}
+
+func loadCatalog(t testing.TB) *catalog {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "catalog.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := state.ParseDocuments("catalog.yaml", data)
+	if err != nil {
+		t.Fatalf("catalog.yaml is not valid for portcullis apply: %v", err)
+	}
+	c := &catalog{byName: map[string]*state.Skill{}, tools: map[string]persona.ToolInfo{}, truth: map[string]persona.Ability{}}
+	for _, o := range objs {
+		switch x := o.(type) {
+		case *state.Upstream:
+			c.upstreams = append(c.upstreams, x)
+		case *state.Skill:
+			c.skills = append(c.skills, x)
+			c.byName[x.Name] = x
+		}
+	}
+	data, err = os.ReadFile(filepath.Join("testdata", "tools.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string][]map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("tools.yaml: %v", err)
+	}
+	for up, list := range raw {
+		for _, m := range list {
+			id := fmt.Sprintf("%s/%s", up, m["name"])
+			var abs []string
+			for _, a := range m["qaAbilities"].([]any) {
+				abs = append(abs, a.(string))
+			}
+			truth, err := persona.ParseAbility(strings.Join(abs, "+"))
+			if err != nil || truth == 0 {
+				t.Fatalf("tools.yaml %s: qaAbilities %v: %v", id, abs, err)
+			}
+			c.truth[id] = truth
+			delete(m, "qaAbilities")
+			delete(m, "name")
+			j, err := json.Marshal(m)
+			if err != nil {
+				t.Fatalf("tools.yaml %s: %v", id, err)
+			}
+			var info persona.ToolInfo
+			if err := json.Unmarshal(j, &info); err != nil {
+				t.Fatalf("tools.yaml %s: %v", id, err)
+			}
+			c.tools[id] = info
+		}
+	}
+	return c
+}
+
+func loadCases(t testing.TB) []evalCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "descriptions.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []evalCase
+	if err := yaml.Unmarshal(data, &cases); err != nil {
+		t.Fatalf("descriptions.yaml: %v", err)
+	}
+	return cases
+}
+
+// toolsOf expands a skill's grants against the catalog.
+func (c *catalog) toolsOf(s *state.Skill) []string {
+	var out []string
+	for _, g := range s.Tools {
+		for id := range c.tools {
+			if policy.Match(g.Tool, id) && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// evalSets are the description sets, in the order they were written, and "all".
+var evalSets = []string{"tuning", "heldout", "fresh", "final", "all"}
+
+// counts accumulates true positives, proposed and expected items.
+type counts struct{ tp, proposed, expected int }
+
+func (k *counts) add(proposed, expected []string) {
+	for _, p := range proposed {
+		if slices.Contains(expected, p) {
+			k.tp++
+		}
+	}
+	k.proposed += len(proposed)
+	k.expected += len(expected)
+}
+
+func (k counts) precision() float64 {
+	if k.proposed == 0 {
+		return 1
+	}
+	return float64(k.tp) / float64(k.proposed)
+}
+
+func (k counts) recall() float64 {
+	if k.expected == 0 {
+		return 1
+	}
+	return float64(k.tp) / float64(k.expected)
+}
+
+func (k counts) String() string {
+	return fmt.Sprintf("P %.3f R %.3f (tp %d, proposed %d, expected %d)", k.precision(), k.recall(), k.tp, k.proposed, k.expected)
+}
+
+// TestDraftQuality runs the drafter over every job description, reports
+// precision and recall at tool and skill level per description, per set and
+// overall, and enforces the hard rule and the measured floors.
+func TestDraftQuality(t *testing.T) {
+	c := loadCatalog(t)
+	cases := loadCases(t)
+	if len(c.tools) < 100 || len(c.skills) < 30 || len(c.upstreams) < 8 || len(cases) < 30 {
+		t.Fatalf("catalog too small: %d tools, %d skills, %d upstreams, %d descriptions", len(c.tools), len(c.skills), len(c.upstreams), len(cases))
+	}
+	ix, err := persona.NewIndex(c.skills, c.tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := os.Getenv("PERSONA_EVAL_SET") // e.g. "tuning,heldout" while tuning, so the fresh set stays unseen
+	toolK, skillK := map[string]*counts{}, map[string]*counts{}
+	for _, set := range evalSets {
+		toolK[set], skillK[set] = &counts{}, &counts{}
+	}
+	var report strings.Builder
+	for _, tc := range cases {
+		if only != "" && !slices.Contains(strings.Split(only, ","), tc.Set) {
+			continue
+		}
+		if !slices.Contains(evalSets, tc.Set) || tc.Set == "all" {
+			t.Fatalf("%s: unknown set %q", tc.ID, tc.Set)
+		}
+		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		allowed := asked | persona.Read
+		var wantTools []string
+		for _, name := range tc.Skills {
+			s := c.byName[name]
+			if s == nil {
+				t.Fatalf("%s: ground truth names unknown skill %q", tc.ID, name)
+			}
+			for _, id := range c.toolsOf(s) {
+				if allowed.Has(c.truth[id]) && !slices.Contains(wantTools, id) {
+					wantTools = append(wantTools, id)
+				}
+			}
+		}
+		p, err := ix.Draft(tc.Description)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		var gotTools, gotSkills []string
+		for _, ps := range p.Skills {
+			if !slices.Contains(gotSkills, ps.From) {
+				gotSkills = append(gotSkills, ps.From)
+			}
+			for _, id := range ps.Tools {
+				if !slices.Contains(gotTools, id) {
+					gotTools = append(gotTools, id)
+				}
+			}
+		}
+		// The hard rule, judged by the ground truth, not by the drafter's own classification.
+		for _, id := range gotTools {
+			if extra := c.truth[id] &^ allowed; extra != 0 {
+				t.Errorf("%s: HARD RULE: proposed %s which can %s; the description asks only for %s", tc.ID, id, extra, allowed)
+			}
+		}
+		checkApplies(t, tc.ID, c, p, gotTools)
+		var tk, sk counts
+		tk.add(gotTools, wantTools)
+		sk.add(gotSkills, tc.Skills)
+		for _, set := range []string{tc.Set, "all"} {
+			toolK[set].add(gotTools, wantTools)
+			skillK[set].add(gotSkills, tc.Skills)
+		}
+		fmt.Fprintf(&report, "%s [%s] tools %s | skills %s\n", tc.ID, tc.Set, tk, sk)
+		if extra := diff(gotSkills, tc.Skills); len(extra) > 0 {
+			fmt.Fprintf(&report, "    extra skills:   %v\n", extra)
+		}
+		if miss := diff(tc.Skills, gotSkills); len(miss) > 0 {
+			fmt.Fprintf(&report, "    missed skills:  %v\n", miss)
+		}
+		if extra := diff(gotTools, wantTools); len(extra) > 0 {
+			fmt.Fprintf(&report, "    extra tools:    %v\n", extra)
+		}
+		if miss := diff(wantTools, gotTools); len(miss) > 0 {
+			fmt.Fprintf(&report, "    missed tools:   %v\n", miss)
+		}
+		if testing.Verbose() && os.Getenv("PERSONA_EVAL_DEBUG") != "" {
+			fmt.Fprintf(&report, "    asked %s forbidden %s requests %v\n", p.Asked, p.Forbidden, p.Requests)
+			for _, ps := range p.Skills {
+				fmt.Fprintf(&report, "    + %s (from %s, %.2f): %s\n", ps.Name, ps.From, ps.Score, ps.Reason)
+			}
+			for _, ex := range p.Excluded {
+				fmt.Fprintf(&report, "    - %s (%.2f): %s\n", ex.Skill, ex.Score, ex.Reason)
+			}
+		}
+	}
+	for _, set := range evalSets {
+		fmt.Fprintf(&report, "%-8s tool level:  %s\n%-8s skill level: %s\n", set, toolK[set], set, skillK[set])
+	}
+	t.Logf("persona draft evaluation (%d tools, %d skills, %d upstreams):\n%s", len(c.tools), len(c.skills), len(c.upstreams), report.String())
+
+	if only != "" {
+		return
+	}
+	// Floors measured on this catalog, with a safety margin; see the report in the log.
+	floors := []struct {
+		name  string
+		got   float64
+		floor float64
+	}{
+		// Measured (see README.md), recall/precision at tool level: all
+		// 0.887/0.784; held-out 0.924/0.758; fresh 0.844/0.866; final
+		// 0.806/0.659. Skills, all: 0.887/0.764.
+		{"tool recall (all)", toolK["all"].recall(), 0.84},
+		{"tool precision (all)", toolK["all"].precision(), 0.72},
+		{"skill recall (all)", skillK["all"].recall(), 0.83},
+		{"skill precision (all)", skillK["all"].precision(), 0.70},
+		{"tool recall (held-out)", toolK["heldout"].recall(), 0.86},
+		{"tool precision (held-out)", toolK["heldout"].precision(), 0.70},
+		{"tool recall (fresh)", toolK["fresh"].recall(), 0.78},
+		{"tool precision (fresh)", toolK["fresh"].precision(), 0.80},
+		{"tool recall (final)", toolK["final"].recall(), 0.74},
+		{"tool precision (final)", toolK["final"].precision(), 0.60},
+	}
+	for _, f := range floors {
+		if f.got < f.floor {
+			t.Errorf("%s = %.3f, below the floor %.2f", f.name, f.got, f.floor)
+		}
+	}
+}
+
+// TestDraftNameOnly drafts every description from the skills and tool
+// names alone (no tools/list metadata), as before an upstream was ever
+// reached. Precision and recall drop; the hard rule must still hold.
+func TestDraftNameOnly(t *testing.T) {
+	c := loadCatalog(t)
+	ix, err := persona.NewIndex(c.skills, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tools counts
+	for _, tc := range loadCases(t) {
+		asked, err := persona.ParseAbility(strings.Join(tc.Abilities, "+"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed := asked | persona.Read
+		var want []string
+		for _, name := range tc.Skills {
+			for _, id := range c.toolsOf(c.byName[name]) {
+				if allowed.Has(c.truth[id]) && !slices.Contains(want, id) {
+					want = append(want, id)
+				}
+			}
+		}
+		p, err := ix.Draft(tc.Description)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ID, err)
+		}
+		var got []string
+		for _, ps := range p.Skills {
+			for _, id := range ps.Tools {
+				if !slices.Contains(got, id) {
+					got = append(got, id)
+				}
+				if extra := c.truth[id] &^ allowed; extra != 0 {
+					t.Errorf("%s: HARD RULE (names only): proposed %s which can %s; asked only %s", tc.ID, id, extra, allowed)
+				}
+			}
+		}
+		tools.add(got, want)
+	}
+	t.Logf("names only, all descriptions, tool level: %s", tools)
+	if tools.recall() < 0.5 {
+		t.Errorf("names-only tool recall %.3f is below 0.5", tools.recall())
+	}
+}
+
+// checkApplies renders the proposal, parses it as `portcullis apply` does,
+// compiles the policy with the catalog and checks that the persona's role
+// allows exactly the proposed tools.
+func checkApplies(t *testing.T, id string, c *catalog, p *persona.Proposal, gotTools []string) {
+	t.Helper()
+	y, err := p.YAML()
+	if err != nil {
+		t.Errorf("%s: render: %v", id, err)
+		return
+	}
+	objs, err := state.ParseDocuments(id+".yaml", y)
+	if err != nil {
+		t.Errorf("%s: drafted YAML does not parse: %v\n%s", id, err, y)
+		return
+	}
+	snap := &state.Snapshot{Upstreams: map[string]*state.Upstream{}, Skills: map[string]*state.Skill{}, Personas: map[string]*state.Persona{}, Agents: map[string]*state.Agent{}}
+	for _, u := range c.upstreams {
+		snap.Upstreams[u.Name] = u
+	}
+	for _, s := range c.skills {
+		snap.Skills[s.Name] = s
+	}
+	var name string
+	for _, o := range objs {
+		switch x := o.(type) {
+		case *state.Skill:
+			if c.byName[x.Name] != nil {
+				t.Errorf("%s: drafted skill %s overwrites a registry skill", id, x.Name)
+			}
+			snap.Skills[x.Name] = x
+		case *state.Persona:
+			snap.Personas[x.Name] = x
+			name = x.Name
+		}
+	}
+	role := policy.Compile(snap).Role(name)
+	if role == nil {
+		t.Errorf("%s: persona %q from the drafted YAML has no role", id, name)
+		return
+	}
+	for tool := range c.tools {
+		up, tn, _ := strings.Cut(tool, "/")
+		if allowed, want := role.ToolVisible(up, tn), slices.Contains(gotTools, tool); allowed != want {
+			t.Errorf("%s: applied role allows %s = %v, proposal says %v", id, tool, allowed, want)
+		}
+	}
+}
+
+func diff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// TestToolClassification compares the drafter's reading of every catalog
+// tool with the ground truth. Missing a dangerous ability is an error;
+// seeing more than there is only costs recall and is reported.
+func TestToolClassification(t *testing.T) {
+	c := loadCatalog(t)
+	exact, over := 0, 0
+	var lines []string
+	for _, id := range sortedIDs(c.tools) {
+		info := c.tools[id]
+		got := persona.ClassifyTool(id, &info).Abilities
+		want := c.truth[id]
+		switch {
+		case got == want || got == want|persona.Read && want&persona.Mutating != 0:
+			exact++
+		case got.Has(want &^ persona.Read):
+			over++
+			lines = append(lines, fmt.Sprintf("over  %-32s got %-22s want %s", id, got, want))
+		default:
+			t.Errorf("%s: classified %s, but it can %s", id, got, want)
+		}
+	}
+	t.Logf("tool classification: %d exact, %d over-cautious, of %d\n%s", exact, over, len(c.tools), strings.Join(lines, "\n"))
+	// From the name alone (no tools/list yet) a tool may look more dangerous
+	// than it is, never less.
+	missed := 0
+	for _, id := range sortedIDs(c.tools) {
+		got := persona.ClassifyTool(id, nil).Abilities
+		if want := c.truth[id] &^ persona.Read; !got.Has(want) {
+			missed++
+			t.Errorf("%s from its name alone: classified %s, but it can %s", id, got, c.truth[id])
+		}
+	}
+}
+
+func sortedIDs(m map[string]persona.ToolInfo) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BenchmarkDraft drafts every evaluation description against the catalog
+// with a prepared Index (what the API does per request), and reports the
+// time per description. BenchmarkNewIndex is the one-off cost per registry
+// snapshot.
+func BenchmarkDraft(b *testing.B) {
+	c := loadCatalog(b)
+	cases := loadCases(b)
+	ix, err := persona.NewIndex(c.skills, c.tools)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		if _, err := ix.Draft(cases[n%len(cases)].Description); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+}
+
+func BenchmarkNewIndex(b *testing.B) {
+	c := loadCatalog(b)
+	b.ReportMetric(float64(len(c.tools)), "tools")
+	b.ReportMetric(float64(len(c.skills)), "skills")
+	for b.Loop() {
+		if _, err := persona.NewIndex(c.skills, c.tools); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
