@@ -3,12 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"sort"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,14 +20,15 @@ import (
 func init() { register(newGeoIPCmd) }
 
 func newGeoIPCmd() *cobra.Command {
-	var admin adminFlags
 	cmd := &cobra.Command{
 		Use:   "geoip",
 		Short: "Manage the GeoIP database used for geofencing",
 	}
-	admin.bind(cmd)
-	var format string
-	var dryRun bool
+	var (
+		opts   clientOpts
+		format string
+		dryRun bool
+	)
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import a GeoIP database cluster-wide (MaxMind MMDB, DB-IP CSV or IP2Location CSV)",
@@ -37,7 +40,7 @@ The format is detected unless --format is given. The file is checked locally
 first, so a broken file is reported without contacting the cluster.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return errNoFile
+				return errors.New("give the database file: portcullis geoip import FILE")
 			}
 			return nil
 		},
@@ -68,17 +71,19 @@ first, so a broken file is reported without contacting the cluster.`,
 				printImport(out, args[0], geoip.Summarize(t, f, blob))
 				return nil
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
-			defer cancel()
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
 			var res geoip.ImportResult
-			path := "/api/v1/geoip?format=" + url.QueryEscape(string(f))
-			if err := admin.do(ctx, http.MethodPost, path, "application/octet-stream", bytes.NewReader(data), &res); err != nil {
+			if err := c.upload(cmd.Context(), "/v1/geoip", url.Values{"format": {string(f)}}, data, &res); err != nil {
 				return err
 			}
 			printImport(out, args[0], res)
 			return nil
 		},
 	}
+	opts.addFlags(imp)
 	imp.Flags().StringVar(&format, "format", "", "mmdb, dbip-csv or ip2location-csv (default: detect)")
 	imp.Flags().BoolVar(&dryRun, "dry-run", false, "parse and summarize locally, import nothing")
 	cmd.AddCommand(imp)
@@ -103,4 +108,42 @@ func printImport(w interface{ Write([]byte) (int, error) }, file string, r geoip
 		}
 		fmt.Fprintf(w, "  %s  %d ranges\n", e.cc, e.n)
 	}
+}
+
+// upload POSTs a file as application/octet-stream and decodes the JSON
+// answer, with the same error handling as do.
+func (c *client) upload(ctx context.Context, path string, query url.Values, data []byte, out any) error {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read response from %s: %w", c.base.Host, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var env struct {
+			Error *apiError `json:"error"`
+		}
+		if json.Unmarshal(body, &env) == nil && env.Error != nil {
+			env.Error.Status = resp.StatusCode
+			return env.Error
+		}
+		return fmt.Errorf("server %s answered %s", c.base.Host, resp.Status)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode response from %s: %w", c.base.Host, err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/geoip"
 	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
 
 func TestXDPStatsAndGeoIPImport(t *testing.T) {
+	t.Setenv("PORTCULLIS_TOKEN", fmt.Sprintf("test-%d", time.Now().UnixNano()))
 	// A userspace-only datapath (no interface by that name): what a node
 	// without XDP reports.
 	d, err := xdp.New(xdp.Config{Ifaces: []string{"pc-none0"}, Logger: slog.New(slog.DiscardHandler)})
@@ -35,8 +38,8 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 		applied []byte
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/xdp/stats", xdp.StatsHandler(d))
-	mux.Handle("/api/v1/geoip", geoip.ImportHandler(func(_ context.Context, blob []byte) error {
+	mux.Handle("/v1/xdp/stats", xdp.StatsHandler(d))
+	mux.Handle("/v1/geoip", geoip.ImportHandler(func(_ context.Context, blob []byte) error {
 		mu.Lock()
 		applied = blob
 		mu.Unlock()
@@ -45,7 +48,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	out, err := runCLI(t, "", "xdp", "stats", "--admin", srv.URL)
+	out, err := runCLI(t, "", "xdp", "stats", "--server", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "dbip.csv")
 	os.WriteFile(file, []byte("1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.3.255,CN\n2001:db8::,2001:db8::ffff,DE\n"), 0o600)
-	out, err = runCLI(t, "", "geoip", "import", file, "--admin", srv.URL)
+	out, err = runCLI(t, "", "geoip", "import", file, "--server", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	os.WriteFile(bad, []byte("1.0.0.0,1.0.0.255,Australia\n"), 0o600)
-	if _, err := runCLI(t, "", "geoip", "import", bad, "--admin", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
+	if _, err := runCLI(t, "", "geoip", "import", bad, "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("bad file: %v", err)
 	}
 }
