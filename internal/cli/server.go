@@ -57,6 +57,9 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
 	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
+	f.StringSliceVar(&cfg.Network.Ifaces, "xdp-iface", nil, "attach the XDP network filter to these interfaces (IFACE[,IFACE]); needs root")
+	f.StringVar(&cfg.Network.Mode, "xdp-mode", "auto", "XDP attach mode: auto (native where the driver supports it, else generic), native or generic")
+	f.StringVar(&cfg.Network.Fail, "xdp-fail", "open", "when XDP cannot load or attach: open (enforce in userspace only, warn) or closed (refuse to start)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
