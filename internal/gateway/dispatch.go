@@ -35,6 +35,9 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	legacyOnly := func() bool { return !rc.modern }
 	switch m.Method {
 	case mcp.MethodInitialize:
+		if rc.modern {
+			break // removed in 2026-07-28: method not found
+		}
 		return fail(mcp.Errorf(mcp.CodeInvalidRequest, "session already initialized"))
 	case mcp.MethodPing:
 		if rc.modern {

@@ -252,7 +252,9 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 		writeJSON(w, status, mcp.NewError(id, perr).AppendJSON(nil))
 		return
 	}
-	if m.Method == mcp.MethodInitialize {
+	// 2026-07-28 removed initialize: under its header it is an unknown
+	// method (404), answered by postModern.
+	if m.Method == mcp.MethodInitialize && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
 		g.initialize(w, rc, m)
 		return
 	}
@@ -276,6 +278,12 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 	}
 	if pv == "" && meta.ProtocolVersion == "" {
 		fail(http.StatusBadRequest, mcp.Errorf(mcp.CodeInvalidRequest, "missing Mcp-Session-Id: send initialize first, or use protocol version %s with per-request _meta", mcp.Rev20260728))
+		return
+	}
+	// A header that disagrees with the body is a HeaderMismatch before
+	// either value is judged.
+	if pv != "" && meta.ProtocolVersion != "" && pv != meta.ProtocolVersion {
+		fail(http.StatusBadRequest, mcp.Errorf(mcp.CodeHeaderMismatch, "Header mismatch: %s header value %q does not match the body value %q", mcp.HeaderProtocolVersion, pv, meta.ProtocolVersion))
 		return
 	}
 	for _, v := range []string{pv, meta.ProtocolVersion} {

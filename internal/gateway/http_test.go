@@ -170,6 +170,11 @@ func TestBadInput(t *testing.T) {
 			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
 		{"modern Mcp-Param missing", "POST", "support", modernHeaders("tools/call", "bill_region_query"),
 			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
+		// Found by the official conformance suite (0.2.0-alpha, server-stateless).
+		{"modern initialize removed", "POST", "support", modernHeaders("initialize", ""),
+			`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"protocolVersion":"2026-07-28","capabilities":{},"clientInfo":{"name":"raw","version":"1"},` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
+		{"modern header and _meta versions disagree", "POST", "support", modernHeaders("server/discover", ""),
+			`{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999.0.0","io.modelcontextprotocol/clientCapabilities":{}}}}`, 400, mcp.CodeHeaderMismatch},
 		{"modern ping removed", "POST", "support", modernHeaders("ping", ""),
 			`{"jsonrpc":"2.0","id":3,"method":"ping","params":{` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
 		{"modern batch", "POST", "support", modernHeaders("tools/list", ""), `[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]`, 400, mcp.CodeInvalidRequest},
