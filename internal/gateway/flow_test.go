@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/mcp"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
@@ -339,4 +341,56 @@ func TestHangingUpstream(t *testing.T) {
 		}
 	}
 	t.Logf("first list with a hanging upstream took %v", time.Since(start))
+}
+
+// A 2026-07-28 upstream sees the capabilities of the agent whose call the
+// gateway forwards, not the gateway's own: it must not count on sampling or
+// elicitation the agent cannot answer. Found by the official conformance
+// suite (0.2.0-alpha, server-stateless: sep-2575-server-rejects-undeclared-capability).
+func TestUpstreamSeesAgentCapabilities(t *testing.T) {
+	srv := sdk.NewServer(&sdk.Implementation{Name: "caps", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
+	sdk.AddTool(srv, &sdk.Tool{Name: "whoami", Description: "Reports the client capabilities it sees"}, func(ctx context.Context, req *sdk.CallToolRequest, _ any) (*sdk.CallToolResult, any, error) {
+		var seen []string
+		if c := req.ClientCapabilities(); c != nil {
+			if c.Sampling != nil {
+				seen = append(seen, "sampling")
+			}
+			if c.Elicitation != nil {
+				seen = append(seen, "elicitation")
+			}
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprint(seen)}}}, nil, nil
+	})
+	up := serveUpstream(t, srv, "stateless")
+	e := newEnv(t, nil)
+	e.st.set(e.snapshot(func(s *state.Snapshot) {
+		s.Upstreams["caps"] = &state.Upstream{Meta: state.Meta{Name: "caps"}, URL: up.url()}
+		s.Skills["tickets"].Tools = append(s.Skills["tickets"].Tools, state.ToolGrant{Tool: "caps/*"})
+	}))
+	text := func(r rawResp) string {
+		t.Helper()
+		msgs := r.messages(t)
+		var res struct{ Content []struct{ Text string } }
+		if len(msgs) == 0 || json.Unmarshal(msgs[len(msgs)-1].Result, &res) != nil || len(res.Content) != 1 {
+			t.Fatalf("caps_whoami: %d %s", r.status, r.body)
+		}
+		return res.Content[0].Text
+	}
+	for _, tc := range []struct{ caps, want string }{
+		{`{}`, "[]"},
+		{`{"elicitation":{}}`, "[elicitation]"},
+		{`{"sampling":{},"elicitation":{},"experimental":{"x":{}}}`, "[sampling elicitation]"},
+	} {
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caps_whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":` + tc.caps + `,"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
+		if got := text(e.do(t, "POST", "support", modernHeaders("tools/call", "caps_whoami"), body)); got != tc.want {
+			t.Errorf("2026-07-28 agent declaring %s: upstream saw %s, want %s", tc.caps, got, tc.want)
+		}
+	}
+	// A legacy agent's session capabilities travel the same way.
+	sid := e.initSession(t, "2025-11-25") // declares elicitation only
+	r := e.do(t, "POST", "support", map[string]string{mcp.HeaderSessionID: sid, mcp.HeaderProtocolVersion: "2025-11-25"},
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"caps_whoami","arguments":{}}}`)
+	if got := text(r); got != "[elicitation]" {
+		t.Errorf("2025-11-25 agent declaring elicitation: upstream saw %s", got)
+	}
 }

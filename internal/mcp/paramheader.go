@@ -235,3 +235,22 @@ func logLevelFrom(ctx context.Context) string {
 	l, _ := ctx.Value(logLevelKey{}).(string)
 	return l
 }
+
+type clientCapsKey struct{}
+
+// WithClientCapabilities returns a context whose Conn.Call declares caps as
+// the client capabilities of a 2026-07-28 request instead of the client's
+// own: a gateway speaks for the agent whose call it forwards, and a server
+// must not ask that agent for what it cannot do. A legacy server keeps the
+// capabilities of its session's initialize.
+func WithClientCapabilities(ctx context.Context, caps json.RawMessage) context.Context {
+	if caps == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, clientCapsKey{}, caps)
+}
+
+func capsFrom(ctx context.Context) json.RawMessage {
+	c, _ := ctx.Value(clientCapsKey{}).(json.RawMessage)
+	return c
+}
