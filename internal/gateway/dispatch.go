@@ -23,12 +23,7 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	fail := func(e *mcp.Error) (*mcp.Message, int) {
 		status := http.StatusOK
 		if rc.modern {
-			switch e.Code {
-			case mcp.CodeMethodNotFound:
-				status = http.StatusNotFound
-			case mcp.CodeHeaderMismatch, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapability:
-				status = http.StatusBadRequest
-			}
+			status = modernStatus(e.Code)
 		}
 		return mcp.NewError(m.ID, e), status
 	}

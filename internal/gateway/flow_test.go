@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
@@ -361,6 +362,12 @@ func TestUpstreamSeesAgentCapabilities(t *testing.T) {
 		}
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprint(seen)}}}, nil, nil
 	})
+	sdk.AddTool(srv, &sdk.Tool{Name: "sample", Description: "Needs sampling"}, func(ctx context.Context, req *sdk.CallToolRequest, _ any) (*sdk.CallToolResult, any, error) {
+		if c := req.ClientCapabilities(); c == nil || c.Sampling == nil {
+			return nil, nil, &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapability, Message: "sampling capability required", Data: json.RawMessage(`{"requiredCapabilities":{"sampling":{}}}`)}
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "sampled"}}}, nil, nil
+	})
 	up := serveUpstream(t, srv, "stateless")
 	e := newEnv(t, nil)
 	e.st.set(e.snapshot(func(s *state.Snapshot) {
@@ -385,6 +392,12 @@ func TestUpstreamSeesAgentCapabilities(t *testing.T) {
 		if got := text(e.do(t, "POST", "support", modernHeaders("tools/call", "caps_whoami"), body)); got != tc.want {
 			t.Errorf("2026-07-28 agent declaring %s: upstream saw %s, want %s", tc.caps, got, tc.want)
 		}
+	}
+	// The upstream's MissingRequiredClientCapability reaches a 2026-07-28
+	// agent as the spec has it: HTTP 400 with -32021.
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caps_sample","arguments":{},` + modernMeta + `}}`
+	if r := e.do(t, "POST", "support", modernHeaders("tools/call", "caps_sample"), body); r.status != http.StatusBadRequest || r.rpcError(t).Code != mcp.CodeMissingRequiredClientCapability {
+		t.Errorf("missing capability: %d %s, want 400 with %d", r.status, r.body, mcp.CodeMissingRequiredClientCapability)
 	}
 	// A legacy agent's session capabilities travel the same way.
 	sid := e.initSession(t, "2025-11-25") // declares elicitation only

@@ -327,7 +327,21 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 	}
 	out := newResponder(w, g, rc)
 	resp, status := g.dispatch(rc, m, head, out)
+	if status == http.StatusOK && resp != nil && resp.Error != nil {
+		status = modernStatus(resp.Error.Code) // an upstream's error, too
+	}
 	out.finish(resp, status)
+}
+
+// modernStatus is the HTTP status of a 2026-07-28 error response.
+func modernStatus(code int) int {
+	switch code {
+	case mcp.CodeMethodNotFound:
+		return http.StatusNotFound
+	case mcp.CodeHeaderMismatch, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapability:
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
 }
 
 func unsupportedVersion(v string) *mcp.Error {
