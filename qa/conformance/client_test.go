@@ -193,7 +193,7 @@ func TestClientScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs the MCP conformance suite from npm and runs the binary")
 	}
-	node := suite(t)
+	node := suite(t, suiteVersion)
 	refBin := filepath.Join(t.TempDir(), "everything-client")
 	build := exec.Command("go", "build", "-o", refBin, everythingClient)
 	build.Dir = harness.RepoRoot(t)

@@ -25,21 +25,33 @@ import (
 	"github.com/portcullis-gw/portcullis/qa/internal/harness"
 )
 
-// suiteVersion is the @modelcontextprotocol/conformance release under test.
+// suiteVersion is the @modelcontextprotocol/conformance release under test
+// (npm's latest); the client scenarios use it.
 const suiteVersion = "0.1.16"
+
+// serverSuites are the releases whose server scenarios run: the latest and
+// the newest pre-release, which adds the 2026-07-28 scenarios (stateless
+// requests, MRTR input_required, header validation).
+var serverSuites = []string{suiteVersion, "0.2.0-alpha.12"}
 
 // everythingServer is the Go SDK's conformance server (same module version
 // as go.mod), the upstream the server scenarios expect.
 const everythingServer = "github.com/modelcontextprotocol/go-sdk/conformance/everything-server"
 
-// governed lists the scenarios (per setup, "*" for all) that may pass
-// directly but not through the gateway, and why. Empty: the gateway is
-// transparent to every scenario of the suite.
-var governed = map[string]string{}
+// governed lists the scenarios ("setup/scenario", "*" for every setup)
+// that may pass directly but not through the gateway, and why.
+var governed = map[string]string{
+	// Not a protocol or governance difference: the result is lost either
+	// way. The everything-server's test_reconnection closes the call's SSE
+	// stream without an event id and keeps no event store, so no client can
+	// resume it; directly the suite still credits the stream's retry field,
+	// through the gateway the lost call is a JSON-RPC error at once.
+	"*/server-sse-polling": "the upstream drops the call's stream unresumably; the gateway answers the lost call with an error instead of an empty SSE stream",
+}
 
-// suite installs the conformance package once per machine (os.UserCacheDir)
-// and returns the node arguments that run its CLI.
-func suite(t *testing.T) []string {
+// suite installs a release of the conformance package once per machine
+// (os.UserCacheDir) and returns the node arguments that run its CLI.
+func suite(t *testing.T, version string) []string {
 	t.Helper()
 	for _, bin := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -50,7 +62,7 @@ func suite(t *testing.T) []string {
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "portcullis-qa", "mcp-conformance-"+suiteVersion)
+	dir := filepath.Join(cache, "portcullis-qa", "mcp-conformance-"+version)
 	entry := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
 	if _, err := os.Stat(entry); err != nil {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -62,10 +74,10 @@ func suite(t *testing.T) []string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", tmp, "@modelcontextprotocol/conformance@"+suiteVersion)
+		cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", tmp, "@modelcontextprotocol/conformance@"+version)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.RemoveAll(tmp)
-			t.Fatalf("npm install @modelcontextprotocol/conformance@%s: %v\n%s", suiteVersion, err, out)
+			t.Fatalf("npm install @modelcontextprotocol/conformance@%s: %v\n%s", version, err, out)
 		}
 		if err := os.Rename(tmp, dir); err != nil { // another test process won the race
 			os.RemoveAll(tmp)
@@ -294,7 +306,10 @@ func TestServerScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs the MCP conformance suite from npm and runs the binary")
 	}
-	node := suite(t)
+	nodes := map[string][]string{}
+	for _, v := range serverSuites {
+		nodes[v] = suite(t, v)
+	}
 	evBin := filepath.Join(t.TempDir(), "everything-server")
 	build := exec.Command("go", "build", "-o", evBin, everythingServer)
 	build.Dir = harness.RepoRoot(t)
@@ -376,6 +391,14 @@ spec: {persona: conf-%[1]s}
 		}
 	}
 
+	for _, v := range serverSuites {
+		t.Run(v, func(t *testing.T) { compareSuite(t, nodes[v], directs, setups) })
+	}
+}
+
+// compareSuite runs one release of the suite directly and through the
+// gateway for every setup, prints the table and fails on regressions.
+func compareSuite(t *testing.T, node []string, directs map[string]string, setups []*setup) {
 	direct := map[string]map[string]result{}
 	for name, u := range directs {
 		direct[name] = runSuite(t, node, u)
@@ -399,9 +422,9 @@ spec: {persona: conf-%[1]s}
 	}
 	slices.Sort(scenarios)
 	var tb strings.Builder
-	fmt.Fprintf(&tb, "\n%-30s %-18s %-18s %-18s %-18s %-18s %-18s\n", "scenario", "direct stateful", "gw stateful", "gw pin 2025-03-26", "gw pin 2025-06-18", "direct stateless", "gw stateless")
+	fmt.Fprintf(&tb, "\n%-46s %-18s %-18s %-18s %-18s %-18s %-18s\n", "scenario", "direct stateful", "gw stateful", "gw pin 2025-03-26", "gw pin 2025-06-18", "direct stateless", "gw stateless")
 	for _, sc := range scenarios {
-		fmt.Fprintf(&tb, "%-30s %-18s %-18s %-18s %-18s %-18s %-18s\n", sc,
+		fmt.Fprintf(&tb, "%-46s %-18s %-18s %-18s %-18s %-18s %-18s\n", sc,
 			direct["stateful"][sc], via["stateful"][sc], via["pin-0326"][sc], via["pin-0618"][sc], direct["stateless"][sc], via["stateless"][sc])
 	}
 	t.Log(tb.String())

@@ -15,7 +15,16 @@
 //
 // Setups: a stateful upstream, a stateless one (the gateway speaks
 // 2026-07-28 to it and bridges), and the stateful one pinned to 2025-03-26
-// and 2025-06-18 (bridged the other way). Needs node and npm (Debian
-// package nodejs) and the npm registry; npm packages are cached under
-// os.UserCacheDir. Skipped with -short.
+// and 2025-06-18 (bridged the other way). Two releases of the suite run:
+// npm's latest and the newest pre-release, whose 2026-07-28 scenarios make
+// the suite's client a 2026-07-28 agent.
+//
+// The client scenarios make the gateway the client: the test binary, run
+// by the suite as its client command, declares the scenario's server as an
+// Upstream of the running node and drives a call through it as an agent;
+// the Go SDK's everything-client is the reference. Scenarios the gateway
+// deliberately fails are listed with the refusal they must show.
+//
+// Needs node and npm (Debian package nodejs) and the npm registry; npm
+// packages are cached under os.UserCacheDir. Skipped with -short.
 package conformance
