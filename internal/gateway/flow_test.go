@@ -407,3 +407,55 @@ func TestUpstreamSeesAgentCapabilities(t *testing.T) {
 		t.Errorf("2025-11-25 agent declaring elicitation: upstream saw %s", got)
 	}
 }
+
+// A 2026-07-28 retry whose requestState the gateway did not seal is
+// refused, never resumed or restarted (SEP-2322: the server MUST reject
+// state that fails integrity verification); an authentic one resumes.
+// Found by the official conformance suite (0.2.0-alpha,
+// input-required-result-tampered-state).
+func TestTamperedRequestStateRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	metaElicit := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}},"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}`
+	callBody := func(id int, extra string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"helpdesk_confirm_close","arguments":{"id":"T-9"}%s,%s}}`, id, extra, metaElicit)
+	}
+	hdr := modernHeaders("tools/call", "helpdesk_confirm_close")
+	first := func() (state, key string) {
+		t.Helper()
+		msgs := e.do(t, "POST", "support", hdr, callBody(1, "")).messages(t)
+		var ir struct {
+			ResultType    string                     `json:"resultType"`
+			RequestState  string                     `json:"requestState"`
+			InputRequests map[string]json.RawMessage `json:"inputRequests"`
+		}
+		if err := json.Unmarshal(msgs[len(msgs)-1].Result, &ir); err != nil || ir.ResultType != "input_required" || len(ir.InputRequests) != 1 {
+			t.Fatalf("first round: %s", msgs[len(msgs)-1].Result)
+		}
+		for k := range ir.InputRequests {
+			key = k
+		}
+		return ir.RequestState, key
+	}
+	retry := func(id int, state, key string) rawResp {
+		answer := fmt.Sprintf(`,"requestState":%q,"inputResponses":{%q:{"action":"accept","content":{"ok":true}}}`, state, key)
+		return e.do(t, "POST", "support", hdr, callBody(id, answer))
+	}
+	state, key := first()
+	// Flip one character of the sealed part.
+	i := len(state) - 5
+	c := byte('A')
+	if state[i] == 'A' {
+		c = 'B'
+	}
+	tampered := state[:i] + string(c) + state[i+1:]
+	r := retry(2, tampered, key)
+	if msgs := r.messages(t); msgs[len(msgs)-1].Error == nil || !strings.Contains(msgs[len(msgs)-1].Error.Message, "integrity") {
+		t.Fatalf("tampered requestState: %d %s", r.status, r.body)
+	}
+	// The authentic state still resumes the parked call.
+	r = retry(3, state, key)
+	var res struct{ Content []struct{ Text string } }
+	if msgs := r.messages(t); json.Unmarshal(msgs[len(msgs)-1].Result, &res) != nil || len(res.Content) != 1 || res.Content[0].Text != "user said accept true" {
+		t.Fatalf("authentic requestState: %d %s", r.status, r.body)
+	}
+}

@@ -81,7 +81,12 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 		if rs := mcp.GetField(params, "requestState"); rs != nil {
 			var state string
 			if json.Unmarshal(rs, &state) == nil && strings.HasPrefix(state, mrtrPrefix) {
-				if pc := g.resume(rc, m, d, state, params); pc != nil {
+				pc, rerr := g.resume(rc, m, d, state, params)
+				if rerr != nil {
+					g.deny(rc, d, rerr.Message)
+					return mcp.NewError(m.ID, rerr), http.StatusOK
+				}
+				if pc != nil {
 					return g.drive(rc, m, d, u, pc, out, 0)
 				}
 				// The parked call is gone (expired, or parked on another
@@ -404,21 +409,24 @@ func deadline(ctx context.Context) time.Time {
 
 // resume finds the call an MRTR retry continues and hands the agent's
 // answers to the upstream. nil: nothing to resume here.
-func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, params json.RawMessage) *pendingCall {
+func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, params json.RawMessage) (*pendingCall, *mcp.Error) {
+	// A state the gateway did not seal, or sealed for another agent or
+	// call, is refused (SEP-2322: integrity verification); an authentic
+	// one whose parked call is gone starts over.
 	plain, err := g.sealer.openBytes(strings.TrimPrefix(state, mrtrPrefix), mrtrAAD)
 	if err != nil {
-		return nil
+		return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: requestState failed integrity verification")
 	}
 	var st map[string]string
 	if json.Unmarshal(plain, &st) != nil {
-		return nil
+		return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: requestState failed integrity verification")
 	}
 	if st["a"] != rc.p.Agent || st["p"] != rc.persona || st["m"] != m.Method || st["n"] != d.Tool {
-		return nil
+		return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: requestState belongs to another agent or request")
 	}
 	v, ok := g.parked.LoadAndDelete(st["t"])
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	pk := v.(*parkedCall)
 	pk.timer.Stop()
@@ -441,7 +449,7 @@ func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, p
 		}()
 	}
 	wg.Wait()
-	return pk.pc
+	return pk.pc, nil
 }
 
 // bridgeInputRequired serves a 2026-07-28 upstream's input_required to a
