@@ -449,13 +449,13 @@ func TestTamperedRequestStateRefused(t *testing.T) {
 	}
 	tampered := state[:i] + string(c) + state[i+1:]
 	r := retry(2, tampered, key)
-	if msgs := r.messages(t); msgs[len(msgs)-1].Error == nil || !strings.Contains(msgs[len(msgs)-1].Error.Message, "integrity") {
+	if msgs := r.messages(t); len(msgs) == 0 || msgs[len(msgs)-1].Error == nil || !strings.Contains(msgs[len(msgs)-1].Error.Message, "integrity") {
 		t.Fatalf("tampered requestState: %d %s", r.status, r.body)
 	}
 	// The authentic state still resumes the parked call.
 	r = retry(3, state, key)
 	var res struct{ Content []struct{ Text string } }
-	if msgs := r.messages(t); json.Unmarshal(msgs[len(msgs)-1].Result, &res) != nil || len(res.Content) != 1 || res.Content[0].Text != "user said accept true" {
+	if msgs := r.messages(t); len(msgs) == 0 || json.Unmarshal(msgs[len(msgs)-1].Result, &res) != nil || len(res.Content) != 1 || res.Content[0].Text != "user said accept true" {
 		t.Fatalf("authentic requestState: %d %s", r.status, r.body)
 	}
 }
