@@ -257,7 +257,9 @@ func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall,
 		if ev.Method == mcp.NotifyMessage && rc.modern && !rc.logMeta {
 			return nil
 		}
-		_ = out.send(ev)
+		if ev = g.inspectNotification(rc, pc.upstream, ev); ev != nil {
+			_ = out.send(ev)
+		}
 	}
 	return nil
 }
@@ -316,10 +318,15 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
+	d.UpstreamStatus = "ok"
+	res, derr := g.inspectResult(rc, &d, m.Method, pc.upstream, res)
+	if derr != nil {
+		return g.refuse(rc, m, d, derr)
+	}
 	if rc.modern {
 		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
-	d.Decision, d.UpstreamStatus = Allow, "ok"
+	d.Decision = Allow
 	g.record(ctx, d)
 	return mcp.NewResult(m.ID, res), http.StatusOK
 }
