@@ -25,8 +25,10 @@ import (
 // policy change never forgets what a session has already received.
 
 // DLPBlockedCode is the JSON-RPC error code of a request or result refused
-// by data-loss prevention (the same code dlp.SSERewriter uses).
-const DLPBlockedCode = dlp.BlockedCode
+// by data-loss prevention or by the ICAP service. (Not -32003: the
+// official Go SDK reads that code as "client is closing" and reports a
+// closed connection instead of the reason.)
+const DLPBlockedCode = -32040
 
 // dlpStage is the gateway's DLP state that outlives views.
 type dlpStage struct {
