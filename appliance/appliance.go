@@ -4,9 +4,12 @@
 // errgroup and shut down gracefully.
 //
 // The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
-// (the admin's bearer token), node-id and session-key (seals the gateway's
-// session handles). In a cluster every node needs the same session key; it
-// moves into replicated state as an HSM-sealed secret when nodes join.
+// (the admin's bearer token), node-id, and in dev mode hsm/ (the node's own
+// SoftHSM2 token and its 0600 PIN files). With an HSM the gateway's session
+// key (it seals session handles) is derived from the HSM's MAC key, so every
+// node holding the replicated MAC key derives the same one and no key file
+// exists (see sessionKeys in hsm.go); a node without an HSM keeps a
+// session-key file.
 //
 // Leaf packages never import appliance; it imports them. Anything that needs
 // two components to know about each other is connected here, by passing
@@ -54,6 +57,11 @@ type Config struct {
 	AdminAddr string
 	// RaftAddr is the node-to-node raft listener.
 	RaftAddr string
+	// SnapshotThreshold and SnapshotInterval tune raft snapshots (log
+	// entries since the last one; how often to check). Zero: the cluster
+	// package's defaults.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 	// NodeID is the stable raft id; empty uses the one stored in the data
 	// dir, or makes one on first start.
 	NodeID string
@@ -69,6 +77,9 @@ type Config struct {
 	// dev node makes its own SoftHSM2 token under DataDir/hsm; a production
 	// node runs without an HSM, so secrets cannot be stored, and says so.
 	HSM hsm.Config
+	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
+	// secret in memory: 0 means 30s, negative unseals on every call.
+	SecretCacheTTL time.Duration
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
@@ -191,21 +202,26 @@ func New(cfg Config) (_ *Appliance, err error) {
 		FSM:       a.store,
 		Logger:    a.log.With("component", "cluster"),
 		Bootstrap: true,
+
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotInterval:  cfg.SnapshotInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 
-	sessionKey, err := loadOrCreateKey(filepath.Join(cfg.DataDir, "session-key"))
+	sessionKey, prevKeys, err := a.sessionKeys()
 	if err != nil {
 		return nil, fmt.Errorf("appliance: session key: %w", err)
 	}
 	gwCfg := gateway.Config{
-		Logger:        a.log.With("component", "gateway"),
-		Source:        gateway.StateSource(a.store),
-		Authenticator: &authn.APIKeys{State: a.store},
-		SessionKey:    sessionKey,
-		ServerName:    "portcullis",
+		Logger:              a.log.With("component", "gateway"),
+		Source:              gateway.StateSource(a.store),
+		Authenticator:       &authn.APIKeys{State: a.store},
+		SessionKey:          sessionKey,
+		PreviousSessionKeys: prevKeys,
+		UpstreamTransport:   a.upstreamTransport,
+		ServerName:          "portcullis",
 	}
 	if cfg.Dev {
 		// A loopback server is what DNS rebinding attacks reach; accept

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func (a *Appliance) draftPersona(ctx context.Context, description string, snap *
 	for _, o := range snap.List(state.KindSkill) {
 		skills = append(skills, o.(*state.Skill))
 	}
-	tools, warnings := listTools(ctx, snap, a.cfg.Logger)
+	tools, warnings := a.listTools(ctx, snap)
 	p, err := persona.Draft(description, skills, tools)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "persona draft: ")
@@ -47,11 +48,10 @@ func (a *Appliance) draftPersona(ctx context.Context, description string, snap *
 	return draftAnswer{Proposal: p, YAML: string(y)}, nil
 }
 
-// listTools asks every upstream for its tools, concurrently and bounded in
+// listTools asks every upstream for its tools (with the upstream's
+// credential injected, as the gateway does), concurrently and bounded in
 // time, and returns them by stable identity "<upstream>/<tool>".
-func listTools(ctx context.Context, snap *state.Snapshot, log interface {
-	Warn(string, ...any)
-}) (map[string]persona.ToolInfo, []string) {
+func (a *Appliance) listTools(ctx context.Context, snap *state.Snapshot) (map[string]persona.ToolInfo, []string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var (
@@ -64,11 +64,11 @@ func listTools(ctx context.Context, snap *state.Snapshot, log interface {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := upstreamTools(ctx, u)
+			got, err := a.upstreamTools(ctx, u)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				log.Warn("persona draft: list upstream tools", "upstream", name, "err", err)
+				a.log.Warn("persona draft: list upstream tools", "upstream", name, "err", err)
 				warnings = append(warnings, fmt.Sprintf("could not list the tools of upstream %s, so its tools were judged by name only", name))
 				return
 			}
@@ -85,15 +85,23 @@ func listTools(ctx context.Context, snap *state.Snapshot, log interface {
 // maxToolPages bounds tools/list paging against a misbehaving upstream.
 const maxToolPages = 50
 
-func upstreamTools(ctx context.Context, u *state.Upstream) (map[string]persona.ToolInfo, error) {
+func (a *Appliance) upstreamTools(ctx context.Context, u *state.Upstream) (map[string]persona.ToolInfo, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	rt, err := a.credentialTransport(u.Name, u.Credential, base)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := rt.(io.Closer); ok {
+		defer c.Close()
+	}
 	cfg := mcp.ClientConfig{
 		URL:             u.URL,
-		HTTPClient:      &http.Client{},
+		HTTPClient:      &http.Client{Transport: rt},
 		ProtocolVersion: u.ProtocolVersion,
 		ClientInfo:      mcp.Implementation{Name: "portcullis-drafter", Version: "1"},
 	}
 	var conn mcp.Conn
-	var err error
 	if u.Transport == "sse" {
 		conn, err = mcp.DialSSE(ctx, cfg)
 	} else {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,5 +286,95 @@ spec:
 	_, stderr, err := n.CLI("persona", "draft", "--description", "   ")
 	if err == nil || !strings.Contains(stderr, "description") {
 		t.Fatalf("empty description: %v %s", err, stderr)
+	}
+}
+
+// TestUpstreamCredentialIsInjected: the upstream wants its own bearer
+// token. The admin stores it as a secret sealed by the node's HSM and names
+// it in the upstream; the agent's calls then work, the upstream sees only
+// its token, and the agent's key never leaves the gateway.
+func TestUpstreamCredentialIsInjected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	up := startHelpdesk(t)
+	upstreamToken := "upstream-" + strings.Repeat("z", 24)
+	var seen []string
+	var mu sync.Mutex
+	guarded := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+upstreamToken {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		// Forward to the real helpdesk server.
+		r2 := r.Clone(r.Context())
+		r2.RequestURI, r2.URL.Scheme, r2.URL.Host = "", "http", strings.TrimSuffix(strings.TrimPrefix(up.url, "http://"), "/mcp")
+		resp, err := http.DefaultTransport.RoundTrip(r2)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go guarded.Serve(l)
+	t.Cleanup(func() { guarded.Close() })
+
+	n := harness.StartNode(t)
+	n.MustCLI("secret", "put", "helpdesk-token", "--from-file", writeFile(t, "tok", upstreamToken))
+	yaml := strings.Replace(helpdeskYAML, "  url: http://127.0.0.1:9101/mcp\n",
+		"  url: http://"+l.Addr().String()+"/mcp\n  credential: {secret: helpdesk-token}\n", 1)
+	n.Apply(yaml)
+	key := n.NewKey("triage-bot")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := connectAgent(ctx, n.GatewayURL()+"/p/support-triage/mcp", key)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, n.Logs())
+	}
+	defer s.Close()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "helpdesk_get_ticket", Arguments: map[string]any{"project": "BILLING", "id": 3}})
+	if err != nil || res.IsError {
+		t.Fatalf("call through a credentialed upstream: %v %+v\n%s", err, res, n.Logs())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("the upstream saw no request")
+	}
+	for _, h := range seen {
+		if h != "Bearer "+upstreamToken {
+			t.Fatalf("the upstream saw Authorization %q", h)
+		}
+		if strings.Contains(h, key) {
+			t.Fatal("the agent's key reached the upstream")
+		}
+	}
+	if strings.Contains(n.Logs(), upstreamToken) {
+		t.Fatal("the node logged the upstream token")
 	}
 }

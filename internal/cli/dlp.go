@@ -70,7 +70,8 @@ func newDLPScanCmd() *cobra.Command {
 		Short: "Scan a file (or standard input) and print one line per finding",
 		Long: "Scan reads FILE (or standard input) and prints the findings. With --format json it\n" +
 			"prints one JSON object per line: detector, category, start, end (byte offsets in the\n" +
-			"input), confidence, and path (for JSON input). --mode auto scans valid JSON as JSON.",
+			"input), confidence, and path (for JSON input). --mode auto scans valid JSON as JSON;\n" +
+			"--mode text streams input of any size with bounded memory.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
@@ -88,10 +89,6 @@ func newDLPScanCmd() *cobra.Command {
 				defer f.Close()
 				in = f
 			}
-			data, err := io.ReadAll(io.LimitReader(in, 1<<30))
-			if err != nil {
-				return fmt.Errorf("dlp scan: read: %w", err)
-			}
 			cfg := dlp.Config{MinConfidence: minConf}
 			for _, c := range categories {
 				cfg.Categories = append(cfg.Categories, dlp.Category(c))
@@ -101,13 +98,27 @@ func newDLPScanCmd() *cobra.Command {
 				return err
 			}
 			var fs []dlp.Finding
-			switch {
-			case mode == "json" || (mode == "auto" && json.Valid(data)):
-				if fs, err = sc.ScanJSON(data); err != nil {
+			if mode == "text" {
+				// any size, bounded memory
+				st := sc.NewStream(func(f dlp.Finding) { fs = append(fs, f) })
+				if _, err := io.Copy(st, in); err != nil {
+					return fmt.Errorf("dlp scan: read: %w", err)
+				}
+				if err := st.Close(); err != nil {
 					return err
 				}
-			default:
-				fs = sc.Scan(data)
+			} else {
+				data, err := io.ReadAll(io.LimitReader(in, 1<<30))
+				if err != nil {
+					return fmt.Errorf("dlp scan: read: %w", err)
+				}
+				if mode == "json" || json.Valid(data) {
+					if fs, err = sc.ScanJSON(data); err != nil {
+						return err
+					}
+				} else {
+					fs = sc.Scan(data)
+				}
 			}
 			out := cmd.OutOrStdout()
 			if format == "json" {

@@ -56,6 +56,11 @@ func TestDLPScanJSONLines(t *testing.T) {
 		got[1].Detector != "email" || in[got[1].Start:got[1].End] != "jane.doe@example.com" || got[0].Category != "pci" || got[0].Confidence <= 0 {
 		t.Errorf("findings = %+v", got)
 	}
+	// streamed text mode reports the same offsets
+	out2, err := runCLI(t, in, "dlp", "scan", "--format", "json", "--mode", "text")
+	if err != nil || out2 != out {
+		t.Errorf("text mode: %q (%v), auto mode: %q", out2, err, out)
+	}
 	if _, err := runCLI(t, "", "dlp", "scan", "--format", "yaml"); err == nil {
 		t.Error("bad format accepted")
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,7 +28,7 @@ func newSecretCmd() *cobra.Command {
 		Use:   "secret",
 		Short: "Backend credentials sealed by the HSM (values are never shown)",
 	}
-	cmd.AddCommand(newSecretPutCmd(), newSecretListCmd(), newSecretDeleteCmd(), newSecretTrustJoinKeyCmd())
+	cmd.AddCommand(newSecretPutCmd(), newSecretListCmd(), newSecretDeleteCmd(), newSecretRotateKeyCmd(), newSecretTrustJoinKeyCmd())
 	return cmd
 }
 
@@ -149,6 +150,38 @@ func newSecretDeleteCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "secret %s deleted\n", args[0])
+			return nil
+		},
+	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+func newSecretRotateKeyCmd() *cobra.Command {
+	var opts clientOpts
+	cmd := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Rotate the HSM sealing key and re-encrypt every stored secret under it",
+		Long: `Makes the HSM generate the next sealing key (it never leaves the HSM), re-encrypts
+every stored secret under it at the same version, and replicates the new
+ciphertexts. Values do not change and are never shown; older key versions stay
+in the HSM so nothing in flight breaks. Refused on a cluster of more than one
+node until the nodes share the new key through the join ceremony.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
+			var res credential.RotateResult
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/seal-keys/rotate", struct{}{}, &res); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "sealing key version %d is current; %d secret(s) resealed\n", res.KeyVersion, len(res.Resealed))
+			if len(res.Skipped) > 0 {
+				fmt.Fprintf(out, "skipped (changed meanwhile, already under the new key): %s\n", strings.Join(res.Skipped, ", "))
+			}
 			return nil
 		},
 	}

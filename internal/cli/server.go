@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,7 +53,10 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
 	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
-	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"; there is no flag for the PIN itself)")
+	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
+	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
+	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -56,14 +56,18 @@ type SecretInfo struct {
 // retries. The HSM being away answers 503 and changes nothing. The request
 // body is cleared after sealing; its value is never logged.
 func SecretsHandler(cfg SecretsConfig) http.Handler {
+	h := &secretsHandler{cfg.withDefaults()}
+	return http.HandlerFunc(h.serve)
+}
+
+func (cfg SecretsConfig) withDefaults() SecretsConfig {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &secretsHandler{cfg}
-	return http.HandlerFunc(h.serve)
+	return cfg
 }
 
 type secretsHandler struct{ cfg SecretsConfig }

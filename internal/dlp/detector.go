@@ -163,7 +163,8 @@ func init() {
 	}
 }
 
-// All returns every built-in detector sorted by id.
+// All returns every built-in detector sorted by id. The detectors are
+// shared: callers must treat them as read-only.
 func All() []*Detector {
 	out := append([]*Detector(nil), registry...)
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

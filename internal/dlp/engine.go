@@ -44,16 +44,22 @@ const (
 var actionRank = map[Action]int{ActionLog: 1, ActionMask: 2, ActionRedact: 3, ActionTokenize: 4, ActionBlock: 5}
 
 // Rule is one DLP rule of a Persona, e.g.
-// {categories: [pci, secrets], direction: both, action: redact}.
+// {categories: [pci, secrets], direction: both, action: redact}. Its JSON
+// form matches the Persona spec (state.DLPRule) field for field.
 type Rule struct {
 	Categories []Category `json:"categories,omitempty" yaml:"categories,omitempty"`
 	Detectors  []string   `json:"detectors,omitempty" yaml:"detectors,omitempty"`
-	Direction  string     `json:"direction" yaml:"direction"` // request, response or both
-	Action     Action     `json:"action" yaml:"action"`
-	// Keep is how many trailing alphanumerics mask leaves visible (default 4).
-	Keep int `json:"keep,omitempty" yaml:"keep,omitempty"`
+	// Direction is request, response or both ("" means both).
+	Direction string `json:"direction,omitempty" yaml:"direction,omitempty"`
+	Action    Action `json:"action" yaml:"action"`
+	// KeepTail is how many trailing alphanumerics mask leaves visible
+	// (nil: 4).
+	KeepTail *int `json:"keepTail,omitempty" yaml:"keepTail,omitempty"`
+	// Format "ff1" makes tokenize format-preserving (digits stay digits,
+	// separators stay in place).
+	Format string `json:"format,omitempty" yaml:"format,omitempty"`
 	// MinConfidence ignores findings below it (default: the scanner's).
-	MinConfidence float64 `json:"min_confidence,omitempty" yaml:"min_confidence,omitempty"`
+	MinConfidence float64 `json:"minConfidence,omitempty" yaml:"minConfidence,omitempty"`
 }
 
 // Policy is the DLP part of a Persona spec.
@@ -89,21 +95,30 @@ func (r Rule) validate() error {
 		}
 	}
 	switch r.Direction {
-	case "request", "response", "both":
+	case "", "request", "response", "both":
 	default:
 		return fmt.Errorf("direction %q is not request, response or both", r.Direction)
 	}
 	if _, ok := actionRank[r.Action]; !ok {
 		return fmt.Errorf("action %q is not log, mask, redact, tokenize or block", r.Action)
 	}
-	if r.Keep < 0 || r.Keep > 16 {
-		return fmt.Errorf("keep %d out of range 0..16", r.Keep)
+	if r.KeepTail != nil && (*r.KeepTail < 0 || *r.KeepTail > 16) {
+		return fmt.Errorf("keepTail %d out of range 0..16", *r.KeepTail)
+	}
+	switch r.Format {
+	case "":
+	case "ff1":
+		if r.Action != ActionTokenize {
+			return errors.New("format ff1 applies only to the tokenize action")
+		}
+	default:
+		return fmt.Errorf("format %q is not ff1", r.Format)
 	}
 	return nil
 }
 
 func (r Rule) applies(dir Direction) bool {
-	return r.Direction == "both" || r.Direction == dir.String()
+	return r.Direction == "" || r.Direction == "both" || r.Direction == dir.String()
 }
 
 func (r Rule) matches(d *Detector) bool {
@@ -249,6 +264,7 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	}
 	rules := e.rules[dir]
 	var edits []edit
+	var taints []Finding // response values the agent will receive
 	numEdits := map[int]*numEdit{}
 	for _, fd := range fs {
 		val := doc[fd.Start:fd.End]
@@ -262,16 +278,11 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 		}
 		r, ok := rules[fd.Detector]
 		if !ok || (r.MinConfidence > 0 && fd.Confidence < r.MinConfidence) {
-			if e.taint != nil && f.Session != "" && dir == Response {
-				e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
-			}
+			taints = append(taints, fd) // reaches the agent unchanged
 			continue
 		}
-		if dir == Response && e.taint != nil && f.Session != "" && r.Action == ActionLog {
-			e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
-		}
-		if dir == Response && e.taint != nil && f.Session != "" && r.Action == ActionMask {
-			e.taint.Record(f.Session, f.Upstream, fd.Detector, val)
+		if r.Action == ActionLog || r.Action == ActionMask {
+			taints = append(taints, fd) // the agent sees it (or its tail)
 		}
 		reason := fmt.Sprintf("%s %s (%s) at %s", r.Action, fd.Detector, fd.Category, where(fd))
 		v.Reasons = append(v.Reasons, reason)
@@ -289,17 +300,21 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 			if fd.escaped && bytes.IndexByte(val, '\\') >= 0 {
 				repl = "[REDACTED:" + fd.Detector + "]"
 			} else {
-				keep := r.Keep
-				if keep == 0 {
-					keep = 4
+				keep := 4
+				if r.KeepTail != nil {
+					keep = *r.KeepTail
 				}
 				repl = mask(val, keep)
 			}
 		case ActionTokenize:
+			tv := val
 			if fd.escaped && bytes.IndexByte(val, '\\') >= 0 {
-				repl = e.tok.Token(fd.Detector, []byte(strings.ReplaceAll(string(val), "\\", "")))
+				tv = []byte(strings.ReplaceAll(string(val), "\\", ""))
+			}
+			if r.Format == "ff1" {
+				repl = e.tok.TokenFormatPreserving(fd.Detector, tv)
 			} else {
-				repl = e.tok.Token(fd.Detector, val)
+				repl = e.tok.Token(fd.Detector, tv)
 			}
 		}
 		if v.Decision < Modify {
@@ -318,6 +333,11 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	}
 	if v.Decision == Block {
 		return nil, v, nil
+	}
+	if dir == Response && e.taint != nil && f.Session != "" {
+		for _, fd := range taints {
+			e.taint.Record(f.Session, f.Upstream, fd.Detector, doc[fd.Start:fd.End])
+		}
 	}
 	if v.Decision == Allow {
 		return doc, v, nil

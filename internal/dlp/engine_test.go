@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
@@ -26,6 +27,8 @@ var issuePolicy = Policy{Rules: []Rule{
 	{Categories: []Category{PCI, Secrets}, Direction: "both", Action: ActionRedact},
 	{Categories: []Category{PII}, Direction: "response", Action: ActionMask},
 }}
+
+func ptr[T any](v T) *T { return &v }
 
 func mustEngine(t *testing.T, cfg EngineConfig) *Engine {
 	t.Helper()
@@ -81,7 +84,7 @@ func TestEngineIssuePolicy(t *testing.T) {
 }
 
 func TestEngineMaskKeepsTail(t *testing.T) {
-	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 4}}}})
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, KeepTail: ptr(4)}}}})
 	out, _, err := e.Apply(Response, []byte(`{"pan":"4111-1111-1111-1111"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +150,12 @@ func TestEngineTokenize(t *testing.T) {
 	}
 	e2 := mustEngine(t, EngineConfig{Policy: pol, Tokenizer: fpe})
 	out, _, _ = e2.Apply(Response, doc)
+	// the same through a rule with format ff1 and the default tokenizer
+	polFF1 := Policy{Rules: []Rule{{Categories: []Category{PCI, NationalID}, Direction: "response", Action: ActionTokenize, Format: "ff1"}}}
+	out3, _, _ := mustEngine(t, EngineConfig{Policy: polFF1, Tokenizer: tk}).Apply(Response, doc)
+	if string(out3) != string(out) {
+		t.Errorf("format ff1 rule: %s, tokenizer default: %s", out3, out)
+	}
 	_ = json.Unmarshal(out, &m)
 	if len(m["a"]) != 19 || m["a"][4] != ' ' || m["a"] == "4111 1111 1111 1111" || !allDigits([]byte(strings.ReplaceAll(m["a"], " ", ""))) {
 		t.Errorf("format-preserving token = %q", m["a"])
@@ -166,7 +175,9 @@ func TestPolicyValidate(t *testing.T) {
 		{Detectors: []string{"no-such"}, Direction: "both", Action: ActionRedact},
 		{Categories: []Category{PCI}, Direction: "sideways", Action: ActionRedact},
 		{Categories: []Category{PCI}, Direction: "both", Action: "shred"},
-		{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, Keep: 99},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionMask, KeepTail: ptr(99)},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionRedact, Format: "ff1"},
+		{Categories: []Category{PCI}, Direction: "both", Action: ActionTokenize, Format: "aes"},
 	}
 	for _, r := range bad {
 		if err := (Policy{Rules: []Rule{r}}).Validate(); !errors.Is(err, ErrBadPolicy) {
@@ -220,8 +231,8 @@ func TestTaintFlows(t *testing.T) {
 }
 
 func TestParsePolicy(t *testing.T) {
-	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"direction":"both","action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keep":2}]`))
-	if err != nil || len(p.Rules) != 2 || p.Rules[1].Keep != 2 || p.Rules[1].Action != ActionMask {
+	p, err := ParsePolicy([]byte(`[{"categories":["pci","secrets"],"action":"redact"},{"categories":["pii"],"direction":"response","action":"mask","keepTail":2}]`))
+	if err != nil || len(p.Rules) != 2 || *p.Rules[1].KeepTail != 2 || p.Rules[1].Action != ActionMask || !p.Rules[0].applies(Request) {
 		t.Fatalf("parse: %+v %v", p, err)
 	}
 	if _, err := ParsePolicy([]byte(`{"rules":[{"categories":["pci"],"direction":"both","action":"redact","colour":"red"}]}`)); !errors.Is(err, ErrBadPolicy) {
@@ -234,14 +245,68 @@ func TestParsePolicy(t *testing.T) {
 
 func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte(`[{"categories":["pci"],"direction":"both","action":"block"}]`))
-	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keep":4}]}`))
+	f.Add([]byte(`{"rules":[{"detectors":["iban"],"direction":"request","action":"mask","keepTail":4}]}`))
+	f.Add([]byte(`[{"categories":["pci"],"action":"tokenize","format":"ff1"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data)
 		if err != nil {
 			return
 		}
-		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: &Tokenizer{mac: &HMAC{key: make([]byte, 32)}}}); err != nil {
+		tok, _ := NewTokenizer(TokenizerConfig{MAC: &HMAC{key: make([]byte, 32)}})
+		if _, err := NewEngine(EngineConfig{Policy: p, Tokenizer: tok}); err != nil {
 			t.Fatalf("validated policy rejected by NewEngine: %v", err)
 		}
 	})
+}
+
+// A response that is blocked never reaches the agent, so it taints nothing.
+func TestTaintNotRecordedWhenBlocked(t *testing.T) {
+	taint, _ := NewTaint(TaintConfig{MAC: testMAC(t)})
+	e := mustEngine(t, EngineConfig{Taint: taint, Policy: Policy{Rules: []Rule{{Categories: []Category{Secrets}, Direction: "response", Action: ActionBlock}}}})
+	prod := Upstream{Name: "crm", Environment: Prod, Egress: Internal}
+	dev := Upstream{Name: "sandbox", Environment: Dev, Egress: Internal}
+	resp := `{"ssn":"536-22-1846","key":"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"}`
+	if _, v, _ := e.ApplyFlow(Flow{"s", prod}, Response, []byte(resp)); v.Decision != Block {
+		t.Fatalf("response not blocked: %v", v.Decision)
+	}
+	if _, v, _ := e.ApplyFlow(Flow{"s", dev}, Request, []byte(`{"q":"SSN 536-22-1846"}`)); v.Decision == Block {
+		t.Errorf("value of a blocked response was tainted: %v", v.Reasons)
+	}
+}
+
+// TestConcurrentUse shares one scanner, engine and taint tracker between
+// goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	taint, _ := NewTaint(TaintConfig{MAC: testMAC(t), MaxSessions: 8, MaxValuesPerSession: 4})
+	e := mustEngine(t, EngineConfig{Taint: taint, Policy: issuePolicy})
+	s := mustScanner(t, Config{})
+	doc := []byte(`{"a":"4111 1111 1111 1111","b":"x@example.com","c":"SSN 536-22-1846","d":[1,2,{"k":"AKIAIOSFODNN7EXAMPL3"}]}`)
+	want, _ := s.ScanJSON(doc)
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				fs, err := s.ScanJSON(doc)
+				if err != nil || len(fs) != len(want) {
+					done <- fmt.Errorf("scan: %d findings, want %d (%v)", len(fs), len(want), err)
+					return
+				}
+				sess := fmt.Sprintf("s%d-%d", g, i%20)
+				if _, _, err := e.ApplyFlow(Flow{sess, Upstream{Name: "u", Environment: Prod}}, Response, doc); err != nil {
+					done <- err
+					return
+				}
+				if _, _, err := e.ApplyFlow(Flow{sess, Upstream{Name: "v", Environment: Dev}}, Request, doc); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -332,6 +332,30 @@ func (w *walker) str() (s, e int, esc bool, err error) {
 	return 0, 0, false, w.errf("unterminated string")
 }
 
+// proseByte marks bytes that cannot start or complete any finding on their
+// own: lower-case letters, spaces and sentence punctuation.
+var proseByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for _, c := range " ,.;!?'()" {
+		t[c] = true
+	}
+	return
+}()
+
+// proseOnly reports whether v is only lower-case prose. Every detector
+// needs a digit, a capital letter or a symbol such as '@', ':', '=', '-'
+// or '_' in or around its value, so such a string cannot hold a finding.
+func proseOnly(v []byte) bool {
+	for _, c := range v {
+		if !proseByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
 // strSpecial marks the bytes that end or interrupt a JSON string's plain run.
 var strSpecial = func() (t [256]bool) {
 	for c := 0; c < 0x20; c++ {
@@ -443,8 +467,12 @@ func (w *walker) scanSpan(s, e int, _ []int, number bool) {
 	if e-s < 3 {
 		return // no detector reports fewer than three characters
 	}
+	key := w.key()
+	if !number && (key == nil || len(key.dets) == 0) && proseOnly(w.b[s:e]) {
+		return // lower-case prose: no detector can match without digits, capitals or symbols
+	}
 	first := len(w.out)
-	w.out = w.s.scanWith(w.st, w.b[s:e], w.key(), w.out)
+	w.out = w.s.scanWith(w.st, w.b[s:e], key, w.out)
 	if len(w.out) == first {
 		return
 	}

@@ -66,6 +66,9 @@ func kwPre(a, b byte, l int) uint32 {
 
 // New builds a Scanner over the built-in detectors selected by cfg.
 func New(cfg Config) (*Scanner, error) {
+	if cfg.MinConfidence < 0 || cfg.MinConfidence > 1 {
+		return nil, fmt.Errorf("dlp: min confidence %v outside 0..1", cfg.MinConfidence)
+	}
 	for _, c := range cfg.Categories {
 		if !validCategory(c) {
 			return nil, fmt.Errorf("%w %q", ErrUnknownCategory, c)
@@ -90,6 +93,7 @@ func New(cfg Config) (*Scanner, error) {
 	for _, d := range chosen {
 		s.enabled[d] = true
 	}
+	s.dets = slices.Clone(chosen)
 	// family members are reached through their router
 	for _, d := range chosen {
 		if d.via != "" && !s.enabled[byID[d.via]] {

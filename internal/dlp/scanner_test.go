@@ -12,6 +12,9 @@ func TestNewConfig(t *testing.T) {
 	if _, err := New(Config{Categories: []Category{"weird"}}); !errors.Is(err, ErrUnknownCategory) {
 		t.Errorf("unknown category: %v", err)
 	}
+	if _, err := New(Config{MinConfidence: 1.5}); err == nil {
+		t.Error("min confidence 1.5 accepted")
+	}
 	text := []byte("card 378282246310005 mail a.b@example.com url postgres://app:Zq8wPx2m@db/x")
 	// only Amex: the card router still runs, but reports Amex only
 	s := mustScanner(t, Config{Detectors: []string{"card-amex", "url-password-postgres"}})

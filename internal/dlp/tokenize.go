@@ -42,43 +42,54 @@ func (h *HMAC) MAC(msg []byte) []byte {
 // de-duplication keep working downstream, while the value cannot be
 // recovered without the key.
 type Tokenizer struct {
-	mac MAC
-	ff1 *ff1
+	mac     MAC
+	ff1     *ff1
+	fpeDflt bool
 }
 
 // TokenizerConfig configures a Tokenizer.
 type TokenizerConfig struct {
 	MAC MAC // required
-	// FormatPreserving makes digit values (cards, national ids) tokenize to
-	// digit strings of the same length and layout with FF1; the FF1 AES key
-	// is derived from MAC.
+	// FormatPreserving makes Token use FF1 for every numeric value, not
+	// only for rules with format "ff1".
 	FormatPreserving bool
 }
 
-// NewTokenizer builds a Tokenizer.
+// NewTokenizer builds a Tokenizer. The FF1 AES key is derived from MAC, so
+// with an HSM-backed MAC the tokens are keyed by the HSM key.
 func NewTokenizer(cfg TokenizerConfig) (*Tokenizer, error) {
 	if cfg.MAC == nil {
 		return nil, errors.New("dlp: tokenizer needs a MAC")
 	}
-	t := &Tokenizer{mac: cfg.MAC}
-	if cfg.FormatPreserving {
-		k := cfg.MAC.MAC([]byte("portcullis/dlp/ff1-key/v1"))
-		if len(k) < 16 {
-			return nil, errors.New("dlp: MAC output shorter than 16 bytes")
-		}
-		f, err := newFF1(k[:16])
-		if err != nil {
-			return nil, err
-		}
-		t.ff1 = f
+	t := &Tokenizer{mac: cfg.MAC, fpeDflt: cfg.FormatPreserving}
+	k := cfg.MAC.MAC([]byte("portcullis/dlp/ff1-key/v1"))
+	if len(k) < 16 {
+		return nil, errors.New("dlp: MAC output shorter than 16 bytes")
 	}
+	f, err := newFF1(k[:16])
+	if err != nil {
+		return nil, err
+	}
+	t.ff1 = f
 	return t, nil
 }
 
 var tokEnc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// Token returns the token for value found by detector.
+// Token returns the deterministic token for value found by detector:
+// "tok_" and 24 base32 characters of its keyed MAC.
 func (t *Tokenizer) Token(detector string, value []byte) string {
+	if t.fpeDflt {
+		return t.TokenFormatPreserving(detector, value)
+	}
+	m := t.mac.MAC(fingerprintInput(detector, value))
+	return "tok_" + tokEnc.EncodeToString(m[:15])
+}
+
+// TokenFormatPreserving encrypts the digits of a numeric value with FF1
+// (tweak: the detector id) and keeps its layout; values with letters or
+// fewer than six digits get a regular token.
+func (t *Tokenizer) TokenFormatPreserving(detector string, value []byte) string {
 	if t.ff1 != nil {
 		if tok, err := t.formatPreserving(detector, value); err == nil {
 			return tok

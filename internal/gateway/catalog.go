@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
@@ -62,26 +64,31 @@ func (g *Gateway) catalog(ctx context.Context, persona string, role Role, v *Vie
 			return cat
 		}
 	}
-	// Fetch the lists (concurrently across upstreams), then build.
-	var wg sync.WaitGroup
+	// Start the missing lists, and wait for those still loading, but never
+	// longer than ListWait after their fetch began: a hanging upstream
+	// delays the first requests a little, never all of them.
+	var waits []*loadState
 	for _, name := range ups {
 		u := g.upstream(name, v)
 		if u == nil {
 			continue
 		}
 		for _, k := range kinds {
-			if l := u.lists[k].Load(); l != nil && l.err == nil {
-				continue
+			if ls := u.ensure(k); ls != nil {
+				waits = append(waits, ls)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				u.list(ctx, k)
-			}()
 		}
 	}
-	wg.Wait()
-	cat := g.build(ctx, role, ups, v)
+	for _, ls := range waits {
+		t := time.NewTimer(time.Until(ls.started.Add(g.cfg.ListWait)))
+		select {
+		case <-ls.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	cat := g.build(ctx, role, ups, v, kinds)
 	g.catalogs.m.Store(persona, cat)
 	return cat
 }
@@ -109,7 +116,9 @@ func (g *Gateway) fresh(cat *catalog, ups []string, kinds []listKind) bool {
 	return true
 }
 
-func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *catalog {
+var errListLoading = errors.New("list still loading")
+
+func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, kinds []listKind) *catalog {
 	cat := &catalog{view: v, toolsByName: map[string]*entry{}, promptsByName: map[string]*entry{}, errors: map[string]error{}}
 	order := slices.Clone(ups)
 	sort.Strings(order)
@@ -130,7 +139,10 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *
 		for k := range numKinds {
 			l := u.lists[k].Load()
 			cat.sources[k][i] = l
-			if l != nil && l.err != nil {
+			switch {
+			case l == nil && slices.Contains(kinds, k):
+				cat.errors[name] = errListLoading
+			case l != nil && l.err != nil:
 				cat.errors[name] = l.err
 			}
 		}
@@ -203,9 +215,6 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View) *
 	cat.promptsJSON = renderEntries(cat.prompts)
 	cat.resourcesJSON = renderRes(cat.resources)
 	cat.templatesJSON = renderRes(cat.templates)
-	for name, err := range cat.errors {
-		g.log.WarnContext(ctx, "upstream lists unavailable; persona catalog is partial", "upstream", name, "err", err)
-	}
 	return cat
 }
 

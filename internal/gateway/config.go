@@ -76,6 +76,9 @@ type View struct {
 	Upstreams map[string]*UpstreamSpec
 	// Role returns the persona's role, or nil for an unknown persona.
 	Role func(persona string) Role
+	// Describe returns the persona's description ("" if none); it becomes
+	// the instructions agents receive. May be nil.
+	Describe func(persona string) string
 	// DLP holds the DLP rules of the personas that have any.
 	DLP map[string][]state.DLPRule
 }
@@ -114,6 +117,10 @@ type Config struct {
 	AllowedHosts []string
 	// UpstreamTimeout is the default per-call upstream timeout (30s).
 	UpstreamTimeout time.Duration
+	// ListWait bounds how long a request waits for an upstream's tool,
+	// resource or prompt list to load (3s); the persona's catalog is served
+	// without that upstream meanwhile.
+	ListWait time.Duration
 	// HTTPClient calls upstreams; nil builds a pooled keep-alive client.
 	HTTPClient *http.Client
 	// UpstreamTransport, when set, wraps the transport used for one upstream
@@ -148,7 +155,7 @@ func (c *Config) validate() error {
 	if len(c.SessionKey) != 32 {
 		return fmt.Errorf("gateway config: SessionKey must be 32 bytes, got %d", len(c.SessionKey))
 	}
-	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 {
+	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 {
 		return errors.New("gateway config: negative limit")
 	}
 	if c.ICAP != nil && (c.ICAP.Client == nil || (!c.ICAP.ReqMod && !c.ICAP.RespMod)) {
@@ -166,6 +173,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UpstreamTimeout == 0 {
 		c.UpstreamTimeout = 30 * time.Second
+	}
+	if c.ListWait == 0 {
+		c.ListWait = 3 * time.Second
 	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 24 * time.Hour

@@ -41,7 +41,7 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		}
 		return ok(json.RawMessage("{}"))
 	case mcp.MethodDiscover:
-		return ok(g.discoverResult())
+		return ok(g.discoverResult(rc))
 	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplates:
 		if head.Cursor != "" {
 			return fail(mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown cursor"))
@@ -67,10 +67,11 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
 }
 
-func (g *Gateway) discoverResult() json.RawMessage {
+func (g *Gateway) discoverResult(rc *reqCtx) json.RawMessage {
 	info, _ := json.Marshal(mcp.Implementation{Name: g.cfg.ServerName, Version: g.cfg.ServerVersion})
 	vers, _ := json.Marshal(mcp.Revisions)
-	return json.RawMessage(`{"supportedVersions":` + string(vers) + `,"capabilities":` + serverCaps +
+	instr, _ := json.Marshal(instructions(rc))
+	return json.RawMessage(`{"supportedVersions":` + string(vers) + `,"capabilities":` + serverCaps + `,"instructions":` + string(instr) +
 		`,"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{"` + mcp.MetaServerInfo + `":` + string(info) + `}}`)
 }
 
@@ -121,6 +122,11 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	if e == nil {
 		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
 			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
+			if ce, status, ok := credentialFailure(up, cat.errors[up]); ok {
+				d.UpstreamStatus = status
+				g.record(rc.r.Context(), d)
+				return mcp.NewError(m.ID, ce), http.StatusOK
+			}
 			g.record(rc.r.Context(), d)
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
 		}
@@ -333,12 +339,28 @@ func (g *Gateway) subscribe(rc *reqCtx, m *mcp.Message, head mcp.Head) (*mcp.Mes
 		return mcp.NewError(m.ID, g.resourceNotFound(rc, head.URI)), http.StatusOK
 	}
 	d.Upstream, d.UpstreamTool = up, head.URI
-	on := m.Method == mcp.MethodResourcesSubscribe
-	resp, status := g.forward(rc, m, d, up, m.Params, noStream{})
-	if resp.Error == nil {
-		g.hub.subscribe(rc.sess.Nonce, head.URI, on)
+	if m.Method == mcp.MethodResourcesUnsub {
+		// The node's upstream subscription is shared; only this session
+		// stops hearing about the resource.
+		g.hub.subscribe(rc.sess.Nonce, head.URI, false)
+		d.Decision, d.Latency = Allow, time.Since(rc.start)
+		g.record(rc.r.Context(), d)
+		return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
 	}
-	return resp, status
+	if err := g.subscribeUpstream(rc.r.Context(), rc, up, head.URI); err != nil {
+		e, status := upstreamFailure(up, err, 0)
+		var rpcErr *mcp.Error
+		if errors.As(err, &rpcErr) {
+			e, status = rpcErr, fmt.Sprintf("error %d", rpcErr.Code)
+		}
+		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Fail, e.Message, status, time.Since(rc.start)
+		g.record(rc.r.Context(), d)
+		return mcp.NewError(m.ID, e), http.StatusOK
+	}
+	g.hub.subscribe(rc.sess.Nonce, head.URI, true)
+	d.Decision, d.UpstreamStatus, d.Latency = Allow, "ok", time.Since(rc.start)
+	g.record(rc.r.Context(), d)
+	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
 }
 
 // notification handles a notification from a legacy agent.
@@ -381,6 +403,9 @@ func (g *Gateway) agentResponse(rc *reqCtx, m *mcp.Message) error {
 
 // errorResult maps an upstream failure to the agent's error.
 func upstreamFailure(name string, err error, timeout time.Duration) (*mcp.Error, string) {
+	if e, status, ok := credentialFailure(name, err); ok {
+		return e, status
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return mcp.Errorf(mcp.CodeInternalError, "upstream %q did not answer within %s", name, timeout), "timeout"

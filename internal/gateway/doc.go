@@ -6,15 +6,36 @@
 // Request path: Origin/Host check, authentication, persona lookup, transport
 // checks (method, Content-Type, Accept, body limit), JSON-RPC parsing,
 // revision handling (initialize and a sealed session handle for the legacy
-// revisions; per-request _meta and the Mcp-Method/Mcp-Name headers for
-// 2026-07-28), the default-deny policy decision, the upstream call over a
-// pooled connection, and one Decision record per governed request.
+// revisions; per-request _meta and the Mcp-Method/Mcp-Name/Mcp-Param-*
+// headers for 2026-07-28), the default-deny policy decision, the upstream
+// call over a pooled connection, and one Decision record per governed
+// request (and per request refused at the door).
+//
+// Catalog: tools and prompts are exposed as "<prefix>_<name>" (prefix: the
+// upstream's name or its toolPrefix; empty exposes the upstream's own
+// names), sanitized to [A-Za-z0-9_-]{1,64}; the first identity in
+// (upstream, name) order keeps a clean name, collisions and over-long names
+// get a hash suffix. Lists are cached per upstream, refreshed on
+// list_changed, on reconnect and after five minutes, and filtered per
+// persona; agents hear list_changed only for upstreams their role uses.
+//
+// Bridging: a 2026-07-28 agent facing an older upstream gets MRTR
+// input_required results for the upstream's server-to-client requests (the
+// call waits, parked, for the agent's retry); a legacy agent facing a
+// 2026-07-28 upstream gets the upstream's input requests relayed as
+// server-to-client requests on its response stream and the call retried
+// with the answers. Results get resultType (and cache fields) for
+// 2026-07-28 agents, resource links become text for 2025-03-26 agents.
 //
 // Sessions are stateless on the node: the Mcp-Session-Id an agent receives
 // is an AES-GCM sealed handle holding the persona, agent, key id, revision
 // and client capabilities. Any node configured with the same SessionKey
 // continues the session; upstream sessions are per node and re-created
-// lazily, so a failover is invisible to the agent.
+// lazily, so a failover is invisible to the agent. What stays node-local:
+// server-to-client requests awaiting an agent's answer, parked MRTR calls
+// (a retry on another node starts the call over), replay buffers of
+// response streams (resumable with Last-Event-ID on the same node), legacy
+// resource subscriptions and DELETEd session ids.
 //
 // Policy is compiled by the Source (see StateSource) once per control-state
 // snapshot and swapped atomically; the hot path takes no global lock.

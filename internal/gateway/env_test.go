@@ -129,6 +129,12 @@ func newHelpdesk(t testing.TB, name string, opts *sdk.ServerOptions) *sdk.Server
 		time.Sleep(300 * time.Millisecond)
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "report " + in.ID + " done"}}}, nil, nil
 	})
+	sdk.AddTool(s, &sdk.Tool{Name: "link_ticket", Description: "Links a ticket"}, func(ctx context.Context, req *sdk.CallToolRequest, in ticketIn) (*sdk.CallToolResult, any, error) {
+		return &sdk.CallToolResult{Content: []sdk.Content{
+			&sdk.TextContent{Text: "see"},
+			&sdk.ResourceLink{URI: "ticket://" + in.ID, Name: "ticket " + in.ID, MIMEType: "text/plain"},
+		}}, nil, nil
+	})
 	// region_query mirrors its "region" argument into Mcp-Param-Region
 	// (x-mcp-header, 2026-07-28).
 	s.AddTool(&sdk.Tool{Name: "region_query", Description: "Query a region", InputSchema: map[string]any{
@@ -313,6 +319,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 					{Tool: "helpdesk/close_ticket", Args: map[string]*state.Constraint{"id": {Prefix: strptr("T-")}}},
 					{Tool: "helpdesk/slow"},
 					{Tool: "helpdesk/report"},
+					{Tool: "helpdesk/link_ticket"},
 					{Tool: "helpdesk/confirm_close"},
 					{Tool: "legacy/get_ticket"},
 					{Tool: "old/get_ticket"},
@@ -324,7 +331,7 @@ func (e *env) snapshot(mut func(*state.Snapshot)) *state.Snapshot {
 			"billing-read": skill("billing-read", state.Skill{Tools: []state.ToolGrant{{Tool: "billing/get_ticket"}}}),
 		},
 		Personas: map[string]*state.Persona{
-			"support": {Meta: state.Meta{Name: "support"}, Skills: []string{"tickets", "billing-all"}},
+			"support": {Meta: state.Meta{Name: "support"}, Description: "First-line support: reads and closes helpdesk tickets.", Skills: []string{"tickets", "billing-all"}},
 			"finance": {Meta: state.Meta{Name: "finance"}, Skills: []string{"billing-read"}},
 		},
 		Agents: map[string]*state.Agent{

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -250,4 +251,44 @@ func TestLoggingRelay(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("no log message relayed")
 	}
+}
+
+// An upstream that accepts connections but never answers holds no call past
+// its timeout and does not slow the other upstreams.
+func TestHangingUpstream(t *testing.T) {
+	hang := make(chan struct{})
+	stuck := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(hang)
+	e := newEnv(t, func(c *gateway.Config) {
+		c.UpstreamTimeout = 300 * time.Millisecond
+		c.ListWait = time.Second
+	})
+	e.st.set(e.snapshot(func(s *state.Snapshot) {
+		s.Upstreams["stuck"] = &state.Upstream{Meta: state.Meta{Name: "stuck"}, URL: stuck.URL}
+		s.Skills["tickets"].Tools = append(s.Skills["tickets"].Tools, state.ToolGrant{Tool: "stuck/*"})
+	}))
+	cs := e.connect("support", e.key, "2025-11-25", nil)
+	start := time.Now()
+	res, err := call(t, cs, "helpdesk_get_ticket", map[string]any{"id": "T-1"})
+	if err != nil || text(t, res) != "helpdesk ticket T-1" {
+		t.Fatalf("call beside a hanging upstream: %v", err)
+	}
+	if _, err := call(t, cs, "stuck_anything", nil); err == nil {
+		t.Fatal("call to a hanging upstream succeeded")
+	}
+	for i := 0; i < 3; i++ {
+		t0 := time.Now()
+		if _, err := call(t, cs, "helpdesk_get_ticket", map[string]any{"id": "T-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d > 2*time.Second {
+			t.Fatalf("call %d took %v beside a hanging upstream", i, d)
+		}
+	}
+	t.Logf("first list with a hanging upstream took %v", time.Since(start))
 }

@@ -326,6 +326,9 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	if rc.modern {
 		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
+	if rc.rev < mcp.Rev20250618 && m.Method == mcp.MethodToolsCall && bytes.Contains(res, []byte(`"resource_link"`)) {
+		res = downgradeLinks(res)
+	}
 	d.Decision = Allow
 	g.record(ctx, d)
 	return mcp.NewResult(m.ID, res), http.StatusOK
@@ -497,7 +500,11 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 		if up := g.resourceRoute(rc, uri); up != "" {
 			l.uris[uri] = true
 			uris = append(uris, uri)
-			g.subscribeUpstream(rc, up, uri)
+			go func() {
+				if err := g.subscribeUpstream(g.ctx, rc, up, uri); err != nil {
+					g.log.Debug("upstream resource subscription failed", "upstream", up, "uri", uri, "err", err)
+				}
+			}()
 		}
 	}
 	if len(uris) > 0 {
@@ -510,23 +517,54 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 	g.stream(w, rc, l, mcp.NewNotification(mcp.NotifyAcknowledged, ack))
 }
 
-// subscribeUpstream asks a legacy upstream to send updates for uri on the
-// node's shared session (best effort).
-func (g *Gateway) subscribeUpstream(rc *reqCtx, upName, uri string) {
+// subscribeUpstream makes the node's connection to an upstream receive
+// updates of uri (resources/subscribe, or a subscriptions/listen stream on
+// 2026-07-28). Updates reach the agents subscribed to uri whose role
+// allows it.
+func (g *Gateway) subscribeUpstream(ctx context.Context, rc *reqCtx, upName, uri string) error {
 	u := g.upstream(upName, rc.view)
 	if u == nil {
-		return
+		return fmt.Errorf("upstream %q is not configured", upName)
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
-		defer cancel()
-		c, err := u.connect(ctx)
-		if err != nil || mcp.Modern(c.Server().ProtocolVersion) {
-			return
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	c, err := u.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return c.SubscribeResource(ctx, uri)
+}
+
+// downgradeLinks bridges a tool result for a 2025-03-26 agent: content of
+// type resource_link (2025-06-18) becomes a text item naming the resource,
+// which that revision's clients understand.
+func downgradeLinks(res json.RawMessage) json.RawMessage {
+	var items []map[string]json.RawMessage
+	if json.Unmarshal(mcp.GetField(res, "content"), &items) != nil {
+		return res
+	}
+	changed := false
+	for i, it := range items {
+		if string(it["type"]) != `"resource_link"` {
+			continue
 		}
-		params, _ := json.Marshal(map[string]string{"uri": uri})
-		if _, err := c.Call(ctx, mcp.MethodResourcesSubscribe, params, nil); err != nil {
-			g.log.Debug("upstream resource subscription failed", "upstream", upName, "err", err)
+		var uri, name string
+		_ = json.Unmarshal(it["uri"], &uri)
+		_ = json.Unmarshal(it["name"], &name)
+		text := "Resource " + uri
+		if name != "" && name != uri {
+			text = "Resource " + name + ": " + uri
 		}
-	}()
+		items[i] = map[string]json.RawMessage{"type": mcp.Quote("text"), "text": mcp.Quote(text)}
+		changed = true
+	}
+	if !changed {
+		return res
+	}
+	content, _ := json.Marshal(items)
+	out, err := mcp.SetField(res, "content", content)
+	if err != nil {
+		return res
+	}
+	return out
 }

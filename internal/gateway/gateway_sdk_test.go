@@ -33,9 +33,9 @@ func call(t *testing.T, cs *sdk.ClientSession, name string, args map[string]any)
 // The exposed catalog of persona "support": the tools its grants allow,
 // named <prefix>_<tool>, sorted.
 var supportTools = []string{
-	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_region_query", "bill_report", "bill_slow",
+	"bill_close_ticket", "bill_confirm_close", "bill_delete_ticket", "bill_get_ticket", "bill_link_ticket", "bill_region_query", "bill_report", "bill_slow",
 	"get_ticket", // upstream "old" has an empty prefix
-	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_report", "helpdesk_slow",
+	"helpdesk_close_ticket", "helpdesk_confirm_close", "helpdesk_get_ticket", "helpdesk_link_ticket", "helpdesk_report", "helpdesk_slow",
 	"legacy_get_ticket",
 }
 
@@ -46,6 +46,9 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 			cs := e.connect("support", e.key, version, nil)
 			if got := cs.InitializeResult().ProtocolVersion; got != version {
 				t.Fatalf("negotiated %q with the gateway, want %q", got, version)
+			}
+			if !strings.HasPrefix(cs.InitializeResult().Instructions, "First-line support: reads and closes helpdesk tickets.") {
+				t.Fatalf("instructions %q", cs.InitializeResult().Instructions)
 			}
 			ctx := context.Background()
 			lt, err := cs.ListTools(ctx, nil)
@@ -82,6 +85,19 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 				t.Fatalf("region_query: %v %+v", err, res)
 			}
 
+			// resource_link content (2025-06-18) reaches a 2025-03-26 agent as text.
+			res, err := call(t, cs, "helpdesk_link_ticket", map[string]any{"id": "T-6"})
+			if err != nil || len(res.Content) != 2 {
+				t.Fatalf("link_ticket: %v %+v", err, res)
+			}
+			_, isLink := res.Content[1].(*sdk.ResourceLink)
+			if isLink == (version == "2025-03-26") {
+				t.Fatalf("%s: second content item is %T", version, res.Content[1])
+			}
+			if tc, ok := res.Content[1].(*sdk.TextContent); ok && tc.Text != "Resource ticket T-6: ticket://T-6" {
+				t.Fatalf("bridged link %q", tc.Text)
+			}
+
 			// A tool outside the role never reaches the upstream.
 			before := e.ups["helpdesk"].requests.Load()
 			_, err = call(t, cs, "helpdesk_delete_ticket", map[string]any{"id": "T-1"})
@@ -89,7 +105,7 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 				t.Fatalf("hidden tool: err = %v, want a refusal", err)
 			}
 			// Arguments outside the constraints: a tool error the model can read.
-			res, err := call(t, cs, "helpdesk_close_ticket", map[string]any{"id": "X-9"})
+			res, err = call(t, cs, "helpdesk_close_ticket", map[string]any{"id": "X-9"})
 			if err != nil || !res.IsError || !strings.Contains(text(t, res), "argument id") {
 				t.Fatalf("constrained call: %v %+v", err, res)
 			}
@@ -156,7 +172,7 @@ func TestSDKAgentsThroughGateway(t *testing.T) {
 		}
 		break
 	}
-	if allow != 4*8 || deny != 4*4 {
+	if allow != 4*9 || deny != 4*4 {
 		t.Fatalf("decisions: %d allow, %d deny", allow, deny)
 	}
 }

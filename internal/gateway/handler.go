@@ -443,7 +443,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 		"protocolVersion": rev,
 		"capabilities":    json.RawMessage(serverCaps),
 		"serverInfo":      mcp.Implementation{Name: g.cfg.ServerName, Version: g.cfg.ServerVersion},
-		"instructions":    "Tools, resources and prompts of persona " + rc.persona + ", governed by Portcullis.",
+		"instructions":    instructions(rc),
 	})
 	w.Header().Set(mcp.HeaderSessionID, sid)
 	writeJSON(w, http.StatusOK, mcp.NewResult(m.ID, res).AppendJSON(nil))
@@ -575,4 +575,15 @@ func (g *Gateway) refused(r *http.Request, start time.Time, persona string, p au
 		d.ClientIP = ip.String()
 	}
 	g.record(r.Context(), d)
+}
+
+// instructions tells the agent what the endpoint is for.
+func instructions(rc *reqCtx) string {
+	text := "Tools, resources and prompts of persona " + rc.persona + ", governed by Portcullis: calls outside the persona's role are refused."
+	if rc.view != nil && rc.view.Describe != nil {
+		if d := rc.view.Describe(rc.persona); d != "" {
+			text = d + "\n\n" + text
+		}
+	}
+	return text
 }

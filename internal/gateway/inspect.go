@@ -21,7 +21,7 @@ import (
 // tools/call, prompts/get and completion/complete are inspected on their way
 // to the upstream, and every result (and notification) on its way back, by
 // the persona's DLP engine. Engines are compiled once per control-state view
-// and share one scanner, one tokenizer pair and one taint tracker, so a
+// and share one scanner, one tokenizer and one taint tracker, so a
 // policy change never forgets what a session has already received.
 
 // DLPBlockedCode is the JSON-RPC error code of a request or result refused
@@ -34,8 +34,7 @@ const DLPBlockedCode = -32040
 type dlpStage struct {
 	log     *slog.Logger
 	scanner *dlp.Scanner
-	tok     *dlp.Tokenizer // tok_… tokens
-	tokFF1  *dlp.Tokenizer // format-preserving for digit values
+	tok     *dlp.Tokenizer // tok_… tokens, or FF1 for rules with format ff1
 	taint   *dlp.Taint
 	icap    *ICAPConfig
 	set     atomic.Pointer[dlpSet]
@@ -79,15 +78,11 @@ func newDLPStage(cfg *Config) (*dlpStage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlp tokenizer: %w", err)
 	}
-	ff1, err := dlp.NewTokenizer(dlp.TokenizerConfig{MAC: key, FormatPreserving: true})
-	if err != nil {
-		return nil, fmt.Errorf("dlp tokenizer: %w", err)
-	}
 	taint, err := dlp.NewTaint(dlp.TaintConfig{MAC: key})
 	if err != nil {
 		return nil, fmt.Errorf("dlp taint: %w", err)
 	}
-	return &dlpStage{log: cfg.Logger.With("component", "dlp"), scanner: sc, tok: tok, tokFF1: ff1, taint: taint, icap: cfg.ICAP}, nil
+	return &dlpStage{log: cfg.Logger.With("component", "dlp"), scanner: sc, tok: tok, taint: taint, icap: cfg.ICAP}, nil
 }
 
 // compiled returns the DLP policy of view v, compiling it on first use.
@@ -133,12 +128,8 @@ func (s *dlpStage) compiled(v *View) *dlpSet {
 
 // compile builds the engine of one persona's rules.
 func (s *dlpStage) compile(rules []state.DLPRule) (*personaDLP, error) {
-	pol, ff1 := PolicyOf(rules)
-	tok := s.tok
-	if ff1 {
-		tok = s.tokFF1
-	}
-	e, err := dlp.NewEngine(dlp.EngineConfig{Policy: pol, Scanner: s.scanner, Tokenizer: tok, Taint: s.taint, Logger: s.log})
+	pol := PolicyOf(rules)
+	e, err := dlp.NewEngine(dlp.EngineConfig{Policy: pol, Scanner: s.scanner, Tokenizer: s.tok, Taint: s.taint, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
@@ -152,28 +143,20 @@ func (s *dlpStage) compile(rules []state.DLPRule) (*personaDLP, error) {
 }
 
 // PolicyOf converts a Persona's DLP rules (the state contract) to a
-// dlp.Policy. ff1 reports whether a tokenize rule asks for format-preserving
-// tokens; the engine has one tokenizer, so it then applies to every
-// tokenize rule of the persona (values that are not numeric keep tok_
-// tokens either way).
-func PolicyOf(rules []state.DLPRule) (p dlp.Policy, ff1 bool) {
+// dlp.Policy; the two share their JSON form field for field.
+func PolicyOf(rules []state.DLPRule) dlp.Policy {
+	var p dlp.Policy
 	for _, r := range rules {
-		dr := dlp.Rule{Detectors: r.Detectors, Direction: r.Direction, Action: dlp.Action(r.Action)}
+		dr := dlp.Rule{Detectors: r.Detectors, Direction: r.Direction, Action: dlp.Action(r.Action), KeepTail: r.KeepTail, Format: r.Format}
 		if dr.Direction == "" {
 			dr.Direction = "both"
 		}
 		for _, c := range r.Categories {
 			dr.Categories = append(dr.Categories, dlp.Category(c))
 		}
-		if r.KeepTail != nil {
-			dr.Keep = *r.KeepTail
-		}
-		if r.Format == "ff1" && r.Action == string(dlp.ActionTokenize) {
-			ff1 = true
-		}
 		p.Rules = append(p.Rules, dr)
 	}
-	return p, ff1
+	return p
 }
 
 // dlpFor returns the persona's compiled policy under the request's view.

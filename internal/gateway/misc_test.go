@@ -11,6 +11,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 type rtFunc func(*http.Request) (*http.Response, error)
@@ -90,37 +91,49 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-// Resource subscriptions are filtered by the resource grants and updates
-// reach the subscribed agent.
+// Resource subscriptions are filtered by the resource grants, and updates
+// reach the subscribed agent: legacy and 2026-07-28 agents, over a legacy
+// upstream (resources/subscribe) and a 2026-07-28 upstream
+// (subscriptions/listen).
 func TestResourceSubscription(t *testing.T) {
-	e := newEnv(t, nil)
-	got := make(chan string, 4)
-	cs := e.connect("support", e.key, "2025-11-25", &sdk.ClientOptions{ResourceUpdatedHandler: func(_ context.Context, req *sdk.ResourceUpdatedNotificationRequest) {
-		got <- req.Params.URI
-	}})
-	ctx := context.Background()
-	if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "secret://keys"}); err == nil {
-		t.Fatal("subscribed to a resource outside the role")
-	}
-	if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "ticket://open"}); err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	// The standalone streams open asynchronously: repeat the update until
-	// one arrives.
-	for i := 0; ; i++ {
-		if err := e.ups["helpdesk"].srv.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "ticket://open"}); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case uri := <-got:
-			if uri != "ticket://open" {
-				t.Fatalf("update for %q", uri)
+	for _, tc := range []struct{ agent, upstream string }{
+		{"2025-11-25", "helpdesk"}, {"2025-11-25", "billing"}, {"2026-07-28", "helpdesk"}, {"2026-07-28", "billing"},
+	} {
+		t.Run(tc.agent+"-via-"+tc.upstream, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.st.set(e.snapshot(func(s *state.Snapshot) {
+				s.Skills["tickets"].Resources = []state.ResourceGrant{{URI: "ticket://*", Upstream: tc.upstream}}
+			}))
+			got := make(chan string, 16)
+			cs := e.connect("support", e.key, tc.agent, &sdk.ClientOptions{ResourceUpdatedHandler: func(_ context.Context, req *sdk.ResourceUpdatedNotificationRequest) {
+				got <- req.Params.URI
+			}})
+			ctx := context.Background()
+			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "secret://keys"}); err == nil && tc.agent != "2026-07-28" {
+				t.Fatal("subscribed to a resource outside the role")
 			}
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-		if i == 10 {
-			t.Fatal("resource update not delivered")
-		}
+			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "ticket://open"}); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+			// The streams open asynchronously: repeat the update until one
+			// arrives.
+			for i := 0; ; i++ {
+				_ = e.ups[tc.upstream].srv.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "secret://keys"})
+				if err := e.ups[tc.upstream].srv.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "ticket://open"}); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case uri := <-got:
+					if uri != "ticket://open" {
+						t.Fatalf("update for %q", uri)
+					}
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				if i == 10 {
+					t.Fatal("resource update not delivered")
+				}
+			}
+		})
 	}
 }

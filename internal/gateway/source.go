@@ -67,5 +67,10 @@ func viewOf(snap *state.Snapshot) *View {
 			return r
 		}
 		return nil
+	}, Describe: func(persona string) string {
+		if p := snap.Personas[persona]; p != nil {
+			return p.Description
+		}
+		return ""
 	}}
 }

@@ -181,10 +181,15 @@ type listener struct {
 }
 
 type hub struct {
-	mu   sync.RWMutex
-	ls   map[*listener]struct{}
-	subs map[string]map[string]bool // session nonce -> subscribed URIs (legacy)
+	mu     sync.RWMutex
+	ls     map[*listener]struct{}
+	subs   map[string]map[string]bool // session nonce -> subscribed URIs (legacy)
+	subsAt map[string]time.Time       // session nonce -> last subscribe
 }
+
+// subsKeep bounds how long a session's resource subscriptions are kept
+// without a new subscribe (sessions can vanish without DELETE).
+const subsKeep = 24 * time.Hour
 
 func (h *hub) add(l *listener) {
 	h.mu.Lock()
@@ -206,7 +211,16 @@ func (h *hub) subscribe(session, uri string, on bool) {
 	defer h.mu.Unlock()
 	if h.subs == nil {
 		h.subs = map[string]map[string]bool{}
+		h.subsAt = map[string]time.Time{}
 	}
+	now := time.Now()
+	for sess, at := range h.subsAt {
+		if now.Sub(at) > subsKeep {
+			delete(h.subs, sess)
+			delete(h.subsAt, sess)
+		}
+	}
+	h.subsAt[session] = now
 	s := h.subs[session]
 	if s == nil {
 		s = map[string]bool{}
@@ -223,6 +237,7 @@ func (h *hub) dropSession(session string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.subs, session)
+	delete(h.subsAt, session)
 }
 
 func (l *listener) deliver(method string, params json.RawMessage) {

@@ -53,11 +53,13 @@ type upstream struct {
 	g    *Gateway
 	spec *UpstreamSpec
 
-	dialMu sync.Mutex
-	conn   atomic.Pointer[connBox]
+	dialMu  sync.Mutex
+	dialing *dialState // the dial in progress, or the last failed one
+	conn    atomic.Pointer[connBox]
 
 	lists   [numKinds]atomic.Pointer[listing]
-	listMus [numKinds]sync.Mutex
+	listMus [numKinds]sync.Mutex // guard loads
+	loads   [numKinds]*loadState
 
 	closed atomic.Bool
 }
@@ -75,12 +77,14 @@ func (b *connBox) close() {
 }
 
 const (
-	maxListPages   = 100
-	listErrorTTL   = 2 * time.Second
-	listTTL        = 5 * time.Minute
-	minListTimeout = 10 * time.Second
-	gatewayCaps    = `{"sampling":{},"elicitation":{},"roots":{}}`
-	maxListedItem  = 10000
+	maxListPages     = 100
+	listErrorTTL     = 2 * time.Second
+	listTTL          = 5 * time.Minute
+	minListTimeout   = 10 * time.Second
+	handshakeTimeout = 10 * time.Second
+	dialRetry        = time.Second
+	gatewayCaps      = `{"sampling":{},"elicitation":{},"roots":{}}`
+	maxListedItem    = 10000
 )
 
 func (u *upstream) timeout() time.Duration {
@@ -90,20 +94,71 @@ func (u *upstream) timeout() time.Duration {
 	return u.g.cfg.UpstreamTimeout
 }
 
-// connect returns a live connection, dialling once if needed.
+// connect returns a live connection. One dial runs at a time per upstream,
+// detached from any request; callers wait for it only as long as their own
+// context allows, so a hanging upstream never holds a call past its
+// timeout. A failed dial is remembered for dialRetry to spare a dead
+// upstream a storm of handshakes.
 func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 	if b := u.conn.Load(); b != nil && !isDone(b.c) {
 		return b.c, nil
 	}
 	u.dialMu.Lock()
-	defer u.dialMu.Unlock()
 	if b := u.conn.Load(); b != nil {
 		if !isDone(b.c) {
+			u.dialMu.Unlock()
 			return b.c, nil
 		}
 		b.close()
 		u.conn.Store(nil)
 	}
+	ds := u.dialing
+	if ds == nil || (ds.finished() && ds.err != nil && time.Since(ds.at) > dialRetry) {
+		ds = &dialState{done: make(chan struct{})}
+		u.dialing = ds
+		go func() {
+			hctx, cancel := context.WithTimeout(u.g.ctx, handshakeTimeout)
+			defer cancel()
+			c, err := u.dial(hctx)
+			u.dialMu.Lock()
+			ds.c, ds.err, ds.at = c, err, time.Now()
+			if err == nil {
+				u.dialing = nil
+			}
+			u.dialMu.Unlock()
+			close(ds.done)
+		}()
+	}
+	u.dialMu.Unlock()
+	select {
+	case <-ds.done:
+		if ds.err != nil {
+			return nil, ds.err
+		}
+		return ds.c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type dialState struct {
+	done chan struct{}
+	c    mcp.Conn
+	err  error
+	at   time.Time
+}
+
+func (d *dialState) finished() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// dial connects once and publishes the connection.
+func (u *upstream) dial(ctx context.Context) (mcp.Conn, error) {
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
@@ -145,7 +200,12 @@ func (u *upstream) connect(ctx context.Context) (mcp.Conn, error) {
 		}
 		return nil, err
 	}
-	u.conn.Store(&connBox{c: c, closer: closer})
+	b := &connBox{c: c, closer: closer}
+	if u.closed.Load() { // removed while dialling
+		b.close()
+		return nil, errors.New("upstream removed")
+	}
+	u.conn.Store(b)
 	// A new connection may see a different server: refresh every list.
 	for k := range u.lists {
 		u.lists[k].Store(nil)
@@ -203,33 +263,59 @@ func (u *upstream) onMessage(m *mcp.Message) {
 
 func (u *upstream) invalidate(k listKind) { u.lists[k].Store(nil) }
 
-// list returns the cached list of kind k, fetching it when missing. A list
-// older than listTTL is served while a background fetch refreshes it (for
-// upstreams that never send list_changed). Fetches run detached from the
-// asking request, so an agent that goes away cannot poison the cache.
-func (u *upstream) list(ctx context.Context, k listKind) *listing {
-	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
-		if l.err == nil && time.Since(l.at) > listTTL && u.listMus[k].TryLock() {
-			go func() {
-				defer u.listMus[k].Unlock()
-				if cur := u.lists[k].Load(); cur == l {
-					u.lists[k].CompareAndSwap(l, u.fetch(u.g.ctx, k))
-				}
-			}()
-		}
-		return l
+// loadState is a list fetch in flight.
+type loadState struct {
+	done    chan struct{}
+	started time.Time
+}
+
+// ensure makes sure list k is loaded or loading. It returns the fetch in
+// flight when there is no usable list yet (nil otherwise). A list older than
+// listTTL stays in use while a background fetch refreshes it (for upstreams
+// that never send list_changed). Fetches run detached from any request, so
+// an agent that goes away cannot poison the cache.
+func (u *upstream) ensure(k listKind) *loadState {
+	l := u.lists[k].Load()
+	usable := l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL)
+	if usable && (l.err != nil || time.Since(l.at) < listTTL) {
+		return nil
 	}
 	u.listMus[k].Lock()
 	defer u.listMus[k].Unlock()
-	if l := u.lists[k].Load(); l != nil && (l.err == nil || time.Since(l.at) < listErrorTTL) {
-		return l
+	if ls := u.loads[k]; ls != nil {
+		if usable {
+			return nil
+		}
+		return ls
 	}
-	l := u.fetch(u.g.ctx, k)
-	u.lists[k].Store(l)
-	return l
+	if cur := u.lists[k].Load(); cur != l {
+		return nil // refreshed meanwhile
+	}
+	ls := &loadState{done: make(chan struct{}), started: time.Now()}
+	u.loads[k] = ls
+	go func() {
+		nl := u.fetch(u.g.ctx, k)
+		u.listMus[k].Lock()
+		u.lists[k].Store(nl)
+		u.loads[k] = nil
+		u.listMus[k].Unlock()
+		close(ls.done)
+	}()
+	if usable {
+		return nil
+	}
+	return ls
 }
 
 func (u *upstream) fetch(ctx context.Context, k listKind) *listing {
+	l := u.fetchList(ctx, k)
+	if l.err != nil && ctx.Err() == nil {
+		u.g.log.Warn("upstream list unavailable", "upstream", u.spec.Name, "method", listMethods[k].method, "err", l.err)
+	}
+	return l
+}
+
+func (u *upstream) fetchList(ctx context.Context, k listKind) *listing {
 	// Lists are metadata, not tool work: a short per-call timeout must not
 	// hide an upstream whose first connection takes a moment.
 	ctx, cancel := context.WithTimeout(ctx, max(u.timeout(), minListTimeout))

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,9 +28,11 @@ type Config struct {
 	Service string        // service name, e.g. "echo" or "dlp"
 	Timeout time.Duration // per exchange; default 10s
 	// Preview is how many body bytes to send before waiting for "100
-	// Continue": -1 (default 0 means the same) takes the size the server
-	// announced in OPTIONS; 0 after OPTIONS said none sends the whole body.
+	// Continue"; 0 (or negative) uses the size the server announces in
+	// OPTIONS (cached for its Options-TTL, at most 5 minutes).
 	Preview int
+	// NoPreview sends whole bodies at once, without asking OPTIONS.
+	NoPreview bool
 	// MaxBody bounds the body the client accepts back (default 16 MiB).
 	MaxBody int64
 	Logger  *slog.Logger
@@ -48,6 +51,10 @@ type Client struct {
 	cfg  Config
 	log  *slog.Logger
 	dial net.Dialer
+
+	mu      sync.Mutex
+	opts    *Options
+	optsExp time.Time
 }
 
 // New validates cfg and returns a Client.
@@ -143,6 +150,28 @@ func (c *Client) Options(ctx context.Context) (*Options, error) {
 	return o, nil
 }
 
+func (c *Client) cachedOptions(ctx context.Context) (*Options, error) {
+	c.mu.Lock()
+	if c.opts != nil && time.Now().Before(c.optsExp) {
+		o := c.opts
+		c.mu.Unlock()
+		return o, nil
+	}
+	c.mu.Unlock()
+	o, err := c.Options(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ttl := o.TTL
+	if ttl <= 0 || ttl > 5*time.Minute {
+		ttl = 5 * time.Minute
+	}
+	c.mu.Lock()
+	c.opts, c.optsExp = o, time.Now().Add(ttl)
+	c.mu.Unlock()
+	return o, nil
+}
+
 // ReqMod sends an HTTP request (with body) for modification.
 func (c *Client) ReqMod(ctx context.Context, req *http.Request, body []byte) (*Result, error) {
 	hdr := requestHead(req)
@@ -173,8 +202,11 @@ func (c *Client) open(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 
 func (c *Client) exchange(ctx context.Context, method string, sections [][2]string, bodyName string, body []byte) (*Result, error) {
 	preview := c.cfg.Preview
-	if preview < 0 {
-		o, err := c.Options(ctx)
+	switch {
+	case c.cfg.NoPreview:
+		preview = -1
+	case preview < 0:
+		o, err := c.cachedOptions(ctx)
 		if err != nil {
 			return nil, err
 		}

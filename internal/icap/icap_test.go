@@ -97,7 +97,7 @@ Service echo srv_echo.so
 
 func newClient(t *testing.T, addr string, preview int) *Client {
 	t.Helper()
-	c, err := New(Config{Addr: addr, Service: "echo", Timeout: 5 * time.Second, Preview: preview})
+	c, err := New(Config{Addr: addr, Service: "echo", Timeout: 5 * time.Second, Preview: preview, NoPreview: preview == 0})
 	if err != nil {
 		t.Fatal(err)
 	}

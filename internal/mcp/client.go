@@ -22,10 +22,12 @@ type Client struct {
 	cfg    ClientConfig
 	nextID atomic.Int64
 
-	mu        sync.Mutex
-	sessionID string
-	info      ServerInfo
-	epoch     uint64 // bumped by every re-initialize
+	mu       sync.Mutex // serializes writers of st
+	reinitMu sync.Mutex // one re-initialize at a time
+	st       atomic.Pointer[clientState]
+
+	subMu sync.Mutex
+	subs  map[string]bool // resources with a listen stream (2026-07-28)
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -42,6 +44,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, done: make(chan struct{})}
+	c.st.Store(&clientState{})
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.handshake(ctx); err != nil {
 		c.cancel()
@@ -56,16 +59,12 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 
 // Server reports the negotiated revision and capabilities.
 func (c *Client) Server() ServerInfo {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.info
+	return c.state().info
 }
 
 // SessionID returns the current session id ("" for 2026-07-28).
 func (c *Client) SessionID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sessionID
+	return c.state().sessionID
 }
 
 // Done is closed after Close.
@@ -90,9 +89,7 @@ func (c *Client) handshake(ctx context.Context) error {
 
 // discover probes for 2026-07-28. ok is false when the server is legacy.
 func (c *Client) discover(ctx context.Context) (bool, error) {
-	c.mu.Lock()
-	c.info.ProtocolVersion = Rev20260728
-	c.mu.Unlock()
+	c.update(func(st *clientState) { st.info.ProtocolVersion = Rev20260728 })
 	resp, err := c.roundTrip(ctx, MethodDiscover, json.RawMessage("{}"), nil, false)
 	if err != nil {
 		return false, err
@@ -123,9 +120,9 @@ func (c *Client) discover(ctx context.Context) (bool, error) {
 	if !modern {
 		return false, fmt.Errorf("upstream supports %v", res.SupportedVersions)
 	}
-	c.mu.Lock()
-	c.info = ServerInfo{ProtocolVersion: Rev20260728, Capabilities: res.Capabilities, Implementation: res.Meta.ServerInfo, Instructions: res.Instructions}
-	c.mu.Unlock()
+	c.update(func(st *clientState) {
+		st.info = ServerInfo{ProtocolVersion: Rev20260728, Capabilities: res.Capabilities, Implementation: res.Meta.ServerInfo, Instructions: res.Instructions}
+	})
 	return true, nil
 }
 
@@ -139,10 +136,10 @@ func (c *Client) initialize(ctx context.Context) error {
 		"capabilities":    c.cfg.Capabilities,
 		"clientInfo":      c.cfg.ClientInfo,
 	})
-	c.mu.Lock()
-	c.sessionID = ""
-	c.info = ServerInfo{ProtocolVersion: want}
-	c.mu.Unlock()
+	c.update(func(st *clientState) {
+		st.sessionID = ""
+		st.info = ServerInfo{ProtocolVersion: want}
+	})
 	resp, err := c.roundTrip(ctx, MethodInitialize, params, nil, true)
 	if err != nil {
 		return fmt.Errorf("initialize: %w", err)
@@ -165,10 +162,10 @@ func (c *Client) initialize(ctx context.Context) error {
 	if c.cfg.ProtocolVersion != "" && res.ProtocolVersion != c.cfg.ProtocolVersion {
 		return fmt.Errorf("initialize: server chose %q, pinned %q", res.ProtocolVersion, c.cfg.ProtocolVersion)
 	}
-	c.mu.Lock()
-	c.info = ServerInfo{ProtocolVersion: res.ProtocolVersion, Capabilities: res.Capabilities, Implementation: res.ServerInfo, Instructions: res.Instructions}
-	c.epoch++
-	c.mu.Unlock()
+	c.update(func(st *clientState) {
+		st.info = ServerInfo{ProtocolVersion: res.ProtocolVersion, Capabilities: res.Capabilities, Implementation: res.ServerInfo, Instructions: res.Instructions}
+		st.epoch++
+	})
 	if err := c.send(ctx, NewNotification(MethodInitialized, nil)); err != nil {
 		return fmt.Errorf("initialized: %w", err)
 	}
@@ -180,9 +177,7 @@ func (c *Client) Call(ctx context.Context, method string, params json.RawMessage
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
-	c.mu.Lock()
-	epoch := c.epoch
-	c.mu.Unlock()
+	epoch := c.state().epoch
 	resp, err := c.roundTrip(ctx, method, params, onMsg, false)
 	var he *HTTPError
 	if errors.As(err, &he) && he.Status == http.StatusNotFound && c.SessionID() != "" {
@@ -196,10 +191,9 @@ func (c *Client) Call(ctx context.Context, method string, params json.RawMessage
 }
 
 func (c *Client) reinitialize(ctx context.Context, seen uint64) error {
-	c.mu.Lock()
-	cur := c.epoch
-	c.mu.Unlock()
-	if cur != seen {
+	c.reinitMu.Lock()
+	defer c.reinitMu.Unlock()
+	if c.state().epoch != seen {
 		return nil // someone else already did
 	}
 	c.cfg.Logger.Info("upstream session expired, re-initializing", "url", c.cfg.URL)
@@ -251,9 +245,8 @@ func (c *Client) newPost(ctx context.Context, m *Message, body []byte) (*http.Re
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json, text/event-stream")
-	c.mu.Lock()
-	sid, ver := c.sessionID, c.info.ProtocolVersion
-	c.mu.Unlock()
+	st := c.state()
+	sid, ver := st.sessionID, st.info.ProtocolVersion
 	if sid != "" {
 		h.Set(HeaderSessionID, sid)
 	}
@@ -274,9 +267,7 @@ func (c *Client) newPost(ctx context.Context, m *Message, body []byte) (*http.Re
 // go to onMsg (server requests are answered with an error when onMsg is nil).
 func (c *Client) roundTrip(ctx context.Context, method string, params json.RawMessage, onMsg func(*Message), handshake bool) (*Message, error) {
 	id := IntID(c.nextID.Add(1))
-	c.mu.Lock()
-	ver := c.info.ProtocolVersion
-	c.mu.Unlock()
+	ver := c.state().info.ProtocolVersion
 	if Modern(ver) {
 		var err error
 		if params, err = c.withMeta(params, ver); err != nil {
@@ -295,9 +286,7 @@ func (c *Client) roundTrip(ctx context.Context, method string, params json.RawMe
 	}
 	if handshake {
 		if sid := res.Header.Get(HeaderSessionID); sid != "" {
-			c.mu.Lock()
-			c.sessionID = sid
-			c.mu.Unlock()
+			c.update(func(st *clientState) { st.sessionID = sid })
 		}
 	}
 	resp, err := c.readResponse(ctx, res, id, ver, onMsg)
@@ -448,9 +437,8 @@ func (c *Client) get(ctx context.Context, lastID string) (*http.Response, error)
 		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	c.mu.Lock()
-	sid, ver := c.sessionID, c.info.ProtocolVersion
-	c.mu.Unlock()
+	st := c.state()
+	sid, ver := st.sessionID, st.info.ProtocolVersion
 	if sid != "" {
 		req.Header.Set(HeaderSessionID, sid)
 	}
@@ -479,9 +467,8 @@ func (c *Client) listen() {
 	backoff := 200 * time.Millisecond
 	lastID := ""
 	for c.ctx.Err() == nil {
-		c.mu.Lock()
-		ver, epoch := c.info.ProtocolVersion, c.epoch
-		c.mu.Unlock()
+		st := c.state()
+		ver, epoch := st.info.ProtocolVersion, st.epoch
 		start := time.Now()
 		if Modern(ver) {
 			params := json.RawMessage(`{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}`)
@@ -591,4 +578,79 @@ func (c *Client) answerPing(m *Message) bool {
 		_ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}")))
 	}()
 	return true
+}
+
+// SubscribeResource subscribes to updates of uri (see Conn).
+func (c *Client) SubscribeResource(ctx context.Context, uri string) error {
+	if !Modern(c.Server().ProtocolVersion) {
+		params, _ := json.Marshal(map[string]string{"uri": uri})
+		resp, err := c.Call(ctx, MethodResourcesSubscribe, params, nil)
+		if err != nil {
+			return err
+		}
+		if resp.Error != nil {
+			return resp.Error
+		}
+		return nil
+	}
+	if c.cfg.OnMessage == nil {
+		return errors.New("subscribe: no OnMessage to deliver updates to")
+	}
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	if c.subs == nil {
+		c.subs = map[string]bool{}
+	}
+	if c.subs[uri] || c.closed.Load() {
+		return nil
+	}
+	c.subs[uri] = true
+	params, _ := json.Marshal(map[string]any{"notifications": map[string]any{"resourceSubscriptions": []string{uri}}})
+	c.wg.Add(1)
+	go c.keepListening(params)
+	return nil
+}
+
+// keepListening holds one subscriptions/listen stream open until Close.
+func (c *Client) keepListening(params json.RawMessage) {
+	defer c.wg.Done()
+	backoff := 200 * time.Millisecond
+	for c.ctx.Err() == nil {
+		start := time.Now()
+		_, err := c.roundTrip(c.ctx, MethodSubscriptionsListen, params, func(m *Message) {
+			if m.Method != NotifyAcknowledged && !c.answerPing(m) {
+				c.cfg.OnMessage(m)
+			}
+		}, false)
+		if err != nil && c.ctx.Err() == nil {
+			c.cfg.Logger.Debug("upstream resource listen stream ended", "url", c.cfg.URL, "err", err)
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = 200 * time.Millisecond
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// clientState is the negotiated state, replaced whole on every change so
+// that calls read it without locking.
+type clientState struct {
+	sessionID string
+	info      ServerInfo
+	epoch     uint64 // bumped by every (re-)initialize
+}
+
+func (c *Client) state() *clientState { return c.st.Load() }
+
+func (c *Client) update(f func(*clientState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := *c.st.Load()
+	f(&n)
+	c.st.Store(&n)
 }

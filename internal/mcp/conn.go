@@ -38,6 +38,10 @@ type Conn interface {
 	Notify(ctx context.Context, method string, params json.RawMessage) error
 	// Respond answers a server-to-client request (m must be a response).
 	Respond(ctx context.Context, m *Message) error
+	// SubscribeResource asks for notifications/resources/updated about uri,
+	// delivered to ClientConfig.OnMessage: resources/subscribe on the
+	// legacy revisions, a subscriptions/listen stream on 2026-07-28.
+	SubscribeResource(ctx context.Context, uri string) error
 	// Server reports the negotiated revision and the server's capabilities.
 	Server() ServerInfo
 	// Done is closed when the connection can no longer be used and must be

@@ -359,3 +359,16 @@ func (c *SSEClient) Close() error {
 	<-c.done
 	return nil
 }
+
+// SubscribeResource sends resources/subscribe (see Conn).
+func (c *SSEClient) SubscribeResource(ctx context.Context, uri string) error {
+	params, _ := json.Marshal(map[string]string{"uri": uri})
+	resp, err := c.Call(ctx, MethodResourcesSubscribe, params, nil)
+	if err != nil {
+		return err
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	return nil
+}

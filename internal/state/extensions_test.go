@@ -13,6 +13,10 @@ func TestExtendedSpecsValidate(t *testing.T) {
 		{"credential both", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {secret: s, basic: {username: a, passwordSecret: p}}\n", "spec.credential: set exactly one of secret, basic and oauth2"},
 		{"credential format", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {secret: s, format: \"Token\"}\n", "spec.credential.format: must contain {secret} exactly once"},
 		{"oauth2", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {oauth2: {tokenURL: nope, clientID: c, clientSecret: s}}\n", "spec.credential.oauth2.tokenURL"},
+		{"oauth2 plain http", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {oauth2: {tokenURL: \"http://idp.example/token\", clientID: c, clientSecret: s}}\n", "spec.credential.oauth2.tokenURL: \"http://idp.example/token\": use https; plain http is allowed only toward a loopback address"},
+		{"oauth2 userinfo", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {oauth2: {tokenURL: \"https://a:b@idp/token\", clientID: c, clientSecret: s}}\n", "spec.credential.oauth2.tokenURL: must not carry credentials"},
+		{"framing header", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {secret: s, header: Content-Length}\n", "spec.credential.header: Content-Length frames the HTTP message"},
+		{"query name", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {secret: s, query: \"a=b\"}\n", "spec.credential.query: \"a=b\" is not a valid query parameter name"},
 		{"env", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {url: http://x, environment: production}\n", "spec.environment: unknown environment \"production\""},
 		{"dlp category", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  dlp: [{categories: [pci, gossip], action: redact}]\n", "spec.dlp[0].categories[1]: unknown category \"gossip\""},
 		{"dlp action", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  dlp: [{categories: [pci], action: shred}]\n", "spec.dlp[0].action: unknown action \"shred\""},
@@ -95,5 +99,52 @@ spec: {persona: pinned}
 	key.PinIP = "10.0.0.3"
 	if _, err := applyCmd(t, s, 10, &Command{Op: OpKeyCreate, Key: key}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSecretReseal(t *testing.T) {
+	s := NewStore(nil)
+	if _, err := applyCmd(t, s, 1, &Command{Op: OpSecretPut, Secret: &Secret{Name: "tok", Version: 1, Sealed: []byte("old-ciphertext")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyCmd(t, s, 2, &Command{Op: OpSecretPut, Secret: &Secret{Name: "tok", Version: 2, Sealed: []byte("v2-old-key")}}); err != nil {
+		t.Fatal(err)
+	}
+	before := *s.Current().Secrets["tok"]
+	reseal := func(idx uint64, name string, v uint64, sealed string) error {
+		_, err := applyCmd(t, s, idx, &Command{Op: OpSecretReseal, Secret: &Secret{Name: name, Version: v, Sealed: []byte(sealed)}})
+		return err
+	}
+	if err := reseal(3, "tok", 1, "stale"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "reseal again") {
+		t.Fatalf("reseal of an older version: %v", err)
+	}
+	if err := reseal(4, "nope", 1, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reseal of a missing secret: %v", err)
+	}
+	if err := reseal(5, "tok", 2, ""); err == nil {
+		t.Fatal("reseal with no ciphertext accepted")
+	}
+	if got := s.Current().Secrets["tok"]; string(got.Sealed) != "v2-old-key" {
+		t.Fatalf("refused reseals changed the secret: %q", got.Sealed)
+	}
+	if err := reseal(6, "tok", 2, "v2-new-key"); err != nil {
+		t.Fatal(err)
+	}
+	got := s.Current().Secrets["tok"]
+	if string(got.Sealed) != "v2-new-key" || got.Version != 2 || !got.Updated.Equal(before.Updated) || !got.Created.Equal(before.Created) {
+		t.Fatalf("after reseal: %+v (before %+v)", got, before)
+	}
+	// The next put still needs version+1.
+	if _, err := applyCmd(t, s, 7, &Command{Op: OpSecretPut, Secret: &Secret{Name: "tok", Version: 3, Sealed: []byte("v3")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOAuthTokenURLOnLoopbackMayBeHTTP(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8080/token", "http://[::1]/token", "http://localhost/token", "https://idp.example/token"} {
+		y := "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec:\n  url: http://x\n  credential: {oauth2: {tokenURL: \"" + u + "\", clientID: c, clientSecret: s}}\n"
+		if _, err := ParseDocuments("f.yaml", []byte(y)); err != nil {
+			t.Errorf("tokenURL %s refused: %v", u, err)
+		}
 	}
 }

@@ -30,6 +30,11 @@ const (
 	// stored one (1 for a new secret), so concurrent puts cannot interleave.
 	OpSecretPut    Op = "secret.put"
 	OpSecretDelete Op = "secret.delete" // remove the secret Name
+	// OpSecretReseal replaces the ciphertext of Secret at the SAME Version
+	// (after the HSM's sealing key was rotated; the value is unchanged, so
+	// Created and Updated stay). It is refused when the stored version
+	// differs: a put that won the race already sealed under the new key.
+	OpSecretReseal Op = "secret.reseal"
 )
 
 // Command is one replicated change. The proposer stamps Time so that every
@@ -424,6 +429,22 @@ func plan(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error)
 		}
 		next.Secrets[sec.Name] = &sc
 		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: sec.Name, Action: action})
+	case OpSecretReseal:
+		sec := cmd.Secret
+		if sec == nil || len(sec.Sealed) == 0 {
+			return nil, nil, fmt.Errorf("secret.reseal: malformed secret")
+		}
+		old := cur.Secrets[sec.Name]
+		if old == nil {
+			return nil, nil, fmt.Errorf("secret %q: %w", sec.Name, ErrNotFound)
+		}
+		if sec.Version != old.Version {
+			return nil, nil, fmt.Errorf("secret %q changed meanwhile (version %d resealed, %d stored); reseal again: %w", sec.Name, sec.Version, old.Version, ErrConflict)
+		}
+		sc := *old
+		sc.Sealed = sec.Sealed
+		next.Secrets[sec.Name] = &sc
+		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: sec.Name, Action: "updated"})
 	case OpSecretDelete:
 		if cur.Secrets[cmd.Name] == nil {
 			return nil, nil, fmt.Errorf("secret %q: %w", cmd.Name, ErrNotFound)

@@ -240,9 +240,16 @@ func validateCredential(errs *errList, p string, c *Credential) {
 		}
 		if c.Header != "" && !validHeaderName(c.Header) {
 			errs.add(p+".header", "%q is not a valid HTTP header name", c.Header)
+		} else if framingHeaders[strings.ToLower(c.Header)] {
+			errs.add(p+".header", "%s frames the HTTP message and cannot carry a credential", c.Header)
+		}
+		if c.Query != "" && strings.ContainsAny(c.Query, "&=#?\r\n ") {
+			errs.add(p+".query", "%q is not a valid query parameter name", c.Query)
 		}
 		if c.Format != "" && strings.Count(c.Format, "{secret}") != 1 {
 			errs.add(p+".format", "must contain {secret} exactly once")
+		} else if strings.ContainsAny(c.Format, "\r\n\x00") {
+			errs.add(p+".format", "contains a line break or NUL")
 		}
 	} else if c.Header != "" || c.Query != "" || c.Format != "" {
 		errs.add(p, "header, query and format go with secret")
@@ -256,8 +263,13 @@ func validateCredential(errs *errList, p string, c *Credential) {
 		}
 	}
 	if o := c.OAuth2; o != nil {
-		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch u, err := url.Parse(o.TokenURL); {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			errs.add(p+".oauth2.tokenURL", "%q is not an http(s) URL", o.TokenURL)
+		case u.User != nil:
+			errs.add(p+".oauth2.tokenURL", "must not carry credentials (the client secret is a sealed secret)")
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			errs.add(p+".oauth2.tokenURL", "%q: use https; plain http is allowed only toward a loopback address, since the client secret travels to it", o.TokenURL)
 		}
 		if o.ClientID == "" {
 			errs.add(p+".oauth2.clientID", "required")
@@ -271,6 +283,22 @@ func validateCredential(errs *errList, p string, c *Credential) {
 			errs.add(p+".oauth2.authStyle", "unknown %q (want header or body)", o.AuthStyle)
 		}
 	}
+}
+
+// framingHeaders frame an HTTP message; a credential placed in one would
+// break or smuggle requests (the gateway's injector refuses them too).
+var framingHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"upgrade": true, "te": true, "trailer": true, "keep-alive": true, "content-type": true,
+}
+
+// loopbackHost reports whether host (a URL's Hostname) is a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // SecretNames lists the sealed secrets a credential refers to.

@@ -28,11 +28,27 @@ type slotState struct {
 
 // geoMaps are the inner maps of one GeoIP table.
 type geoMaps struct {
-	lpm6, tbl24, tbl8 *ebpf.Map
+	lpm6 *ebpf.Map
+	dir  *dirMaps
 }
 
 func (g *geoMaps) Close() error {
-	return errors.Join(g.lpm6.Close(), g.tbl24.Close(), g.tbl8.Close())
+	return errors.Join(g.lpm6.Close(), g.dir.Close())
+}
+
+// dirMaps are the two inner maps of a DIR-24-8 table.
+type dirMaps struct {
+	tbl24, tbl8 *ebpf.Map
+}
+
+func (d *dirMaps) Close() error {
+	var errs []error
+	for _, m := range []*ebpf.Map{d.tbl24, d.tbl8} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Loader owns the XDP program and its maps in the kernel.
@@ -199,11 +215,26 @@ func (l *Loader) Update(p *Policy) error {
 	}
 	state := l.installed[next]
 	var sums [5][32]byte
-	for i, s := range sets {
+	var globalDIR *dirMaps
+	defer func() {
+		if globalDIR != nil {
+			globalDIR.Close()
+		}
+	}()
+	for i := range sets {
+		s := &sets[i]
 		sums[i] = fingerprint(s.entries)
 		if state.set && state.sums[i] == sums[i] {
 			built = append(built, nil) // the idle slot already holds it
 			continue
+		}
+		if i == 0 { // global: IPv6 prefixes in the LPM trie, IPv4 ones flat
+			var dir *dir248
+			var err error
+			s.entries, dir = splitCIDRs(mc.cidrs)
+			if globalDIR, err = l.buildDIR(dir, "global24", "global8"); err != nil {
+				return fmt.Errorf("xdp: update: %w", err)
+			}
 		}
 		m, err := l.newInner(s.name, len(s.entries))
 		if err != nil {
@@ -239,10 +270,18 @@ func (l *Loader) Update(p *Policy) error {
 			return abort(fmt.Errorf("publish %s: %w", s.name, err))
 		}
 	}
+	if globalDIR != nil {
+		if err := l.objs.Global24.Update(next, globalDIR.tbl24, ebpf.UpdateAny); err != nil {
+			return abort(fmt.Errorf("publish global24: %w", err))
+		}
+		if err := l.objs.Global8.Update(next, globalDIR.tbl8, ebpf.UpdateAny); err != nil {
+			return abort(fmt.Errorf("publish global8: %w", err))
+		}
+	}
 	if !state.set || state.geo != geo {
 		for _, g := range []struct {
 			outer, inner *ebpf.Map
-		}{{l.objs.Geo, geo.lpm6}, {l.objs.Geo24, geo.tbl24}, {l.objs.Geo8, geo.tbl8}} {
+		}{{l.objs.Geo, geo.lpm6}, {l.objs.Geo24, geo.dir.tbl24}, {l.objs.Geo8, geo.dir.tbl8}} {
 			if err := g.outer.Update(next, g.inner, ebpf.UpdateAny); err != nil {
 				return abort(fmt.Errorf("publish geo: %w", err))
 			}
@@ -295,51 +334,57 @@ func (l *Loader) newInner(outer string, n int) (*ebpf.Map, error) {
 	return m, nil
 }
 
-func (l *Loader) buildGeo(t *geoip.Table) (g *geoMaps, err error) {
+func (l *Loader) buildGeo(t *geoip.Table) (*geoMaps, error) {
 	var entries []kv
 	geoEntries(t, func(k []byte, cc uint16) bool {
 		entries = append(entries, kv{k, []byte{byte(cc), byte(cc >> 8)}})
 		return true
 	})
-	d := buildDIR248(t)
-	g = &geoMaps{}
-	defer func() {
-		if err != nil {
-			for _, m := range []*ebpf.Map{g.lpm6, g.tbl24, g.tbl8} {
-				if m != nil {
-					m.Close()
-				}
-			}
-		}
-	}()
-	if g.lpm6, err = l.newInner("geo", len(entries)); err != nil {
+	lpm6, err := l.newInner("geo", len(entries))
+	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
-		if err := g.lpm6.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
+		if err := lpm6.Update(e.k, e.v, ebpf.UpdateAny); err != nil {
+			lpm6.Close()
 			return nil, fmt.Errorf("fill geo: %w", err)
 		}
 	}
+	dir, err := l.buildDIR(buildDIR248(t), "geo24", "geo8")
+	if err != nil {
+		lpm6.Close()
+		return nil, err
+	}
+	return &geoMaps{lpm6: lpm6, dir: dir}, nil
+}
+
+// buildDIR creates and fills the inner maps of a DIR-24-8 table.
+func (l *Loader) buildDIR(d *dir248, outer24, outer8 string) (dm *dirMaps, err error) {
+	dm = &dirMaps{}
+	defer func() {
+		if err != nil {
+			dm.Close()
+		}
+	}()
 	pages := len(d.tbl24) / dirPage24
-	if g.tbl24, err = l.newInner("geo24", pages); err != nil {
+	if dm.tbl24, err = l.newInner(outer24, pages); err != nil {
 		return nil, err
 	}
 	page := make([]byte, 4*dirPage24)
 	for i := range pages {
-		chunk := d.tbl24[i*dirPage24 : (i+1)*dirPage24]
 		zero := true
-		for j, v := range chunk {
+		for j, v := range d.tbl24[i*dirPage24 : (i+1)*dirPage24] {
 			binary.LittleEndian.PutUint32(page[4*j:], v)
 			zero = zero && v == 0
 		}
 		if zero {
 			continue // arrays start zeroed
 		}
-		if err := g.tbl24.Update(uint32(i), page, ebpf.UpdateAny); err != nil {
-			return nil, fmt.Errorf("fill geo24: %w", err)
+		if err := dm.tbl24.Update(uint32(i), page, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("fill %s: %w", outer24, err)
 		}
 	}
-	if g.tbl8, err = l.newInner("geo8", len(d.tbl8)); err != nil {
+	if dm.tbl8, err = l.newInner(outer8, len(d.tbl8)); err != nil {
 		return nil, err
 	}
 	grp := make([]byte, 2*256)
@@ -347,11 +392,11 @@ func (l *Loader) buildGeo(t *geoip.Table) (g *geoMaps, err error) {
 		for j, v := range d.tbl8[i] {
 			binary.LittleEndian.PutUint16(grp[2*j:], v)
 		}
-		if err := g.tbl8.Update(uint32(i), grp, ebpf.UpdateAny); err != nil {
-			return nil, fmt.Errorf("fill geo8: %w", err)
+		if err := dm.tbl8.Update(uint32(i), grp, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("fill %s: %w", outer8, err)
 		}
 	}
-	return g, nil
+	return dm, nil
 }
 
 // Stats reads the per-CPU counters and sums them per reason.

@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"slices"
 
 	"github.com/portcullis-gw/portcullis/internal/geoip"
@@ -65,12 +66,14 @@ func u32Bytes(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v)
 type mapContents struct {
 	global, lcidr, listeners, pins, frags []kv
 	settings                              uint32
+	cidrs                                 *cidrSet // the global set, split by the loader
 }
 
 const sGlobalAllow = 1
 
 func (p *Policy) mapContents() *mapContents {
 	mc := &mapContents{}
+	mc.cidrs = p.global
 	if p.global.hasAllow {
 		mc.settings |= sGlobalAllow
 	}
@@ -78,6 +81,7 @@ func (p *Policy) mapContents() *mapContents {
 		mc.global = append(mc.global, kv{addrKey(bits, a), []byte{f}})
 		return true
 	})
+
 	for _, l := range p.ordered {
 		mc.listeners = append(mc.listeners, kv{listenerKeyBytes(l.key), ruleBytes(l)})
 		l.cidrs.entries(func(a addr16, bits int, f uint8) bool {
@@ -126,46 +130,92 @@ type dir248 struct {
 
 func buildDIR248(t *geoip.Table) *dir248 {
 	d := &dir248{}
+	for r := range t.IPv4Ranges() {
+		from, to := r.From.As4(), r.To.As4()
+		d.set(binary.BigEndian.Uint32(from[:]), binary.BigEndian.Uint32(to[:]), uint32(r.Country))
+	}
+	return d
+}
+
+// set paints [from, to] with v, over whatever was there.
+func (d *dir248) set(from, to uint32, v uint32) {
 	grow := func(blk uint32) {
 		if int(blk) >= len(d.tbl24) {
 			n := (int(blk)/dirPage24 + 1) * dirPage24
 			d.tbl24 = append(d.tbl24, make([]uint32, n-len(d.tbl24))...)
 		}
 	}
-	for r := range t.IPv4Ranges() {
-		from, to := r.From.As4(), r.To.As4()
-		a, end := uint64(binary.BigEndian.Uint32(from[:])), uint64(binary.BigEndian.Uint32(to[:]))
-		cc := uint32(r.Country)
-		for a <= end {
-			blk := uint32(a >> 8)
-			blkStart := uint64(blk) << 8
-			if a == blkStart && end >= blkStart+255 {
-				n := uint32((end - blkStart + 1) >> 8) // whole /24s
-				grow(blk + n - 1)
-				for j := range n {
-					d.tbl24[blk+j] = cc
-				}
-				a = blkStart + uint64(n)<<8
-				continue
+	a, end := uint64(from), uint64(to)
+	for a <= end {
+		blk := uint32(a >> 8)
+		blkStart := uint64(blk) << 8
+		if a == blkStart && end >= blkStart+255 {
+			n := uint32((end - blkStart + 1) >> 8) // whole /24s
+			grow(blk + n - 1)
+			for j := range n {
+				d.tbl24[blk+j] = v // a group there is abandoned: all 256 are v now
 			}
-			grow(blk)
-			e := d.tbl24[blk]
-			var g uint32
-			if e&dirGroup != 0 {
-				g = e &^ dirGroup
-			} else {
-				g = uint32(len(d.tbl8))
-				d.tbl8 = append(d.tbl8, [256]uint16{})
-				d.tbl24[blk] = dirGroup | g
-			}
-			last := min(end, blkStart+255)
-			for x := a; x <= last; x++ {
-				d.tbl8[g][x&0xff] = uint16(cc)
-			}
-			a = last + 1
+			a = blkStart + uint64(n)<<8
+			continue
 		}
+		grow(blk)
+		e := d.tbl24[blk]
+		var g uint32
+		if e&dirGroup != 0 {
+			g = e &^ dirGroup
+		} else {
+			g = uint32(len(d.tbl8))
+			var grp [256]uint16
+			for i := range grp {
+				grp[i] = uint16(e)
+			}
+			d.tbl8 = append(d.tbl8, grp)
+			d.tbl24[blk] = dirGroup | g
+		}
+		last := min(end, blkStart+255)
+		for x := a; x <= last; x++ {
+			d.tbl8[g][x&0xff] = uint16(v)
+		}
+		a = last + 1
 	}
-	return d
+}
+
+// v4Mapped is ::ffff:0:0/96, where IPv4 lives in the 128-bit space.
+var v4Mapped = netip.MustParsePrefix("::ffff:0:0/96")
+
+// splitCIDRs splits a CIDR set's kernel entries: IPv4 ones (and IPv6 ones
+// that cover all of IPv4, e.g. ::/0) painted into a DIR-24-8 table, the rest
+// kept for the IPv6 LPM trie.
+func splitCIDRs(s *cidrSet) (lpm6 []kv, dir *dir248) {
+	type v4e struct {
+		from, to uint32
+		bits     int
+		f        uint8
+	}
+	var v4 []v4e
+	s.entries(func(a addr16, bits int, f uint8) bool {
+		p := netip.PrefixFrom(netip.AddrFrom16(a), bits)
+		switch {
+		case bits >= 96 && v4Mapped.Contains(p.Addr()):
+			from := binary.BigEndian.Uint32(a[12:])
+			size := uint64(1) << (128 - bits)
+			v4 = append(v4, v4e{from, uint32(uint64(from) + size - 1), bits, f})
+		case bits < 96 && p.Contains(v4Mapped.Addr()):
+			v4 = append(v4, v4e{0, ^uint32(0), bits, f})
+			lpm6 = append(lpm6, kv{addrKey(bits, a), []byte{f}})
+		default:
+			lpm6 = append(lpm6, kv{addrKey(bits, a), []byte{f}})
+		}
+		return true
+	})
+	// Shorter prefixes first: a longer one overwrites them with its flags,
+	// which already include those of every prefix covering it.
+	slices.SortStableFunc(v4, func(x, y v4e) int { return x.bits - y.bits })
+	dir = &dir248{}
+	for _, e := range v4 {
+		dir.set(e.from, e.to, uint32(e.f))
+	}
+	return lpm6, dir
 }
 
 // lookup is the kernel's IPv4 lookup, for tests.

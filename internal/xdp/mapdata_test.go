@@ -30,3 +30,23 @@ func TestDIR248MatchesTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitCIDRsMatchesSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for range 40 {
+		s, err := newCIDRSet(randPrefixes(r, 8), randPrefixes(r, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, d := splitCIDRs(s)
+		for range 3000 {
+			a := randV4(r).As4()
+			if r.IntN(4) == 0 {
+				a = [4]byte{byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256))}
+			}
+			if got, want := d.lookup(a), uint32(s.flags(netip.AddrFrom4(a).As16())); got != want {
+				t.Fatalf("%v: DIR-24-8 flags %d, set %d", netip.AddrFrom4(a), got, want)
+			}
+		}
+	}
+}

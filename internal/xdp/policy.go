@@ -77,7 +77,7 @@ const (
 	lPin
 )
 
-const countryWords = 22
+const countryWords = 32 // COUNTRY_WORDS in bpf/xdp.c
 
 type listener struct {
 	id        uint32

@@ -35,6 +35,9 @@ func randAddr(r *rand.Rand, v4 bool) netip.Addr {
 }
 
 func randPrefix(r *rand.Rand) netip.Prefix {
+	if r.IntN(40) == 0 { // IPv6 prefixes that cover all of IPv4 (::ffff:0:0/96)
+		return netip.PrefixFrom(netip.IPv6Unspecified(), []int{0, 8, 64, 80}[r.IntN(4)])
+	}
 	if r.IntN(2) == 0 {
 		p, _ := randV4(r).Prefix(8 + r.IntN(25))
 		return p

@@ -33,6 +33,8 @@ const (
 	xdpMapGeo            = "geo"
 	xdpMapGeo24          = "geo24"
 	xdpMapGeo8           = "geo8"
+	xdpMapGlobal24       = "global24"
+	xdpMapGlobal8        = "global8"
 	xdpMapGlobalCidrs    = "global_cidrs"
 	xdpMapListenerCidrs  = "listener_cidrs"
 	xdpMapListeners      = "listeners"
@@ -96,6 +98,8 @@ type xdpMapSpecs struct {
 	Geo           *ebpf.MapSpec `ebpf:"geo"`
 	Geo24         *ebpf.MapSpec `ebpf:"geo24"`
 	Geo8          *ebpf.MapSpec `ebpf:"geo8"`
+	Global24      *ebpf.MapSpec `ebpf:"global24"`
+	Global8       *ebpf.MapSpec `ebpf:"global8"`
 	GlobalCidrs   *ebpf.MapSpec `ebpf:"global_cidrs"`
 	ListenerCidrs *ebpf.MapSpec `ebpf:"listener_cidrs"`
 	Listeners     *ebpf.MapSpec `ebpf:"listeners"`
@@ -135,6 +139,8 @@ type xdpMaps struct {
 	Geo           *ebpf.Map `ebpf:"geo"`
 	Geo24         *ebpf.Map `ebpf:"geo24"`
 	Geo8          *ebpf.Map `ebpf:"geo8"`
+	Global24      *ebpf.Map `ebpf:"global24"`
+	Global8       *ebpf.Map `ebpf:"global8"`
 	GlobalCidrs   *ebpf.Map `ebpf:"global_cidrs"`
 	ListenerCidrs *ebpf.Map `ebpf:"listener_cidrs"`
 	Listeners     *ebpf.Map `ebpf:"listeners"`
@@ -150,6 +156,8 @@ func (m *xdpMaps) Close() error {
 		m.Geo,
 		m.Geo24,
 		m.Geo8,
+		m.Global24,
+		m.Global8,
 		m.GlobalCidrs,
 		m.ListenerCidrs,
 		m.Listeners,

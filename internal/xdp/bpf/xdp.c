@@ -28,7 +28,7 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define MAX_VLAN 2
 #define MAX_EXT 8
 #define MAX_FRAG_PORTS 16
-#define COUNTRY_WORDS 22
+#define COUNTRY_WORDS 32 // 676 codes need 22; 32 lets the index be masked
 
 // Reasons; also the index of the per-CPU counters. Keep in sync with reason.go.
 enum reason {
@@ -200,6 +200,23 @@ struct {
 	__array(values, struct geo24_arr);
 } geo24 SEC(".maps");
 
+// Global CIDR flags for IPv4 sources, DIR-24-8 like geo24/geo8 (the IPv6
+// ones are in global_cidrs). Flat cost instead of an LPM walk that grows
+// with the list (BenchmarkProgram/globaldeny).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct geo24_arr);
+} global24 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct geo8_arr);
+} global8 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 2);
@@ -266,10 +283,13 @@ struct pkt {
 };
 
 struct maps {
+	__u32 slot;
 	void *global;
 	void *geo;
 	void *geo24;
 	void *geo8;
+	void *global24;
+	void *global8;
 	void *lcidr;
 	void *listeners;
 	void *pins;
@@ -421,10 +441,13 @@ static __always_inline int load_maps(struct maps *m)
 	for (int i = 0; i < 3; i++) {
 		__u32 s1 = *(volatile __u32 *)&cfg->seq;
 		__u32 slot = s1 & 1;
+		m->slot = slot;
 		m->global = bpf_map_lookup_elem(&global_cidrs, &slot);
 		m->geo = bpf_map_lookup_elem(&geo, &slot);
 		m->geo24 = bpf_map_lookup_elem(&geo24, &slot);
 		m->geo8 = bpf_map_lookup_elem(&geo8, &slot);
+		m->global24 = bpf_map_lookup_elem(&global24, &slot);
+		m->global8 = bpf_map_lookup_elem(&global8, &slot);
 		m->lcidr = bpf_map_lookup_elem(&listener_cidrs, &slot);
 		m->listeners = bpf_map_lookup_elem(&listeners, &slot);
 		m->pins = bpf_map_lookup_elem(&pins, &slot);
@@ -436,50 +459,72 @@ static __always_inline int load_maps(struct maps *m)
 	}
 	// Userspace fills every map of a slot before publishing it; a missing
 	// one means no policy was published yet.
-	if (!m->global || !m->geo || !m->geo24 || !m->geo8 || !m->lcidr || !m->listeners || !m->pins || !m->frags)
+	if (!m->global || !m->geo || !m->geo24 || !m->geo8 || !m->global24 || !m->global8 || !m->lcidr || !m->listeners || !m->pins || !m->frags)
 		return -1;
 	return 0;
 }
 
 static __always_inline int is_v4mapped(const __u8 *a)
 {
-	for (int i = 0; i < 10; i++)
-		if (a[i])
-			return 0;
-	return a[10] == 0xff && a[11] == 0xff;
+	__u64 hi;
+	__u32 mid;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return hi == 0 && mid == bpf_htonl(0x0000ffff);
+}
+
+// dir_lookup reads a DIR-24-8 table for the IPv4 address in src[12..15].
+static __always_inline __u32 dir_lookup(void *t24, void *t8, const __u8 *src)
+{
+	__u32 a24 = ((__u32)src[12] << 16) | ((__u32)src[13] << 8) | src[14];
+	__u32 page = a24 / PAGE24;
+	struct page24 *p = bpf_map_lookup_elem(t24, &page);
+	if (!p)
+		return 0;
+	__u32 c = p->e[a24 & (PAGE24 - 1)];
+	if (c & G_GROUP) {
+		__u32 g = c & ~G_GROUP;
+		struct group8 *grp = bpf_map_lookup_elem(t8, &g);
+		c = grp ? grp->e[src[15]] : 0;
+	}
+	return c;
 }
 
 // country_of: IPv4 (mapped) sources use the DIR-24-8 table, IPv6 ones the
 // LPM trie. 0 = unknown.
-static __always_inline __u32 country_of(struct maps *m, const __u8 *src)
+static __always_inline __u32 country_of(struct maps *m, const __u8 *src, int src4)
 {
-	if (is_v4mapped(src)) {
-		__u32 a24 = ((__u32)src[12] << 16) | ((__u32)src[13] << 8) | src[14];
-		__u32 page = a24 / PAGE24;
-		struct page24 *p = bpf_map_lookup_elem(m->geo24, &page);
-		if (!p)
-			return 0;
-		__u32 c = p->e[a24 & (PAGE24 - 1)];
-		if (c & G_GROUP) {
-			__u32 g = c & ~G_GROUP;
-			struct group8 *grp = bpf_map_lookup_elem(m->geo8, &g);
-			c = grp ? grp->e[src[15]] : 0;
-		}
-		return c;
-	}
+	if (src4)
+		return dir_lookup(m->geo24, m->geo8, src);
 	struct addr_key k = {.prefixlen = 128};
 	__builtin_memcpy(k.addr, src, 16);
 	__u16 *cc = bpf_map_lookup_elem(m->geo, &k);
 	return cc ? *cc : 0;
 }
 
-static __always_inline int eval_rule(struct maps *m, const struct rule *r, const __u8 *src)
+struct addr16 {
+	__u8 a[16];
+};
+
+// eval_rule applies a listener's rules (steps 5a-5d); cc is the source's
+// country, read only when the listener has a country list. A global
+// function: the verifier checks it once, not once per call site and loop
+// iteration. It fetches the slot's maps itself (an inner map cannot be an
+// argument); the slot cannot be rewritten while a program runs, since every
+// inner-map replacement waits for running programs (synchronize_rcu).
+__attribute__((noinline)) int eval_rule(__u32 slot, const struct rule *r, const struct addr16 *src, __u32 cc)
 {
+	if (!r || !src)
+		return R_PASS;
+	void *lcidr = bpf_map_lookup_elem(&listener_cidrs, &slot);
+	void *pinmap = bpf_map_lookup_elem(&pins, &slot);
+	if (!lcidr || !pinmap)
+		return R_PASS;
 	__u32 flags = r->flags;
 	__u8 cf = 0;
 	struct lcidr_key lk = {.prefixlen = 32 + 128, .lid = bpf_htonl(r->id)};
-	__builtin_memcpy(lk.addr, src, 16);
-	__u8 *v = bpf_map_lookup_elem(m->lcidr, &lk);
+	__builtin_memcpy(lk.addr, src->a, 16);
+	__u8 *v = bpf_map_lookup_elem(lcidr, &lk);
 	if (v)
 		cf = *v;
 	if (cf & CIDR_DENY)
@@ -487,12 +532,15 @@ static __always_inline int eval_rule(struct maps *m, const struct rule *r, const
 	if ((flags & L_ALLOW_CIDR) && !(cf & CIDR_ALLOW))
 		return R_CIDR;
 	if (flags & (L_ALLOW_COUNTRY | L_DENY_COUNTRY)) {
-		__u32 cc = country_of(m, src);
 		if (cc == 0 || cc > 676) {
 			if (!(flags & L_UNKNOWN_ALLOW))
 				return R_COUNTRY;
 		} else {
-			int listed = (r->countries[cc >> 5] >> (cc & 31)) & 1; // cc <= 676: word <= 21
+			// The mask is redundant for the compiler (cc <= 676), which
+			// drops it, but not for the verifier: force it.
+			__u32 w = cc >> 5;
+			asm volatile("%0 &= 31" : "+r"(w));
+			int listed = (r->countries[w] >> (cc & 31)) & 1;
 			if ((flags & L_ALLOW_COUNTRY) && !listed)
 				return R_COUNTRY;
 			if ((flags & L_DENY_COUNTRY) && listed)
@@ -501,8 +549,8 @@ static __always_inline int eval_rule(struct maps *m, const struct rule *r, const
 	}
 	if (flags & L_PIN) {
 		struct pin_key k = {.lid = r->id};
-		__builtin_memcpy(k.addr, src, 16);
-		if (!bpf_map_lookup_elem(m->pins, &k))
+		__builtin_memcpy(k.addr, src->a, 16);
+		if (!bpf_map_lookup_elem(pinmap, &k))
 			return R_PIN;
 	}
 	return R_PASS;
@@ -529,12 +577,17 @@ static __always_inline int decide(struct pkt *p)
 	if (load_maps(&m) < 0)
 		return R_PASS;
 
-	__u8 gf = 0;
-	struct addr_key gk = {.prefixlen = 128};
-	__builtin_memcpy(gk.addr, p->src, 16);
-	__u8 *gv = bpf_map_lookup_elem(m.global, &gk);
-	if (gv)
-		gf = *gv;
+	int src4 = is_v4mapped(p->src);
+	__u32 gf = 0;
+	if (src4) {
+		gf = dir_lookup(m.global24, m.global8, p->src);
+	} else {
+		struct addr_key gk = {.prefixlen = 128};
+		__builtin_memcpy(gk.addr, p->src, 16);
+		__u8 *gv = bpf_map_lookup_elem(m.global, &gk);
+		if (gv)
+			gf = *gv;
+	}
 	if (gf & CIDR_DENY)
 		return R_GLOBAL;
 	if ((m.sflags & S_GLOBAL_ALLOW) && !(gf & CIDR_ALLOW))
@@ -544,7 +597,10 @@ static __always_inline int decide(struct pkt *p)
 		struct rule *r = find_listener(&m, p, p->dport);
 		if (!r)
 			return R_PASS;
-		return eval_rule(&m, r, p->src);
+		__u32 cc = 0;
+		if (r->flags & (L_ALLOW_COUNTRY | L_DENY_COUNTRY))
+			cc = country_of(&m, p->src, src4);
+		return eval_rule(m.slot, r, (const struct addr16 *)p->src, cc);
 	}
 	if (!p->later_frag)
 		return R_PASS;
@@ -564,6 +620,7 @@ static __always_inline int decide(struct pkt *p)
 	}
 	if (!fp)
 		return R_PASS;
+	__u32 cc = country_of(&m, p->src, src4);
 	int first = R_PASS;
 	for (int i = 0; i < MAX_FRAG_PORTS; i++) {
 		if (i >= fp->n)
@@ -571,7 +628,7 @@ static __always_inline int decide(struct pkt *p)
 		struct rule *r = find_listener(&m, p, fp->ports[i]);
 		if (!r)
 			continue;
-		int res = eval_rule(&m, r, p->src);
+		int res = eval_rule(m.slot, r, (const struct addr16 *)p->src, cc);
 		if (res == R_PASS)
 			return R_PASS;
 		if (first == R_PASS)
