@@ -128,35 +128,21 @@ func (s *dlpStage) compiled(v *View) *dlpSet {
 
 // compile builds the engine of one persona's rules.
 func (s *dlpStage) compile(rules []state.DLPRule) (*personaDLP, error) {
-	pol := PolicyOf(rules)
+	pol, err := dlp.PolicyFromSpec(rules)
+	if err != nil {
+		return nil, err
+	}
 	e, err := dlp.NewEngine(dlp.EngineConfig{Policy: pol, Scanner: s.scanner, Tokenizer: s.tok, Taint: s.taint, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
 	p := &personaDLP{engine: e, rules: rules}
 	for _, r := range pol.Rules {
-		if r.Direction != "request" {
+		if r.Direction != "request" { // "" is both
 			p.response = true
 		}
 	}
 	return p, nil
-}
-
-// PolicyOf converts a Persona's DLP rules (the state contract) to a
-// dlp.Policy; the two share their JSON form field for field.
-func PolicyOf(rules []state.DLPRule) dlp.Policy {
-	var p dlp.Policy
-	for _, r := range rules {
-		dr := dlp.Rule{Detectors: r.Detectors, Direction: r.Direction, Action: dlp.Action(r.Action), KeepTail: r.KeepTail, Format: r.Format}
-		if dr.Direction == "" {
-			dr.Direction = "both"
-		}
-		for _, c := range r.Categories {
-			dr.Categories = append(dr.Categories, dlp.Category(c))
-		}
-		p.Rules = append(p.Rules, dr)
-	}
-	return p
 }
 
 // dlpFor returns the persona's compiled policy under the request's view.
