@@ -36,6 +36,7 @@ type ICAPConfig struct {
 func (g *Gateway) icapRequest(rc *reqCtx, d *Decision, method, up string, doc []byte) (json.RawMessage, *mcp.Error) {
 	ic := g.dlp.icap
 	req := icapHTTPRequest(rc, method, up, d.UpstreamTool)
+	req.Header.Set("Content-Length", strconv.Itoa(len(doc))) // content filters skip bodies of unknown length
 	res, err := ic.Client.ReqMod(rc.r.Context(), req, doc)
 	if err != nil {
 		return nil, g.icapFailure(d, "REQMOD", err)
@@ -56,7 +57,7 @@ func (g *Gateway) icapRequest(rc *reqCtx, d *Decision, method, up string, doc []
 func (g *Gateway) icapResponse(rc *reqCtx, d *Decision, method, up string, doc []byte) (json.RawMessage, *mcp.Error) {
 	ic := g.dlp.icap
 	req := icapHTTPRequest(rc, method, up, d.UpstreamTool)
-	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}}
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(doc))}}}
 	res, err := ic.Client.RespMod(rc.r.Context(), req, resp, doc)
 	if err != nil {
 		return nil, g.icapFailure(d, "RESPMOD", err)
@@ -109,7 +110,7 @@ func icapBody(d *Decision, body, orig []byte, what string) (json.RawMessage, *mc
 // headers it sent (e.g. X-Infection-Found, X-Violations-Found).
 func (g *Gateway) icapRefusal(d *Decision, what string, res *icap.Result) *mcp.Error {
 	why := "HTTP " + strconv.Itoa(res.Response.StatusCode)
-	for _, h := range []string{"X-Infection-Found", "X-Violations-Found", "X-Blocked-Reason"} {
+	for _, h := range []string{"X-Infection-Found", "X-Violations-Found", "X-Blocked-Reason", "X-Response-Desc"} {
 		if v := res.Header.Get(h); v != "" {
 			why += "; " + h + ": " + strings.Join(strings.Fields(v), " ")
 		}

@@ -41,6 +41,13 @@ type recorder struct {
 	got  []string // raw arguments, in order
 	card string   // served by lookup, the prompt and the resource
 	mail string
+	say  string // more text lookup returns
+}
+
+func (r *recorder) setSay(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.say = s
 }
 
 func (r *recorder) received() []string {
@@ -62,7 +69,10 @@ func (r *recorder) server(t testing.TB) *sdk.Server {
 			_ = req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok, Progress: 1, Total: 2, Message: "reading card " + r.card})
 		}
 		_ = req.Session.Log(ctx, &sdk.LoggingMessageParams{Level: "info", Logger: r.name, Data: "read card " + r.card})
-		rec := map[string]any{"name": "Jane Roe", "card": r.card, "email": r.mail, "note": "VIP"}
+		r.mu.Lock()
+		say := r.say
+		r.mu.Unlock()
+		rec := map[string]any{"name": "Jane Roe", "card": r.card, "email": r.mail, "note": "VIP" + say}
 		js, _ := json.Marshal(rec)
 		return &sdk.CallToolResult{
 			Content:           []sdk.Content{&sdk.TextContent{Text: "Customer Jane Roe pays with card " + r.card + " (" + r.mail + ")"}, &sdk.TextContent{Text: string(js)}},
