@@ -179,15 +179,15 @@ func (g *Gateway) forgetSession(nonce string) { g.dlp.taint.Forget("s\x00" + non
 // request on its way to upstream up. It returns the params to send, or the
 // error that refuses the request (d then says why).
 func (g *Gateway) inspectRequest(rc *reqCtx, d *Decision, method, up, field string, params json.RawMessage) (json.RawMessage, *mcp.Error) {
-	doc := mcp.GetField(params, field)
-	if len(doc) == 0 || string(doc) == "null" {
-		return params, nil
-	}
 	ds, p := g.dlpFor(rc)
 	if p.engine == nil {
 		d.DLPRequest = dlp.Block.String()
 		d.Reason = "the persona's DLP policy does not compile"
-		return nil, blockedError("request", "the persona's DLP policy is invalid; ask an administrator", nil, nil)
+		return nil, blockedError("request", "cannot be inspected: the persona's DLP policy is invalid; ask an administrator", nil, nil)
+	}
+	doc := mcp.GetField(params, field)
+	if len(doc) == 0 || string(doc) == "null" {
+		return params, nil
 	}
 	out, v, err := p.engine.ApplyFlow(g.flow(rc, ds, up), dlp.Request, doc)
 	if err != nil {
@@ -228,7 +228,7 @@ func (g *Gateway) inspectResult(rc *reqCtx, d *Decision, method, up string, res 
 	ds, p := g.dlpFor(rc)
 	if p.engine == nil {
 		d.DLPResponse = dlp.Block.String()
-		return nil, blockedError("response", "the persona's DLP policy is invalid; ask an administrator", nil, nil)
+		return nil, blockedError("result", "cannot be inspected: the persona's DLP policy is invalid; ask an administrator", nil, nil)
 	}
 	if p.response || ds.taint {
 		out, v, err := p.engine.ApplyFlow(g.flow(rc, ds, up), dlp.Response, res)

@@ -109,6 +109,8 @@ var dlpPersonas = map[string][]state.DLPRule{
 	"p-tokenize": {{Categories: []string{"pci"}, Action: "tokenize"}},
 	"p-ff1":      {{Categories: []string{"pci"}, Action: "tokenize", Format: "ff1"}},
 	"p-block":    {{Categories: []string{"pii"}, Direction: "response", Action: "log"}, {Categories: []string{"pci"}, Direction: "both", Action: "block"}},
+	// state validation cannot know every detector id; the gateway fails closed
+	"p-broken": {{Detectors: []string{"no-such-detector"}, Action: "redact"}},
 }
 
 func intptr(i int) *int { return &i }
@@ -436,5 +438,21 @@ func TestDLPTaint(t *testing.T) {
 				t.Fatalf("untainted session refused: %v", err)
 			}
 		})
+	}
+}
+
+// A persona whose DLP rules do not compile is refused, not left unprotected.
+func TestDLPBrokenPolicyFailsClosed(t *testing.T) {
+	e := newDLPEnv(t, nil)
+	cs := e.agent("p-broken", "2025-11-25", nil)
+	_, err := call(t, cs, "crm_store", map[string]any{"note": "hello"})
+	if je := dlpError(t, err); !strings.Contains(je.Message, "DLP policy is invalid") {
+		t.Fatalf("refusal %q", je.Message)
+	}
+	if got := e.rec["crm"].received(); len(got) != 0 {
+		t.Fatalf("upstream received %q", got)
+	}
+	if _, err := call(t, cs, "vault_lookup", nil); err == nil || !strings.Contains(err.Error(), "DLP policy is invalid") {
+		t.Fatalf("a call without arguments: %v", err)
 	}
 }
