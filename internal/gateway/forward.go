@@ -307,8 +307,8 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	resp := pc.resp
 	if resp.Error != nil {
 		d.Decision, d.UpstreamStatus = Allow, fmt.Sprintf("error %d", resp.Error.Code)
+		e := *g.inspectError(rc, &d, pc.upstream, resp.Error)
 		g.record(ctx, d)
-		e := *resp.Error
 		if rc.modern && e.Code == mcp.CodeResourceNotFound {
 			e.Code = mcp.CodeInvalidParams
 		}

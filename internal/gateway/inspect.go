@@ -283,6 +283,36 @@ func (g *Gateway) inspectNotification(rc *reqCtx, up string, ev *mcp.Message) *m
 	return ev
 }
 
+// inspectError applies the persona's response rules to an upstream's
+// JSON-RPC error (its message and data can carry values too). A blocked
+// error is replaced by one that says so.
+func (g *Gateway) inspectError(rc *reqCtx, d *Decision, up string, e *mcp.Error) *mcp.Error {
+	ds, p := g.dlpFor(rc)
+	if p.engine == nil || (!p.response && !ds.taint) {
+		return e
+	}
+	out := *e
+	msg, v, err := p.engine.ApplyText(dlp.Response, []byte(e.Message))
+	if err != nil || v.Decision == dlp.Block {
+		d.DLPResponse = dlp.Block.String()
+		return &mcp.Error{Code: e.Code, Message: "upstream error withheld by data-loss prevention"}
+	}
+	d.addFindings(v.Findings)
+	out.Message = string(msg)
+	if len(e.Data) > 0 {
+		data, dv, err := p.engine.ApplyFlow(g.flow(rc, ds, up), dlp.Response, e.Data)
+		if err != nil || dv.Decision == dlp.Block {
+			out.Data = nil
+		} else {
+			out.Data = data
+			d.addFindings(dv.Findings)
+			v.Decision = max(v.Decision, dv.Decision)
+		}
+	}
+	d.DLPResponse = v.Decision.String()
+	return &out
+}
+
 // blockedError is the JSON-RPC error of a refused request or result: it
 // names the detectors and rules, never the values.
 func blockedError(what, reasons string, detectors, rules []string) *mcp.Error {

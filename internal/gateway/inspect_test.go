@@ -328,6 +328,14 @@ func TestDLPPromptsResourcesNotifications(t *testing.T) {
 		t.Fatalf("resource text %q (%v): want valid JSON with the card redacted", rr.Contents[0].Text, err)
 	}
 
+	// An upstream's JSON-RPC error (here: not found, naming the URI) is
+	// inspected too.
+	_, err = cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: "customer://" + e.card})
+	var je *jsonrpc.Error
+	if !errors.As(err, &je) || strings.Contains(je.Message+string(je.Data), e.card) || !strings.Contains(string(je.Data), "[REDACTED:card-") {
+		t.Fatalf("upstream error: %v (data %s)", err, je.Data)
+	}
+
 	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "debug"}); err != nil {
 		t.Fatal(err)
 	}
