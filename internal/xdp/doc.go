@@ -41,11 +41,23 @@
 //     of the pinned IPs of currently valid credentials: else DROP "pin";
 //     e. PASS.
 //
+// # Lookup structures
+//
+// IPv4 sources are looked up in flat DIR-24-8 tables (one array read per
+// /24, a second for /24s split into longer prefixes) for the country and for
+// the global CIDR lists; IPv6 sources and per-listener CIDRs use LPM tries.
+// BenchmarkCountryLookup measured the kernel LPM trie at 280 ns (10k
+// prefixes), 750 ns (100k) and 1.5 us (1M) per lookup with random keys,
+// against a flat ~50 ns for DIR-24-8; an IPv4 table costs 64 MiB of kernel
+// memory when it spans the whole address space (less for sparse ones).
+//
 // # Atomic policy changes
 //
 // Every policy map exists twice, in slot 0 and slot 1 of an array-of-maps.
 // The live slot is seq&1 in the config map. Update builds fresh inner maps,
 // stores them in the idle slot and then bumps seq, so a packet sees either
 // the whole old or the whole new policy; the program re-reads seq after
-// fetching its maps and retries if it changed.
+// fetching its maps and retries if it changed. Only inner maps whose content
+// changed are replaced, because the kernel waits for an RCU grace period on
+// each replacement: a pin added or revoked costs one (~15-20 ms here).
 package xdp
