@@ -16,7 +16,7 @@ import (
 
 type fixedSource struct{ v *View }
 
-func (s fixedSource) View() *View                           { return s.v }
+func (s fixedSource) View() *View                          { return s.v }
 func (s fixedSource) Subscribe() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
 
 // benchResult is a ≈4 KB tools/call result: prose and order lines with a
