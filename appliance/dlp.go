@@ -67,8 +67,10 @@ func icapConfig(cfg Config) (*gateway.ICAPConfig, error) {
 			ic.ReqMod = true
 		case "respmod":
 			ic.RespMod = true
+		case "both":
+			ic.ReqMod, ic.RespMod = true, true
 		default:
-			return nil, fmt.Errorf("--icap-mode %q: want reqmod, respmod or both (comma-separated)", m)
+			return nil, fmt.Errorf("--icap-mode %q: want reqmod, respmod (comma-separated) or both", m)
 		}
 	}
 	return ic, nil

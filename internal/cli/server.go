@@ -58,7 +58,7 @@ func newServerCmd() *cobra.Command {
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
 	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
 	f.StringVar(&cfg.ICAPURL, "icap-url", "", "ICAP service for tool arguments and results after the built-in DLP, icap://HOST[:PORT]/SERVICE (e.g. icap://127.0.0.1:1344/echo)")
-	f.StringSliceVar(&cfg.ICAPModes, "icap-mode", []string{"reqmod", "respmod"}, "what goes to the ICAP service: reqmod (arguments), respmod (results), or both")
+	f.StringSliceVar(&cfg.ICAPModes, "icap-mode", []string{"reqmod", "respmod"}, "what goes to the ICAP service: reqmod (arguments), respmod (results); comma-separated, or both")
 	f.BoolVar(&cfg.ICAPFailOpen, "icap-fail-open", false, "pass messages uninspected when the ICAP service is unreachable (default: refuse the call)")
 	f.DurationVar(&cfg.ICAPTimeout, "icap-timeout", 10*time.Second, "time limit of one ICAP exchange")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
