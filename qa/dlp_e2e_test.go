@@ -1,12 +1,17 @@
 package qa
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +48,7 @@ func startRecords(t *testing.T, name, card, mail string) *records {
 		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			rec := map[string]any{"customer": "Jane Roe", "card": r.card, "email": r.mail}
 			return &mcp.CallToolResult{
-				Content:           []mcp.Content{&mcp.TextContent{Text: "Jane Roe pays with " + r.card + ", mail " + r.mail}},
+				Content:           []mcp.Content{&mcp.TextContent{Text: "Jane Roe (Project Nightjar) pays with " + r.card + ", mail " + r.mail}},
 				StructuredContent: rec,
 			}, nil
 		})
@@ -257,5 +262,116 @@ func TestDLPThroughTheBinary(t *testing.T) {
 	}
 	if !strings.Contains(logs, "dlp_request=block") || !strings.Contains(logs, "dlp_response=modify") {
 		t.Fatalf("decision log without DLP verdicts:\n%s", logs)
+	}
+}
+
+// startContentFilter runs the real c-icap server with its content filtering
+// service "filter": it rewrites the codename "Project Nightjar" and blocks
+// bodies holding "EICAR-TEST-SIGNATURE".
+func startContentFilter(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("c-icap")
+	mods, _ := filepath.Glob("/usr/lib/*/c_icap/srv_content_filtering.so")
+	if err != nil || len(mods) == 0 {
+		t.Fatalf("c-icap with its content filtering service is not installed (apt-get install c-icap libc-icap-mod-contentfiltering; listed in .ci/packages.d/dlpwire): %v", err)
+	}
+	addr := harness.FreeAddr(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`PidFile %[1]s/c-icap.pid
+CommandsSocket %[1]s/c-icap.ctl
+StartServers 1
+MaxServers 1
+ThreadsPerChild 8
+Port %[2]s
+TmpDir %[1]s
+DebugLevel 1
+ModulesDir %[3]s
+ServicesDir %[3]s
+TemplateDir /usr/share/c_icap/templates/
+LoadMagicFile /etc/c-icap/c-icap.magic
+ServerLog %[1]s/server.log
+AccessLog %[1]s/access.log
+Service filter srv_content_filtering.so
+acl local src 127.0.0.1/255.255.255.255
+srv_content_filtering.Match codename body /Project.Nightjar/g score=10 info{RED}=CLASSIFIED
+srv_content_filtering.Match marker body /EICAR-TEST-SIGNATURE/ score=100
+srv_content_filtering.Profile gw block score{marker>50}
+srv_content_filtering.Profile gw replace score{codename>5} replaceInfo=RED
+srv_content_filtering.ProfileOption gw AnyContentType
+srv_content_filtering.ProfileAccess gw local
+`, dir, addr, filepath.Dir(mods[0]))
+	cf := filepath.Join(dir, "c-icap.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-N", "-f", cf)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start c-icap: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c-icap did not listen on %s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestICAPThroughTheBinary starts the node with --icap-url pointing at a
+// real c-icap content filter: its rewrite reaches the agent, its block
+// refuses the call before the upstream; a node whose ICAP service is down
+// refuses calls (fail-closed by default).
+func TestICAPThroughTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	icapAddr := startContentFilter(t)
+	card := detectorSample(t, "card-visa", 31)
+	vault := startRecords(t, "vault", card, detectorSample(t, "email", 32))
+	sandbox := startRecords(t, "sandbox", card, "x@example.com")
+	yaml := strings.NewReplacer("VAULT_URL", vault.url, "SANDBOX_URL", sandbox.url).Replace(dlpYAML)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	n := harness.StartNode(t, "--icap-url", "icap://"+icapAddr+"/filter", "--icap-mode", "reqmod,respmod")
+	n.Apply(yaml)
+	s, err := connectAgent(ctx, n.GatewayURL()+"/p/analyst/mcp", n.NewKey("analyst-bot"))
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, n.Logs())
+	}
+	defer s.Close()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "vault_lookup", Arguments: map[string]any{}})
+	if err != nil || !strings.Contains(resultText(res), "Jane Roe (CLASSIFIED)") {
+		t.Fatalf("lookup through the content filter: %v %+v\n%s", err, res, n.Logs())
+	}
+	_, err = s.CallTool(ctx, &mcp.CallToolParams{Name: "vault_store", Arguments: map[string]any{"note": "EICAR-TEST-SIGNATURE"}})
+	var je *jsonrpc.Error
+	if !errors.As(err, &je) || !strings.Contains(je.Message, "refused by the ICAP service") {
+		t.Fatalf("blocked request: %v", err)
+	}
+	if got := vault.received(); len(got) != 0 {
+		t.Fatalf("vault received %q", got)
+	}
+
+	down := harness.StartNode(t, "--icap-url", "icap://"+harness.FreeAddr(t)+"/filter", "--icap-timeout", "2s")
+	down.Apply(yaml)
+	s2, err := connectAgent(ctx, down.GatewayURL()+"/p/analyst/mcp", down.NewKey("analyst-bot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_, err = s2.CallTool(ctx, &mcp.CallToolParams{Name: "vault_store", Arguments: map[string]any{"note": "hello"}})
+	if err == nil || !strings.Contains(err.Error(), "content inspection is unavailable") {
+		t.Fatalf("fail-closed: %v", err)
+	}
+	if got := vault.received(); len(got) != 0 {
+		t.Fatalf("vault received %q while the ICAP service was down", got)
 	}
 }
