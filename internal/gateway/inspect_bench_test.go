@@ -89,3 +89,44 @@ func mustHMAC(b *testing.B) dlp.MAC {
 	}
 	return h
 }
+
+// FuzzInspectResult feeds arbitrary upstream results through stage 9 with
+// rules of every action: it never panics, and a valid JSON result stays
+// valid JSON (or is refused).
+func FuzzInspectResult(f *testing.F) {
+	f.Add([]byte(`{"content":[{"type":"text","text":"card 4111 1111 1111 1111, mail a@b.example"}]}`))
+	f.Add([]byte(`{"structuredContent":{"card":4111111111111111,"note":"{\"iban\":\"DE89370400440532013000\"}"}}`))
+	f.Add([]byte(`{"contents":[{"uri":"x://1","text":"ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"}]}`))
+	f.Add([]byte(`[1,"2",{"a":null}]`))
+	f.Add([]byte(`{"a":"\u0034111111111111111"}`))
+	f.Add([]byte(`not json`))
+	rules := []state.DLPRule{
+		{Categories: []string{"pci"}, Action: "mask"},
+		{Categories: []string{"banking"}, Action: "tokenize", Format: "ff1"},
+		{Categories: []string{"secrets"}, Action: "redact"},
+		{Categories: []string{"pii"}, Action: "tokenize"},
+		{Categories: []string{"phi"}, Action: "block"},
+	}
+	up := &UpstreamSpec{Name: "crm", Environment: "prod", Egress: "internal"}
+	v := &View{Index: 1, Upstreams: map[string]*UpstreamSpec{"crm": up}, DLP: map[string][]state.DLPRule{"p": rules}}
+	h, _ := dlp.NewHMAC([]byte("fuzz-only-key-0123456789abcdefgh"))
+	g, err := New(Config{Source: fixedSource{v}, Authenticator: &authn.APIKeys{}, SessionKey: make([]byte, 32), DLPKey: h})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer g.Close()
+	rc := &reqCtx{r: httptest.NewRequest("POST", "/p/p/mcp", nil), persona: "p", view: v, start: time.Now(), p: authn.Principal{Agent: "a", KeyID: "k"}}
+	f.Fuzz(func(t *testing.T, res []byte) {
+		var d Decision
+		out, e := g.inspectResult(rc, &d, "tools/call", "crm", res)
+		if e != nil {
+			if d.DLPResponse != "block" {
+				t.Fatalf("refused without a block verdict: %+v", d)
+			}
+			return
+		}
+		if json.Valid(res) && !json.Valid(out) {
+			t.Fatalf("valid result %q became invalid %q", res, out)
+		}
+	})
+}
