@@ -42,8 +42,8 @@ type Decision struct {
 	// DLPFindings counts sensitive values found, by detector id (both
 	// directions; never the values).
 	DLPFindings map[string]int
-	// ICAP is the ICAP stage's outcome ("reqmod 204", "respmod 200
-	// modified", "… blocked", "… failed", "… failed-open"), "" when unused.
+	// ICAP lists the ICAP exchanges' outcomes ("reqmod 204, respmod 200
+	// modified"; "… blocked", "… failed", "… failed-open"), "" when unused.
 	ICAP string
 }
 

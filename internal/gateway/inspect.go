@@ -98,8 +98,9 @@ func (s *dlpStage) compiled(v *View) *dlpSet {
 	}
 	var err error
 	if ds.base, err = s.compile(nil); err != nil {
-		// An empty policy always compiles; this is a programming error.
-		panic(fmt.Sprintf("gateway: empty DLP policy: %v", err))
+		// An empty policy always compiles; should it not, fail closed.
+		s.log.Error("the baseline DLP policy does not compile; calls are refused", "err", err)
+		ds.base = &personaDLP{}
 	}
 	names := make([]string, 0, len(v.DLP))
 	for name := range v.DLP {

@@ -41,7 +41,7 @@ func (g *Gateway) icapRequest(rc *reqCtx, d *Decision, method, up string, doc []
 	if err != nil {
 		return nil, g.icapFailure(d, "REQMOD", err)
 	}
-	d.ICAP = "reqmod " + strconv.Itoa(res.Status)
+	d.addICAP("reqmod " + strconv.Itoa(res.Status))
 	switch {
 	case res.Unchanged():
 		return nil, nil
@@ -62,7 +62,7 @@ func (g *Gateway) icapResponse(rc *reqCtx, d *Decision, method, up string, doc [
 	if err != nil {
 		return nil, g.icapFailure(d, "RESPMOD", err)
 	}
-	d.ICAP = "respmod " + strconv.Itoa(res.Status)
+	d.addICAP("respmod " + strconv.Itoa(res.Status))
 	switch {
 	case res.Unchanged():
 		return nil, nil
@@ -125,11 +125,19 @@ func (g *Gateway) icapRefusal(d *Decision, what string, res *icap.Result) *mcp.E
 func (g *Gateway) icapFailure(d *Decision, mode string, err error) *mcp.Error {
 	if g.dlp.icap.FailOpen {
 		g.dlp.log.Warn("ICAP service failed; passing the message uninspected (fail-open)", "mode", mode, "err", err)
-		d.ICAP = strings.ToLower(mode) + " failed-open"
+		d.addICAP(strings.ToLower(mode) + " failed-open")
 		return nil
 	}
 	g.dlp.log.Warn("ICAP service failed; refusing the message (fail-closed)", "mode", mode, "err", err)
-	d.ICAP = strings.ToLower(mode) + " failed"
+	d.addICAP(strings.ToLower(mode) + " failed")
 	d.Reason = "icap: content inspection service unavailable"
 	return &mcp.Error{Code: mcp.CodeInternalError, Message: "content inspection is unavailable, so the call was refused; try again later"}
+}
+
+// addICAP appends one exchange's outcome to the decision.
+func (d *Decision) addICAP(s string) {
+	if d.ICAP != "" {
+		d.ICAP += ", "
+	}
+	d.ICAP += s
 }
