@@ -33,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portcullis-gw/portcullis/hsm"
@@ -40,7 +41,9 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/netpolicy"
 	"github.com/portcullis-gw/portcullis/internal/state"
+	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
 
 // Config configures one node.
@@ -93,6 +96,8 @@ type Config struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
 	ShutdownTimeout time.Duration
+	// Network configures enforcement at the NIC (XDP); see NetworkConfig.
+	Network NetworkConfig
 }
 
 func (c *Config) setDefaults() {
@@ -130,7 +135,7 @@ func (c *Config) validate() error {
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		return errors.New("serving without TLS needs --dev; otherwise pass --tls-cert and --tls-key")
 	}
-	return nil
+	return c.Network.validate()
 }
 
 func isLoopback(addr string) bool {
@@ -156,6 +161,12 @@ type Appliance struct {
 	gateway  *http.Server
 	adminLn  net.Listener
 	gwLn     net.Listener
+
+	tlsCfg    *tls.Config
+	datapath  *xdp.Datapath
+	netpolicy *netpolicy.Enforcer
+	metrics   *prometheus.Registry
+	personas  *personaListeners
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -198,6 +209,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	a.tlsCfg = tlsCfg
 
 	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm")); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -216,6 +228,10 @@ func New(cfg Config) (_ *Appliance, err error) {
 		SnapshotInterval:  cfg.SnapshotInterval,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+
+	if err := a.openNetwork(); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 
@@ -258,8 +274,11 @@ func New(cfg Config) (_ *Appliance, err error) {
 		AdminToken: token,
 		Ready:      a.ready.Load,
 		Drafter:    a.draftPersona,
-		Routes:     a.secretRoutes(),
-		Logger:     a.log.With("component", "api"),
+		Routes:     append(a.secretRoutes(), a.networkRoutes()...),
+		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
+		// IP2Location IPv6 CSV is ~40 MB.
+		MaxBodyBytes: 64 << 20,
+		Logger:       a.log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -273,7 +292,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: gateway listener: %w", err)
 	}
 	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
-	a.admin = &http.Server{Handler: adminAPI, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	a.personas = &personaListeners{a: a, tls: tlsCfg, log: a.log.With("component", "listeners"),
+		running: map[string]*personaServer{}, failed: map[string]string{}}
+	a.admin = &http.Server{Handler: a.adminHandler(adminAPI, token), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	a.gateway = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	return a, nil
 }
@@ -294,7 +315,7 @@ func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 func (a *Appliance) gatewayHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("/", a.gw.Handler())
+	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.gw.Handler()))
 	return mux
 }
 
@@ -324,6 +345,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.node.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
+	g.Go(func() error { return a.netpolicy.Run(ctx) })
+	g.Go(func() error { return a.personas.run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
 	g.Go(func() error { return serve(a.gateway, a.gwLn) })
 	g.Go(func() error {
@@ -403,6 +426,12 @@ func (a *Appliance) Close() error {
 	}
 	if a.keystore != nil {
 		errs = append(errs, a.keystore.Close())
+	}
+	if a.personas != nil {
+		a.personas.closeAll(0)
+	}
+	if a.datapath != nil {
+		errs = append(errs, a.datapath.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -11,7 +11,7 @@
 //	GET    /healthz                      200 once the node serves (no auth)
 //	GET    /v1/status                    raft status of this node
 //	POST   /v1/apply                     apply YAML documents (all or nothing)
-//	GET    /v1/{kind}                    list upstreams, skills, personas, agents
+//	GET    /v1/{kind}                    list upstreams, skills, personas, agents, networkpolicies
 //	GET    /v1/{kind}/{name}             one object, as a re-appliable document
 //	DELETE /v1/{kind}/{name}             delete (refused while referenced)
 //	POST   /v1/agents/{name}/keys        create an API key (returned once)
@@ -181,6 +181,9 @@ func addRoute(g *gin.RouterGroup, r Route) (err error) {
 // kindPaths are the path segments naming a kind: "upstreams", "upstream".
 func kindPaths(k state.Kind) []string {
 	l := strings.ToLower(string(k))
+	if strings.HasSuffix(l, "y") {
+		return []string{l[:len(l)-1] + "ies", l} // networkpolicies
+	}
 	return []string{l + "s", l}
 }
 

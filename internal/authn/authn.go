@@ -142,6 +142,10 @@ func (a *APIKeys) Authenticate(r *http.Request) (Principal, error) {
 		if err != nil || pin.Unmap() != ip.Unmap() {
 			return Principal{}, fail("invalid_token", "API key is pinned to another client address")
 		}
+	} else if per := snap.Personas[agent.Persona]; per != nil && per.Network != nil && per.Network.PinTokensToIP {
+		// A key made before the persona turned pinning on has no address:
+		// it is good from nowhere.
+		return Principal{}, fail("invalid_token", "the persona pins credentials to client addresses and this API key has none; create one with --pin-ip")
 	}
 	return Principal{Agent: agent.Name, Persona: agent.Persona, KeyID: key.ID, Method: "apikey", ClientIP: ip}, nil
 }

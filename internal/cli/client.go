@@ -173,6 +173,7 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 		rd, contentType = bytes.NewReader(j), "application/json"
 	}
 	u := *c.base
+	path, u.RawQuery, _ = strings.Cut(path, "?")
 	u.Path += path
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {

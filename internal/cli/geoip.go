@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"sort"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,12 +15,11 @@ import (
 func init() { register(newGeoIPCmd) }
 
 func newGeoIPCmd() *cobra.Command {
-	var admin adminFlags
 	cmd := &cobra.Command{
 		Use:   "geoip",
 		Short: "Manage the GeoIP database used for geofencing",
 	}
-	admin.bind(cmd)
+	var opts clientOpts
 	var format string
 	var dryRun bool
 	imp := &cobra.Command{
@@ -68,17 +64,19 @@ first, so a broken file is reported without contacting the cluster.`,
 				printImport(out, args[0], geoip.Summarize(t, f, blob))
 				return nil
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
-			defer cancel()
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
 			var res geoip.ImportResult
-			path := "/api/v1/geoip?format=" + url.QueryEscape(string(f))
-			if err := admin.do(ctx, http.MethodPost, path, "application/octet-stream", bytes.NewReader(data), &res); err != nil {
+			if err := c.do(cmd.Context(), http.MethodPost, "/v1/geoip?format="+url.QueryEscape(string(f)), data, &res); err != nil {
 				return err
 			}
 			printImport(out, args[0], res)
 			return nil
 		},
 	}
+	opts.addFlags(imp)
 	imp.Flags().StringVar(&format, "format", "", "mmdb, dbip-csv or ip2location-csv (default: detect)")
 	imp.Flags().BoolVar(&dryRun, "dry-run", false, "parse and summarize locally, import nothing")
 	cmd.AddCommand(imp)

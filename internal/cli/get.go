@@ -17,7 +17,7 @@ func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME]",
 		Short: "List objects of a kind, or show one",
-		Long: "List the upstreams, skills, personas or agents a node knows, or show one of them.\n" +
+		Long: "List the upstreams, skills, personas, agents or network policies a node knows, or show one of them.\n" +
 			"-o yaml prints documents that `portcullis apply` accepts back.",
 		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml",
 		Args:    cobra.RangeArgs(1, 2),

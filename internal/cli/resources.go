@@ -80,6 +80,9 @@ var kinds = []kindInfo{
 	{kind: "Agent", path: "agents", columns: []column{
 		{"PERSONA", field("persona")}, {"DESCRIPTION", field("description")},
 	}},
+	{kind: "NetworkPolicy", path: "networkpolicies", columns: []column{
+		{"DENY", list("denyCIDRs")}, {"ALLOW", list("allowCIDRs")}, {"UNKNOWN COUNTRY", field("unknownCountry")},
+	}},
 }
 
 // lookupKind accepts the kind in any case, singular or plural

@@ -61,6 +61,9 @@ func newServerCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.ICAPModes, "icap-mode", []string{"reqmod", "respmod"}, "what goes to the ICAP service: reqmod (arguments), respmod (results); comma-separated, or both")
 	f.BoolVar(&cfg.ICAPFailOpen, "icap-fail-open", false, "pass messages uninspected when the ICAP service is unreachable (default: refuse the call)")
 	f.DurationVar(&cfg.ICAPTimeout, "icap-timeout", 10*time.Second, "time limit of one ICAP exchange")
+	f.StringSliceVar(&cfg.Network.Ifaces, "xdp-iface", nil, "attach the XDP network filter to these interfaces (IFACE[,IFACE]); needs root")
+	f.StringVar(&cfg.Network.Mode, "xdp-mode", "auto", "XDP attach mode: auto (native where the driver supports it, else generic), native or generic")
+	f.StringVar(&cfg.Network.Fail, "xdp-fail", "open", "when XDP cannot load or attach: open (enforce in userspace only, warn) or closed (refuse to start)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

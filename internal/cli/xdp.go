@@ -1,16 +1,13 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,82 +16,31 @@ import (
 
 func init() { register(newXDPCmd) }
 
-// adminFlags locate a node's admin API for the network commands.
-type adminFlags struct {
-	url   string
-	token string
-}
-
-func (a *adminFlags) bind(cmd *cobra.Command) {
-	def := os.Getenv("PORTCULLIS_ADMIN")
-	if def == "" {
-		def = "http://127.0.0.1:9443"
-	}
-	cmd.PersistentFlags().StringVar(&a.url, "admin", def, "admin API base URL (env PORTCULLIS_ADMIN)")
-	cmd.PersistentFlags().StringVar(&a.token, "token", "", "admin API token (default: env PORTCULLIS_TOKEN)")
-}
-
-// do sends one request to the admin API and decodes a JSON answer into out.
-// Error bodies of the form {"error": "..."} become the returned error.
-func (a *adminFlags) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, body)
-	if err != nil {
-		return err
-	}
-	tok := a.token
-	if tok == "" {
-		tok = os.Getenv("PORTCULLIS_TOKEN")
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("admin API: %s", e.Error)
-		}
-		return fmt.Errorf("admin API: %s %s: %s", method, path, resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin API: unexpected answer: %w", err)
-	}
-	return nil
-}
-
 func newXDPCmd() *cobra.Command {
-	var admin adminFlags
 	cmd := &cobra.Command{
 		Use:   "xdp",
 		Short: "Inspect the NIC-level network enforcement (XDP)",
 	}
-	admin.bind(cmd)
-	var asJSON bool
+	var (
+		opts   clientOpts
+		asJSON bool
+	)
 	stats := &cobra.Command{
 		Use:   "stats",
 		Short: "Show XDP attach state and packet counters per verdict reason",
-		Args:  cobra.NoArgs,
+		Long: "Show where the XDP program is attached (native or generic mode), or why it is not\n" +
+			"and the rules are enforced in userspace only, and the per-reason counters: packets\n" +
+			"the kernel passed or dropped (global_deny, cidr, country, pin, malformed) and the\n" +
+			"userspace check's decisions.",
+		Example: "  portcullis xdp stats --server https://10.0.0.5:9443 --token-file /etc/portcullis/admin-token",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
+			c, err := opts.client()
+			if err != nil {
+				return err
+			}
 			var s xdp.Stats
-			if err := admin.do(ctx, http.MethodGet, "/api/v1/xdp/stats", "", nil, &s); err != nil {
+			if err := c.do(cmd.Context(), http.MethodGet, "/v1/xdp/stats", nil, &s); err != nil {
 				return err
 			}
 			if asJSON {
@@ -105,6 +51,7 @@ func newXDPCmd() *cobra.Command {
 			return printXDPStats(cmd.OutOrStdout(), s)
 		},
 	}
+	opts.addFlags(stats)
 	stats.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	cmd.AddCommand(stats)
 	return cmd

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/geoip"
+	"github.com/portcullis-gw/portcullis/internal/netpolicy"
+	"github.com/portcullis-gw/portcullis/internal/state"
 	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
 
@@ -34,18 +37,31 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 		mu      sync.Mutex
 		applied []byte
 	)
+	const token = "test-admin-token-0123456789"
+	t.Setenv("PORTCULLIS_TOKEN", token)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/xdp/stats", xdp.StatsHandler(d))
-	mux.Handle("/api/v1/geoip", geoip.ImportHandler(func(_ context.Context, blob []byte) error {
+	mux.Handle("GET /v1/xdp/stats", xdp.StatsHandler(d))
+	mux.Handle("POST /v1/geoip", netpolicy.ImportHandler(applierFunc(func(_ context.Context, b []byte) (any, error) {
+		cmd, err := state.DecodeCommand(b)
+		if err != nil || cmd.Op != state.OpGeoIPImport {
+			return nil, fmt.Errorf("unexpected command %v", err)
+		}
 		mu.Lock()
-		applied = blob
+		applied = cmd.GeoIP
 		mu.Unlock()
-		return nil
+		return &state.Result{}, nil
+	}), nil))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"code":"unauthorized","message":"wrong admin token"}}`)
+			return
+		}
+		mux.ServeHTTP(w, r)
 	}))
-	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	out, err := runCLI(t, "", "xdp", "stats", "--admin", srv.URL)
+	out, err := runCLI(t, "", "xdp", "stats", "--server", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +71,7 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "dbip.csv")
 	os.WriteFile(file, []byte("1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.3.255,CN\n2001:db8::,2001:db8::ffff,DE\n"), 0o600)
-	out, err = runCLI(t, "", "geoip", "import", file, "--admin", srv.URL)
+	out, err = runCLI(t, "", "geoip", "import", file, "--server", srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +87,22 @@ func TestXDPStatsAndGeoIPImport(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	os.WriteFile(bad, []byte("1.0.0.0,1.0.0.255,Australia\n"), 0o600)
-	if _, err := runCLI(t, "", "geoip", "import", bad, "--admin", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
+	if _, err := runCLI(t, "", "geoip", "import", bad, "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("bad file: %v", err)
 	}
+	// A wrong explicit format is reported before anything is sent.
+	if _, err := runCLI(t, "", "geoip", "import", file, "--format", "ip2location-csv", "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "not an IP number") {
+		t.Fatalf("wrong --format: %v", err)
+	}
+	t.Setenv("PORTCULLIS_TOKEN", "wrong-token-0123456789")
+	if _, err := runCLI(t, "", "xdp", "stats", "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "rejected the admin token") {
+		t.Fatalf("wrong token: %v", err)
+	}
 }
+
+type applierFunc func(context.Context, []byte) (any, error)
+
+func (f applierFunc) Apply(ctx context.Context, b []byte) (any, error) { return f(ctx, b) }
 
 // regexpLine reports whether a line starts with the first field and
 // contains the others.

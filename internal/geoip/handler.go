@@ -36,7 +36,8 @@ func Summarize(t *Table, f Format, blob []byte) ImportResult {
 	return res
 }
 
-// ImportHandler serves POST /api/v1/geoip: the request body is the database
+// ImportHandler serves POST /v1/geoip (mount it with api.Config.Routes as
+// {Method: "POST", Path: "/geoip"}): the request body is the database
 // file, ?format= names its format (default: detected). It parses and
 // serializes the table and hands the blob to apply, which replicates it
 // (raft) and returns once it is committed. Bad input gets 400 with the
@@ -45,42 +46,42 @@ func ImportHandler(apply func(ctx context.Context, blob []byte) error) http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeErr(w, http.StatusMethodNotAllowed, "use POST with the database file as the body")
+			writeErr(w, http.StatusMethodNotAllowed, "bad_request", "use POST with the database file as the body")
 			return
 		}
 		f, err := ParseFormat(r.URL.Query().Get("format"))
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, err.Error())
+			writeErr(w, http.StatusBadRequest, "bad_request", err.Error())
 			return
 		}
 		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxImportBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeErr(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("database larger than %d bytes", MaxImportBytes))
+				writeErr(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("database larger than %d bytes", MaxImportBytes))
 				return
 			}
-			writeErr(w, http.StatusBadRequest, "reading the upload failed")
+			writeErr(w, http.StatusBadRequest, "bad_request", "reading the upload failed")
 			return
 		}
 		if f == FormatAuto {
 			if f, err = DetectFormat(data); err != nil {
-				writeErr(w, http.StatusBadRequest, err.Error())
+				writeErr(w, http.StatusBadRequest, "invalid", err.Error())
 				return
 			}
 		}
 		t, err := Parse(data, f)
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, err.Error())
+			writeErr(w, http.StatusBadRequest, "invalid", err.Error())
 			return
 		}
 		blob, err := t.MarshalBinary()
 		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "serializing the table failed")
+			writeErr(w, http.StatusInternalServerError, "internal", "serializing the table failed")
 			return
 		}
 		if err := apply(r.Context(), blob); err != nil {
-			writeErr(w, http.StatusServiceUnavailable, "replicating the table failed: "+err.Error())
+			writeErr(w, http.StatusServiceUnavailable, "unavailable", "replicating the table failed: "+err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -88,8 +89,10 @@ func ImportHandler(apply func(ctx context.Context, blob []byte) error) http.Hand
 	})
 }
 
-func writeErr(w http.ResponseWriter, code int, msg string) {
+// writeErr answers in the admin API's error envelope:
+// {"error": {"code", "message"}}.
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }

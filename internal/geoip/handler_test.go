@@ -14,7 +14,7 @@ func TestImportHandler(t *testing.T) {
 	var got []byte
 	h := ImportHandler(func(_ context.Context, blob []byte) error { got = blob; return nil })
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/geoip", strings.NewReader(dbipCSV)))
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/geoip", strings.NewReader(dbipCSV)))
 	if rec.Code != 200 {
 		t.Fatalf("import: %d %s", rec.Code, rec.Body)
 	}
@@ -35,18 +35,18 @@ func TestImportHandler(t *testing.T) {
 
 	got = nil
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/geoip?format=dbip-csv", strings.NewReader("1.0.0.0,1.0.0.255,Australia\n")))
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/geoip?format=dbip-csv", strings.NewReader("1.0.0.0,1.0.0.255,Australia\n")))
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "line 1") || got != nil {
 		t.Fatalf("bad file: %d %s, applied=%v", rec.Code, rec.Body, got != nil)
 	}
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/geoip?format=xml", strings.NewReader(dbipCSV)))
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/geoip?format=xml", strings.NewReader(dbipCSV)))
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("bad format: %d", rec.Code)
 	}
 	fail := ImportHandler(func(context.Context, []byte) error { return errors.New("no leader") })
 	rec = httptest.NewRecorder()
-	fail.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/geoip", strings.NewReader(dbipCSV)))
+	fail.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/geoip", strings.NewReader(dbipCSV)))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("apply failure: %d", rec.Code)
 	}

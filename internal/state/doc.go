@@ -1,5 +1,8 @@
 // Package state is Portcullis's replicated control state: upstream MCP servers,
-// the Skill Registry, Personas, Agents and their API keys.
+// the Skill Registry, Personas, Agents and their API keys, sealed secrets,
+// the global NetworkPolicy objects and the imported GeoIP country table
+// (geoip.import, kept as the zstd blob internal/geoip serializes, and
+// persisted in FSM snapshots).
 //
 // Admins describe objects as Kubernetes-like YAML documents
 // (apiVersion portcullis/v1; kind; metadata; spec). ParseDocuments turns a

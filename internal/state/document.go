@@ -320,9 +320,9 @@ func decodeDocument(root any, lines map[string]int) (Object, []*FieldError) {
 	ks, _ := top["kind"].(string)
 	var kind Kind
 	if top["kind"] == nil {
-		add("kind", "required (one of Upstream, Skill, Persona, Agent)")
+		add("kind", "required (one of Upstream, Skill, Persona, Agent, NetworkPolicy)")
 	} else if k := Kind(ks); newObject(k) == nil {
-		add("kind", fmt.Sprintf("unknown kind %q (want one of Upstream, Skill, Persona, Agent)", fmt.Sprint(top["kind"])))
+		add("kind", fmt.Sprintf("unknown kind %q (want one of Upstream, Skill, Persona, Agent, NetworkPolicy)", fmt.Sprint(top["kind"])))
 	} else {
 		kind = k
 	}

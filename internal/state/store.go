@@ -30,12 +30,22 @@ const (
 	// stored one (1 for a new secret), so concurrent puts cannot interleave.
 	OpSecretPut    Op = "secret.put"
 	OpSecretDelete Op = "secret.delete" // remove the secret Name
+	// OpGeoIPImport replaces the cluster's GeoIP country table with GeoIP,
+	// a table serialized by internal/geoip (zstd-compressed).
+	OpGeoIPImport Op = "geoip.import"
 	// OpSecretReseal replaces the ciphertext of Secret at the SAME Version
 	// (after the HSM's sealing key was rotated; the value is unchanged, so
 	// Created and Updated stay). It is refused when the stored version
 	// differs: a put that won the race already sealed under the new key.
 	OpSecretReseal Op = "secret.reseal"
 )
+
+// MaxGeoIPBytes bounds a replicated GeoIP table (a full country database
+// serializes to a few MB).
+const MaxGeoIPBytes = 64 << 20
+
+// geoIPMagic starts every table serialized by internal/geoip.
+const geoIPMagic = "PCGEO1"
 
 // Command is one replicated change. The proposer stamps Time so that every
 // node, and every replay of the log, computes the same state.
@@ -48,6 +58,7 @@ type Command struct {
 	Key       *APIKey    `json:"key,omitempty"`
 	KeyID     string     `json:"keyID,omitempty"`
 	Secret    *Secret    `json:"secret,omitempty"`
+	GeoIP     []byte     `json:"geoip,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -92,6 +103,12 @@ type Snapshot struct {
 	Agents    map[string]*Agent
 	Keys      map[string]*APIKey // by key ID
 	Secrets   map[string]*Secret // sealed; never plaintext
+	// NetworkPolicies are the global network rules (all of them apply).
+	NetworkPolicies map[string]*NetworkPolicy
+	// GeoIP is the imported country table as serialized by internal/geoip
+	// (nil: none imported); GeoIPImported is when it was committed.
+	GeoIP         []byte
+	GeoIPImported time.Time
 }
 
 func emptySnapshot() *Snapshot {
@@ -102,6 +119,8 @@ func emptySnapshot() *Snapshot {
 		Agents:    map[string]*Agent{},
 		Keys:      map[string]*APIKey{},
 		Secrets:   map[string]*Secret{},
+
+		NetworkPolicies: map[string]*NetworkPolicy{},
 	}
 }
 
@@ -122,6 +141,10 @@ func (s *Snapshot) Get(k Kind, name string) Object {
 		}
 	case KindAgent:
 		if o := s.Agents[name]; o != nil {
+			return o
+		}
+	case KindNetworkPolicy:
+		if o := s.NetworkPolicies[name]; o != nil {
 			return o
 		}
 	}
@@ -147,6 +170,10 @@ func (s *Snapshot) List(k Kind) []Object {
 		}
 	case KindAgent:
 		for _, o := range s.Agents {
+			add(o)
+		}
+	case KindNetworkPolicy:
+		for _, o := range s.NetworkPolicies {
 			add(o)
 		}
 	}
@@ -191,6 +218,10 @@ func (s *Snapshot) clone() *Snapshot {
 		Agents:    maps.Clone(s.Agents),
 		Keys:      maps.Clone(s.Keys),
 		Secrets:   maps.Clone(s.Secrets),
+
+		NetworkPolicies: maps.Clone(s.NetworkPolicies),
+		GeoIP:           s.GeoIP,
+		GeoIPImported:   s.GeoIPImported,
 	}
 }
 
@@ -204,6 +235,8 @@ func (s *Snapshot) put(o Object) {
 		s.Personas[o.Name] = o
 	case *Agent:
 		s.Agents[o.Name] = o
+	case *NetworkPolicy:
+		s.NetworkPolicies[o.Name] = o
 	}
 }
 
@@ -222,6 +255,8 @@ func (s *Snapshot) remove(k Kind, name string) {
 				delete(s.Keys, id)
 			}
 		}
+	case KindNetworkPolicy:
+		delete(s.NetworkPolicies, name)
 	}
 }
 
@@ -461,6 +496,19 @@ func plan(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error)
 		}
 		delete(next.Secrets, cmd.Name)
 		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: cmd.Name, Action: "deleted"})
+	case OpGeoIPImport:
+		switch {
+		case len(cmd.GeoIP) > MaxGeoIPBytes:
+			return nil, nil, fmt.Errorf("geoip.import: table of %d bytes exceeds %d", len(cmd.GeoIP), MaxGeoIPBytes)
+		case !bytes.HasPrefix(cmd.GeoIP, []byte(geoIPMagic)):
+			return nil, nil, fmt.Errorf("geoip.import: not a serialized GeoIP table")
+		}
+		action := "created"
+		if cur.GeoIP != nil {
+			action = "updated"
+		}
+		next.GeoIP, next.GeoIPImported = cmd.GeoIP, cmd.Time
+		res.Changes = append(res.Changes, Change{Kind: "GeoIP", Name: "countries", Action: action})
 	default:
 		return nil, nil, fmt.Errorf("unknown command %q", cmd.Op)
 	}
@@ -501,6 +549,9 @@ type persisted struct {
 	Objects []Document `json:"objects"`
 	Keys    []*APIKey  `json:"keys"`
 	Secrets []*Secret  `json:"secrets,omitempty"`
+	// GeoIP is the imported country table (already zstd-compressed).
+	GeoIP         []byte    `json:"geoip,omitempty"`
+	GeoIPImported time.Time `json:"geoipImported,omitzero"`
 }
 
 type fsmSnapshot struct{ s *Snapshot }
@@ -509,7 +560,7 @@ type fsmSnapshot struct{ s *Snapshot }
 func (s *Store) Snapshot() (raft.FSMSnapshot, error) { return fsmSnapshot{s.cur.Load()}, nil }
 
 func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	p := persisted{Format: 1, Index: f.s.Index}
+	p := persisted{Format: 1, Index: f.s.Index, GeoIP: f.s.GeoIP, GeoIPImported: f.s.GeoIPImported}
 	for _, k := range Kinds {
 		for _, o := range f.s.List(k) {
 			p.Objects = append(p.Objects, EncodeDocument(o))
@@ -561,6 +612,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	for _, sec := range p.Secrets {
 		next.Secrets[sec.Name] = sec
 	}
+	next.GeoIP, next.GeoIPImported = p.GeoIP, p.GeoIPImported
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.publish(next)

@@ -18,11 +18,15 @@ const (
 	KindSkill    Kind = "Skill"
 	KindPersona  Kind = "Persona"
 	KindAgent    Kind = "Agent"
+	// KindNetworkPolicy holds global source-address rules for every port
+	// the appliance serves. Several may exist; they combine (see
+	// NetworkPolicy).
+	KindNetworkPolicy Kind = "NetworkPolicy"
 )
 
 // Kinds lists the declarable kinds in dependency order: an object refers only
 // to kinds earlier in the list.
-var Kinds = []Kind{KindUpstream, KindSkill, KindPersona, KindAgent}
+var Kinds = []Kind{KindUpstream, KindSkill, KindPersona, KindAgent, KindNetworkPolicy}
 
 // ParseKind accepts a kind in any case, singular or plural ("personas").
 func ParseKind(s string) (Kind, error) {
@@ -31,7 +35,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown kind %q (want one of upstream, skill, persona, agent)", s)
+	return "", fmt.Errorf("unknown kind %q (want one of upstream, skill, persona, agent, networkpolicy)", s)
 }
 
 func equalFoldKind(s, k string) bool {
@@ -43,6 +47,8 @@ func equalFoldKind(s, k string) bool {
 	}
 	if len(s) == len(k)+1 && lower(s[len(s)-1]) == 's' {
 		s = s[:len(s)-1]
+	} else if n := len(s); n > 3 && lower(s[n-3]) == 'i' && lower(s[n-2]) == 'e' && lower(s[n-1]) == 's' && lower(k[len(k)-1]) == 'y' {
+		s = s[:n-3] + "y" // "networkpolicies"
 	}
 	if len(s) != len(k) {
 		return false
@@ -221,9 +227,33 @@ type Network struct {
 	DenyCIDRs      []string `json:"denyCIDRs,omitempty"`
 	AllowCountries []string `json:"allowCountries,omitempty"`
 	DenyCountries  []string `json:"denyCountries,omitempty"`
+	// UnknownCountry decides, when a country list is set, for sources the
+	// GeoIP table does not locate: "allow" or "deny". Empty follows the
+	// global NetworkPolicy rule, and without one the list's kind: an
+	// allowCountries list refuses unknown sources, a denyCountries list
+	// admits them.
+	UnknownCountry string `json:"unknownCountry,omitempty"`
 	// PinTokensToIP binds every credential of the persona's agents to one
 	// client address, given when the credential is made.
 	PinTokensToIP bool `json:"pinTokensToIP,omitempty"`
+}
+
+// NetworkPolicy holds global source-address rules, enforced at the NIC (XDP)
+// for every port the node serves and again in userspace.
+//
+// Every NetworkPolicy object applies at once: the global deny list is the
+// union of all DenyCIDRs, the global allow list the union of all AllowCIDRs
+// (if any object lists some, sources outside all of them are refused), and
+// UnknownCountry is "deny" if any object says so, else "allow" if any says
+// so. Splitting the rules over several objects lets teams own their part.
+type NetworkPolicy struct {
+	Meta        `json:"-"`
+	Description string   `json:"description,omitempty"`
+	AllowCIDRs  []string `json:"allowCIDRs,omitempty"`
+	DenyCIDRs   []string `json:"denyCIDRs,omitempty"`
+	// UnknownCountry is the default for persona country rules when a source
+	// is not in the GeoIP table: "allow" or "deny" (see Network).
+	UnknownCountry string `json:"unknownCountry,omitempty"`
 }
 
 // Agent is a non-human principal that acts as exactly one Persona.
@@ -255,11 +285,14 @@ type APIKey struct {
 	PinIP string `json:"pinIP,omitempty"`
 }
 
-func (u *Upstream) Kind() Kind  { return KindUpstream }
-func (s *Skill) Kind() Kind     { return KindSkill }
-func (p *Persona) Kind() Kind   { return KindPersona }
-func (a *Agent) Kind() Kind     { return KindAgent }
-func (m *Meta) Metadata() *Meta { return m }
+func (u *Upstream) Kind() Kind { return KindUpstream }
+func (s *Skill) Kind() Kind    { return KindSkill }
+func (p *Persona) Kind() Kind  { return KindPersona }
+func (a *Agent) Kind() Kind    { return KindAgent }
+
+// Kind implements Object.
+func (n *NetworkPolicy) Kind() Kind { return KindNetworkPolicy }
+func (m *Meta) Metadata() *Meta     { return m }
 func (u *Upstream) Prefix() string {
 	if u.ToolPrefix == nil {
 		return u.Name
@@ -297,6 +330,8 @@ func newObject(k Kind) Object {
 		return &Persona{}
 	case KindAgent:
 		return &Agent{}
+	case KindNetworkPolicy:
+		return &NetworkPolicy{}
 	}
 	return nil
 }

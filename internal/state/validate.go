@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -146,16 +147,8 @@ func validateObject(o Object) []*FieldError {
 			}
 		}
 		if n := o.Network; n != nil {
-			for _, l := range []struct {
-				name  string
-				cidrs []string
-			}{{"allowCIDRs", n.AllowCIDRs}, {"denyCIDRs", n.DenyCIDRs}} {
-				for i, c := range l.cidrs {
-					if _, err := ParseCIDR(c); err != nil {
-						errs.add(fmt.Sprintf("spec.network.%s[%d]", l.name, i), "%v", err)
-					}
-				}
-			}
+			validateCIDRs(&errs, "spec.network", n.AllowCIDRs, n.DenyCIDRs)
+			validateUnknownCountry(&errs, "spec.network.unknownCountry", n.UnknownCountry)
 			if len(n.AllowCountries) > 0 && len(n.DenyCountries) > 0 {
 				errs.add("spec.network", "set allowCountries or denyCountries, not both")
 			}
@@ -169,6 +162,15 @@ func validateObject(o Object) []*FieldError {
 					}
 				}
 			}
+		}
+	case *NetworkPolicy:
+		if len(o.Description) > 4096 {
+			errs.add("spec.description", "longer than 4096 characters")
+		}
+		validateCIDRs(&errs, "spec", o.AllowCIDRs, o.DenyCIDRs)
+		validateUnknownCountry(&errs, "spec.unknownCountry", o.UnknownCountry)
+		if len(o.AllowCIDRs)+len(o.DenyCIDRs) == 0 && o.UnknownCountry == "" {
+			errs.add("spec", "a network policy must set allowCIDRs, denyCIDRs or unknownCountry")
 		}
 	case *Agent:
 		if o.Persona == "" {
@@ -332,8 +334,38 @@ func validHeaderName(h string) bool {
 	return true
 }
 
+// maxCIDRs bounds one list, so a document cannot blow up the kernel maps.
+const maxCIDRs = 10000
+
+func validateCIDRs(errs *errList, p string, allow, deny []string) {
+	for _, l := range []struct {
+		name  string
+		cidrs []string
+	}{{"allowCIDRs", allow}, {"denyCIDRs", deny}} {
+		if len(l.cidrs) > maxCIDRs {
+			errs.add(p+"."+l.name, "lists %d prefixes; at most %d", len(l.cidrs), maxCIDRs)
+			continue
+		}
+		for i, c := range l.cidrs {
+			if _, err := ParseCIDR(c); err != nil {
+				errs.add(fmt.Sprintf("%s.%s[%d]", p, l.name, i), "%v", err)
+			}
+		}
+	}
+}
+
+func validateUnknownCountry(errs *errList, p, v string) {
+	switch v {
+	case "", "allow", "deny":
+	default:
+		errs.add(p, "unknown rule %q (want allow or deny)", v)
+	}
+}
+
+// validCountry accepts an ISO 3166-1 alpha-2 code; "ZZ" is the databases'
+// marker for unknown space (use unknownCountry instead).
 func validCountry(c string) bool {
-	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z'
+	return len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' && c != "ZZ"
 }
 
 // ParseCIDR parses an IPv4 or IPv6 prefix ("10.0.0.0/8") or a single
@@ -452,6 +484,11 @@ func checkRefs(s *Snapshot, o Object) []*FieldError {
 				errs.add(fmt.Sprintf("spec.skills[%d]", i), "skill %q does not exist", name)
 			}
 		}
+		if other := listenConflict(s, o); other != "" {
+			errs.add("spec.endpoint.listen", "%s is already the endpoint of persona %q", o.Endpoint.Listen, other)
+		} else if n := listenersOnAddr(s, o); n > MaxListenersPerAddr {
+			errs.add("spec.endpoint.listen", "%d persona endpoints on address %s; at most %d (the NIC filter checks them all)", n, o.Endpoint.Listen, MaxListenersPerAddr)
+		}
 	case *Upstream:
 		for _, name := range o.Credential.SecretNames() {
 			if s.Secrets[name] == nil {
@@ -467,6 +504,78 @@ func checkRefs(s *Snapshot, o Object) []*FieldError {
 		e.Kind, e.Name = o.Kind(), o.Metadata().Name
 	}
 	return errs
+}
+
+// listenConflict names another persona of s whose dedicated listener would
+// take p's address: the same address and port, or an unspecified address of
+// the same family on the same port.
+func listenConflict(s *Snapshot, p *Persona) string {
+	if p.Endpoint == nil {
+		return ""
+	}
+	mine, err := netip.ParseAddrPort(p.Endpoint.Listen)
+	if err != nil {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(s.Personas))
+	for _, name := range names {
+		o := s.Personas[name]
+		if name == p.Name || o.Endpoint == nil {
+			continue
+		}
+		theirs, err := netip.ParseAddrPort(o.Endpoint.Listen)
+		if err != nil || theirs.Port() != mine.Port() {
+			continue
+		}
+		a, b := mine.Addr().Unmap(), theirs.Addr().Unmap()
+		if a == b || (a.Is4() == b.Is4() && (a.IsUnspecified() || b.IsUnspecified())) {
+			return name
+		}
+	}
+	return ""
+}
+
+// MaxListenersPerAddr is how many persona endpoints one address may carry
+// (internal/xdp.MaxListenersPerAddr).
+const MaxListenersPerAddr = 16
+
+// listenersOnAddr counts, for the address of p's endpoint, the persona
+// endpoints in s that serve it: those on the address itself and those on
+// the unspecified address of its family (which serve every address). For an
+// unspecified address it is the largest such count over the family.
+func listenersOnAddr(s *Snapshot, p *Persona) int {
+	if p.Endpoint == nil {
+		return 0
+	}
+	mine, err := netip.ParseAddrPort(p.Endpoint.Listen)
+	if err != nil {
+		return 0
+	}
+	family := mine.Addr().Unmap().Is4()
+	perAddr := map[netip.Addr]int{}
+	unspec := 0
+	for _, o := range s.Personas {
+		if o.Endpoint == nil {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(o.Endpoint.Listen)
+		if err != nil || ap.Addr().Unmap().Is4() != family {
+			continue
+		}
+		if a := ap.Addr().Unmap(); a.IsUnspecified() {
+			unspec++
+		} else {
+			perAddr[a]++
+		}
+	}
+	if !mine.Addr().Unmap().IsUnspecified() {
+		return perAddr[mine.Addr().Unmap()] + unspec
+	}
+	most := 0
+	for _, n := range perAddr {
+		most = max(most, n)
+	}
+	return most + unspec
 }
 
 // referrers lists the objects in s that refer to kind/name.

@@ -115,7 +115,7 @@ func TestDatapathPinExpiry(t *testing.T) {
 		t.Fatalf("metrics: %v", m)
 	}
 	rec := httptest.NewRecorder()
-	StatsHandler(d).ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/xdp/stats", nil))
+	StatsHandler(d).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/xdp/stats", nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"pin":`) {
 		t.Fatalf("stats handler: %d %s", rec.Code, rec.Body)
 	}

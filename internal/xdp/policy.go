@@ -238,7 +238,11 @@ func isV4(a addr16) bool { return netip.AddrFrom16(a).Is4In6() }
 
 // Allow is the decision for a connection from src to dst, as the gateway
 // sees it: steps 2–5 of the decision order for an unfragmented TCP packet.
+// An invalid address is refused as malformed.
 func (p *Policy) Allow(src netip.Addr, dst netip.AddrPort) (bool, Reason) {
+	if !src.IsValid() || !dst.IsValid() {
+		return false, ReasonMalformed
+	}
 	pkt := Packet{
 		Src:     src.WithZone("").As16(),
 		Dst:     dst.Addr().WithZone("").As16(),

@@ -208,6 +208,9 @@ func TestAllow(t *testing.T) {
 		{"2001:db8:cc::1", "[2001:db8:1::1]:443", false, ReasonCountry},
 		{"2001:db8:de::1", "[2001:db8:1::1]:443", true, ReasonPass},
 	}
+	if ok, r := p.Allow(netip.Addr{}, netip.MustParseAddrPort("10.77.0.1:9001")); ok || r != ReasonMalformed {
+		t.Errorf("Allow(invalid) = %v/%v", ok, r)
+	}
 	for _, c := range cases {
 		ok, r := p.Allow(mustAddr(c.src), netip.MustParseAddrPort(c.dst))
 		if ok != c.ok || r != c.reason {
