@@ -284,6 +284,54 @@ func (g *Gateway) inspectNotification(rc *reqCtx, up string, ev *mcp.Message) *m
 	return ev
 }
 
+// inspectRelayed applies DLP to a document relayed during a call: the
+// params of a server-to-client request (sampling, elicitation, roots;
+// Response: upstream → agent) or the agent's answer to one (Request). It
+// reports false when the document must not pass.
+func (g *Gateway) inspectRelayed(rc *reqCtx, up string, dir dlp.Direction, doc json.RawMessage) (json.RawMessage, bool) {
+	ds, p := g.dlpFor(rc)
+	if p.engine == nil {
+		return nil, false
+	}
+	if len(doc) == 0 || (dir == dlp.Response && !p.response && !ds.taint) {
+		return doc, true
+	}
+	out, v, err := p.engine.ApplyFlow(g.flow(rc, ds, up), dir, doc)
+	switch {
+	case err != nil || v.Decision == dlp.Block:
+		g.dlp.log.Info("relayed message refused by dlp", "direction", dir.String(), "upstream", up, "persona", rc.persona)
+		return nil, false
+	case v.Decision == dlp.Modify:
+		return out, true
+	}
+	return doc, true
+}
+
+// inspectServerRequest returns the server-to-client request ev as the
+// agent may see it, or nil (and refuses it toward the upstream) when DLP
+// blocks it.
+func (g *Gateway) inspectServerRequest(rc *reqCtx, pc *pendingCall, ev *mcp.Message) *mcp.Message {
+	params, ok := g.inspectRelayed(rc, pc.upstream, dlp.Response, ev.Params)
+	if !ok {
+		g.refuseServerRequest(pc, ev, "blocked by data-loss prevention")
+		return nil
+	}
+	return &mcp.Message{ID: ev.ID, Method: ev.Method, Params: params}
+}
+
+// inspectAnswer returns the agent's answer to a server-to-client request as
+// the upstream may see it: rewritten, or an error when DLP blocks it.
+func (g *Gateway) inspectAnswer(rc *reqCtx, up string, ans *mcp.Message) *mcp.Message {
+	if ans.Result == nil {
+		return ans
+	}
+	res, ok := g.inspectRelayed(rc, up, dlp.Request, ans.Result)
+	if !ok {
+		return mcp.NewError(ans.ID, &mcp.Error{Code: DLPBlockedCode, Message: "the answer was blocked by data-loss prevention"})
+	}
+	return mcp.NewResult(ans.ID, res)
+}
+
 // inspectError applies the persona's response rules to an upstream's
 // JSON-RPC error (its message and data can carry values too). A blocked
 // error is replaced by one that says so.

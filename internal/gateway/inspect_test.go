@@ -79,6 +79,17 @@ func (r *recorder) server(t testing.TB) *sdk.Server {
 			StructuredContent: rec,
 		}, nil
 	})
+	s.AddTool(&sdk.Tool{Name: "ask", Description: "Asks the user to confirm a charge", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		res, err := req.Session.Elicit(ctx, &sdk.ElicitParams{Message: "Charge card " + r.card + "?", RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"note": map[string]any{"type": "string"}}}})
+		if err != nil {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "elicitation failed: " + err.Error()}}, IsError: true}, nil
+		}
+		b, _ := json.Marshal(res.Content)
+		r.mu.Lock()
+		r.got = append(r.got, string(b))
+		r.mu.Unlock()
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "answered " + res.Action}}}, nil
+	})
 	s.AddPrompt(&sdk.Prompt{Name: "billing"}, func(ctx context.Context, req *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
 		r.mu.Lock()
 		args, _ := json.Marshal(req.Params.Arguments)
@@ -462,5 +473,41 @@ func TestDLPBrokenPolicyFailsClosed(t *testing.T) {
 	}
 	if _, err := call(t, cs, "vault_lookup", nil); err == nil || !strings.Contains(err.Error(), "DLP policy is invalid") {
 		t.Fatalf("a call without arguments: %v", err)
+	}
+}
+
+// Server-to-client requests relayed during a call (here elicitation) are
+// inspected on the way to the agent, and the agent's answer on the way back.
+func TestDLPElicitationRelay(t *testing.T) {
+	e := newDLPEnv(t, nil)
+	token := sample(t, "github-pat", 5)
+	asked := make(chan string, 2)
+	opts := func() *sdk.ClientOptions {
+		return &sdk.ClientOptions{ElicitationHandler: func(_ context.Context, req *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+			asked <- req.Params.Message
+			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"note": "use " + token}}, nil
+		}}
+	}
+	for i, v := range []string{"2025-11-25", "2026-07-28"} { // relayed; MRTR input_required and retry
+		res, err := call(t, e.agent("p-redact", v, opts()), "vault_ask", nil)
+		if err != nil || res.IsError || text(t, res) != "answered accept" {
+			t.Fatalf("%s: ask: %v %+v", v, err, res)
+		}
+		if m := <-asked; strings.Contains(m, e.card) || !strings.Contains(m, "[REDACTED:card-") {
+			t.Fatalf("%s: the agent was asked %q", v, m)
+		}
+		if got := e.rec["vault"].received(); len(got) != i+1 || strings.Contains(got[i], token) || !strings.Contains(got[i], "[REDACTED:github-pat]") {
+			t.Fatalf("%s: the upstream got the answer %q", v, got)
+		}
+	}
+	// block: the agent is never asked; the upstream hears a refusal
+	res, err := call(t, e.agent("p-block", "2025-11-25", opts()), "vault_ask", nil)
+	if err != nil || !res.IsError || !strings.Contains(text(t, res), "data-loss prevention") {
+		t.Fatalf("blocked elicitation: %v %+v", err, res)
+	}
+	select {
+	case m := <-asked:
+		t.Fatalf("the agent was asked %q", m)
+	default:
 	}
 }
