@@ -130,3 +130,29 @@ func FuzzInspectResult(f *testing.F) {
 		}
 	})
 }
+
+// A DELETEd session's taint is forgotten: the key forgetSession drops is
+// the one flow() records under.
+func TestTaintForgottenWithSession(t *testing.T) {
+	up := &UpstreamSpec{Name: "vault", Environment: "prod"}
+	dev := &UpstreamSpec{Name: "sandbox", Environment: "dev"}
+	v := &View{Index: 1, Upstreams: map[string]*UpstreamSpec{"vault": up, "sandbox": dev}}
+	h, _ := dlp.NewHMAC([]byte("test-only-key-0123456789abcdefgh"))
+	g, err := New(Config{Source: fixedSource{v}, Authenticator: &authn.APIKeys{}, SessionKey: make([]byte, 32), DLPKey: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	rc := &reqCtx{r: httptest.NewRequest("POST", "/p/p/mcp", nil), persona: "p", view: v, sess: &session{Nonce: "n1"}}
+	ds := g.dlp.compiled(v)
+	value := []byte("4111111111111111")
+	g.dlp.taint.Record(g.flow(rc, ds, "vault").Session, dlp.UpstreamFromSpec(&state.Upstream{Meta: state.Meta{Name: "vault"}, Environment: "prod"}), "card-visa", value)
+	to := g.flow(rc, ds, "sandbox").Upstream
+	if err := g.dlp.taint.Check(g.flow(rc, ds, "sandbox").Session, to, "card-visa", value); err == nil {
+		t.Fatal("prod value allowed to dev before the session ended")
+	}
+	g.forgetSession("n1")
+	if err := g.dlp.taint.Check(g.flow(rc, ds, "sandbox").Session, to, "card-visa", value); err != nil {
+		t.Fatalf("taint kept after the session ended: %v", err)
+	}
+}
