@@ -176,7 +176,7 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		g.deny(rc, d, "malformed params")
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
-	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params)
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, e.params)
 	if perr != nil {
 		return g.refuse(rc, m, d, perr)
 	}
@@ -272,7 +272,7 @@ func (g *Gateway) getPrompt(rc *reqCtx, m *mcp.Message, head mcp.Head, out sende
 	if err != nil {
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
-	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params)
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, nil)
 	if perr != nil {
 		return g.refuse(rc, m, d, perr)
 	}
@@ -305,7 +305,7 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 		}
-		params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "argument", params)
+		params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "argument", params, nil)
 		if perr != nil {
 			return g.refuse(rc, m, d, perr)
 		}
@@ -322,7 +322,7 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 		}
-		params, perr := g.inspectRequest(rc, &d, m.Method, up, "argument", params)
+		params, perr := g.inspectRequest(rc, &d, m.Method, up, "argument", params, nil)
 		if perr != nil {
 			return g.refuse(rc, m, d, perr)
 		}

@@ -178,8 +178,28 @@ func (g *Gateway) forgetSession(nonce string) { g.dlp.taint.Forget("s\x00" + non
 
 // inspectRequest applies DLP (and ICAP REQMOD) to params[field] of a
 // request on its way to upstream up. It returns the params to send, or the
-// error that refuses the request (d then says why).
-func (g *Gateway) inspectRequest(rc *reqCtx, d *Decision, method, up, field string, params json.RawMessage) (json.RawMessage, *mcp.Error) {
+// error that refuses the request (d then says why). hdrs are the tool's
+// x-mcp-header parameters: when the arguments change, the Mcp-Param-*
+// headers sent upstream are derived again, so that a redacted value does
+// not travel on in a header.
+func (g *Gateway) inspectRequest(rc *reqCtx, d *Decision, method, up, field string, params json.RawMessage, hdrs []mcp.ParamHeader) (json.RawMessage, *mcp.Error) {
+	out, e := g.inspectArguments(rc, d, method, up, field, params)
+	if e != nil || len(hdrs) == 0 || mcp.GetField(out, field) == nil || string(mcp.GetField(out, field)) == string(mcp.GetField(params, field)) {
+		return out, e
+	}
+	var args map[string]any
+	if err := json.Unmarshal(mcp.GetField(out, field), &args); err != nil {
+		return nil, mcp.Errorf(mcp.CodeInternalError, "dlp: the rewritten arguments are not an object")
+	}
+	h, err := mcp.ParamHeaderValues(hdrs, args)
+	if err != nil {
+		return nil, mcp.Errorf(mcp.CodeInternalError, "dlp: the rewritten arguments do not fit the tool's parameter headers")
+	}
+	rc.upHdr = h
+	return out, nil
+}
+
+func (g *Gateway) inspectArguments(rc *reqCtx, d *Decision, method, up, field string, params json.RawMessage) (json.RawMessage, *mcp.Error) {
 	ds, p := g.dlpFor(rc)
 	if p.engine == nil {
 		d.DLPRequest = dlp.Block.String()

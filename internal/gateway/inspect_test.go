@@ -90,6 +90,21 @@ func (r *recorder) server(t testing.TB) *sdk.Server {
 		r.mu.Unlock()
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "answered " + res.Action}}}, nil
 	})
+	// tag mirrors its "label" argument into Mcp-Param-Label (x-mcp-header)
+	// and records what arrived in the header.
+	s.AddTool(&sdk.Tool{Name: "tag", Description: "Tags a record", InputSchema: map[string]any{
+		"type":       "object",
+		"properties": map[string]any{"label": map[string]any{"type": "string", "x-mcp-header": "Label"}},
+	}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		var h string
+		if req.Extra != nil {
+			h = req.Extra.Header.Get("Mcp-Param-Label")
+		}
+		r.mu.Lock()
+		r.got = append(r.got, "header:"+h+" body:"+string(req.Params.Arguments))
+		r.mu.Unlock()
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "tagged"}}}, nil
+	})
 	s.AddPrompt(&sdk.Prompt{Name: "billing"}, func(ctx context.Context, req *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
 		r.mu.Lock()
 		args, _ := json.Marshal(req.Params.Arguments)
@@ -415,6 +430,28 @@ func TestDLPRequest(t *testing.T) {
 		if last := got[len(got)-1]; strings.Contains(last, e.card) || !strings.Contains(last, "[REDACTED:card-") {
 			t.Fatalf("%s: upstream received %s", v, last)
 		}
+	}
+}
+
+// A redacted argument that the tool also takes as a header (x-mcp-header)
+// does not travel on in the Mcp-Param-* header.
+func TestDLPParamHeaders(t *testing.T) {
+	e := newDLPEnv(t, nil)
+	token := sample(t, "github-pat", 6)
+	for _, v := range []string{"2025-11-25", "2026-07-28"} {
+		cs := e.agent("p-none", v, nil)
+		if _, err := cs.ListTools(context.Background(), nil); err != nil { // the SDK learns the x-mcp-header mapping
+			t.Fatal(err)
+		}
+		before := len(e.rec["sandbox"].received())
+		if _, err := call(t, cs, "sandbox_tag", map[string]any{"label": "key " + token}); err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		got := e.rec["sandbox"].received()
+		if len(got) != before+1 || strings.Contains(got[before], token) || !strings.Contains(got[before], "header:") || !strings.Contains(got[before], "REDACTED") {
+			t.Fatalf("%s: upstream received %q", v, got[before:])
+		}
+		t.Logf("%s: %s", v, got[before])
 	}
 }
 
