@@ -473,6 +473,11 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
 		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
 	}
+	// The retry is built from the agent's own params: inspect them again.
+	params, perr := g.inspectRetry(rc, &d, m.Method, u.spec.Name, params)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
+	}
 	return g.run(rc, m, d, u, params, out, round+1)
 }
 

@@ -199,6 +199,17 @@ func (g *Gateway) inspectRequest(rc *reqCtx, d *Decision, method, up, field stri
 	return out, nil
 }
 
+// inspectRetry inspects the arguments of a call retried by the gateway
+// itself (a 2026-07-28 upstream's input_required bridged for a legacy
+// agent), built again from the agent's params.
+func (g *Gateway) inspectRetry(rc *reqCtx, d *Decision, method, up string, params json.RawMessage) (json.RawMessage, *mcp.Error) {
+	field := "arguments"
+	if method == mcp.MethodComplete {
+		field = "argument"
+	}
+	return g.inspectArguments(rc, d, method, up, field, params)
+}
+
 func (g *Gateway) inspectArguments(rc *reqCtx, d *Decision, method, up, field string, params json.RawMessage) (json.RawMessage, *mcp.Error) {
 	ds, p := g.dlpFor(rc)
 	if p.engine == nil {

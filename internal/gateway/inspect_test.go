@@ -90,6 +90,21 @@ func (r *recorder) server(t testing.TB) *sdk.Server {
 		r.mu.Unlock()
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "answered " + res.Action}}}, nil
 	})
+	// confirm asks the user first, MRTR style (input_required on
+	// 2026-07-28, elicitation for older clients), and records the arguments
+	// of every round.
+	s.AddTool(&sdk.Tool{Name: "confirm", Description: "Confirms with the user", InputSchema: map[string]any{"type": "object"}}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+		r.mu.Lock()
+		r.got = append(r.got, string(req.Params.Arguments))
+		r.mu.Unlock()
+		if _, ok := req.Params.InputResponses["ok"].(*sdk.ElicitResult); ok {
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "confirmed"}}}, nil
+		}
+		return &sdk.CallToolResult{
+			InputRequests: sdk.InputRequestMap{"ok": &sdk.ElicitParams{Message: "Sure?", RequestedSchema: map[string]any{"type": "object"}}},
+			RequestState:  "st",
+		}, nil
+	})
 	// tag mirrors its "label" argument into Mcp-Param-Label (x-mcp-header)
 	// and records what arrived in the header.
 	s.AddTool(&sdk.Tool{Name: "tag", Description: "Tags a record", InputSchema: map[string]any{
@@ -429,6 +444,29 @@ func TestDLPRequest(t *testing.T) {
 		got = e.rec["crm"].received()
 		if last := got[len(got)-1]; strings.Contains(last, e.card) || !strings.Contains(last, "[REDACTED:card-") {
 			t.Fatalf("%s: upstream received %s", v, last)
+		}
+	}
+}
+
+// A call the gateway retries itself (a 2026-07-28 upstream's input_required
+// bridged for a legacy agent) sends inspected arguments every round.
+func TestDLPBridgedRetry(t *testing.T) {
+	e := newDLPEnv(t, nil)
+	token := sample(t, "github-pat", 7)
+	cs := e.agent("p-none", "2025-11-25", &sdk.ClientOptions{ElicitationHandler: func(context.Context, *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+		return &sdk.ElicitResult{Action: "accept", Content: map[string]any{}}, nil
+	}})
+	res, err := call(t, cs, "sandbox_confirm", map[string]any{"note": "key " + token})
+	if err != nil || text(t, res) != "confirmed" {
+		t.Fatalf("confirm: %v %+v", err, res)
+	}
+	got := e.rec["sandbox"].received()
+	if len(got) < 2 {
+		t.Fatalf("upstream saw %d rounds, want the call and its retry", len(got))
+	}
+	for i, g := range got {
+		if strings.Contains(g, token) || !strings.Contains(g, "[REDACTED:github-pat]") {
+			t.Fatalf("round %d reached the upstream as %s", i+1, g)
 		}
 	}
 }
