@@ -322,7 +322,7 @@ func TestEnforcerFollowsState(t *testing.T) {
 	// (every kernel map swap costs an RCU grace period).
 	published := e.published.Load()
 	n.yaml("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: other}\nspec: {url: \"http://127.0.0.1:2/mcp\"}\n")
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for e.Index() != n.index && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
