@@ -176,6 +176,10 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		g.deny(rc, d, "malformed params")
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
+	}
 	return g.forward(rc, m, d, e.upstream, params, out)
 }
 
@@ -268,6 +272,10 @@ func (g *Gateway) getPrompt(rc *reqCtx, m *mcp.Message, head mcp.Head, out sende
 	if err != nil {
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
+	}
 	return g.forward(rc, m, d, e.upstream, params, out)
 }
 
@@ -297,6 +305,10 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 		}
+		params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "argument", params)
+		if perr != nil {
+			return g.refuse(rc, m, d, perr)
+		}
 		return g.forward(rc, m, d, e.upstream, params, out)
 	case "ref/resource":
 		d := g.decision(rc, m.Method, p.Ref.URI)
@@ -309,6 +321,10 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+		}
+		params, perr := g.inspectRequest(rc, &d, m.Method, up, "argument", params)
+		if perr != nil {
+			return g.refuse(rc, m, d, perr)
 		}
 		return g.forward(rc, m, d, up, params, out)
 	}
