@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,18 +23,16 @@ func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 	fail := func(e *mcp.Error) (*mcp.Message, int) {
 		status := http.StatusOK
 		if rc.modern {
-			switch e.Code {
-			case mcp.CodeMethodNotFound:
-				status = http.StatusNotFound
-			case mcp.CodeHeaderMismatch, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapability:
-				status = http.StatusBadRequest
-			}
+			status = modernStatus(e.Code)
 		}
 		return mcp.NewError(m.ID, e), status
 	}
 	legacyOnly := func() bool { return !rc.modern }
 	switch m.Method {
 	case mcp.MethodInitialize:
+		if rc.modern {
+			break // removed in 2026-07-28: method not found
+		}
 		return fail(mcp.Errorf(mcp.CodeInvalidRequest, "session already initialized"))
 	case mcp.MethodPing:
 		if rc.modern {
@@ -462,9 +461,13 @@ func modernResult(res json.RawMessage, cacheable bool) json.RawMessage {
 	return append(b, inner...)
 }
 
+// logLevels are the syslog severities of MCP logging, lowest first.
+var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
 // setLevel forwards logging/setLevel to the role's upstreams that log. The
 // node's upstream sessions are shared, so the most recent level wins there;
-// log messages still reach only the agent whose call produced them, and
+// 2026-07-28 upstreams get that level with each call of a legacy agent.
+// Log messages still reach only the agent whose call produced them, and
 // messages outside any call are dropped.
 func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
 	var p struct {
@@ -472,6 +475,11 @@ func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
 	}
 	if err := json.Unmarshal(m.Params, &p); err != nil || p.Level == "" {
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level")), http.StatusOK
+	}
+	// The level is shared by the node's calls to each upstream: only the
+	// eight levels of the spec, so one agent cannot break the others' calls.
+	if !slices.Contains(logLevels, p.Level) {
+		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown log level %q (one of %s)", p.Level, strings.Join(logLevels, ", "))), http.StatusOK
 	}
 	params, _ := json.Marshal(map[string]string{"level": p.Level})
 	ctx := rc.r.Context()
@@ -481,6 +489,7 @@ func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
 		if u == nil {
 			continue
 		}
+		u.logLevel.Store(&p.Level)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

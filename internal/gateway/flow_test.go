@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/mcp"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
@@ -253,6 +256,54 @@ func TestLoggingRelay(t *testing.T) {
 	}
 }
 
+// A legacy agent gets log messages from a 2026-07-28 upstream (which logs
+// only when a request names a level) as it would from a legacy one: at
+// "info" before any logging/setLevel, then at the level it set. Found by
+// the official conformance suite (tools-call-with-logging against a
+// stateless upstream).
+func TestLoggingRelayFromModernUpstream(t *testing.T) {
+	e := newEnv(t, nil)
+	got := make(chan string, 8)
+	cs := e.connect("support", e.key, "2025-11-25", &sdk.ClientOptions{LoggingMessageHandler: func(_ context.Context, req *sdk.LoggingMessageRequest) {
+		got <- fmt.Sprint(req.Params.Data)
+	}})
+	ctx := context.Background()
+	expect := func(id string, want bool) {
+		t.Helper()
+		if _, err := call(t, cs, "bill_report", map[string]any{"id": id}); err != nil {
+			t.Fatal(err)
+		}
+		wait := 300 * time.Millisecond
+		if want {
+			wait = 3 * time.Second
+		}
+		select {
+		case m := <-got:
+			if !want || m != "working on "+id {
+				t.Fatalf("log message %q (want one: %v)", m, want)
+			}
+		case <-time.After(wait):
+			if want {
+				t.Fatalf("no log message relayed for %s", id)
+			}
+		}
+	}
+	expect("T-1", true) // no setLevel yet: "info"
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "error"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	expect("T-2", false)
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "debug"}); err != nil {
+		t.Fatalf("setLevel: %v", err)
+	}
+	expect("T-3", true)
+	// A level outside the spec is refused and changes nothing.
+	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "loud"}); err == nil || !strings.Contains(err.Error(), "unknown log level") {
+		t.Fatalf("setLevel loud: %v", err)
+	}
+	expect("T-4", true)
+}
+
 // An upstream that accepts connections but never answers holds no call past
 // its timeout and does not slow the other upstreams.
 func TestHangingUpstream(t *testing.T) {
@@ -291,4 +342,68 @@ func TestHangingUpstream(t *testing.T) {
 		}
 	}
 	t.Logf("first list with a hanging upstream took %v", time.Since(start))
+}
+
+// A 2026-07-28 upstream sees the capabilities of the agent whose call the
+// gateway forwards, not the gateway's own: it must not count on sampling or
+// elicitation the agent cannot answer. Found by the official conformance
+// suite (0.2.0-alpha, server-stateless: sep-2575-server-rejects-undeclared-capability).
+func TestUpstreamSeesAgentCapabilities(t *testing.T) {
+	srv := sdk.NewServer(&sdk.Implementation{Name: "caps", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
+	sdk.AddTool(srv, &sdk.Tool{Name: "whoami", Description: "Reports the client capabilities it sees"}, func(ctx context.Context, req *sdk.CallToolRequest, _ any) (*sdk.CallToolResult, any, error) {
+		var seen []string
+		if c := req.ClientCapabilities(); c != nil {
+			if c.Sampling != nil {
+				seen = append(seen, "sampling")
+			}
+			if c.Elicitation != nil {
+				seen = append(seen, "elicitation")
+			}
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprint(seen)}}}, nil, nil
+	})
+	sdk.AddTool(srv, &sdk.Tool{Name: "sample", Description: "Needs sampling"}, func(ctx context.Context, req *sdk.CallToolRequest, _ any) (*sdk.CallToolResult, any, error) {
+		if c := req.ClientCapabilities(); c == nil || c.Sampling == nil {
+			return nil, nil, &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapability, Message: "sampling capability required", Data: json.RawMessage(`{"requiredCapabilities":{"sampling":{}}}`)}
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "sampled"}}}, nil, nil
+	})
+	up := serveUpstream(t, srv, "stateless")
+	e := newEnv(t, nil)
+	e.st.set(e.snapshot(func(s *state.Snapshot) {
+		s.Upstreams["caps"] = &state.Upstream{Meta: state.Meta{Name: "caps"}, URL: up.url()}
+		s.Skills["tickets"].Tools = append(s.Skills["tickets"].Tools, state.ToolGrant{Tool: "caps/*"})
+	}))
+	text := func(r rawResp) string {
+		t.Helper()
+		msgs := r.messages(t)
+		var res struct{ Content []struct{ Text string } }
+		if len(msgs) == 0 || json.Unmarshal(msgs[len(msgs)-1].Result, &res) != nil || len(res.Content) != 1 {
+			t.Fatalf("caps_whoami: %d %s", r.status, r.body)
+		}
+		return res.Content[0].Text
+	}
+	for _, tc := range []struct{ caps, want string }{
+		{`{}`, "[]"},
+		{`{"elicitation":{}}`, "[elicitation]"},
+		{`{"sampling":{},"elicitation":{},"experimental":{"x":{}}}`, "[sampling elicitation]"},
+	} {
+		body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caps_whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":` + tc.caps + `,"io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"}}}}`
+		if got := text(e.do(t, "POST", "support", modernHeaders("tools/call", "caps_whoami"), body)); got != tc.want {
+			t.Errorf("2026-07-28 agent declaring %s: upstream saw %s, want %s", tc.caps, got, tc.want)
+		}
+	}
+	// The upstream's MissingRequiredClientCapability reaches a 2026-07-28
+	// agent as the spec has it: HTTP 400 with -32021.
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caps_sample","arguments":{},` + modernMeta + `}}`
+	if r := e.do(t, "POST", "support", modernHeaders("tools/call", "caps_sample"), body); r.status != http.StatusBadRequest || r.rpcError(t).Code != mcp.CodeMissingRequiredClientCapability {
+		t.Errorf("missing capability: %d %s, want 400 with %d", r.status, r.body, mcp.CodeMissingRequiredClientCapability)
+	}
+	// A legacy agent's session capabilities travel the same way.
+	sid := e.initSession(t, "2025-11-25") // declares elicitation only
+	r := e.do(t, "POST", "support", map[string]string{mcp.HeaderSessionID: sid, mcp.HeaderProtocolVersion: "2025-11-25"},
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"caps_whoami","arguments":{}}}`)
+	if got := text(r); got != "[elicitation]" {
+		t.Errorf("2025-11-25 agent declaring elicitation: upstream saw %s", got)
+	}
 }

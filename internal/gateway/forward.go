@@ -99,7 +99,7 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 // call runs inline on the request's goroutine, with no hand-off.
 func (g *Gateway) run(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
 	if rc.modern && mayNeedInput(rc, m.Method) {
-		return g.drive(rc, m, d, u, g.start(u, m.Method, params, rc.upHdr), out, round)
+		return g.drive(rc, m, d, u, g.start(u, m.Method, params, callContext(rc, u)), out, round)
 	}
 	return g.inline(rc, m, d, u, params, out, round)
 }
@@ -142,7 +142,7 @@ func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pa
 	}()
 	pc.conn, pc.err = u.connect(ctx)
 	if pc.err == nil {
-		pc.resp, pc.err = pc.conn.Call(mcp.WithHeaders(ctx, rc.upHdr), m.Method, params, func(ev *mcp.Message) {
+		pc.resp, pc.err = pc.conn.Call(callContext(rc, u)(ctx), m.Method, params, func(ev *mcp.Message) {
 			g.event(rc, m, d, pc, ev, out, &relays)
 		})
 	}
@@ -154,7 +154,36 @@ func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pa
 	return g.finish(rc, m, d, u, pc, out, round)
 }
 
-func (g *Gateway) start(u *upstream, method string, params json.RawMessage, hdr http.Header) *pendingCall {
+// callContext returns what an agent's call adds to the upstream request's
+// context: its Mcp-Param-* headers, the capabilities it declared (a
+// 2026-07-28 upstream must not ask it for more), and for a legacy agent
+// the log level it set.
+func callContext(rc *reqCtx, u *upstream) func(context.Context) context.Context {
+	return func(ctx context.Context) context.Context {
+		ctx = mcp.WithClientCapabilities(mcp.WithHeaders(ctx, rc.upHdr), relayableCaps(rc.caps))
+		if !rc.modern {
+			ctx = mcp.WithLogLevel(ctx, u.agentLogLevel())
+		}
+		return ctx
+	}
+}
+
+// relayableCaps is the part of an agent's capabilities the gateway can
+// relay: sampling, elicitation and roots, as the agent declared them.
+func relayableCaps(caps json.RawMessage) json.RawMessage {
+	var in map[string]json.RawMessage
+	_ = json.Unmarshal(caps, &in)
+	out := map[string]json.RawMessage{}
+	for _, k := range []string{"sampling", "elicitation", "roots"} {
+		if v, ok := in[k]; ok && string(v) != "null" {
+			out[k] = v
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+func (g *Gateway) start(u *upstream, method string, params json.RawMessage, callCtx func(context.Context) context.Context) *pendingCall {
 	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
 	pc := &pendingCall{upstream: u.spec.Name, events: make(chan *mcp.Message, 32), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	go func() {
@@ -165,7 +194,7 @@ func (g *Gateway) start(u *upstream, method string, params json.RawMessage, hdr 
 			return
 		}
 		pc.conn = conn
-		pc.resp, pc.err = conn.Call(mcp.WithHeaders(ctx, hdr), method, params, func(ev *mcp.Message) {
+		pc.resp, pc.err = conn.Call(callCtx(ctx), method, params, func(ev *mcp.Message) {
 			select {
 			case pc.events <- ev:
 			case <-ctx.Done():

@@ -223,8 +223,13 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 			httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error()+"; initialize a new session")
 			return
 		}
-		if pv := r.Header.Get(mcp.HeaderProtocolVersion); pv != "" && pv != st.Rev {
-			httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "MCP-Protocol-Version "+pv+" does not match the session's revision "+st.Rev)
+		// An unsupported MCP-Protocol-Version is refused (400). A supported
+		// one that differs from the session's is accepted, as the reference
+		// SDKs do (the conformance suite sends 2025-03-26 on a 2025-11-25
+		// session): the session's negotiated revision alone decides how the
+		// request is parsed, governed and answered.
+		if pv := r.Header.Get(mcp.HeaderProtocolVersion); pv != "" && !mcp.Known(pv) {
+			writeJSON(w, http.StatusBadRequest, mcp.NewError(nil, unsupportedVersion(pv)).AppendJSON(nil))
 			return
 		}
 		rc.sess, rc.rev, rc.caps = st, st.Rev, st.Caps
@@ -247,7 +252,9 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 		writeJSON(w, status, mcp.NewError(id, perr).AppendJSON(nil))
 		return
 	}
-	if m.Method == mcp.MethodInitialize {
+	// 2026-07-28 removed initialize: under its header it is an unknown
+	// method (404), answered by postModern.
+	if m.Method == mcp.MethodInitialize && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
 		g.initialize(w, rc, m)
 		return
 	}
@@ -271,6 +278,12 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 	}
 	if pv == "" && meta.ProtocolVersion == "" {
 		fail(http.StatusBadRequest, mcp.Errorf(mcp.CodeInvalidRequest, "missing Mcp-Session-Id: send initialize first, or use protocol version %s with per-request _meta", mcp.Rev20260728))
+		return
+	}
+	// A header that disagrees with the body is a HeaderMismatch before
+	// either value is judged.
+	if pv != "" && meta.ProtocolVersion != "" && pv != meta.ProtocolVersion {
+		fail(http.StatusBadRequest, mcp.Errorf(mcp.CodeHeaderMismatch, "Header mismatch: %s header value %q does not match the body value %q", mcp.HeaderProtocolVersion, pv, meta.ProtocolVersion))
 		return
 	}
 	for _, v := range []string{pv, meta.ProtocolVersion} {
@@ -314,7 +327,21 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 	}
 	out := newResponder(w, g, rc)
 	resp, status := g.dispatch(rc, m, head, out)
+	if status == http.StatusOK && resp != nil && resp.Error != nil {
+		status = modernStatus(resp.Error.Code) // an upstream's error, too
+	}
 	out.finish(resp, status)
+}
+
+// modernStatus is the HTTP status of a 2026-07-28 error response.
+func modernStatus(code int) int {
+	switch code {
+	case mcp.CodeMethodNotFound:
+		return http.StatusNotFound
+	case mcp.CodeHeaderMismatch, mcp.CodeUnsupportedProtocolVersion, mcp.CodeMissingRequiredClientCapability:
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
 }
 
 func unsupportedVersion(v string) *mcp.Error {

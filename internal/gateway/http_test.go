@@ -136,7 +136,13 @@ func TestBadInput(t *testing.T) {
 		{"batch on 2025-06-18", "POST", "support", withSess(), `[` + ping + `]`, 400, mcp.CodeInvalidRequest},
 		{"forged session", "POST", "support", withSess(mcp.HeaderSessionID, "AAAA"+sid[4:]), ping, 404, 0},
 		{"garbage session", "POST", "support", withSess(mcp.HeaderSessionID, "not a session"), ping, 404, 0},
-		{"session of another revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-11-25"), ping, 400, 0},
+		// A supported revision other than the session's is served under the
+		// session's revision, as the reference SDKs and the official
+		// conformance suite (server-sse-multiple-streams) expect; an
+		// unsupported one is refused.
+		{"session with another supported revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-03-26"), ping, 200, 0},
+		{"batch on 2025-06-18 under a 2025-03-26 header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2025-03-26"), `[` + ping + `]`, 400, mcp.CodeInvalidRequest},
+		{"session with an unsupported revision header", "POST", "support", withSess(mcp.HeaderProtocolVersion, "2099-01-01"), ping, 400, mcp.CodeUnsupportedProtocolVersion},
 		{"no session", "POST", "support", nil, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, 400, mcp.CodeInvalidRequest},
 		{"unknown method", "POST", "support", withSess(), `{"jsonrpc":"2.0","id":1,"method":"nope/nope"}`, 200, mcp.CodeMethodNotFound},
 		{"bad params type", "POST", "support", withSess(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`, 200, mcp.CodeInvalidParams},
@@ -164,6 +170,11 @@ func TestBadInput(t *testing.T) {
 			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
 		{"modern Mcp-Param missing", "POST", "support", modernHeaders("tools/call", "bill_region_query"),
 			`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bill_region_query","arguments":{"region":"eu-west"},` + modernMeta + `}}`, 400, mcp.CodeHeaderMismatch},
+		// Found by the official conformance suite (0.2.0-alpha, server-stateless).
+		{"modern initialize removed", "POST", "support", modernHeaders("initialize", ""),
+			`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"protocolVersion":"2026-07-28","capabilities":{},"clientInfo":{"name":"raw","version":"1"},` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
+		{"modern header and _meta versions disagree", "POST", "support", modernHeaders("server/discover", ""),
+			`{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"v999.0.0","io.modelcontextprotocol/clientCapabilities":{}}}}`, 400, mcp.CodeHeaderMismatch},
 		{"modern ping removed", "POST", "support", modernHeaders("ping", ""),
 			`{"jsonrpc":"2.0","id":3,"method":"ping","params":{` + modernMeta + `}}`, 404, mcp.CodeMethodNotFound},
 		{"modern batch", "POST", "support", modernHeaders("tools/list", ""), `[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]`, 400, mcp.CodeInvalidRequest},

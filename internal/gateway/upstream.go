@@ -62,6 +62,26 @@ type upstream struct {
 	loads   [numKinds]*loadState
 
 	closed atomic.Bool
+
+	// logLevel is the level the last logging/setLevel through this node
+	// asked for (nil: none yet). Legacy upstream sessions are shared, so the
+	// most recent level wins there; a 2026-07-28 upstream has no session
+	// level and gets it per call of a legacy agent (agentLogLevel).
+	logLevel atomic.Pointer[string]
+}
+
+// defaultLogLevel is what a legacy agent that never sent logging/setLevel
+// gets from a 2026-07-28 upstream, which logs only when asked: legacy
+// servers log without being asked (the Go SDK from "info").
+const defaultLogLevel = "info"
+
+// agentLogLevel is the level a legacy agent's call asks a 2026-07-28
+// upstream for.
+func (u *upstream) agentLogLevel() string {
+	if l := u.logLevel.Load(); l != nil {
+		return *l
+	}
+	return defaultLogLevel
 }
 
 type connBox struct {

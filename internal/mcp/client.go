@@ -270,7 +270,7 @@ func (c *Client) roundTrip(ctx context.Context, method string, params json.RawMe
 	ver := c.state().info.ProtocolVersion
 	if Modern(ver) {
 		var err error
-		if params, err = c.withMeta(params, ver); err != nil {
+		if params, err = c.withMeta(ctx, params, ver); err != nil {
 			return nil, err
 		}
 	}
@@ -297,15 +297,27 @@ func (c *Client) roundTrip(ctx context.Context, method string, params json.RawMe
 	return resp, err
 }
 
-// withMeta adds the per-request _meta of 2026-07-28 to params.
-func (c *Client) withMeta(params json.RawMessage, ver string) (json.RawMessage, error) {
+// withMeta adds the per-request _meta of 2026-07-28 to params: the
+// capabilities given with WithClientCapabilities (else the client's own),
+// and the log level asked for with WithLogLevel unless the request names
+// its own.
+func (c *Client) withMeta(ctx context.Context, params json.RawMessage, ver string) (json.RawMessage, error) {
+	level := logLevelFrom(ctx)
 	meta := GetField(params, "_meta")
 	info, _ := json.Marshal(c.cfg.ClientInfo)
-	meta, err := SetFields(meta, map[string]json.RawMessage{
+	caps := c.cfg.Capabilities
+	if v := capsFrom(ctx); v != nil {
+		caps = v
+	}
+	set := map[string]json.RawMessage{
 		MetaProtocolVersion:    Quote(ver),
 		MetaClientInfo:         info,
-		MetaClientCapabilities: c.cfg.Capabilities,
-	})
+		MetaClientCapabilities: caps,
+	}
+	if level != "" && GetField(meta, MetaLogLevel) == nil {
+		set[MetaLogLevel] = Quote(level)
+	}
+	meta, err := SetFields(meta, set)
 	if err != nil {
 		return nil, err
 	}

@@ -217,3 +217,40 @@ func headersFrom(ctx context.Context) http.Header {
 	h, _ := ctx.Value(extraHeadersKey{}).(http.Header)
 	return h
 }
+
+type logLevelKey struct{}
+
+// WithLogLevel returns a context whose Conn.Call asks a 2026-07-28 server
+// for log messages at level (the io.modelcontextprotocol/logLevel _meta)
+// when the request does not name a level itself. A legacy server keeps the
+// level of its session (logging/setLevel) and gets nothing extra.
+func WithLogLevel(ctx context.Context, level string) context.Context {
+	if level == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, logLevelKey{}, level)
+}
+
+func logLevelFrom(ctx context.Context) string {
+	l, _ := ctx.Value(logLevelKey{}).(string)
+	return l
+}
+
+type clientCapsKey struct{}
+
+// WithClientCapabilities returns a context whose Conn.Call declares caps as
+// the client capabilities of a 2026-07-28 request instead of the client's
+// own: a gateway speaks for the agent whose call it forwards, and a server
+// must not ask that agent for what it cannot do. A legacy server keeps the
+// capabilities of its session's initialize.
+func WithClientCapabilities(ctx context.Context, caps json.RawMessage) context.Context {
+	if caps == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, clientCapsKey{}, caps)
+}
+
+func capsFrom(ctx context.Context) json.RawMessage {
+	c, _ := ctx.Value(clientCapsKey{}).(json.RawMessage)
+	return c
+}
