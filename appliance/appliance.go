@@ -278,6 +278,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
+		Validate:     validateDLP,
 		Logger:       a.log.With("component", "api"),
 	})
 	if err != nil {

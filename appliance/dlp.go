@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/dlp"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/icap"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // dlpKeyLabel is the HSM MAC input the DLP key is derived from.
@@ -74,4 +75,25 @@ func icapConfig(cfg Config) (*gateway.ICAPConfig, error) {
 		}
 	}
 	return ic, nil
+}
+
+// validateDLP is the admin API's extra check of applied objects: a
+// persona's DLP rules must name detectors this build knows. (The state
+// machine cannot ask package dlp, which imports state.)
+func validateDLP(o state.Object) []*state.FieldError {
+	p, ok := o.(*state.Persona)
+	if !ok {
+		return nil
+	}
+	var errs []*state.FieldError
+	for i, r := range p.DLP {
+		if _, err := dlp.PolicyFromSpec([]state.DLPRule{r}); err != nil {
+			msg := err.Error()
+			if _, after, found := strings.Cut(msg, "rule 1: "); found {
+				msg = after
+			}
+			errs = append(errs, &state.FieldError{Field: fmt.Sprintf("spec.dlp[%d]", i), Msg: msg})
+		}
+	}
+	return errs
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(tWriter{t}, nil)) }
@@ -31,5 +33,18 @@ func TestICAPConfig(t *testing.T) {
 	}
 	if _, err := icapConfig(Config{ICAPURL: "icap://127.0.0.1/echo", ICAPModes: []string{"reqmod", "all"}, Logger: testLog(t)}); err == nil || !strings.Contains(err.Error(), `--icap-mode "all"`) {
 		t.Errorf("bad mode: %v", err)
+	}
+}
+
+func TestApplyRefusesUnknownDLPDetectors(t *testing.T) {
+	errs := validateDLP(&state.Persona{DLP: []state.DLPRule{
+		{Categories: []string{"pci"}, Action: "redact"},
+		{Detectors: []string{"no-such-detector"}, Action: "block"},
+	}})
+	if len(errs) != 1 || errs[0].Field != "spec.dlp[1]" || !strings.Contains(errs[0].Msg, `unknown detector "no-such-detector"`) {
+		t.Fatalf("errors: %v", errs)
+	}
+	if errs := validateDLP(&state.Agent{}); errs != nil {
+		t.Fatalf("agent: %v", errs)
 	}
 }
