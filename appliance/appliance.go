@@ -83,6 +83,15 @@ type Config struct {
 	// SecretCacheTTL bounds how long the gateway keeps an unsealed backend
 	// secret in memory: 0 means 30s, negative unseals on every call.
 	SecretCacheTTL time.Duration
+	// ICAPURL (icap://HOST[:PORT]/SERVICE), when set, hands tool arguments
+	// and results to an ICAP service (an existing enterprise DLP) after the
+	// gateway's own DLP. ICAPModes lists "reqmod" and/or "respmod" (default
+	// both); ICAPFailOpen passes messages uninspected when the service is
+	// down (default: refuse them); ICAPTimeout bounds one exchange (10s).
+	ICAPURL      string
+	ICAPModes    []string
+	ICAPFailOpen bool
+	ICAPTimeout  time.Duration
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger
 	// ShutdownTimeout bounds graceful shutdown of the listeners (default 10s).
@@ -230,7 +239,17 @@ func New(cfg Config) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("appliance: session key: %w", err)
 	}
+	dlpKey, err := a.dlpKey()
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	icapCfg, err := icapConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	gwCfg := gateway.Config{
+		DLPKey:              dlpKey,
+		ICAP:                icapCfg,
 		Logger:              a.log.With("component", "gateway"),
 		Source:              gateway.StateSource(a.store),
 		Authenticator:       &authn.APIKeys{State: a.store},
@@ -259,6 +278,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
+		Validate:     validateDLP,
 		Logger:       a.log.With("component", "api"),
 	})
 	if err != nil {

@@ -81,6 +81,11 @@ type Config struct {
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies; default 16 MiB.
 	MaxBodyBytes int64
+	// Validate, when set, adds component checks to every applied object
+	// (e.g. that DLP rules name known detectors). It runs before anything
+	// is proposed, never inside the state machine, so a newer binary's
+	// stricter checks cannot make an old raft log unreplayable.
+	Validate func(state.Object) []*state.FieldError
 }
 
 // Route is an extra admin route. Path is relative to /v1 and may use gin

@@ -16,7 +16,7 @@ func FuzzBuildApply(f *testing.F) {
 	f.Add("---\n---\n", "{}")
 	f.Add("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: a}\nspec: {url: 'http://x'}\n", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: a}\nspec: {url: 'http://y'}\n")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		cmd, _, err := buildApply(&ApplyRequest{Files: []ApplyFile{{Name: "a.yaml", Content: a}, {Name: "b.yaml", Content: b}}}, time.Unix(0, 0))
+		cmd, _, err := buildApply(&ApplyRequest{Files: []ApplyFile{{Name: "a.yaml", Content: a}, {Name: "b.yaml", Content: b}}}, time.Unix(0, 0), nil)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Code != CodeInvalid || e.Status != 422 {

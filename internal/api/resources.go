@@ -90,7 +90,7 @@ func (a *API) apply(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
-	cmd, origins, err := buildApply(req, a.cfg.Now().UTC())
+	cmd, origins, err := buildApply(req, a.cfg.Now().UTC(), a.cfg.Validate)
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -161,7 +161,7 @@ func isApplyRequest(body []byte) bool {
 // their objects, or a validation error listing every problem in every file.
 // Objects are ordered by kind (upstreams first) so that the order of files
 // and documents does not matter.
-func buildApply(req *ApplyRequest, now time.Time) (*state.Command, map[string]docOrigin, error) {
+func buildApply(req *ApplyRequest, now time.Time, validate func(state.Object) []*state.FieldError) (*state.Command, map[string]docOrigin, error) {
 	var problems []*state.FieldError
 	origins := map[string]docOrigin{}
 	byKind := map[state.Kind][]state.Object{}
@@ -192,6 +192,12 @@ func buildApply(req *ApplyRequest, now time.Time) (*state.Command, map[string]do
 			}
 			origins[key] = docOrigin{file: name, doc: doc}
 			byKind[o.Kind()] = append(byKind[o.Kind()], o)
+			if validate != nil {
+				for _, fe := range validate(o) {
+					fe.File, fe.Doc, fe.Kind, fe.Name = name, doc, o.Kind(), o.Metadata().Name
+					problems = append(problems, fe)
+				}
+			}
 		}
 	}
 	if len(problems) > 0 {

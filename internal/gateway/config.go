@@ -6,6 +6,7 @@ import (
 
 	"fmt"
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/dlp"
 	"github.com/portcullis-gw/portcullis/internal/policy"
 	"github.com/portcullis-gw/portcullis/internal/state"
 	"log/slog"
@@ -24,6 +25,10 @@ type UpstreamSpec struct {
 	// Credential is what the gateway authenticates to the upstream with
 	// (nil: none); UpstreamTransport applies it. A change reconnects.
 	Credential *state.Credential
+	// Environment (prod, staging, dev) and Egress (internal, external)
+	// drive DLP data-flow control; "" is unknown (never refused by
+	// environment) and internal.
+	Environment, Egress string
 }
 
 // Upstream transports.
@@ -74,6 +79,8 @@ type View struct {
 	// Describe returns the persona's description ("" if none); it becomes
 	// the instructions agents receive. May be nil.
 	Describe func(persona string) string
+	// DLP holds the DLP rules of the personas that have any.
+	DLP map[string][]state.DLPRule
 }
 
 // Source provides views. View must be cheap (an atomic load): it is called
@@ -130,6 +137,12 @@ type Config struct {
 	OnDecision func(Decision)
 	// KeepAlive is the interval of SSE comment keep-alives (15s).
 	KeepAlive time.Duration
+	// DLPKey keys DLP tokens and taint fingerprints. Every node of a
+	// cluster must use the same key (the appliance derives it from the
+	// HSM's MAC key); nil uses a random per-process key and warns.
+	DLPKey dlp.MAC
+	// ICAP, when set, also hands arguments and results to an ICAP service.
+	ICAP *ICAPConfig
 }
 
 func (c *Config) validate() error {
@@ -144,6 +157,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 {
 		return errors.New("gateway config: negative limit")
+	}
+	if c.ICAP != nil && (c.ICAP.Client == nil || (!c.ICAP.ReqMod && !c.ICAP.RespMod)) {
+		return errors.New("gateway config: ICAP needs a Client and at least one of ReqMod, RespMod")
 	}
 	return nil
 }

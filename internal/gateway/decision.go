@@ -35,6 +35,16 @@ type Decision struct {
 	// UpstreamStatus is "ok", "error <code>", "timeout", "unavailable" or ""
 	// when the upstream was not called.
 	UpstreamStatus string
+	// DLPRequest and DLPResponse are what data-loss prevention decided on
+	// the arguments and on the result: "allow", "modify", "block", or ""
+	// when that side was not inspected.
+	DLPRequest, DLPResponse string
+	// DLPFindings counts sensitive values found, by detector id (both
+	// directions; never the values).
+	DLPFindings map[string]int
+	// ICAP lists the ICAP exchanges' outcomes ("reqmod 204, respmod 200
+	// modified"; "… blocked", "… failed", "… failed-open"), "" when unused.
+	ICAP string
 }
 
 // LogValue renders the record as a flat slog group.
@@ -55,6 +65,10 @@ func (d Decision) LogValue() slog.Value {
 		slog.String("skill", d.Skill),
 		slog.Duration("latency", d.Latency),
 		slog.String("upstream_status", d.UpstreamStatus),
+		slog.String("dlp_request", d.DLPRequest),
+		slog.String("dlp_response", d.DLPResponse),
+		slog.Any("dlp_findings", d.DLPFindings),
+		slog.String("icap", d.ICAP),
 	)
 }
 

@@ -175,6 +175,10 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 		g.deny(rc, d, "malformed params")
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, e.params)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
+	}
 	return g.forward(rc, m, d, e.upstream, params, out)
 }
 
@@ -267,6 +271,10 @@ func (g *Gateway) getPrompt(rc *reqCtx, m *mcp.Message, head mcp.Head, out sende
 	if err != nil {
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 	}
+	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, nil)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
+	}
 	return g.forward(rc, m, d, e.upstream, params, out)
 }
 
@@ -296,6 +304,10 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
 		}
+		params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "argument", params, nil)
+		if perr != nil {
+			return g.refuse(rc, m, d, perr)
+		}
 		return g.forward(rc, m, d, e.upstream, params, out)
 	case "ref/resource":
 		d := g.decision(rc, m.Method, p.Ref.URI)
@@ -308,6 +320,10 @@ func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message
 		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
 		if err != nil {
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
+		}
+		params, perr := g.inspectRequest(rc, &d, m.Method, up, "argument", params, nil)
+		if perr != nil {
+			return g.refuse(rc, m, d, perr)
 		}
 		return g.forward(rc, m, d, up, params, out)
 	}

@@ -7,9 +7,17 @@
 // checks (method, Content-Type, Accept, body limit), JSON-RPC parsing,
 // revision handling (initialize and a sealed session handle for the legacy
 // revisions; per-request _meta and the Mcp-Method/Mcp-Name/Mcp-Param-*
-// headers for 2026-07-28), the default-deny policy decision, the upstream
-// call over a pooled connection, and one Decision record per governed
-// request (and per request refused at the door).
+// headers for 2026-07-28), the default-deny policy decision, data-loss
+// prevention on the arguments (inspect.go; an ICAP service too, if
+// configured), the upstream call over a pooled connection, data-loss
+// prevention on the result, its errors and the call's notifications, and one
+// Decision record per governed request (and per request refused at the door).
+//
+// DLP: every persona gets an engine compiled once per view from its rules
+// (credentials in arguments are redacted even without rules); taint
+// (fingerprints of sensitive values a session received, per upstream
+// environment and egress) is kept per legacy session, or per agent key for
+// 2026-07-28, on the node, and forgotten when a session is DELETEd.
 //
 // Catalog: tools and prompts are exposed as "<prefix>_<name>" (prefix: the
 // upstream's name or its toolPrefix; empty exposes the upstream's own

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/dlp"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -267,6 +268,9 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 // with the capability; the returned result answers the agent), or refused.
 func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message, out sender, relays *[]string) *mcp.Message {
 	if ev.IsRequest() {
+		if ev = g.inspectServerRequest(rc, pc, ev); ev == nil {
+			return nil
+		}
 		c := capabilityFor(ev.Method)
 		if rc.modern {
 			if c != "" && hasCap(rc.caps, c) && pc.events != nil {
@@ -276,7 +280,7 @@ func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall,
 			return nil
 		}
 		if id := g.relayToAgent(rc, ev, out, func(ans *mcp.Message) {
-			ans = &mcp.Message{ID: ev.ID, Result: ans.Result, Error: ans.Error}
+			ans = g.inspectAnswer(rc, pc.upstream, &mcp.Message{ID: ev.ID, Result: ans.Result, Error: ans.Error})
 			ctx, cancel := context.WithTimeout(pc.ctx, 10*time.Second)
 			defer cancel()
 			if err := pc.conn.Respond(ctx, ans); err != nil {
@@ -291,7 +295,9 @@ func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall,
 		if ev.Method == mcp.NotifyMessage && rc.modern && !rc.logMeta {
 			return nil
 		}
-		_ = out.send(ev)
+		if ev = g.inspectNotification(rc, pc.upstream, ev); ev != nil {
+			_ = out.send(ev)
+		}
 	}
 	return nil
 }
@@ -339,8 +345,8 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	resp := pc.resp
 	if resp.Error != nil {
 		d.Decision, d.UpstreamStatus = Allow, fmt.Sprintf("error %d", resp.Error.Code)
+		e := *g.inspectError(rc, &d, pc.upstream, resp.Error)
 		g.record(ctx, d)
-		e := *resp.Error
 		if rc.modern && e.Code == mcp.CodeResourceNotFound {
 			e.Code = mcp.CodeInvalidParams
 		}
@@ -350,13 +356,18 @@ func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc
 	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
 		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
 	}
+	d.UpstreamStatus = "ok"
+	res, derr := g.inspectResult(rc, &d, m.Method, pc.upstream, res)
+	if derr != nil {
+		return g.refuse(rc, m, d, derr)
+	}
 	if rc.modern {
 		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
 	}
 	if rc.rev < mcp.Rev20250618 && m.Method == mcp.MethodToolsCall && bytes.Contains(res, []byte(`"resource_link"`)) {
 		res = downgradeLinks(res)
 	}
-	d.Decision, d.UpstreamStatus = Allow, "ok"
+	d.Decision = Allow
 	g.record(ctx, d)
 	return mcp.NewResult(m.ID, res), http.StatusOK
 }
@@ -436,7 +447,7 @@ func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, p
 	for key, upID := range pk.keys {
 		ans := mcp.NewError(upID, mcp.Errorf(mcp.CodeInvalidParams, "the agent provided no input"))
 		if a, ok := answers[key]; ok {
-			ans = mcp.NewResult(upID, a)
+			ans = g.inspectAnswer(rc, pk.pc.upstream, mcp.NewResult(upID, a))
 		}
 		wg.Add(1)
 		go func() {
@@ -473,11 +484,15 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 	defer cancel()
 	for key, req := range ir.InputRequests {
 		ch := make(chan *mcp.Message, 1)
-		ev := &mcp.Message{ID: mcp.Quote(key), Method: req.Method, Params: req.Params}
+		params, ok := g.inspectRelayed(rc, u.spec.Name, dlp.Response, req.Params)
+		if !ok {
+			continue // the upstream hears "no input" for it
+		}
+		ev := &mcp.Message{ID: mcp.Quote(key), Method: req.Method, Params: params}
 		id := g.relayToAgent(rc, ev, out, func(a *mcp.Message) { ch <- a })
 		select {
 		case a := <-ch:
-			if a.Error == nil {
+			if a = g.inspectAnswer(rc, u.spec.Name, a); a.Error == nil {
 				answers[key] = a.Result
 			}
 		case <-ctx.Done():
@@ -494,6 +509,11 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 	params, _ := mcp.SetFields(m.Params, set)
 	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
 		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
+	}
+	// The retry is built from the agent's own params: inspect them again.
+	params, perr := g.inspectRetry(rc, &d, m.Method, u.spec.Name, params)
+	if perr != nil {
+		return g.refuse(rc, m, d, perr)
 	}
 	return g.run(rc, m, d, u, params, out, round+1)
 }

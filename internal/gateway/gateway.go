@@ -22,6 +22,7 @@ type Gateway struct {
 	upstreams atomic.Pointer[upstreamSet]
 	upMu      sync.Mutex // serializes swaps only
 
+	dlp      *dlpStage
 	catalogs catalogs
 	revoked  revocations
 	inflight sync.Map // session nonce + "\x00" + request id -> context.CancelFunc
@@ -51,7 +52,11 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, sealer: s}
+	ds, err := newDLPStage(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, sealer: s, dlp: ds}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upstreams.Store(&upstreamSet{m: map[string]*upstream{}})
 	g.sync(cfg.Source.View())

@@ -572,6 +572,7 @@ func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
 	}
 	g.revoked.add(st.Nonce, time.Unix(st.Issued, 0).Add(g.cfg.SessionTTL))
 	g.hub.dropSession(st.Nonce)
+	g.forgetSession(st.Nonce)
 	w.WriteHeader(http.StatusNoContent)
 	g.log.Info("mcp session ended", "agent", rc.p.Agent, "persona", rc.persona, "session", st.Nonce)
 }

@@ -53,10 +53,16 @@ func viewOf(snap *state.Snapshot) *View {
 		ups[name] = &UpstreamSpec{
 			Name: name, URL: u.URL, Transport: u.Transport, ToolPrefix: u.ToolPrefix,
 			Timeout: time.Duration(u.Timeout), ProtocolVersion: u.ProtocolVersion,
-			Credential: u.Credential,
+			Credential: u.Credential, Environment: u.Environment, Egress: u.Egress,
 		}
 	}
-	return &View{Index: snap.Index, Upstreams: ups, Role: func(persona string) Role {
+	dlpRules := map[string][]state.DLPRule{}
+	for name, p := range snap.Personas {
+		if len(p.DLP) > 0 {
+			dlpRules[name] = p.DLP
+		}
+	}
+	return &View{Index: snap.Index, Upstreams: ups, DLP: dlpRules, Role: func(persona string) Role {
 		if r := set.Role(persona); r != nil {
 			return r
 		}

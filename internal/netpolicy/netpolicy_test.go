@@ -274,14 +274,14 @@ func TestEnforcerFollowsState(t *testing.T) {
 	dst := netip.MustParseAddrPort("10.77.0.1:9001")
 	eventually := func(what, src string, want xdp.Reason) {
 		t.Helper()
-		deadline := time.Now().Add(time.Second)
+		deadline := time.Now().Add(15 * time.Second) // the goal is 1 s; never assert timings
 		for {
 			_, got := d.Policy().Allow(netip.MustParseAddr(src), dst)
 			if got == want {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: %s decided %v, want %v within 1s", what, src, got, want)
+				t.Fatalf("%s: %s decided %v, want %v", what, src, got, want)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -322,7 +322,7 @@ func TestEnforcerFollowsState(t *testing.T) {
 	// (every kernel map swap costs an RCU grace period).
 	published := e.published.Load()
 	n.yaml("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: other}\nspec: {url: \"http://127.0.0.1:2/mcp\"}\n")
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for e.Index() != n.index && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
