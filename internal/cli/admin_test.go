@@ -98,3 +98,32 @@ func TestAgentKeyCreateRefusesNonPositiveExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestGetOutputAppliesAgain checks the README's promise that `get KIND -o
+// yaml|json` prints documents that apply again, for one object and for
+// lists of several.
+func TestGetOutputAppliesAgain(t *testing.T) {
+	s := newAdminServer(t)
+	if _, _, err := s.run(t, helpdeskYAML+"---\napiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: crm}\nspec: {url: \"http://127.0.0.1:9102/mcp\", toolPrefix: \"\"}\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"get", "upstreams", "-o", "json"},
+		{"get", "upstreams", "-o", "yaml"},
+		{"get", "upstream", "crm", "-o", "json"},
+		{"get", "skills", "-o", "yaml"},
+	} {
+		out, _, err := s.run(t, "", args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		applied, _, err := s.run(t, out, "apply", "-f", "-")
+		if err != nil {
+			t.Errorf("%v output does not apply again: %v\n%s", args, err, out)
+			continue
+		}
+		if strings.Contains(applied, "created") || strings.Contains(applied, "updated") || !strings.Contains(applied, "unchanged") {
+			t.Errorf("%v round trip changed something:\n%s", args, applied)
+		}
+	}
+}
