@@ -41,14 +41,15 @@ func (e *FieldError) Error() string {
 		}
 		b.WriteString(": ")
 	}
+	what := strings.TrimSpace(string(e.Kind) + " " + e.Name)
 	if e.Doc > 0 {
 		fmt.Fprintf(&b, "document %d", e.Doc)
-		if e.Kind != "" || e.Name != "" {
-			fmt.Fprintf(&b, " (%s %s)", e.Kind, e.Name)
+		if what != "" {
+			fmt.Fprintf(&b, " (%s)", what)
 		}
 		b.WriteString(": ")
-	} else if e.Kind != "" {
-		fmt.Fprintf(&b, "%s %s: ", e.Kind, e.Name)
+	} else if what != "" {
+		b.WriteString(what + ": ")
 	}
 	if e.Field != "" {
 		b.WriteString(e.Field)

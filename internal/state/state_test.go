@@ -96,7 +96,7 @@ func TestParseErrorsArePrecise(t *testing.T) {
 			[]string{"spec.skills: must be a list, got a string"}},
 		{"bad regex", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {regex: \"(\"}}}]\n",
 			[]string{"spec.tools[0].args.q.regex: invalid RE2 expression"}},
-		{"bad kind", "apiVersion: portcullis/v1\nkind: Wizard\nmetadata: {name: p}\nspec: {}\n", []string{"kind: unknown kind \"Wizard\""}},
+		{"bad kind", "apiVersion: portcullis/v1\nkind: Wizard\nmetadata: {name: p}\nspec: {}\n", []string{"f.yaml:2: document 1 (p): kind: unknown kind \"Wizard\""}},
 		{"bad version", "apiVersion: v2\nkind: Agent\nmetadata: {name: p}\nspec: {persona: x}\n", []string{"apiVersion: unsupported \"v2\""}},
 		{"bad name", "apiVersion: portcullis/v1\nkind: Agent\nmetadata: {name: Bad/Name}\nspec: {persona: x}\n", []string{"metadata.name: \"Bad/Name\" is not a valid name"}},
 		{"tool identity", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec: {tools: [{tool: justatool}]}\n", []string{"spec.tools[0].tool: \"justatool\" must be \"<upstream>/<tool>\""}},
