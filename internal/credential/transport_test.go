@@ -493,3 +493,39 @@ func TestOAuth2EndpointFailureFailsClosed(t *testing.T) {
 	}
 	logs.assertAbsent(t, cs)
 }
+
+// A token endpoint that repeats what it was sent (a misconfigured IdP, or a
+// proxy in front of it) must not get the client secret into the error the
+// gateway shows an agent, nor into a log line: neither through the OAuth
+// error code nor through token_type.
+func TestOAuth2EndpointEchoDoesNotLeakClientSecret(t *testing.T) {
+	s := newStore(t, "")
+	cs := canary(t)
+	s.put(t, "cs", cs)
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		_, pass, _ := r.BasicAuth()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(int(status.Load()))
+		json.NewEncoder(w).Encode(map[string]any{"error": pass, "access_token": "at", "token_type": pass})
+	}))
+	t.Cleanup(echo.Close)
+	up := newUpstream(t)
+	tr, logs := newTransport(t, s, Spec{OAuth2: &OAuth2{TokenURL: echo.URL, ClientID: "pc", ClientSecret: "cs"}}, nil)
+	for _, st := range []int{http.StatusUnauthorized, http.StatusOK} {
+		status.Store(int32(st))
+		_, err := do(t, tr, agentRequest(t, up.URL))
+		if !errors.Is(err, ErrTokenEndpoint) {
+			t.Fatalf("status %d: err = %v, want ErrTokenEndpoint", st, err)
+		}
+		if strings.Contains(err.Error(), cs) {
+			t.Fatalf("status %d: the error repeats the client secret the endpoint echoed", st)
+		}
+	}
+	logs.assertAbsent(t, cs)
+	if up.count() != 0 {
+		t.Fatal("a request went upstream without a token")
+	}
+}
