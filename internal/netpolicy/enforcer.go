@@ -150,8 +150,17 @@ func (e *Enforcer) Sync() error {
 		e.log.Error("network policy: the replicated GeoIP table is unreadable; keeping the previous rules", "err", err)
 		return err
 	}
+	var published error
 	if e.last == nil || geo != e.lastGeo || !reflect.DeepEqual(rules, *e.last) {
-		if err := e.dp.SetRules(rules, geo); err != nil {
+		err := e.dp.SetRules(rules, geo)
+		switch {
+		case errors.Is(err, xdp.ErrKernelStale):
+			// Userspace enforces the new rules; the datapath retries the
+			// kernel by itself. Carry on so the gateway's view is current.
+			e.failed.Add(1)
+			e.log.Error("network policy: the kernel refused the new rules and keeps the previous ones; userspace enforces the new ones, retrying", "index", snap.Index, "err", err)
+			published = fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
+		case err != nil:
 			e.failed.Add(1)
 			e.log.Error("network policy: rules not published; the previous rules stay in force", "index", snap.Index, "err", err)
 			return fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
@@ -180,7 +189,7 @@ func (e *Enforcer) Sync() error {
 	e.listens.Store(&listens)
 	e.index.Store(snap.Index)
 	e.syncs.Add(1)
-	return nil
+	return published
 }
 
 // geo decodes the snapshot's GeoIP table, reusing the last one while the
