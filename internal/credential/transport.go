@@ -109,7 +109,7 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// RoundTrip sends a copy of req with the agent's credentials removed and the
+// RoundTrip sends a copy of req with the agent's credentials (Authorization, Proxy-Authorization, Cookie) removed and the
 // upstream's credential added. If the credential cannot be had, nothing is
 // sent and the error wraps ErrUnavailable, ErrSecretNotFound, ErrBadSecret
 // or ErrTokenEndpoint.
@@ -156,6 +156,7 @@ func (t *Transport) authorize(req *http.Request) (*http.Request, error) {
 	// agent's token must never reach an upstream, nor override ours.
 	out.Header.Del("Authorization")
 	out.Header.Del("Proxy-Authorization")
+	out.Header.Del("Cookie") // a session cookie is a credential too
 	s := t.cfg.Spec
 	switch {
 	case s.OAuth2 != nil:

@@ -529,3 +529,37 @@ func TestOAuth2EndpointEchoDoesNotLeakClientSecret(t *testing.T) {
 		t.Fatal("a request went upstream without a token")
 	}
 }
+
+// Whatever credential the agent's request carries (bearer token, proxy
+// credentials, session cookies) never reaches the upstream, whichever form
+// the upstream's own credential takes.
+func TestAgentCredentialsNeverForwarded(t *testing.T) {
+	s := newStore(t, "")
+	secret := canary(t)
+	s.put(t, "tok", secret)
+	for name, spec := range map[string]Spec{
+		"header": {Secret: "tok", Header: "X-Api-Key"},
+		"query":  {Secret: "tok", Query: "key"},
+		"basic":  {Basic: &Basic{Username: "svc", PasswordSecret: "tok"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t)
+			tr, _ := newTransport(t, s, spec, nil)
+			req := agentRequest(t, up.URL+"/mcp")
+			req.Header.Set("Proxy-Authorization", "Basic cGNfYWdlbnQ6eA==")
+			req.Header.Set("Cookie", "session=pc_agent_cookie")
+			if _, err := do(t, tr, req); err != nil {
+				t.Fatal(err)
+			}
+			got := up.last(t)
+			for _, h := range []string{"Proxy-Authorization", "Cookie"} {
+				if v := got.Header.Get(h); v != "" {
+					t.Errorf("upstream got the agent's %s: %q", h, v)
+				}
+			}
+			if strings.Contains(got.Header.Get("Authorization"), "pc_agent_token") {
+				t.Error("upstream got the agent's bearer token")
+			}
+		})
+	}
+}
