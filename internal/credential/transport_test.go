@@ -563,3 +563,45 @@ func TestAgentCredentialsNeverForwarded(t *testing.T) {
 		})
 	}
 }
+
+// An upstream that redirects elsewhere (compromised, or an open redirect on
+// it) must not get the credential sent to the other origin: the transport
+// injects only into requests for the upstream's own origin.
+func TestCredentialNotSentToAnotherOrigin(t *testing.T) {
+	s := newStore(t, "")
+	secret := canary(t)
+	s.put(t, "tok", secret)
+	other := newUpstream(t)
+	for name, spec := range map[string]Spec{
+		"header": {Secret: "tok"},
+		"query":  {Secret: "tok", Query: "key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/stolen", http.StatusTemporaryRedirect)
+			}))
+			t.Cleanup(redirector.Close)
+			before := other.count()
+			tr, logs := newTransport(t, s, spec, func(c *Config) { c.URL = redirector.URL + "/mcp" })
+			_, err := do(t, tr, agentRequest(t, redirector.URL+"/mcp"))
+			if !errors.Is(err, ErrOtherOrigin) {
+				t.Fatalf("err = %v, want ErrOtherOrigin", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatal("the error holds the secret")
+			}
+			if other.count() != before {
+				t.Fatal("the request went to the other origin")
+			}
+			logs.assertAbsent(t, secret)
+		})
+	}
+	// Same origin, other path: injected as usual.
+	tr, _ := newTransport(t, s, Spec{Secret: "tok"}, func(c *Config) { c.URL = other.URL + "/mcp" })
+	if _, err := do(t, tr, agentRequest(t, other.URL+"/messages?session=1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := other.last(t).Header.Get("Authorization"); got != "Bearer "+secret {
+		t.Fatal("same-origin request without the credential")
+	}
+}
