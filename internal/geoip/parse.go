@@ -119,9 +119,15 @@ func ParseMMDB(data []byte) (*Table, error) {
 	defer db.Close()
 	var b Builder
 	cache := map[uintptr]Country{}
+	seen := 0
 	for res := range db.Networks() {
 		if err := res.Err(); err != nil {
 			return nil, fmt.Errorf("geoip: mmdb: %w", err)
+		}
+		// A search tree whose nodes share children (legal to the reader)
+		// yields exponentially many networks: bound the walk.
+		if seen++; seen > maxRanges {
+			return nil, fmt.Errorf("geoip: mmdb: more than %d networks (a hostile or broken search tree)", maxRanges)
 		}
 		c, ok := cache[res.Offset()]
 		if !ok {

@@ -205,6 +205,11 @@ type Builder struct {
 	items []item
 }
 
+// maxRanges bounds the ranges a Builder takes and the networks an MMDB
+// walk visits (MaxEncodedRanges; tests lower it), so a hostile upload
+// cannot grow memory or time without limit.
+var maxRanges = MaxEncodedRanges
+
 type item struct {
 	from, to u128
 	cc       Country
@@ -224,6 +229,9 @@ func (b *Builder) AddRange(from, to netip.Addr, c Country) error {
 	}
 	if c > MaxCountry {
 		return fmt.Errorf("range %v-%v: invalid country %d", from, to, c)
+	}
+	if len(b.items) >= maxRanges {
+		return fmt.Errorf("more than %d ranges", maxRanges)
 	}
 	b.items = append(b.items, item{f, t, c, len(b.items)})
 	return nil
