@@ -39,6 +39,12 @@ type Config struct {
 	Datapath *xdp.Datapath
 	// Logger receives sync problems and refusals. Nil discards them.
 	Logger *slog.Logger
+	// Ready reports whether the node's state is complete (raft has replayed
+	// its log). Until it is, Guard refuses requests on the data-plane
+	// surfaces with 503: after a restart the state is the last snapshot
+	// for a while, without the deny rules, revocations and expiries that
+	// came after it. Nil: always ready. The admin surface is not gated.
+	Ready func() bool
 }
 
 // Enforcer follows the state and publishes its network rules to the
@@ -266,6 +272,14 @@ func Explain(r xdp.Reason) string {
 // the appliance's own console out.
 func (e *Enforcer) Guard(s Surface, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s != Admin && e.cfg.Ready != nil && !e.cfg.Ready() {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": -32603,
+				"message": "the node is starting: its replicated state is not complete yet, so no request is judged; retry shortly"}})
+			return
+		}
 		src := authn.ClientIP(r)
 		if s == Admin && src.IsLoopback() {
 			next.ServeHTTP(w, r)
