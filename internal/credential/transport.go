@@ -134,10 +134,12 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// RoundTrip sends a copy of req with the agent's credentials (Authorization, Proxy-Authorization, Cookie) removed and the
-// upstream's credential added. If the credential cannot be had, nothing is
-// sent and the error wraps ErrUnavailable, ErrSecretNotFound, ErrBadSecret
-// or ErrTokenEndpoint.
+// RoundTrip sends a copy of req with the agent's credentials
+// (Authorization, Proxy-Authorization, Cookie) removed and the upstream's
+// credential added. If the credential cannot be had, or req is for another
+// origin than Config.URL's, nothing is sent and the error wraps
+// ErrUnavailable, ErrSecretNotFound, ErrBadSecret, ErrTokenEndpoint or
+// ErrOtherOrigin.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out, err := t.authorize(req)
 	if err != nil {
