@@ -607,29 +607,40 @@ const (
 )
 
 // context returns the confidence adjustment from words around b[s:e] and
-// from the JSON key.
+// from the JSON key. When both a raising and a lowering word are present,
+// the one nearer to the value decides (the JSON key counts as nearest), so
+// "tfn: 389 958 596. Last updated 2026-11-02" is still a tax file number.
 func (st *scanner) context(d *Detector, s, e int) float64 {
 	if len(d.ctxSet) == 0 {
 		return 0
 	}
-	pos, neg := false, false
-	look := func(w []byte) {
+	const far = 1 << 30
+	posD, negD := far, far
+	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
-			pos = true
+			posD = min(posD, dist)
 		case -1:
-			neg = true
+			negD = min(negD, dist)
 		}
 	}
 	if st.key != nil {
 		for _, w := range st.key.words {
-			look([]byte(w))
+			look([]byte(w), 0)
 		}
 	}
 	lo := max(0, s-ctxBefore)
 	hi := min(len(st.b), e+ctxAfter)
-	forWords(st.b[lo:s], look)
-	forWords(st.b[e:hi], look)
+	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
+	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
+	pos, neg := posD < far, negD < far
+	if pos && neg {
+		if posD < negD {
+			neg = false
+		} else {
+			pos = false
+		}
+	}
 	adj := 0.0
 	if pos && len(d.keywords) == 0 { // a keyword detector's trigger already is its context
 		adj += 0.3
@@ -642,6 +653,11 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 
 // forWords calls f with each lowercased letter word (camel case split) of b.
 func forWords(b []byte, f func([]byte)) {
+	forWordsAt(b, func(w []byte, _, _ int) { f(w) })
+}
+
+// forWordsAt is forWords that also passes the word's span b[i:j].
+func forWordsAt(b []byte, f func(w []byte, i, j int)) {
 	var lw [24]byte
 	i := 0
 	for i < len(b) {
@@ -666,7 +682,7 @@ func forWords(b []byte, f func([]byte)) {
 				}
 				w[k] = c
 			}
-			f(w)
+			f(w, i, j)
 		}
 		i = j
 	}
