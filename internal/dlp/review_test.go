@@ -42,3 +42,35 @@ func TestReviewNearestContextWins(t *testing.T) {
 		t.Error("a timestamp right next to the value was reported as a TFN")
 	}
 }
+
+// TestReviewUnionPayWholeIIN: UnionPay issues from the whole 62 IIN block
+// (626xxx and 628xxx included); only 620000–625999 was recognised and
+// "6268 9191 8970 1324" was reported as an Aadhaar number instead.
+func TestReviewUnionPayWholeIIN(t *testing.T) {
+	for _, v := range []string{"6268 9191 8970 1324", "6297001426998768", "6282 4641 2410 3940"} {
+		if !luhnOK(v) {
+			t.Fatalf("test vector %s fails Luhn", v)
+		}
+		if !reviewFound(t, "card: "+v+" exp 11/29", v, "card-unionpay", false) {
+			t.Errorf("UnionPay %s not reported", v)
+		}
+	}
+}
+
+func luhnOK(s string) bool {
+	sum, alt := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ' ' {
+			continue
+		}
+		d := int(s[i] - '0')
+		if alt {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		alt = !alt
+	}
+	return sum%10 == 0
+}
