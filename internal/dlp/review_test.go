@@ -74,3 +74,21 @@ func luhnOK(s string) bool {
 	}
 	return sum%10 == 0
 }
+
+// TestReviewContextStopsAtSentenceEnd: lowering words in the next sentence
+// ("nhs number: 566 103 1076. Last updated …") do not cancel the label.
+func TestReviewContextStopsAtSentenceEnd(t *testing.T) {
+	cases := []struct{ text, val, id string }{
+		{"Customer record found. nhs number: 566 103 1076. Last updated 2026-11-02.", "566 103 1076", "uk-nhs"},
+		{"medicare number: 3848 63039 3. Last updated 2026-11-02.", "3848 63039 3", "au-medicare"},
+	}
+	for _, c := range cases {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s not found in %q", c.id, c.text)
+		}
+	}
+	// within the sentence the lowering word still counts
+	if reviewFound(t, "patient 5661031076 updated", "5661031076", "uk-nhs", false) {
+		t.Error("a bare 10-digit run next to 'updated' reported as NHS number")
+	}
+}

@@ -629,8 +629,8 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			look([]byte(w), 0)
 		}
 	}
-	lo := max(0, s-ctxBefore)
-	hi := min(len(st.b), e+ctxAfter)
+	lo := sentenceStart(st.b, max(0, s-ctxBefore), s)
+	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
 	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
 	pos, neg := posD < far, negD < far
@@ -650,6 +650,30 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	}
 	return adj
 }
+
+// sentenceEnd returns the end of the context window b[e:hi]: the first
+// sentence or line end in it, so words of the next sentence ("… 389 958
+// 596. Last updated …") do not count as context of the value.
+func sentenceEnd(b []byte, e, hi int) int {
+	for i := e; i < hi; i++ {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < len(b) && b[i+1] == ' ') {
+			return i
+		}
+	}
+	return hi
+}
+
+// sentenceStart is sentenceEnd for the window b[lo:s] before a value.
+func sentenceStart(b []byte, lo, s int) int {
+	for i := s - 1; i >= lo; i-- {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ') {
+			return i + 1
+		}
+	}
+	return lo
+}
+
+func isSentencePunct(c byte) bool { return c == '.' || c == '!' || c == '?' || c == ';' }
 
 // forWords calls f with each lowercased letter word (camel case split) of b.
 func forWords(b []byte, f func([]byte)) {
