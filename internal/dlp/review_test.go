@@ -92,3 +92,23 @@ func TestReviewContextStopsAtSentenceEnd(t *testing.T) {
 		t.Error("a bare 10-digit run next to 'updated' reported as NHS number")
 	}
 }
+
+// TestReviewForeignLabelLowers: the label of one identifier type next to a
+// value that fails its checksum must not let another type that happens to
+// validate claim it (TFN → SIN, HETU → CPR, Aadhaar → My Number).
+func TestReviewForeignLabelLowers(t *testing.T) {
+	cases := []struct{ text, val, id string }{
+		{"TFN=269 494 431 status=200", "269 494 431", "ca-sin"},
+		{"hetu: 241036-0759", "241036-0759", "dk-cpr"},
+		{`{"aadhaar":"8903 2320 3909"}`, "8903 2320 3909", "jp-my-number"},
+	}
+	for _, c := range cases {
+		if reviewFound(t, c.text, c.val, c.id, c.text[0] == '{') {
+			t.Errorf("%s reported under another identifier's label: %q", c.id, c.text)
+		}
+	}
+	// its own label still wins over a foreign one further away
+	if !reviewFound(t, "tfn on file, sin: 269 494 431", "269 494 431", "ca-sin", false) {
+		t.Error("SIN next to its own label not reported")
+	}
+}

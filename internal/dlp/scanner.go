@@ -616,12 +616,18 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	}
 	const far = 1 << 30
 	posD, negD := far, far
+	foreign := d.Category == NationalID || d.Category == PHI
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
 			posD = min(posD, dist)
 		case -1:
 			negD = min(negD, dist)
+		default:
+			// the label of another identifier type lowers like a negative word
+			if o := labelOwner[string(w)]; foreign && o != nil && o != d {
+				negD = min(negD, dist)
+			}
 		}
 	}
 	if st.key != nil {
