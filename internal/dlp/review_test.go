@@ -112,3 +112,13 @@ func TestReviewForeignLabelLowers(t *testing.T) {
 		t.Error("SIN next to its own label not reported")
 	}
 }
+
+// TestReviewSecretSpanStopsAtFullStop: "token: <value>. Next sentence"
+// reported the full stop as part of the secret, so redaction ate it and the
+// reported span was off by one.
+func TestReviewSecretSpanStopsAtFullStop(t *testing.T) {
+	v := "Zq8wPx2mK4vB7nR1tY6uE3oI9aS5dF0g"
+	if !reviewFound(t, "Deploy ok. api token: "+v+". Rotate monthly.", v, "generic-secret-assignment", false) {
+		t.Error("secret span not exact before a full stop")
+	}
+}
