@@ -11,17 +11,21 @@ import (
 // long single-separator digit chains, long base64/base62/hex runs behind
 // literal prefixes, near-keywords, deep JSON and PEM bodies without an end.
 var reviewAdversarial = map[string]func(n int) []byte{
-	"digit-chain":     func(n int) []byte { return bytes.Repeat([]byte("1-"), n/2) },
-	"digit-spaces":    func(n int) []byte { return bytes.Repeat([]byte("4111 "), n/5) },
-	"base64-run":      func(n int) []byte { return bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo+/"), n/38) },
-	"ghp-long":        func(n int) []byte { return append([]byte("ghp_"), bytes.Repeat([]byte("aZ09"), n/4)...) },
-	"akia-long":       func(n int) []byte { return append([]byte("AKIA"), bytes.Repeat([]byte("QZ"), n/2)...) },
-	"hex-run":         func(n int) []byte { return append([]byte("0x"), bytes.Repeat([]byte("deadBEEF"), n/8)...) },
-	"near-keywords":   func(n int) []byte { return bytes.Repeat([]byte("passwor passwords ssnx ibn tokenized secre: "), n/44) },
-	"kw-then-digits":  func(n int) []byte { return bytes.Repeat([]byte("ssn 1 2 3 4 5 6 7 8 9 "), n/22) },
-	"deep-json":       func(n int) []byte { return []byte(strings.Repeat(`{"a":[`, n/12) + `"4111111111111111"` + strings.Repeat(`]}`, n/12)) },
-	"wide-json":       func(n int) []byte { return []byte(`{` + strings.Repeat(`"ssn":"078-05-1120",`, n/20) + `"x":1}`) },
-	"pem-no-end":      func(n int) []byte { return append([]byte("-----BEGIN PRIVATE KEY-----\n"), bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0\n"), n/37)...) },
+	"digit-chain":    func(n int) []byte { return bytes.Repeat([]byte("1-"), n/2) },
+	"digit-spaces":   func(n int) []byte { return bytes.Repeat([]byte("4111 "), n/5) },
+	"base64-run":     func(n int) []byte { return bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo+/"), n/38) },
+	"ghp-long":       func(n int) []byte { return append([]byte("ghp_"), bytes.Repeat([]byte("aZ09"), n/4)...) },
+	"akia-long":      func(n int) []byte { return append([]byte("AKIA"), bytes.Repeat([]byte("QZ"), n/2)...) },
+	"hex-run":        func(n int) []byte { return append([]byte("0x"), bytes.Repeat([]byte("deadBEEF"), n/8)...) },
+	"near-keywords":  func(n int) []byte { return bytes.Repeat([]byte("passwor passwords ssnx ibn tokenized secre: "), n/44) },
+	"kw-then-digits": func(n int) []byte { return bytes.Repeat([]byte("ssn 1 2 3 4 5 6 7 8 9 "), n/22) },
+	"deep-json": func(n int) []byte {
+		return []byte(strings.Repeat(`{"a":[`, n/12) + `"4111111111111111"` + strings.Repeat(`]}`, n/12))
+	},
+	"wide-json": func(n int) []byte { return []byte(`{` + strings.Repeat(`"ssn":"078-05-1120",`, n/20) + `"x":1}`) },
+	"pem-no-end": func(n int) []byte {
+		return append([]byte("-----BEGIN PRIVATE KEY-----\n"), bytes.Repeat([]byte("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0\n"), n/37)...)
+	},
 	"url-userinfo":    func(n int) []byte { return append([]byte("postgres://u:"), bytes.Repeat([]byte("p:"), n/2)...) },
 	"email-dots":      func(n int) []byte { return append([]byte("a@"), bytes.Repeat([]byte("b."), n/2)...) },
 	"iban-letters":    func(n int) []byte { return bytes.Repeat([]byte("GB82 WEST "), n/10) },
