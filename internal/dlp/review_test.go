@@ -122,3 +122,16 @@ func TestReviewSecretSpanStopsAtFullStop(t *testing.T) {
 		t.Error("secret span not exact before a full stop")
 	}
 }
+
+// TestReviewContextNonASCIIUpperCase: an upper-case context word with a
+// non-ASCII letter (HENKILÖTUNNUS, a Go constant name) counts like its
+// lower-case form.
+func TestReviewContextNonASCIIUpperCase(t *testing.T) {
+	// a mistyped HETU that happens to be a valid CPR: the Finnish label must
+	// keep the Danish detector away, whatever its case
+	for _, lbl := range []string{"henkilötunnus", "HENKILÖTUNNUS"} {
+		if reviewFound(t, "const "+lbl+" = \"250195-5208\"", "250195-5208", "dk-cpr", false) {
+			t.Errorf("%s: reported as a Danish CPR", lbl)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -696,7 +697,7 @@ func forWordsAt(b []byte, f func(w []byte, i, j int)) {
 			continue
 		}
 		j := i + 1
-		for j < len(b) && (isLower(b[j]) || b[j] >= 0x80 || (isUpper(b[j]) && isUpper(b[j-1]))) {
+		for j < len(b) && (isLower(b[j]) || b[j] >= 0x80 || (isUpper(b[j]) && (isUpper(b[j-1]) || (b[j-1] >= 0x80 && j-i > 1 && isUpper(b[i+1]))))) {
 			j++
 		}
 		// digits glued to letters (cvv2, icd10) stay part of the word
@@ -705,12 +706,17 @@ func forWordsAt(b []byte, f func(w []byte, i, j int)) {
 		}
 		if j-i <= len(lw) {
 			w := lw[:j-i]
+			wide := false
 			for k := range w {
 				c := b[i+k]
 				if isUpper(c) {
 					c += 'a' - 'A'
 				}
+				wide = wide || c >= 0x80
 				w[k] = c
+			}
+			if wide { // HENKILÖTUNNUS, ΑΜΚΑ: fold non-ASCII letters too
+				w = bytes.ToLower(w)
 			}
 			f(w, i, j)
 		}
