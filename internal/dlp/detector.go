@@ -175,7 +175,7 @@ var labelOwner = map[string]*Detector{}
 var genericLabel = map[string]bool{
 	"business": true, "national": true, "registre": true, "documento": true, "health": true, "patient": true,
 	"income": true, "file": true, "fiscal": true, "contribuinte": true, "provider": true, "physician": true,
-	"clinician": true, "registration": true, "beneficiary": true, "security": true, "identity": true,
+	"clinician": true, "registration": true, "beneficiary": true, "identity": true,
 	"social": true, "insurance": true, "resident": true, "tax": true, "prescriber": true, "taxpayer": true,
 	"extranjero": true, "identifikationsnummer": true,
 }

@@ -135,3 +135,16 @@ func TestReviewContextNonASCIIUpperCase(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewSocialSecurityIsSSN: "social security" names the US SSN; a
+// 9-digit value after it that also passes Luhn is not a Canadian SIN.
+func TestReviewSocialSecurityIsSSN(t *testing.T) {
+	text := "Hi team, the social security is 471459917 — please update the record by Friday."
+	if !reviewFound(t, text, "471459917", "us-ssn", false) || reviewFound(t, text, "471459917", "ca-sin", false) {
+		t.Errorf("want us-ssn, not ca-sin, in %q", text)
+	}
+	// a SIN with its own label stays a SIN
+	if !reviewFound(t, "social insurance number: 471 459 917", "471 459 917", "ca-sin", false) {
+		t.Error("SIN next to its label not reported")
+	}
+}
