@@ -1,6 +1,7 @@
 package dlpqa_test
 
 import (
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -30,6 +31,20 @@ func offByOne(g func(*mrand.Rand) string) func(*mrand.Rand) string {
 
 func dropLast(g func(*mrand.Rand) string) func(*mrand.Rand) string {
 	return func(r *mrand.Rand) string { v := g(r); return v[:len(v)-1] }
+}
+
+// plain removes separators (people paste ids without them too).
+func plain(g func(*mrand.Rand) string) func(*mrand.Rand) string {
+	return func(r *mrand.Rand) string { return strings.NewReplacer(" ", "", "-", "", ".", "", "/", "").Replace(g(r)) }
+}
+
+func either(a, b func(*mrand.Rand) string) func(*mrand.Rand) string {
+	return func(r *mrand.Rand) string {
+		if r.IntN(2) == 0 {
+			return a(r)
+		}
+		return b(r)
+	}
 }
 
 func cardGen(prefixes []string, lens []int) func(*mrand.Rand) string {
@@ -178,21 +193,21 @@ func indepCases() []indepCase {
 		{det: "card-unionpay", ctx: []string{"card", "cc"}, gen: styled(union), near: []func(*mrand.Rand) string{offByOne(union)}, isNum: true},
 		{det: "iban", ctx: []string{"iban", "account", "bank"}, gen: ibanGen, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string { return bump(iban(r, "FR"), -3) }, ibanBadLen}},
 		{det: "aba-routing", ctx: []string{"routing number", "aba", "routing"}, gen: aba, near: []func(*mrand.Rand) string{offByOne(aba)}},
-		{det: "us-ssn", ctx: []string{"ssn", "social security"}, gen: ssn, near: []func(*mrand.Rand) string{ssnReserved}},
+		{det: "us-ssn", ctx: []string{"ssn", "social security"}, gen: either(ssn, plain(ssn)), near: []func(*mrand.Rand) string{ssnReserved}},
 		{det: "uk-nhs", ctx: []string{"nhs number", "nhs"}, gen: func(r *mrand.Rand) string { return group(nhs(r), " ", 3, 3) }, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string { return group(bump(nhs(r), -1), " ", 3, 3) }}},
 		{det: "uk-nino", ctx: []string{"nino", "national insurance"}, gen: nino, near: []func(*mrand.Rand) string{ninoBad}},
 		{det: "es-dni", ctx: []string{"dni", "nif"}, gen: dni, near: []func(*mrand.Rand) string{dniBad}},
 		{det: "es-nie", ctx: []string{"nie"}, gen: nie, near: []func(*mrand.Rand) string{nieBad}},
-		{det: "br-cpf", ctx: []string{"cpf"}, gen: cpf, near: []func(*mrand.Rand) string{offByOne(cpf)}},
-		{det: "br-cnpj", ctx: []string{"cnpj"}, gen: cnpj, near: []func(*mrand.Rand) string{offByOne(cnpj)}},
-		{det: "in-aadhaar", ctx: []string{"aadhaar", "uid"}, gen: aadhaar, near: []func(*mrand.Rand) string{offByOne(aadhaar)}},
+		{det: "br-cpf", ctx: []string{"cpf"}, gen: either(cpf, plain(cpf)), near: []func(*mrand.Rand) string{offByOne(cpf)}},
+		{det: "br-cnpj", ctx: []string{"cnpj"}, gen: either(cnpj, plain(cnpj)), near: []func(*mrand.Rand) string{offByOne(cnpj)}},
+		{det: "in-aadhaar", ctx: []string{"aadhaar", "uid"}, gen: either(aadhaar, plain(aadhaar)), near: []func(*mrand.Rand) string{offByOne(aadhaar)}},
 		{det: "in-pan", ctx: []string{"pan", "income tax pan"}, gen: pan, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string {
 			b := []byte(pan(r))
 			b[3] = "DEIMNOQRSUVWXYZ"[r.IntN(15)] // not a holder-type letter (K is one)
 			return string(b)
 		}}},
 		{det: "au-tfn", ctx: []string{"tfn", "tax file number"}, gen: tfn, near: []func(*mrand.Rand) string{offByOne(tfn)}},
-		{det: "au-abn", ctx: []string{"abn"}, gen: abn, near: []func(*mrand.Rand) string{offByOne(abn)}},
+		{det: "au-abn", ctx: []string{"abn"}, gen: either(abn, plain(abn)), near: []func(*mrand.Rand) string{offByOne(abn)}},
 		{det: "au-medicare", ctx: []string{"medicare", "medicare number"}, gen: medicare, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string { return bump(medicare(r), 9) }}},
 		{det: "pl-pesel", ctx: []string{"pesel"}, gen: pesel, near: []func(*mrand.Rand) string{offByOne(pesel)}},
 		{det: "fi-hetu", ctx: []string{"hetu", "henkilötunnus"}, gen: hetu, near: []func(*mrand.Rand) string{hetuBad}},
@@ -201,18 +216,26 @@ func indepCases() []indepCase {
 		{det: "de-steuer-id", ctx: []string{"steuerid", "steuer-id", "idnr"}, gen: steuerID, near: []func(*mrand.Rand) string{offByOne(steuerID)}},
 		{det: "it-codice-fiscale", ctx: []string{"codice fiscale", "cf"}, gen: codiceFiscale, near: []func(*mrand.Rand) string{cfBad}},
 		{det: "nl-bsn", ctx: []string{"bsn", "burgerservicenummer"}, gen: bsn, near: []func(*mrand.Rand) string{offByOne(bsn)}},
-		{det: "fr-nir", ctx: []string{"nir", "numéro de sécurité sociale", "insee"}, gen: nir, near: []func(*mrand.Rand) string{offByOne(nir)}},
+		{det: "fr-nir", ctx: []string{"nir", "numéro de sécurité sociale", "insee"}, gen: either(nir, plain(nir)), near: []func(*mrand.Rand) string{offByOne(nir)}},
 		{det: "cn-resident-id", ctx: []string{"resident id", "身份证"}, gen: cnID, near: []func(*mrand.Rand) string{cnBad}},
-		{det: "ca-sin", ctx: []string{"sin", "social insurance number"}, gen: sin, near: []func(*mrand.Rand) string{offByOne(sin)}},
+		{det: "ca-sin", ctx: []string{"sin", "social insurance number"}, gen: either(sin, plain(sin)), near: []func(*mrand.Rand) string{offByOne(sin)}},
 		{det: "za-id", ctx: []string{"id number", "rsa id"}, gen: zaID, near: []func(*mrand.Rand) string{offByOne(zaID)}},
 		{det: "se-personnummer", ctx: []string{"personnummer", "pnr"}, gen: personnummer, near: []func(*mrand.Rand) string{offByOne(personnummer)}},
-		{det: "us-npi", ctx: []string{"npi", "provider npi"}, gen: npi, near: []func(*mrand.Rand) string{npiBad}},
+		{det: "us-npi", ctx: []string{"npi", "provider npi"}, gen: npi, near: []func(*mrand.Rand) string{npiBad}, isNum: true},
 		{det: "us-dea", ctx: []string{"dea", "dea number"}, gen: dea, near: []func(*mrand.Rand) string{deaBad}},
 		{det: "us-mbi", ctx: []string{"mbi", "medicare beneficiary"}, gen: mbi, near: []func(*mrand.Rand) string{mbiBad}},
 		{det: "github-pat", ctx: []string{"token", "GITHUB_TOKEN"}, gen: func(r *mrand.Rand) string { return crcToken(r, "ghp_") }, near: []func(*mrand.Rand) string{ghpBad("ghp_")}},
 		{det: "github-oauth-token", ctx: []string{"token"}, gen: func(r *mrand.Rand) string { return crcToken(r, "gho_") }, near: []func(*mrand.Rand) string{ghpBad("gho_")}},
 		{det: "npm-token", ctx: []string{"npm token", "NPM_TOKEN"}, gen: func(r *mrand.Rand) string { return crcToken(r, "npm_") }, near: []func(*mrand.Rand) string{ghpBad("npm_")}},
 		{det: "jwt", ctx: []string{"authorization", "id_token"}, gen: jwt, near: []func(*mrand.Rand) string{jwtBad}},
+		{det: "pem-private-key", ctx: []string{"key", "private key"}, gen: func(r *mrand.Rand) string { return strings.TrimSpace(pemKey(r.IntN(2))) }, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string {
+			return "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE" + randB62(r, 40) + "\n-----END PUBLIC KEY-----"
+		}}},
+		{det: "openssh-private-key", ctx: []string{"id_ed25519", "ssh key"}, gen: func(*mrand.Rand) string { return strings.TrimSpace(pemKey(2)) }, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string {
+			return "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + randB62(r, 43) + " ops@bastion"
+		}}},
+		{det: "card-maestro", ctx: []string{"card", "maestro"}, gen: cardGen([]string{"6759", "5018", "6304"}, []int{16, 19}), near: []func(*mrand.Rand) string{offByOne(cardGen([]string{"6759"}, []int{16}))}, isNum: true},
+		{det: "card-mir", ctx: []string{"card", "карта"}, gen: styled(cardGen([]string{"2200", "2204"}, []int{16})), near: []func(*mrand.Rand) string{offByOne(cardGen([]string{"2201"}, []int{16}))}, isNum: true},
 		{det: "btc-address", ctx: []string{"btc", "wallet"}, gen: func(r *mrand.Rand) string { return base58Check(r, []byte{0, 5}[r.IntN(2)]) }, near: []func(*mrand.Rand) string{btcBad(0)}},
 		{det: "btc-bech32-address", ctx: []string{"btc", "wallet"}, gen: func(r *mrand.Rand) string { return segwitV0(r, "bc") }, near: []func(*mrand.Rand) string{bechBad("bc")}},
 		{det: "eth-address", ctx: []string{"eth", "wallet"}, gen: eip55, near: []func(*mrand.Rand) string{func(r *mrand.Rand) string { return flipCase(eip55(r)) }}},
@@ -247,6 +270,10 @@ func indepDoc(r *mrand.Rand, ctx, val string, asNum bool) (text string, isJSON b
 		pre = fmt.Sprintf("Hi team, the %s is ", ctx)
 		post = " — please update the record by Friday.\n"
 	}
+	if isJSON && !asNum { // a JSON string holds the escaped value (PEM newlines)
+		b, _ := json.Marshal(val)
+		val = string(b[1 : len(b)-1])
+	}
 	return pre + val + post, isJSON, len(pre), len(pre) + len(val)
 }
 
@@ -273,7 +300,13 @@ func TestIndependentReviewSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := mrand.New(mrand.NewPCG(20261125, 7))
+	seed := uint64(20261125)
+	if v := os.Getenv("DLP_REVIEW_SEED"); v != "" {
+		if _, err := fmt.Sscan(v, &seed); err != nil {
+			t.Fatalf("DLP_REVIEW_SEED: %v", err)
+		}
+	}
+	r := mrand.New(mrand.NewPCG(seed, 7))
 	const n = 60
 	per := map[string]*pr{}
 	perCat := map[dlp.Category]*pr{}
@@ -337,7 +370,7 @@ func TestIndependentReviewSet(t *testing.T) {
 				// legitimately report it and is only counted
 				if fd, _ := dlp.Lookup(f.Detector); f.Detector == c.det || fd.Checksum {
 					cnt.fp++
-					fps = append(fps, fmt.Sprintf("%s: near miss %q reported as %s %q", c.det, val, f.Detector, text[f.Start:f.End]))
+					fps = append(fps, fmt.Sprintf("%s: near miss %q reported as %s %q in %q", c.det, val, f.Detector, text[f.Start:f.End], text))
 				} else {
 					other[c.det+" → "+f.Detector]++
 				}
