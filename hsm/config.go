@@ -132,6 +132,16 @@ func (c *Config) readPIN() ([]byte, error) {
 	return readSecretSource(c.PINFile, c.PINEnv)
 }
 
+// ReadPINFile reads a PIN (user or SO) from a file, as Open does: the file
+// must not be accessible by users other than its owner (ErrPINFileMode),
+// and a trailing newline is dropped. The caller clears the result.
+func ReadPINFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: no PIN file given", ErrNoPIN)
+	}
+	return readSecretSource(path, "")
+}
+
 func readSecretSource(file, env string) ([]byte, error) {
 	switch {
 	case file != "":

@@ -71,6 +71,16 @@ func TestOpenErrors(t *testing.T) {
 		if strings.Contains(err.Error(), string(pin)) {
 			t.Fatalf("error leaks the PIN: %v", err)
 		}
+		// The SO PIN file of the join ceremony's CLI is read the same way.
+		if _, err := ReadPINFile(c.PINFile); !errors.Is(err, ErrPINFileMode) {
+			t.Fatalf("ReadPINFile = %v, want ErrPINFileMode", err)
+		}
+		if err := os.Chmod(c.PINFile, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ReadPINFile(c.PINFile); err != nil || string(got) != strings.TrimRight(string(pin), "\r\n") {
+			t.Fatalf("ReadPINFile of a 0600 file: %v", err)
+		}
 	})
 	t.Run("wrong PIN", func(t *testing.T) {
 		c := cfg

@@ -243,12 +243,11 @@ The SO PIN is read from a file, never from a flag value.`,
 			if expect != "" && expect != fp {
 				return fmt.Errorf("fingerprint %s does not match the expected %s: refusing", fp, expect)
 			}
-			so, err := os.ReadFile(soPINFile)
+			so, err := hsm.ReadPINFile(soPINFile)
 			if err != nil {
 				return fmt.Errorf("read SO PIN: %w", err)
 			}
 			defer clear(so)
-			so = trimNewline(so)
 			if err := hsm.TrustWrappingKey(cfg, so, der); err != nil {
 				return err
 			}
@@ -287,11 +286,4 @@ func readPublicKey(stdin io.Reader, file string) ([]byte, error) {
 		return blk.Bytes, nil
 	}
 	return b, nil
-}
-
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

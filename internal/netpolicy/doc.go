@@ -37,4 +37,11 @@
 // share the gateway port); its rules are enforced by this userspace check
 // alone (CompileShared). On the admin listener loopback sources are
 // exempt, as at the NIC, where loopback traffic never passes XDP.
+//
+// Until the node's state is complete (Config.Ready: after a restart raft
+// first replays the log behind its last snapshot), Guard answers 503 with
+// Retry-After on the gateway and persona listeners instead of judging
+// requests by rules that may predate a revocation or a deny rule. When the
+// kernel refuses an update, the userspace check enforces the new rules at
+// once and the datapath retries the kernel every second.
 package netpolicy
