@@ -22,6 +22,8 @@ func credentialFailure(upstream string, err error) (e *mcp.Error, status string,
 		return mcp.Errorf(mcp.CodeInternalError, "upstream %q: backend credential unavailable: a secret it needs is not stored", upstream), "credential missing", true
 	case errors.Is(err, credential.ErrTokenEndpoint):
 		return mcp.Errorf(mcp.CodeInternalError, "upstream %q: backend credential unavailable: its OAuth token endpoint failed", upstream), "token endpoint failed", true
+	case errors.Is(err, credential.ErrOtherOrigin):
+		return mcp.Errorf(mcp.CodeInternalError, "upstream %q: refused to send its backend credential to another origin (the upstream redirected the call)", upstream), "credential redirect refused", true
 	case errors.Is(err, credential.ErrBadSecret):
 		return mcp.Errorf(mcp.CodeInternalError, "upstream %q: backend credential unusable: the stored value cannot be sent", upstream), "credential unusable", true
 	}

@@ -26,6 +26,7 @@ func TestCredentialFailureMessages(t *testing.T) {
 		{wrap(credential.ErrSecretNotFound), `upstream "crm": backend credential unavailable: a secret it needs is not stored`, "credential missing"},
 		{wrap(credential.ErrTokenEndpoint), `upstream "crm": backend credential unavailable: its OAuth token endpoint failed`, "token endpoint failed"},
 		{wrap(credential.ErrBadSecret), `upstream "crm": backend credential unusable`, "credential unusable"},
+		{wrap(credential.ErrOtherOrigin), `upstream "crm": refused to send its backend credential to another origin`, "credential redirect refused"},
 		{errors.New("connection refused"), `upstream "crm" is unavailable`, "unavailable"},
 		{context.DeadlineExceeded, `did not answer within 5s`, "timeout"},
 	} {
