@@ -41,6 +41,7 @@ func (a *Appliance) draftPersona(ctx context.Context, description string, snap *
 		return nil, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Message: "cannot draft a persona: " + msg}
 	}
 	p.Warnings = append(p.Warnings, warnings...)
+	avoidReplacing(p, snap)
 	y, err := p.YAML()
 	if err != nil {
 		return nil, fmt.Errorf("render draft: %w", err)
@@ -144,4 +145,35 @@ func (a *Appliance) upstreamTools(ctx context.Context, u *state.Upstream) (map[s
 		cursor = page.NextCursor
 	}
 	return out, nil
+}
+
+// avoidReplacing renames a drafted persona, and narrowed skills, whose
+// names already exist in the state (with other content), so that applying
+// a draft can never silently replace what an admin made.
+func avoidReplacing(p *persona.Proposal, snap *state.Snapshot) {
+	free := func(base string, taken func(string) bool) string {
+		for i := 2; ; i++ {
+			if n := fmt.Sprintf("%s-%d", base, i); !taken(n) && state.ValidateName(n) == nil {
+				return n
+			}
+		}
+	}
+	for _, sk := range p.NewSkills {
+		old := snap.Skills[sk.Name]
+		if old == nil || (old.Description == sk.Description && fmt.Sprint(old.Tools) == fmt.Sprint(sk.Tools)) {
+			continue
+		}
+		name := free(sk.Name, func(n string) bool { return snap.Skills[n] != nil })
+		p.Warnings = append(p.Warnings, fmt.Sprintf("a different skill named %s already exists; the narrowed skill is named %s", sk.Name, name))
+		for i, s := range p.Persona.Skills {
+			if s == sk.Name {
+				p.Persona.Skills[i] = name
+			}
+		}
+		sk.Name = name
+	}
+	if name := p.Persona.Name; snap.Personas[name] != nil {
+		p.Persona.Name = free(name, func(n string) bool { return snap.Personas[n] != nil })
+		p.Warnings = append(p.Warnings, fmt.Sprintf("a persona named %s already exists; the draft is named %s so that applying it cannot replace it", name, p.Persona.Name))
+	}
 }
