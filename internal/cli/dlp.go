@@ -14,6 +14,10 @@ import (
 
 func init() { register(newDLPCmd) }
 
+// dlpScanMax is the largest input scan reads whole (--mode auto/json);
+// larger input is refused rather than truncated.
+var dlpScanMax int64 = 1 << 30
+
 func newDLPCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlp",
@@ -108,9 +112,13 @@ func newDLPScanCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				data, err := io.ReadAll(io.LimitReader(in, 1<<30))
+				data, err := io.ReadAll(io.LimitReader(in, dlpScanMax+1))
 				if err != nil {
 					return fmt.Errorf("dlp scan: read: %w", err)
+				}
+				if int64(len(data)) > dlpScanMax {
+					// never scan a silently truncated input
+					return fmt.Errorf("dlp scan: input larger than %d bytes; use --mode text to stream it", dlpScanMax)
 				}
 				if mode == "json" || json.Valid(data) {
 					if fs, err = sc.ScanJSON(data); err != nil {

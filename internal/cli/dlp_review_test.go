@@ -113,3 +113,20 @@ func TestDLPDetectorsFields(t *testing.T) {
 		t.Errorf("%d secrets detectors, the contract asks for at least 60", perCat["secrets"])
 	}
 }
+
+// TestDLPScanRefusesTruncation: input over the whole-read limit was
+// silently cut at 1 GiB and the rest never scanned; now it is an error
+// (text mode streams any size).
+func TestDLPScanRefusesTruncation(t *testing.T) {
+	old := dlpScanMax
+	dlpScanMax = 64
+	defer func() { dlpScanMax = old }()
+	in := strings.Repeat("x", 80) + " 4111 1111 1111 1111\n"
+	if _, err := runCLI(t, in, "dlp", "scan", "--format", "json"); err == nil || !strings.Contains(err.Error(), "--mode text") {
+		t.Errorf("oversized input: %v", err)
+	}
+	out, err := runCLI(t, in, "dlp", "scan", "--format", "json", "--mode", "text")
+	if err != nil || !strings.Contains(out, "card-visa") {
+		t.Errorf("text mode: %q, %v", out, err)
+	}
+}

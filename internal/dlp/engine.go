@@ -324,7 +324,11 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 				ne = &numEdit{s: fd.tokStart, e: fd.tokEnd}
 				numEdits[fd.tokStart] = ne
 			}
-			ne.parts = append(ne.parts, edit{fd.Start - fd.tokStart, fd.End - fd.tokStart, repl})
+			end := fd.End
+			if end < fd.tokEnd && doc[end] == '.' && intPart(doc[fd.Start:fd.tokEnd]) == end-fd.Start {
+				end = fd.tokEnd // the ".0" of a float goes with the value
+			}
+			ne.parts = append(ne.parts, edit{fd.Start - fd.tokStart, end - fd.tokStart, repl})
 			continue
 		}
 		edits = append(edits, edit{fd.Start, fd.End, repl})

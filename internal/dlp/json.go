@@ -162,7 +162,14 @@ func (w *walker) value() error {
 		if !w.number() {
 			return w.errf("bad number")
 		}
-		w.scanSpan(s, w.p, nil, true)
+		// 4111111111111111.0 (a float column, Python's json) is scanned
+		// as its integer part; the rewrite still covers the whole token
+		e := intPart(w.b[s:w.p]) + s
+		first := len(w.out)
+		w.scanSpan(s, e, nil, true)
+		for k := first; k < len(w.out); k++ {
+			w.out[k].tokEnd = w.p
+		}
 		return nil
 	default:
 		for _, lit := range [][]byte{[]byte("true"), []byte("false"), []byte("null")} {
@@ -173,6 +180,21 @@ func (w *walker) value() error {
 		}
 		return w.errf("unexpected character %q", c)
 	}
+}
+
+// intPart returns the length of number n without a fraction made only of
+// zeros ("4111111111111111.000" → 16); other numbers are returned whole.
+func intPart(n []byte) int {
+	dot := bytes.IndexByte(n, '.')
+	if dot < 0 {
+		return len(n)
+	}
+	for _, c := range n[dot+1:] {
+		if c != '0' {
+			return len(n)
+		}
+	}
+	return dot
 }
 
 // number consumes a JSON number (RFC 8259 grammar) at w.p.

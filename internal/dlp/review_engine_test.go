@@ -142,3 +142,29 @@ func TestReviewFF1RoundTripLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewCardAsFloat: a card number that went through a float column
+// arrives as 4111111111111111.0; it was not detected at all. It is now
+// found (span: the integer part) and rewritten as a whole.
+func TestReviewCardAsFloat(t *testing.T) {
+	s := mustScanner(t, Config{})
+	doc := `{"n":4111111111111111.0,"m":[5555555555554444.000],"x":1.5}`
+	fs, err := s.ScanJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || doc[fs[0].Start:fs[0].End] != "4111111111111111" || doc[fs[1].Start:fs[1].End] != "5555555555554444" {
+		t.Fatalf("findings %+v", fs)
+	}
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Action: ActionRedact}}}})
+	out, _, err := e.Apply(Response, []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"n":"[REDACTED:card-visa]","m":["[REDACTED:card-mastercard]"],"x":1.5}`; string(out) != want {
+		t.Errorf("got  %s\nwant %s", out, want)
+	}
+	if !json.Valid(out) {
+		t.Error("invalid JSON")
+	}
+}

@@ -30,6 +30,11 @@ type SSERewriter struct {
 	buf       []byte
 	max       int
 	err       error
+	// from is where the search for the end of the buffered event resumes,
+	// so an event arriving in many small writes is searched once (linear),
+	// not once per write; looked counts the bytes searched (tests).
+	from   int
+	looked int64
 }
 
 // NewSSERewriter returns a writer that rewrites the stream written to it and
@@ -45,10 +50,15 @@ func (r *SSERewriter) Write(p []byte) (int, error) {
 	}
 	r.buf = append(r.buf, p...)
 	for {
-		end, next := eventEnd(r.buf)
+		end, next := eventEnd(r.buf, r.from)
 		if end < 0 {
+			r.looked += int64(len(r.buf) - r.from)
+			// a separator may still complete across the next write
+			r.from = max(0, len(r.buf)-2)
 			break
 		}
+		r.looked += int64(next - r.from)
+		r.from = 0
 		if err := r.event(r.buf[:end], r.buf[end:next]); err != nil {
 			r.err = err
 			return 0, err
@@ -82,8 +92,8 @@ func (r *SSERewriter) Close() error {
 
 // eventEnd finds the blank line that ends the first event: it returns the
 // end of the event's lines and the start of the next event.
-func eventEnd(b []byte) (int, int) {
-	for i := 0; i < len(b); i++ {
+func eventEnd(b []byte, from int) (int, int) {
+	for i := from; i < len(b); i++ {
 		if b[i] != '\n' {
 			continue
 		}

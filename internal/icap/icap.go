@@ -197,7 +197,31 @@ func (c *Client) open(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 		return nil, nil, fmt.Errorf("icap: dial: %w", err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(c.cfg.Timeout))
-	return conn, bufio.NewReader(conn), nil
+	// one exchange per connection: everything the server may send is the
+	// body limit plus room for the ICAP and encapsulated headers, so an
+	// endless header line cannot grow memory without bound
+	return conn, bufio.NewReader(&capReader{r: conn, left: c.cfg.MaxBody + maxHeads, limit: c.cfg.MaxBody + maxHeads}), nil
+}
+
+// maxHeads bounds the ICAP and encapsulated HTTP headers of one response.
+const maxHeads = 2 << 20
+
+// capReader fails with ErrTooLarge once more than left bytes were read.
+type capReader struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("%w: response exceeds %d bytes", ErrTooLarge, c.limit)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 func (c *Client) exchange(ctx context.Context, method string, sections [][2]string, bodyName string, body []byte) (*Result, error) {

@@ -3,10 +3,15 @@ package icap
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestReviewChunkSizeOverflow: a chunk size near 2^63 after a first chunk
@@ -41,4 +46,42 @@ func (z zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	*z.n += int64(len(p))
 	return len(p), nil
+}
+
+// TestReviewEndlessHeaderLine: a server that sends an endless header line
+// made the client buffer it all (textproto reads a line without limit).
+// The client now stops at the body limit plus header room.
+func TestReviewEndlessHeaderLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var sent atomic.Int64
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		go io.Copy(io.Discard, conn)
+		conn.Write([]byte("ICAP/1.0 200 OK\r\nX-Junk: "))
+		junk := bytes.Repeat([]byte("a"), 64<<10)
+		for sent.Load() < 64<<20 {
+			n, err := conn.Write(junk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	c, err := New(Config{Addr: ln.Addr().String(), Service: "echo", MaxBody: 1024, NoPreview: true, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://upstream.example/x", nil)
+	_, err = c.ReqMod(context.Background(), req, []byte("{}"))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("endless header line: %v, want ErrTooLarge", err)
+	}
 }

@@ -35,7 +35,9 @@ func dropLast(g func(*mrand.Rand) string) func(*mrand.Rand) string {
 
 // plain removes separators (people paste ids without them too).
 func plain(g func(*mrand.Rand) string) func(*mrand.Rand) string {
-	return func(r *mrand.Rand) string { return strings.NewReplacer(" ", "", "-", "", ".", "", "/", "").Replace(g(r)) }
+	return func(r *mrand.Rand) string {
+		return strings.NewReplacer(" ", "", "-", "", ".", "", "/", "").Replace(g(r))
+	}
 }
 
 func either(a, b func(*mrand.Rand) string) func(*mrand.Rand) string {
