@@ -88,7 +88,7 @@ const maxToolPages = 50
 func (a *Appliance) upstreamTools(ctx context.Context, u *state.Upstream) (map[string]persona.ToolInfo, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	defer base.CloseIdleConnections()
-	rt, err := a.credentialTransport(u.Name, u.Credential, base)
+	rt, err := a.credentialTransport(u.Name, u.URL, u.Credential, base)
 	if err != nil {
 		return nil, err
 	}

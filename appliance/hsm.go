@@ -121,13 +121,14 @@ func (a *Appliance) voters() int {
 // in the outgoing request until it is written. Without an HSM such calls
 // fail closed with credential.ErrUnavailable; other upstreams are unaffected.
 func (a *Appliance) upstreamTransport(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
-	return a.credentialTransport(spec.Name, spec.Credential, base)
+	return a.credentialTransport(spec.Name, spec.URL, spec.Credential, base)
 }
 
 // credentialTransport wraps base so that it injects an upstream's
-// credential (base itself when there is none); the drafter's tools/list
-// calls use it too.
-func (a *Appliance) credentialTransport(upstream string, c *state.Credential, base http.RoundTripper) (http.RoundTripper, error) {
+// credential (base itself when there is none) into requests for the
+// upstream's origin only (a redirect elsewhere gets nothing); the drafter's
+// tools/list calls use it too.
+func (a *Appliance) credentialTransport(upstream, upstreamURL string, c *state.Credential, base http.RoundTripper) (http.RoundTripper, error) {
 	if c == nil {
 		return base, nil
 	}
@@ -136,6 +137,7 @@ func (a *Appliance) credentialTransport(upstream string, c *state.Credential, ba
 	}
 	tr, err := credential.New(credential.Config{
 		Upstream: upstream,
+		URL:      upstreamURL,
 		Spec:     credential.FromState(c),
 		Unsealer: credential.KeystoreUnsealer{Keystore: a.keystore, Lookup: credential.StateLookup(a.store.Current)},
 		Base:     base,

@@ -68,7 +68,8 @@ func (a *Appliance) openNetwork() error {
 		return err
 	}
 	a.datapath = dp
-	a.netpolicy, err = netpolicy.New(netpolicy.Config{State: a.store, Datapath: dp, Logger: a.log.With("component", "netpolicy")})
+	a.netpolicy, err = netpolicy.New(netpolicy.Config{State: a.store, Datapath: dp, Logger: a.log.With("component", "netpolicy"),
+		Ready: a.ready.Load})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,9 @@ var (
 	ErrTokenNotFound = errors.New("hsm: token not found")
 	// ErrNoPIN: neither a PIN file nor a PIN environment variable gave a PIN.
 	ErrNoPIN = errors.New("hsm: no PIN configured")
+	// ErrPINFileMode: the PIN file is readable or writable by users other
+	// than its owner.
+	ErrPINFileMode = errors.New("hsm: PIN file permissions too open")
 	// ErrWrongPIN: the token rejected the PIN.
 	ErrWrongPIN = errors.New("hsm: wrong PIN")
 	// ErrPINLocked: the token has locked the PIN after too many failures.
@@ -132,6 +135,15 @@ func (c *Config) readPIN() ([]byte, error) {
 func readSecretSource(file, env string) ([]byte, error) {
 	switch {
 	case file != "":
+		// Like the admin token: a PIN file others can read is refused, so
+		// a mistaken chmod is noticed before the PIN is used.
+		fi, err := os.Stat(file)
+		if err != nil {
+			return nil, fmt.Errorf("hsm: read PIN file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("%w: PIN file %s is accessible by other users (mode %04o); chmod 600 it", ErrPINFileMode, file, fi.Mode().Perm())
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("hsm: read PIN file: %w", err)

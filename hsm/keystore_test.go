@@ -51,6 +51,27 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatalf("err = %v, want ErrNoPIN", err)
 		}
 	})
+	t.Run("PIN file readable by others", func(t *testing.T) {
+		pin, err := os.ReadFile(cfg.PINFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		c.PINFile = filepath.Join(t.TempDir(), "open.pin")
+		if err := os.WriteFile(c.PINFile, pin, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(c.PINFile, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Open(c)
+		if !errors.Is(err, ErrPINFileMode) || !strings.Contains(err.Error(), "chmod 600") {
+			t.Fatalf("err = %v, want ErrPINFileMode saying chmod 600", err)
+		}
+		if strings.Contains(err.Error(), string(pin)) {
+			t.Fatalf("error leaks the PIN: %v", err)
+		}
+	})
 	t.Run("wrong PIN", func(t *testing.T) {
 		c := cfg
 		c.PINFile = ""

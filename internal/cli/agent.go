@@ -53,6 +53,9 @@ func newAgentKeyCreateCmd() *cobra.Command {
 		Example: "  KEY=$(portcullis agent key create support-bot)",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("expires-in") && expiresIn <= 0 {
+				return fmt.Errorf("--expires-in %s: want a positive duration such as 720h (leave it out for a key that never expires)", expiresIn)
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err

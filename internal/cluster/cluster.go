@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // Errors returned by Node. Match them with errors.Is.
@@ -26,7 +27,14 @@ var (
 	ErrNoLeader = errors.New("cluster: no leader")
 	// ErrClosed means the node was closed.
 	ErrClosed = errors.New("cluster: node closed")
+	// ErrDataDirInUse means another process (or another Node in this one)
+	// holds the raft log of the data dir open.
+	ErrDataDirInUse = errors.New("cluster: data dir is in use")
 )
+
+// lockTimeout bounds the wait for the raft log's file lock: a second node
+// started on the same data dir fails instead of hanging.
+const lockTimeout = 2 * time.Second
 
 // NotLeaderError is returned by Apply on a follower without a Forwarder.
 // LeaderID and LeaderAddr are empty when no leader is known.
@@ -183,7 +191,11 @@ func New(cfg Config) (*Node, error) {
 	hlog := newHCLogger(cfg.Logger.With("from", "raft"))
 
 	var err error
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	dbPath := filepath.Join(cfg.DataDir, "raft.db")
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: lockTimeout}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by another process (is a portcullis node already running with this data dir?)", ErrDataDirInUse, dbPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open raft log store: %w", err)
 	}

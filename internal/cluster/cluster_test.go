@@ -416,3 +416,27 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/apply")
 }
+
+// TestSecondNodeOnSameDataDirFails checks that opening a data dir that a
+// running node holds fails with a clear error instead of waiting forever
+// for the raft log's file lock.
+func TestSecondNodeOnSameDataDirFails(t *testing.T) {
+	dir := t.TempDir()
+	startNode(t, dir, newKV(), true)
+	done := make(chan error, 1)
+	go func() {
+		n, err := New(Config{NodeID: "second", DataDir: dir, BindAddr: "127.0.0.1:0", FSM: newKV(), Logger: testLogger(t)})
+		if err == nil {
+			n.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDataDirInUse) || !strings.Contains(err.Error(), "already running") {
+			t.Fatalf("second New on the same data dir: %v, want ErrDataDirInUse naming the cause", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("second New on the same data dir still waiting after 15s")
+	}
+}

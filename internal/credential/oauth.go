@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,7 +74,16 @@ type tokenResponse struct {
 	Error       string      `json:"error"`
 }
 
-var oauthErrorCode = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+// oauthErrorCodes are the error codes a token endpoint's refusal is reported
+// with (RFC 6749 §5.2, plus the codes of §4.1.2.1 and RFC 6750 §3.1 that
+// endpoints answer in practice). Anything else is reported as "unknown": a
+// free-form code may echo what was sent, such as the client secret.
+var oauthErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
+	"access_denied": true, "server_error": true, "temporarily_unavailable": true,
+	"invalid_token": true, "insufficient_scope": true,
+}
 
 // get requests a token from the endpoint and caches it.
 func (o *oauthSource) get(ctx context.Context) (string, error) {
@@ -134,7 +142,7 @@ func parseTokenResponse(status int, body io.Reader) (string, time.Duration, erro
 	derr := json.NewDecoder(io.LimitReader(body, 64<<10)).Decode(&tr)
 	if status != http.StatusOK {
 		code := "unknown"
-		if oauthErrorCode.MatchString(tr.Error) {
+		if oauthErrorCodes[tr.Error] {
 			code = tr.Error
 		}
 		return "", 0, fmt.Errorf("status %d, error %s", status, code)
@@ -145,18 +153,13 @@ func parseTokenResponse(status int, body io.Reader) (string, time.Duration, erro
 	case tr.AccessToken == "" || len(tr.AccessToken) > 16<<10 || !validHeaderValue(tr.AccessToken) || strings.ContainsAny(tr.AccessToken, " \t"):
 		return "", 0, errors.New("token response has no usable access_token")
 	case !strings.EqualFold(tr.TokenType, "bearer"):
-		return "", 0, fmt.Errorf("token_type %q, want Bearer", truncate(tr.TokenType, 32))
+		// The value is not echoed: it comes from the endpoint and may repeat
+		// what was sent.
+		return "", 0, errors.New("token_type is not Bearer")
 	}
 	life := defaultTokenLifetime
 	if n, err := tr.ExpiresIn.Int64(); err == nil && n > 0 && n < 1<<31 {
 		life = time.Duration(n) * time.Second
 	}
 	return tr.AccessToken, life, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +22,11 @@ const DefaultCacheTTL = 30 * time.Second
 type Config struct {
 	// Upstream names the upstream, for errors and logs.
 	Upstream string
+	// URL is the upstream's URL. When set, the credential goes only to
+	// requests for its origin (scheme, host and port): a request for
+	// another origin, such as a redirect the upstream answered with, fails
+	// with ErrOtherOrigin and is not sent.
+	URL string
 	// Spec is the upstream's credential; it must Validate.
 	Spec Spec
 	// Unsealer opens the stored secrets.
@@ -49,7 +56,18 @@ type Transport struct {
 	closed bool
 	unseal flight[struct{}]
 
-	oauth *oauthSource // nil unless Spec.OAuth2
+	oauth  *oauthSource // nil unless Spec.OAuth2
+	origin string       // "" unless Config.URL
+}
+
+// origin is scheme://host:port with the default port filled in and the
+// host lowercased.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -86,6 +104,13 @@ func New(cfg Config) (*Transport, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Transport{cfg: cfg, base: cfg.Base, log: cfg.Logger.With("upstream", cfg.Upstream), cache: map[string]*entry{}}
+	if cfg.URL != "" {
+		u, err := url.Parse(cfg.URL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("credential: config: upstream URL %q is not an absolute URL", cfg.URL)
+		}
+		t.origin = origin(u)
+	}
 	if cfg.Spec.OAuth2 != nil {
 		t.oauth = &oauthSource{t: t, spec: cfg.Spec.OAuth2}
 	}
@@ -109,10 +134,12 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// RoundTrip sends a copy of req with the agent's credentials removed and the
-// upstream's credential added. If the credential cannot be had, nothing is
-// sent and the error wraps ErrUnavailable, ErrSecretNotFound, ErrBadSecret
-// or ErrTokenEndpoint.
+// RoundTrip sends a copy of req with the agent's credentials
+// (Authorization, Proxy-Authorization, Cookie) removed and the upstream's
+// credential added. If the credential cannot be had, or req is for another
+// origin than Config.URL's, nothing is sent and the error wraps
+// ErrUnavailable, ErrSecretNotFound, ErrBadSecret, ErrTokenEndpoint or
+// ErrOtherOrigin.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	out, err := t.authorize(req)
 	if err != nil {
@@ -150,12 +177,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // authorize returns the outgoing request: a clone of req without any
 // credential the agent sent, with the upstream's credential set.
 func (t *Transport) authorize(req *http.Request) (*http.Request, error) {
+	if t.origin != "" && origin(req.URL) != t.origin {
+		return nil, fmt.Errorf("upstream %q: %w: %s (the credential is only for %s)", t.cfg.Upstream, ErrOtherOrigin, origin(req.URL), t.origin)
+	}
 	ctx := req.Context()
 	out := req.Clone(ctx)
 	// Defence in depth: the gateway strips agent credentials already; an
 	// agent's token must never reach an upstream, nor override ours.
 	out.Header.Del("Authorization")
 	out.Header.Del("Proxy-Authorization")
+	out.Header.Del("Cookie") // a session cookie is a credential too
 	s := t.cfg.Spec
 	switch {
 	case s.OAuth2 != nil:

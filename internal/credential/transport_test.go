@@ -493,3 +493,115 @@ func TestOAuth2EndpointFailureFailsClosed(t *testing.T) {
 	}
 	logs.assertAbsent(t, cs)
 }
+
+// A token endpoint that repeats what it was sent (a misconfigured IdP, or a
+// proxy in front of it) must not get the client secret into the error the
+// gateway shows an agent, nor into a log line: neither through the OAuth
+// error code nor through token_type.
+func TestOAuth2EndpointEchoDoesNotLeakClientSecret(t *testing.T) {
+	s := newStore(t, "")
+	cs := canary(t)
+	s.put(t, "cs", cs)
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		_, pass, _ := r.BasicAuth()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(int(status.Load()))
+		json.NewEncoder(w).Encode(map[string]any{"error": pass, "access_token": "at", "token_type": pass})
+	}))
+	t.Cleanup(echo.Close)
+	up := newUpstream(t)
+	tr, logs := newTransport(t, s, Spec{OAuth2: &OAuth2{TokenURL: echo.URL, ClientID: "pc", ClientSecret: "cs"}}, nil)
+	for _, st := range []int{http.StatusUnauthorized, http.StatusOK} {
+		status.Store(int32(st))
+		_, err := do(t, tr, agentRequest(t, up.URL))
+		if !errors.Is(err, ErrTokenEndpoint) {
+			t.Fatalf("status %d: err = %v, want ErrTokenEndpoint", st, err)
+		}
+		if strings.Contains(err.Error(), cs) {
+			t.Fatalf("status %d: the error repeats the client secret the endpoint echoed", st)
+		}
+	}
+	logs.assertAbsent(t, cs)
+	if up.count() != 0 {
+		t.Fatal("a request went upstream without a token")
+	}
+}
+
+// Whatever credential the agent's request carries (bearer token, proxy
+// credentials, session cookies) never reaches the upstream, whichever form
+// the upstream's own credential takes.
+func TestAgentCredentialsNeverForwarded(t *testing.T) {
+	s := newStore(t, "")
+	secret := canary(t)
+	s.put(t, "tok", secret)
+	for name, spec := range map[string]Spec{
+		"header": {Secret: "tok", Header: "X-Api-Key"},
+		"query":  {Secret: "tok", Query: "key"},
+		"basic":  {Basic: &Basic{Username: "svc", PasswordSecret: "tok"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := newUpstream(t)
+			tr, _ := newTransport(t, s, spec, nil)
+			req := agentRequest(t, up.URL+"/mcp")
+			req.Header.Set("Proxy-Authorization", "Basic cGNfYWdlbnQ6eA==")
+			req.Header.Set("Cookie", "session=pc_agent_cookie")
+			if _, err := do(t, tr, req); err != nil {
+				t.Fatal(err)
+			}
+			got := up.last(t)
+			for _, h := range []string{"Proxy-Authorization", "Cookie"} {
+				if v := got.Header.Get(h); v != "" {
+					t.Errorf("upstream got the agent's %s: %q", h, v)
+				}
+			}
+			if strings.Contains(got.Header.Get("Authorization"), "pc_agent_token") {
+				t.Error("upstream got the agent's bearer token")
+			}
+		})
+	}
+}
+
+// An upstream that redirects elsewhere (compromised, or an open redirect on
+// it) must not get the credential sent to the other origin: the transport
+// injects only into requests for the upstream's own origin.
+func TestCredentialNotSentToAnotherOrigin(t *testing.T) {
+	s := newStore(t, "")
+	secret := canary(t)
+	s.put(t, "tok", secret)
+	other := newUpstream(t)
+	for name, spec := range map[string]Spec{
+		"header": {Secret: "tok"},
+		"query":  {Secret: "tok", Query: "key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/stolen", http.StatusTemporaryRedirect)
+			}))
+			t.Cleanup(redirector.Close)
+			before := other.count()
+			tr, logs := newTransport(t, s, spec, func(c *Config) { c.URL = redirector.URL + "/mcp" })
+			_, err := do(t, tr, agentRequest(t, redirector.URL+"/mcp"))
+			if !errors.Is(err, ErrOtherOrigin) {
+				t.Fatalf("err = %v, want ErrOtherOrigin", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatal("the error holds the secret")
+			}
+			if other.count() != before {
+				t.Fatal("the request went to the other origin")
+			}
+			logs.assertAbsent(t, secret)
+		})
+	}
+	// Same origin, other path: injected as usual.
+	tr, _ := newTransport(t, s, Spec{Secret: "tok"}, func(c *Config) { c.URL = other.URL + "/mcp" })
+	if _, err := do(t, tr, agentRequest(t, other.URL+"/messages?session=1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := other.last(t).Header.Get("Authorization"); got != "Bearer "+secret {
+		t.Fatal("same-origin request without the credential")
+	}
+}

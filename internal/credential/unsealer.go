@@ -23,6 +23,10 @@ var (
 	// ErrBadSecret: the stored value cannot be placed in a request (a line
 	// break or control character in a header value).
 	ErrBadSecret = errors.New("credential: secret value not usable")
+	// ErrOtherOrigin: a request (typically a redirect the upstream answered
+	// with) is for another origin than the upstream's; the credential is
+	// withheld and nothing is sent.
+	ErrOtherOrigin = errors.New("credential: request for another origin than the upstream's")
 )
 
 // Unsealer opens stored secrets. Implementations are safe for concurrent use

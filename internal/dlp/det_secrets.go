@@ -242,12 +242,18 @@ func secretValue(v []byte) float64 {
 }
 
 func assignDetector(id, desc string, kws []string, value func([]byte) float64, gen func(r *rand.Rand) (string, string), near func(r *rand.Rand) string) *Detector {
+	trimStop := id == "generic-secret-assignment"
 	return &Detector{
 		ID: id, Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: desc, Confidence: 0.8, keywords: kws,
 		kw: func(b []byte, from int) (int, int, float64) {
 			s, e := assignment(b, from, from > 0 && b[from-1] != 'r') // "bearer <tok>" needs no operator
 			if e <= s {
 				return 0, 0, 0
+			}
+			// a token never ends in a full stop: "token: abc…xyz. Next
+			// sentence" (a password may, and is better over-redacted)
+			if trimStop && e-s > 1 && b[e-1] == '.' {
+				e--
 			}
 			if c := value(b[s:e]); c > 0 {
 				return s, e, c

@@ -161,6 +161,42 @@ func init() {
 	for _, id := range checksummed {
 		byID[id].Checksum = true
 	}
+	buildLabels()
+}
+
+// labelOwner maps a word that names exactly one identifier type ("tfn",
+// "hetu", "aadhaar", "nhs", …) to the detector it names. Next to a value,
+// such a label of another identifier lowers confidence like a negative
+// word: "tfn: 269 494 431" is a mistyped tax file number, not a Canadian
+// SIN that happens to pass Luhn.
+var labelOwner = map[string]*Detector{}
+
+// genericLabel lists context words too general to name one identifier.
+var genericLabel = map[string]bool{
+	"business": true, "national": true, "registre": true, "documento": true, "health": true, "patient": true,
+	"income": true, "file": true, "fiscal": true, "contribuinte": true, "provider": true, "physician": true,
+	"clinician": true, "registration": true, "beneficiary": true, "identity": true,
+	"social": true, "insurance": true, "resident": true, "tax": true, "prescriber": true, "taxpayer": true,
+	"extranjero": true, "identifikationsnummer": true,
+}
+
+func buildLabels() {
+	owners := map[string][]*Detector{}
+	for _, d := range registry {
+		if d.Category != NationalID && d.Category != PHI {
+			continue
+		}
+		for w, v := range d.ctxSet {
+			if v == 1 && len(w) >= 3 && !genericLabel[w] {
+				owners[w] = append(owners[w], d)
+			}
+		}
+	}
+	for w, ds := range owners {
+		if len(ds) == 1 {
+			labelOwner[w] = ds[0]
+		}
+	}
 }
 
 // All returns every built-in detector sorted by id. The detectors are

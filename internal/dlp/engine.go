@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 )
 
 // Direction says which way data flows through the gateway.
@@ -267,7 +266,7 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	var taints []Finding // response values the agent will receive
 	numEdits := map[int]*numEdit{}
 	for _, fd := range fs {
-		val := doc[fd.Start:fd.End]
+		val := plainValue(doc, fd)
 		if e.taint != nil && f.Session != "" {
 			if dir == Request {
 				if err := e.taint.Check(f.Session, f.Upstream, fd.Detector, val); err != nil {
@@ -297,7 +296,7 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 		case ActionRedact:
 			repl = "[REDACTED:" + fd.Detector + "]"
 		case ActionMask:
-			if fd.escaped && bytes.IndexByte(val, '\\') >= 0 {
+			if fd.escaped && bytes.IndexByte(doc[fd.Start:fd.End], '\\') >= 0 {
 				repl = "[REDACTED:" + fd.Detector + "]"
 			} else {
 				keep := 4
@@ -307,14 +306,13 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 				repl = mask(val, keep)
 			}
 		case ActionTokenize:
-			tv := val
-			if fd.escaped && bytes.IndexByte(val, '\\') >= 0 {
-				tv = []byte(strings.ReplaceAll(string(val), "\\", ""))
-			}
 			if r.Format == "ff1" {
-				repl = e.tok.TokenFormatPreserving(fd.Detector, tv)
+				repl = e.tok.TokenFormatPreserving(fd.Detector, val)
 			} else {
-				repl = e.tok.Token(fd.Detector, tv)
+				repl = e.tok.Token(fd.Detector, val)
+			}
+			if isJSON && !fd.inNumber {
+				repl = jsonInner(repl) // FF1 keeps the decoded separators
 			}
 		}
 		if v.Decision < Modify {
@@ -336,7 +334,7 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 	}
 	if dir == Response && e.taint != nil && f.Session != "" {
 		for _, fd := range taints {
-			e.taint.Record(f.Session, f.Upstream, fd.Detector, doc[fd.Start:fd.End])
+			e.taint.Record(f.Session, f.Upstream, fd.Detector, plainValue(doc, fd))
 		}
 	}
 	if v.Decision == Allow {
@@ -348,6 +346,29 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 		edits = append(edits, edit{ne.s, ne.e, `"` + string(txt) + `"`})
 	}
 	return applyEdits(doc, edits), v, nil
+}
+
+// plainValue is the value of a finding as a reader of the document sees
+// it: JSON escapes in its raw span decoded, so "\u0034111 …" and "4111 …"
+// fingerprint and tokenize alike.
+func plainValue(doc []byte, fd Finding) []byte {
+	raw := doc[fd.Start:fd.End]
+	if !fd.escaped || bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	if u, _, ok := unescape(raw); ok {
+		return u
+	}
+	return raw
+}
+
+// jsonInner returns s encoded as the inside of a JSON string.
+func jsonInner(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil || len(b) < 2 {
+		return s
+	}
+	return string(b[1 : len(b)-1])
 }
 
 type numEdit struct {

@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -607,29 +608,46 @@ const (
 )
 
 // context returns the confidence adjustment from words around b[s:e] and
-// from the JSON key.
+// from the JSON key. When both a raising and a lowering word are present,
+// the one nearer to the value decides (the JSON key counts as nearest), so
+// "tfn: 389 958 596. Last updated 2026-11-02" is still a tax file number.
 func (st *scanner) context(d *Detector, s, e int) float64 {
 	if len(d.ctxSet) == 0 {
 		return 0
 	}
-	pos, neg := false, false
-	look := func(w []byte) {
+	const far = 1 << 30
+	posD, negD := far, far
+	foreign := d.Category == NationalID || d.Category == PHI
+	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
-			pos = true
+			posD = min(posD, dist)
 		case -1:
-			neg = true
+			negD = min(negD, dist)
+		default:
+			// the label of another identifier type lowers like a negative word
+			if o := labelOwner[string(w)]; foreign && o != nil && o != d {
+				negD = min(negD, dist)
+			}
 		}
 	}
 	if st.key != nil {
 		for _, w := range st.key.words {
-			look([]byte(w))
+			look([]byte(w), 0)
 		}
 	}
-	lo := max(0, s-ctxBefore)
-	hi := min(len(st.b), e+ctxAfter)
-	forWords(st.b[lo:s], look)
-	forWords(st.b[e:hi], look)
+	lo := sentenceStart(st.b, max(0, s-ctxBefore), s)
+	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
+	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
+	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
+	pos, neg := posD < far, negD < far
+	if pos && neg {
+		if posD < negD {
+			neg = false
+		} else {
+			pos = false
+		}
+	}
 	adj := 0.0
 	if pos && len(d.keywords) == 0 { // a keyword detector's trigger already is its context
 		adj += 0.3
@@ -640,8 +658,37 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	return adj
 }
 
+// sentenceEnd returns the end of the context window b[e:hi]: the first
+// sentence or line end in it, so words of the next sentence ("… 389 958
+// 596. Last updated …") do not count as context of the value.
+func sentenceEnd(b []byte, e, hi int) int {
+	for i := e; i < hi; i++ {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < len(b) && b[i+1] == ' ') {
+			return i
+		}
+	}
+	return hi
+}
+
+// sentenceStart is sentenceEnd for the window b[lo:s] before a value.
+func sentenceStart(b []byte, lo, s int) int {
+	for i := s - 1; i >= lo; i-- {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ') {
+			return i + 1
+		}
+	}
+	return lo
+}
+
+func isSentencePunct(c byte) bool { return c == '.' || c == '!' || c == '?' || c == ';' }
+
 // forWords calls f with each lowercased letter word (camel case split) of b.
 func forWords(b []byte, f func([]byte)) {
+	forWordsAt(b, func(w []byte, _, _ int) { f(w) })
+}
+
+// forWordsAt is forWords that also passes the word's span b[i:j].
+func forWordsAt(b []byte, f func(w []byte, i, j int)) {
 	var lw [24]byte
 	i := 0
 	for i < len(b) {
@@ -650,7 +697,7 @@ func forWords(b []byte, f func([]byte)) {
 			continue
 		}
 		j := i + 1
-		for j < len(b) && (isLower(b[j]) || b[j] >= 0x80 || (isUpper(b[j]) && isUpper(b[j-1]))) {
+		for j < len(b) && (isLower(b[j]) || b[j] >= 0x80 || (isUpper(b[j]) && (isUpper(b[j-1]) || (b[j-1] >= 0x80 && j-i > 1 && isUpper(b[i+1]))))) {
 			j++
 		}
 		// digits glued to letters (cvv2, icd10) stay part of the word
@@ -659,14 +706,19 @@ func forWords(b []byte, f func([]byte)) {
 		}
 		if j-i <= len(lw) {
 			w := lw[:j-i]
+			wide := false
 			for k := range w {
 				c := b[i+k]
 				if isUpper(c) {
 					c += 'a' - 'A'
 				}
+				wide = wide || c >= 0x80
 				w[k] = c
 			}
-			f(w)
+			if wide { // HENKILÖTUNNUS, ΑΜΚΑ: fold non-ASCII letters too
+				w = bytes.ToLower(w)
+			}
+			f(w, i, j)
 		}
 		i = j
 	}

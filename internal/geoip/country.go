@@ -22,7 +22,7 @@ func ParseCountry(s string) (Country, error) {
 		return Unknown, nil
 	}
 	if len(s) != 2 {
-		return Unknown, fmt.Errorf("country code %q: want two letters", s)
+		return Unknown, fmt.Errorf("country code %s: want two letters", clip(s))
 	}
 	a, b := upper(s[0]), upper(s[1])
 	if a < 'A' || a > 'Z' || b < 'A' || b > 'Z' {

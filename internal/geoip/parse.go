@@ -119,9 +119,15 @@ func ParseMMDB(data []byte) (*Table, error) {
 	defer db.Close()
 	var b Builder
 	cache := map[uintptr]Country{}
+	seen := 0
 	for res := range db.Networks() {
 		if err := res.Err(); err != nil {
 			return nil, fmt.Errorf("geoip: mmdb: %w", err)
+		}
+		// A search tree whose nodes share children (legal to the reader)
+		// yields exponentially many networks: bound the walk.
+		if seen++; seen > maxRanges {
+			return nil, fmt.Errorf("geoip: mmdb: more than %d networks (a hostile or broken search tree)", maxRanges)
 		}
 		c, ok := cache[res.Offset()]
 		if !ok {
@@ -183,16 +189,16 @@ func ParseDBIPCSV(r io.Reader) (*Table, error) {
 		if len(rec) < 3 {
 			return fmt.Errorf("line %d: want start,end,country", line)
 		}
-		from, err := netip.ParseAddr(strings.TrimSpace(rec[0]))
+		from, err := parseAddr(rec[0])
 		if err != nil {
 			if line == 1 {
 				return nil // header
 			}
-			return fmt.Errorf("line %d: start address: %w", line, err)
+			return fmt.Errorf("line %d: start address %s", line, err)
 		}
-		to, err := netip.ParseAddr(strings.TrimSpace(rec[1]))
+		to, err := parseAddr(rec[1])
 		if err != nil {
-			return fmt.Errorf("line %d: end address: %w", line, err)
+			return fmt.Errorf("line %d: end address %s", line, err)
 		}
 		if from.Is4() != to.Is4() {
 			return fmt.Errorf("line %d: range %v-%v mixes IPv4 and IPv6", line, from, to)
@@ -228,14 +234,14 @@ func ParseIP2LocationCSV(r io.Reader) (*Table, error) {
 		if len(rec) < 3 {
 			return fmt.Errorf("line %d: want ip_from,ip_to,country_code", line)
 		}
-		if _, ok := fromN.SetString(strings.TrimSpace(rec[0]), 10); !ok || fromN.Sign() < 0 || fromN.Cmp(maxU128) > 0 {
+		if !parseIPNumber(&fromN, rec[0]) {
 			if line == 1 {
 				return nil // header
 			}
-			return fmt.Errorf("line %d: ip_from %q: not an IP number", line, rec[0])
+			return fmt.Errorf("line %d: ip_from %s: not an IP number", line, clip(rec[0]))
 		}
-		if _, ok := toN.SetString(strings.TrimSpace(rec[1]), 10); !ok || toN.Sign() < 0 || toN.Cmp(maxU128) > 0 {
-			return fmt.Errorf("line %d: ip_to %q: not an IP number", line, rec[1])
+		if !parseIPNumber(&toN, rec[1]) {
+			return fmt.Errorf("line %d: ip_to %s: not an IP number", line, clip(rec[1]))
 		}
 		v4 := toN.Cmp(maxV4) <= 0 && fromN.Cmp(maxV4) <= 0
 		from, to := numToAddr(&fromN, v4), numToAddr(&toN, v4)
@@ -252,6 +258,47 @@ func ParseIP2LocationCSV(r io.Reader) (*Table, error) {
 		return nil, fmt.Errorf("geoip: ip2location csv: %w", err)
 	}
 	return b.Table(), nil
+}
+
+// maxFieldEcho bounds how much of a bad field an error repeats: the error
+// goes back to the uploader and into the log, and a field may be megabytes.
+const maxFieldEcho = 64
+
+// clip quotes a field for an error message, cut to maxFieldEcho bytes.
+func clip(s string) string {
+	if len(s) > maxFieldEcho {
+		return fmt.Sprintf("%q... (%d bytes)", s[:maxFieldEcho], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// parseAddr parses a textual address; its error quotes at most
+// maxFieldEcho bytes of the field.
+func parseAddr(field string) (netip.Addr, error) {
+	s := strings.TrimSpace(field)
+	// The longest address text (IPv4-mapped IPv6 with a zone) is well under
+	// 64 bytes; refuse longer ones before parsing.
+	if len(s) <= maxFieldEcho {
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s: not an IP address", clip(field))
+}
+
+// parseIPNumber sets n to the decimal IP number in field, at most 2^128-1.
+// Longer digit strings are refused before big.Int parses them (in time
+// that grows faster than their length).
+func parseIPNumber(n *big.Int, field string) bool {
+	s := strings.TrimLeft(strings.TrimSpace(field), "0")
+	if s == "" && strings.TrimSpace(field) != "" {
+		s = "0"
+	}
+	if len(s) > 39 { // 2^128-1 has 39 digits
+		return false
+	}
+	_, ok := n.SetString(s, 10)
+	return ok && n.Sign() >= 0 && n.Cmp(maxU128) <= 0
 }
 
 func numToAddr(n *big.Int, v4 bool) netip.Addr {

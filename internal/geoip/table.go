@@ -2,6 +2,7 @@ package geoip
 
 import (
 	"cmp"
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"iter"
@@ -204,6 +205,11 @@ type Builder struct {
 	items []item
 }
 
+// maxRanges bounds the ranges a Builder takes and the networks an MMDB
+// walk visits (MaxEncodedRanges; tests lower it), so a hostile upload
+// cannot grow memory or time without limit.
+var maxRanges = MaxEncodedRanges
+
 type item struct {
 	from, to u128
 	cc       Country
@@ -223,6 +229,9 @@ func (b *Builder) AddRange(from, to netip.Addr, c Country) error {
 	}
 	if c > MaxCountry {
 		return fmt.Errorf("range %v-%v: invalid country %d", from, to, c)
+	}
+	if len(b.items) >= maxRanges {
+		return fmt.Errorf("more than %d ranges", maxRanges)
 	}
 	b.items = append(b.items, item{f, t, c, len(b.items)})
 	return nil
@@ -293,30 +302,62 @@ func (b *Builder) Table() *Table {
 	return t
 }
 
-// paint applies items in insertion order onto a disjoint segment list.
-// Quadratic in the worst case; only used when inputs overlap.
+// paint applies items in insertion order onto a disjoint segment list:
+// where items overlap, the one added last wins. It sweeps the address space
+// once with a heap of the items covering the current point (highest seq on
+// top), so it costs O(n log n) whatever the overlaps: a hostile upload with
+// every line overlapping the next must not pin a CPU for hours.
 func paint(items []item) []item {
-	var segs []item // sorted, disjoint
-	for _, it := range items {
-		var out []item
-		for _, s := range segs {
-			if s.to.less(it.from) || it.to.less(s.from) {
-				out = append(out, s)
-				continue
-			}
-			if s.from.less(it.from) {
-				out = append(out, item{s.from, it.from.dec(), s.cc, 0})
-			}
-			if it.to.less(s.to) {
-				next, _ := it.to.inc()
-				out = append(out, item{next, s.to, s.cc, 0})
-			}
+	sorted := slices.Clone(items)
+	slices.SortFunc(sorted, func(x, y item) int { return x.from.cmp(y.from) })
+	var (
+		segs   []item
+		active seqHeap
+		next   int // sorted[next] is the first item not yet pushed
+	)
+	var pos u128
+	for next < len(sorted) || len(active) > 0 {
+		if len(active) == 0 && pos.less(sorted[next].from) {
+			pos = sorted[next].from
 		}
-		out = append(out, it)
-		slices.SortFunc(out, func(x, y item) int { return x.from.cmp(y.from) })
-		segs = out
+		for next < len(sorted) && !pos.less(sorted[next].from) {
+			heap.Push(&active, sorted[next])
+			next++
+		}
+		for len(active) > 0 && active[0].to.less(pos) {
+			heap.Pop(&active)
+		}
+		if len(active) == 0 {
+			continue
+		}
+		top := active[0]
+		end := top.to
+		if next < len(sorted) && !end.less(sorted[next].from) {
+			// An item starting at or before end may outrank top there.
+			end = sorted[next].from.dec()
+		}
+		segs = append(segs, item{pos, end, top.cc, 0})
+		after, wrapped := end.inc()
+		if wrapped {
+			break // painted up to the last address
+		}
+		pos = after
 	}
 	return segs
+}
+
+// seqHeap is a max-heap of items by insertion order.
+type seqHeap []item
+
+func (h seqHeap) Len() int           { return len(h) }
+func (h seqHeap) Less(i, j int) bool { return h[i].seq > h[j].seq }
+func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *seqHeap) Push(x any)        { *h = append(*h, x.(item)) }
+func (h *seqHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // v4Lo and v4Hi bound the IPv4-mapped block ::ffff:0:0/96.

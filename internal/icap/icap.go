@@ -415,7 +415,7 @@ func readChunked(br *bufio.Reader, maxBody int64) ([]byte, error) {
 				}
 			}
 		}
-		if int64(body.Len())+n > maxBody {
+		if n > maxBody-int64(body.Len()) { // not len+n: that overflows for n near 2^63
 			return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxBody)
 		}
 		if _, err := io.CopyN(&body, br, n); err != nil {

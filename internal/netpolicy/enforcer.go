@@ -39,6 +39,12 @@ type Config struct {
 	Datapath *xdp.Datapath
 	// Logger receives sync problems and refusals. Nil discards them.
 	Logger *slog.Logger
+	// Ready reports whether the node's state is complete (raft has replayed
+	// its log). Until it is, Guard refuses requests on the data-plane
+	// surfaces with 503: after a restart the state is the last snapshot
+	// for a while, without the deny rules, revocations and expiries that
+	// came after it. Nil: always ready. The admin surface is not gated.
+	Ready func() bool
 }
 
 // Enforcer follows the state and publishes its network rules to the
@@ -150,8 +156,17 @@ func (e *Enforcer) Sync() error {
 		e.log.Error("network policy: the replicated GeoIP table is unreadable; keeping the previous rules", "err", err)
 		return err
 	}
+	var published error
 	if e.last == nil || geo != e.lastGeo || !reflect.DeepEqual(rules, *e.last) {
-		if err := e.dp.SetRules(rules, geo); err != nil {
+		err := e.dp.SetRules(rules, geo)
+		switch {
+		case errors.Is(err, xdp.ErrKernelStale):
+			// Userspace enforces the new rules; the datapath retries the
+			// kernel by itself. Carry on so the gateway's view is current.
+			e.failed.Add(1)
+			e.log.Error("network policy: the kernel refused the new rules and keeps the previous ones; userspace enforces the new ones, retrying", "index", snap.Index, "err", err)
+			published = fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
+		case err != nil:
 			e.failed.Add(1)
 			e.log.Error("network policy: rules not published; the previous rules stay in force", "index", snap.Index, "err", err)
 			return fmt.Errorf("netpolicy: publish rules of state %d: %w", snap.Index, err)
@@ -180,7 +195,7 @@ func (e *Enforcer) Sync() error {
 	e.listens.Store(&listens)
 	e.index.Store(snap.Index)
 	e.syncs.Add(1)
-	return nil
+	return published
 }
 
 // geo decodes the snapshot's GeoIP table, reusing the last one while the
@@ -257,6 +272,14 @@ func Explain(r xdp.Reason) string {
 // the appliance's own console out.
 func (e *Enforcer) Guard(s Surface, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s != Admin && e.cfg.Ready != nil && !e.cfg.Ready() {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": -32603,
+				"message": "the node is starting: its replicated state is not complete yet, so no request is judged; retry shortly"}})
+			return
+		}
 		src := authn.ClientIP(r)
 		if s == Admin && src.IsLoopback() {
 			next.ServeHTTP(w, r)

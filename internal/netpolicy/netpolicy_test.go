@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -399,6 +400,41 @@ func TestGuard(t *testing.T) {
 	}
 	if e.refused[Gateway].Load() != 4 || e.refused[Admin].Load() != 1 || e.refused[Persona].Load() != 2 {
 		t.Errorf("refused by surface: admin %d gateway %d persona %d", e.refused[Admin].Load(), e.refused[Gateway].Load(), e.refused[Persona].Load())
+	}
+}
+
+// Until the node's state is complete (after a restart it is the last
+// snapshot, without later revocations and deny rules), the data-plane
+// surfaces answer 503 and judge nothing; the admin surface stays open.
+func TestGuardRefusesUntilReady(t *testing.T) {
+	n := newNode(t)
+	n.yaml(baseDocs)
+	var ready atomic.Bool
+	e, err := New(Config{State: n.store, Datapath: userspaceDatapath(t), Logger: logger(t), Ready: ready.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("served")) })
+	do := func(s Surface, src, local, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, path, nil)
+		r.RemoteAddr = net.JoinHostPort(src, "40000")
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(local))))
+		w := httptest.NewRecorder()
+		e.Guard(s, served).ServeHTTP(w, r)
+		return w
+	}
+	for _, s := range []Surface{Gateway, Persona} {
+		w := do(s, "10.1.1.1", "127.0.0.1:8443", "/p/shared-only/mcp")
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "starting") || !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("%v before ready: %d %s", s, w.Code, w.Body)
+		}
+	}
+	if w := do(Admin, "10.1.2.3", "127.0.0.1:9443", "/v1/status"); w.Code != 200 {
+		t.Fatalf("admin before ready: %d %s", w.Code, w.Body)
+	}
+	ready.Store(true)
+	if w := do(Gateway, "10.1.1.1", "127.0.0.1:8443", "/p/shared-only/mcp"); w.Code != 200 {
+		t.Fatalf("gateway once ready: %d %s", w.Code, w.Body)
 	}
 }
 

@@ -41,14 +41,15 @@ func (e *FieldError) Error() string {
 		}
 		b.WriteString(": ")
 	}
+	what := strings.TrimSpace(string(e.Kind) + " " + e.Name)
 	if e.Doc > 0 {
 		fmt.Fprintf(&b, "document %d", e.Doc)
-		if e.Kind != "" || e.Name != "" {
-			fmt.Fprintf(&b, " (%s %s)", e.Kind, e.Name)
+		if what != "" {
+			fmt.Fprintf(&b, " (%s)", what)
 		}
 		b.WriteString(": ")
-	} else if e.Kind != "" {
-		fmt.Fprintf(&b, "%s %s: ", e.Kind, e.Name)
+	} else if what != "" {
+		b.WriteString(what + ": ")
 	}
 	if e.Field != "" {
 		b.WriteString(e.Field)
@@ -85,8 +86,10 @@ const (
 )
 
 // ParseDocuments reads a stream of YAML (or JSON) documents and returns the
-// validated objects in file order. On any problem it returns a
-// *ValidationError listing every problem found, and no objects.
+// validated objects in file order. A document of the form {items: [...]}
+// (what `portcullis get KIND -o json` and GET /v1/{kind} print) stands for
+// its items, each counted as a document of its own. On any problem it
+// returns a *ValidationError listing every problem found, and no objects.
 func ParseDocuments(file string, data []byte) ([]Object, error) {
 	if len(data) > maxDocumentBytes {
 		return nil, &ValidationError{Errors: []*FieldError{{File: file, Msg: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), maxDocumentBytes)}}}
@@ -96,26 +99,19 @@ func ParseDocuments(file string, data []byte) ([]Object, error) {
 		objs []Object
 		errs []*FieldError
 		seen = map[string]int{}
+		doc  = 0
 	)
-	for doc := 1; ; doc++ {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			errs = append(errs, &FieldError{File: file, Doc: doc, Line: yamlErrLine(err), Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
-			break // the decoder cannot resynchronise after a syntax error
-		}
+	// one decodes a single document node; an empty one does not count.
+	one := func(n *yaml.Node) {
 		conv := converter{lines: map[string]int{}}
-		root, cerr := conv.value(&n, "", 0)
+		root, cerr := conv.value(n, "", 0)
+		if cerr == nil && root == nil {
+			return // empty document (e.g. a trailing "---")
+		}
+		doc++
 		if cerr != nil {
 			errs = append(errs, &FieldError{File: file, Doc: doc, Line: n.Line, Msg: cerr.Error()})
-			continue
-		}
-		if root == nil {
-			doc-- // empty document (e.g. a trailing "---")
-			continue
+			return
 		}
 		obj, ferrs := decodeDocument(root, conv.lines)
 		for _, fe := range ferrs {
@@ -123,16 +119,34 @@ func ParseDocuments(file string, data []byte) ([]Object, error) {
 		}
 		errs = append(errs, ferrs...)
 		if obj == nil {
-			continue
+			return
 		}
 		key := string(obj.Kind()) + "/" + obj.Metadata().Name
 		if prev, dup := seen[key]; dup {
 			errs = append(errs, &FieldError{File: file, Doc: doc, Kind: obj.Kind(), Name: obj.Metadata().Name, Field: "metadata.name", Line: conv.lines["metadata.name"],
 				Msg: fmt.Sprintf("duplicate: document %d declares the same %s", prev, obj.Kind())})
-			continue
+			return
 		}
 		seen[key] = doc
 		objs = append(objs, obj)
+	}
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, &FieldError{File: file, Doc: doc + 1, Line: yamlErrLine(err), Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+			break // the decoder cannot resynchronise after a syntax error
+		}
+		if items, ok := listItems(&n); ok {
+			for _, it := range items {
+				one(it)
+			}
+			continue
+		}
+		one(&n)
 	}
 	if len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
@@ -141,6 +155,18 @@ func ParseDocuments(file string, data []byte) ([]Object, error) {
 		return nil, &ValidationError{Errors: []*FieldError{{File: file, Msg: "no documents found"}}}
 	}
 	return objs, nil
+}
+
+// listItems returns the elements of a document that is exactly
+// {items: [...]}: a list of documents as the API and `get -o json` print it.
+func listItems(n *yaml.Node) ([]*yaml.Node, bool) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode || len(n.Content) != 2 || n.Content[0].Value != "items" || n.Content[0].Kind != yaml.ScalarNode || n.Content[1].Kind != yaml.SequenceNode {
+		return nil, false
+	}
+	return n.Content[1].Content, true
 }
 
 // DecodeDocument validates one document given as JSON (the API's form).

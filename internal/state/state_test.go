@@ -96,7 +96,7 @@ func TestParseErrorsArePrecise(t *testing.T) {
 			[]string{"spec.skills: must be a list, got a string"}},
 		{"bad regex", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {regex: \"(\"}}}]\n",
 			[]string{"spec.tools[0].args.q.regex: invalid RE2 expression"}},
-		{"bad kind", "apiVersion: portcullis/v1\nkind: Wizard\nmetadata: {name: p}\nspec: {}\n", []string{"kind: unknown kind \"Wizard\""}},
+		{"bad kind", "apiVersion: portcullis/v1\nkind: Wizard\nmetadata: {name: p}\nspec: {}\n", []string{"f.yaml:2: document 1 (p): kind: unknown kind \"Wizard\""}},
 		{"bad version", "apiVersion: v2\nkind: Agent\nmetadata: {name: p}\nspec: {persona: x}\n", []string{"apiVersion: unsupported \"v2\""}},
 		{"bad name", "apiVersion: portcullis/v1\nkind: Agent\nmetadata: {name: Bad/Name}\nspec: {persona: x}\n", []string{"metadata.name: \"Bad/Name\" is not a valid name"}},
 		{"tool identity", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec: {tools: [{tool: justatool}]}\n", []string{"spec.tools[0].tool: \"justatool\" must be \"<upstream>/<tool>\""}},
@@ -226,6 +226,7 @@ func FuzzParseDocuments(f *testing.F) {
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Add([]byte("apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec: {tools: [{tool: h/a, args: {x: {fields: {y: {min: 1, max: 0}}}}}]}\n"))
 	f.Add([]byte("{\"apiVersion\": 1}"))
+	f.Add([]byte("items: [{apiVersion: portcullis/v1, kind: Agent, metadata: {name: a}, spec: {persona: p}}, ~, *x]\n---\nitems: []\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, err := ParseDocuments("fuzz.yaml", data)
 		if err != nil && objs != nil {
@@ -238,4 +239,44 @@ func FuzzParseDocuments(f *testing.F) {
 			_, _, _ = plan(s.Current(), cmd, 1)
 		}
 	})
+}
+
+// TestParseDocumentsAcceptsItemsList checks that a list as `get KIND -o
+// json` prints it ({"items": [...]}) applies again, each item counting as a
+// document, with errors located in the item.
+func TestParseDocumentsAcceptsItemsList(t *testing.T) {
+	list := `{
+  "items": [
+    {"apiVersion": "portcullis/v1", "kind": "Upstream", "metadata": {"name": "a", "revision": 3}, "spec": {"url": "http://127.0.0.1:1/mcp"}},
+    {"apiVersion": "portcullis/v1", "kind": "Upstream", "metadata": {"name": "b"}, "spec": {"url": "http://127.0.0.1:2/mcp"}}
+  ]
+}
+---
+apiVersion: portcullis/v1
+kind: Agent
+metadata: {name: c}
+spec: {persona: p}
+`
+	objs, err := ParseDocuments("l.json", []byte(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, string(o.Kind())+"/"+o.Metadata().Name)
+	}
+	if strings.Join(names, " ") != "Upstream/a Upstream/b Agent/c" {
+		t.Fatalf("objects: %v", names)
+	}
+	bad := "items:\n  - apiVersion: portcullis/v1\n    kind: Upstream\n    metadata: {name: a}\n    spec: {url: \"http://h/\"}\n  - apiVersion: portcullis/v1\n    kind: Upstream\n    metadata: {name: b}\n    spec: {url: x}\n  - apiVersion: portcullis/v1\n    kind: Upstream\n    metadata: {name: a}\n    spec: {url: \"http://h/\"}\n"
+	_, err = ParseDocuments("l.yaml", []byte(bad))
+	for _, want := range []string{"l.yaml:9: document 2 (Upstream b): spec.url", "document 3 (Upstream a): metadata.name: duplicate: document 1"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\n does not contain %q", err, want)
+		}
+	}
+	// Anything besides items keeps the mapping a document of its own.
+	if _, err := ParseDocuments("x.yaml", []byte("items: []\nkind: Agent\n")); err == nil || !strings.Contains(err.Error(), "items: unknown field") {
+		t.Fatalf("items beside other keys: %v", err)
+	}
 }

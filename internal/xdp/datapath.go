@@ -47,6 +47,7 @@ type Datapath struct {
 	geo     *geoip.Table
 	wake    chan struct{}
 	updates atomic.Uint64
+	stale   atomic.Bool // the kernel holds older rules than Allow
 	failed  atomic.Uint64
 	lastErr atomic.Pointer[string]
 
@@ -99,7 +100,9 @@ func (d *Datapath) Unavailable() error { return d.downBy }
 func (d *Datapath) Loader() *Loader { return d.loader }
 
 // SetRules compiles rules with the GeoIP table and publishes them to the
-// kernel and to Allow. Invalid rules change nothing.
+// kernel and to Allow. Invalid rules change nothing. When the kernel refuses
+// valid rules (ErrKernelStale), Allow enforces them all the same, the kernel
+// keeps its previous rules, and Run retries the kernel every second.
 func (d *Datapath) SetRules(r Rules, geo *geoip.Table) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -107,28 +110,35 @@ func (d *Datapath) SetRules(r Rules, geo *geoip.Table) error {
 	if err != nil {
 		return err
 	}
-	if err := d.publish(p); err != nil {
-		return err
-	}
 	d.rules, d.geo = r, geo
+	err = d.publish(p)
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return err
 }
 
-// publish installs a compiled policy. Callers hold d.mu.
+// ErrKernelStale: the kernel refused a policy update. The userspace check
+// (Allow) enforces the new rules; the kernel keeps the previous ones until
+// a retry succeeds.
+var ErrKernelStale = errors.New("xdp: kernel still enforces the previous rules")
+
+// publish installs a compiled policy. Callers hold d.mu. Userspace takes
+// the policy even when the kernel refuses it: a revocation or a new deny
+// rule must not wait for the kernel to be enforced at all.
 func (d *Datapath) publish(p *Policy) error {
+	d.policy.Store(p)
 	if d.loader != nil {
 		if err := d.loader.Update(p); err != nil {
 			d.failed.Add(1)
+			d.stale.Store(true)
 			msg := err.Error()
 			d.lastErr.Store(&msg)
-			return err
+			return fmt.Errorf("%w (userspace enforces the new ones): %w", ErrKernelStale, err)
 		}
 	}
-	d.policy.Store(p)
+	d.stale.Store(false)
 	d.updates.Add(1)
 	return nil
 }
@@ -145,8 +155,9 @@ func (d *Datapath) Allow(src netip.Addr, dst netip.AddrPort) (bool, Reason) {
 }
 
 // Run republishes the rules when pinned credentials expire, so an expired
-// credential's IP leaves the datapath within a second. It returns when ctx
-// is done.
+// credential's IP leaves the datapath within a second, and retries every
+// second while the kernel holds older rules than userspace (ErrKernelStale).
+// It returns when ctx is done.
 func (d *Datapath) Run(ctx context.Context) error {
 	for {
 		next := d.policy.Load().NextExpiry()
@@ -157,24 +168,30 @@ func (d *Datapath) Run(ctx context.Context) error {
 			t := time.NewTimer(max(time.Until(next), 0))
 			timer = t.C
 		}
+		var retry <-chan time.Time
+		if d.stale.Load() {
+			retry = time.After(time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
+			continue
 		case <-timer:
-			d.mu.Lock()
-			p, err := NewPolicy(d.rules, d.geo)
-			if err == nil {
-				err = d.publish(p)
-			}
-			d.mu.Unlock()
-			if err != nil {
-				d.log.Error("xdp: republish after pin expiry", "err", err)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
-				}
+		case <-retry:
+		}
+		d.mu.Lock()
+		p, err := NewPolicy(d.rules, d.geo)
+		if err == nil {
+			err = d.publish(p)
+		}
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Error("xdp: republishing the rules (pin expiry or kernel retry) failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
 			}
 		}
 	}

@@ -125,3 +125,41 @@ func TestDatapathPinExpiry(t *testing.T) {
 		t.Fatalf("stats handler: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// When the kernel refuses an update, the userspace check must still enforce
+// the new rules (a new deny rule, a revoked pin): only the kernel lags, and
+// says so.
+func TestDatapathKernelFailureStillUpdatesUserspace(t *testing.T) {
+	newTestLoader(t)
+	d, err := New(Config{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !d.Kernel() {
+		t.Fatalf("kernel path not active: %v", d.Unavailable())
+	}
+	rules := testPolicy(t).Rules()
+	if err := d.SetRules(rules, testGeo(t)); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := mustAddr("203.0.113.9"), mustAddrPort("192.0.2.1:22")
+	if ok, r := d.Allow(src, dst); !ok {
+		t.Fatalf("before: %v", r)
+	}
+	// Break the kernel path, then deny the source globally.
+	if err := d.Loader().Close(); err != nil {
+		t.Fatal(err)
+	}
+	rules.GlobalDeny = append(rules.GlobalDeny, netip.MustParsePrefix("203.0.113.0/24"))
+	err = d.SetRules(rules, testGeo(t))
+	if !errors.Is(err, ErrKernelStale) {
+		t.Fatalf("SetRules with a broken kernel path = %v, want ErrKernelStale", err)
+	}
+	if ok, r := d.Allow(src, dst); ok || r != ReasonGlobalDeny {
+		t.Fatalf("userspace after a refused kernel update = %v/%v, want deny/global_deny", ok, r)
+	}
+	if s, _ := d.Stats(); s.Failed == 0 || s.LastError == "" {
+		t.Fatalf("stats do not show the failed update: %+v", s)
+	}
+}

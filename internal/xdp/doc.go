@@ -16,8 +16,9 @@
 //     ...): PASS, counted as "pass".
 //     - An IP frame that is truncated or malformed (bad version, IHL < 5,
 //     total/payload length past the frame, a third VLAN tag, a longer
-//     extension chain, a TCP/UDP first fragment without its ports): DROP,
-//     counted as "malformed".
+//     extension chain, a TCP/UDP first fragment without its ports, an IPv6
+//     source that is IPv4-mapped, which would otherwise be judged as the
+//     IPv4 address it names): DROP, counted as "malformed".
 //  2. Global deny list: the source is inside any global deny prefix: DROP
 //     "global_deny". Applies to every IP packet, every fragment, every port.
 //  3. Global allow list: if the list is non-empty and the source is inside

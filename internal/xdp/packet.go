@@ -1,5 +1,7 @@
 package xdp
 
+import "net/netip"
+
 // Packet is what the datapath extracts from a frame: addresses in the 128-bit
 // space (IPv4 mapped) and the destination port of TCP/UDP.
 type Packet struct {
@@ -119,6 +121,11 @@ func parse6(b []byte, c int) (Packet, parseResult) {
 	}
 	copy(p.Src[:], b[c+8:c+24])
 	copy(p.Dst[:], b[c+24:c+40])
+	if netip.AddrFrom16(p.Src).Is4In6() {
+		// Never on the wire (RFC 4291 2.5.5.2); it would be judged as the
+		// IPv4 address it names.
+		return Packet{}, parseMalformed
+	}
 	next := b[c+6]
 	c += 40
 	isExt := func(n byte) bool {

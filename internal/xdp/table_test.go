@@ -179,6 +179,12 @@ func frameCases() []frameCase {
 		}), drop, ReasonMalformed},
 		{"IPv6 TCP ports cut", mutate(craft(v6ok), func(b []byte) []byte { b[14+4], b[14+5] = 0, 2; return b[:14+42] }), drop, ReasonMalformed},
 		{"runt frame", []byte{1, 2, 3}, pass, ReasonPass},
+		// An IPv6 source that is IPv4-mapped would be judged as the IPv4
+		// address it names (here a pinned DE one) while it reaches the IPv6
+		// stack: never on the wire, so dropped.
+		{"IPv6 with an IPv4-mapped source", craft(to("::ffff:10.77.0.10", "2001:db8:1::1", tcp, 443)), drop, ReasonMalformed},
+		{"IPv6 with an IPv4-mapped source, ICMP", craft(to("::ffff:192.0.2.9", "2001:db8:9::9", layers.IPProtocolICMPv6, 0)), drop, ReasonMalformed},
+		{"IPv6 with an IPv4-compatible-looking source", craft(to("::10.77.0.10", "2001:db8:1::1", tcp, 443)), pass, ReasonPass},
 	}
 }
 

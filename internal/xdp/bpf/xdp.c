@@ -379,6 +379,17 @@ static __always_inline int parse(struct xdp_md *ctx, struct pkt *p)
 	if ((void *)(c + 40 + plen) > end)
 		return P_MALFORMED;
 	void *ipend = c + 40 + plen;
+	// An IPv4-mapped source never appears on the wire (RFC 4291 2.5.5.2);
+	// judged as the IPv4 address it names, it would pass IPv4 allow lists
+	// and pins while reaching the IPv6 stack.
+	{
+		__u64 hi;
+		__u32 mid;
+		__builtin_memcpy(&hi, c + 8, 8);
+		__builtin_memcpy(&mid, c + 16, 4);
+		if (hi == 0 && mid == bpf_htonl(0x0000ffff))
+			return P_MALFORMED;
+	}
 	__builtin_memcpy(p->src, c + 8, 16);
 	__builtin_memcpy(p->dst, c + 24, 16);
 	nexthdr = c[6];
