@@ -1,9 +1,11 @@
 package mcp_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -251,5 +253,62 @@ func TestClientAnswersPings(t *testing.T) {
 	}
 	if c.SessionID() != sid {
 		t.Fatal("the server dropped the session: pings went unanswered")
+	}
+}
+
+// On 2026-07-28 a call carries the capabilities and log level its context
+// names (a gateway speaking for an agent), else the client's own and none;
+// a level the request names itself wins.
+func TestClientPerCallMeta(t *testing.T) {
+	s := newSDKServer(t)
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s }, &sdk.StreamableHTTPOptions{Stateless: true, Logger: testLogger(t)})
+	metas := make(chan map[string]json.RawMessage, 8)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m struct {
+			Method string
+			Params struct {
+				Meta map[string]json.RawMessage `json:"_meta"`
+			}
+		}
+		if json.Unmarshal(body, &m) == nil && m.Method == mcp.MethodToolsCall {
+			metas <- m.Params.Meta
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	c, err := mcp.Dial(context.Background(), mcp.ClientConfig{URL: ts.URL, Logger: testLogger(t), Capabilities: json.RawMessage(`{"sampling":{},"elicitation":{}}`)})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if c.Server().ProtocolVersion != mcp.Rev20260728 {
+		t.Fatalf("negotiated %s", c.Server().ProtocolVersion)
+	}
+	for _, tc := range []struct {
+		name              string
+		ctx               context.Context
+		meta              string
+		wantCaps, wantLvl string
+	}{
+		{"own", context.Background(), `{}`, `{"sampling":{},"elicitation":{}}`, ``},
+		{"agent's", mcp.WithLogLevel(mcp.WithClientCapabilities(context.Background(), json.RawMessage(`{"roots":{}}`)), "info"), `{}`, `{"roots":{}}`, `"info"`},
+		{"request's level wins", mcp.WithLogLevel(context.Background(), "info"), `{"io.modelcontextprotocol/logLevel":"error"}`, `{"sampling":{},"elicitation":{}}`, `"error"`},
+	} {
+		params := json.RawMessage(`{"name":"echo","arguments":{"text":"x"},"_meta":` + tc.meta + `}`)
+		ctx, cancel := context.WithTimeout(tc.ctx, 10*time.Second)
+		resp, err := c.Call(ctx, mcp.MethodToolsCall, params, nil)
+		cancel()
+		if err != nil || resp.Error != nil {
+			t.Fatalf("%s: tools/call: %v %v", tc.name, err, resp)
+		}
+		m := <-metas
+		if got := string(m[mcp.MetaClientCapabilities]); got != tc.wantCaps {
+			t.Errorf("%s: clientCapabilities %s, want %s", tc.name, got, tc.wantCaps)
+		}
+		if got := string(m[mcp.MetaLogLevel]); got != tc.wantLvl {
+			t.Errorf("%s: logLevel %s, want %s", tc.name, got, tc.wantLvl)
+		}
 	}
 }
