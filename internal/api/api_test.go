@@ -272,7 +272,8 @@ spec: {skills: [read-tickets, deploy]}
 		t.Fatalf("dangling reference: %d %s", r.status, r.raw)
 	}
 	p = r.body["error"].(map[string]any)["details"].([]any)[0].(map[string]any)
-	if p["file"] != "persona.yaml" || p["document"] != 1.0 || p["field"] != "spec.skills[1]" {
+	if p["file"] != "persona.yaml" || p["document"] != 1.0 || p["field"] != "spec.skills[1]" || p["line"] != 4.0 ||
+		!strings.HasPrefix(p["error"].(string), "persona.yaml:4: document 1 (Persona ops): spec.skills[1]: ") {
 		t.Fatalf("reference problem not located: %v", p)
 	}
 	if len(f.store.Current().Upstreams) != 0 {

@@ -80,8 +80,9 @@ type ApplyRequest struct {
 
 // docOrigin says where an object of an apply request was declared.
 type docOrigin struct {
-	file string
-	doc  int
+	file  string
+	doc   int
+	lines map[string]int // field path → line
 }
 
 func (a *API) apply(c *gin.Context) {
@@ -170,7 +171,7 @@ func buildApply(req *ApplyRequest, now time.Time) (*state.Command, map[string]do
 		if name == "" {
 			name = fmt.Sprintf("file %d", i+1)
 		}
-		objs, err := state.ParseDocuments(name, []byte(f.Content))
+		objs, err := state.ParseFile(name, []byte(f.Content))
 		if err != nil {
 			var ve *state.ValidationError
 			if !errors.As(err, &ve) {
@@ -179,18 +180,15 @@ func buildApply(req *ApplyRequest, now time.Time) (*state.Command, map[string]do
 			problems = append(problems, ve.Errors...)
 			continue
 		}
-		doc := 0
-		for _, o := range objs {
-			doc++
+		for _, p := range objs {
+			o := p.Object
 			key := originKey(o.Kind(), o.Metadata().Name)
-			// ParseDocuments skips empty documents; recover each object's
-			// document number by counting the non-empty ones it returned.
 			if prev, dup := origins[key]; dup {
-				problems = append(problems, &state.FieldError{File: name, Doc: doc, Kind: o.Kind(), Name: o.Metadata().Name, Field: "metadata.name",
+				problems = append(problems, &state.FieldError{File: name, Doc: p.Doc, Line: p.Lines["metadata.name"], Kind: o.Kind(), Name: o.Metadata().Name, Field: "metadata.name",
 					Msg: fmt.Sprintf("duplicate: %s document %d declares the same %s", prev.file, prev.doc, o.Kind())})
 				continue
 			}
-			origins[key] = docOrigin{file: name, doc: doc}
+			origins[key] = docOrigin{file: name, doc: p.Doc, lines: p.Lines}
 			byKind[o.Kind()] = append(byKind[o.Kind()], o)
 		}
 	}
@@ -229,7 +227,7 @@ func validationError(ve *state.ValidationError, origins map[string]docOrigin) *E
 	for _, fe := range ve.Errors {
 		fe := *fe
 		if o, ok := origins[originKey(fe.Kind, fe.Name)]; ok && fe.File == "" {
-			fe.File, fe.Doc = o.file, o.doc
+			fe.File, fe.Doc, fe.Line = o.file, o.doc, o.lines[fe.Field]
 		}
 		details = append(details, Problem{
 			File: fe.File, Document: fe.Doc, Line: fe.Line, Kind: fe.Kind, Name: fe.Name,
