@@ -308,11 +308,25 @@ func (r *Role) deny(upstream, tool, path, reason, skill string) Decision {
 }
 
 func (g *grant) check(args map[string]any) (path, reason string, ok bool) {
-	for i := range g.args {
-		a := &g.args[i]
-		v, present := args[a.name]
+	return checkRules(g.args, args)
+}
+
+// checkRules checks named values (tool arguments or an object's fields)
+// against rules. A constrained name that also appears in another letter
+// case is refused: servers that match names case-insensitively (Go's
+// encoding/json, many .NET and Java binders) could take the other spelling,
+// which no rule checked.
+func checkRules(rules []argRule, m map[string]any) (path, reason string, ok bool) {
+	for i := range rules {
+		a := &rules[i]
+		v, present := m[a.name]
 		if p, why, ok := a.c.check(v, present); !ok {
 			return joinArgPath(a.name, p), why, false
+		}
+		for k := range m {
+			if k != a.name && len(k) == len(a.name) && strings.EqualFold(k, a.name) {
+				return a.name, fmt.Sprintf("is also given as %q; send it once, spelled %q", k, a.name), false
+			}
 		}
 	}
 	return "", "", true
@@ -340,8 +354,17 @@ func (c *constraint) check(v any, present bool) (string, string, bool) {
 	if c.in != nil && !containsValue(c.in, v) {
 		return "", "is not one of the allowed values " + formatValues(c.in), false
 	}
-	if c.notIn != nil && containsValue(c.notIn, v) {
-		return "", "is one of the forbidden values " + formatValues(c.notIn), false
+	if c.notIn != nil {
+		// A list or object is none of the forbidden scalars, yet a server
+		// may take its element or accept either shape: refuse it, as in
+		// and equals do.
+		switch v.(type) {
+		case []any, map[string]any:
+			return "", "must be a single value (string, number, boolean or null), not a list or object", false
+		}
+		if containsValue(c.notIn, v) {
+			return "", "is one of the forbidden values " + formatValues(c.notIn), false
+		}
 	}
 	if c.hasEquals && !equalValue(c.equals, v) {
 		return "", fmt.Sprintf("must equal %s", formatValue(c.equals)), false
@@ -389,12 +412,8 @@ func (c *constraint) check(v any, present bool) (string, string, bool) {
 		if !ok {
 			return "", "must be an object", false
 		}
-		for i := range c.fields {
-			f := &c.fields[i]
-			fv, fp := m[f.name]
-			if p, why, ok := f.c.check(fv, fp); !ok {
-				return joinArgPath(f.name, p), why, false
-			}
+		if p, why, ok := checkRules(c.fields, m); !ok {
+			return p, why, false
 		}
 	}
 	if c.items != nil {

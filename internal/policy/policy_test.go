@@ -124,6 +124,14 @@ func TestAllow(t *testing.T) {
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","c"]`), false, "argument tags[1] is not one of"},
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","b","a"]`), false, "argument tags has more than 2 elements"},
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","b"]`), true, ""},
+		// A list is not a way around a list of forbidden values.
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `"open"`, `["deleted"]`, 1), false, "argument status must be a single value"},
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `"open"`, `{"v":"deleted"}`, 1), false, "argument status must be a single value"},
+		// Nor is another spelling that a case-insensitive server would bind.
+		{"triage", "helpdesk", "get_ticket", `{"project":"SUPPORT","PROJECT":"HR"}`, false, `argument project is also given as "PROJECT"`},
+		{"triage", "helpdesk", "update_ticket", addField(good, `"Title":"a very long title"`), false, `argument title is also given as "Title"`},
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `{"region":"eu"}`, `{"region":"eu","REGION":"us"}`, 1), false, `argument filter.region is also given as "REGION"`},
+		{"admin", "helpdesk", "get_ticket", `{"project":"SUPPORT","PROJECT":"HR"}`, true, ""}, // unconstrained grant: nothing to confuse
 	}
 	for _, c := range cases {
 		t.Run(c.persona+"/"+c.tool, func(t *testing.T) {
