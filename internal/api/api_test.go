@@ -363,6 +363,14 @@ func TestAgentKeys(t *testing.T) {
 	if r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresIn":"soon"}`)); r.status != 400 {
 		t.Fatalf("bad expiry: %d %s", r.status, r.raw)
 	}
+	// A misspelt field must not make a key that never expires.
+	before := len(f.store.Current().Keys)
+	if r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresln":"1h"}`)); r.status != 400 || !strings.Contains(string(r.raw), "expiresln") {
+		t.Fatalf("unknown field in a key request: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Keys); n != before {
+		t.Fatalf("a refused key request created a key (%d → %d)", before, n)
+	}
 	r = f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresIn":"1h","pinIP":"127.0.0.1"}`))
 	if r.status != 201 || r.body["expiresAt"] == nil || r.body["pinIP"] != "127.0.0.1" {
 		t.Fatalf("key with expiry and pin: %d %s", r.status, r.raw)
@@ -431,5 +439,20 @@ func TestExtraRoutes(t *testing.T) {
 	cfg.Routes, cfg.Cluster = nil, nil
 	if _, err := New(cfg); err == nil {
 		t.Fatal("New without a cluster accepted")
+	}
+}
+
+// TestApplyRequestRefusesUnknownFields checks that a misspelt option of the
+// JSON apply request is an error, not silently ignored: "dry_run" must not
+// apply for real.
+func TestApplyRequestRefusesUnknownFields(t *testing.T) {
+	f := newFixture(t)
+	body, _ := json.Marshal(map[string]any{"files": []ApplyFile{{Name: "e.yaml", Content: example(t)}}, "dry_run": true})
+	r := f.do("POST", "/v1/apply", "application/json", body)
+	if r.status != 400 || r.errCode() != CodeBadRequest || !strings.Contains(string(r.raw), "dry_run") {
+		t.Fatalf("apply request with an unknown field: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Upstreams); n != 0 {
+		t.Fatalf("a refused request applied %d upstreams", n)
 	}
 }

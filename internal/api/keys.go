@@ -1,9 +1,8 @@
 package api
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"net/netip"
 	"time"
@@ -58,11 +57,11 @@ func (a *API) createKey(c *gin.Context) {
 		return
 	}
 	var req KeyRequest
-	if body, err := io.ReadAll(c.Request.Body); err != nil {
-		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "could not read the request body"))
+	if body, err := readBody(c); err != nil {
+		a.writeError(c, err)
 		return
-	} else if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+	} else if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
 			a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "body is not a valid key request: %v", err))
 			return
 		}
@@ -137,7 +136,12 @@ type DraftRequest struct {
 
 func (a *API) draft(c *gin.Context) {
 	var req DraftRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
+	body, err := readBody(c)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if err := decodeStrict(body, &req); err != nil {
 		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "body must be {\"description\": \"...\"}"))
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,7 +118,8 @@ func (a *API) apply(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"results": res.Changes, "index": res.Index, "dryRun": req.DryRun})
 }
 
-func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
+// readBody reads the whole request body; a body over the limit is a 413.
+func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -126,9 +128,32 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, CodeBadRequest, "could not read the request body")
 	}
+	return body, nil
+}
+
+// decodeStrict decodes a JSON request body into v, refusing unknown fields
+// (a misspelt "dryRun" or "expiresIn" must not be ignored silently) and
+// anything after the object.
+func decodeStrict(body []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
 	req := &ApplyRequest{}
 	if strings.HasPrefix(c.ContentType(), "application/json") && isApplyRequest(body) {
-		if err := json.Unmarshal(body, req); err != nil {
+		if err := decodeStrict(body, req); err != nil {
 			return nil, errorf(http.StatusBadRequest, CodeBadRequest, "body is not a valid apply request: %v", err)
 		}
 	} else {
