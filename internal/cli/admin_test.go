@@ -127,3 +127,33 @@ func TestGetOutputAppliesAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesReachTheServerAsTyped checks that object names are escaped once
+// (an invalid name is reported as typed, not as "a%20b") and that an empty
+// NAME is refused rather than addressing the whole collection.
+func TestNamesReachTheServerAsTyped(t *testing.T) {
+	s := newAdminServer(t)
+	if _, _, err := s.run(t, helpdeskYAML, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.run(t, "", "get", "persona", "a b"); err == nil || !strings.Contains(err.Error(), `"a b" not found`) {
+		t.Errorf("get persona 'a b': %v", err)
+	}
+	if _, _, err := s.run(t, "", "delete", "agent", "Bot%1"); err == nil || !strings.Contains(err.Error(), `"Bot%1"`) {
+		t.Errorf("delete agent Bot%%1: %v", err)
+	}
+	for _, args := range [][]string{
+		{"get", "persona", ""},
+		{"delete", "persona", " "},
+		{"agent", "key", "create", ""},
+		{"agent", "key", "revoke", "triage-bot", ""},
+	} {
+		out, _, err := s.run(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "is empty") {
+			t.Errorf("%q: %q, %v; want a refusal of the empty argument", args, out, err)
+		}
+	}
+	if len(s.store.Current().Personas) != 1 || len(s.store.Current().Keys) != 0 {
+		t.Fatal("a refused command changed the state")
+	}
+}
