@@ -33,7 +33,7 @@ func newRoot() *cobra.Command {
 }
 
 // argsBetween is cobra.RangeArgs that also refuses empty arguments: an
-// empty NAME would otherwise address the whole collection ("get persona ”"
+// empty NAME would otherwise address the whole collection (`get persona ""`
 // listed every persona as if it were one).
 func argsBetween(lo, hi int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
