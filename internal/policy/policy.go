@@ -476,15 +476,66 @@ func formatValue(v any) string {
 }
 
 // Resource reports whether the role may see or read a resource URI offered
-// by an upstream.
+// by an upstream. A URI with a dot segment ("..", ".", also
+// percent-encoded) matches only a grant that names it exactly: a server
+// that resolves it could otherwise leave the granted tree
+// ("file:///srv/docs/*" must not reach "file:///srv/docs/../../etc/passwd").
 func (r *Role) Resource(upstream, uri string) bool {
+	dots := hasDotSegment(uri)
 	for i := range r.resources {
 		g := &r.resources[i]
-		if (g.upstream == "" || g.upstream == upstream) && Match(g.pattern, uri) {
+		if (g.upstream == "" || g.upstream == upstream) && (g.pattern == uri || !dots && Match(g.pattern, uri)) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasDotSegment reports whether a URI holds a "." or ".." segment anywhere
+// (path, query or fragment). Separators are '/' and '\', also
+// percent-encoded, and a dot may be written "%2e". It does not allocate.
+func hasDotSegment(uri string) bool {
+	start := 0
+	for i := 0; i <= len(uri); {
+		sep := 0
+		switch {
+		case i == len(uri):
+		case uri[i] == '/' || uri[i] == '\\':
+			sep = 1
+		case uri[i] == '%' && i+2 < len(uri) && (uri[i+1] == '2' && (uri[i+2] == 'f' || uri[i+2] == 'F') || uri[i+1] == '5' && (uri[i+2] == 'c' || uri[i+2] == 'C')):
+			sep = 3
+		default:
+			i++
+			continue
+		}
+		if isDots(uri[start:i]) {
+			return true
+		}
+		if sep == 0 {
+			return false
+		}
+		i += sep
+		start = i
+	}
+	return false
+}
+
+// isDots reports whether seg is "." or "..", each dot possibly written
+// "%2e" or "%2E".
+func isDots(seg string) bool {
+	n := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E'):
+			seg = seg[3:]
+		default:
+			return false
+		}
+		n++
+	}
+	return n == 1 || n == 2
 }
 
 // HasResources reports whether the role grants any resource at all.
