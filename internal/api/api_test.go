@@ -456,3 +456,26 @@ func TestApplyRequestRefusesUnknownFields(t *testing.T) {
 		t.Fatalf("a refused request applied %d upstreams", n)
 	}
 }
+
+// TestKeyRefusalIsPlain checks that a key the state refuses (an unpinned key
+// for a persona that pins credentials) is explained as such, not as a
+// problem "in the documents".
+func TestKeyRefusalIsPlain(t *testing.T) {
+	f := newFixture(t)
+	pinned := strings.Replace(example(t), "skills: [read-tickets]", "skills: [read-tickets]\n  network: {pinTokensToIP: true}", 1)
+	if pinned == example(t) {
+		t.Fatal("example persona not found to pin")
+	}
+	if r := f.applyFiles(ApplyFile{Name: "e.yaml", Content: pinned}); r.status != 200 {
+		t.Fatal(string(r.raw))
+	}
+	r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", nil)
+	msg, _ := r.body["error"].(map[string]any)["message"].(string)
+	if r.status != 422 || r.errCode() != CodeInvalid || strings.Contains(msg, "documents") ||
+		!strings.Contains(msg, `cannot create a key for agent "triage-bot": persona "support-triage" pins every credential`) {
+		t.Fatalf("unpinned key for a pinning persona: %d %s", r.status, r.raw)
+	}
+	if len(f.store.Current().Keys) != 0 {
+		t.Fatal("a refused key was stored")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -88,8 +89,19 @@ func (a *API) createKey(c *gin.Context) {
 		}
 		key.PinIP = ip.Unmap().String()
 	}
-	if _, err := a.propose(c.Request.Context(), &state.Command{Op: state.OpKeyCreate, Time: now, Key: key}); err != nil {
-		a.writeError(c, err)
+	if _, err := a.proposeRaw(c.Request.Context(), &state.Command{Op: state.OpKeyCreate, Time: now, Key: key}); err != nil {
+		// The state refuses a key by a rule about keys (pinning), not a
+		// document: say so plainly rather than as "problems in the documents".
+		var ve *state.ValidationError
+		if errors.As(err, &ve) {
+			msgs := make([]string, len(ve.Errors))
+			for i, fe := range ve.Errors {
+				msgs[i] = fe.Msg
+			}
+			a.writeError(c, errorf(http.StatusUnprocessableEntity, CodeInvalid, "cannot create a key for agent %q: %s", agent, strings.Join(msgs, "; ")))
+			return
+		}
+		a.writeError(c, mapWriteError(err))
 		return
 	}
 	stored := a.cfg.Store.Current().Keys[key.ID]
