@@ -157,3 +157,12 @@ func TestNamesReachTheServerAsTyped(t *testing.T) {
 		t.Fatal("a refused command changed the state")
 	}
 }
+
+// TestGetChecksOutputFirst checks that a bad -o is reported as such even
+// when the server cannot be reached.
+func TestGetChecksOutputFirst(t *testing.T) {
+	_, err := runCLI(t, "", "get", "personas", "-o", "xml", "--server", "http://127.0.0.1:1", "--token-file", "/nonexistent")
+	if err == nil || !strings.Contains(err.Error(), `unknown output format "xml"`) {
+		t.Fatalf("get -o xml: %v", err)
+	}
+}

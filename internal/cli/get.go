@@ -26,6 +26,11 @@ func newGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			switch output {
+			case "", "table", "wide", "yaml", "json":
+			default:
+				return fmt.Errorf("unknown output format %q (want table, yaml or json)", output)
+			}
 			c, err := opts.client()
 			if err != nil {
 				return err
