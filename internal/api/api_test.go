@@ -479,3 +479,17 @@ func TestKeyRefusalIsPlain(t *testing.T) {
 		t.Fatal("a refused key was stored")
 	}
 }
+
+// TestApplyJSONList checks that a JSON list of documents, sent as JSON,
+// is applied as documents rather than refused as a malformed apply request.
+func TestApplyJSONList(t *testing.T) {
+	f := newFixture(t)
+	body := `[{"apiVersion":"portcullis/v1","kind":"Upstream","metadata":{"name":"a"},"spec":{"url":"http://127.0.0.1:1/mcp"}},
+	          {"apiVersion":"portcullis/v1","kind":"Upstream","metadata":{"name":"b"},"spec":{"url":"http://127.0.0.1:2/mcp"}}]`
+	if r := f.do("POST", "/v1/apply", "application/json", []byte(body)); r.status != 200 {
+		t.Fatalf("apply of a JSON list: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Upstreams); n != 2 {
+		t.Fatalf("%d upstreams after applying a list of 2", n)
+	}
+}

@@ -175,6 +175,9 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 // document ({"apiVersion": ...}). Anything that is not a JSON object with
 // "files" is treated as a document stream, which reports its own errors.
 func isApplyRequest(body []byte) bool {
+	if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '[' {
+		return false // a JSON list of documents
+	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return true // report the JSON syntax error as such

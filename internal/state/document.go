@@ -87,8 +87,8 @@ const (
 
 // ParseDocuments reads a stream of YAML (or JSON) documents and returns the
 // validated objects in file order. A document of the form {items: [...]}
-// (what `portcullis get KIND -o json` and GET /v1/{kind} print) stands for
-// its items, each counted as a document of its own. On any problem it
+// (what `portcullis get KIND -o json` and GET /v1/{kind} print), or a bare
+// list, stands for its items, each counted as a document of its own. On any problem it
 // returns a *ValidationError listing every problem found, and no objects.
 func ParseDocuments(file string, data []byte) ([]Object, error) {
 	parsed, err := ParseFile(file, data)
@@ -182,10 +182,14 @@ func ParseFile(file string, data []byte) ([]Parsed, error) {
 }
 
 // listItems returns the elements of a document that is exactly
-// {items: [...]}: a list of documents as the API and `get -o json` print it.
+// {items: [...]} (a list of documents as the API and `get -o json` print
+// it) or a bare list of documents ([{...}, {...}] in JSON).
 func listItems(n *yaml.Node) ([]*yaml.Node, bool) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	if n.Kind == yaml.SequenceNode {
+		return n.Content, true
 	}
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 || n.Content[0].Value != "items" || n.Content[0].Kind != yaml.ScalarNode || n.Content[1].Kind != yaml.SequenceNode {
 		return nil, false
