@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -164,5 +165,17 @@ func TestGetChecksOutputFirst(t *testing.T) {
 	_, err := runCLI(t, "", "get", "personas", "-o", "xml", "--server", "http://127.0.0.1:1", "--token-file", "/nonexistent")
 	if err == nil || !strings.Contains(err.Error(), `unknown output format "xml"`) {
 		t.Fatalf("get -o xml: %v", err)
+	}
+}
+
+// TestWrongListenerHint checks that pointing the CLI at something that is
+// not the admin API (such as the gateway) says so.
+func TestWrongListenerHint(t *testing.T) {
+	gw := httptest.NewServer(http.NotFoundHandler())
+	defer gw.Close()
+	t.Setenv(envToken, "some-admin-token-0123")
+	_, err := runCLI(t, "", "get", "personas", "--server", gw.URL)
+	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "admin listener") {
+		t.Fatalf("CLI against a non-admin server: %v", err)
 	}
 }

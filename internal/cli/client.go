@@ -200,7 +200,8 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 			env.Error.Status = resp.StatusCode
 			return env.Error
 		}
-		return fmt.Errorf("server %s answered %s", c.base.Host, resp.Status)
+		return fmt.Errorf("server %s answered %s, and not as a Portcullis admin API does (is --server / $%s the admin listener, e.g. %s, rather than the gateway?)",
+			c.base.Host, resp.Status, envAddr, defaultServer)
 	}
 	if out == nil || len(data) == 0 {
 		return nil
