@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -493,3 +495,43 @@ func TestApplyJSONList(t *testing.T) {
 		t.Fatalf("%d upstreams after applying a list of 2", n)
 	}
 }
+
+// cancelledCluster fails every write as a cluster does when the request's
+// context ends before the entry commits.
+type cancelledCluster struct{}
+
+func (cancelledCluster) Apply(ctx context.Context, _ []byte) (any, error) {
+	return nil, fmt.Errorf("cluster: apply: %w", context.Canceled)
+}
+func (cancelledCluster) Status() cluster.Status { return cluster.Status{} }
+
+// TestCancelledWriteIsNotAServerError checks that a write whose client went
+// away is answered as unavailable (it may still commit) and not logged as an
+// internal failure.
+func TestCancelledWriteIsNotAServerError(t *testing.T) {
+	var logs syncLog
+	store := state.NewStore(nil)
+	a, err := New(Config{Store: store, Cluster: cancelledCluster{}, AdminToken: strings.Repeat("t", 20),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/v1/apply", strings.NewReader(example(t)))
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 20))
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"unavailable"`) {
+		t.Fatalf("cancelled write: %d %s", w.Code, w.Body)
+	}
+	if logs.String() != "" {
+		t.Fatalf("cancelled write logged as an error: %s", logs.String())
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
