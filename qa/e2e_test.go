@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,5 +272,51 @@ func TestContractDetails(t *testing.T) {
 	}
 	if strings.Contains(string(msg), strings.TrimSpace(string(token))) || strings.Contains(n.Logs(), strings.TrimSpace(string(token))) {
 		t.Fatal("the admin token appears in a log")
+	}
+}
+
+// TestSecondSignalExitsAtOnce checks that an operator's second Ctrl-C ends
+// a node whose graceful shutdown waits for a slow admin request (a persona
+// draft asking an upstream that never answers), instead of being ignored.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	// An upstream that accepts connections and never answers.
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	n := harness.StartNode(t)
+	n.Apply(fmt.Sprintf("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: slow}\nspec: {url: \"http://%s/mcp\"}\n---\n"+
+		"apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec: {tools: [{tool: slow/read_things}]}\n", hole.Addr()))
+	go n.CLI("persona", "draft", "--description", "reads things") // blocks ~10s on the silent upstream
+	time.Sleep(500 * time.Millisecond)
+
+	pid := n.PID()
+	proc, _ := os.FindProcess(pid)
+	alive := func() bool { return syscall.Kill(pid, 0) == nil }
+	proc.Signal(os.Interrupt)
+	time.Sleep(500 * time.Millisecond)
+	if !alive() {
+		t.Skip("the node finished its shutdown before the second signal; nothing to check")
+	}
+	proc.Signal(os.Interrupt)
+	deadline := time.Now().Add(4 * time.Second)
+	for alive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("node still running 4s after a second SIGINT:\n%s", n.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
