@@ -406,8 +406,11 @@ func TestPersonaDraft(t *testing.T) {
 	if r.status != 200 || got != "reads tickets" {
 		t.Fatalf("draft: %d %s (drafter got %q)", r.status, r.raw, got)
 	}
-	if r := f.do("POST", "/v1/personas/draft", "application/json", []byte(`{}`)); r.status != 400 {
-		t.Fatalf("draft without description: %d %s", r.status, r.raw)
+	for _, body := range []string{`{}`, `{"description":"     "}`, `{"description":" \n\t x "}`} {
+		got = ""
+		if r := f.do("POST", "/v1/personas/draft", "application/json", []byte(body)); r.status != 400 || got != "" {
+			t.Fatalf("draft with description %s: %d %s (drafter got %q)", body, r.status, r.raw, got)
+		}
 	}
 }
 

@@ -157,7 +157,7 @@ func (a *API) draft(c *gin.Context) {
 		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "body must be {\"description\": \"...\"}"))
 		return
 	}
-	if len(req.Description) < 3 {
+	if len(strings.TrimSpace(req.Description)) < 3 {
 		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "description is required: describe the job the persona does"))
 		return
 	}
