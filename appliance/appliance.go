@@ -379,6 +379,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 // requests in flight. Connections still busy after ShutdownTimeout are cut.
 func (a *Appliance) shutdown() {
 	a.ready.Store(false)
+	a.log.Info("shutting down; requests in flight may finish (a second signal exits at once)")
 	if err := a.gw.Close(); err != nil {
 		a.log.Warn("close gateway", "err", err)
 	}
@@ -438,9 +439,12 @@ func (a *Appliance) Close() error {
 }
 
 // Run starts a node with cfg and serves until SIGINT or SIGTERM (or ctx).
+// The first signal shuts down gracefully; a second one, while requests
+// still drain, ends the process at once.
 func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop) // restores the default action: terminate
 	a, err := New(cfg)
 	if err != nil {
 		return err

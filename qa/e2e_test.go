@@ -1,12 +1,17 @@
 package qa
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/qa/internal/harness"
 )
@@ -211,4 +216,107 @@ func TestSingleNodeLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestContractDetails checks the interface contract points the lifecycle
+// test does not: the admin commands read PORTCULLIS_ADDR and
+// PORTCULLIS_TOKEN, a list printed with `get -o json` applies again, and a
+// second node on a data dir that a node holds fails at once with a reason
+// instead of hanging.
+func TestContractDetails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	n := harness.StartNode(t)
+	n.Apply(helpdeskYAML + "---\napiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: crm}\nspec: {url: \"http://127.0.0.1:9102/mcp\"}\n")
+
+	token, err := os.ReadFile(n.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(args ...string) (string, error) {
+		c := exec.Command(n.Bin, args...)
+		c.Env = append(os.Environ(), "PORTCULLIS_ADDR="+n.AdminURL(), "PORTCULLIS_TOKEN="+strings.TrimSpace(string(token)))
+		var stdout, stderr strings.Builder
+		c.Stdout, c.Stderr = &stdout, &stderr
+		err := c.Run()
+		if err != nil {
+			return stdout.String(), fmt.Errorf("%w: %s", err, stderr.String())
+		}
+		return stdout.String(), nil
+	}
+	list, err := env("get", "upstreams", "-o", "json")
+	if err != nil || !strings.Contains(list, "crm") || !strings.Contains(list, "helpdesk") {
+		t.Fatalf("get upstreams -o json with PORTCULLIS_ADDR/PORTCULLIS_TOKEN: %v\n%s", err, list)
+	}
+	out := n.Apply(list)
+	if strings.TrimSpace(out) != "upstream/crm unchanged\nupstream/helpdesk unchanged" {
+		t.Fatalf("apply of a listed -o json:\n%s", out)
+	}
+	key, err := env("agent", "key", "create", "triage-bot")
+	if err != nil || !strings.HasPrefix(key, "pck_") || strings.Count(key, "\n") != 1 {
+		t.Fatalf("agent key create through the environment printed %q, %v", key, err)
+	}
+
+	// The data dir is taken: a second node says so and exits non-zero.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, n.Bin, "server", "--dev", "--data-dir", n.DataDir,
+		"--gateway-addr", harness.FreeAddr(t), "--admin-addr", harness.FreeAddr(t))
+	msg, err := second.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("a second node on the same data dir was still running after 30s:\n%s", msg)
+	}
+	if err == nil || !strings.Contains(string(msg), "already running with this data dir") {
+		t.Fatalf("second node on the same data dir: %v\n%s", err, msg)
+	}
+	if strings.Contains(string(msg), strings.TrimSpace(string(token))) || strings.Contains(n.Logs(), strings.TrimSpace(string(token))) {
+		t.Fatal("the admin token appears in a log")
+	}
+}
+
+// TestSecondSignalExitsAtOnce checks that an operator's second Ctrl-C ends
+// a node whose graceful shutdown waits for a slow admin request (a persona
+// draft asking an upstream that never answers), instead of being ignored.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	// An upstream that accepts connections and never answers.
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	n := harness.StartNode(t)
+	n.Apply(fmt.Sprintf("apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: slow}\nspec: {url: \"http://%s/mcp\"}\n---\n"+
+		"apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec: {tools: [{tool: slow/read_things}]}\n", hole.Addr()))
+	go n.CLI("persona", "draft", "--description", "reads things") // blocks ~10s on the silent upstream
+	time.Sleep(500 * time.Millisecond)
+
+	pid := n.PID()
+	proc, _ := os.FindProcess(pid)
+	alive := func() bool { return syscall.Kill(pid, 0) == nil }
+	proc.Signal(os.Interrupt)
+	time.Sleep(500 * time.Millisecond)
+	if !alive() {
+		t.Skip("the node finished its shutdown before the second signal; nothing to check")
+	}
+	proc.Signal(os.Interrupt)
+	deadline := time.Now().Add(4 * time.Second)
+	for alive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("node still running 4s after a second SIGINT:\n%s", n.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

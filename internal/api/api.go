@@ -292,7 +292,8 @@ func mapWriteError(err error) error {
 		return e
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the cluster cannot accept writes right now (no leader); retry shortly")
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// Canceled: the client went away; not a server failure to log.
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the write did not commit in time; it may still be applied")
 	}
 	return err

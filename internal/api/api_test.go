@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,7 +274,8 @@ spec: {skills: [read-tickets, deploy]}
 		t.Fatalf("dangling reference: %d %s", r.status, r.raw)
 	}
 	p = r.body["error"].(map[string]any)["details"].([]any)[0].(map[string]any)
-	if p["file"] != "persona.yaml" || p["document"] != 1.0 || p["field"] != "spec.skills[1]" {
+	if p["file"] != "persona.yaml" || p["document"] != 1.0 || p["field"] != "spec.skills[1]" || p["line"] != 4.0 ||
+		!strings.HasPrefix(p["error"].(string), "persona.yaml:4: document 1 (Persona ops): spec.skills[1]: ") {
 		t.Fatalf("reference problem not located: %v", p)
 	}
 	if len(f.store.Current().Upstreams) != 0 {
@@ -362,6 +365,14 @@ func TestAgentKeys(t *testing.T) {
 	if r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresIn":"soon"}`)); r.status != 400 {
 		t.Fatalf("bad expiry: %d %s", r.status, r.raw)
 	}
+	// A misspelt field must not make a key that never expires.
+	before := len(f.store.Current().Keys)
+	if r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresln":"1h"}`)); r.status != 400 || !strings.Contains(string(r.raw), "expiresln") {
+		t.Fatalf("unknown field in a key request: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Keys); n != before {
+		t.Fatalf("a refused key request created a key (%d → %d)", before, n)
+	}
 	r = f.do("POST", "/v1/agents/triage-bot/keys", "application/json", []byte(`{"expiresIn":"1h","pinIP":"127.0.0.1"}`))
 	if r.status != 201 || r.body["expiresAt"] == nil || r.body["pinIP"] != "127.0.0.1" {
 		t.Fatalf("key with expiry and pin: %d %s", r.status, r.raw)
@@ -395,8 +406,11 @@ func TestPersonaDraft(t *testing.T) {
 	if r.status != 200 || got != "reads tickets" {
 		t.Fatalf("draft: %d %s (drafter got %q)", r.status, r.raw, got)
 	}
-	if r := f.do("POST", "/v1/personas/draft", "application/json", []byte(`{}`)); r.status != 400 {
-		t.Fatalf("draft without description: %d %s", r.status, r.raw)
+	for _, body := range []string{`{}`, `{"description":"     "}`, `{"description":" \n\t x "}`} {
+		got = ""
+		if r := f.do("POST", "/v1/personas/draft", "application/json", []byte(body)); r.status != 400 || got != "" {
+			t.Fatalf("draft with description %s: %d %s (drafter got %q)", body, r.status, r.raw, got)
+		}
 	}
 }
 
@@ -432,3 +446,95 @@ func TestExtraRoutes(t *testing.T) {
 		t.Fatal("New without a cluster accepted")
 	}
 }
+
+// TestApplyRequestRefusesUnknownFields checks that a misspelt option of the
+// JSON apply request is an error, not silently ignored: "dry_run" must not
+// apply for real.
+func TestApplyRequestRefusesUnknownFields(t *testing.T) {
+	f := newFixture(t)
+	body, _ := json.Marshal(map[string]any{"files": []ApplyFile{{Name: "e.yaml", Content: example(t)}}, "dry_run": true})
+	r := f.do("POST", "/v1/apply", "application/json", body)
+	if r.status != 400 || r.errCode() != CodeBadRequest || !strings.Contains(string(r.raw), "dry_run") {
+		t.Fatalf("apply request with an unknown field: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Upstreams); n != 0 {
+		t.Fatalf("a refused request applied %d upstreams", n)
+	}
+}
+
+// TestKeyRefusalIsPlain checks that a key the state refuses (an unpinned key
+// for a persona that pins credentials) is explained as such, not as a
+// problem "in the documents".
+func TestKeyRefusalIsPlain(t *testing.T) {
+	f := newFixture(t)
+	pinned := strings.Replace(example(t), "skills: [read-tickets]", "skills: [read-tickets]\n  network: {pinTokensToIP: true}", 1)
+	if pinned == example(t) {
+		t.Fatal("example persona not found to pin")
+	}
+	if r := f.applyFiles(ApplyFile{Name: "e.yaml", Content: pinned}); r.status != 200 {
+		t.Fatal(string(r.raw))
+	}
+	r := f.do("POST", "/v1/agents/triage-bot/keys", "application/json", nil)
+	msg, _ := r.body["error"].(map[string]any)["message"].(string)
+	if r.status != 422 || r.errCode() != CodeInvalid || strings.Contains(msg, "documents") ||
+		!strings.Contains(msg, `cannot create a key for agent "triage-bot": persona "support-triage" pins every credential`) {
+		t.Fatalf("unpinned key for a pinning persona: %d %s", r.status, r.raw)
+	}
+	if len(f.store.Current().Keys) != 0 {
+		t.Fatal("a refused key was stored")
+	}
+}
+
+// TestApplyJSONList checks that a JSON list of documents, sent as JSON,
+// is applied as documents rather than refused as a malformed apply request.
+func TestApplyJSONList(t *testing.T) {
+	f := newFixture(t)
+	body := `[{"apiVersion":"portcullis/v1","kind":"Upstream","metadata":{"name":"a"},"spec":{"url":"http://127.0.0.1:1/mcp"}},
+	          {"apiVersion":"portcullis/v1","kind":"Upstream","metadata":{"name":"b"},"spec":{"url":"http://127.0.0.1:2/mcp"}}]`
+	if r := f.do("POST", "/v1/apply", "application/json", []byte(body)); r.status != 200 {
+		t.Fatalf("apply of a JSON list: %d %s", r.status, r.raw)
+	}
+	if n := len(f.store.Current().Upstreams); n != 2 {
+		t.Fatalf("%d upstreams after applying a list of 2", n)
+	}
+}
+
+// cancelledCluster fails every write as a cluster does when the request's
+// context ends before the entry commits.
+type cancelledCluster struct{}
+
+func (cancelledCluster) Apply(ctx context.Context, _ []byte) (any, error) {
+	return nil, fmt.Errorf("cluster: apply: %w", context.Canceled)
+}
+func (cancelledCluster) Status() cluster.Status { return cluster.Status{} }
+
+// TestCancelledWriteIsNotAServerError checks that a write whose client went
+// away is answered as unavailable (it may still commit) and not logged as an
+// internal failure.
+func TestCancelledWriteIsNotAServerError(t *testing.T) {
+	var logs syncLog
+	store := state.NewStore(nil)
+	a, err := New(Config{Store: store, Cluster: cancelledCluster{}, AdminToken: strings.Repeat("t", 20),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/v1/apply", strings.NewReader(example(t)))
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 20))
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"unavailable"`) {
+		t.Fatalf("cancelled write: %d %s", w.Code, w.Body)
+	}
+	if logs.String() != "" {
+		t.Fatalf("cancelled write logged as an error: %s", logs.String())
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

@@ -1,11 +1,11 @@
 package api
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -58,11 +58,11 @@ func (a *API) createKey(c *gin.Context) {
 		return
 	}
 	var req KeyRequest
-	if body, err := io.ReadAll(c.Request.Body); err != nil {
-		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "could not read the request body"))
+	if body, err := readBody(c); err != nil {
+		a.writeError(c, err)
 		return
-	} else if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+	} else if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
 			a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "body is not a valid key request: %v", err))
 			return
 		}
@@ -89,8 +89,19 @@ func (a *API) createKey(c *gin.Context) {
 		}
 		key.PinIP = ip.Unmap().String()
 	}
-	if _, err := a.propose(c.Request.Context(), &state.Command{Op: state.OpKeyCreate, Time: now, Key: key}); err != nil {
-		a.writeError(c, err)
+	if _, err := a.proposeRaw(c.Request.Context(), &state.Command{Op: state.OpKeyCreate, Time: now, Key: key}); err != nil {
+		// The state refuses a key by a rule about keys (pinning), not a
+		// document: say so plainly rather than as "problems in the documents".
+		var ve *state.ValidationError
+		if errors.As(err, &ve) {
+			msgs := make([]string, len(ve.Errors))
+			for i, fe := range ve.Errors {
+				msgs[i] = fe.Msg
+			}
+			a.writeError(c, errorf(http.StatusUnprocessableEntity, CodeInvalid, "cannot create a key for agent %q: %s", agent, strings.Join(msgs, "; ")))
+			return
+		}
+		a.writeError(c, mapWriteError(err))
 		return
 	}
 	stored := a.cfg.Store.Current().Keys[key.ID]
@@ -137,11 +148,16 @@ type DraftRequest struct {
 
 func (a *API) draft(c *gin.Context) {
 	var req DraftRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
+	body, err := readBody(c)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if err := decodeStrict(body, &req); err != nil {
 		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "body must be {\"description\": \"...\"}"))
 		return
 	}
-	if len(req.Description) < 3 {
+	if len(strings.TrimSpace(req.Description)) < 3 {
 		a.writeError(c, errorf(http.StatusBadRequest, CodeBadRequest, "description is required: describe the job the persona does"))
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,8 +81,9 @@ type ApplyRequest struct {
 
 // docOrigin says where an object of an apply request was declared.
 type docOrigin struct {
-	file string
-	doc  int
+	file  string
+	doc   int
+	lines map[string]int // field path → line
 }
 
 func (a *API) apply(c *gin.Context) {
@@ -116,7 +118,8 @@ func (a *API) apply(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"results": res.Changes, "index": res.Index, "dryRun": req.DryRun})
 }
 
-func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
+// readBody reads the whole request body; a body over the limit is a 413.
+func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -125,9 +128,32 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, CodeBadRequest, "could not read the request body")
 	}
+	return body, nil
+}
+
+// decodeStrict decodes a JSON request body into v, refusing unknown fields
+// (a misspelt "dryRun" or "expiresIn" must not be ignored silently) and
+// anything after the object.
+func decodeStrict(body []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
 	req := &ApplyRequest{}
 	if strings.HasPrefix(c.ContentType(), "application/json") && isApplyRequest(body) {
-		if err := json.Unmarshal(body, req); err != nil {
+		if err := decodeStrict(body, req); err != nil {
 			return nil, errorf(http.StatusBadRequest, CodeBadRequest, "body is not a valid apply request: %v", err)
 		}
 	} else {
@@ -149,6 +175,9 @@ func readApplyRequest(c *gin.Context) (*ApplyRequest, error) {
 // document ({"apiVersion": ...}). Anything that is not a JSON object with
 // "files" is treated as a document stream, which reports its own errors.
 func isApplyRequest(body []byte) bool {
+	if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '[' {
+		return false // a JSON list of documents
+	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(body, &probe); err != nil {
 		return true // report the JSON syntax error as such
@@ -170,7 +199,7 @@ func buildApply(req *ApplyRequest, now time.Time, validate func(state.Object) []
 		if name == "" {
 			name = fmt.Sprintf("file %d", i+1)
 		}
-		objs, err := state.ParseDocuments(name, []byte(f.Content))
+		objs, err := state.ParseFile(name, []byte(f.Content))
 		if err != nil {
 			var ve *state.ValidationError
 			if !errors.As(err, &ve) {
@@ -179,18 +208,15 @@ func buildApply(req *ApplyRequest, now time.Time, validate func(state.Object) []
 			problems = append(problems, ve.Errors...)
 			continue
 		}
-		doc := 0
-		for _, o := range objs {
-			doc++
+		for _, p := range objs {
+			o := p.Object
 			key := originKey(o.Kind(), o.Metadata().Name)
-			// ParseDocuments skips empty documents; recover each object's
-			// document number by counting the non-empty ones it returned.
 			if prev, dup := origins[key]; dup {
-				problems = append(problems, &state.FieldError{File: name, Doc: doc, Kind: o.Kind(), Name: o.Metadata().Name, Field: "metadata.name",
+				problems = append(problems, &state.FieldError{File: name, Doc: p.Doc, Line: p.Lines["metadata.name"], Kind: o.Kind(), Name: o.Metadata().Name, Field: "metadata.name",
 					Msg: fmt.Sprintf("duplicate: %s document %d declares the same %s", prev.file, prev.doc, o.Kind())})
 				continue
 			}
-			origins[key] = docOrigin{file: name, doc: doc}
+			origins[key] = docOrigin{file: name, doc: p.Doc, lines: p.Lines}
 			byKind[o.Kind()] = append(byKind[o.Kind()], o)
 			if validate != nil {
 				for _, fe := range validate(o) {
@@ -235,7 +261,7 @@ func validationError(ve *state.ValidationError, origins map[string]docOrigin) *E
 	for _, fe := range ve.Errors {
 		fe := *fe
 		if o, ok := origins[originKey(fe.Kind, fe.Name)]; ok && fe.File == "" {
-			fe.File, fe.Doc = o.file, o.doc
+			fe.File, fe.Doc, fe.Line = o.file, o.doc, o.lines[fe.Field]
 		}
 		details = append(details, Problem{
 			File: fe.File, Document: fe.Doc, Line: fe.Line, Kind: fe.Kind, Name: fe.Name,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -125,5 +126,56 @@ func TestGetOutputAppliesAgain(t *testing.T) {
 		if strings.Contains(applied, "created") || strings.Contains(applied, "updated") || !strings.Contains(applied, "unchanged") {
 			t.Errorf("%v round trip changed something:\n%s", args, applied)
 		}
+	}
+}
+
+// TestNamesReachTheServerAsTyped checks that object names are escaped once
+// (an invalid name is reported as typed, not as "a%20b") and that an empty
+// NAME is refused rather than addressing the whole collection.
+func TestNamesReachTheServerAsTyped(t *testing.T) {
+	s := newAdminServer(t)
+	if _, _, err := s.run(t, helpdeskYAML, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.run(t, "", "get", "persona", "a b"); err == nil || !strings.Contains(err.Error(), `"a b" not found`) {
+		t.Errorf("get persona 'a b': %v", err)
+	}
+	if _, _, err := s.run(t, "", "delete", "agent", "Bot%1"); err == nil || !strings.Contains(err.Error(), `"Bot%1"`) {
+		t.Errorf("delete agent Bot%%1: %v", err)
+	}
+	for _, args := range [][]string{
+		{"get", "persona", ""},
+		{"delete", "persona", " "},
+		{"agent", "key", "create", ""},
+		{"agent", "key", "revoke", "triage-bot", ""},
+	} {
+		out, _, err := s.run(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "is empty") {
+			t.Errorf("%q: %q, %v; want a refusal of the empty argument", args, out, err)
+		}
+	}
+	if len(s.store.Current().Personas) != 1 || len(s.store.Current().Keys) != 0 {
+		t.Fatal("a refused command changed the state")
+	}
+}
+
+// TestGetChecksOutputFirst checks that a bad -o is reported as such even
+// when the server cannot be reached.
+func TestGetChecksOutputFirst(t *testing.T) {
+	_, err := runCLI(t, "", "get", "personas", "-o", "xml", "--server", "http://127.0.0.1:1", "--token-file", "/nonexistent")
+	if err == nil || !strings.Contains(err.Error(), `unknown output format "xml"`) {
+		t.Fatalf("get -o xml: %v", err)
+	}
+}
+
+// TestWrongListenerHint checks that pointing the CLI at something that is
+// not the admin API (such as the gateway) says so.
+func TestWrongListenerHint(t *testing.T) {
+	gw := httptest.NewServer(http.NotFoundHandler())
+	defer gw.Close()
+	t.Setenv(envToken, "some-admin-token-0123")
+	_, err := runCLI(t, "", "get", "personas", "--server", gw.URL)
+	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "admin listener") {
+		t.Fatalf("CLI against a non-admin server: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ func newAgentKeyCreateCmd() *cobra.Command {
 			"captured by a script; the server keeps only a hash. Agents send it as\n" +
 			"Authorization: Bearer <key>.",
 		Example: "  KEY=$(portcullis agent key create support-bot)",
-		Args:    cobra.ExactArgs(1),
+		Args:    argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("expires-in") && expiresIn <= 0 {
 				return fmt.Errorf("--expires-in %s: want a positive duration such as 720h (leave it out for a key that never expires)", expiresIn)
@@ -90,7 +90,7 @@ func newAgentKeyListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list AGENT",
 		Short: "List an agent's API keys (metadata only)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := opts.client()
 			if err != nil {
@@ -123,7 +123,7 @@ func newAgentKeyRevokeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke AGENT KEY_ID",
 		Short: "Revoke an agent's API key",
-		Args:  cobra.ExactArgs(2),
+		Args:  argsBetween(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := opts.client()
 			if err != nil {

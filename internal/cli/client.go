@@ -172,10 +172,9 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 		}
 		rd, contentType = bytes.NewReader(j), "application/json"
 	}
-	u := *c.base
-	path, u.RawQuery, _ = strings.Cut(path, "?")
-	u.Path += path
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	// path arrives escaped (url.PathEscape of names): join it to the base
+	// as text, so that it is not escaped a second time.
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
@@ -201,7 +200,8 @@ func (c *client) do(ctx context.Context, method, path string, body any, out any)
 			env.Error.Status = resp.StatusCode
 			return env.Error
 		}
-		return fmt.Errorf("server %s answered %s", c.base.Host, resp.Status)
+		return fmt.Errorf("server %s answered %s, and not as a Portcullis admin API does (is --server / $%s the admin listener, e.g. %s, rather than the gateway?)",
+			c.base.Host, resp.Status, envAddr, defaultServer)
 	}
 	if out == nil || len(data) == 0 {
 		return nil

@@ -117,3 +117,26 @@ func TestReadInputs(t *testing.T) {
 		t.Fatal("empty directory accepted")
 	}
 }
+
+// TestUpstreamTableShowsEffectivePrefix checks that the PREFIX column tells
+// a default prefix (the name) from an empty one.
+func TestUpstreamTableShowsEffectivePrefix(t *testing.T) {
+	k, _ := lookupKind("upstreams")
+	var b bytes.Buffer
+	err := printObjects(&b, k, []json.RawMessage{
+		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"helpdesk"},"spec":{"url":"http://h/mcp"}}`),
+		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"raw"},"spec":{"url":"http://r/mcp","toolPrefix":""}}`),
+		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"zz"},"spec":{"url":"http://z/mcp","toolPrefix":"crm"}}`),
+	}, "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := lines(b.String())
+	for i, want := range []string{"helpdesk", "(none)", "crm"} {
+		if f := strings.Fields(rows[i+1]); f[len(f)-1] != want {
+			t.Errorf("row %q: prefix %q, want %q", rows[i+1], f[len(f)-1], want)
+		}
+	}
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

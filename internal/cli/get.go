@@ -20,11 +20,16 @@ func newGetCmd() *cobra.Command {
 		Long: "List the upstreams, skills, personas, agents or network policies a node knows, or show one of them.\n" +
 			"-o yaml prints documents that `portcullis apply` accepts back.",
 		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml",
-		Args:    cobra.RangeArgs(1, 2),
+		Args:    argsBetween(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := lookupKind(args[0])
 			if err != nil {
 				return err
+			}
+			switch output {
+			case "", "table", "wide", "yaml", "json":
+			default:
+				return fmt.Errorf("unknown output format %q (want table, yaml or json)", output)
 			}
 			c, err := opts.client()
 			if err != nil {

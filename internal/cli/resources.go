@@ -53,6 +53,19 @@ func list(name string) func(map[string]any) string {
 	}
 }
 
+// toolPrefix shows the prefix agents see: the upstream's name unless
+// toolPrefix is set, and "(none)" when it is set to "".
+func toolPrefix(o map[string]any) string {
+	p, ok := spec(o)["toolPrefix"]
+	switch {
+	case !ok || p == nil:
+		return objName(o)
+	case p == "":
+		return "(none)"
+	}
+	return scalar(p)
+}
+
 func scalar(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -69,7 +82,7 @@ func scalar(v any) string {
 
 var kinds = []kindInfo{
 	{kind: "Upstream", path: "upstreams", columns: []column{
-		{"URL", field("url")}, {"TRANSPORT", field("transport")}, {"PREFIX", field("toolPrefix")},
+		{"URL", field("url")}, {"TRANSPORT", field("transport")}, {"PREFIX", toolPrefix},
 	}},
 	{kind: "Skill", path: "skills", columns: []column{
 		{"TOOLS", count("tools")}, {"RESOURCES", count("resources")}, {"PROMPTS", count("prompts")}, {"DESCRIPTION", field("description")},

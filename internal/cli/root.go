@@ -8,6 +8,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -29,6 +30,23 @@ func newRoot() *cobra.Command {
 		root.AddCommand(f())
 	}
 	return root
+}
+
+// argsBetween is cobra.RangeArgs that also refuses empty arguments: an
+// empty NAME would otherwise address the whole collection (`get persona ""`
+// listed every persona as if it were one).
+func argsBetween(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
+			return err
+		}
+		for i, a := range args {
+			if strings.TrimSpace(a) == "" {
+				return fmt.Errorf("argument %d of %q is empty", i+1, cmd.CommandPath())
+			}
+		}
+		return nil
+	}
 }
 
 // Main runs the command line and returns the process exit code.

@@ -48,7 +48,7 @@ show in ps and shell history). One trailing newline is dropped unless
 --keep-newline. Putting an existing NAME stores a new version; upstreams use
 it from their next request.`,
 		Example: "  portcullis secret put helpdesk-token --from-file ./token.txt\n  vault read -field=token kv/helpdesk | portcullis secret put helpdesk-token --from-file -",
-		Args:    cobra.ExactArgs(1),
+		Args:    argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if from == "" {
 				return errors.New("give --from-file PATH (or - for stdin)")
@@ -140,7 +140,7 @@ func newSecretDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a secret (refused while an upstream uses it)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := opts.client()
 			if err != nil {

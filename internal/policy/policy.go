@@ -308,11 +308,25 @@ func (r *Role) deny(upstream, tool, path, reason, skill string) Decision {
 }
 
 func (g *grant) check(args map[string]any) (path, reason string, ok bool) {
-	for i := range g.args {
-		a := &g.args[i]
-		v, present := args[a.name]
+	return checkRules(g.args, args)
+}
+
+// checkRules checks named values (tool arguments or an object's fields)
+// against rules. A constrained name that also appears in another letter
+// case is refused: servers that match names case-insensitively (Go's
+// encoding/json, many .NET and Java binders) could take the other spelling,
+// which no rule checked.
+func checkRules(rules []argRule, m map[string]any) (path, reason string, ok bool) {
+	for i := range rules {
+		a := &rules[i]
+		v, present := m[a.name]
 		if p, why, ok := a.c.check(v, present); !ok {
 			return joinArgPath(a.name, p), why, false
+		}
+		for k := range m {
+			if k != a.name && len(k) == len(a.name) && strings.EqualFold(k, a.name) {
+				return a.name, fmt.Sprintf("is also given as %q; send it once, spelled %q", k, a.name), false
+			}
 		}
 	}
 	return "", "", true
@@ -340,8 +354,17 @@ func (c *constraint) check(v any, present bool) (string, string, bool) {
 	if c.in != nil && !containsValue(c.in, v) {
 		return "", "is not one of the allowed values " + formatValues(c.in), false
 	}
-	if c.notIn != nil && containsValue(c.notIn, v) {
-		return "", "is one of the forbidden values " + formatValues(c.notIn), false
+	if c.notIn != nil {
+		// A list or object is none of the forbidden scalars, yet a server
+		// may take its element or accept either shape: refuse it, as in
+		// and equals do.
+		switch v.(type) {
+		case []any, map[string]any:
+			return "", "must be a single value (string, number, boolean or null), not a list or object", false
+		}
+		if containsValue(c.notIn, v) {
+			return "", "is one of the forbidden values " + formatValues(c.notIn), false
+		}
 	}
 	if c.hasEquals && !equalValue(c.equals, v) {
 		return "", fmt.Sprintf("must equal %s", formatValue(c.equals)), false
@@ -389,12 +412,8 @@ func (c *constraint) check(v any, present bool) (string, string, bool) {
 		if !ok {
 			return "", "must be an object", false
 		}
-		for i := range c.fields {
-			f := &c.fields[i]
-			fv, fp := m[f.name]
-			if p, why, ok := f.c.check(fv, fp); !ok {
-				return joinArgPath(f.name, p), why, false
-			}
+		if p, why, ok := checkRules(c.fields, m); !ok {
+			return p, why, false
 		}
 	}
 	if c.items != nil {
@@ -457,15 +476,66 @@ func formatValue(v any) string {
 }
 
 // Resource reports whether the role may see or read a resource URI offered
-// by an upstream.
+// by an upstream. A URI with a dot segment ("..", ".", also
+// percent-encoded) matches only a grant that names it exactly: a server
+// that resolves it could otherwise leave the granted tree
+// ("file:///srv/docs/*" must not reach "file:///srv/docs/../../etc/passwd").
 func (r *Role) Resource(upstream, uri string) bool {
+	dots := hasDotSegment(uri)
 	for i := range r.resources {
 		g := &r.resources[i]
-		if (g.upstream == "" || g.upstream == upstream) && Match(g.pattern, uri) {
+		if (g.upstream == "" || g.upstream == upstream) && (g.pattern == uri || !dots && Match(g.pattern, uri)) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasDotSegment reports whether a URI holds a "." or ".." segment anywhere
+// (path, query or fragment). Separators are '/' and '\', also
+// percent-encoded, and a dot may be written "%2e". It does not allocate.
+func hasDotSegment(uri string) bool {
+	start := 0
+	for i := 0; i <= len(uri); {
+		sep := 0
+		switch {
+		case i == len(uri):
+		case uri[i] == '/' || uri[i] == '\\':
+			sep = 1
+		case uri[i] == '%' && i+2 < len(uri) && (uri[i+1] == '2' && (uri[i+2] == 'f' || uri[i+2] == 'F') || uri[i+1] == '5' && (uri[i+2] == 'c' || uri[i+2] == 'C')):
+			sep = 3
+		default:
+			i++
+			continue
+		}
+		if isDots(uri[start:i]) {
+			return true
+		}
+		if sep == 0 {
+			return false
+		}
+		i += sep
+		start = i
+	}
+	return false
+}
+
+// isDots reports whether seg is "." or "..", each dot possibly written
+// "%2e" or "%2E".
+func isDots(seg string) bool {
+	n := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E'):
+			seg = seg[3:]
+		default:
+			return false
+		}
+		n++
+	}
+	return n == 1 || n == 2
 }
 
 // HasResources reports whether the role grants any resource at all.

@@ -124,6 +124,14 @@ func TestAllow(t *testing.T) {
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","c"]`), false, "argument tags[1] is not one of"},
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","b","a"]`), false, "argument tags has more than 2 elements"},
 		{"triage", "helpdesk", "update_ticket", addField(good, `"tags":["a","b"]`), true, ""},
+		// A list is not a way around a list of forbidden values.
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `"open"`, `["deleted"]`, 1), false, "argument status must be a single value"},
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `"open"`, `{"v":"deleted"}`, 1), false, "argument status must be a single value"},
+		// Nor is another spelling that a case-insensitive server would bind.
+		{"triage", "helpdesk", "get_ticket", `{"project":"SUPPORT","PROJECT":"HR"}`, false, `argument project is also given as "PROJECT"`},
+		{"triage", "helpdesk", "update_ticket", addField(good, `"Title":"a very long title"`), false, `argument title is also given as "Title"`},
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `{"region":"eu"}`, `{"region":"eu","REGION":"us"}`, 1), false, `argument filter.region is also given as "REGION"`},
+		{"admin", "helpdesk", "get_ticket", `{"project":"SUPPORT","PROJECT":"HR"}`, true, ""}, // unconstrained grant: nothing to confuse
 	}
 	for _, c := range cases {
 		t.Run(c.persona+"/"+c.tool, func(t *testing.T) {
@@ -139,6 +147,47 @@ func TestAllow(t *testing.T) {
 }
 
 func addField(obj, field string) string { return obj[:len(obj)-1] + "," + field + "}" }
+
+// TestResourceDotSegments checks that a URI pattern cannot be left through
+// dot segments that a server would resolve, in any spelling, while names
+// that merely contain dots still match.
+func TestResourceDotSegments(t *testing.T) {
+	r := compile(t).Role("triage") // ticket://SUPPORT/* on helpdesk
+	for _, uri := range []string{
+		"ticket://SUPPORT/../HR/1", "ticket://SUPPORT/..", "ticket://SUPPORT/./x", "ticket://SUPPORT/%2e%2e/HR",
+		"ticket://SUPPORT/%2E./HR", "ticket://SUPPORT/..%2fHR", "ticket://SUPPORT/..%5CHR", `ticket://SUPPORT/..\HR`,
+		"ticket://SUPPORT/x?next=/../HR",
+	} {
+		if r.Resource("helpdesk", uri) {
+			t.Errorf("Resource(%q) allowed through a dot segment", uri)
+		}
+	}
+	for _, uri := range []string{"ticket://SUPPORT/a..b", "ticket://SUPPORT/...", "ticket://SUPPORT/.hidden", "ticket://SUPPORT/v1.2/notes"} {
+		if !r.Resource("helpdesk", uri) {
+			t.Errorf("Resource(%q) refused, but it has no dot segment", uri)
+		}
+	}
+}
+
+func FuzzHasDotSegment(f *testing.F) {
+	for _, s := range []string{"a/../b", "%2e%2E", "x%2f.%5c", "", "/", "..", "a.b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		// Reference: normalise the separators and dots, then split.
+		norm := strings.NewReplacer("%2f", "/", "%2F", "/", "%5c", "/", "%5C", "/", "\\", "/").Replace(uri)
+		want := false
+		for _, seg := range strings.Split(norm, "/") {
+			d := strings.NewReplacer("%2e", ".", "%2E", ".").Replace(seg)
+			if (d == "." || d == "..") && strings.Trim(seg, ".%2eE") == "" {
+				want = true
+			}
+		}
+		if got := hasDotSegment(uri); got != want {
+			t.Fatalf("hasDotSegment(%q) = %v, reference %v", uri, got, want)
+		}
+	})
+}
 
 func TestVisibilityResourcesPrompts(t *testing.T) {
 	set := compile(t)

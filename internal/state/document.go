@@ -87,16 +87,40 @@ const (
 
 // ParseDocuments reads a stream of YAML (or JSON) documents and returns the
 // validated objects in file order. A document of the form {items: [...]}
-// (what `portcullis get KIND -o json` and GET /v1/{kind} print) stands for
-// its items, each counted as a document of its own. On any problem it
+// (what `portcullis get KIND -o json` and GET /v1/{kind} print), or a bare
+// list, stands for its items, each counted as a document of its own. On any problem it
 // returns a *ValidationError listing every problem found, and no objects.
 func ParseDocuments(file string, data []byte) ([]Object, error) {
+	parsed, err := ParseFile(file, data)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]Object, len(parsed))
+	for i, p := range parsed {
+		objs[i] = p.Object
+	}
+	return objs, nil
+}
+
+// Parsed is one object read by ParseFile, with where it was declared.
+type Parsed struct {
+	Object Object
+	Doc    int // 1-based document number within the file
+	// Lines maps field paths ("spec.skills[0]") to their 1-based line, so
+	// that problems found later (references to other objects) can still be
+	// located in the file.
+	Lines map[string]int
+}
+
+// ParseFile is ParseDocuments, keeping each object's document number and
+// field lines.
+func ParseFile(file string, data []byte) ([]Parsed, error) {
 	if len(data) > maxDocumentBytes {
 		return nil, &ValidationError{Errors: []*FieldError{{File: file, Msg: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), maxDocumentBytes)}}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var (
-		objs []Object
+		objs []Parsed
 		errs []*FieldError
 		seen = map[string]int{}
 		doc  = 0
@@ -128,7 +152,7 @@ func ParseDocuments(file string, data []byte) ([]Object, error) {
 			return
 		}
 		seen[key] = doc
-		objs = append(objs, obj)
+		objs = append(objs, Parsed{Object: obj, Doc: doc, Lines: conv.lines})
 	}
 	for {
 		var n yaml.Node
@@ -158,10 +182,14 @@ func ParseDocuments(file string, data []byte) ([]Object, error) {
 }
 
 // listItems returns the elements of a document that is exactly
-// {items: [...]}: a list of documents as the API and `get -o json` print it.
+// {items: [...]} (a list of documents as the API and `get -o json` print
+// it) or a bare list of documents ([{...}, {...}] in JSON).
 func listItems(n *yaml.Node) ([]*yaml.Node, bool) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	if n.Kind == yaml.SequenceNode {
+		return n.Content, true
 	}
 	if n.Kind != yaml.MappingNode || len(n.Content) != 2 || n.Content[0].Value != "items" || n.Content[0].Kind != yaml.ScalarNode || n.Content[1].Kind != yaml.SequenceNode {
 		return nil, false

@@ -275,6 +275,15 @@ spec: {persona: p}
 			t.Errorf("error %v\n does not contain %q", err, want)
 		}
 	}
+	// A bare JSON list of documents is read the same way.
+	arr := `[{"apiVersion": "portcullis/v1", "kind": "Agent", "metadata": {"name": "x"}, "spec": {"persona": "p"}},
+ {"apiVersion": "portcullis/v1", "kind": "Agent", "metadata": {"name": "y"}, "spec": {"persona": 7}}]`
+	if _, err := ParseDocuments("a.json", []byte(arr)); err == nil || !strings.Contains(err.Error(), "a.json:2: document 2 (Agent y): spec.persona: must be a string") {
+		t.Fatalf("bare list: %v", err)
+	}
+	if objs, err := ParseDocuments("a.json", []byte(strings.Replace(arr, "7", `"p"`, 1))); err != nil || len(objs) != 2 {
+		t.Fatalf("bare list: %d objects, %v", len(objs), err)
+	}
 	// Anything besides items keeps the mapping a document of its own.
 	if _, err := ParseDocuments("x.yaml", []byte("items: []\nkind: Agent\n")); err == nil || !strings.Contains(err.Error(), "items: unknown field") {
 		t.Fatalf("items beside other keys: %v", err)
