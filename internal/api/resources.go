@@ -220,7 +220,7 @@ func buildApply(req *ApplyRequest, now time.Time, validate func(state.Object) []
 			byKind[o.Kind()] = append(byKind[o.Kind()], o)
 			if validate != nil {
 				for _, fe := range validate(o) {
-					fe.File, fe.Doc, fe.Kind, fe.Name = name, doc, o.Kind(), o.Metadata().Name
+					fe.File, fe.Doc, fe.Line, fe.Kind, fe.Name = name, p.Doc, p.Lines[fe.Field], o.Kind(), o.Metadata().Name
 					problems = append(problems, fe)
 				}
 			}
