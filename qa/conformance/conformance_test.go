@@ -196,12 +196,15 @@ var resultDir = regexp.MustCompile(`^server-(.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$`)
 
 // runSuite runs every server scenario of the suite against u and returns
 // the results by scenario.
-func runSuite(t *testing.T, node []string, u string) map[string]result {
+func runSuite(t *testing.T, node []string, u string, scenario ...string) map[string]result {
 	t.Helper()
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	args := append(slices.Clone(node), "server", "--url", u, "--suite", "all", "-o", out)
+	if len(scenario) == 1 {
+		args = append(slices.Clone(node), "server", "--url", u, "--scenario", scenario[0], "-o", out)
+	}
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = out
 	logs, err := cmd.CombinedOutput() // exits non-zero when a scenario fails; the checks tell
@@ -446,6 +449,13 @@ func compareSuite(t *testing.T, node []string, directs map[string]string, setups
 			}
 			if why, ok := governed["*/"+sc]; ok {
 				t.Logf("%s/%s: deliberate difference: %s", s.name, sc, why)
+				continue
+			}
+			// One retry of the scenario alone: on a loaded 2-core CI machine a
+			// scenario's setup occasionally loses its connection ("terminated").
+			// A real regression fails twice.
+			if again := runSuite(t, node, s.gatewayAt, sc)[sc]; again.ok() {
+				t.Logf("%s/%s: failed once through the gateway (%s: %s), passed when run again alone", s.name, sc, g, strings.Join(g.errs, "; "))
 				continue
 			}
 			t.Errorf("setup %s: scenario %s passes directly (%s) but not through the gateway (%s):\n  %s",
