@@ -139,6 +139,12 @@ func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender
 			g.deny(rc, d, "malformed arguments")
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
 		}
+		// The policy sees the decoded arguments, the upstream the agent's
+		// bytes: a repeated member name could show each a different value.
+		if p, dup := mcp.DuplicateKey(head.Arguments); dup {
+			g.deny(rc, d, "duplicate argument "+p)
+			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: argument %q appears more than once", p)), http.StatusOK
+		}
 	}
 	if len(e.params) > 0 {
 		if rc.modern {
