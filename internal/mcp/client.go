@@ -127,15 +127,7 @@ func (c *Client) discover(ctx context.Context) (bool, error) {
 }
 
 func (c *Client) initialize(ctx context.Context) error {
-	want := c.cfg.ProtocolVersion
-	if want == "" || Modern(want) {
-		want = LatestLegacy
-	}
-	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": want,
-		"capabilities":    c.cfg.Capabilities,
-		"clientInfo":      c.cfg.ClientInfo,
-	})
+	want, params := c.cfg.initializeParams()
 	c.update(func(st *clientState) {
 		st.sessionID = ""
 		st.info = ServerInfo{ProtocolVersion: want}
@@ -144,26 +136,12 @@ func (c *Client) initialize(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
-	if resp.Error != nil {
-		return fmt.Errorf("initialize: %w", resp.Error)
-	}
-	var res struct {
-		ProtocolVersion string          `json:"protocolVersion"`
-		Capabilities    json.RawMessage `json:"capabilities"`
-		ServerInfo      json.RawMessage `json:"serverInfo"`
-		Instructions    string          `json:"instructions"`
-	}
-	if err := json.Unmarshal(resp.Result, &res); err != nil {
-		return fmt.Errorf("initialize result: %w", err)
-	}
-	if !Known(res.ProtocolVersion) || Modern(res.ProtocolVersion) {
-		return fmt.Errorf("initialize: server chose unsupported protocol version %q", res.ProtocolVersion)
-	}
-	if c.cfg.ProtocolVersion != "" && res.ProtocolVersion != c.cfg.ProtocolVersion {
-		return fmt.Errorf("initialize: server chose %q, pinned %q", res.ProtocolVersion, c.cfg.ProtocolVersion)
+	info, err := c.cfg.initializeResult(resp, false)
+	if err != nil {
+		return err
 	}
 	c.update(func(st *clientState) {
-		st.info = ServerInfo{ProtocolVersion: res.ProtocolVersion, Capabilities: res.Capabilities, Implementation: res.ServerInfo, Instructions: res.Instructions}
+		st.info = info
 		st.epoch++
 	})
 	if err := c.send(ctx, NewNotification(MethodInitialized, nil)); err != nil {
@@ -665,4 +643,45 @@ func (c *Client) update(f func(*clientState)) {
 	n := *c.st.Load()
 	f(&n)
 	c.st.Store(&n)
+}
+
+// initializeParams returns the revision to ask for in initialize (the pin,
+// or the newest legacy revision) and the request's params.
+func (cfg *ClientConfig) initializeParams() (want string, params json.RawMessage) {
+	want = cfg.ProtocolVersion
+	if want == "" || Modern(want) {
+		want = LatestLegacy
+	}
+	params, _ = json.Marshal(map[string]any{
+		"protocolVersion": want,
+		"capabilities":    cfg.Capabilities,
+		"clientInfo":      cfg.ClientInfo,
+	})
+	return want, params
+}
+
+// initializeResult checks an initialize response: a legacy revision this
+// package speaks (2024-11-05 too when allow20241105, the HTTP+SSE
+// transport's), and the pinned one when there is a pin.
+func (cfg *ClientConfig) initializeResult(resp *Message, allow20241105 bool) (ServerInfo, error) {
+	if resp.Error != nil {
+		return ServerInfo{}, fmt.Errorf("initialize: %w", resp.Error)
+	}
+	var res struct {
+		ProtocolVersion string          `json:"protocolVersion"`
+		Capabilities    json.RawMessage `json:"capabilities"`
+		ServerInfo      json.RawMessage `json:"serverInfo"`
+		Instructions    string          `json:"instructions"`
+	}
+	if err := json.Unmarshal(resp.Result, &res); err != nil {
+		return ServerInfo{}, fmt.Errorf("initialize result: %w", err)
+	}
+	legacy2024 := allow20241105 && res.ProtocolVersion == Rev20241105
+	if !legacy2024 && (!Known(res.ProtocolVersion) || Modern(res.ProtocolVersion)) {
+		return ServerInfo{}, fmt.Errorf("initialize: server chose unsupported protocol version %q", res.ProtocolVersion)
+	}
+	if cfg.ProtocolVersion != "" && res.ProtocolVersion != cfg.ProtocolVersion {
+		return ServerInfo{}, fmt.Errorf("initialize: server chose %q, pinned %q", res.ProtocolVersion, cfg.ProtocolVersion)
+	}
+	return ServerInfo{ProtocolVersion: res.ProtocolVersion, Capabilities: res.Capabilities, Implementation: res.ServerInfo, Instructions: res.Instructions}, nil
 }

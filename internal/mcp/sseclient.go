@@ -210,36 +210,17 @@ func (c *SSEClient) route(m *Message) {
 }
 
 func (c *SSEClient) initialize(ctx context.Context) error {
-	want := c.cfg.ProtocolVersion
-	if want == "" || Modern(want) {
-		want = LatestLegacy
-	}
-	params, _ := json.Marshal(map[string]any{
-		"protocolVersion": want,
-		"capabilities":    c.cfg.Capabilities,
-		"clientInfo":      c.cfg.ClientInfo,
-	})
+	_, params := c.cfg.initializeParams()
 	resp, err := c.Call(ctx, MethodInitialize, params, nil)
 	if err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
-	if resp.Error != nil {
-		return fmt.Errorf("initialize: %w", resp.Error)
-	}
-	var res struct {
-		ProtocolVersion string          `json:"protocolVersion"`
-		Capabilities    json.RawMessage `json:"capabilities"`
-		ServerInfo      json.RawMessage `json:"serverInfo"`
-		Instructions    string          `json:"instructions"`
-	}
-	if err := json.Unmarshal(resp.Result, &res); err != nil {
-		return fmt.Errorf("initialize result: %w", err)
-	}
-	if res.ProtocolVersion != Rev20241105 && (!Known(res.ProtocolVersion) || Modern(res.ProtocolVersion)) {
-		return fmt.Errorf("initialize: server chose unsupported protocol version %q", res.ProtocolVersion)
+	info, err := c.cfg.initializeResult(resp, true)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
-	c.info = ServerInfo{ProtocolVersion: res.ProtocolVersion, Capabilities: res.Capabilities, Implementation: res.ServerInfo, Instructions: res.Instructions}
+	c.info = info
 	c.mu.Unlock()
 	return c.Notify(ctx, MethodInitialized, nil)
 }
