@@ -128,25 +128,15 @@ func emptySnapshot() *Snapshot {
 func (s *Snapshot) Get(k Kind, name string) Object {
 	switch k {
 	case KindUpstream:
-		if o := s.Upstreams[name]; o != nil {
-			return o
-		}
+		return lookup(s.Upstreams, name)
 	case KindSkill:
-		if o := s.Skills[name]; o != nil {
-			return o
-		}
+		return lookup(s.Skills, name)
 	case KindPersona:
-		if o := s.Personas[name]; o != nil {
-			return o
-		}
+		return lookup(s.Personas, name)
 	case KindAgent:
-		if o := s.Agents[name]; o != nil {
-			return o
-		}
+		return lookup(s.Agents, name)
 	case KindNetworkPolicy:
-		if o := s.NetworkPolicies[name]; o != nil {
-			return o
-		}
+		return lookup(s.NetworkPolicies, name)
 	}
 	return nil
 }
@@ -154,30 +144,35 @@ func (s *Snapshot) Get(k Kind, name string) Object {
 // List returns every object of a kind, sorted by name.
 func (s *Snapshot) List(k Kind) []Object {
 	var out []Object
-	add := func(o Object) { out = append(out, o) }
 	switch k {
 	case KindUpstream:
-		for _, o := range s.Upstreams {
-			add(o)
-		}
+		out = values(s.Upstreams)
 	case KindSkill:
-		for _, o := range s.Skills {
-			add(o)
-		}
+		out = values(s.Skills)
 	case KindPersona:
-		for _, o := range s.Personas {
-			add(o)
-		}
+		out = values(s.Personas)
 	case KindAgent:
-		for _, o := range s.Agents {
-			add(o)
-		}
+		out = values(s.Agents)
 	case KindNetworkPolicy:
-		for _, o := range s.NetworkPolicies {
-			add(o)
-		}
+		out = values(s.NetworkPolicies)
 	}
 	slices.SortFunc(out, func(a, b Object) int { return cmpString(a.Metadata().Name, b.Metadata().Name) })
+	return out
+}
+
+// lookup returns m[name] as an Object, or a nil interface (never a typed nil).
+func lookup[T Object](m map[string]T, name string) Object {
+	if o, ok := m[name]; ok {
+		return o
+	}
+	return nil
+}
+
+func values[T Object](m map[string]T) []Object {
+	out := make([]Object, 0, len(m))
+	for _, o := range m {
+		out = append(out, o)
+	}
 	return out
 }
 
