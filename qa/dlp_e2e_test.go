@@ -1,21 +1,18 @@
 package qa
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/icap/icaptest"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -266,62 +263,10 @@ func TestDLPThroughTheBinary(t *testing.T) {
 }
 
 // startContentFilter runs the real c-icap server with its content filtering
-// service "filter": it rewrites the codename "Project Nightjar" and blocks
-// bodies holding "EICAR-TEST-SIGNATURE".
+// service "filter" (see icaptest).
 func startContentFilter(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("c-icap")
-	mods, _ := filepath.Glob("/usr/lib/*/c_icap/srv_content_filtering.so")
-	if err != nil || len(mods) == 0 {
-		t.Fatalf("c-icap with its content filtering service is not installed (apt-get install c-icap libc-icap-mod-contentfiltering; listed in .ci/packages.d/dlpwire): %v", err)
-	}
-	addr := harness.FreeAddr(t)
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`PidFile %[1]s/c-icap.pid
-CommandsSocket %[1]s/c-icap.ctl
-StartServers 1
-MaxServers 1
-ThreadsPerChild 8
-Port %[2]s
-TmpDir %[1]s
-DebugLevel 1
-ModulesDir %[3]s
-ServicesDir %[3]s
-TemplateDir /usr/share/c_icap/templates/
-LoadMagicFile /etc/c-icap/c-icap.magic
-ServerLog %[1]s/server.log
-AccessLog %[1]s/access.log
-Service filter srv_content_filtering.so
-acl local src 127.0.0.1/255.255.255.255
-srv_content_filtering.Match codename body /Project.Nightjar/g score=10 info{RED}=CLASSIFIED
-srv_content_filtering.Match marker body /EICAR-TEST-SIGNATURE/ score=100
-srv_content_filtering.Profile gw block score{marker>50}
-srv_content_filtering.Profile gw replace score{codename>5} replaceInfo=RED
-srv_content_filtering.ProfileOption gw AnyContentType
-srv_content_filtering.ProfileAccess gw local
-`, dir, addr, filepath.Dir(mods[0]))
-	cf := filepath.Join(dir, "c-icap.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-N", "-f", cf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start c-icap: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("c-icap did not listen on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return icaptest.Start(t)
 }
 
 // TestICAPThroughTheBinary starts the node with --icap-url pointing at a

@@ -8,91 +8,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/icap/icaptest"
 )
 
-// startCICAP runs the real c-icap server (Debian package c-icap) with its
-// echo service on a free loopback port and returns the address.
+// startCICAP runs the real c-icap server (see icaptest) and returns its
+// address.
 func startCICAP(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the c-icap server; skipped in -short")
 	}
-	bin, err := exec.LookPath("c-icap")
-	if err != nil {
-		t.Fatalf("c-icap not installed (apt-get install c-icap; listed in .ci/packages.d/dlp): %v", err)
-	}
-	modDir := "/usr/lib/x86_64-linux-gnu/c_icap"
-	if m, _ := filepath.Glob("/usr/lib/*/c_icap/srv_echo.so"); len(m) > 0 {
-		modDir = filepath.Dir(m[0])
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`PidFile %[1]s/c-icap.pid
-CommandsSocket %[1]s/c-icap.ctl
-Timeout 30
-MaxKeepAliveRequests 100
-KeepAliveTimeout 30
-StartServers 1
-MaxServers 1
-MinSpareThreads 2
-MaxSpareThreads 4
-ThreadsPerChild 4
-MaxRequestsPerChild 0
-Port %[2]s
-ServerAdmin admin@example.invalid
-ServerName portcullis-test
-TmpDir %[1]s
-MaxMemObject 131072
-DebugLevel 1
-Pipelining on
-ModulesDir %[3]s
-ServicesDir %[3]s
-LoadMagicFile /etc/c-icap/c-icap.magic
-ServerLog %[1]s/server.log
-AccessLog %[1]s/access.log
-Service echo srv_echo.so
-`, dir, addr, modDir)
-	cf := filepath.Join(dir, "c-icap.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-N", "-f", cf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start c-icap: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			t.Logf("c-icap output:\n%s\nserver.log:\n%s", out.String(), log)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("c-icap did not listen on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return icaptest.Start(t)
 }
 
 func newClient(t *testing.T, addr string, preview int) *Client {

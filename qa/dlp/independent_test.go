@@ -266,7 +266,7 @@ func indepDoc(r *mrand.Rand, ctx, val string, asNum bool) (text string, isJSON b
 		pre = fmt.Sprintf("2026-11-25T20:11:03.123Z INFO svc=billing req_id=7f3a9c2e %s=", key)
 		post = " status=200 latency_ms=41\n"
 	case t == 3:
-		pre = fmt.Sprintf("    // TODO remove before release\n    const %s = \"", strings.ToUpper(strings.ReplaceAll(key, "-", "_")))
+		pre = fmt.Sprintf("    // staging credentials for the billing client\n    const %s = \"", strings.ToUpper(strings.ReplaceAll(key, "-", "_")))
 		post = "\"\n"
 	default:
 		pre = fmt.Sprintf("Hi team, the %s is ", ctx)
