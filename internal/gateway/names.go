@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 )
 
@@ -53,11 +54,16 @@ func hashedName(preferred, upstream, name string) string {
 type nameAssigner struct{ used map[string]bool }
 
 func (a *nameAssigner) assign(prefix, upstream, name string) string {
+	return a.assignAs(exposedName(prefix, name), false, upstream, name)
+}
+
+// assignAs hands out n, or its hashed form when n is unusable, taken, or
+// forced (it belongs to another namespace).
+func (a *nameAssigner) assignAs(n string, force bool, upstream, name string) string {
 	if a.used == nil {
 		a.used = map[string]bool{}
 	}
-	n := exposedName(prefix, name)
-	if n == "" || len(n) > maxToolName || a.used[n] || n != exposedName(prefix, name) {
+	if force || n == "" || len(n) > maxToolName || a.used[n] {
 		n = hashedName(n, upstream, name)
 	}
 	if a.used[n] { // a clean name that looks like a hashed one; extremely unlikely
@@ -65,4 +71,100 @@ func (a *nameAssigner) assign(prefix, upstream, name string) string {
 	}
 	a.used[n] = true
 	return n
+}
+
+// namedItem is one upstream tool or prompt offered for naming.
+type namedItem struct {
+	upstream *upstream
+	key      string
+}
+
+// exposedNames names every item of kind k that the upstreams ups offer,
+// as a function of the upstreams' lists alone, never of a persona's role
+// (so a grant change can never rebind a name to another tool):
+//
+//   - Upstreams whose sanitized prefixes are equal share a namespace. Within
+//     it, an item whose name needs no sanitizing ("get_ticket") is named
+//     before the ones that do ("get ticket"), so the exact match always
+//     keeps the clean name; then upstream name, then item name decide.
+//   - A clean name that falls into a longer prefix's namespace (prefix "a"
+//     with tool "b_c" while an upstream "a_b" exists; an empty prefix with
+//     a tool "helpdesk_x") gets the hashed form, so no upstream can take
+//     another's names.
+//   - Collisions and over-long names get the hashed form.
+//
+// The lists of namespace members outside ups are read as cached (and
+// loaded in the background when missing).
+func (g *Gateway) exposedNames(v *View, k listKind, ups []string) map[*upstream]map[string]string {
+	prefixes := map[string][]string{} // sanitized prefix -> upstreams, sorted
+	for name, spec := range v.Upstreams {
+		p := sanitizeName(spec.prefix())
+		prefixes[p] = append(prefixes[p], name)
+	}
+	out := map[*upstream]map[string]string{}
+	done := map[string]bool{}
+	for _, up := range ups {
+		spec := v.Upstreams[up]
+		if spec == nil {
+			continue
+		}
+		ns := sanitizeName(spec.prefix())
+		if done[ns] {
+			continue
+		}
+		done[ns] = true
+		members := prefixes[ns]
+		slices.Sort(members)
+		var exact, other []namedItem
+		for _, name := range members {
+			u := g.upstream(name, v)
+			if u == nil {
+				continue
+			}
+			l := u.lists[k].Load()
+			if l == nil && !slices.Contains(ups, name) {
+				u.ensure(k)
+			}
+			if l == nil {
+				continue
+			}
+			keys := make([]string, 0, len(l.items))
+			for _, it := range l.items {
+				keys = append(keys, it.key)
+			}
+			slices.Sort(keys)
+			for _, key := range keys {
+				if sanitizeName(key) == key {
+					exact = append(exact, namedItem{u, key})
+				} else {
+					other = append(other, namedItem{u, key})
+				}
+			}
+		}
+		var a nameAssigner
+		for _, it := range append(exact, other...) {
+			n := exposedName(it.upstream.spec.prefix(), it.key)
+			m := out[it.upstream]
+			if m == nil {
+				m = map[string]string{}
+				out[it.upstream] = m
+			}
+			if _, dup := m[it.key]; dup {
+				continue // an upstream listing a name twice keeps the first
+			}
+			m[it.key] = a.assignAs(n, inLongerNamespace(n, ns, prefixes), it.upstream.spec.Name, it.key)
+		}
+	}
+	return out
+}
+
+// inLongerNamespace reports whether name, from namespace ns, starts with
+// the prefix of a longer namespace ("<q>_").
+func inLongerNamespace(name, ns string, prefixes map[string][]string) bool {
+	for q := range prefixes {
+		if len(q) > len(ns) && len(name) > len(q) && name[len(q)] == '_' && name[:len(q)] == q {
+			return true
+		}
+	}
+	return false
 }
