@@ -20,7 +20,6 @@ import (
 // hashed name as a persona granted both, never under the clean one.
 // Likewise across upstreams, a longer prefix owns its namespace.
 func TestExposedNamesIgnoreTheRole(t *testing.T) {
-	e := newEnv(t, nil)
 	text := func(s string) func(context.Context, *sdk.CallToolRequest, ticketIn) (*sdk.CallToolResult, any, error) {
 		return func(context.Context, *sdk.CallToolRequest, ticketIn) (*sdk.CallToolResult, any, error) {
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: s}}}, nil, nil
@@ -34,6 +33,9 @@ func TestExposedNamesIgnoreTheRole(t *testing.T) {
 	ab := sdk.NewServer(&sdk.Implementation{Name: "a_b", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
 	sdk.AddTool(ab, &sdk.Tool{Name: "c"}, text("a_b/c"))
 	urls := map[string]string{"odd": serveUpstream(t, odd, "stateful").url(), "a": serveUpstream(t, a, "stateful").url(), "a_b": serveUpstream(t, ab, "stateful").url()}
+	// The gateway comes after the upstreams so that its cleanup, closing
+	// its upstream sessions, runs before theirs.
+	e := newEnv(t, nil)
 
 	grants := map[string][]string{
 		"wide":   {"odd/*", "a/*", "a_b/*"},
@@ -77,7 +79,7 @@ func TestExposedNamesIgnoreTheRole(t *testing.T) {
 		return cs, out
 	}
 	call := func(cs *sdk.ClientSession, name string) string {
-		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: map[string]any{}})
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: map[string]any{"id": "T-1"}})
 		if err != nil {
 			return "error: " + err.Error()
 		}
