@@ -279,7 +279,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
 		Validate:     validateDLP,
-		Logger:       a.log.With("component", "api"),
+		Node: state.Node{LoopbackOnly: cfg.Dev, Listeners: []state.Listener{
+			{Name: "gateway", Addr: cfg.GatewayAddr}, {Name: "admin", Addr: cfg.AdminAddr}, {Name: "raft", Addr: cfg.RaftAddr}}},
+		Logger: a.log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
