@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 )
 
@@ -74,7 +73,7 @@ func printDraft(cmd *cobra.Command, raw json.RawMessage, output string) error {
 		_, err := io.WriteString(w, p.YAML)
 		return err
 	}
-	y, err := yaml.JSONToYAML(raw)
+	y, err := jsonToYAML(raw)
 	if err != nil {
 		return fmt.Errorf("render yaml: %w", err)
 	}

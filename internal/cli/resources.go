@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/goccy/go-yaml"
 )
 
 // kindInfo describes how the CLI names and prints one kind of object.
@@ -129,7 +127,7 @@ func printObjects(w io.Writer, k kindInfo, objs []json.RawMessage, format string
 		return writeIndented(w, b)
 	case "yaml":
 		for i, o := range objs {
-			y, err := yaml.JSONToYAML(o)
+			y, err := jsonToYAML(o)
 			if err != nil {
 				return fmt.Errorf("render yaml: %w", err)
 			}
