@@ -42,6 +42,12 @@ func openKeystore(cfg Config, log *slog.Logger) (*hsm.Keystore, error) {
 			log.Warn("no HSM configured (--hsm-token): backend secrets cannot be stored and upstream credentials cannot be injected")
 			return nil, nil
 		}
+		// SoftHSM reads its configuration from the environment when the
+		// module is first loaded, and this process has no other use for
+		// it: point it at the node's own token directory, once, here.
+		if err := os.Setenv(hsm.SoftHSMConfEnv, hsm.DevTokenPaths(cfg.DataDir).Conf); err != nil {
+			return nil, fmt.Errorf("dev HSM token: %w", err)
+		}
 		dev, err := hsm.InitDevToken(cfg.DataDir)
 		if errors.Is(err, hsm.ErrModuleNotFound) {
 			log.Warn("dev mode runs without an HSM: SoftHSM2 is not installed (apt install softhsm2); backend secrets cannot be stored")
