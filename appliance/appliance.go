@@ -166,7 +166,7 @@ type Appliance struct {
 	datapath  *xdp.Datapath
 	netpolicy *netpolicy.Enforcer
 	metrics   *prometheus.Registry
-	personas  *personaListeners
+	personas  *gateway.Listeners
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -294,10 +294,22 @@ func New(cfg Config) (_ *Appliance, err error) {
 	if a.gwLn, err = listen(cfg.GatewayAddr, tlsCfg); err != nil {
 		return nil, fmt.Errorf("appliance: gateway listener: %w", err)
 	}
+	a.personas, err = gateway.NewListeners(gateway.ListenersConfig{
+		Gateway:      a.gw,
+		State:        a.store,
+		TLS:          tlsCfg,
+		LoopbackOnly: cfg.Dev,
+		Guard: func(_ string, h http.Handler) http.Handler {
+			return a.netpolicy.Guard(netpolicy.Persona, h)
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          a.log.With("component", "listeners"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
-	a.personas = &personaListeners{a: a, tls: tlsCfg, log: a.log.With("component", "listeners"),
-		running: map[string]*personaServer{}, failed: map[string]string{}}
-	a.admin = &http.Server{Handler: a.adminHandler(adminAPI, token), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	a.admin = &http.Server{Handler: a.adminHandler(adminAPI), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	a.gateway = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	return a, nil
 }
@@ -349,7 +361,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.node.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
-	g.Go(func() error { return a.personas.run(ctx) })
+	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
 	g.Go(func() error { return serve(a.gateway, a.gwLn) })
 	g.Go(func() error {
@@ -432,7 +444,7 @@ func (a *Appliance) Close() error {
 		errs = append(errs, a.keystore.Close())
 	}
 	if a.personas != nil {
-		a.personas.closeAll(0)
+		errs = append(errs, a.personas.Close())
 	}
 	if a.datapath != nil {
 		errs = append(errs, a.datapath.Close())

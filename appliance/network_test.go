@@ -133,8 +133,18 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 	}
 
 	// /metrics: the admin token is required; the fallback is visible.
-	if code, _, _ := call("GET", admin+"/metrics", "", ""); code != http.StatusUnauthorized {
-		t.Fatalf("/metrics without token: %d", code)
+	// It is the admin API's own check (one for every admin route, /metrics
+	// and /v1/metrics being one handler): a wrong token is refused alike.
+	for _, path := range []string{"/metrics", "/v1/metrics"} {
+		for _, tok := range []string{"", "wrong-token-0123456789"} {
+			code, body, hdr := call("GET", admin+path, "", tok)
+			if code != http.StatusUnauthorized || !strings.Contains(hdr.Get("WWW-Authenticate"), "portcullis-admin") || !strings.Contains(body, `"unauthorized"`) {
+				t.Fatalf("%s with token %q: %d %s", path, tok, code, body)
+			}
+		}
+	}
+	if code, body, _ := call("GET", admin+"/v1/metrics", "", token); code != 200 || !strings.Contains(body, "portcullis_xdp_fallback 1") {
+		t.Fatalf("/v1/metrics: %d", code)
 	}
 	code, body, _ = call("GET", admin+"/metrics", "", token)
 	for _, want := range []string{"portcullis_xdp_fallback 1", "portcullis_netpolicy_nic_enforced 0", `portcullis_netpolicy_userspace_decisions_total{reason="cidr"} 2`, `portcullis_netpolicy_refused_requests_total{surface="persona"} 1`, "go_goroutines"} {

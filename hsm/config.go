@@ -64,10 +64,6 @@ type Config struct {
 	// PINEnv names an environment variable holding the user PIN; used when
 	// PINFile is empty.
 	PINEnv string
-	// SoftHSMConf, if set, is exported as SOFTHSM2_CONF before the module is
-	// initialized (dev mode). It is process-wide: SoftHSM reads it once per
-	// C_Initialize.
-	SoftHSMConf string
 	// MaxSessions bounds the PKCS#11 sessions of the hot path; callers beyond
 	// it wait (see SessionWait). Default DefaultMaxSessions; minimum 2.
 	MaxSessions int

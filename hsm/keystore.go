@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -54,6 +53,10 @@ type conn struct {
 
 // Open opens and logs in to the token cfg names. Errors wrap
 // ErrModuleNotFound, ErrTokenNotFound, ErrNoPIN, ErrWrongPIN or ErrPINLocked.
+// The module reads its own configuration (SoftHSM2: $SOFTHSM2_CONF) from the
+// process environment when it is first initialized; this package never
+// changes the environment, the program sets it once, before (see
+// InitDevToken).
 func Open(cfg Config) (*Keystore, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -62,11 +65,6 @@ func Open(cfg Config) (*Keystore, error) {
 	pin, err := c.readPIN()
 	if err != nil {
 		return nil, err
-	}
-	if c.SoftHSMConf != "" {
-		if err := os.Setenv("SOFTHSM2_CONF", c.SoftHSMConf); err != nil {
-			return nil, fmt.Errorf("hsm: set SOFTHSM2_CONF: %w", err)
-		}
 	}
 	k := &Keystore{cfg: c, log: c.Logger, pin: pin, stop: make(chan struct{})}
 	cn, err := k.connect()

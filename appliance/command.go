@@ -1,4 +1,4 @@
-package cli
+package appliance
 
 import (
 	"fmt"
@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/portcullis-gw/portcullis/appliance"
 )
 
-func init() { register(newServerCmd) }
-
-func newServerCmd() *cobra.Command {
-	var cfg appliance.Config
+// Command is the `portcullis server` command: its flags fill a Config and
+// it runs the node with Run. It lives here, beside Config, so that the
+// command tree (internal/cli) never imports the wiring; cmd/portcullis
+// hands it to cli.Main.
+func Command() *cobra.Command {
+	var cfg Config
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -38,7 +38,7 @@ func newServerCmd() *cobra.Command {
 				cfg.DataDir = ".data"
 			}
 			cfg.Logger = log
-			return appliance.Run(cmd.Context(), cfg)
+			return Run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -53,7 +53,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
 	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
-	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"; there is no flag for the PIN itself)")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+HSMPINEnv+"; there is no flag for the PIN itself)")
 	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
 	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
