@@ -122,10 +122,11 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 		t.Fatalf("persona listeners %v, want support on %s", addrs, listen)
 	}
 
-	// A dev node serves persona endpoints on loopback only.
+	// A dev node serves persona endpoints on loopback only: the apply is
+	// refused, naming the field, and nothing opens.
 	lan := "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: lan}\nspec: {skills: [], endpoint: {listen: \"192.0.2.1:9001\"}}\n"
-	if code, body, _ := call("POST", admin+"/v1/apply", lan, token); code != 200 {
-		t.Fatalf("apply: %d %s", code, body)
+	if code, body, _ := call("POST", admin+"/v1/apply", lan, token); code != http.StatusUnprocessableEntity || !strings.Contains(body, "spec.endpoint.listen") || !strings.Contains(body, "loopback only") {
+		t.Fatalf("apply of a LAN endpoint on a dev node: %d %s, want 422 naming spec.endpoint.listen", code, body)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if addrs := a.PersonaAddrs(); addrs["lan"] != "" || addrs["support"] != listen {
