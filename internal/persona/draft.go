@@ -43,6 +43,10 @@ type Proposal struct {
 	// Warnings are things the admin should look at (contradicting hints,
 	// tools without metadata).
 	Warnings []string `json:"warnings,omitempty"`
+	// Unmet are the requests for a change (write, delete, send, execute,
+	// admin) that no proposed tool fulfils: nothing in the registry does
+	// that to what the request names. Each also has a warning.
+	Unmet []Request `json:"unmet,omitempty"`
 }
 
 // MarshalJSON renders the Persona and the new skills as documents in the
@@ -632,8 +636,27 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 		}
 	}
 	forbidBy := map[Ability]string{}
+	// A generic negation whose objects are in the names of some of the
+	// skill's tools ("must not change collaborator access") forbids those
+	// tools; one
+	// whose objects only fit the skill as a whole forbids the ability.
+	toolForbid := map[string]string{}
 	for _, r := range in.Requests {
-		if r.Negated && r.Generic && matches(r, sd.core) {
+		if !r.Negated || !r.Generic {
+			continue
+		}
+		hit := false
+		if len(r.Objects) > 0 {
+			for _, g := range sd.tools {
+				if g.tool.class.Abilities&r.Ability&^Read != 0 && slices.ContainsFunc(r.Objects, func(o string) bool { return slices.Contains(g.tool.nameStem, o) }) {
+					hit = true
+					if toolForbid[g.tool.id] == "" {
+						toolForbid[g.tool.id] = r.String()
+					}
+				}
+			}
+		}
+		if !hit && matches(r, sd.core) {
 			for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
 				if r.Ability&a != 0 && forbidBy[a] == "" {
 					forbidBy[a] = r.String()
@@ -660,6 +683,10 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 		}
 		if !moneyAsked && slices.ContainsFunc(t.class.Verbs, func(v string) bool { return moneyVerbs[v] }) {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: "moves money, which the description does not ask for"})
+			continue
+		}
+		if r := toolForbid[t.id]; r != "" {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
 		if r, ok := negatedVerb(t, sd, in); ok {
@@ -727,6 +754,11 @@ func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 			if v == r.Verb && (len(r.Objects) == 0 || matches(r, sd.core) || matches(r, t.words)) {
 				return r.String(), true
 			}
+		}
+		// "may not approve": a tool whose own description says it
+		// approves ("a review that approves it") does what is forbidden.
+		if s := normWord(r.Verb); s != "" && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
+			return r.String(), true
 		}
 	}
 	return "", false
