@@ -64,7 +64,7 @@ func newServerCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.Network.Ifaces, "xdp-iface", nil, "attach the XDP network filter to these interfaces (IFACE[,IFACE]); needs root")
 	f.StringVar(&cfg.Network.Mode, "xdp-mode", "auto", "XDP attach mode: auto (native where the driver supports it, else generic), native or generic")
 	f.StringVar(&cfg.Network.Fail, "xdp-fail", "open", "when XDP cannot load or attach: open (enforce in userspace only, warn) or closed (refuse to start)")
-	f.StringVar(&cfg.PersonaModel.URL, "persona-model-url", "", "OpenAI-compatible API base of an on-premises model that helps `persona draft` choose skills, e.g. http://10.0.0.5:8000/v1 (vLLM, Ollama, llama.cpp server); default: offline drafter only")
+	f.StringVar(&cfg.PersonaModel.URL, "persona-model-url", "", "OpenAI-compatible API base of an on-premises model that helps persona draft choose skills, e.g. http://10.0.0.5:8000/v1 (vLLM, Ollama, llama.cpp server); default: offline drafter only")
 	f.StringVar(&cfg.PersonaModel.Model, "persona-model", "", "model name for --persona-model-url")
 	f.StringVar(&cfg.PersonaModel.Mode, "persona-model-mode", "chat", "API of --persona-model-url: chat (/chat/completions) or embeddings (/embeddings)")
 	f.StringVar(&cfg.PersonaModel.APIKeyFile, "persona-model-key-file", "", "file holding the bearer API key of --persona-model-url (there is no flag for the key itself)")
