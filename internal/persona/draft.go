@@ -110,7 +110,7 @@ const (
 	// the best score.
 	minScore    = 1.6
 	floorSkills = 45
-	relFrac     = 0.22
+	relFrac     = 0.28
 	// companionFrac of the threshold lets a read-only skill in as the
 	// companion of a chosen write-only skill of the same upstream.
 	companionFrac = 0.25

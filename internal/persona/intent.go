@@ -526,8 +526,8 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	switch {
 	case (w == "read" || w == "view" || w == "look") && next == "only":
 		return true
-	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma:
-		return true // "only reads"
+	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma && lex[i+1].lemma != "answer":
+		return true // "only reads"; not "only answers", which may be replying
 	case w == "only" && i > 0 && !ts[i].brk && lex[i-1] != nil && lex[i-1].ab == Read && (i+1 >= len(ts) || ts[i+1].brk):
 		return true // "reporting only."
 	}

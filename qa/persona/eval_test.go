@@ -307,6 +307,9 @@ func TestDraftQuality(t *testing.T) {
 	}
 	fmt.Fprintf(&report, "\n| set | tool P | tool R | skill P | skill R | over-grants | unmet warned (right/wrong/expected) |\n|---|---|---|---|---|---|---|\n")
 	for _, set := range evalSets {
+		if toolK[set].proposed+toolK[set].expected == 0 {
+			continue // not run (PERSONA_EVAL_SET)
+		}
 		u := unmet[set]
 		fmt.Fprintf(&report, "| %s | %.3f | %.3f | %.3f | %.3f | %d | %d/%d/%d |\n", set, toolK[set].precision(), toolK[set].recall(),
 			skillK[set].precision(), skillK[set].recall(), over[set], u[0], u[1], u[2])
@@ -326,8 +329,8 @@ func TestDraftQuality(t *testing.T) {
 		floor float64
 	}{
 		// Measured (see README.md), recall/precision at tool level: all
-		// 0.887/0.784; held-out 0.924/0.758; fresh 0.844/0.866; final
-		// 0.806/0.659. Skills, all: 0.887/0.764.
+		// 0.880/0.809; held-out 0.941/0.769; fresh 0.811/0.934; final
+		// 0.806/0.692. Skills, all: 0.880/0.805.
 		{"tool recall (all)", toolK["all"].recall(), 0.84},
 		{"tool precision (all)", toolK["all"].precision(), 0.72},
 		{"skill recall (all)", skillK["all"].recall(), 0.83},
@@ -358,7 +361,7 @@ func TestDraftQuality(t *testing.T) {
 
 // maxBlindOverGrants is the number of over-grants measured on the blind set
 // (see README.md). The goal of issue 9 is 0; it is not met.
-const maxBlindOverGrants = 25
+const maxBlindOverGrants = 21
 
 // TestDraftNameOnly drafts every description from the skills and tool
 // names alone (no tools/list metadata), as before an upstream was ever
