@@ -393,6 +393,11 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if prev == "that" || prev == "which" || prev == "who" {
 		return f == 's'
 	}
+	// After a preposition it is a noun: "by email", "via chat", "in a
+	// message" ("by emailing them" is a gerund, judged above).
+	if v.ambiguous && nounPrepositions[prev] {
+		return false
+	}
 	if !v.ambiguous {
 		return true
 	}

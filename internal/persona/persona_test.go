@@ -104,6 +104,36 @@ func TestParseIntentObjects(t *testing.T) {
 	}
 }
 
+// After a preposition a word that can be a verb is a noun: "by email" is
+// how the payslips are sent, not a second request.
+func TestParseIntentNounAfterPreposition(t *testing.T) {
+	in := ParseIntent("Sends payslips to employees by email every month; posts a note via chat.")
+	var verbs []string
+	for _, r := range in.Requests {
+		verbs = append(verbs, r.Verb)
+	}
+	if !slices.Equal(verbs, []string{"send", "post"}) {
+		t.Fatalf("requests %v, want one send and one post", in.Requests)
+	}
+	if !slices.Contains(in.Requests[0].Objects, "mail") {
+		t.Errorf("the send request's objects %v do not say by mail", in.Requests[0].Objects)
+	}
+}
+
+// "only answers" restricts the job to answering; unlike "only reads" it
+// forbids nothing, since answering a customer is replying.
+func TestOnlyAnswersIsNotReadOnly(t *testing.T) {
+	in := ParseIntent("Support agent that only answers: it reads the ticket and posts a public reply.")
+	for _, r := range in.Requests {
+		if r.Negated {
+			t.Errorf("negated request %s in %v", r, in.Requests)
+		}
+	}
+	if in.Asked&Send == 0 {
+		t.Errorf("asked %s, want send", in.Asked)
+	}
+}
+
 func TestClassifyTool(t *testing.T) {
 	cases := []struct {
 		id   string
