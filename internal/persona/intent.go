@@ -265,8 +265,15 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 		return -1
 	}
 	f := form(w, lex[i])
+	window := 5
 	if f == 's' && lex[i].ambiguous && !(i+1 < len(ts) && !ts[i+1].brk && objectCues[ts[i+1].word]) {
-		return -1
+		// "reads tickets and posts replies": after "and", followed by a
+		// bare noun, it is a verb like the one that opened the clause;
+		// "and emails from customers", "and emails sent by …" are nouns.
+		if !conj || ts[i-1].comma || !bareNounAt(ts, lex, i+1) {
+			return -1
+		}
+		window = i
 	}
 	if f == 'd' {
 		return -1
@@ -275,7 +282,7 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 	if conj {
 		start = i - 2
 	}
-	for k := start; k >= 0 && k >= i-5; k-- {
+	for k := start; k >= 0 && k >= i-window; k-- {
 		if isVerb[k] {
 			if sameForm(ts[k].word, lex[k], f) {
 				return k
@@ -431,6 +438,25 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 		return true // "email them", "reply to the customer"
 	}
 	return false
+}
+
+// bareNounAt reports a word at i that can only start a noun phrase without
+// a determiner: not a preposition, conjunction or pronoun cue, and not a
+// word of the lexicon in its past or -ing form ("sent", "pending").
+func bareNounAt(ts []token, lex []*verb, i int) bool {
+	if i >= len(ts) || ts[i].brk || ts[i].comma || ts[i].stem == "" {
+		return false
+	}
+	w := ts[i].word
+	if prepositions[w] || nounPrepositions[w] || w == "and" || w == "or" || w == "nor" || verbCues[w] || objectCues[w] {
+		return false
+	}
+	if v := lex[i]; v != nil {
+		if f := form(w, v); f == 'd' || f == 'g' {
+			return false
+		}
+	}
+	return true
 }
 
 // roleNouns name the job itself.

@@ -76,6 +76,11 @@ func TestParseIntent(t *testing.T) {
 		{"create invoices for customers, email them out, and record payments", Write | Send, 0},
 		{"makes no changes whatsoever", 0, Write},
 		{"Search the mailbox without modifying or deleting anything.", 0, Write | Delete},
+		{"Reads tickets and posts replies.", Send, 0},
+		{"Reads cloud metrics and the cost report and scales autoscaling groups up.", Execute, 0},
+		{"Deletes old newsletters and files receipts into the Receipts folder.", Write | Delete, 0},
+		{"Reads tickets and emails sent by customers.", 0, 0},
+		{"Reads invoices and emails from customers.", 0, 0},
 	}
 	for _, c := range cases {
 		in := ParseIntent(c.desc)
