@@ -160,6 +160,9 @@ spec: {description: Delete tickets., tools: [{tool: helpdesk/delete_ticket}]}
 	if sk, tl := granted(p); !slices.Equal(sk, []string{"tickets-read"}) || slices.Contains(tl, "helpdesk/delete_ticket") || !strings.Contains(y, "- tickets-read") {
 		t.Errorf("the draft grants skills %v, tools %v, want tickets-read only:\n%s", sk, tl, y)
 	}
+	if !strings.Contains(y, "# Skills proposed by model stand-in (chat)") {
+		t.Errorf("the drafted YAML does not say a model chose the skills:\n%s", y)
+	}
 	mu.Lock()
 	if len(auth) == 0 || auth[0] != "Bearer "+key {
 		t.Errorf("the model got Authorization %q", auth)
@@ -171,6 +174,9 @@ spec: {description: Delete tickets., tools: [{tool: helpdesk/delete_ticket}]}
 	p, y = draft()
 	if p.Advice == nil || p.Advice.Error == "" || !strings.Contains(strings.Join(p.Warnings, "\n"), "offline draft") {
 		t.Errorf("without the model: advice %+v, warnings %v", p.Advice, p.Warnings)
+	}
+	if !strings.Contains(y, "# Warning: the language model was not used, this is the offline draft") {
+		t.Errorf("the drafted YAML does not warn that the model was not used:\n%s", y)
 	}
 	if sk, tl := granted(p); !slices.Equal(sk, []string{"tickets-read"}) || slices.Contains(tl, "helpdesk/delete_ticket") {
 		t.Errorf("the offline draft grants skills %v, tools %v, want tickets-read only:\n%s", sk, tl, y)
