@@ -447,7 +447,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 				p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
 					Reason: "relevant, but " + adv.source + " did not propose it"})
 			}
-		case c.score >= threshold || byAdvisor:
+		case c.score >= threshold || byAdvisor || c.score >= nearMissFrac*threshold && readsNamed(c.sd, in):
 			// An advised skill is a candidate whatever its score; the
 			// ability rules below still decide which of its tools it keeps.
 			serving[c.sd] = byAdvisor || servesRequest(c.sd, in)
@@ -470,7 +470,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			case !readOnlyNeighbour(c.sd, chosen):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
-			if adv.has(c.sd.s.Name) {
+			if adv.has(c.sd.s.Name) || c.score < threshold && readsNamed(c.sd, in) {
 				m = max(m, threshold)
 			}
 			if m > bestScore {
@@ -618,6 +618,26 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 	}
 	chosen, _ = dropRedundant(chosen)
 	return chosen
+}
+
+// readsNamed reports a read-only skill whose name is what a request to
+// read names ("reads incoming emails" and mail-read): relevant even when
+// another domain dominates the description.
+func readsNamed(sd *skillDoc, in *Intent) bool {
+	if sd.ab&Mutating != 0 || len(sd.tools) == 0 {
+		return false
+	}
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&^Read != 0 || r.Verb == "read-only" {
+			continue
+		}
+		for _, o := range r.Objects {
+			if sd.tf[fieldName][o] > 0 && o != "read" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // preferWhole replaces a narrowed wildcard skill ("everything the helpdesk

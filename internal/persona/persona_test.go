@@ -496,3 +496,42 @@ func TestDraftSmallRegistry(t *testing.T) {
 		t.Error("close_ticket proposed")
 	}
 }
+// A request to read something a read-only skill is named for ("reads
+// incoming emails", mail-read) keeps that skill although another domain
+// (the CRM) dominates the description's words.
+func TestDraftReadRequestNamesSkill(t *testing.T) {
+	ro := &Annotations{ReadOnlyHint: boolp(true)}
+	rw := &Annotations{ReadOnlyHint: boolp(false), DestructiveHint: boolp(false)}
+	tools := map[string]ToolInfo{
+		"crm/create_lead":    {Description: "Create a sales lead in the CRM from a contact and an inquiry.", Annotations: rw},
+		"crm/search_leads":   {Description: "Search CRM leads, accounts and contacts.", Annotations: ro},
+		"crm/update_contact": {Description: "Update a CRM contact.", Annotations: rw},
+		"mail/search_inbox":  {Description: "Search messages in the mailbox.", Annotations: ro},
+		"mail/read_message":  {Description: "Read a message with its attachments.", Annotations: ro},
+		"mail/send_message":  {Description: "Send a message to recipients.", Annotations: rw},
+	}
+	sk := func(name, desc string, tools ...string) *state.Skill {
+		s := &state.Skill{Meta: state.Meta{Name: name}, Description: desc}
+		for _, t := range tools {
+			s.Tools = append(s.Tools, state.ToolGrant{Tool: t})
+		}
+		return s
+	}
+	skills := []*state.Skill{
+		sk("crm-sales-rep", "Create and qualify CRM sales leads from website inquiries and contact forms.", "crm/create_lead", "crm/search_leads", "crm/update_contact"),
+		sk("crm-read", "Search CRM leads, accounts and contacts.", "crm/search_leads"),
+		sk("mail-read", "Search and read the mailbox.", "mail/search_inbox", "mail/read_message"),
+		sk("mail-send", "Send messages.", "mail/send_message"),
+	}
+	p, err := Draft("Lead qualification bot: reads incoming emails from the website contact form and creates a lead in the CRM sales pipeline for each serious inquiry from a CRM contact. Never emails anyone back.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ps := range p.Skills {
+		got = append(got, ps.From)
+	}
+	if !slices.Contains(got, "mail-read") || !slices.Contains(got, "crm-sales-rep") || slices.Contains(got, "mail-send") {
+		t.Errorf("skills %v, want crm-sales-rep and mail-read, not mail-send", got)
+	}
+}
