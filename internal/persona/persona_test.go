@@ -496,6 +496,7 @@ func TestDraftSmallRegistry(t *testing.T) {
 		t.Error("close_ticket proposed")
 	}
 }
+
 // A request to read something a read-only skill is named for ("reads
 // incoming emails", mail-read) keeps that skill although another domain
 // (the CRM) dominates the description's words.
