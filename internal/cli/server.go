@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-gw/portcullis/appliance"
+	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
 )
 
 func init() { register(newServerCmd) }
@@ -69,7 +70,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.PersonaModel.Mode, "persona-model-mode", "chat", "API of --persona-model-url: chat (/chat/completions) or embeddings (/embeddings)")
 	f.StringVar(&cfg.PersonaModel.APIKeyFile, "persona-model-key-file", "", "file holding the bearer API key of --persona-model-url (there is no flag for the key itself)")
 	f.StringVar(&cfg.PersonaModel.APIKeyEnv, "persona-model-key-env", "", "environment variable holding the bearer API key of --persona-model-url")
-	f.DurationVar(&cfg.PersonaModel.Timeout, "persona-model-timeout", 60*time.Second, "time limit of one draft's model calls; on timeout the draft is the offline one, with a warning")
+	f.DurationVar(&cfg.PersonaModel.Timeout, "persona-model-timeout", personallm.DefaultTimeout, "time limit of one draft's model calls; on timeout the draft is the offline one, with a warning (a longer one needs persona draft --timeout above it plus 10s)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -44,7 +44,9 @@ const (
 
 // Defaults.
 const (
-	DefaultTimeout = 60 * time.Second
+	// DefaultTimeout leaves room, within the CLI's default 30s request
+	// timeout, for the draft's 10s of tools/list calls.
+	DefaultTimeout = 15 * time.Second
 	// maxResponse bounds a response body; a larger one is an error.
 	maxResponse = 8 << 20
 	// maxErrorBody is how much of an error response is quoted.
