@@ -55,6 +55,8 @@ const (
 	maxDims = 1 << 16
 	// maxPromptCards bounds the catalogue sent in one prompt.
 	maxPromptCards = 400
+	// maxCached bounds the cached embeddings of skill cards.
+	maxCached = 4096
 )
 
 // Config configures a Client.
@@ -137,7 +139,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, base: u, key: key, http: cfg.HTTPClient, log: cfg.Logger, cache: map[string][]float64{}}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: cfg.Timeout}
+		// No redirects: an API base never needs one, and the key must
+		// not follow a redirect anywhere.
+		c.http = &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -246,13 +250,18 @@ type embeddingsRequest struct {
 }
 
 func (c *Client) adviseEmbeddings(ctx context.Context, desc string, skills []persona.SkillCard) (*persona.Advice, error) {
-	texts := make([]string, len(skills))
+	// The vectors of cards embedded before are taken under the lock now,
+	// so another draft trimming the cache meanwhile cannot lose them.
+	skillVecs := make([][]float64, len(skills))
 	var missing []string
+	var missingAt []int
 	c.mu.Lock()
 	for i, s := range skills {
-		texts[i] = s.Text()
-		if _, ok := c.cache[texts[i]]; !ok {
-			missing = append(missing, texts[i])
+		if v, ok := c.cache[s.Text()]; ok {
+			skillVecs[i] = v
+		} else {
+			missing = append(missing, s.Text())
+			missingAt = append(missingAt, i)
 		}
 	}
 	c.mu.Unlock()
@@ -260,13 +269,19 @@ func (c *Client) adviseEmbeddings(ctx context.Context, desc string, skills []per
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	for i, t := range missing {
-		c.cache[t] = vecs[i+1]
+	for k, i := range missingAt {
+		skillVecs[i] = vecs[k+1]
 	}
-	skillVecs := make([][]float64, len(texts))
-	for i, t := range texts {
-		skillVecs[i] = c.cache[t]
+	c.mu.Lock()
+	if len(c.cache)+len(missing) > maxCached {
+		// The registry changed a lot: keep only the current cards.
+		c.cache = make(map[string][]float64, len(skills))
+		for i, s := range skills {
+			c.cache[s.Text()] = skillVecs[i]
+		}
+	}
+	for k, t := range missing {
+		c.cache[t] = vecs[k+1]
 	}
 	c.mu.Unlock()
 	q := vecs[0]

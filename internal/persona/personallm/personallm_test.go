@@ -458,3 +458,30 @@ func TestParseChatStrict(t *testing.T) {
 		}
 	}
 }
+
+// A redirect is not followed: the key goes to the configured server only,
+// and the draft is the offline one.
+func TestChatRedirectNotFollowed(t *testing.T) {
+	elsewhere := &recorded{}
+	other := chatServer(t, elsewhere, `{"skills": ["helpdesk-admin"]}`)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	c, err := personallm.New(personallm.Config{URL: redirect.URL + "/v1", Model: "m", APIKeyFile: keyFile(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := registry(t).DraftAdvised(context.Background(), "Reads support tickets.", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Advice == nil || !strings.Contains(p.Advice.Error, "307") {
+		t.Errorf("advice %+v, want the redirect reported as an error", p.Advice)
+	}
+	elsewhere.mu.Lock()
+	defer elsewhere.mu.Unlock()
+	if len(elsewhere.auth) != 0 {
+		t.Errorf("the redirect target got %d requests (Authorization %q)", len(elsewhere.auth), elsewhere.auth)
+	}
+}
