@@ -42,6 +42,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/netpolicy"
+	"github.com/portcullis-gw/portcullis/internal/persona"
+	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
 	"github.com/portcullis-gw/portcullis/internal/state"
 	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
@@ -98,6 +100,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Network configures enforcement at the NIC (XDP); see NetworkConfig.
 	Network NetworkConfig
+	// PersonaModel, when its URL is set, lets `persona draft` ask an
+	// on-premises OpenAI-compatible model which skills fit (the drafter's
+	// ability rules still decide every tool). Empty URL: the offline
+	// deterministic drafter only.
+	PersonaModel personallm.Config
 }
 
 func (c *Config) setDefaults() {
@@ -167,6 +174,7 @@ type Appliance struct {
 	netpolicy *netpolicy.Enforcer
 	metrics   *prometheus.Registry
 	personas  *gateway.Listeners
+	advisor   persona.Advisor // nil: offline drafting only
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -242,6 +250,16 @@ func New(cfg Config) (_ *Appliance, err error) {
 	dlpKey, err := a.dlpKey()
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	if cfg.PersonaModel.URL != "" {
+		mc := cfg.PersonaModel
+		mc.Logger = cfg.Logger.With("component", "persona-model")
+		llm, err := personallm.New(mc)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+		a.advisor = llm
+		a.log.Info("persona drafting asks a language model", "source", llm.Source())
 	}
 	icapCfg, err := icapConfig(cfg)
 	if err != nil {

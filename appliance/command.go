@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
 )
 
 // Command is the `portcullis server` command: its flags fill a Config and
@@ -64,6 +66,12 @@ func Command() *cobra.Command {
 	f.StringSliceVar(&cfg.Network.Ifaces, "xdp-iface", nil, "attach the XDP network filter to these interfaces (IFACE[,IFACE]); needs root")
 	f.StringVar(&cfg.Network.Mode, "xdp-mode", "auto", "XDP attach mode: auto (native where the driver supports it, else generic), native or generic")
 	f.StringVar(&cfg.Network.Fail, "xdp-fail", "open", "when XDP cannot load or attach: open (enforce in userspace only, warn) or closed (refuse to start)")
+	f.StringVar(&cfg.PersonaModel.URL, "persona-model-url", "", "OpenAI-compatible API base of an on-premises model that helps persona draft choose skills, e.g. http://10.0.0.5:8000/v1 (vLLM, Ollama, llama.cpp server); default: offline drafter only")
+	f.StringVar(&cfg.PersonaModel.Model, "persona-model", "", "model name for --persona-model-url")
+	f.StringVar(&cfg.PersonaModel.Mode, "persona-model-mode", "chat", "API of --persona-model-url: chat (/chat/completions) or embeddings (/embeddings)")
+	f.StringVar(&cfg.PersonaModel.APIKeyFile, "persona-model-key-file", "", "file holding the bearer API key of --persona-model-url (there is no flag for the key itself)")
+	f.StringVar(&cfg.PersonaModel.APIKeyEnv, "persona-model-key-env", "", "environment variable holding the bearer API key of --persona-model-url")
+	f.DurationVar(&cfg.PersonaModel.Timeout, "persona-model-timeout", personallm.DefaultTimeout, "time limit of one draft's model calls; on timeout the draft is the offline one, with a warning (a longer one needs persona draft --timeout above it plus 10s)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -27,13 +27,22 @@ type draftAnswer struct {
 // the drafter can judge what a tool does without dialing an upstream of
 // its own. An upstream whose list is unavailable only costs its metadata;
 // it becomes a warning.
+// With a language model configured (Config.PersonaModel) the model chooses
+// among the skills and the drafter's rules decide their tools; a model that
+// fails leaves the offline draft, with a warning.
 func (a *Appliance) draftPersona(ctx context.Context, description string, snap *state.Snapshot) (any, error) {
 	skills := make([]*state.Skill, 0, len(snap.Skills))
 	for _, o := range snap.List(state.KindSkill) {
 		skills = append(skills, o.(*state.Skill))
 	}
 	tools, warnings := a.listTools(ctx)
-	p, err := persona.Draft(description, skills, tools)
+	var p *persona.Proposal
+	var err error
+	if a.advisor != nil {
+		p, err = persona.DraftAdvised(ctx, description, skills, tools, a.advisor)
+	} else {
+		p, err = persona.Draft(description, skills, tools)
+	}
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "persona draft: ")
 		return nil, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Message: "cannot draft a persona: " + msg}
