@@ -198,8 +198,14 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 			continue
 		}
 		exposed := toolNames[c.up][c.item.key]
-		if exposed == "" || cat.toolsByName[exposed] != nil {
-			continue // listed twice, or the list changed meanwhile (fresh rebuilds)
+		if exposed == "" {
+			continue // the list changed meanwhile (fresh rebuilds)
+		}
+		if cat.toolsByName[exposed] != nil {
+			// Another upstream with the same prefix offers the name too.
+			if exposed = hashedName(exposed, c.up.spec.Name, c.item.key); cat.toolsByName[exposed] != nil {
+				continue
+			}
 		}
 		e := &entry{exposed: exposed, upstream: c.up.spec.Name, name: c.item.key, params: params}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)
@@ -208,8 +214,13 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 	}
 	for _, c := range prompts {
 		exposed := promptNames[c.up][c.item.key]
-		if exposed == "" || cat.promptsByName[exposed] != nil {
+		if exposed == "" {
 			continue
+		}
+		if cat.promptsByName[exposed] != nil {
+			if exposed = hashedName(exposed, c.up.spec.Name, c.item.key); cat.promptsByName[exposed] != nil {
+				continue
+			}
 		}
 		e := &entry{exposed: exposed, upstream: c.up.spec.Name, name: c.item.key}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)

@@ -73,94 +73,61 @@ func (a *nameAssigner) assignAs(n string, force bool, upstream, name string) str
 	return n
 }
 
-// namedItem is one upstream tool or prompt offered for naming.
-type namedItem struct {
-	upstream *upstream
-	key      string
-}
-
 // exposedNames names every item of kind k that the upstreams ups offer,
-// as a function of the upstreams' lists alone, never of a persona's role
-// (so a grant change can never rebind a name to another tool):
+// as a function of each upstream's own list (and the set of prefixes),
+// never of a persona's role, so a grant change can never rebind a name to
+// another tool:
 //
-//   - Upstreams whose sanitized prefixes are equal share a namespace. Within
-//     it, an item whose name needs no sanitizing ("get_ticket") is named
-//     before the ones that do ("get ticket"), so the exact match always
-//     keeps the clean name; then upstream name, then item name decide.
+//   - Within one upstream's list, an item whose name needs no sanitizing
+//     ("get_ticket") is named before the ones that do ("get ticket"), so
+//     the exact match always keeps the clean name; then the item name
+//     decides. Collisions and over-long names get the hashed form.
 //   - A clean name that falls into a longer prefix's namespace (prefix "a"
-//     with tool "b_c" while an upstream "a_b" exists; an empty prefix with
-//     a tool "helpdesk_x") gets the hashed form, so no upstream can take
-//     another's names.
-//   - Collisions and over-long names get the hashed form.
+//     with tool "b_c" while an upstream with prefix "a_b" exists; an empty
+//     prefix with a tool "helpdesk_x") gets the hashed form, so no upstream
+//     can take another's names.
 //
-// The lists of namespace members outside ups are read as cached (and
-// loaded in the background when missing).
+// Upstreams given the same prefix (toolPrefix: "" on several) may offer
+// the same name; Gateway.build gives a persona that sees both the hashed
+// form for all but the first upstream in name order.
 func (g *Gateway) exposedNames(v *View, k listKind, ups []string) map[*upstream]map[string]string {
-	prefixes := map[string][]string{} // sanitized prefix -> upstreams, sorted
-	for name, spec := range v.Upstreams {
-		p := sanitizeName(spec.prefix())
-		prefixes[p] = append(prefixes[p], name)
+	prefixes := map[string]bool{} // sanitized prefixes of every upstream
+	for _, spec := range v.Upstreams {
+		prefixes[sanitizeName(spec.prefix())] = true
 	}
 	out := map[*upstream]map[string]string{}
-	done := map[string]bool{}
 	for _, up := range ups {
-		spec := v.Upstreams[up]
-		if spec == nil {
+		u := g.upstream(up, v)
+		if u == nil {
 			continue
 		}
-		ns := sanitizeName(spec.prefix())
-		if done[ns] {
+		l := u.lists[k].Load()
+		if l == nil {
 			continue
 		}
-		done[ns] = true
-		members := prefixes[ns]
-		slices.Sort(members)
-		var exact, other []namedItem
-		for _, name := range members {
-			u := g.upstream(name, v)
-			if u == nil {
-				continue
-			}
-			l := u.lists[k].Load()
-			if l == nil && !slices.Contains(ups, name) {
-				u.ensure(k)
-			}
-			if l == nil {
-				continue
-			}
-			keys := make([]string, 0, len(l.items))
-			for _, it := range l.items {
-				keys = append(keys, it.key)
-			}
-			slices.Sort(keys)
-			for _, key := range keys {
-				if sanitizeName(key) == key {
-					exact = append(exact, namedItem{u, key})
-				} else {
-					other = append(other, namedItem{u, key})
-				}
-			}
+		keys := make([]string, 0, len(l.items))
+		for _, it := range l.items {
+			keys = append(keys, it.key)
 		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys) // an upstream listing a name twice keeps the first
+		exact := slices.DeleteFunc(slices.Clone(keys), func(key string) bool { return sanitizeName(key) != key })
+		other := slices.DeleteFunc(keys, func(key string) bool { return sanitizeName(key) == key })
+		ns := sanitizeName(u.spec.prefix())
+		m := make(map[string]string, len(exact)+len(other))
 		var a nameAssigner
-		for _, it := range append(exact, other...) {
-			n := exposedName(it.upstream.spec.prefix(), it.key)
-			m := out[it.upstream]
-			if m == nil {
-				m = map[string]string{}
-				out[it.upstream] = m
-			}
-			if _, dup := m[it.key]; dup {
-				continue // an upstream listing a name twice keeps the first
-			}
-			m[it.key] = a.assignAs(n, inLongerNamespace(n, ns, prefixes), it.upstream.spec.Name, it.key)
+		for _, key := range append(exact, other...) {
+			n := exposedName(u.spec.prefix(), key)
+			m[key] = a.assignAs(n, inLongerNamespace(n, ns, prefixes), u.spec.Name, key)
 		}
+		out[u] = m
 	}
 	return out
 }
 
 // inLongerNamespace reports whether name, from namespace ns, starts with
 // the prefix of a longer namespace ("<q>_").
-func inLongerNamespace(name, ns string, prefixes map[string][]string) bool {
+func inLongerNamespace(name, ns string, prefixes map[string]bool) bool {
 	for q := range prefixes {
 		if len(q) > len(ns) && len(name) > len(q) && name[len(q)] == '_' && name[:len(q)] == q {
 			return true

@@ -32,15 +32,24 @@ func TestExposedNamesIgnoreTheRole(t *testing.T) {
 	sdk.AddTool(a, &sdk.Tool{Name: "b_c"}, text("a/b_c"))
 	ab := sdk.NewServer(&sdk.Implementation{Name: "a_b", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
 	sdk.AddTool(ab, &sdk.Tool{Name: "c"}, text("a_b/c"))
-	urls := map[string]string{"odd": serveUpstream(t, odd, "stateful").url(), "a": serveUpstream(t, a, "stateful").url(), "a_b": serveUpstream(t, ab, "stateful").url()}
+	// Two upstreams both given the empty prefix, offering the same name.
+	p1 := sdk.NewServer(&sdk.Implementation{Name: "p1", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
+	sdk.AddTool(p1, &sdk.Tool{Name: "lookup"}, text("p1/lookup"))
+	p2 := sdk.NewServer(&sdk.Implementation{Name: "p2", Version: "1"}, &sdk.ServerOptions{Logger: testLogger(t)})
+	sdk.AddTool(p2, &sdk.Tool{Name: "lookup"}, text("p2/lookup"))
+	urls := map[string]string{"odd": serveUpstream(t, odd, "stateful").url(), "a": serveUpstream(t, a, "stateful").url(), "a_b": serveUpstream(t, ab, "stateful").url(),
+		"p1": serveUpstream(t, p1, "stateful").url(), "p2": serveUpstream(t, p2, "stateful").url()}
+	empty := ""
 	// The gateway comes after the upstreams so that its cleanup, closing
 	// its upstream sessions, runs before theirs.
 	e := newEnv(t, nil)
 
 	grants := map[string][]string{
-		"wide":   {"odd/*", "a/*", "a_b/*"},
-		"narrow": {"odd/get ticket"},
-		"only-a": {"a/b_c"},
+		"wide":    {"odd/*", "a/*", "a_b/*"},
+		"narrow":  {"odd/get ticket"},
+		"only-a":  {"a/b_c"},
+		"only-p2": {"p2/*"},
+		"both-p":  {"p1/*", "p2/*"},
 	}
 	tokens := map[string]string{}
 	for persona := range grants {
@@ -53,6 +62,9 @@ func TestExposedNamesIgnoreTheRole(t *testing.T) {
 	e.st.set(e.snapshot(func(s *state.Snapshot) {
 		for name, url := range urls {
 			s.Upstreams[name] = &state.Upstream{Meta: state.Meta{Name: name}, URL: url}
+			if name == "p1" || name == "p2" {
+				s.Upstreams[name].ToolPrefix = &empty
+			}
 		}
 		for persona, tools := range grants {
 			sk := &state.Skill{Meta: state.Meta{Name: persona + "-tools"}}
@@ -121,5 +133,21 @@ func TestExposedNamesIgnoreTheRole(t *testing.T) {
 	}
 	if got := call(onlyA, aBC); got != "a/b_c" {
 		t.Errorf("only-a: %s answered %q", aBC, got)
+	}
+
+	// The empty prefix is the admin's choice of plain names: a persona
+	// that sees one of the two keeps the plain name; one that sees both
+	// gets it for the first upstream (by name) and the hashed form for
+	// the other.
+	onlyP2, onlyP2Names := names("only-p2")
+	if !slices.Equal(onlyP2Names, []string{"lookup"}) || call(onlyP2, "lookup") != "p2/lookup" {
+		t.Fatalf("persona granted only p2 sees %v, want [lookup] answered by p2", onlyP2Names)
+	}
+	bothP, bothPNames := names("both-p")
+	if len(bothPNames) != 2 || bothPNames[0] != "lookup" || !regexp.MustCompile(`^lookup_[0-9a-f]{8}$`).MatchString(bothPNames[1]) {
+		t.Fatalf("persona granted p1 and p2 sees %v, want lookup and a hashed lookup_…", bothPNames)
+	}
+	if a, b := call(bothP, "lookup"), call(bothP, bothPNames[1]); a != "p1/lookup" || b != "p2/lookup" {
+		t.Fatalf("lookup answered %q and %s %q, want p1's and p2's", a, bothPNames[1], b)
 	}
 }
