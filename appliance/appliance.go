@@ -291,6 +291,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		Cluster:    a.node,
 		AdminToken: token,
 		Ready:      a.ready.Load,
+		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
 		Routes:     append(a.secretRoutes(), a.networkRoutes()...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
@@ -330,6 +331,18 @@ func New(cfg Config) (_ *Appliance, err error) {
 	a.admin = &http.Server{Handler: a.adminHandler(adminAPI), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	a.gateway = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	return a, nil
+}
+
+// objectStatus is the admin API's runtime status of an object: for an
+// Upstream, what this node's gateway last saw of it.
+func (a *Appliance) objectStatus(k state.Kind, name string) any {
+	if k != state.KindUpstream {
+		return nil
+	}
+	if st, ok := a.gw.UpstreamStatus(name); ok {
+		return st
+	}
+	return nil
 }
 
 func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {

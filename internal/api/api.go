@@ -71,6 +71,11 @@ type Config struct {
 	// Ready reports whether the node serves; /healthz answers 503 until it
 	// does. Nil means always ready.
 	Ready func() bool
+	// Status, when set, reports this node's runtime view of an object
+	// (an Upstream's connection), shown as the document's "status" by
+	// GET; nil or a nil answer shows none. Called on the request's
+	// goroutine; it must not block on the network.
+	Status func(kind state.Kind, name string) any
 	// Drafter backs POST /v1/personas/draft; nil answers 501.
 	Drafter Drafter
 	// Routes adds admin routes served by other components (under /v1,

@@ -32,9 +32,9 @@ func (a *API) list(c *gin.Context) {
 		return
 	}
 	objs := a.cfg.Store.Current().List(k)
-	items := make([]state.Document, 0, len(objs))
+	items := make([]withStatus, 0, len(objs))
 	for _, o := range objs {
-		items = append(items, state.EncodeDocument(o))
+		items = append(items, a.withStatus(k, o))
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items})
 }
@@ -49,7 +49,23 @@ func (a *API) get(c *gin.Context) {
 		a.writeError(c, errorf(http.StatusNotFound, CodeNotFound, "%s %q not found", k, c.Param("name")))
 		return
 	}
-	c.JSON(http.StatusOK, state.EncodeDocument(o))
+	c.JSON(http.StatusOK, a.withStatus(k, o))
+}
+
+// withStatus is a document as GET shows it: with this node's status of the
+// object when there is one. apply ignores "status", so what GET prints can
+// be applied again.
+type withStatus struct {
+	state.Document
+	Status any `json:"status,omitempty"`
+}
+
+func (a *API) withStatus(k state.Kind, o state.Object) withStatus {
+	d := withStatus{Document: state.EncodeDocument(o)}
+	if a.cfg.Status != nil {
+		d.Status = a.cfg.Status(k, o.Metadata().Name)
+	}
+	return d
 }
 
 func (a *API) remove(c *gin.Context) {

@@ -66,6 +66,21 @@ func toolPrefix(o map[string]any) string {
 	return scalar(p)
 }
 
+// upstreamStatus is what the node last saw of an upstream: "up (12
+// tools)", "down: <why>", or "unknown" when it has not used it yet.
+func upstreamStatus(o map[string]any) string {
+	st, _ := o["status"].(map[string]any)
+	switch scalar(st["state"]) {
+	case "up":
+		return fmt.Sprintf("up (%s tools)", scalar(st["tools"]))
+	case "down":
+		return "down: " + scalar(st["error"])
+	case "":
+		return ""
+	}
+	return scalar(st["state"])
+}
+
 func scalar(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -82,7 +97,7 @@ func scalar(v any) string {
 
 var kinds = []kindInfo{
 	{kind: "Upstream", path: "upstreams", columns: []column{
-		{"URL", field("url")}, {"TRANSPORT", field("transport")}, {"PREFIX", toolPrefix},
+		{"URL", field("url")}, {"TRANSPORT", field("transport")}, {"PREFIX", toolPrefix}, {"STATUS", upstreamStatus},
 	}},
 	{kind: "Skill", path: "skills", columns: []column{
 		{"TOOLS", count("tools")}, {"RESOURCES", count("resources")}, {"PROMPTS", count("prompts")}, {"DESCRIPTION", field("description")},

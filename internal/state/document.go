@@ -380,6 +380,9 @@ func decodeDocument(root any, lines map[string]int) (Object, []*FieldError) {
 	for k := range top {
 		switch k {
 		case "apiVersion", "kind", "metadata", "spec":
+		case "status":
+			// A node's report (what get prints), not configuration: ignored,
+			// so that get's output can be applied again.
 		default:
 			add(k, "unknown field (a document has apiVersion, kind, metadata and spec)")
 		}

@@ -1,0 +1,50 @@
+package gateway
+
+import "time"
+
+// UpstreamStatus is what this node last saw of one upstream: whether it
+// holds a session with it, and how its tools/list fetch went. It is
+// node-local (every node keeps its own connections) and read from caches:
+// asking never waits for the upstream (for one not used yet it starts the
+// tool list fetch in the background, so the next ask can tell).
+type UpstreamStatus struct {
+	// State is "up" (connected, and its tool list loaded), "down" (its
+	// last connection or tools/list failed) or "unknown" (not used yet).
+	State string `json:"state"`
+	// Revision is the MCP revision the session negotiated.
+	Revision string `json:"revision,omitempty"`
+	// Tools is how many tools its last good list had.
+	Tools int `json:"tools"`
+	// Error is why it is down: the connection or tools/list error.
+	Error string `json:"error,omitempty"`
+	// CheckedAt is when its tool list was last fetched.
+	CheckedAt time.Time `json:"checkedAt,omitzero"`
+}
+
+// UpstreamStatus reports the status of upstream name; false when the
+// state has no such upstream. Safe from any goroutine.
+func (g *Gateway) UpstreamStatus(name string) (UpstreamStatus, bool) {
+	v := g.cfg.Source.View()
+	if v == nil || v.Upstreams[name] == nil {
+		return UpstreamStatus{}, false
+	}
+	st := UpstreamStatus{State: "unknown"}
+	u := g.upstream(name, v)
+	if u == nil {
+		return st, true
+	}
+	if b := u.conn.Load(); b != nil && !isDone(b.c) {
+		st.Revision = b.c.Server().ProtocolVersion
+	}
+	if l := u.lists[kindTools].Load(); l != nil {
+		st.CheckedAt = l.at
+		if l.err != nil {
+			st.State, st.Error = "down", l.err.Error()
+		} else {
+			st.State, st.Tools = "up", len(l.items)
+		}
+	} else {
+		u.ensure(kindTools)
+	}
+	return st, true
+}
