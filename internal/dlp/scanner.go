@@ -182,6 +182,12 @@ type scanner struct {
 	c     cand
 	units [maxGroupUnits]unit
 	memo  map[*Detector]*runMemo // token anchors' last body runs
+
+	trig   bool     // the pass met a byte normalisation may change
+	enc    [][2]int // encoded runs to decode
+	encEnd int      // end of the last encoded run looked at
+	depth  int      // decoding depth of this text
+	nz     normalizer
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -200,12 +206,36 @@ func (s *Scanner) scan(b []byte, key *keyCtx, out []Finding) []Finding {
 }
 
 // scanWith scans b with the caller's scanner state (ScanJSON reuses one
-// for every value of a document).
+// for every value of a document). When the pass met something
+// normalisation changes, b is scanned again in normal form and the
+// findings are mapped back to b.
 func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
+	first := len(out)
+	out = s.scanOnce(st, b, key, out)
+	if !st.trig || !st.nz.normalize(b) {
+		return out
+	}
+	nb := st.nz.out
+	out = s.scanOnce(st, nb, key, out[:first])
+	m := &st.nz.m
+	for k := first; k < len(out); k++ {
+		f := &out[k]
+		ns, ne := f.Start, f.End
+		f.Start, f.End = m.span(ns, ne)
+		if f.plain == "" && string(b[f.Start:f.End]) != string(nb[ns:ne]) {
+			f.plain = string(nb[ns:ne])
+		}
+	}
+	st.b = nil
+	return out
+}
+
+func (s *Scanner) scanOnce(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
 	if len(st.memo) > 0 {
 		clear(st.memo)
 	}
 	st.s, st.b, st.key, st.out = s, b, key, out
+	st.trig, st.enc, st.encEnd = false, st.enc[:0], 0
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -221,6 +251,7 @@ func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []
 		}
 	}
 	st.run()
+	st.decodeScan()
 	st.out = resolve(st.out, first)
 	return st.out
 }
@@ -232,6 +263,9 @@ func (st *scanner) run() {
 	for i < n {
 		c := b[i]
 		if class[c] == cOther {
+			if normTrig[c] != 0 && !st.trig {
+				st.trig = normWorth(b, i)
+			}
 			if ds := st.s.special[c]; ds != nil && specialWorth(b, i, c) {
 				if j := st.specials(ds, i); j > i {
 					i = j
@@ -271,6 +305,12 @@ func (st *scanner) run() {
 			j++
 		}
 		digits, lower := cnt[cDigit], cnt[cLower]
+		if i >= st.encEnd && st.depth < maxDecodeDepth && (j-i >= minEncoded || j < n && b64Byte[b[j]]) && (i == 0 || !b64Byte[b[i-1]]) {
+			st.encEnd = encodedRun(b, i)
+			if l := st.encEnd - i; l >= minEncoded && l <= maxEncoded {
+				st.enc = append(st.enc, [2]int{i, st.encEnd})
+			}
+		}
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
 				st.keyword(i, j, camel)
@@ -617,7 +657,7 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	}
 	const far = 1 << 30
 	posD, negD := far, far
-	foreign := d.Category == NationalID || d.Category == PHI
+	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
@@ -673,7 +713,7 @@ func sentenceEnd(b []byte, e, hi int) int {
 // sentenceStart is sentenceEnd for the window b[lo:s] before a value.
 func sentenceStart(b []byte, lo, s int) int {
 	for i := s - 1; i >= lo; i-- {
-		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ') {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ' && !abbrevStop(b, i)) {
 			return i + 1
 		}
 	}
@@ -681,6 +721,26 @@ func sentenceStart(b []byte, lo, s int) int {
 }
 
 func isSentencePunct(c byte) bool { return c == '.' || c == '!' || c == '?' || c == ';' }
+
+// abbrevStop reports whether the '.' at b[i] ends an abbreviation that
+// introduces a number ("NHS no. 943 …", "Tel. 020 …"), not a sentence.
+func abbrevStop(b []byte, i int) bool {
+	if b[i] != '.' {
+		return false
+	}
+	s := i
+	for s > 0 && i-s < 5 && isAlpha(b[s-1]) {
+		s--
+	}
+	if s > 0 && isAlpha(b[s-1]) {
+		return false
+	}
+	switch strings.ToLower(string(b[s:i])) {
+	case "no", "nr", "num", "nos", "tel", "ref", "acct", "ph", "mob", "nº":
+		return true
+	}
+	return false
+}
 
 // forWords calls f with each lowercased letter word (camel case split) of b.
 func forWords(b []byte, f func([]byte)) {
