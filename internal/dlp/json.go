@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,9 +64,10 @@ type kcEntry struct {
 }
 
 type pathSeg struct {
-	ks, ke int  // raw span of the key in the document
-	esc    bool // the key has escapes
-	index  int  // -1 for object members
+	ks, ke int    // raw span of the key in the document
+	esc    bool   // the key has escapes
+	index  int    // -1 for object members
+	secret string // detector of a finding in the key: paths never show it
 }
 
 func (w *walker) keyString(s pathSeg) string {
@@ -86,6 +88,10 @@ func (w *walker) pathString() string {
 			sb.WriteByte('[')
 			sb.WriteString(strconv.Itoa(s.index))
 			sb.WriteByte(']')
+			continue
+		}
+		if s.secret != "" {
+			sb.WriteString(`["[REDACTED:` + s.secret + `]"]`)
 			continue
 		}
 		key := w.keyString(s)
@@ -265,6 +271,7 @@ func (w *walker) object() error {
 		w.p++
 		w.ws()
 		w.path = append(w.path, pathSeg{ks: ks, ke: ke, esc: esc, index: -1})
+		w.scanKey(len(w.path) - 1)
 		if err := w.value(); err != nil {
 			return err
 		}
@@ -579,4 +586,95 @@ func unescape(raw []byte) (u []byte, idx []int, ok bool) {
 	}
 	idx = append(idx, len(raw))
 	return u, idx, true
+}
+
+// scanKey scans the object key of path segment i as a value: a card number
+// or a token used as a key is as sensitive as one in a value. The key's
+// findings are cached with its context (keys repeat), and a key holding
+// one is shown redacted in every path below it.
+func (w *walker) scanKey(i int) {
+	seg := &w.path[i]
+	raw := w.b[seg.ks:seg.ke]
+	if len(raw) < 3 || proseOnly(raw) {
+		return
+	}
+	kc := w.keyCtx(*seg)
+	if !kc.scanned {
+		kc.scanned = true
+		if !seg.esc {
+			kc.finds = w.s.scanWith(w.st, raw, nil, nil)
+		} else if u, idx, ok := unescape(raw); ok {
+			kc.finds = w.s.scanWith(w.st, u, nil, nil)
+			for k := range kc.finds {
+				f := &kc.finds[k]
+				f.Start, f.End = idx[f.Start], idx[f.End]
+				f.escaped = true
+			}
+		}
+		if len(kc.finds) == 0 {
+			kc.finds = nil
+		}
+	}
+	if len(kc.finds) == 0 {
+		return
+	}
+	seg.secret = kc.finds[0].Detector
+	path := w.pathString()
+	for _, f := range kc.finds {
+		f.Start += seg.ks
+		f.End += seg.ks
+		f.tokStart, f.tokEnd = seg.ks, seg.ke
+		f.Path = path
+		w.out = append(w.out, f)
+	}
+}
+
+// ScanJSONLines scans JSON Lines (NDJSON): every non-blank line is one JSON
+// document, scanned as ScanJSON would. Offsets are byte offsets in doc; a
+// finding's path starts with the 1-based line number ("3:$.user.email").
+// A line that is not valid JSON fails the whole call with its line number.
+func (s *Scanner) ScanJSONLines(doc []byte) ([]Finding, error) {
+	var out []Finding
+	line := 0
+	for p := 0; p < len(doc); {
+		line++
+		e := bytes.IndexByte(doc[p:], '\n')
+		if e < 0 {
+			e = len(doc)
+		} else {
+			e += p
+		}
+		l := doc[p:e]
+		if len(bytes.TrimSpace(l)) > 0 {
+			fs, err := s.ScanJSON(l)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", line, err)
+			}
+			prefix := strconv.Itoa(line) + ":"
+			for _, f := range fs {
+				f.Start += p
+				f.End += p
+				f.tokStart += p
+				f.tokEnd += p
+				f.Path = prefix + f.Path
+				out = append(out, f)
+			}
+		}
+		p = e + 1
+	}
+	return out, nil
+}
+
+// LooksJSONLines reports whether doc starts like JSON Lines: its first
+// line is a complete JSON object or array and more lines follow.
+func LooksJSONLines(doc []byte) bool {
+	e := bytes.IndexByte(doc, '\n')
+	if e < 0 || e+1 >= len(doc) {
+		return false
+	}
+	first := bytes.TrimSpace(doc[:e])
+	if len(first) == 0 || (first[0] != '{' && first[0] != '[') {
+		return false
+	}
+	return json.Valid(first)
 }

@@ -171,6 +171,11 @@ type keyCtx struct {
 	raw   string      // the key as written
 	words []string    // lowercased words of the key
 	dets  []*Detector // keyword detectors the key triggers
+
+	// findings in the key itself (offsets in the raw key), scanned once
+	// per document
+	scanned bool
+	finds   []Finding
 }
 
 type scanner struct {
