@@ -61,7 +61,7 @@ func decodeRun(run []byte) ([]byte, bool) {
 	}
 	if len(run)%2 == 0 && allIn(run, isHex) {
 		// check the first bytes before decoding all of it
-		if d, ok := hexDecode(run[:16], head[:0]); !ok || !printableText(d) {
+		if d, ok := hexDecode(run[:16], head[:0]); !ok || !printablePrefix(d) {
 			goto b64
 		}
 		if d, ok := hexDecode(run, make([]byte, 0, len(run)/2)); ok && printableText(d) {

@@ -41,7 +41,7 @@ var normTrig = func() (t [256]uint8) {
 	for c := 0x80; c < 0x100; c++ {
 		t[c] = 1
 	}
-	t['%'], t['&'] = 2, 2
+	t['%'], t['&'], t['+'] = 2, 2, 2
 	t['\n'], t['\r'], t['\t'] = 3, 3, 3
 	return
 }()
@@ -57,8 +57,39 @@ func normWorth(b []byte, i int) bool {
 	case '\n', '\r', '\t':
 		_, ok := lineBreakSep(b, i)
 		return ok
+	case '+':
+		return plusSep(b, i)
 	}
 	return true
+}
+
+// plusSep reports whether the '+' at b[i] is a form-encoded space between
+// the groups of a value ("card+4111+1111", "GB82+WEST+1234"): the words on
+// both sides are bounded, and one is all digits or both are groups of at
+// most four with a digit. Base64 and sums rarely look like that.
+func plusSep(b []byte, i int) bool {
+	if i == 0 || i+1 >= len(b) || !isAlnum(b[i-1]) || !isAlnum(b[i+1]) {
+		return false
+	}
+	p, digitsBefore, dgB := i, true, false
+	for p > 0 && i-p < 24 && isAlnum(b[p-1]) {
+		p--
+		digitsBefore = digitsBefore && isDigit(b[p])
+		dgB = dgB || isDigit(b[p])
+	}
+	if p > 0 && (isAlnum(b[p-1]) || b[p-1] == '/') {
+		return false
+	}
+	q, digitsAfter, dgA := i+1, true, false
+	for q < len(b) && q-i < 24 && isAlnum(b[q]) {
+		digitsAfter = digitsAfter && isDigit(b[q])
+		dgA = dgA || isDigit(b[q])
+		q++
+	}
+	if q < len(b) && (isAlnum(b[q]) || b[q] == '/' || b[q] == '=') {
+		return false
+	}
+	return digitsBefore || digitsAfter || (i-p <= 4 && q-i-1 <= 4 && (dgA || dgB))
 }
 
 // lineBreakSep reports whether the whitespace at b[i] ('\n', "\r\n", '\t')
@@ -174,7 +205,7 @@ var htmlNamed = map[string]rune{
 	"minus": '-', "ndash": 0x2013, "mdash": 0x2014, "period": '.', "comma": ',', "colon": ':', "semi": ';',
 	"equals": '=', "plus": '+', "sol": '/', "num": '#', "percnt": '%', "lowbar": '_', "commat": '@',
 	"lpar": '(', "rpar": ')', "thinsp": 0x2009, "ensp": 0x2002, "emsp": 0x2003, "zwsp": 0x200B,
-	"ZeroWidthSpace": 0x200B, "zwj": 0x200D, "zwnj": 0x200C, "shy": 0xAD, "Tab": '\t', "NewLine": '\n',
+	"NonBreakingSpace": 0xA0, "ZeroWidthSpace": 0x200B, "zwj": 0x200D, "zwnj": 0x200C, "shy": 0xAD, "Tab": '\t', "NewLine": '\n',
 }
 
 // htmlEntity decodes an entity at b[i] ('&'): its rune and length.
@@ -326,6 +357,10 @@ func (n *normalizer) normalize(b []byte) bool {
 			emitRune(r, i, i+l)
 			changed = true
 			i += l
+		case c == '+' && plusSep(b, i):
+			put(' ', i, i+1)
+			changed = true
+			i++
 		case c == '\n' || c == '\r' || c == '\t':
 			if l, ok := lineBreakSep(b, i); ok {
 				put(' ', i, i+l)
