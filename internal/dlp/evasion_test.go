@@ -164,11 +164,15 @@ func TestEvasionsRedactedBothWays(t *testing.T) {
 				}
 				var got string
 				if dir == Request {
-					var d struct{ Params struct{ Arguments struct{ Body string } } }
+					var d struct {
+						Params struct{ Arguments struct{ Body string } }
+					}
 					_ = json.Unmarshal(out, &d)
 					got = d.Params.Arguments.Body
 				} else {
-					var d struct{ Result struct{ Content []struct{ Text string } } }
+					var d struct {
+						Result struct{ Content []struct{ Text string } }
+					}
 					_ = json.Unmarshal(out, &d)
 					if len(d.Result.Content) == 1 {
 						got = d.Result.Content[0].Text
