@@ -405,3 +405,59 @@ func FuzzEntitiesAndPercent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEncodedRun: the single pass's cheap run filter (encodedRun) never
+// drops a run decodeRun would decode, so filtering costs no recall, and
+// every encoding of a text is kept whole.
+func FuzzEncodedRun(f *testing.F) {
+	for _, s := range []string{
+		"d49e3c78-c4d0-3fb5-26b7-90dbc4f8d0ea", "com/api/v2/items/242915?x=1", "created_at_2025_11_25",
+		"2025-11-25T10:00:00Z", base64.StdEncoding.EncodeToString([]byte("card 4111 1111 1111 1111")),
+		base64.URLEncoding.EncodeToString([]byte("card??>4111 1111 1111 1111")), hex.EncodeToString([]byte("ssn 536-22-1846")),
+		"AbstractSingletonProxyFactoryBean", "x",
+	} {
+		f.Add([]byte(s))
+	}
+	// fullRun is the run as decodeScan reads it: base64/hex bytes, then
+	// up to two '='
+	fullRun := func(b []byte) int {
+		e := 0
+		for e < len(b) && b64Byte[b[e]] {
+			e++
+		}
+		for k := 0; k < 2 && e < len(b) && b[e] == '='; k++ {
+			e++
+		}
+		return e
+	}
+	check := func(t *testing.T, b []byte) {
+		if len(b) == 0 || !isAlnum(b[0]) {
+			return
+		}
+		j := 0
+		for j < len(b) && isAlnum(b[j]) {
+			j++
+		}
+		e := fullRun(b)
+		got, ok := encodedRun(b, 0, j)
+		if ok && got != e {
+			t.Fatalf("%q: run ends at %d, want %d", b, got, e)
+		}
+		if _, dec := decodeRun(b[:e]); dec && !ok {
+			t.Fatalf("%q: decodeRun decodes b[:%d] but encodedRun drops it", b, e)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		check(t, b)
+		if !printableText(b) || len(b) > maxEncoded/3 {
+			return
+		}
+		for _, enc := range []string{
+			base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+			base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
+			hex.EncodeToString(b),
+		} {
+			check(t, []byte(enc+" tail"))
+		}
+	})
+}

@@ -47,15 +47,23 @@ type Scanner struct {
 	groupIdx [maxGroupNorm + 1][]*Detector
 	// plainIdx holds the group detectors that can match a single unit
 	// without separators (an IPv4 address never does)
-	plainIdx  [maxGroupNorm + 1][]*Detector
-	prefix    [256][]prefixEntry
-	special   [256][]*Detector
+	plainIdx [maxGroupNorm + 1][]*Detector
+	prefix   [256][]prefixEntry
+	special  [256][]*Detector
+	// punct marks the non-word bytes the single pass looks at: punctSpecial
+	// (a detector's trigger), punctNorm (normalisation may start there)
+	punct     [256]uint8
 	kwMap     map[string][]*Detector
 	kwBloom   [1024]uint64
 	kwFirst2  [1024]uint64 // (lower(b0), lower(b1)) of keywords
 	pfxFirst2 [1024]uint64 // (b0, b1) of literal prefixes
 	enabled   map[*Detector]bool
 }
+
+const (
+	punctSpecial = 1 << iota
+	punctNorm
+)
 
 func bit2(a, b byte) uint32 { return uint32(a)<<8 | uint32(b) }
 
@@ -94,6 +102,11 @@ func New(cfg Config) (*Scanner, error) {
 	for _, d := range chosen {
 		s.enabled[d] = true
 	}
+	for c, t := range normTrig {
+		if t != 0 {
+			s.punct[c] |= punctNorm
+		}
+	}
 	s.dets = slices.Clone(chosen)
 	// family members are reached through their router
 	for _, d := range chosen {
@@ -121,6 +134,7 @@ func New(cfg Config) (*Scanner, error) {
 		}
 		if d.special != 0 {
 			s.special[d.special] = append(s.special[d.special], d)
+			s.punct[d.special] |= punctSpecial
 		}
 		for _, k := range d.keywords {
 			s.kwMap[k] = append(s.kwMap[k], d)
@@ -192,6 +206,7 @@ type scanner struct {
 	enc    [][2]int // encoded runs to decode
 	encEnd int      // end of the last encoded run looked at
 	depth  int      // decoding depth of this text
+	normal bool     // scanning the normal form: no second normalisation
 	nz     normalizer
 }
 
@@ -213,29 +228,9 @@ func (s *Scanner) scan(b []byte, key *keyCtx, out []Finding) []Finding {
 // scanWith scans b with the caller's scanner state (ScanJSON reuses one
 // for every value of a document). When the pass met something
 // normalisation changes, b is scanned again in normal form and the
-// findings are mapped back to b.
+// findings are mapped back to b; text that needs no normalisation costs
+// one flag test.
 func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
-	first := len(out)
-	out = s.scanOnce(st, b, key, out)
-	if !st.trig || !st.nz.normalize(b) {
-		return out
-	}
-	nb := st.nz.out
-	out = s.scanOnce(st, nb, key, out[:first])
-	m := &st.nz.m
-	for k := first; k < len(out); k++ {
-		f := &out[k]
-		ns, ne := f.Start, f.End
-		f.Start, f.End = m.span(ns, ne)
-		if f.plain == "" && string(b[f.Start:f.End]) != string(nb[ns:ne]) {
-			f.plain = string(nb[ns:ne])
-		}
-	}
-	st.b = nil
-	return out
-}
-
-func (s *Scanner) scanOnce(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
 	if len(st.memo) > 0 {
 		clear(st.memo)
 	}
@@ -256,9 +251,37 @@ func (s *Scanner) scanOnce(st *scanner, b []byte, key *keyCtx, out []Finding) []
 		}
 	}
 	st.run()
-	st.decodeScan()
+	if len(st.enc) > 0 {
+		st.decodeScan()
+	}
 	st.out = resolve(st.out, first)
+	if st.trig && !st.normal {
+		return s.rescanNormal(st, b, key, st.out, first)
+	}
 	return st.out
+}
+
+// rescanNormal scans b again in normal form when normalisation changes it,
+// replacing the findings of the first pass (out[first:]).
+func (s *Scanner) rescanNormal(st *scanner, b []byte, key *keyCtx, out []Finding, first int) []Finding {
+	if !st.nz.normalize(b) {
+		return out
+	}
+	nb := st.nz.out
+	st.normal = true
+	out = s.scanWith(st, nb, key, out[:first])
+	st.normal = false
+	m := &st.nz.m
+	for k := first; k < len(out); k++ {
+		f := &out[k]
+		ns, ne := f.Start, f.End
+		f.Start, f.End = m.span(ns, ne)
+		if f.plain == "" && string(b[f.Start:f.End]) != string(nb[ns:ne]) {
+			f.plain = string(nb[ns:ne])
+		}
+	}
+	st.b = nil
+	return out
 }
 
 func (st *scanner) run() {
@@ -268,11 +291,16 @@ func (st *scanner) run() {
 	for i < n {
 		c := b[i]
 		if class[c] == cOther {
-			if normTrig[c] != 0 && !st.trig {
+			p := st.s.punct[c]
+			if p == 0 {
+				i++
+				continue
+			}
+			if p&punctNorm != 0 && !st.trig {
 				st.trig = normWorth(b, i)
 			}
-			if ds := st.s.special[c]; ds != nil && specialWorth(b, i, c) {
-				if j := st.specials(ds, i); j > i {
+			if p&punctSpecial != 0 && specialWorth(b, i, c) {
+				if j := st.specials(st.s.special[c], i); j > i {
 					i = j
 					continue
 				}
@@ -310,11 +338,8 @@ func (st *scanner) run() {
 			j++
 		}
 		digits, lower := cnt[cDigit], cnt[cLower]
-		if i >= st.encEnd && st.depth < maxDecodeDepth && (j-i >= minEncoded || j < n && b64Byte[b[j]]) && (i == 0 || !b64Byte[b[i-1]]) {
-			st.encEnd = encodedRun(b, i)
-			if l := st.encEnd - i; l >= minEncoded && l <= maxEncoded {
-				st.enc = append(st.enc, [2]int{i, st.encEnd})
-			}
+		if !b64First[c] && (j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0) {
+			st.encoded(i, j)
 		}
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
