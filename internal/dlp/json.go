@@ -90,9 +90,9 @@ func (w *walker) pathString() string {
 			sb.WriteByte(']')
 			continue
 		}
-		if s.kc != nil && len(s.kc.finds) > 0 {
+		if fs := s.kc.finds(); len(fs) > 0 {
 			// a key holding a sensitive value is never shown
-			sb.WriteString(`["[REDACTED:` + s.kc.finds[0].Detector + `]"]`)
+			sb.WriteString(`["[REDACTED:` + fs[0].Detector + `]"]`)
 			continue
 		}
 		key := w.keyString(s)
@@ -620,27 +620,30 @@ func unescape(raw []byte) (u []byte, idx []int, ok bool) {
 func (w *walker) scanKey(seg *pathSeg) {
 	raw := w.b[seg.ks:seg.ke]
 	kc := w.keyCtx(seg)
-	if !kc.scanned {
-		kc.scanned = true
+	if kc.keyFinds == nil {
+		var fs []Finding
 		if !seg.esc {
-			kc.finds = w.s.scanWith(w.st, raw, nil, nil)
+			fs = w.s.scanWith(w.st, raw, nil, nil)
 		} else if u, idx, ok := unescape(raw); ok {
-			kc.finds = w.s.scanWith(w.st, u, nil, nil)
-			for k := range kc.finds {
-				f := &kc.finds[k]
+			fs = w.s.scanWith(w.st, u, nil, nil)
+			for k := range fs {
+				f := &fs[k]
 				f.Start, f.End = idx[f.Start], idx[f.End]
 				f.escaped = true
 			}
 		}
-		if len(kc.finds) == 0 {
-			kc.finds = nil
+		kc.keyFinds = &noKeyFinds
+		if len(fs) > 0 {
+			kc.keyFinds = new([]Finding)
+			*kc.keyFinds = fs
 		}
 	}
-	if len(kc.finds) == 0 {
+	finds := kc.finds()
+	if len(finds) == 0 {
 		return
 	}
 	path := w.pathString()
-	for _, f := range kc.finds {
+	for _, f := range finds {
 		f.Start += seg.ks
 		f.End += seg.ks
 		f.tokStart, f.tokEnd = seg.ks, seg.ke

@@ -187,9 +187,19 @@ type keyCtx struct {
 	dets  []*Detector // keyword detectors the key triggers
 
 	// findings in the key itself (offsets in the raw key), scanned once
-	// per document
-	scanned bool
-	finds   []Finding
+	// per document: nil until then, &noKeyFinds for none (one pointer
+	// keeps keyCtx in a small size class)
+	keyFinds *[]Finding
+}
+
+var noKeyFinds []Finding
+
+// finds returns the findings in the key (none before scanKey ran).
+func (kc *keyCtx) finds() []Finding {
+	if kc == nil || kc.keyFinds == nil {
+		return nil
+	}
+	return *kc.keyFinds
 }
 
 type scanner struct {
