@@ -246,8 +246,8 @@ func hexDecode(src, dst []byte) ([]byte, bool) {
 
 // encoded looks at the base64/hex run that may start at the word b[i:j]
 // and remembers it for decodeScan. The single pass calls it only for a
-// word that can start one (see encodedRun): long, or followed by a base64
-// separator that does not start a quantum.
+// word that is long or followed by a base64 separator that does not start
+// a quantum (see encodedRun).
 func (st *scanner) encoded(i, j int) {
 	if i < st.encEnd || st.depth >= maxDecodeDepth || i > 0 && b64Byte[st.b[i-1]] {
 		return

@@ -348,7 +348,9 @@ func (st *scanner) run() {
 			j++
 		}
 		digits, lower := cnt[cDigit], cnt[cLower]
-		if !b64First[c] && (j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0) {
+		// (encodedRun tests the first byte: a data-dependent branch here
+		// would mispredict on every other word)
+		if j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0 {
 			st.encoded(i, j)
 		}
 		if l := j - i; l >= 2 && l <= 24 {
