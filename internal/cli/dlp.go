@@ -74,15 +74,17 @@ func newDLPScanCmd() *cobra.Command {
 		Short: "Scan a file (or standard input) and print one line per finding",
 		Long: "Scan reads FILE (or standard input) and prints the findings. With --format json it\n" +
 			"prints one JSON object per line: detector, category, start, end (byte offsets in the\n" +
-			"input), confidence, and path (for JSON input). --mode auto scans valid JSON as JSON;\n" +
-			"--mode text streams input of any size with bounded memory.",
+			"input), confidence, and path (for JSON input; for JSON Lines the path starts with the\n" +
+			"line number, \"3:$.user.email\"). --mode auto scans valid JSON as JSON, JSON Lines\n" +
+			"line by line as JSON, and anything else as text; --mode text streams input of any\n" +
+			"size with bounded memory.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
 			}
-			if mode != "auto" && mode != "json" && mode != "text" {
-				return fmt.Errorf("unknown --mode %q (want auto, json or text)", mode)
+			if mode != "auto" && mode != "json" && mode != "jsonl" && mode != "text" {
+				return fmt.Errorf("unknown --mode %q (want auto, json, jsonl or text)", mode)
 			}
 			var in io.Reader = cmd.InOrStdin()
 			if len(args) == 1 {
@@ -120,12 +122,8 @@ func newDLPScanCmd() *cobra.Command {
 					// never scan a silently truncated input
 					return fmt.Errorf("dlp scan: input larger than %d bytes; use --mode text to stream it", dlpScanMax)
 				}
-				if mode == "json" || json.Valid(data) {
-					if fs, err = sc.ScanJSON(data); err != nil {
-						return err
-					}
-				} else {
-					fs = sc.Scan(data)
+				if fs, err = scanWhole(sc, mode, data); err != nil {
+					return err
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -147,8 +145,30 @@ func newDLPScanCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: json (one object per line) or table")
-	cmd.Flags().StringVar(&mode, "mode", "auto", "input kind: auto, json or text")
+	cmd.Flags().StringVar(&mode, "mode", "auto", "input kind: auto, json, jsonl (JSON Lines) or text")
 	cmd.Flags().StringSliceVar(&categories, "category", nil, "only these categories (pci, banking, national-id, phi, secrets, pii, crypto)")
 	cmd.Flags().Float64Var(&minConf, "min-confidence", 0, "drop findings below this confidence (default 0.5)")
 	return cmd
+}
+
+// scanWhole scans a whole input in mode auto, json or jsonl. Auto tries
+// JSON, then JSON Lines (each line as JSON: NDJSON logs and exports would
+// otherwise fail as JSON and be scanned as text without keys or paths),
+// then text.
+func scanWhole(sc *dlp.Scanner, mode string, data []byte) ([]dlp.Finding, error) {
+	switch mode {
+	case "json":
+		return sc.ScanJSON(data)
+	case "jsonl":
+		return sc.ScanJSONLines(data)
+	}
+	if fs, err := sc.ScanJSON(data); err == nil {
+		return fs, nil
+	}
+	if dlp.LooksJSONLines(data) {
+		if fs, err := sc.ScanJSONLines(data); err == nil {
+			return fs, nil
+		}
+	}
+	return sc.Scan(data), nil
 }

@@ -65,3 +65,53 @@ func TestDLPScanJSONLines(t *testing.T) {
 		t.Error("bad format accepted")
 	}
 }
+
+// JSON Lines input (NDJSON logs, exports) is scanned line by line as JSON in
+// auto mode: findings carry the line number and JSON path, and the offsets
+// are those of the whole input.
+func TestDLPScanJSONLinesInput(t *testing.T) {
+	in := `{"user":"ana","note":"nothing here"}` + "\n" +
+		`{"user":"bo","payment":{"card":"4111 1111 1111 1111"}}` + "\n\n" +
+		`{"user":"cy","contact":"jane.doe@example.com"}` + "\n"
+	for _, mode := range []string{"auto", "jsonl"} {
+		out, err := runCLI(t, in, "dlp", "scan", "--format", "json", "--mode", mode)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		type line struct {
+			Detector   string `json:"detector"`
+			Start, End int
+			Path       string `json:"path"`
+		}
+		var got []line
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var x line
+			if err := json.Unmarshal([]byte(l), &x); err != nil {
+				t.Fatalf("%s: %q: %v", mode, l, err)
+			}
+			got = append(got, x)
+		}
+		want := []struct{ det, path, val string }{
+			{"card-visa", "2:$.payment.card", "4111 1111 1111 1111"},
+			{"email", "4:$.contact", "jane.doe@example.com"},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: findings %+v, want %d", mode, got, len(want))
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Detector != w.det || g.Path != w.path || in[g.Start:g.End] != w.val {
+				t.Errorf("%s: finding %d = %+v (%q), want %s at %s", mode, i, g, in[g.Start:g.End], w.det, w.path)
+			}
+		}
+	}
+	// a broken line in auto mode: the input is scanned as text instead
+	bad := `{"a":"4111 1111 1111 1111"}` + "\n" + `{"b": oops}` + "\n"
+	out, err := runCLI(t, bad, "dlp", "scan", "--format", "json")
+	if err != nil || !strings.Contains(out, `"card-visa"`) || strings.Contains(out, `"path"`) {
+		t.Errorf("auto with a broken line: %q, %v", out, err)
+	}
+	if _, err := runCLI(t, bad, "dlp", "scan", "--format", "json", "--mode", "jsonl"); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("jsonl mode with a broken line: err %v, want one naming line 2", err)
+	}
+}

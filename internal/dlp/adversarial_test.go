@@ -62,6 +62,7 @@ func FuzzApply(f *testing.F) {
 	f.Add([]byte(`{"a":"4111 1111 1111 1111","n":5555555555554444,"e":"x@example.com","s":"SSN 536-22-1846"}`))
 	f.Add([]byte(`["\u0034111111111111111","{\"pan\":\"4111111111111111\"}"]`))
 	f.Add([]byte(`{"k":"postgres://u:s3cretpass@db/x","t":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"}`))
+	f.Add([]byte(`{"\uff14111 1111 1111 1111":{"v":"4111\u00a01111\u200b1111&#49;111"},"b":"Y2FyZCA0MTExIDExMTEgMTExMSAxMTEx","h":"card%204111%201111%201111%201111"}`))
 	mac, _ := NewHMAC([]byte("0123456789abcdef0123456789abcdef"))
 	tok, _ := NewTokenizer(TokenizerConfig{MAC: mac, FormatPreserving: true})
 	var engines []*Engine

@@ -1,9 +1,12 @@
 package dlp
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -128,4 +131,43 @@ func BenchmarkDetectorScaling(b *testing.B) {
 			benchScan(b, doc, func(d []byte) { s.Scan(d) })
 		})
 	}
+}
+
+// evasiveText is about size bytes of prose in which every fourth sentence
+// hides a card number the way evasion_test.go's table does: NBSP or
+// zero-width separators, full-width or Arabic-Indic digits, %-encoding,
+// HTML entities, base64 and hex.
+func evasiveText(size int) []byte {
+	card := "4111 1111 1111 1111"
+	hide := []func(string) string{
+		func(v string) string { return strings.ReplaceAll(v, " ", "\u00a0") },
+		func(v string) string { return strings.ReplaceAll(v, " ", "\u200b") },
+		func(v string) string { return mapDigits(v, 0xFF10) },
+		func(v string) string { return mapDigits(v, 0x0660) },
+		func(v string) string { return percentAll(v) },
+		func(v string) string { return entities(v, false) },
+		func(v string) string { return base64.StdEncoding.EncodeToString([]byte("card " + v)) },
+		func(v string) string { return hex.EncodeToString([]byte("card " + v)) },
+	}
+	var b strings.Builder
+	for k := 0; b.Len() < size; k++ {
+		if k%4 == 3 {
+			fmt.Fprintf(&b, "The customer paid with card %s yesterday. ", hide[(k/4)%len(hide)](card))
+			continue
+		}
+		b.WriteString("The ticket was resolved after the customer reported an issue with the billing portal. ")
+	}
+	return []byte(b.String()[:size])
+}
+
+// BenchmarkScanEvasive4KB is the cost of the evasion paths: normalising
+// and rescanning, and decoding base64/hex runs, in 4 KB of prose with
+// eight hidden card numbers.
+func BenchmarkScanEvasive4KB(b *testing.B) {
+	s := mustScanner(b, Config{})
+	doc := evasiveText(4096)
+	if n := len(s.Scan(doc)); n < 8 {
+		b.Fatalf("%d findings in the evasive text, want at least 8", n)
+	}
+	benchScan(b, doc, func(d []byte) { s.Scan(d) })
 }

@@ -47,23 +47,50 @@ func (cb *cardBrand) matches(d []byte) bool {
 }
 
 // cardLayout accepts a card number written plain, in groups of four (the
-// last one shorter), or 4-6-5 / 4-6-4 (Amex, Diners), with one separator.
+// last one shorter), or 4-6-5 / 4-6-4 (Amex, Diners), with single
+// separators: spaces, hyphens or dots, mixed or not ("4111.1111-1111 1111"
+// is a card written to slip past a filter).
 func cardLayout(c *cand) bool {
 	if len(c.raw) == len(c.norm) {
 		return true
 	}
-	if !uniformSeps(c.raw) || c.raw[4] == '.' || c.raw[4] == '/' {
-		return false
+	for _, b := range c.raw {
+		if b == '/' {
+			return false
+		}
 	}
 	n := len(c.norm)
-	if n == 15 && plainOrGrouped(c, 4, 6, 5) || n == 14 && plainOrGrouped(c, 4, 6, 4) {
+	if n == 15 && cardGrouped(c.raw, 4, 6, 5) || n == 14 && cardGrouped(c.raw, 4, 6, 4) {
 		return true
 	}
-	var sizes []int
-	for r := n; r > 0; r -= 4 {
-		sizes = append(sizes, min(4, r))
+	var sizes [5]int
+	k := 0
+	for r := n; r > 0 && k < len(sizes); r -= 4 {
+		sizes[k] = min(4, r)
+		k++
 	}
-	return plainOrGrouped(c, sizes...)
+	return cardGrouped(c.raw, sizes[:k]...)
+}
+
+// cardGrouped reports whether raw is digit groups of the given sizes
+// joined by single separators.
+func cardGrouped(raw []byte, sizes ...int) bool {
+	p := 0
+	for gi, sz := range sizes {
+		for k := 0; k < sz; k++ {
+			if p >= len(raw) || !isDigit(raw[p]) {
+				return false
+			}
+			p++
+		}
+		if gi < len(sizes)-1 {
+			if p >= len(raw) || isAlnum(raw[p]) {
+				return false
+			}
+			p++
+		}
+	}
+	return p == len(raw)
 }
 
 // routeCard finds the brand of a card number candidate and validates it.

@@ -231,8 +231,35 @@ func passwordValue(v []byte) float64 {
 	return 0.75
 }
 
+// checksumPrefixed lists the checksum-validated token detectors that start
+// with a literal prefix (ghp_, gho_, npm_, …); filled at init.
+var checksumPrefixed []*Detector
+
+// failsOwnChecksum reports whether v starts with the prefix of a
+// checksum-validated token type whose check rejects it: a ghp_ token with
+// a bad CRC is mistyped or made up, and a generic detector must not report
+// what the specific one refused.
+func failsOwnChecksum(v []byte) bool {
+	for _, d := range checksumPrefixed {
+		for _, p := range d.prefixes {
+			if !bytes.HasPrefix(v, []byte(p)) {
+				continue
+			}
+			var conf float64
+			if d.anchorMemo != nil {
+				m := runMemo{start: -1, end: -1}
+				_, _, conf = d.anchorMemo(v, 0, &m)
+			} else {
+				_, _, conf = d.anchor(v, 0)
+			}
+			return conf <= 0
+		}
+	}
+	return false
+}
+
 func secretValue(v []byte) float64 {
-	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 || v[len(v)-1] == ':' {
+	if len(v) < 16 || len(v) > 200 || placeholder(v) || alnumClasses(v) < 2 || shannon(v) < 3.5 || v[len(v)-1] == ':' || failsOwnChecksum(v) {
 		return 0
 	}
 	if bytes.Contains(v, []byte("://")) {

@@ -82,6 +82,9 @@ type Detector struct {
 	suffix string // text that follows a generated value
 
 	ctxSet map[string]int8
+	// yieldsToLabels: another identifier's label nearby lowers confidence
+	// (as for national and health identifiers)
+	yieldsToLabels bool
 }
 
 // Sample returns a generated positive example: a text and the span of the
@@ -112,6 +115,11 @@ type Finding struct {
 	tokStart, tokEnd int
 	inNumber         bool
 	escaped          bool
+	// plain is the value as detected when it differs from the input bytes
+	// (normalised digits, a decoded run); encoded marks a finding on a
+	// whole base64/hex run
+	plain   string
+	encoded bool
 }
 
 var registry []*Detector
@@ -160,6 +168,17 @@ var checksummed = []string{
 func init() {
 	for _, id := range checksummed {
 		byID[id].Checksum = true
+	}
+	for _, d := range registry {
+		if d.Checksum && len(d.prefixes) > 0 && (d.anchor != nil || d.anchorMemo != nil) {
+			checksumPrefixed = append(checksumPrefixed, d)
+		}
+	}
+	// phone numbers share layouts with identifiers (NHS 3-3-4, NANP
+	// 3-3-4): next to an identifier's label a number that failed that
+	// identifier's check is not a phone number
+	for _, id := range []string{"phone-nanp", "phone-uk", "phone-fr", "phone-intl"} {
+		byID[id].yieldsToLabels = true
 	}
 	buildLabels()
 }

@@ -28,6 +28,38 @@
 // Confidence starts from the validator's verdict and moves with context
 // words near the value and with the JSON key.
 //
+// Evasions (normalize.go, decode.go). A value written to slip past a
+// byte-oriented filter is folded into the form the detectors read, with an
+// offset map back to the original bytes, so a finding covers exactly what
+// was written and redaction rewrites that: decimal digits of any Unicode
+// script (full-width, Arabic-Indic, Persian, Devanagari, …) and full-width
+// ASCII become ASCII; NBSP and the other Unicode spaces, Unicode hyphens
+// and dots become ' ', '-' and '.'; zero-width characters and soft hyphens
+// are dropped; a line break or tab between digit groups and a '+' between
+// value groups (form encoding) become a space; %XX escapes (%-encoded
+// UTF-8 too) and HTML entities (numeric, and the named ones for spaces,
+// punctuation and markup) are decoded. Mask and tokenize work on the
+// normalised value, so "４１１１ …" and "4111 …" get the same token. Runs of
+// base64 (either alphabet, padded or not) or hex of 16 to 65,536
+// characters are decoded and scanned, two levels deep at most (base64 of
+// base64), when the decoded bytes are printable UTF-8 text; a finding
+// inside is reported on the whole run, which redact and mask replace.
+// Object keys are scanned like values (a card number used as a key is
+// found; paths show such a key as ["[REDACTED:card-visa]"]).
+//
+// Clean text pays almost nothing for this. Normalisation runs only when the
+// single pass met a byte that can start one of these forms (a non-ASCII
+// byte, "%XX", "&…;", a '+' between groups, a line break between digit
+// groups), found by the same table lookup that finds punctuation triggers.
+// A word starts an encoded-run candidate only if it is long or followed by
+// '+', '/', '-' or '_' not at a 4-character boundary, and the candidate is
+// dropped without decoding when it cannot be the encoding of text (its
+// first byte or first quantum decodes to a control or continuation byte, a
+// separator starts a quantum, or it mixes the two base64 alphabets): a
+// UUID, a date, a URL path or a snake_case name ends there. JSON strings
+// learn whether they are lower-case prose while they are parsed, so prose
+// values and keys are skipped without a second pass.
+//
 // An Engine applies a Policy (per Persona rules: categories or detectors,
 // direction, action) to a JSON document and returns a rewritten, still valid
 // document and a Verdict. Actions are log, mask, redact, tokenize and block.

@@ -296,9 +296,20 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 		case ActionRedact:
 			repl = "[REDACTED:" + fd.Detector + "]"
 		case ActionMask:
-			if fd.escaped && bytes.IndexByte(doc[fd.Start:fd.End], '\\') >= 0 {
+			switch {
+			case fd.encoded:
+				// a tail of the decoded value inside an encoded token
+				// would be neither the encoding nor the value
 				repl = "[REDACTED:" + fd.Detector + "]"
-			} else {
+			case fd.plain != "":
+				keep := 4
+				if r.KeepTail != nil {
+					keep = *r.KeepTail
+				}
+				repl = mask(val, keep)
+			case fd.escaped && bytes.IndexByte(doc[fd.Start:fd.End], '\\') >= 0:
+				repl = "[REDACTED:" + fd.Detector + "]"
+			default:
 				keep := 4
 				if r.KeepTail != nil {
 					keep = *r.KeepTail
@@ -353,9 +364,13 @@ func (e *Engine) decide(f Flow, dir Direction, doc []byte, fs []Finding, isJSON 
 }
 
 // plainValue is the value of a finding as a reader of the document sees
-// it: JSON escapes in its raw span decoded, so "\u0034111 …" and "4111 …"
+// it: JSON escapes in its raw span decoded, digits and separators
+// normalised, encodings decoded, so "\u0034111 …", "４１１１ …" and "4111 …"
 // fingerprint and tokenize alike.
 func plainValue(doc []byte, fd Finding) []byte {
+	if fd.plain != "" {
+		return []byte(fd.plain) // normalised or decoded
+	}
 	raw := doc[fd.Start:fd.End]
 	if !fd.escaped || bytes.IndexByte(raw, '\\') < 0 {
 		return raw

@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,9 +64,10 @@ type kcEntry struct {
 }
 
 type pathSeg struct {
-	ks, ke int  // raw span of the key in the document
-	esc    bool // the key has escapes
-	index  int  // -1 for object members
+	ks, ke int     // raw span of the key in the document
+	esc    bool    // the key has escapes
+	index  int     // -1 for object members
+	kc     *keyCtx // the key's context, once looked up
 }
 
 func (w *walker) keyString(s pathSeg) string {
@@ -86,6 +88,11 @@ func (w *walker) pathString() string {
 			sb.WriteByte('[')
 			sb.WriteString(strconv.Itoa(s.index))
 			sb.WriteByte(']')
+			continue
+		}
+		if fs := s.kc.finds(); len(fs) > 0 {
+			// a key holding a sensitive value is never shown
+			sb.WriteString(`["[REDACTED:` + fs[0].Detector + `]"]`)
 			continue
 		}
 		key := w.keyString(s)
@@ -151,11 +158,11 @@ func (w *walker) value() error {
 	case c == '[':
 		return w.array()
 	case c == '"':
-		s, e, esc, err := w.str()
+		s, e, esc, prose, err := w.str()
 		if err != nil {
 			return err
 		}
-		w.scanString(s, e, esc)
+		w.scanString(s, e, esc, prose)
 		return nil
 	case c == '-' || isDigit(c):
 		s := w.p
@@ -166,7 +173,7 @@ func (w *walker) value() error {
 		// as its integer part; the rewrite still covers the whole token
 		e := intPart(w.b[s:w.p]) + s
 		first := len(w.out)
-		w.scanSpan(s, e, nil, true)
+		w.scanSpan(s, e, false, true)
 		for k := first; k < len(w.out); k++ {
 			w.out[k].tokEnd = w.p
 		}
@@ -254,7 +261,7 @@ func (w *walker) object() error {
 		if w.p >= len(w.b) || w.b[w.p] != '"' {
 			return w.errf("expected object key")
 		}
-		ks, ke, esc, err := w.str()
+		ks, ke, esc, prose, err := w.str()
 		if err != nil {
 			return err
 		}
@@ -265,6 +272,9 @@ func (w *walker) object() error {
 		w.p++
 		w.ws()
 		w.path = append(w.path, pathSeg{ks: ks, ke: ke, esc: esc, index: -1})
+		if ke-ks >= 3 && !prose {
+			w.scanKey(&w.path[len(w.path)-1])
+		}
 		if err := w.value(); err != nil {
 			return err
 		}
@@ -320,11 +330,20 @@ func (w *walker) array() error {
 }
 
 // str parses a string at w.p and returns the span of its raw contents.
-func (w *walker) str() (s, e int, esc bool, err error) {
+//
+// prose reports, from the same pass, whether the string holds only
+// proseByte bytes and no escape.
+func (w *walker) str() (s, e int, esc, prose bool, err error) {
 	w.p++
 	s = w.p
+	var seen uint8
 	for w.p < len(w.b) {
-		for w.p < len(w.b) && !strSpecial[w.b[w.p]] {
+		for w.p < len(w.b) {
+			t := strByte[w.b[w.p]]
+			if t&strSpecial != 0 {
+				break
+			}
+			seen |= t
 			w.p++
 		}
 		if w.p >= len(w.b) {
@@ -335,27 +354,30 @@ func (w *walker) str() (s, e int, esc bool, err error) {
 		case c == '"':
 			e = w.p
 			w.p++
-			return s, e, esc, nil
+			return s, e, esc, !esc && seen&strNotProse == 0, nil
 		case c == '\\':
 			esc = true
 			if w.p+1 >= len(w.b) || !bytesIn(w.b[w.p+1], "\"\\/bfnrtu") {
-				return 0, 0, false, w.errf("bad escape")
+				return 0, 0, false, false, w.errf("bad escape")
 			}
 			if w.b[w.p+1] == 'u' && (w.p+6 > len(w.b) || !allIn(w.b[w.p+2:w.p+6], isHex)) {
-				return 0, 0, false, w.errf("bad unicode escape")
+				return 0, 0, false, false, w.errf("bad unicode escape")
 			}
 			w.p += 2
 		case c < 0x20:
-			return 0, 0, false, w.errf("control character in string")
+			return 0, 0, false, false, w.errf("control character in string")
 		default:
 			w.p++
 		}
 	}
-	return 0, 0, false, w.errf("unterminated string")
+	return 0, 0, false, false, w.errf("unterminated string")
 }
 
 // proseByte marks bytes that cannot start or complete any finding on their
-// own: lower-case letters, spaces and sentence punctuation.
+// own: lower-case letters, spaces and sentence punctuation. Every detector
+// needs a digit, a capital letter or a symbol such as '@', ':', '=', '-'
+// or '_' in or around its value, so a string of prose bytes only cannot
+// hold a finding.
 var proseByte = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c] = true
@@ -366,38 +388,46 @@ var proseByte = func() (t [256]bool) {
 	return
 }()
 
-// proseOnly reports whether v is only lower-case prose. Every detector
-// needs a digit, a capital letter or a symbol such as '@', ':', '=', '-'
-// or '_' in or around its value, so such a string cannot hold a finding.
-func proseOnly(v []byte) bool {
-	for _, c := range v {
+// strByte classifies the bytes of a JSON string: strSpecial ends or
+// interrupts its plain run, strNotProse is not a proseByte.
+var strByte = func() (t [256]uint8) {
+	for c := range t {
 		if !proseByte[c] {
-			return false
+			t[c] |= strNotProse
 		}
 	}
-	return true
-}
-
-// strSpecial marks the bytes that end or interrupt a JSON string's plain run.
-var strSpecial = func() (t [256]bool) {
 	for c := 0; c < 0x20; c++ {
-		t[c] = true
+		t[c] |= strSpecial
 	}
-	t['"'], t['\\'] = true, true
+	t['"'] |= strSpecial
+	t['\\'] |= strSpecial
 	return
 }()
+
+const (
+	strSpecial = 1 << iota
+	strNotProse
+)
 
 // key returns the context of the innermost object key.
 func (w *walker) key() *keyCtx {
 	for i := len(w.path) - 1; i >= 0; i-- {
-		if w.path[i].index < 0 {
-			return w.keyCtx(w.path[i])
+		if seg := &w.path[i]; seg.index < 0 {
+			return w.keyCtx(seg)
 		}
 	}
 	return nil
 }
 
-func (w *walker) keyCtx(seg pathSeg) *keyCtx {
+// keyCtx returns the context of the key of seg, remembered in seg.
+func (w *walker) keyCtx(seg *pathSeg) *keyCtx {
+	if seg.kc == nil {
+		seg.kc = w.lookupKey(*seg)
+	}
+	return seg.kc
+}
+
+func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 	raw := w.b[seg.ks:seg.ke]
 	// a direct-mapped cache in front of the map: keys repeat a lot
 	slot := 0
@@ -426,17 +456,17 @@ func (w *walker) keyCtx(seg pathSeg) *keyCtx {
 	return kc
 }
 
-func (w *walker) scanString(s, e int, esc bool) {
+func (w *walker) scanString(s, e int, esc, prose bool) {
 	if !esc {
 		if w.nest < 2 && looksJSON(w.b[s:e]) && w.nested(w.b[s:e], nil, s) {
 			return
 		}
-		w.scanSpan(s, e, nil, false)
+		w.scanSpan(s, e, prose, false)
 		return
 	}
 	u, idx, ok := unescape(w.b[s:e])
 	if !ok {
-		w.scanSpan(s, e, nil, false)
+		w.scanSpan(s, e, false, false)
 		return
 	}
 	for k := range idx {
@@ -485,12 +515,14 @@ func (w *walker) nested(v []byte, idx []int, base int) bool {
 	return true
 }
 
-func (w *walker) scanSpan(s, e int, _ []int, number bool) {
+// scanSpan scans the raw value w.b[s:e]; prose says it holds only
+// proseByte bytes.
+func (w *walker) scanSpan(s, e int, prose, number bool) {
 	if e-s < 3 {
 		return // no detector reports fewer than three characters
 	}
 	key := w.key()
-	if !number && (key == nil || len(key.dets) == 0) && proseOnly(w.b[s:e]) {
+	if prose && (key == nil || len(key.dets) == 0) {
 		return // lower-case prose: no detector can match without digits, capitals or symbols
 	}
 	first := len(w.out)
@@ -579,4 +611,93 @@ func unescape(raw []byte) (u []byte, idx []int, ok bool) {
 	}
 	idx = append(idx, len(raw))
 	return u, idx, true
+}
+
+// scanKey scans the object key of path segment i as a value: a card number
+// or a token used as a key is as sensitive as one in a value. The key's
+// findings are cached with its context (keys repeat), and a key holding
+// one is shown redacted in every path below it.
+func (w *walker) scanKey(seg *pathSeg) {
+	raw := w.b[seg.ks:seg.ke]
+	kc := w.keyCtx(seg)
+	if kc.keyFinds == nil {
+		var fs []Finding
+		if !seg.esc {
+			fs = w.s.scanWith(w.st, raw, nil, nil)
+		} else if u, idx, ok := unescape(raw); ok {
+			fs = w.s.scanWith(w.st, u, nil, nil)
+			for k := range fs {
+				f := &fs[k]
+				f.Start, f.End = idx[f.Start], idx[f.End]
+				f.escaped = true
+			}
+		}
+		kc.keyFinds = &noKeyFinds
+		if len(fs) > 0 {
+			kc.keyFinds = new([]Finding)
+			*kc.keyFinds = fs
+		}
+	}
+	finds := kc.finds()
+	if len(finds) == 0 {
+		return
+	}
+	path := w.pathString()
+	for _, f := range finds {
+		f.Start += seg.ks
+		f.End += seg.ks
+		f.tokStart, f.tokEnd = seg.ks, seg.ke
+		f.Path = path
+		w.out = append(w.out, f)
+	}
+}
+
+// ScanJSONLines scans JSON Lines (NDJSON): every non-blank line is one JSON
+// document, scanned as ScanJSON would. Offsets are byte offsets in doc; a
+// finding's path starts with the 1-based line number ("3:$.user.email").
+// A line that is not valid JSON fails the whole call with its line number.
+func (s *Scanner) ScanJSONLines(doc []byte) ([]Finding, error) {
+	var out []Finding
+	line := 0
+	for p := 0; p < len(doc); {
+		line++
+		e := bytes.IndexByte(doc[p:], '\n')
+		if e < 0 {
+			e = len(doc)
+		} else {
+			e += p
+		}
+		l := doc[p:e]
+		if len(bytes.TrimSpace(l)) > 0 {
+			fs, err := s.ScanJSON(l)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", line, err)
+			}
+			prefix := strconv.Itoa(line) + ":"
+			for _, f := range fs {
+				f.Start += p
+				f.End += p
+				f.tokStart += p
+				f.tokEnd += p
+				f.Path = prefix + f.Path
+				out = append(out, f)
+			}
+		}
+		p = e + 1
+	}
+	return out, nil
+}
+
+// LooksJSONLines reports whether doc starts like JSON Lines: its first
+// line is a complete JSON object or array and more lines follow.
+func LooksJSONLines(doc []byte) bool {
+	e := bytes.IndexByte(doc, '\n')
+	if e < 0 || e+1 >= len(doc) {
+		return false
+	}
+	first := bytes.TrimSpace(doc[:e])
+	if len(first) == 0 || (first[0] != '{' && first[0] != '[') {
+		return false
+	}
+	return json.Valid(first)
 }

@@ -47,15 +47,23 @@ type Scanner struct {
 	groupIdx [maxGroupNorm + 1][]*Detector
 	// plainIdx holds the group detectors that can match a single unit
 	// without separators (an IPv4 address never does)
-	plainIdx  [maxGroupNorm + 1][]*Detector
-	prefix    [256][]prefixEntry
-	special   [256][]*Detector
+	plainIdx [maxGroupNorm + 1][]*Detector
+	prefix   [256][]prefixEntry
+	special  [256][]*Detector
+	// punct marks the non-word bytes the single pass looks at: punctSpecial
+	// (a detector's trigger), punctNorm (normalisation may start there)
+	punct     [256]uint8
 	kwMap     map[string][]*Detector
 	kwBloom   [1024]uint64
 	kwFirst2  [1024]uint64 // (lower(b0), lower(b1)) of keywords
 	pfxFirst2 [1024]uint64 // (b0, b1) of literal prefixes
 	enabled   map[*Detector]bool
 }
+
+const (
+	punctSpecial = 1 << iota
+	punctNorm
+)
 
 func bit2(a, b byte) uint32 { return uint32(a)<<8 | uint32(b) }
 
@@ -94,6 +102,11 @@ func New(cfg Config) (*Scanner, error) {
 	for _, d := range chosen {
 		s.enabled[d] = true
 	}
+	for c, t := range normTrig {
+		if t != 0 {
+			s.punct[c] |= punctNorm
+		}
+	}
 	s.dets = slices.Clone(chosen)
 	// family members are reached through their router
 	for _, d := range chosen {
@@ -121,6 +134,7 @@ func New(cfg Config) (*Scanner, error) {
 		}
 		if d.special != 0 {
 			s.special[d.special] = append(s.special[d.special], d)
+			s.punct[d.special] |= punctSpecial
 		}
 		for _, k := range d.keywords {
 			s.kwMap[k] = append(s.kwMap[k], d)
@@ -171,6 +185,21 @@ type keyCtx struct {
 	raw   string      // the key as written
 	words []string    // lowercased words of the key
 	dets  []*Detector // keyword detectors the key triggers
+
+	// findings in the key itself (offsets in the raw key), scanned once
+	// per document: nil until then, &noKeyFinds for none (one pointer
+	// keeps keyCtx in a small size class)
+	keyFinds *[]Finding
+}
+
+var noKeyFinds []Finding
+
+// finds returns the findings in the key (none before scanKey ran).
+func (kc *keyCtx) finds() []Finding {
+	if kc == nil || kc.keyFinds == nil {
+		return nil
+	}
+	return *kc.keyFinds
 }
 
 type scanner struct {
@@ -182,6 +211,13 @@ type scanner struct {
 	c     cand
 	units [maxGroupUnits]unit
 	memo  map[*Detector]*runMemo // token anchors' last body runs
+
+	trig   bool     // the pass met a byte normalisation may change
+	enc    [][2]int // encoded runs to decode
+	encEnd int      // end of the last encoded run looked at
+	depth  int      // decoding depth of this text
+	normal bool     // scanning the normal form: no second normalisation
+	nz     normalizer
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -200,12 +236,16 @@ func (s *Scanner) scan(b []byte, key *keyCtx, out []Finding) []Finding {
 }
 
 // scanWith scans b with the caller's scanner state (ScanJSON reuses one
-// for every value of a document).
+// for every value of a document). When the pass met something
+// normalisation changes, b is scanned again in normal form and the
+// findings are mapped back to b; text that needs no normalisation costs
+// one flag test.
 func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []Finding {
 	if len(st.memo) > 0 {
 		clear(st.memo)
 	}
 	st.s, st.b, st.key, st.out = s, b, key, out
+	st.trig, st.enc, st.encEnd = false, st.enc[:0], 0
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -221,8 +261,37 @@ func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []
 		}
 	}
 	st.run()
+	if len(st.enc) > 0 {
+		st.decodeScan()
+	}
 	st.out = resolve(st.out, first)
+	if st.trig && !st.normal {
+		return s.rescanNormal(st, b, key, st.out, first)
+	}
 	return st.out
+}
+
+// rescanNormal scans b again in normal form when normalisation changes it,
+// replacing the findings of the first pass (out[first:]).
+func (s *Scanner) rescanNormal(st *scanner, b []byte, key *keyCtx, out []Finding, first int) []Finding {
+	if !st.nz.normalize(b) {
+		return out
+	}
+	nb := st.nz.out
+	st.normal = true
+	out = s.scanWith(st, nb, key, out[:first])
+	st.normal = false
+	m := &st.nz.m
+	for k := first; k < len(out); k++ {
+		f := &out[k]
+		ns, ne := f.Start, f.End
+		f.Start, f.End = m.span(ns, ne)
+		if f.plain == "" && string(b[f.Start:f.End]) != string(nb[ns:ne]) {
+			f.plain = string(nb[ns:ne])
+		}
+	}
+	st.b = nil
+	return out
 }
 
 func (st *scanner) run() {
@@ -232,8 +301,16 @@ func (st *scanner) run() {
 	for i < n {
 		c := b[i]
 		if class[c] == cOther {
-			if ds := st.s.special[c]; ds != nil && specialWorth(b, i, c) {
-				if j := st.specials(ds, i); j > i {
+			p := st.s.punct[c]
+			if p == 0 {
+				i++
+				continue
+			}
+			if p&punctNorm != 0 && !st.trig {
+				st.trig = normWorth(b, i)
+			}
+			if p&punctSpecial != 0 && specialWorth(b, i, c) {
+				if j := st.specials(st.s.special[c], i); j > i {
 					i = j
 					continue
 				}
@@ -271,6 +348,11 @@ func (st *scanner) run() {
 			j++
 		}
 		digits, lower := cnt[cDigit], cnt[cLower]
+		// (encodedRun tests the first byte: a data-dependent branch here
+		// would mispredict on every other word)
+		if j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0 {
+			st.encoded(i, j)
+		}
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
 				st.keyword(i, j, camel)
@@ -617,7 +699,7 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	}
 	const far = 1 << 30
 	posD, negD := far, far
-	foreign := d.Category == NationalID || d.Category == PHI
+	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
@@ -673,7 +755,7 @@ func sentenceEnd(b []byte, e, hi int) int {
 // sentenceStart is sentenceEnd for the window b[lo:s] before a value.
 func sentenceStart(b []byte, lo, s int) int {
 	for i := s - 1; i >= lo; i-- {
-		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ') {
+		if b[i] == '\n' || (isSentencePunct(b[i]) && i+1 < s && b[i+1] == ' ' && !abbrevStop(b, i)) {
 			return i + 1
 		}
 	}
@@ -681,6 +763,26 @@ func sentenceStart(b []byte, lo, s int) int {
 }
 
 func isSentencePunct(c byte) bool { return c == '.' || c == '!' || c == '?' || c == ';' }
+
+// abbrevStop reports whether the '.' at b[i] ends an abbreviation that
+// introduces a number ("NHS no. 943 …", "Tel. 020 …"), not a sentence.
+func abbrevStop(b []byte, i int) bool {
+	if b[i] != '.' {
+		return false
+	}
+	s := i
+	for s > 0 && i-s < 5 && isAlpha(b[s-1]) {
+		s--
+	}
+	if s > 0 && isAlpha(b[s-1]) {
+		return false
+	}
+	switch strings.ToLower(string(b[s:i])) {
+	case "no", "nr", "num", "nos", "tel", "ref", "acct", "ph", "mob", "nº":
+		return true
+	}
+	return false
+}
 
 // forWords calls f with each lowercased letter word (camel case split) of b.
 func forWords(b []byte, f func([]byte)) {
