@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -23,6 +24,9 @@ type Gateway struct {
 	upMu      sync.Mutex // serializes swaps only
 
 	dlp      *dlpStage
+	stages   []Stage // govern's stage list, in order (stages.go)
+	metrics  *Metrics
+	audits   *auditQueue // nil without a Sink
 	catalogs catalogs
 	revoked  revocations
 	inflight sync.Map // session nonce + "\x00" + request id -> context.CancelFunc
@@ -56,18 +60,42 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, sealer: s, dlp: ds}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, sealer: s, dlp: ds, metrics: m}
+	g.stages = g.stageList()
+	if cfg.Sink != nil {
+		g.audits = newAuditQueue(cfg.Sink, cfg.AuditQueue, cfg.Logger.With("component", "audit"), m)
+	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upstreams.Store(&upstreamSet{m: map[string]*upstream{}})
 	g.sync(cfg.Source.View())
 	return g, nil
 }
 
-// Handler returns the HTTP handler serving /p/{persona}/mcp.
+// Handler returns the HTTP handler serving /p/{persona}/mcp and
+// Config.Routes.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/p/{persona}/mcp", g.serve)
+	g.mountRoutes(mux)
 	return mux
+}
+
+func (g *Gateway) mountRoutes(mux *http.ServeMux) {
+	for _, r := range g.cfg.Routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+}
+
+// challenge is the WWW-Authenticate value of a 401 answer.
+func (g *Gateway) challenge(r *http.Request, err error) string {
+	if ch, ok := g.cfg.Authenticator.(Challenger); ok {
+		return ch.Challenge(r, err)
+	}
+	return authn.Challenge(err)
 }
 
 // Run follows control-state changes until ctx ends: it reconnects changed
@@ -112,6 +140,9 @@ func (g *Gateway) Close() error {
 		}()
 	}
 	wg.Wait()
+	if g.audits != nil {
+		g.audits.shutdown(g.cfg.AuditDrain)
+	}
 	return nil
 }
 

@@ -282,12 +282,13 @@ func (h *hub) resourceUpdated(uri string, allowed func(persona string) bool) {
 // resumeStream serves a GET with Last-Event-ID "<stream>.<seq>": the events the
 // agent missed, then the rest of the stream live, ending after the final
 // response.
-func (g *Gateway) resumeStream(w http.ResponseWriter, rc *reqCtx, st *session, last string) {
+func (g *Gateway) resumeStream(w http.ResponseWriter, c *Call, st *session, last string) {
+	rc := &c.reqCtx
 	sid, seqText, ok := strings.Cut(last, ".")
 	seq, err := strconv.Atoi(seqText)
 	v, found := g.replays.Load(sid)
 	if !ok || err != nil || !found || v.(*replay).session != st.Nonce {
-		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "cannot resume: unknown or expired stream "+strconv.Quote(last))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "cannot resume: unknown or expired stream %s", strconv.Quote(last)))
 		return
 	}
 	rp := v.(*replay)
