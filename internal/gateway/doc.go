@@ -25,7 +25,10 @@
 // (upstream, name) order keeps a clean name, collisions and over-long names
 // get a hash suffix. Lists are cached per upstream, refreshed on
 // list_changed, on reconnect and after five minutes, and filtered per
-// persona; agents hear list_changed only for upstreams their role uses.
+// persona; agents hear list_changed only for upstreams their role uses,
+// and after a control-state change only for those of their persona's lists
+// (tools, prompts, resources) that changed: each listener keeps a print of
+// the lists as its agent last could know them (gateway.go announce).
 //
 // Bridging: a 2026-07-28 agent facing an older upstream gets MRTR
 // input_required results for the upstream's server-to-client requests (the

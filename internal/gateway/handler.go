@@ -550,6 +550,12 @@ func (g *Gateway) get(w http.ResponseWriter, c *Call) {
 func (g *Gateway) stream(w http.ResponseWriter, rc *reqCtx, l *listener, first *mcp.Message) {
 	g.hub.add(l)
 	defer g.hub.remove(l)
+	// What the agent can know of its lists now, loading them as a list
+	// request would (bounded by ListWait): a stream opened before the
+	// agent's first tools/list must not hear the first load as a change.
+	// The listener is in the hub first, so a change meanwhile is not
+	// missed: its announcement (all kinds, seen being unset) wins.
+	l.seen.CompareAndSwap(nil, printCatalog(g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, allKinds...)))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

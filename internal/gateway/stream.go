@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -178,6 +179,10 @@ type listener struct {
 	want    map[string]bool // notification methods the agent opted in to
 	uris    map[string]bool // resource subscriptions (2026-07-28)
 	ch      chan *mcp.Message
+	// seen is the persona's catalog as the agent last could know it, per
+	// list kind; Gateway.Run compares it after a state change and tells
+	// the agent only about the kinds that changed.
+	seen atomic.Pointer[catalogPrint]
 }
 
 type hub struct {
@@ -261,10 +266,15 @@ func (h *hub) broadcast(method string, match func(persona string) bool) {
 	}
 }
 
-func (h *hub) broadcastAll(methods ...string) {
-	for _, m := range methods {
-		h.broadcast(m, func(string) bool { return true })
+// listeners returns the open listeners.
+func (h *hub) listeners() []*listener {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*listener, 0, len(h.ls))
+	for l := range h.ls {
+		out = append(out, l)
 	}
+	return out
 }
 
 func (h *hub) resourceUpdated(uri string, allowed func(persona string) bool) {

@@ -215,14 +215,14 @@ func (u *upstream) onMessage(m *mcp.Message) {
 	switch m.Method {
 	case mcp.NotifyToolsChanged:
 		u.invalidate(kindTools)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyToolsChanged)
+		u.g.upstreamChanged(u, mcp.NotifyToolsChanged)
 	case mcp.NotifyPromptsChanged:
 		u.invalidate(kindPrompts)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyPromptsChanged)
+		u.g.upstreamChanged(u, mcp.NotifyPromptsChanged)
 	case mcp.NotifyResourcesChanged:
 		u.invalidate(kindResources)
 		u.invalidate(kindTemplates)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyResourcesChanged)
+		u.g.upstreamChanged(u, mcp.NotifyResourcesChanged)
 	case mcp.NotifyResourceUpdated:
 		var p struct {
 			URI string `json:"uri"`
