@@ -115,6 +115,14 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxBodyBytes bounds a request body (default 4 MiB); larger gets 413.
 	MaxBodyBytes int64
+	// MaxJSONDepth bounds how deep arrays and objects nest in a request
+	// body, the envelope included (default 64); deeper is refused (400)
+	// before anything decodes it.
+	MaxJSONDepth int
+	// MaxBatch bounds the messages of one JSON-RPC batch (2025-03-26
+	// sessions; default 32): a larger batch is refused whole (400), none of
+	// it processed.
+	MaxBatch int
 	// AllowedOrigins lists the browser origins allowed to call (exact
 	// "scheme://host[:port]" or "*"). Empty: only same-origin requests.
 	// Requests without an Origin header (non-browser agents) pass.
@@ -182,7 +190,7 @@ func (c *Config) validate() error {
 	if len(c.SessionKey) != 32 {
 		return fmt.Errorf("gateway config: SessionKey must be 32 bytes, got %d", len(c.SessionKey))
 	}
-	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 {
+	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 || c.MaxJSONDepth < 0 || c.MaxBatch < 0 {
 		return errors.New("gateway config: negative limit")
 	}
 	if c.ICAP != nil && (c.ICAP.Client == nil || (!c.ICAP.ReqMod && !c.ICAP.RespMod)) {
@@ -213,6 +221,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 4 << 20
+	}
+	if c.MaxJSONDepth == 0 {
+		c.MaxJSONDepth = defaultMaxJSONDepth
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = defaultMaxBatch
 	}
 	if c.UpstreamTimeout == 0 {
 		c.UpstreamTimeout = 30 * time.Second

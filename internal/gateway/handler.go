@@ -228,6 +228,10 @@ func (g *Gateway) post(w http.ResponseWriter, c *Call) {
 		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "could not read the request body"))
 		return
 	}
+	if perr := checkJSON(body, g.cfg.MaxJSONDepth); perr != nil {
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, perr)
+		return
+	}
 	// 2026-07-28 has no sessions: a stray Mcp-Session-Id on a modern
 	// request is ignored.
 	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
@@ -379,6 +383,10 @@ func (g *Gateway) postSession(w http.ResponseWriter, c *Call, body []byte) {
 	}
 	if perr != nil {
 		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, perr)
+		return
+	}
+	if batch && len(msgs) > g.cfg.MaxBatch {
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, batchTooLarge(len(msgs), g.cfg.MaxBatch))
 		return
 	}
 	if !batch {

@@ -501,8 +501,8 @@ func TestListChangedOnlyOnActualChange(t *testing.T) {
 	expect("I", "support", support, mcp.NotifyPromptsChanged)
 }
 
-// recordsOf sends one request, then a marker call of a tool nobody has,
-// and returns the answer and the records the request left (those written
+// recordsOf sends one request, then a marker call of a tool nobody has
+// (in hdr's session), and returns the answer and the records the request left (those written
 // before the marker's).
 func (e *env) recordsOf(t *testing.T, persona string, hdr map[string]string, body string) (rawResp, []gateway.Decision) {
 	t.Helper()
@@ -510,7 +510,13 @@ func (e *env) recordsOf(t *testing.T, persona string, hdr map[string]string, bod
 		<-e.decisions
 	}
 	r := e.do(t, "POST", persona, hdr, body)
-	e.do(t, "POST", persona, hdr, `{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"zz_marker","arguments":{}}}`)
+	marker := map[string]string{} // within the session, without 2026-07-28 headers
+	for k, v := range hdr {
+		if k != mcp.HeaderProtocolVersion && k != mcp.HeaderMethod && k != mcp.HeaderName {
+			marker[k] = v
+		}
+	}
+	e.do(t, "POST", persona, marker, `{"jsonrpc":"2.0","id":99,"method":"tools/call","params":{"name":"zz_marker","arguments":{}}}`)
 	recs := e.nextRecords(t)
 	for len(recs) == 0 || recs[len(recs)-1].Tool != "zz_marker" {
 		recs = append(recs, e.nextRecords(t)...)
