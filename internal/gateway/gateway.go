@@ -275,14 +275,11 @@ func (g *Gateway) upstreamChanged(u *upstream, method string) {
 	// already knows.
 	g.told.mu.Lock()
 	if g.told.kinds == nil {
-		g.told.kinds = map[string]*[len(printMethods)]bool{}
+		g.told.kinds = map[string]kindSet{}
 	}
 	ks := g.told.kinds[u.spec.Name]
-	if ks == nil {
-		ks = new([len(printMethods)]bool)
-		g.told.kinds[u.spec.Name] = ks
-	}
 	ks[k] = true
+	g.told.kinds[u.spec.Name] = ks
 	g.told.mu.Unlock()
 	select {
 	case g.told.wake <- struct{}{}:
@@ -304,9 +301,12 @@ func (g *Gateway) uses(persona, upstream string) bool {
 // the list kinds (printMethods order) the agents were told of.
 type told struct {
 	mu    sync.Mutex
-	kinds map[string]*[len(printMethods)]bool
+	kinds map[string]kindSet
 	wake  chan struct{} // capacity 1
 }
+
+// kindSet is a set of list kinds, in printMethods order.
+type kindSet [len(printMethods)]bool
 
 // reseen replaces, in the listeners whose persona uses an upstream that
 // announced a change, the prints of the kinds it changed with the
@@ -324,19 +324,17 @@ func (g *Gateway) reseen(shown *View) {
 	}
 	prints := map[string]*catalogPrint{}
 	for _, l := range g.hub.listeners() {
-		var kinds [len(printMethods)]bool
+		var kinds kindSet
 		role := shown.Role(l.persona)
 		if role == nil {
 			continue
 		}
 		for _, up := range role.Upstreams() {
-			if ks := pending[up]; ks != nil {
-				for k, on := range ks {
-					kinds[k] = kinds[k] || on
-				}
+			for k, on := range pending[up] {
+				kinds[k] = kinds[k] || on
 			}
 		}
-		if kinds == ([len(printMethods)]bool{}) {
+		if kinds == (kindSet{}) {
 			continue
 		}
 		now, ok := prints[l.persona]
