@@ -354,18 +354,42 @@ func (e *env) initAs(t *testing.T, persona, key string) string {
 // methods of the messages it carries, in order.
 func (e *env) openGET(t *testing.T, persona, key, sid string) <-chan string {
 	t.Helper()
+	req, _ := http.NewRequest("GET", e.endpoint(persona), nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set(mcp.HeaderSessionID, sid)
+	return openStream(t, req, key)
+}
+
+// openListen opens a 2026-07-28 subscriptions/listen stream for the tools
+// and prompts lists and returns the methods it carries after the
+// acknowledgement.
+func (e *env) openListen(t *testing.T, persona, key string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.endpoint(persona), strings.NewReader(`{"jsonrpc":"2.0","id":"L1","method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"promptsListChanged":true},`+modernMeta+`}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range modernHeaders("subscriptions/listen", "") {
+		req.Header.Set(k, v)
+	}
+	ch := openStream(t, req, key)
+	if m := nextNotification(t, "listen", ch); m != mcp.NotifyAcknowledged {
+		t.Fatalf("listen stream began with %s", m)
+	}
+	return ch
+}
+
+func openStream(t *testing.T, req *http.Request, key string) <-chan string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.endpoint(persona), nil)
-	req.Header.Set("Accept", "text/event-stream")
+	req = req.WithContext(ctx)
 	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set(mcp.HeaderSessionID, sid)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != 200 {
-		t.Fatalf("GET stream: %d", res.StatusCode)
+		t.Fatalf("%s stream: %d", req.Method, res.StatusCode)
 	}
 	ch := make(chan string, 64)
 	go func() {
@@ -380,8 +404,13 @@ func (e *env) openGET(t *testing.T, persona, key, sid string) <-chan string {
 			if perr != nil {
 				continue
 			}
+			method := m.Method
+			// A listen stream's hints name their subscription.
+			if sub := mcp.GetField(mcp.GetField(m.Params, "_meta"), mcp.MetaSubscriptionID); sub != nil && string(sub) != `"L1"` {
+				method += " for subscription " + string(sub)
+			}
 			select {
-			case ch <- m.Method:
+			case ch <- method:
 			case <-ctx.Done():
 				return
 			}
@@ -411,6 +440,8 @@ func TestListChangedOnlyOnActualChange(t *testing.T) {
 	// for, as SDK clients do.
 	support := e.openGET(t, "support", e.key, e.initAs(t, "support", e.key))
 	finance := e.openGET(t, "finance", e.otherKey, e.initAs(t, "finance", e.otherKey))
+	// support also listens on 2026-07-28, and must hear the same there.
+	supportListen := e.openListen(t, "support", e.key)
 
 	var muts []func(*state.Snapshot)
 	change := func(m func(*state.Snapshot)) {
@@ -425,6 +456,11 @@ func TestListChangedOnlyOnActualChange(t *testing.T) {
 		t.Helper()
 		if got := nextNotification(t, who, ch); got != want {
 			t.Fatalf("%s: %s heard %s, want %s", step, who, got, want)
+		}
+		if ch == support {
+			if got := nextNotification(t, "support (listen)", supportListen); got != want {
+				t.Fatalf("%s: support's listen stream heard %s, want %s", step, got, want)
+			}
 		}
 	}
 	dropTool := func(skill, tool string) func(*state.Snapshot) {
@@ -482,6 +518,9 @@ func TestListChangedOnlyOnActualChange(t *testing.T) {
 		case m := <-support:
 			if m != mcp.NotifyToolsChanged {
 				t.Fatalf("G: support heard %s", m)
+			}
+			if l := nextNotification(t, "support (listen)", supportListen); l != m {
+				t.Fatalf("G: support's listen stream heard %s", l)
 			}
 			heard = true
 		case <-time.After(2 * time.Second):
