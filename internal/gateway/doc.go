@@ -4,7 +4,8 @@
 // reference and governs every message between an agent and those upstreams.
 //
 // Request path: Origin/Host check, authentication, persona lookup, transport
-// checks (method, Content-Type, Accept, body limit), JSON-RPC parsing,
+// checks (method, Content-Type, Accept, body limit; nesting depth and
+// number range, limits.go), JSON-RPC parsing (batches capped by MaxBatch),
 // revision handling (initialize and a sealed session handle for the legacy
 // revisions; per-request _meta and the Mcp-Method/Mcp-Name/Mcp-Param-*
 // headers for 2026-07-28), the default-deny policy decision, data-loss
