@@ -42,6 +42,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/netpolicy"
+	"github.com/portcullis-gw/portcullis/internal/persona"
+	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
 	"github.com/portcullis-gw/portcullis/internal/state"
 	"github.com/portcullis-gw/portcullis/internal/xdp"
 )
@@ -98,6 +100,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Network configures enforcement at the NIC (XDP); see NetworkConfig.
 	Network NetworkConfig
+	// PersonaModel, when its URL is set, lets `persona draft` ask an
+	// on-premises OpenAI-compatible model which skills fit (the drafter's
+	// ability rules still decide every tool). Empty URL: the offline
+	// deterministic drafter only.
+	PersonaModel personallm.Config
 }
 
 func (c *Config) setDefaults() {
@@ -166,7 +173,8 @@ type Appliance struct {
 	datapath  *xdp.Datapath
 	netpolicy *netpolicy.Enforcer
 	metrics   *prometheus.Registry
-	personas  *personaListeners
+	personas  *gateway.Listeners
+	advisor   persona.Advisor // nil: offline drafting only
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -243,6 +251,16 @@ func New(cfg Config) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	if cfg.PersonaModel.URL != "" {
+		mc := cfg.PersonaModel
+		mc.Logger = cfg.Logger.With("component", "persona-model")
+		llm, err := personallm.New(mc)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+		a.advisor = llm
+		a.log.Info("persona drafting asks a language model", "source", llm.Source())
+	}
 	icapCfg, err := icapConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -279,7 +297,9 @@ func New(cfg Config) (_ *Appliance, err error) {
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
 		Validate:     validateDLP,
-		Logger:       a.log.With("component", "api"),
+		Node: state.Node{LoopbackOnly: cfg.Dev, Listeners: []state.Listener{
+			{Name: "gateway", Addr: cfg.GatewayAddr}, {Name: "admin", Addr: cfg.AdminAddr}, {Name: "raft", Addr: cfg.RaftAddr}}},
+		Logger: a.log.With("component", "api"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -292,10 +312,22 @@ func New(cfg Config) (_ *Appliance, err error) {
 	if a.gwLn, err = listen(cfg.GatewayAddr, tlsCfg); err != nil {
 		return nil, fmt.Errorf("appliance: gateway listener: %w", err)
 	}
+	a.personas, err = gateway.NewListeners(gateway.ListenersConfig{
+		Gateway:      a.gw,
+		State:        a.store,
+		TLS:          tlsCfg,
+		LoopbackOnly: cfg.Dev,
+		Guard: func(_ string, h http.Handler) http.Handler {
+			return a.netpolicy.Guard(netpolicy.Persona, h)
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          a.log.With("component", "listeners"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
-	a.personas = &personaListeners{a: a, tls: tlsCfg, log: a.log.With("component", "listeners"),
-		running: map[string]*personaServer{}, failed: map[string]string{}}
-	a.admin = &http.Server{Handler: a.adminHandler(adminAPI, token), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	a.admin = &http.Server{Handler: a.adminHandler(adminAPI), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	a.gateway = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	return a, nil
 }
@@ -347,7 +379,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.node.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
-	g.Go(func() error { return a.personas.run(ctx) })
+	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
 	g.Go(func() error { return serve(a.gateway, a.gwLn) })
 	g.Go(func() error {
@@ -430,7 +462,7 @@ func (a *Appliance) Close() error {
 		errs = append(errs, a.keystore.Close())
 	}
 	if a.personas != nil {
-		a.personas.closeAll(0)
+		errs = append(errs, a.personas.Close())
 	}
 	if a.datapath != nil {
 		errs = append(errs, a.datapath.Close())

@@ -3,17 +3,13 @@ package appliance
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/api"
-	"github.com/portcullis-gw/portcullis/internal/mcp"
 	"github.com/portcullis-gw/portcullis/internal/persona"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
@@ -27,15 +23,26 @@ type draftAnswer struct {
 
 // draftPersona backs the admin API's draft route: the Skill Registry comes
 // from the state snapshot, tool metadata (descriptions, annotations) from
-// each upstream's tools/list, so the drafter can judge what a tool does.
-// An unreachable upstream only costs its metadata; it becomes a warning.
+// the upstream tool lists the gateway caches (gateway.UpstreamTools), so
+// the drafter can judge what a tool does without dialing an upstream of
+// its own. An upstream whose list is unavailable only costs its metadata;
+// it becomes a warning.
+// With a language model configured (Config.PersonaModel) the model chooses
+// among the skills and the drafter's rules decide their tools; a model that
+// fails leaves the offline draft, with a warning.
 func (a *Appliance) draftPersona(ctx context.Context, description string, snap *state.Snapshot) (any, error) {
 	skills := make([]*state.Skill, 0, len(snap.Skills))
 	for _, o := range snap.List(state.KindSkill) {
 		skills = append(skills, o.(*state.Skill))
 	}
-	tools, warnings := a.listTools(ctx, snap)
-	p, err := persona.Draft(description, skills, tools)
+	tools, warnings := a.listTools(ctx)
+	var p *persona.Proposal
+	var err error
+	if a.advisor != nil {
+		p, err = persona.DraftAdvised(ctx, description, skills, tools, a.advisor)
+	} else {
+		p, err = persona.Draft(description, skills, tools)
+	}
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "persona draft: ")
 		return nil, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeInvalid, Message: "cannot draft a persona: " + msg}
@@ -49,102 +56,31 @@ func (a *Appliance) draftPersona(ctx context.Context, description string, snap *
 	return draftAnswer{Proposal: p, YAML: string(y)}, nil
 }
 
-// listTools asks every upstream for its tools (with the upstream's
-// credential injected, as the gateway does), concurrently and bounded in
-// time, and returns them by stable identity "<upstream>/<tool>".
-func (a *Appliance) listTools(ctx context.Context, snap *state.Snapshot) (map[string]persona.ToolInfo, []string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// draftListWait bounds how long a draft waits for upstream tool lists the
+// gateway has not cached yet.
+const draftListWait = 10 * time.Second
+
+// listTools returns the gateway's upstream tools by stable identity
+// "<upstream>/<tool>", and a warning per upstream whose list is missing.
+func (a *Appliance) listTools(ctx context.Context) (map[string]persona.ToolInfo, []string) {
+	ctx, cancel := context.WithTimeout(ctx, draftListWait)
 	defer cancel()
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		tools    = map[string]persona.ToolInfo{}
-		warnings []string
-	)
-	for name, u := range snap.Upstreams {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := a.upstreamTools(ctx, u)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				a.log.Warn("persona draft: list upstream tools", "upstream", name, "err", err)
-				warnings = append(warnings, fmt.Sprintf("could not list the tools of upstream %s, so its tools were judged by name only", name))
-				return
-			}
-			for t, info := range got {
-				tools[name+"/"+t] = info
-			}
-		}()
+	cat := a.gw.UpstreamTools(ctx)
+	tools := make(map[string]persona.ToolInfo, len(cat.Tools))
+	for _, t := range cat.Tools {
+		var info persona.ToolInfo
+		if err := json.Unmarshal(t.Definition, &info); err != nil {
+			a.log.Warn("persona draft: tool definition ignored", "tool", t.ID(), "err", err)
+		}
+		tools[t.ID()] = info
 	}
-	wg.Wait()
+	warnings := make([]string, 0, len(cat.Unavailable))
+	for name, err := range cat.Unavailable {
+		a.log.Warn("persona draft: upstream tools unavailable", "upstream", name, "err", err)
+		warnings = append(warnings, fmt.Sprintf("could not list the tools of upstream %s, so its tools were judged by name only", name))
+	}
 	slices.Sort(warnings)
 	return tools, warnings
-}
-
-// maxToolPages bounds tools/list paging against a misbehaving upstream.
-const maxToolPages = 50
-
-func (a *Appliance) upstreamTools(ctx context.Context, u *state.Upstream) (map[string]persona.ToolInfo, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	defer base.CloseIdleConnections()
-	rt, err := a.credentialTransport(u.Name, u.URL, u.Credential, base)
-	if err != nil {
-		return nil, err
-	}
-	if c, ok := rt.(io.Closer); ok {
-		defer c.Close()
-	}
-	cfg := mcp.ClientConfig{
-		URL:             u.URL,
-		HTTPClient:      &http.Client{Transport: rt},
-		ProtocolVersion: u.ProtocolVersion,
-		ClientInfo:      mcp.Implementation{Name: "portcullis-drafter", Version: "1"},
-	}
-	var conn mcp.Conn
-	if u.Transport == "sse" {
-		conn, err = mcp.DialSSE(ctx, cfg)
-	} else {
-		conn, err = mcp.Dial(ctx, cfg)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	out := map[string]persona.ToolInfo{}
-	cursor := ""
-	for range maxToolPages {
-		params := json.RawMessage(`{}`)
-		if cursor != "" {
-			params, _ = json.Marshal(map[string]string{"cursor": cursor})
-		}
-		m, err := conn.Call(ctx, "tools/list", params, nil)
-		if err != nil {
-			return nil, err
-		}
-		if m.Error != nil {
-			return nil, errors.New(m.Error.Message)
-		}
-		var page struct {
-			Tools []struct {
-				Name string `json:"name"`
-				persona.ToolInfo
-			} `json:"tools"`
-			NextCursor string `json:"nextCursor"`
-		}
-		if err := json.Unmarshal(m.Result, &page); err != nil {
-			return nil, fmt.Errorf("decode tools/list: %w", err)
-		}
-		for _, t := range page.Tools {
-			out[t.Name] = t.ToolInfo
-		}
-		if page.NextCursor == "" {
-			return out, nil
-		}
-		cursor = page.NextCursor
-	}
-	return out, nil
 }
 
 // avoidReplacing renames a drafted persona, and narrowed skills, whose

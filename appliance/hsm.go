@@ -17,7 +17,6 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/credential"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
-	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // HSMPINEnv is the environment variable that holds the HSM user PIN when no
@@ -42,6 +41,12 @@ func openKeystore(cfg Config, log *slog.Logger) (*hsm.Keystore, error) {
 		if !cfg.Dev {
 			log.Warn("no HSM configured (--hsm-token): backend secrets cannot be stored and upstream credentials cannot be injected")
 			return nil, nil
+		}
+		// SoftHSM reads its configuration from the environment when the
+		// module is first loaded, and this process has no other use for
+		// it: point it at the node's own token directory, once, here.
+		if err := os.Setenv(hsm.SoftHSMConfEnv, hsm.DevTokenPaths(cfg.DataDir).Conf); err != nil {
+			return nil, fmt.Errorf("dev HSM token: %w", err)
 		}
 		dev, err := hsm.InitDevToken(cfg.DataDir)
 		if errors.Is(err, hsm.ErrModuleNotFound) {
@@ -115,37 +120,31 @@ func (a *Appliance) voters() int {
 // upstreamTransport is the gateway's UpstreamTransport hook: an upstream
 // with a Credential is called through a credential.Transport that unseals
 // its secrets with this node's HSM (ciphertext from the local replicated
-// snapshot) and injects them; one per upstream connection, closed with it
-// (which zeroes its cached plaintexts). The plaintext lives only there: the
-// unsealed bytes for at most Config.SecretCacheTTL (30s), the rendered value
-// in the outgoing request until it is written. Without an HSM such calls
-// fail closed with credential.ErrUnavailable; other upstreams are unaffected.
+// snapshot) and injects them into requests for the upstream's origin only (a
+// redirect elsewhere gets nothing); one per upstream connection, closed with
+// it (which zeroes its cached plaintexts). The plaintext lives only there:
+// the unsealed bytes for at most Config.SecretCacheTTL (30s), the rendered
+// value in the outgoing request until it is written. Without an HSM such
+// calls fail closed with credential.ErrUnavailable; other upstreams are
+// unaffected. The drafter's tool lists come through the same connections.
 func (a *Appliance) upstreamTransport(spec *gateway.UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error) {
-	return a.credentialTransport(spec.Name, spec.URL, spec.Credential, base)
-}
-
-// credentialTransport wraps base so that it injects an upstream's
-// credential (base itself when there is none) into requests for the
-// upstream's origin only (a redirect elsewhere gets nothing); the drafter's
-// tools/list calls use it too.
-func (a *Appliance) credentialTransport(upstream, upstreamURL string, c *state.Credential, base http.RoundTripper) (http.RoundTripper, error) {
-	if c == nil {
+	if spec.Credential == nil {
 		return base, nil
 	}
 	if a.keystore == nil {
-		return nil, fmt.Errorf("%w: upstream %q needs a backend credential but this node has no HSM", credential.ErrUnavailable, upstream)
+		return nil, fmt.Errorf("%w: upstream %q needs a backend credential but this node has no HSM", credential.ErrUnavailable, spec.Name)
 	}
 	tr, err := credential.New(credential.Config{
-		Upstream: upstream,
-		URL:      upstreamURL,
-		Spec:     credential.FromState(c),
+		Upstream: spec.Name,
+		URL:      spec.URL,
+		Spec:     credential.FromState(spec.Credential),
 		Unsealer: credential.KeystoreUnsealer{Keystore: a.keystore, Lookup: credential.StateLookup(a.store.Current)},
 		Base:     base,
 		CacheTTL: a.cfg.SecretCacheTTL,
 		Logger:   a.log.With("component", "credential"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", upstream, err)
+		return nil, fmt.Errorf("upstream %q: %w", spec.Name, err)
 	}
 	return tr, nil
 }

@@ -18,8 +18,8 @@ func testToken(t *testing.T) (label, pinFile string) {
 	if hsm.DefaultModulePath() == "" {
 		t.Fatal("SoftHSM2 is not installed: apt-get install softhsm2")
 	}
-	t.Setenv("SOFTHSM2_CONF", "")
 	dir := t.TempDir()
+	t.Setenv(hsm.SoftHSMConfEnv, hsm.DevTokenPaths(dir).Conf)
 	if _, err := hsm.InitDevToken(dir); err != nil {
 		t.Fatalf("init token: %v", err)
 	}

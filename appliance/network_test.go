@@ -122,10 +122,11 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 		t.Fatalf("persona listeners %v, want support on %s", addrs, listen)
 	}
 
-	// A dev node serves persona endpoints on loopback only.
+	// A dev node serves persona endpoints on loopback only: the apply is
+	// refused, naming the field, and nothing opens.
 	lan := "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: lan}\nspec: {skills: [], endpoint: {listen: \"192.0.2.1:9001\"}}\n"
-	if code, body, _ := call("POST", admin+"/v1/apply", lan, token); code != 200 {
-		t.Fatalf("apply: %d %s", code, body)
+	if code, body, _ := call("POST", admin+"/v1/apply", lan, token); code != http.StatusUnprocessableEntity || !strings.Contains(body, "spec.endpoint.listen") || !strings.Contains(body, "loopback only") {
+		t.Fatalf("apply of a LAN endpoint on a dev node: %d %s, want 422 naming spec.endpoint.listen", code, body)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if addrs := a.PersonaAddrs(); addrs["lan"] != "" || addrs["support"] != listen {
@@ -133,8 +134,18 @@ func TestNetworkFallbackAndPersonaListener(t *testing.T) {
 	}
 
 	// /metrics: the admin token is required; the fallback is visible.
-	if code, _, _ := call("GET", admin+"/metrics", "", ""); code != http.StatusUnauthorized {
-		t.Fatalf("/metrics without token: %d", code)
+	// It is the admin API's own check (one for every admin route, /metrics
+	// and /v1/metrics being one handler): a wrong token is refused alike.
+	for _, path := range []string{"/metrics", "/v1/metrics"} {
+		for _, tok := range []string{"", "wrong-token-0123456789"} {
+			code, body, hdr := call("GET", admin+path, "", tok)
+			if code != http.StatusUnauthorized || !strings.Contains(hdr.Get("WWW-Authenticate"), "portcullis-admin") || !strings.Contains(body, `"unauthorized"`) {
+				t.Fatalf("%s with token %q: %d %s", path, tok, code, body)
+			}
+		}
+	}
+	if code, body, _ := call("GET", admin+"/v1/metrics", "", token); code != 200 || !strings.Contains(body, "portcullis_xdp_fallback 1") {
+		t.Fatalf("/v1/metrics: %d", code)
 	}
 	code, body, _ = call("GET", admin+"/metrics", "", token)
 	for _, want := range []string{"portcullis_xdp_fallback 1", "portcullis_netpolicy_nic_enforced 0", `portcullis_netpolicy_userspace_decisions_total{reason="cidr"} 2`, `portcullis_netpolicy_refused_requests_total{surface="persona"} 1`, "go_goroutines"} {

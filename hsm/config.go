@@ -64,15 +64,15 @@ type Config struct {
 	// PINEnv names an environment variable holding the user PIN; used when
 	// PINFile is empty.
 	PINEnv string
-	// SoftHSMConf, if set, is exported as SOFTHSM2_CONF before the module is
-	// initialized (dev mode). It is process-wide: SoftHSM reads it once per
-	// C_Initialize.
-	SoftHSMConf string
 	// MaxSessions bounds the PKCS#11 sessions of the hot path; callers beyond
-	// it wait (see SessionWait). Default DefaultMaxSessions; minimum 2.
+	// it wait (see SessionWait). It bounds each of the keystore's two pools
+	// (crypto11's, for seal, unseal and sign, and the raw one, for MAC and
+	// the rest), so the token may see up to 2×MaxSessions+2 sessions.
+	// Default DefaultMaxSessions; minimum 2.
 	MaxSessions int
 	// SessionWait is how long a call waits for a free session before failing;
-	// default 5s.
+	// default 5s. Seal, unseal and sign wait in crypto11's pool, which does
+	// not see the caller's context: a cancelled caller may wait this long.
 	SessionWait time.Duration
 	// Logger receives connection events; never keys, PINs or plaintext.
 	Logger *slog.Logger

@@ -96,26 +96,36 @@ func DevTokenPaths(dataDir string) DevPaths {
 	}
 }
 
+// SoftHSMConfEnv is the environment variable SoftHSM2 reads its
+// configuration file from, once per process (at C_Initialize).
+const SoftHSMConfEnv = "SOFTHSM2_CONF"
+
+// ErrSoftHSMConf: SOFTHSM2_CONF does not name the dev token's configuration.
+var ErrSoftHSMConf = errors.New("hsm: " + SoftHSMConfEnv + " does not name the dev token's configuration")
+
 // InitDevToken gives dev mode a real HSM: a SoftHSM2 token under
 // DATA/hsm with its own softhsm2.conf and random SO and user PINs in 0600
-// files. It is idempotent: an existing dev token is reused. It exports
-// SOFTHSM2_CONF for this process, so call it before any other use of the
-// SoftHSM module. The returned Config opens the token.
+// files. It is idempotent: an existing dev token is reused. The program must
+// have pointed SOFTHSM2_CONF at DevTokenPaths(dataDir).Conf before (once,
+// before any use of the SoftHSM module: SoftHSM reads it when first
+// initialized); otherwise it fails with ErrSoftHSMConf rather than make a
+// token in the machine's own SoftHSM configuration. The returned Config
+// opens the token.
 func InitDevToken(dataDir string) (Config, error) {
 	module := DefaultModulePath()
 	if module == "" {
 		return Config{}, fmt.Errorf("%w: dev mode needs SoftHSM2 (apt install softhsm2)", ErrModuleNotFound)
 	}
 	p := DevTokenPaths(dataDir)
-	cfg := Config{ModulePath: module, TokenLabel: DevTokenLabel, PINFile: p.UserPINFile, SoftHSMConf: p.Conf}
+	if got := os.Getenv(SoftHSMConfEnv); got != p.Conf {
+		return Config{}, fmt.Errorf("%w: it is %q, want %q (set it once, before the module is first loaded)", ErrSoftHSMConf, got, p.Conf)
+	}
+	cfg := Config{ModulePath: module, TokenLabel: DevTokenLabel, PINFile: p.UserPINFile}
 	if err := os.MkdirAll(p.Tokens, 0o700); err != nil {
 		return Config{}, fmt.Errorf("hsm: dev token: %w", err)
 	}
 	conf := fmt.Sprintf("# written by portcullis dev mode\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", p.Tokens)
 	if err := os.WriteFile(p.Conf, []byte(conf), 0o600); err != nil {
-		return Config{}, fmt.Errorf("hsm: dev token: %w", err)
-	}
-	if err := os.Setenv("SOFTHSM2_CONF", p.Conf); err != nil {
 		return Config{}, fmt.Errorf("hsm: dev token: %w", err)
 	}
 	if _, err := os.Stat(p.UserPINFile); err == nil {

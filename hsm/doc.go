@@ -55,12 +55,16 @@
 // # Sessions and failure
 //
 // crypto11 opens the token (module, label, login) and provides the ECDSA
-// signers. The hot paths (seal, unseal, MAC, random, wrap) run on this
-// package's own bounded session pool over the same module instance, because
-// crypto11's AEAD panics on a token error and flattens PKCS#11 return codes,
-// and the keystore must fail closed with a typed error instead: when the token
-// stops answering, calls fail with ErrUnavailable, the connection is torn down,
-// and a background loop reopens it with backoff until the token answers again.
+// signers and the AES-GCM of seal and unseal. crypto11's AEAD panics on a
+// token error and flattens PKCS#11 return codes into text, so Seal recovers
+// the panic, and after any failed crypto11 call the token is asked a harmless
+// question on a raw session to tell a refused request from a token gone. MAC,
+// random, key generation, wrap and unwrap run on this package's own bounded
+// pool of raw sessions over the same module instance (MAC because crypto11's
+// HMAC can strand a session on a token error, see Keystore.MAC). The keystore
+// fails closed with a typed error: when the token stops answering, calls fail
+// with ErrUnavailable, the connection is torn down, and a background loop
+// reopens it with backoff until the token answers again.
 //
 // SoftHSM never locks a PIN (it counts failures but accepts the right PIN
 // afterwards); ErrPINLocked is mapped from CKR_PIN_LOCKED for tokens that do.

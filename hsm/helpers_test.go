@@ -100,7 +100,7 @@ func (s *softhsm) token(t testing.TB, label string) (Config, string) {
 	if err := InitToken(s.module, label, so, user); err != nil {
 		t.Fatalf("InitToken(%s): %v", label, err)
 	}
-	return Config{ModulePath: s.module, TokenLabel: label, PINFile: userFile, SoftHSMConf: s.conf, Logger: testLogger(t)}, soFile
+	return Config{ModulePath: s.module, TokenLabel: label, PINFile: userFile, Logger: testLogger(t)}, soFile
 }
 
 func open(t testing.TB, cfg Config) *Keystore {

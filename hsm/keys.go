@@ -49,6 +49,13 @@ func (c *conn) macKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, create bool) (pkcs
 // MAC returns HMAC-SHA256 of data under the token's MAC key: deterministic,
 // so equal inputs give equal DLP tokens across the cluster, and unforgeable
 // without the HSM.
+//
+// It stays on raw PKCS#11 (C_SignInit + C_Sign) rather than crypto11's
+// NewHMAC: crypto11's HMAC reports token errors by panicking in Sum, and when
+// C_SignUpdate fails it panics before handing its session back to its pool;
+// crypto11's Context.Close then waits for that session forever, so one token
+// failure mid-MAC would hang the reconnect and Close. (It also costs a third
+// PKCS#11 call per MAC.)
 func (k *Keystore) MAC(ctx context.Context, data []byte) ([]byte, error) {
 	var out []byte
 	err := k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {

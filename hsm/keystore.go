@@ -2,10 +2,10 @@ package hsm
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -30,8 +30,12 @@ type Keystore struct {
 	retryDone sync.WaitGroup
 }
 
-// conn is one connection to the token: a crypto11 context holding the login
-// and a bounded pool of raw sessions for the hot paths.
+// conn is one connection to the token: a crypto11 context holding the login,
+// whose session pool serves seal, unseal and sign, and a bounded pool of raw
+// sessions for what crypto11 has no call for or does not do safely (key
+// generation with this package's attributes, wrap and unwrap, key check
+// values, random, MAC: see Keystore.MAC) and for telling a refused request
+// from a token gone. Each pool holds up to MaxSessions sessions.
 type conn struct {
 	c11  *crypto11.Context
 	mod  *module
@@ -48,12 +52,17 @@ type conn struct {
 	mu      sync.Mutex
 	seal    map[uint32]pkcs11.ObjectHandle
 	mac     pkcs11.ObjectHandle
+	aeads   map[uint32]cipher.AEAD // crypto11 AES-GCM, by sealing key version
 	signers map[string]crypto11.Signer
 	broken  bool
 }
 
 // Open opens and logs in to the token cfg names. Errors wrap
 // ErrModuleNotFound, ErrTokenNotFound, ErrNoPIN, ErrWrongPIN or ErrPINLocked.
+// The module reads its own configuration (SoftHSM2: $SOFTHSM2_CONF) from the
+// process environment when it is first initialized; this package never
+// changes the environment, the program sets it once, before (see
+// InitDevToken).
 func Open(cfg Config) (*Keystore, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -62,11 +71,6 @@ func Open(cfg Config) (*Keystore, error) {
 	pin, err := c.readPIN()
 	if err != nil {
 		return nil, err
-	}
-	if c.SoftHSMConf != "" {
-		if err := os.Setenv("SOFTHSM2_CONF", c.SoftHSMConf); err != nil {
-			return nil, fmt.Errorf("hsm: set SOFTHSM2_CONF: %w", err)
-		}
 	}
 	k := &Keystore{cfg: c, log: c.Logger, pin: pin, stop: make(chan struct{})}
 	cn, err := k.connect()
@@ -106,6 +110,9 @@ func (k *Keystore) connect() (*conn, error) {
 		Pin:             string(k.pin),
 		MaxSessions:     k.cfg.MaxSessions,
 		PoolWaitTimeout: k.cfg.SessionWait,
+		// Sealed secrets carry 96-bit nonces (the Sealed format); the
+		// nonce is ours, crypto11 passes it to CKM_AES_GCM as given.
+		GCMIVLength: gcmNonceSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hsm: open token %q: %w", k.cfg.TokenLabel, classify(err))
@@ -142,6 +149,7 @@ func (k *Keystore) connect() (*conn, error) {
 		sem:     make(chan struct{}, k.cfg.MaxSessions),
 		idle:    make(chan pkcs11.SessionHandle, k.cfg.MaxSessions),
 		seal:    map[uint32]pkcs11.ObjectHandle{},
+		aeads:   map[uint32]cipher.AEAD{},
 		signers: map[string]crypto11.Signer{},
 		closed:  make(chan struct{}),
 	}, nil
@@ -300,31 +308,45 @@ func (k *Keystore) retry() {
 	}
 }
 
-// do runs f on a pooled session of the current connection. Sessions are
-// bounded by MaxSessions; a caller waits at most SessionWait (or ctx) for one.
-// A token-level failure drops the connection and returns ErrUnavailable.
-func (k *Keystore) do(ctx context.Context, f func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error) error {
+// use runs f on the current connection, counted as one call in flight. An
+// error wrapping ErrUnavailable drops the connection (and starts the
+// reconnect loop).
+func (k *Keystore) use(f func(c *conn) error) error {
 	cn, err := k.acquire()
 	if err != nil {
 		return err
 	}
 	defer cn.inflight.Done()
-
-	sh, err := cn.session(ctx, k.cfg.SessionWait)
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			k.fail(cn, err)
-		}
-		return err
-	}
-	err = f(cn, cn.mod.p, sh)
+	err = f(cn)
 	if errors.Is(err, ErrUnavailable) {
-		_ = cn.mod.p.CloseSession(sh)
-		<-cn.sem
 		k.fail(cn, err)
+	}
+	return err
+}
+
+// do runs f on a pooled raw session of the current connection. Sessions are
+// bounded by MaxSessions; a caller waits at most SessionWait (or ctx) for one.
+// A token-level failure drops the connection and returns ErrUnavailable.
+func (k *Keystore) do(ctx context.Context, f func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error) error {
+	return k.use(func(cn *conn) error {
+		return cn.raw(ctx, k.cfg.SessionWait, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error { return f(cn, p, sh) })
+	})
+}
+
+// raw runs f on a pooled raw session of c. A session that saw a token-level
+// failure is closed rather than reused.
+func (c *conn) raw(ctx context.Context, wait time.Duration, f func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error) error {
+	sh, err := c.session(ctx, wait)
+	if err != nil {
 		return err
 	}
-	cn.idle <- sh
+	err = f(c.mod.p, sh)
+	if errors.Is(err, ErrUnavailable) {
+		_ = c.mod.p.CloseSession(sh)
+		<-c.sem
+		return err
+	}
+	c.idle <- sh
 	return err
 }
 

@@ -450,6 +450,13 @@ func TestConcurrentUnseal(t *testing.T) {
 func TestDevToken(t *testing.T) {
 	newSoftHSM(t) // restores SOFTHSM2_CONF afterwards
 	dir := t.TempDir()
+	if _, err := InitDevToken(dir); !errors.Is(err, ErrSoftHSMConf) {
+		t.Fatalf("InitDevToken with SOFTHSM2_CONF elsewhere: %v, want ErrSoftHSMConf", err)
+	}
+	if _, err := os.Stat(DevTokenPaths(dir).UserPINFile); err == nil {
+		t.Fatal("InitDevToken made a token although SOFTHSM2_CONF names another configuration")
+	}
+	t.Setenv(SoftHSMConfEnv, DevTokenPaths(dir).Conf)
 	cfg, err := InitDevToken(dir)
 	if err != nil {
 		t.Fatal(err)

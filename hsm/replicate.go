@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"strings"
 
 	"github.com/miekg/pkcs11"
@@ -143,11 +142,6 @@ func TrustWrappingKey(cfg Config, soPIN, pubDER []byte) error {
 	pub, err := parseWrappingKey(pubDER)
 	if err != nil {
 		return err
-	}
-	if c.SoftHSMConf != "" {
-		if err := os.Setenv("SOFTHSM2_CONF", c.SoftHSMConf); err != nil {
-			return fmt.Errorf("hsm: set SOFTHSM2_CONF: %w", err)
-		}
 	}
 	moduleMu.Lock()
 	defer moduleMu.Unlock()

@@ -2,12 +2,15 @@ package hsm
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -102,8 +105,27 @@ func (c *conn) loadSealKeys(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
 	}
 	c.mu.Lock()
 	c.seal = keys
+	for v := range c.aeads {
+		if _, ok := keys[v]; !ok {
+			delete(c.aeads, v)
+		}
+	}
 	c.mu.Unlock()
 	return nil
+}
+
+// sealVersion resolves v (0: the current version) among the sealing keys
+// this conn knows, and reports whether it holds that version.
+func (c *conn) sealVersion(v uint32) (uint32, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v == 0 {
+		for n := range c.seal {
+			v = max(v, n)
+		}
+	}
+	_, ok := c.seal[v]
+	return v, ok && v != 0
 }
 
 // sealKey returns the handle of version v (0: the current one) and its version.
@@ -222,7 +244,7 @@ func (k *Keystore) Rotate(ctx context.Context) (uint32, error) {
 
 // Seal encrypts plaintext for the secret name at secretVersion under the
 // current sealing key and returns the Sealed binary form. The plaintext goes
-// to the HSM and is not kept.
+// to the HSM (AES-GCM through crypto11) and is not kept.
 func (k *Keystore) Seal(ctx context.Context, name string, secretVersion uint64, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > maxSealedSize-sealedHeader-gcmNonceSize-gcmTagSize {
 		return nil, fmt.Errorf("hsm: seal %q: %d bytes exceeds the 1 MiB limit", name, len(plaintext))
@@ -232,19 +254,14 @@ func (k *Keystore) Seal(ctx context.Context, name string, secretVersion uint64, 
 		return nil, fmt.Errorf("hsm: nonce: %w", err)
 	}
 	var s Sealed
-	err := k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
-		h, v, err := c.sealKey(p, sh, 0)
+	err := k.use(func(c *conn) error {
+		a, v, err := c.sealAEAD(ctx, k.cfg.SessionWait, 0)
 		if err != nil {
 			return err
 		}
-		params := pkcs11.NewGCMParams(nonce, aad(name, secretVersion, v), gcmTagSize*8)
-		defer params.Free()
-		if err := p.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
-			return fmt.Errorf("hsm: seal %q: %w", name, classify(err))
-		}
-		ct, err := p.Encrypt(sh, plaintext)
+		ct, err := gcmSeal(a, nonce, plaintext, aad(name, secretVersion, v))
 		if err != nil {
-			return fmt.Errorf("hsm: seal %q: %w", name, classify(err))
+			return c.refused(ctx, k.cfg.SessionWait, v, fmt.Sprintf("seal %q", name), err)
 		}
 		s = Sealed{KeyVersion: v, Nonce: nonce, Ciphertext: ct}
 		return nil
@@ -264,23 +281,21 @@ func (k *Keystore) Unseal(ctx context.Context, name string, secretVersion uint64
 		return nil, err
 	}
 	var pt []byte
-	err = k.do(ctx, func(c *conn, p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
-		h, _, err := c.sealKey(p, sh, s.KeyVersion)
+	err = k.use(func(c *conn) error {
+		a, _, err := c.sealAEAD(ctx, k.cfg.SessionWait, s.KeyVersion)
 		if err != nil {
 			return err
 		}
-		params := pkcs11.NewGCMParams(s.Nonce, aad(name, secretVersion, s.KeyVersion), gcmTagSize*8)
-		defer params.Free()
-		if err := p.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
-			return fmt.Errorf("hsm: unseal %q: %w", name, classify(err))
-		}
-		pt, err = p.Decrypt(sh, s.Ciphertext)
+		out, err := a.Open(nil, s.Nonce, s.Ciphertext, aad(name, secretVersion, s.KeyVersion))
 		if err != nil {
-			if isAuthFailure(p, sh, err) {
+			// A failed tag check on a token that still answers: the
+			// ciphertext, name or version is wrong, not the token.
+			if isTagMismatch(err) && c.probe(ctx, k.cfg.SessionWait) == nil {
 				return fmt.Errorf("%w: %q version %d", ErrOpen, name, secretVersion)
 			}
-			return fmt.Errorf("hsm: unseal %q: %w", name, classify(err))
+			return c.refused(ctx, k.cfg.SessionWait, s.KeyVersion, fmt.Sprintf("unseal %q", name), err)
 		}
+		pt = out
 		return nil
 	})
 	if err != nil {
@@ -289,21 +304,116 @@ func (k *Keystore) Unseal(ctx context.Context, name string, secretVersion uint64
 	return pt, nil
 }
 
-// isAuthFailure reports whether a failed C_Decrypt was a GCM tag mismatch.
-// The standard code is CKR_ENCRYPTED_DATA_INVALID, but SoftHSM 2.6 answers a
-// mismatch with CKR_GENERAL_ERROR, which also means "token broken"; the two
-// are told apart by asking the same session a harmless question.
-func isAuthFailure(p *pkcs11.Ctx, sh pkcs11.SessionHandle, err error) bool {
-	var code pkcs11.Error
-	if !errors.As(err, &code) {
+// gcmSeal is AEAD.Seal without the panic crypto11's implementation raises
+// on a token error (cipher.AEAD.Seal cannot return one).
+func gcmSeal(a cipher.AEAD, nonce, plaintext, ad []byte) (ct []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				ct, err = nil, e
+			} else {
+				ct, err = nil, fmt.Errorf("%v", r)
+			}
+		}
+	}()
+	return a.Seal(nil, nonce, plaintext, ad), nil
+}
+
+// sealAEAD returns crypto11's AES-GCM of sealing key version v (0: the
+// current one) and that version. The AEAD is kept per connection.
+func (c *conn) sealAEAD(ctx context.Context, wait time.Duration, v uint32) (cipher.AEAD, uint32, error) {
+	ver, ok := c.sealVersion(v)
+	if !ok {
+		// Another process (the CLI) or the join ceremony may have added keys.
+		err := c.raw(ctx, wait, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+			_, _, err := c.sealKey(p, sh, v)
+			return err
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		ver, _ = c.sealVersion(v)
+	}
+	c.mu.Lock()
+	a := c.aeads[ver]
+	c.mu.Unlock()
+	if a != nil {
+		return a, ver, nil
+	}
+	key, err := findTokenKey(c.c11, sealLabel(ver))
+	if err != nil {
+		return nil, 0, c.refused(ctx, wait, ver, fmt.Sprintf("sealing key v%d", ver), err)
+	}
+	if a, err = key.NewGCM(); err != nil {
+		return nil, 0, fmt.Errorf("hsm: sealing key v%d: %w", ver, err)
+	}
+	c.mu.Lock()
+	c.aeads[ver] = a
+	c.mu.Unlock()
+	return a, ver, nil
+}
+
+// findTokenKey finds the secret key labelled label among the token's objects
+// (not the session objects the join ceremony makes while it checks keys).
+func findTokenKey(c11 *crypto11.Context, label string) (*crypto11.SecretKey, error) {
+	attrs := crypto11.NewAttributeSet()
+	if err := attrs.Set(crypto11.CkaLabel, label); err != nil {
+		return nil, err
+	}
+	if err := attrs.Set(crypto11.CkaToken, true); err != nil {
+		return nil, err
+	}
+	keys, err := c11.FindKeysWithAttributes(attrs)
+	switch {
+	case err != nil:
+		return nil, classify(err)
+	case len(keys) == 0:
+		return nil, fmt.Errorf("no key labelled %s in the token", label)
+	}
+	return keys[0], nil
+}
+
+// refused explains a failed crypto11 operation with sealing key version v.
+// crypto11 flattens PKCS#11 return codes into text, so the token is asked a
+// harmless question on a raw session: if it does not answer, the error wraps
+// ErrUnavailable (and use drops the connection); otherwise the request
+// itself was refused, and the cached AEAD of v is dropped in case its key
+// handle went stale (another process destroyed the key). crypto11's errors
+// carry the PKCS#11 function and return code, never key or data bytes.
+func (c *conn) refused(ctx context.Context, wait time.Duration, v uint32, op string, err error) error {
+	if perr := c.probe(ctx, wait); perr != nil {
+		return fmt.Errorf("hsm: %s: %w: %v (%v)", op, ErrUnavailable, err, perr)
+	}
+	c.mu.Lock()
+	delete(c.aeads, v)
+	c.mu.Unlock()
+	return fmt.Errorf("hsm: %s: %w", op, err)
+}
+
+// probe asks the token a harmless question (one random byte) on a raw
+// session; an error wrapping ErrUnavailable means the token is gone.
+func (c *conn) probe(ctx context.Context, wait time.Duration) error {
+	return c.raw(ctx, wait, func(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+		_, err := p.GenerateRandom(sh, 1)
+		return classify(err)
+	})
+}
+
+// isTagMismatch reports whether err, from crypto11's Open on a token that
+// answers, is a failed GCM tag check: C_Decrypt (not C_DecryptInit) returned
+// CKR_ENCRYPTED_DATA_INVALID or _LEN_RANGE, or CKR_GENERAL_ERROR /
+// CKR_FUNCTION_FAILED, which SoftHSM 2.6 answers a mismatch with. crypto11
+// v1.6.2 keeps only the text of the pkcs11.Error ("C_Decrypt: pkcs11: 0x40:
+// CKR_ENCRYPTED_DATA_INVALID"), hence the string match.
+func isTagMismatch(err error) bool {
+	msg := err.Error()
+	if !strings.Contains(msg, "C_Decrypt: ") {
 		return false
 	}
-	switch code {
-	case pkcs11.CKR_ENCRYPTED_DATA_INVALID, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE:
-		return true
-	case pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED:
-		_, perr := p.GenerateRandom(sh, 1)
-		return perr == nil
+	for _, code := range []string{"CKR_ENCRYPTED_DATA_INVALID", "CKR_ENCRYPTED_DATA_LEN_RANGE", "CKR_GENERAL_ERROR", "CKR_FUNCTION_FAILED"} {
+		if strings.HasSuffix(msg, ": "+code) {
+			return true
+		}
 	}
 	return false
 }
@@ -383,6 +493,7 @@ func (k *Keystore) DestroyKeyVersion(ctx context.Context, v uint32) error {
 		}
 		c.mu.Lock()
 		delete(c.seal, v)
+		delete(c.aeads, v)
 		c.mu.Unlock()
 		return nil
 	})

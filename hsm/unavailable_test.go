@@ -141,3 +141,47 @@ func TestOpenLockedPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnavailableOnFirstUseOfAKey: the HSM goes away before any call has
+// used the current sealing key; looking that key up (through crypto11) must
+// fail closed with ErrUnavailable, not a refused request, so the keystore
+// reconnects and Seal works again once the HSM is back.
+func TestUnavailableOnFirstUseOfAKey(t *testing.T) {
+	s := newSoftHSM(t)
+	cfg, _ := s.token(t, "flaky2")
+	f := newFaultShim(t, s)
+	cfg.ModulePath = f.module
+	k := open(t, cfg)
+	ctx := ctxT(t)
+	if err := k.EnsureKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.down(t)
+	if _, err := k.Seal(ctx, "s", 1, []byte("x")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("first Seal under a new key with the HSM gone: %v, want ErrUnavailable", err)
+	}
+	if k.Available() {
+		t.Fatal("Available() with the HSM gone")
+	}
+	f.up(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sealed, err := k.Seal(ctx, "s", 1, []byte("x"))
+		if err == nil {
+			if pt, err := k.Unseal(ctx, "s", 1, sealed); err != nil || string(pt) != "x" {
+				t.Fatalf("Unseal after recovery: %q, %v", pt, err)
+			}
+			break
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("while recovering: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keystore did not recover within 20s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -3,8 +3,9 @@
 //
 // Every route under /v1 needs the admin bearer token. Reads come from the
 // node's local state snapshot; writes are validated completely against it
-// and then proposed as one raft command through the cluster node, so a
-// request either changes everything it asked for or nothing.
+// (state.Store.Prepare, with this node's facts) and then proposed as one
+// raft command through the cluster node, so a request either changes
+// everything it asked for or nothing.
 //
 // Routes:
 //
@@ -86,6 +87,10 @@ type Config struct {
 	// is proposed, never inside the state machine, so a newer binary's
 	// stricter checks cannot make an old raft log unreplayable.
 	Validate func(state.Object) []*state.FieldError
+	// Node holds the facts about this node that documents are checked
+	// against when proposed (its own listeners, dev mode): a persona
+	// endpoint that could never bind here is refused. Zero checks nothing.
+	Node state.Node
 }
 
 // Route is an extra admin route. Path is relative to /v1 and may use gin
@@ -245,8 +250,8 @@ func (a *API) status(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"raft": a.cfg.Cluster.Status(), "stateIndex": a.cfg.Store.Current().Index})
 }
 
-// propose replicates cmd and returns the state's result, with errors
-// mapped to API errors.
+// propose validates and replicates cmd and returns the state's result,
+// with errors mapped to API errors.
 func (a *API) propose(ctx context.Context, cmd *state.Command) (*state.Result, error) {
 	res, err := a.proposeRaw(ctx, cmd)
 	if err != nil {
@@ -255,8 +260,22 @@ func (a *API) propose(ctx context.Context, cmd *state.Command) (*state.Result, e
 	return res, nil
 }
 
-// proposeRaw replicates cmd and returns the state's result or its error.
+// proposeRaw validates cmd against the local state (state.Store.Prepare),
+// so that nothing invalid reaches the raft log, replicates the prepared
+// command and returns the state's result or its error. The state machine
+// re-checks only what a concurrent write may have changed meanwhile.
 func (a *API) proposeRaw(ctx context.Context, cmd *state.Command) (*state.Result, error) {
+	prepared, _, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	return a.replicate(ctx, prepared)
+}
+
+// replicate proposes a command Prepare returned. The response of a write
+// forwarded to the leader arrives as state.DecodeOutcome gives it, so it
+// is handled exactly like a local one.
+func (a *API) replicate(ctx context.Context, cmd *state.Command) (*state.Result, error) {
 	b, err := cmd.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)

@@ -98,11 +98,11 @@ func (a *API) apply(c *gin.Context) {
 		return
 	}
 	// Validate against the local state first, so that a bad request never
-	// reaches the raft log; the state machine checks again on apply, which
-	// settles races with concurrent writes.
-	res, err := a.cfg.Store.Check(cmd)
+	// reaches the raft log; the state machine re-checks only references,
+	// which settles races with concurrent writes.
+	prepared, res, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
 	if err == nil && !req.DryRun {
-		res, err = a.proposeRaw(c.Request.Context(), cmd)
+		res, err = a.replicate(c.Request.Context(), prepared)
 	}
 	if err != nil {
 		// Reference errors come back from the state machine located by

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -177,5 +178,58 @@ func TestWrongListenerHint(t *testing.T) {
 	_, err := runCLI(t, "", "get", "personas", "--server", gw.URL)
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "admin listener") {
 		t.Fatalf("CLI against a non-admin server: %v", err)
+	}
+}
+
+// TestGetJSONShape checks that a list prints as {"items": [...]} whatever
+// its length (a script reading .items must not break when one object is
+// left), and that only `get KIND NAME` prints a bare object.
+func TestGetJSONShape(t *testing.T) {
+	s := newAdminServer(t)
+	out, _, err := s.run(t, "", "get", "upstreams", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || list.Items == nil || len(list.Items) != 0 {
+		t.Fatalf("empty list: %v\n%s", err, out)
+	}
+	if _, _, err := s.run(t, helpdeskYAML, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = s.run(t, "", "get", "upstreams", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list.Items = nil
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Items) != 1 || list.Items[0]["kind"] != "Upstream" {
+		t.Fatalf("list of one: %v\n%s", err, out)
+	}
+	out, _, err = s.run(t, "", "get", "upstream", "helpdesk", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one map[string]any
+	if err := json.Unmarshal([]byte(out), &one); err != nil || one["kind"] != "Upstream" || one["items"] != nil {
+		t.Fatalf("get KIND NAME: %v\n%s", err, out)
+	}
+}
+
+// TestKindRequired checks that get and delete without arguments say which
+// kinds there are instead of a bare argument count.
+func TestKindRequired(t *testing.T) {
+	s := newAdminServer(t)
+	for _, cmd := range []string{"get", "delete"} {
+		_, _, err := s.run(t, "", cmd)
+		if err == nil {
+			t.Fatalf("%s without arguments succeeded", cmd)
+		}
+		for _, want := range []string{"needs a KIND", "upstreams, skills, personas, agents, networkpolicies", "portcullis " + cmd + " KIND"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q lacks %q", cmd, err, want)
+			}
+		}
 	}
 }

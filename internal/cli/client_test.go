@@ -67,7 +67,7 @@ func TestPrintObjects(t *testing.T) {
 	}
 	k, _ := lookupKind("persona")
 	var b bytes.Buffer
-	if err := printObjects(&b, k, docs, "table"); err != nil {
+	if err := printObjects(&b, k, docs, "table", false); err != nil {
 		t.Fatal(err)
 	}
 	rows := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -75,13 +75,13 @@ func TestPrintObjects(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 	b.Reset()
-	if err := printObjects(&b, k, docs, "yaml"); err != nil {
+	if err := printObjects(&b, k, docs, "yaml", false); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(b.String(), "kind: Persona") != 2 || !strings.Contains(b.String(), "\n---\n") {
 		t.Fatalf("yaml:\n%s", b.String())
 	}
-	if err := printObjects(&b, k, docs, "xml"); err == nil {
+	if err := printObjects(&b, k, docs, "xml", false); err == nil {
 		t.Fatal("unknown format accepted")
 	}
 }
@@ -127,7 +127,7 @@ func TestUpstreamTableShowsEffectivePrefix(t *testing.T) {
 		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"helpdesk"},"spec":{"url":"http://h/mcp"}}`),
 		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"raw"},"spec":{"url":"http://r/mcp","toolPrefix":""}}`),
 		json.RawMessage(`{"kind":"Upstream","metadata":{"name":"zz"},"spec":{"url":"http://z/mcp","toolPrefix":"crm"}}`),
-	}, "table")
+	}, "table", false)
 	if err != nil {
 		t.Fatal(err)
 	}

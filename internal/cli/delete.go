@@ -17,7 +17,7 @@ func newDeleteCmd() *cobra.Command {
 		Use:     "delete KIND NAME",
 		Short:   "Delete an object (refused while other objects still reference it)",
 		Example: "  portcullis delete agent support-bot",
-		Args:    argsBetween(2, 2),
+		Args:    kindArgs(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := lookupKind(args[0])
 			if err != nil {

@@ -18,9 +18,10 @@ func newGetCmd() *cobra.Command {
 		Use:   "get KIND [NAME]",
 		Short: "List objects of a kind, or show one",
 		Long: "List the upstreams, skills, personas, agents or network policies a node knows, or show one of them.\n" +
-			"-o yaml prints documents that `portcullis apply` accepts back.",
+			"-o yaml and -o json print documents that `portcullis apply` accepts back: a list is always\n" +
+			"{\"items\": [...]} in JSON (even with one item or none), `get KIND NAME` prints the object itself.",
 		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml",
-		Args:    argsBetween(1, 2),
+		Args:    kindArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			k, err := lookupKind(args[0])
 			if err != nil {
@@ -55,7 +56,7 @@ func newGetCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "no %s\n", k.path)
 				return nil
 			}
-			return printObjects(cmd.OutOrStdout(), k, objs, output)
+			return printObjects(cmd.OutOrStdout(), k, objs, output, len(args) == 2)
 		},
 	}
 	opts.addFlags(cmd)

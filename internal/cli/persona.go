@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/spf13/cobra"
 )
 
@@ -30,8 +29,11 @@ func newPersonaDraftCmd() *cobra.Command {
 		Use:   "draft --description TEXT",
 		Short: "Propose a persona (and its skills) from a job description",
 		Long: "Ask the node to draft a least-privilege persona from a plain-language job\n" +
-			"description, using the tools its upstreams offer. Nothing is applied: review the\n" +
-			"proposal, edit it, then `portcullis apply -f` it.",
+			"description, using its Skill Registry and the tools its upstreams offer. The node\n" +
+			"drafts it itself, deterministically: the description goes to no external service\n" +
+			"(no LLM, nothing leaves the premises), but the command needs a running node (--server)\n" +
+			"because the registry and the tool catalog live there. Nothing is applied: review\n" +
+			"the proposal, edit it, then `portcullis apply -f` it.",
 		Example: `  portcullis persona draft --description "Answers customer tickets; may read tickets, never close them" > support.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,7 +76,7 @@ func printDraft(cmd *cobra.Command, raw json.RawMessage, output string) error {
 		_, err := io.WriteString(w, p.YAML)
 		return err
 	}
-	y, err := yaml.JSONToYAML(raw)
+	y, err := jsonToYAML(raw)
 	if err != nil {
 		return fmt.Errorf("render yaml: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/goccy/go-yaml"
+	"github.com/spf13/cobra"
 )
 
 // kindInfo describes how the CLI names and prints one kind of object.
@@ -107,20 +107,41 @@ func lookupKind(s string) (kindInfo, error) {
 			return k, nil
 		}
 	}
+	return kindInfo{}, fmt.Errorf("unknown kind %q (known: %s)", s, kindNames())
+}
+
+// kindNames lists the kinds as the commands accept them.
+func kindNames() string {
 	names := make([]string, len(kinds))
 	for i, k := range kinds {
 		names[i] = k.path
 	}
-	return kindInfo{}, fmt.Errorf("unknown kind %q (known: %s)", s, strings.Join(names, ", "))
+	return strings.Join(names, ", ")
+}
+
+// kindArgs is argsBetween for commands whose first argument is a KIND: with
+// no argument at all it says which kinds there are.
+func kindArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("%q needs a KIND (one of: %s); usage: %s", cmd.CommandPath(), kindNames(), cmd.UseLine())
+		}
+		return argsBetween(lo, hi)(cmd, args)
+	}
 }
 
 // printObjects writes objects (raw JSON documents) as a table, YAML
-// documents (re-appliable) or JSON.
-func printObjects(w io.Writer, k kindInfo, objs []json.RawMessage, format string) error {
+// documents (re-appliable) or JSON. A list (one is false) always prints as
+// a list, {"items": [...]} in JSON, however many objects it holds; one
+// object (`get KIND NAME`) prints bare.
+func printObjects(w io.Writer, k kindInfo, objs []json.RawMessage, format string, one bool) error {
 	switch format {
 	case "json":
-		if len(objs) == 1 {
+		if one && len(objs) == 1 {
 			return writeIndented(w, objs[0])
+		}
+		if objs == nil {
+			objs = []json.RawMessage{}
 		}
 		b, err := json.Marshal(map[string]any{"items": objs})
 		if err != nil {
@@ -129,7 +150,7 @@ func printObjects(w io.Writer, k kindInfo, objs []json.RawMessage, format string
 		return writeIndented(w, b)
 	case "yaml":
 		for i, o := range objs {
-			y, err := yaml.JSONToYAML(o)
+			y, err := jsonToYAML(o)
 			if err != nil {
 				return fmt.Errorf("render yaml: %w", err)
 			}

@@ -1,8 +1,10 @@
-// Package cli is the portcullis command tree: the server command that runs a
-// node and the admin commands that talk to a node's REST API.
+// Package cli is the portcullis command tree: the admin commands that talk to
+// a node's REST API, and the local HSM commands.
 //
 // Each command group lives in its own file and adds itself with register, so
-// cmd/portcullis stays a few lines.
+// cmd/portcullis stays a few lines. The command that runs a node (`portcullis
+// server`) belongs to the wiring package, appliance, which this package must
+// not import: cmd/portcullis passes it to Main.
 package cli
 
 import (
@@ -19,14 +21,16 @@ var commands []func() *cobra.Command
 // register adds a top-level subcommand constructor. Call it from init.
 func register(f func() *cobra.Command) { commands = append(commands, f) }
 
-func newRoot() *cobra.Command {
+// newRoot builds the command tree: the registered commands and extra, the
+// constructors of commands defined elsewhere (the server command).
+func newRoot(extra ...func() *cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "portcullis",
 		Short:         "Portcullis: a security appliance that governs what AI agents do with their tools",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	for _, f := range commands {
+	for _, f := range append(commands[:len(commands):len(commands)], extra...) {
 		root.AddCommand(f())
 	}
 	return root
@@ -49,9 +53,11 @@ func argsBetween(lo, hi int) cobra.PositionalArgs {
 	}
 }
 
-// Main runs the command line and returns the process exit code.
-func Main(args []string) int {
-	root := newRoot()
+// Main runs the command line and returns the process exit code. extra adds
+// top-level commands built elsewhere (cmd/portcullis passes
+// appliance.Command, so that this package never imports the wiring).
+func Main(args []string, extra ...func() *cobra.Command) int {
+	root := newRoot(extra...)
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis:", err)

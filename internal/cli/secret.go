@@ -224,7 +224,12 @@ The SO PIN is read from a file, never from a flag value.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir != "" {
 				p := hsm.DevTokenPaths(dataDir)
-				cfg.TokenLabel, cfg.SoftHSMConf, cfg.PINFile = hsm.DevTokenLabel, p.Conf, p.UserPINFile
+				cfg.TokenLabel, cfg.PINFile = hsm.DevTokenLabel, p.UserPINFile
+				// This process opens only that token: point SoftHSM at its
+				// configuration before the module is loaded.
+				if err := os.Setenv(hsm.SoftHSMConfEnv, p.Conf); err != nil {
+					return fmt.Errorf("set %s: %w", hsm.SoftHSMConfEnv, err)
+				}
 				if soPINFile == "" {
 					soPINFile = p.SOPINFile
 				}

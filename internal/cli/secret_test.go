@@ -41,6 +41,7 @@ func TestSecretTrustJoinKey(t *testing.T) {
 	// configuration once per initialization, so the nodes take turns.
 	withNode := func(dir string, f func(*hsm.Keystore)) {
 		t.Helper()
+		t.Setenv(hsm.SoftHSMConfEnv, hsm.DevTokenPaths(dir).Conf)
 		cfg, err := hsm.InitDevToken(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -139,6 +140,7 @@ func TestSecretPutListDelete(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
+	t.Setenv(hsm.SoftHSMConfEnv, hsm.DevTokenPaths(dir).Conf)
 	hcfg, err := hsm.InitDevToken(dir)
 	if err != nil {
 		t.Fatal(err)

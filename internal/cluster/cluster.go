@@ -60,6 +60,16 @@ type Forwarder interface {
 	Forward(ctx context.Context, leaderID, leaderAddr string, cmd []byte) (any, error)
 }
 
+// Halter is implemented by an FSM that can meet a committed entry it must
+// not skip (one written by a newer binary): Halted is closed then, and Err
+// says why. Node.Run returns that error, and Node.Apply refuses writes, so
+// the node stops instead of serving state that silently diverges from the
+// cluster's (state.Store implements it).
+type Halter interface {
+	Halted() <-chan struct{}
+	Err() error
+}
+
 // Config configures a Node. Zero durations and counts take the defaults
 // below.
 type Config struct {
@@ -261,7 +271,13 @@ func New(cfg Config) (*Node, error) {
 // sure this node's advertised address in the raft configuration is current
 // (it may change between restarts of a single node). Cancellation is not an
 // error; Run does not stop raft — Close does.
+//
+// If the FSM is a Halter and halts, Run returns its error.
 func (n *Node) Run(ctx context.Context) error {
+	var halted <-chan struct{}
+	if h, ok := n.cfg.FSM.(Halter); ok {
+		halted = h.Halted()
+	}
 	leaderCh := n.raft.LeaderCh()
 	if n.raft.State() == raft.Leader {
 		n.onLeader(ctx)
@@ -272,6 +288,10 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		case <-n.closed:
 			return nil
+		case <-halted:
+			err := n.cfg.FSM.(Halter).Err()
+			n.log.Error("state machine halted; stopping the node", "node", n.cfg.NodeID, "err", err)
+			return fmt.Errorf("cluster: %w", err)
 		case isLeader := <-leaderCh:
 			if isLeader {
 				n.log.Info("gained raft leadership", "node", n.cfg.NodeID)
@@ -336,6 +356,9 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	case <-n.closed:
 		return nil, ErrClosed
 	default:
+	}
+	if h, ok := n.cfg.FSM.(Halter); ok && h.Err() != nil {
+		return nil, fmt.Errorf("cluster: %w", h.Err())
 	}
 	if n.raft.State() != raft.Leader {
 		addr, id := n.raft.LeaderWithID()

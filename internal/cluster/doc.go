@@ -35,8 +35,12 @@
 //     forwarder, which sends it to the leader over the same mutual-TLS
 //     channel and returns the leader's result. The admin API can therefore
 //     accept writes on any node. (The forwarding RPC itself is not built
-//     yet: it has to carry the FSM's typed results and validation errors
-//     back, which the state package will encode for it.)
+//     yet. It carries the leader's outcome back as state.EncodeOutcome
+//     writes it, and the follower returns what state.DecodeOutcome gives,
+//     so a forwarded write answers exactly as a local one.)
+//   - A state machine that meets an entry it must not skip (state.Store on
+//     a command format newer than its binary) halts: Run returns its
+//     error and Apply refuses writes (see Halter).
 //
 // Reads never go through this package: the data plane reads the FSM's
 // current immutable snapshot directly and never waits on the leader.

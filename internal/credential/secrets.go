@@ -169,6 +169,12 @@ func (h *secretsHandler) delete(w http.ResponseWriter, r *http.Request, name str
 }
 
 func (h *secretsHandler) propose(ctx context.Context, cmd *state.Command) error {
+	// Proposed in the current command format (a v1 command; Apply refuses
+	// a malformed one only after it is in the log).
+	cmd, err := state.Validate(cmd, state.Node{})
+	if err != nil {
+		return err
+	}
 	b, err := cmd.Encode()
 	if err != nil {
 		return err
@@ -185,6 +191,8 @@ func (h *secretsHandler) writeWriteError(w http.ResponseWriter, err error) {
 		writeAPIError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrInUse):
 		writeAPIError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, state.ErrMalformed), errors.As(err, new(*state.ValidationError)):
+		writeAPIError(w, http.StatusUnprocessableEntity, "invalid", err.Error())
 	default:
 		h.cfg.Logger.Warn("credential: replicating a secret change failed", "err", err)
 		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", "replicating the change failed: "+err.Error())

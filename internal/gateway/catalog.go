@@ -122,7 +122,7 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 	cat := &catalog{view: v, toolsByName: map[string]*entry{}, promptsByName: map[string]*entry{}, errors: map[string]error{}}
 	order := slices.Clone(ups)
 	sort.Strings(order)
-	var toolNames, promptNames nameAssigner
+	toolNames, promptNames := g.exposedNames(v, kindTools, ups), g.exposedNames(v, kindPrompts, ups)
 	type cand struct {
 		up   *upstream
 		item item
@@ -197,13 +197,32 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 			g.log.WarnContext(ctx, "upstream tool rejected", "upstream", c.up.spec.Name, "tool", c.item.key, "err", err)
 			continue
 		}
-		e := &entry{exposed: toolNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key, params: params}
+		exposed := toolNames[c.up][c.item.key]
+		if exposed == "" {
+			continue // the list changed meanwhile (fresh rebuilds)
+		}
+		if cat.toolsByName[exposed] != nil {
+			// Another upstream with the same prefix offers the name too.
+			if exposed = hashedName(exposed, c.up.spec.Name, c.item.key); cat.toolsByName[exposed] != nil {
+				continue
+			}
+		}
+		e := &entry{exposed: exposed, upstream: c.up.spec.Name, name: c.item.key, params: params}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)
 		cat.tools = append(cat.tools, e)
 		cat.toolsByName[e.exposed] = e
 	}
 	for _, c := range prompts {
-		e := &entry{exposed: promptNames.assign(c.up.spec.prefix(), c.up.spec.Name, c.item.key), upstream: c.up.spec.Name, name: c.item.key}
+		exposed := promptNames[c.up][c.item.key]
+		if exposed == "" {
+			continue
+		}
+		if cat.promptsByName[exposed] != nil {
+			if exposed = hashedName(exposed, c.up.spec.Name, c.item.key); cat.promptsByName[exposed] != nil {
+				continue
+			}
+		}
+		e := &entry{exposed: exposed, upstream: c.up.spec.Name, name: c.item.key}
 		e.raw = renamed(c.item.raw, e.exposed, e.name)
 		cat.prompts = append(cat.prompts, e)
 		cat.promptsByName[e.exposed] = e

@@ -42,7 +42,11 @@ type DialOptions struct {
 	ClientInfo   mcp.Implementation // the gateway, as the client
 	Capabilities json.RawMessage    // the client capabilities to declare
 	OnMessage    func(*mcp.Message) // messages outside any call
-	Logger       *slog.Logger
+	// OnSession, when set, is called after the connection re-created a
+	// session the upstream had forgotten (it restarted, perhaps with other
+	// lists), from any goroutine; it must not block.
+	OnSession func(mcp.ServerInfo)
+	Logger    *slog.Logger
 }
 
 // httpDialer reaches an MCP server over Streamable HTTP or HTTP+SSE
@@ -73,6 +77,7 @@ func (d httpDialer) Dial(ctx context.Context, spec *UpstreamSpec, opts DialOptio
 		ClientInfo:      opts.ClientInfo,
 		Capabilities:    opts.Capabilities,
 		OnMessage:       opts.OnMessage,
+		OnSession:       opts.OnSession,
 		Logger:          opts.Logger,
 	}
 	var (

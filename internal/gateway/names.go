@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 )
 
@@ -53,11 +54,16 @@ func hashedName(preferred, upstream, name string) string {
 type nameAssigner struct{ used map[string]bool }
 
 func (a *nameAssigner) assign(prefix, upstream, name string) string {
+	return a.assignAs(exposedName(prefix, name), false, upstream, name)
+}
+
+// assignAs hands out n, or its hashed form when n is unusable, taken, or
+// forced (it belongs to another namespace).
+func (a *nameAssigner) assignAs(n string, force bool, upstream, name string) string {
 	if a.used == nil {
 		a.used = map[string]bool{}
 	}
-	n := exposedName(prefix, name)
-	if n == "" || len(n) > maxToolName || a.used[n] || n != exposedName(prefix, name) {
+	if force || n == "" || len(n) > maxToolName || a.used[n] {
 		n = hashedName(n, upstream, name)
 	}
 	if a.used[n] { // a clean name that looks like a hashed one; extremely unlikely
@@ -65,4 +71,67 @@ func (a *nameAssigner) assign(prefix, upstream, name string) string {
 	}
 	a.used[n] = true
 	return n
+}
+
+// exposedNames names every item of kind k that the upstreams ups offer,
+// as a function of each upstream's own list (and the set of prefixes),
+// never of a persona's role, so a grant change can never rebind a name to
+// another tool:
+//
+//   - Within one upstream's list, an item whose name needs no sanitizing
+//     ("get_ticket") is named before the ones that do ("get ticket"), so
+//     the exact match always keeps the clean name; then the item name
+//     decides. Collisions and over-long names get the hashed form.
+//   - A clean name that falls into a longer prefix's namespace (prefix "a"
+//     with tool "b_c" while an upstream with prefix "a_b" exists; an empty
+//     prefix with a tool "helpdesk_x") gets the hashed form, so no upstream
+//     can take another's names.
+//
+// Upstreams given the same prefix (toolPrefix: "" on several) may offer
+// the same name; Gateway.build gives a persona that sees both the hashed
+// form for all but the first upstream in name order.
+func (g *Gateway) exposedNames(v *View, k listKind, ups []string) map[*upstream]map[string]string {
+	prefixes := map[string]bool{} // sanitized prefixes of every upstream
+	for _, spec := range v.Upstreams {
+		prefixes[sanitizeName(spec.prefix())] = true
+	}
+	out := map[*upstream]map[string]string{}
+	for _, up := range ups {
+		u := g.upstream(up, v)
+		if u == nil {
+			continue
+		}
+		l := u.lists[k].Load()
+		if l == nil {
+			continue
+		}
+		keys := make([]string, 0, len(l.items))
+		for _, it := range l.items {
+			keys = append(keys, it.key)
+		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys) // an upstream listing a name twice keeps the first
+		exact := slices.DeleteFunc(slices.Clone(keys), func(key string) bool { return sanitizeName(key) != key })
+		other := slices.DeleteFunc(keys, func(key string) bool { return sanitizeName(key) == key })
+		ns := sanitizeName(u.spec.prefix())
+		m := make(map[string]string, len(exact)+len(other))
+		var a nameAssigner
+		for _, key := range append(exact, other...) {
+			n := exposedName(u.spec.prefix(), key)
+			m[key] = a.assignAs(n, inLongerNamespace(n, ns, prefixes), u.spec.Name, key)
+		}
+		out[u] = m
+	}
+	return out
+}
+
+// inLongerNamespace reports whether name, from namespace ns, starts with
+// the prefix of a longer namespace ("<q>_").
+func inLongerNamespace(name, ns string, prefixes map[string]bool) bool {
+	for q := range prefixes {
+		if len(q) > len(ns) && len(name) > len(q) && name[len(q)] == '_' && name[:len(q)] == q {
+			return true
+		}
+	}
+	return false
 }

@@ -182,6 +182,7 @@ func (u *upstream) dial(ctx context.Context) (mcp.Conn, error) {
 		ClientInfo:   mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
 		Capabilities: json.RawMessage(gatewayCaps),
 		OnMessage:    u.onMessage,
+		OnSession:    u.onSession,
 		Logger:       u.g.log.With("upstream", u.spec.Name),
 	})
 	if err != nil {
@@ -249,6 +250,19 @@ func (u *upstream) onMessage(m *mcp.Message) {
 }
 
 func (u *upstream) invalidate(k listKind) { u.lists[k].Store(nil) }
+
+// onSession: the client re-created a session the upstream had forgotten
+// (it restarted, perhaps with other tools). Every list is fetched again on
+// next use, and agents are told their lists may have changed.
+func (u *upstream) onSession(s mcp.ServerInfo) {
+	u.g.log.Info("upstream session re-created; its lists are fetched again", "upstream", u.spec.Name, "revision", s.ProtocolVersion)
+	for k := range u.lists {
+		u.invalidate(listKind(k))
+	}
+	for _, method := range printMethods {
+		u.g.upstreamChanged(u, method)
+	}
+}
 
 // loadState is a list fetch in flight.
 type loadState struct {

@@ -29,9 +29,8 @@ type Client struct {
 	subMu sync.Mutex
 	subs  map[string]bool // resources with a listen stream (2026-07-28)
 
-	ctx    context.Context // lives until Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	calls  calls     // in flight, for server requests on the standalone stream
+	life   *lifetime // listeners and background answers; ends at Close
 	done   chan struct{}
 	closed atomic.Bool
 }
@@ -45,14 +44,13 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, done: make(chan struct{})}
 	c.st.Store(&clientState{})
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.life = newLifetime()
 	if err := c.handshake(ctx); err != nil {
-		c.cancel()
+		c.life.end()
 		return nil, err
 	}
 	if cfg.OnMessage != nil {
-		c.wg.Add(1)
-		go c.listen()
+		c.life.run(c.listen)
 	}
 	return c, nil
 }
@@ -155,6 +153,13 @@ func (c *Client) Call(ctx context.Context, method string, params json.RawMessage
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	if onMsg != nil {
+		// Registered for the whole call, retry included: a server may send
+		// the call's server-to-client requests on the standalone stream.
+		cl := c.calls.add(params, onMsg)
+		defer c.calls.remove(cl)
+		onMsg = func(m *Message) { cl.deliver(m) }
+	}
 	epoch := c.state().epoch
 	resp, err := c.roundTrip(ctx, method, params, onMsg, false)
 	var he *HTTPError
@@ -175,7 +180,13 @@ func (c *Client) reinitialize(ctx context.Context, seen uint64) error {
 		return nil // someone else already did
 	}
 	c.cfg.Logger.Info("upstream session expired, re-initializing", "url", c.cfg.URL)
-	return c.initialize(ctx)
+	if err := c.initialize(ctx); err != nil {
+		return err
+	}
+	if c.cfg.OnSession != nil {
+		c.cfg.OnSession(c.Server())
+	}
+	return nil
 }
 
 // Notify sends a notification.
@@ -309,11 +320,7 @@ func (c *Client) cancelled(ctx context.Context, id json.RawMessage, ver string) 
 		return
 	}
 	params, _ := json.Marshal(map[string]any{"requestId": id, "reason": "cancelled by the gateway"})
-	sctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	go func() {
-		defer cancel()
-		_ = c.Notify(sctx, NotifyCancelled, params)
-	}()
+	c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Notify(ctx, NotifyCancelled, params) })
 }
 
 func (c *Client) readResponse(ctx context.Context, res *http.Response, id json.RawMessage, ver string, onMsg func(*Message)) (*Message, error) {
@@ -408,6 +415,12 @@ func (c *Client) dispatch(ctx context.Context, m *Message, onMsg func(*Message))
 	if c.answerPing(m) {
 		return
 	}
+	if sessionWide(m) && c.cfg.OnMessage != nil {
+		// A list change sent on a call's stream concerns every user of the
+		// session, not that call.
+		c.cfg.OnMessage(m)
+		return
+	}
 	if onMsg != nil {
 		onMsg(m)
 		return
@@ -450,34 +463,59 @@ func (c *Client) get(ctx context.Context, lastID string) (*http.Response, error)
 	return res, nil
 }
 
+// sessionWide reports whether m is a notification about the session's
+// lists or resources, which no single call owns.
+func sessionWide(m *Message) bool {
+	switch m.Method {
+	case NotifyToolsChanged, NotifyPromptsChanged, NotifyResourcesChanged, NotifyResourceUpdated:
+		return m.IsNotification()
+	}
+	return false
+}
+
+// standalone handles a message from a stream that belongs to no call: a
+// server request (or progress) goes to the call in flight it belongs to,
+// the rest to OnMessage.
+func (c *Client) standalone(m *Message) {
+	if c.answerPing(m) {
+		return
+	}
+	if sessionWide(m) {
+		c.cfg.OnMessage(m)
+		return
+	}
+	c.calls.outOfBand(m, c.cfg.Logger, c.cfg.URL, func(r *Message) {
+		c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Respond(ctx, r) })
+	}, c.cfg.OnMessage)
+}
+
 // listen keeps the standalone notification stream open: GET on legacy
 // revisions, subscriptions/listen on 2026-07-28. It reconnects until Close.
 func (c *Client) listen() {
-	defer c.wg.Done()
 	backoff := 200 * time.Millisecond
 	lastID := ""
-	for c.ctx.Err() == nil {
+	for c.life.ctx.Err() == nil {
 		st := c.state()
 		ver, epoch := st.info.ProtocolVersion, st.epoch
 		start := time.Now()
 		if Modern(ver) {
 			params := json.RawMessage(`{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}`)
-			_, err := c.roundTrip(c.ctx, MethodSubscriptionsListen, params, func(m *Message) {
+			_, err := c.roundTrip(c.life.ctx, MethodSubscriptionsListen, params, func(m *Message) {
 				if m.Method != NotifyAcknowledged {
-					c.cfg.OnMessage(m)
+					c.standalone(m)
 				}
 			}, false)
-			if err != nil && c.ctx.Err() == nil {
+			if err != nil && c.life.ctx.Err() == nil {
 				c.cfg.Logger.Debug("upstream listen stream ended", "url", c.cfg.URL, "err", err)
 			}
 		} else {
-			res, err := c.get(c.ctx, lastID)
+			res, err := c.get(c.life.ctx, lastID)
 			var he *HTTPError
 			if errors.As(err, &he) && he.Status == http.StatusMethodNotAllowed {
 				return // the server offers no standalone stream
 			}
 			if errors.As(err, &he) && he.Status == http.StatusNotFound {
-				_ = c.reinitialize(c.ctx, epoch)
+				_ = c.reinitialize(c.life.ctx, epoch)
 			}
 			if err == nil {
 				er := NewEventReader(res.Body, c.maxSize())
@@ -489,8 +527,8 @@ func (c *Client) listen() {
 					if ev.Type() != "message" {
 						continue
 					}
-					if m, perr := Parse(ev.Data); perr == nil && !c.answerPing(m) {
-						c.cfg.OnMessage(m)
+					if m, perr := Parse(ev.Data); perr == nil {
+						c.standalone(m)
 					}
 				}
 				lastID = er.LastEventID()
@@ -501,7 +539,7 @@ func (c *Client) listen() {
 			backoff = 200 * time.Millisecond
 		}
 		select {
-		case <-c.ctx.Done():
+		case <-c.life.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -514,8 +552,7 @@ func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	c.cancel()
-	c.wg.Wait()
+	c.life.end()
 	close(c.done)
 	sid := c.SessionID()
 	if sid == "" {
@@ -562,11 +599,7 @@ func (c *Client) answerPing(m *Message) bool {
 	if m.Method != MethodPing || !m.IsRequest() {
 		return false
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-		defer cancel()
-		_ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}")))
-	}()
+	c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}"))) })
 	return true
 }
 
@@ -596,30 +629,28 @@ func (c *Client) SubscribeResource(ctx context.Context, uri string) error {
 	}
 	c.subs[uri] = true
 	params, _ := json.Marshal(map[string]any{"notifications": map[string]any{"resourceSubscriptions": []string{uri}}})
-	c.wg.Add(1)
-	go c.keepListening(params)
+	c.life.run(func() { c.keepListening(params) })
 	return nil
 }
 
 // keepListening holds one subscriptions/listen stream open until Close.
 func (c *Client) keepListening(params json.RawMessage) {
-	defer c.wg.Done()
 	backoff := 200 * time.Millisecond
-	for c.ctx.Err() == nil {
+	for c.life.ctx.Err() == nil {
 		start := time.Now()
-		_, err := c.roundTrip(c.ctx, MethodSubscriptionsListen, params, func(m *Message) {
-			if m.Method != NotifyAcknowledged && !c.answerPing(m) {
-				c.cfg.OnMessage(m)
+		_, err := c.roundTrip(c.life.ctx, MethodSubscriptionsListen, params, func(m *Message) {
+			if m.Method != NotifyAcknowledged {
+				c.standalone(m)
 			}
 		}, false)
-		if err != nil && c.ctx.Err() == nil {
+		if err != nil && c.life.ctx.Err() == nil {
 			c.cfg.Logger.Debug("upstream resource listen stream ended", "url", c.cfg.URL, "err", err)
 		}
 		if time.Since(start) > 10*time.Second {
 			backoff = 200 * time.Millisecond
 		}
 		select {
-		case <-c.ctx.Done():
+		case <-c.life.ctx.Done():
 			return
 		case <-time.After(backoff):
 		}

@@ -31,7 +31,10 @@ type Conn interface {
 	// error). The id on the wire is assigned by the Conn; the returned
 	// message carries it. Messages the server sends in the context of the
 	// call (progress, logging, server-to-client requests) are passed to
-	// onMsg in order. A transport failure returns an error and no message.
+	// onMsg in order, never concurrently and never after Call returned;
+	// that includes server requests the server sent on another stream but
+	// that belong to this call (see ClientConfig.OnMessage). A transport
+	// failure returns an error and no message.
 	// Cancelling ctx abandons the call and tells the server.
 	Call(ctx context.Context, method string, params json.RawMessage, onMsg func(*Message)) (*Message, error)
 	// Notify sends a notification.
@@ -70,10 +73,24 @@ type ClientConfig struct {
 	// credential). Never put an agent's credential here.
 	Header http.Header
 	// OnMessage receives server-initiated messages not tied to a call:
-	// list_changed and resource updates, and server-to-client requests sent
-	// outside a call. Requests must be answered with Respond. nil disables
+	// list_changed and resource updates (wherever they arrive, a call's
+	// stream included), and server-to-client requests sent while no call
+	// is in flight. Requests must be answered with Respond. nil disables
 	// the standalone stream.
+	//
+	// A server-to-client request that arrives outside a call's response
+	// stream (the standalone GET stream, the one HTTP+SSE stream) while
+	// calls are in flight goes to the onMsg of the call it belongs to: the
+	// one whose progress token it names in _meta, else the only call in
+	// flight. When it names none and several are in flight, the client
+	// refuses it with a JSON-RPC error and logs it: a session shared by
+	// several agents must never hand one agent's request to another.
 	OnMessage func(*Message)
+	// OnSession is called (on the goroutine of the call that found out)
+	// after the client re-created a session the server had forgotten, as a
+	// restarted server does: its tools, prompts and resources may differ.
+	// It must not block. Not called for the handshake of Dial.
+	OnSession func(ServerInfo)
 	// Logger receives transport diagnostics.
 	Logger *slog.Logger
 	// MaxMessageSize bounds one incoming message (DefaultMaxEventSize).

@@ -23,13 +23,13 @@ type SSEClient struct {
 	endpoint string
 	nextID   atomic.Int64
 
-	mu       sync.Mutex
-	pending  map[string]chan *Message // by response id
-	progress map[string]func(*Message)
-	info     ServerInfo
-	err      error
+	mu      sync.Mutex
+	pending map[string]chan *Message // by response id
+	info    ServerInfo
+	err     error
 
-	cancel context.CancelFunc
+	calls  calls     // in flight with an onMsg: progress and server requests
+	life   *lifetime // the event stream and background answers; ends at Close
 	done   chan struct{}
 	closed atomic.Bool
 }
@@ -41,9 +41,8 @@ func DialSSE(ctx context.Context, cfg ClientConfig) (*SSEClient, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	c := &SSEClient{cfg: cfg, pending: map[string]chan *Message{}, progress: map[string]func(*Message){}, done: make(chan struct{})}
-	sctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+	c := &SSEClient{cfg: cfg, pending: map[string]chan *Message{}, done: make(chan struct{}), life: newLifetime()}
+	sctx, cancel := c.life.ctx, c.life.end
 	hctx, hcancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer hcancel()
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, cfg.URL, nil)
@@ -60,10 +59,10 @@ func DialSSE(ctx context.Context, cfg ClientConfig) (*SSEClient, error) {
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
+	c.life.run(func() {
 		res, err := cfg.HTTPClient.Do(req)
 		ch <- result{res, err}
-	}()
+	})
 	var res *http.Response
 	select {
 	case r := <-ch:
@@ -181,32 +180,18 @@ func (c *SSEClient) route(m *Message) {
 		return
 	}
 	if m.Method == MethodPing && m.IsRequest() {
-		go func() { _ = c.Respond(context.Background(), NewResult(m.ID, json.RawMessage("{}"))) }()
+		c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Respond(ctx, NewResult(m.ID, json.RawMessage("{}"))) })
 		return
 	}
-	if m.Method == NotifyProgress {
-		var p struct {
-			Token json.RawMessage `json:"progressToken"`
-		}
-		if json.Unmarshal(m.Params, &p) == nil {
-			c.mu.Lock()
-			f := c.progress[string(p.Token)]
-			c.mu.Unlock()
-			if f != nil {
-				f(m)
-				return
-			}
-		}
-	}
-	if c.cfg.OnMessage != nil {
+	if sessionWide(m) && c.cfg.OnMessage != nil {
 		c.cfg.OnMessage(m)
 		return
 	}
-	if m.IsRequest() {
-		go func() {
-			_ = c.Respond(context.Background(), NewError(m.ID, Errorf(CodeMethodNotFound, "client does not handle %s", m.Method)))
-		}()
-	}
+	// Every message shares the one stream: progress and server requests go
+	// to the call they belong to.
+	c.calls.outOfBand(m, c.cfg.Logger, c.cfg.URL, func(r *Message) {
+		c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Respond(ctx, r) })
+	}, c.cfg.OnMessage)
 }
 
 func (c *SSEClient) initialize(ctx context.Context) error {
@@ -236,22 +221,21 @@ func (c *SSEClient) Server() ServerInfo {
 func (c *SSEClient) Done() <-chan struct{} { return c.done }
 
 // Call sends a request; the response arrives on the event stream. Progress
-// notifications for the call's progressToken go to onMsg; other
-// server-initiated messages cannot be tied to a call on this transport and
-// go to ClientConfig.OnMessage.
+// notifications for the call's progressToken and the server requests that
+// belong to the call (see ClientConfig.OnMessage) go to onMsg; other
+// server-initiated messages go to ClientConfig.OnMessage.
 func (c *SSEClient) Call(ctx context.Context, method string, params json.RawMessage, onMsg func(*Message)) (*Message, error) {
 	n := c.nextID.Add(1)
 	id := IntID(n)
 	ch := make(chan *Message, 1)
-	var token string
 	if h, _ := PeekParams(params); h.Meta != nil && onMsg != nil {
 		if orig := GetField(h.Meta, MetaProgressToken); orig != nil {
 			// Every call shares the one event stream: give the progress
 			// token a connection-unique value and restore the caller's
 			// token on the way back, so concurrent callers never see each
 			// other's progress.
-			token = string(Quote(fmt.Sprintf("pcp-%d", n)))
-			meta, err := SetField(h.Meta, MetaProgressToken, json.RawMessage(token))
+			token := Quote(fmt.Sprintf("pcp-%d", n))
+			meta, err := SetField(h.Meta, MetaProgressToken, token)
 			if err == nil {
 				params, err = SetField(params, "_meta", meta)
 			}
@@ -260,8 +244,10 @@ func (c *SSEClient) Call(ctx context.Context, method string, params json.RawMess
 			}
 			inner := onMsg
 			onMsg = func(m *Message) {
-				if p, err := SetField(m.Params, MetaProgressToken, orig); err == nil {
-					m.Params = p
+				if m.Method == NotifyProgress {
+					if p, err := SetField(m.Params, MetaProgressToken, orig); err == nil {
+						m.Params = p
+					}
 				}
 				inner(m)
 			}
@@ -273,18 +259,16 @@ func (c *SSEClient) Call(ctx context.Context, method string, params json.RawMess
 		return nil, c.err
 	}
 	c.pending[string(id)] = ch
-	if token != "" {
-		c.progress[token] = onMsg
-	}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		delete(c.pending, string(id))
-		if token != "" {
-			delete(c.progress, token)
-		}
 		c.mu.Unlock()
 	}()
+	if onMsg != nil {
+		cl := c.calls.add(params, onMsg)
+		defer c.calls.remove(cl)
+	}
 	if err := c.post(ctx, NewRequest(id, method, params)); err != nil {
 		return nil, fmt.Errorf("post %s: %w", method, err)
 	}
@@ -296,7 +280,7 @@ func (c *SSEClient) Call(ctx context.Context, method string, params json.RawMess
 		return m, nil
 	case <-ctx.Done():
 		p, _ := json.Marshal(map[string]any{"requestId": id, "reason": "cancelled by the gateway"})
-		go func() { _ = c.Notify(context.Background(), NotifyCancelled, p) }()
+		c.life.spawn(respondTimeout, func(ctx context.Context) { _ = c.Notify(ctx, NotifyCancelled, p) })
 		return nil, fmt.Errorf("%s: %w", method, ctx.Err())
 	}
 }
@@ -334,9 +318,9 @@ func (c *SSEClient) post(ctx context.Context, m *Message) error {
 	return nil
 }
 
-// Close ends the event stream.
+// Close ends the event stream and the client's background work.
 func (c *SSEClient) Close() error {
-	c.cancel()
+	c.life.end()
 	<-c.done
 	return nil
 }

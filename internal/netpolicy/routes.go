@@ -67,7 +67,11 @@ func ImportHandler(c Applier, now func() time.Time) http.Handler {
 			writeAPIError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the table serializes to %d bytes; at most %d replicate", len(blob), state.MaxGeoIPBytes))
 			return
 		}
-		cmd := &state.Command{Op: state.OpGeoIPImport, Time: now().UTC(), GeoIP: blob}
+		cmd, err := state.Validate(&state.Command{Op: state.OpGeoIPImport, Time: now().UTC(), GeoIP: blob}, state.Node{})
+		if err != nil {
+			writeAPIError(w, http.StatusUnprocessableEntity, "invalid", err.Error())
+			return
+		}
 		b, err := cmd.Encode()
 		if err == nil {
 			_, err = c.Apply(r.Context(), b)

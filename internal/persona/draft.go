@@ -43,6 +43,13 @@ type Proposal struct {
 	// Warnings are things the admin should look at (contradicting hints,
 	// tools without metadata).
 	Warnings []string `json:"warnings,omitempty"`
+	// Unmet are the requests for a change (write, delete, send, execute,
+	// admin) that no proposed tool fulfils: nothing in the registry does
+	// that to what the request names. Each also has a warning.
+	Unmet []Request `json:"unmet,omitempty"`
+	// Advice reports what an Advisor (a language model) proposed and what
+	// the ability rules kept of it; nil when the draft used none.
+	Advice *AdviceReport `json:"advice,omitempty"`
 }
 
 // MarshalJSON renders the Persona and the new skills as documents in the
@@ -103,7 +110,7 @@ const (
 	// the best score.
 	minScore    = 1.6
 	floorSkills = 45
-	relFrac     = 0.22
+	relFrac     = 0.28
 	// companionFrac of the threshold lets a read-only skill in as the
 	// companion of a chosen write-only skill of the same upstream.
 	companionFrac = 0.25
@@ -396,12 +403,14 @@ func shown(matched []string, terms map[string]float64) []string {
 
 // Draft proposes a role for one job description.
 func (ix *Index) Draft(desc string) (*Proposal, error) {
-	desc = strings.Join(strings.Fields(strings.Map(printable, strings.ToValidUTF8(desc, " "))), " ")
-	if desc == "" {
-		return nil, ErrEmptyDescription
-	}
-	if len(desc) > MaxDescription {
-		return nil, fmt.Errorf("persona draft: the job description is %d bytes; the limit is %d", len(desc), MaxDescription)
+	return ix.draft(desc, nil)
+}
+
+// draft is Draft, with the skills an Advisor proposed (adv may be nil).
+func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
+	desc = cleanDescription(desc)
+	if err := checkDescription(desc); err != nil {
+		return nil, err
 	}
 	in := ParseIntent(desc)
 	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
@@ -431,10 +440,19 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 	)
 	serving := map[*skillDoc]bool{}
 	for _, c := range all {
-		if c.score >= threshold {
-			serving[c.sd] = servesRequest(c.sd, in)
+		byAdvisor := adv.has(c.sd.s.Name)
+		switch {
+		case adv != nil && adv.exclusive && !byAdvisor:
+			if c.score >= threshold {
+				p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
+					Reason: "relevant, but " + adv.source + " did not propose it"})
+			}
+		case c.score >= threshold || byAdvisor || c.score >= nearMissFrac*threshold && readsNamed(c.sd, in):
+			// An advised skill is a candidate whatever its score; the
+			// ability rules below still decide which of its tools it keeps.
+			serving[c.sd] = byAdvisor || servesRequest(c.sd, in)
 			cands = append(cands, c)
-		} else if c.score >= nearMissFrac*threshold && c.score > 0 {
+		case c.score >= nearMissFrac*threshold && c.score > 0:
 			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: shown(c.matched, in.Terms), Abilities: c.sd.ab,
 				Reason: fmt.Sprintf("not relevant enough: score %.2f is below the threshold %.2f", c.score, threshold)})
 		}
@@ -451,6 +469,9 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 				// shares with chosen skills still count in full.
 			case !readOnlyNeighbour(c.sd, chosen):
 				m, _ = ix.score(c.sd, in.Terms, covered)
+			}
+			if adv.has(c.sd.s.Name) || c.score < threshold && readsNamed(c.sd, in) {
+				m = max(m, threshold)
 			}
 			if m > bestScore {
 				best, bestScore = k, m
@@ -500,6 +521,15 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 		p.Excluded = p.Excluded[:maxExcluded]
 	}
 
+	chosen = ix.preferWhole(chosen, all, in)
+	if adv == nil || !adv.exclusive {
+		chosen = ix.fulfil(chosen, all, in, threshold)
+	}
+	p.Unmet = ix.unmet(chosen, in)
+	for _, r := range p.Unmet {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("unmet request: the description asks to %s, and no proposed skill has a tool that can %s on that; grant it by hand if the registry has one, or add a skill", r.String(), r.Ability&^Read))
+	}
+
 	p.Persona = &state.Persona{Description: desc, Skills: []string{}}
 	p.Persona.Name = suggestName(desc, chosen)
 	used := map[string]bool{}
@@ -518,7 +548,168 @@ func (ix *Index) Draft(desc string) (*Proposal, error) {
 	if p.Persona.Name != "" {
 		p.Persona.Name = uniqueName(p.Persona.Name, map[string]bool{})
 	}
+	if adv != nil {
+		p.Advice = adv.report(p)
+	}
 	return p, nil
+}
+
+// unmet returns the requests for a change that no chosen skill fulfils:
+// none of its kept tools has the ability, or the request's objects do not
+// fit the skill.
+func (ix *Index) unmet(chosen []*ProposedSkill, in *Intent) []Request {
+	var out []Request
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&Mutating == 0 {
+			continue
+		}
+		met := false
+		for _, ps := range chosen {
+			sd := ix.skillNamed(ps.From)
+			if sd == nil || !matches(r, sd.vocab) {
+				continue
+			}
+			for _, g := range sd.tools {
+				if g.tool.class.Abilities&r.Ability&^Read != 0 && slices.Contains(ps.Tools, g.tool.id) {
+					met = true
+					break
+				}
+			}
+			if met {
+				break
+			}
+		}
+		if !met {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fulfil adds, for a request for a change that no chosen skill fulfils,
+// the most relevant registry skill that does (through the same rules as
+// every other skill): "message the owner on chat" must be able to post
+// even when chat-read scored higher than chat-post.
+func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, threshold float64) []*ProposedSkill {
+	have := map[string]bool{}
+	for _, ps := range chosen {
+		have[ps.From] = true
+	}
+	for _, r := range ix.unmet(chosen, in) {
+		for _, c := range all {
+			if c.score < companionFrac*threshold {
+				break
+			}
+			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) {
+				continue
+			}
+			cp, ex := ix.decide(c, in)
+			if ex != nil {
+				continue
+			}
+			if len(ix.unmet([]*ProposedSkill{cp}, &Intent{Requests: []Request{r}})) > 0 {
+				continue
+			}
+			cp.Reason = fmt.Sprintf("does what %s asks (%s)", r.String(), cp.Reason)
+			have[cp.From] = true
+			chosen = append(chosen, cp)
+			break
+		}
+	}
+	chosen, _ = dropRedundant(chosen)
+	return chosen
+}
+
+// readsNamed reports a read-only skill whose name is what a request to
+// read names ("reads incoming emails" and mail-read): relevant even when
+// another domain dominates the description.
+func readsNamed(sd *skillDoc, in *Intent) bool {
+	if sd.ab&Mutating != 0 || len(sd.tools) == 0 {
+		return false
+	}
+	for _, r := range in.Requests {
+		if r.Negated || r.Ability&^Read != 0 || r.Verb == "read-only" {
+			continue
+		}
+		for _, o := range r.Objects {
+			if sd.tf[fieldName][o] > 0 && o != "read" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// preferWhole replaces a narrowed wildcard skill ("everything the helpdesk
+// offers", limited to read and send) by registry skills that grant exactly
+// its kept tools as they are: an admin would rather grant helpdesk-read
+// and helpdesk-respond than a drafted copy of helpdesk-superuser.
+func (ix *Index) preferWhole(chosen []*ProposedSkill, all []scored, in *Intent) []*ProposedSkill {
+	var out []*ProposedSkill
+	have := map[string]bool{}
+	for _, ps := range chosen {
+		have[ps.From] = true
+	}
+	for _, ps := range chosen {
+		sd := ix.skillNamed(ps.From)
+		if !ps.Narrowed || sd == nil || !sd.wildcard {
+			out = append(out, ps)
+			continue
+		}
+		kept := map[string]bool{}
+		for _, id := range ps.Tools {
+			kept[id] = true
+		}
+		var parts []*ProposedSkill
+		got := map[string]bool{}
+		for _, c := range all {
+			if c.sd == sd || c.sd.wildcard || len(c.sd.tools) == 0 || have[c.sd.s.Name] {
+				continue
+			}
+			inside := true
+			for _, g := range c.sd.tools {
+				inside = inside && kept[g.tool.id]
+			}
+			if !inside {
+				continue
+			}
+			cp, ex := ix.decide(c, in)
+			if ex != nil || cp.Narrowed {
+				continue
+			}
+			parts = append(parts, cp)
+			for _, id := range cp.Tools {
+				got[id] = true
+			}
+		}
+		if len(got) != len(kept) {
+			out = append(out, ps)
+			continue
+		}
+		for _, cp := range parts {
+			cp.Reason = fmt.Sprintf("instead of a narrowed copy of %s (%s)", ps.From, cp.Reason)
+			have[cp.From] = true
+			out = append(out, cp)
+		}
+	}
+	out, _ = dropRedundant(out)
+	return out
+}
+
+// cleanDescription makes a description printable, valid UTF-8 with single
+// spaces.
+func cleanDescription(desc string) string {
+	return strings.Join(strings.Fields(strings.Map(printable, strings.ToValidUTF8(desc, " "))), " ")
+}
+
+func checkDescription(desc string) error {
+	if desc == "" {
+		return ErrEmptyDescription
+	}
+	if len(desc) > MaxDescription {
+		return fmt.Errorf("persona draft: the job description is %d bytes; the limit is %d", len(desc), MaxDescription)
+	}
+	return nil
 }
 
 // servesRequest reports whether a skill has a tool that does exactly what
@@ -632,8 +823,27 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 		}
 	}
 	forbidBy := map[Ability]string{}
+	// A generic negation whose objects are in the names of some of the
+	// skill's tools ("must not change collaborator access") forbids those
+	// tools; one
+	// whose objects only fit the skill as a whole forbids the ability.
+	toolForbid := map[string]string{}
 	for _, r := range in.Requests {
-		if r.Negated && r.Generic && matches(r, sd.core) {
+		if !r.Negated || !r.Generic {
+			continue
+		}
+		hit := false
+		if len(r.Objects) > 0 {
+			for _, g := range sd.tools {
+				if g.tool.class.Abilities&r.Ability&^Read != 0 && slices.ContainsFunc(r.Objects, func(o string) bool { return slices.Contains(g.tool.nameStem, o) }) {
+					hit = true
+					if toolForbid[g.tool.id] == "" {
+						toolForbid[g.tool.id] = r.String()
+					}
+				}
+			}
+		}
+		if !hit && matches(r, sd.core) {
 			for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
 				if r.Ability&a != 0 && forbidBy[a] == "" {
 					forbidBy[a] = r.String()
@@ -660,6 +870,10 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 		}
 		if !moneyAsked && slices.ContainsFunc(t.class.Verbs, func(v string) bool { return moneyVerbs[v] }) {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: "moves money, which the description does not ask for"})
+			continue
+		}
+		if r := toolForbid[t.id]; r != "" {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
 		if r, ok := negatedVerb(t, sd, in); ok {
@@ -727,6 +941,11 @@ func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 			if v == r.Verb && (len(r.Objects) == 0 || matches(r, sd.core) || matches(r, t.words)) {
 				return r.String(), true
 			}
+		}
+		// "may not approve": a tool whose own description says it
+		// approves ("a review that approves it") does what is forbidden.
+		if s := normWord(r.Verb); s != "" && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
+			return r.String(), true
 		}
 	}
 	return "", false

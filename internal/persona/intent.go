@@ -1,6 +1,7 @@
 package persona
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -107,22 +108,45 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 	}
 
+	// "may not approve, merge or push", "never close them or send email":
+	// the items of a list coordinated with a verb are verbs of the same form.
+	for i := 1; i < n && !toolMode; i++ {
+		if lex[i] == nil || isVerb[i] || particle[i] || ts[i].brk {
+			continue
+		}
+		if j := coordinatedVerb(ts, lex, isVerb, i); j >= 0 {
+			isVerb[i] = true
+		}
+	}
+	negAt := idiomNegations(ts, toolMode)
+
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
-	neg, sub := false, false
+	neg, sub, cond := false, false, false
 	var prevObjects []string
 	for i := 0; i < n; i++ {
 		t := ts[i]
 		if t.brk {
-			neg, sub = false, false
+			neg, sub, cond = false, false, false
+		}
+		if t.comma {
+			cond = false
 		}
 		w := t.word
 		if toolMode && subordinators[w] {
 			sub = true // "Acknowledge an alert so it stops paging": an effect, not an action
 		}
+		if !toolMode && conditions[w] && i+1 < n && !ts[i+1].brk && !ts[i+1].comma && !isVerb[i+1] {
+			// "when someone joins or leaves the team", "once the manager
+			// approves": what others do is the trigger, not the job.
+			cond = true
+		}
 		switch {
 		case scopeEnders[w]:
 			neg = false
 		case negators[w]:
+			neg = true
+		}
+		if negAt[i] {
 			neg = true
 		}
 		// Topic terms.
@@ -147,6 +171,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		var v *verb
 		switch {
+		case cond:
 		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
@@ -176,7 +201,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
 			r.Ability, r.Generic = Read, false
 		}
-		if v.topical {
+		// "posts a public reply": the object names the act, so "post" does
+		// not add its own domain (chat) to it.
+		if v.topical && !slices.ContainsFunc(objs, func(o string) bool { return actNouns[o] && o != normWord(v.lemma) }) {
 			if s := normWord(v.lemma); s != "" {
 				objs = append(objs, s)
 				r.topic = s
@@ -198,6 +225,115 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	in.Asked |= Read
 	return in
 }
+
+// conditions open a clause that says when the job happens; with a subject
+// after them ("when a customer writes in") its verbs are not requests.
+// actNouns are the stems of nouns that name a message or a change
+// ("reply", "comment", "note"); filled from nounForms and a few more.
+var actNouns = func() map[string]bool {
+	m := map[string]bool{}
+	for w, lemma := range nounForms {
+		if v := lexicon[lemma]; v != nil && v.ab&(Send|Write) != 0 && v.ab != Read {
+			if s := normWord(w); s != "" {
+				m[s] = true
+			}
+		}
+	}
+	for _, w := range []string{"comment", "note", "review", "answer", "response", "summary", "update"} {
+		if s := normWord(w); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}()
+
+var conditions = setOf(`when whenever if once unless`)
+
+// coordinatedVerb reports the verb that the lexicon word at i is listed
+// with ("approve, merge or push"; "close them or send email"), or -1: the
+// word follows a comma or a conjunction, and the nearest verb before it in
+// the same clause, at most four words back, has the same form. A third
+// person form of a word that is as often a plural noun ("emails") must be
+// followed by what starts an object.
+func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
+	w := ts[i].word
+	conj := ts[i-1].word == "or" || ts[i-1].word == "and" || ts[i-1].word == "nor"
+	if !ts[i].comma && !conj || conj && ts[i-1].brk {
+		return -1
+	}
+	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
+		return -1
+	}
+	f := form(w, lex[i])
+	window := 5
+	if f == 's' && lex[i].ambiguous && !(i+1 < len(ts) && !ts[i+1].brk && objectCues[ts[i+1].word]) {
+		// "reads tickets and posts replies": after "and", followed by a
+		// bare noun, it is a verb like the one that opened the clause;
+		// "and emails from customers", "and emails sent by …" are nouns.
+		if !conj || ts[i-1].comma || !bareNounAt(ts, lex, i+1) {
+			return -1
+		}
+		window = i
+	}
+	if f == 'd' {
+		return -1
+	}
+	start := i - 1
+	if conj {
+		start = i - 2
+	}
+	for k := start; k >= 0 && k >= i-window; k-- {
+		if isVerb[k] {
+			if sameForm(ts[k].word, lex[k], f) {
+				return k
+			}
+			return -1
+		}
+		if ts[k].brk {
+			break
+		}
+	}
+	return -1
+}
+
+// idiomNegations marks the words a negating idiom without a negator
+// covers: "merging is left to humans", "refunds are for humans". The idiom
+// negates its clause up to where it stands.
+func idiomNegations(ts []token, toolMode bool) map[int]bool {
+	if toolMode {
+		return nil
+	}
+	var out map[int]bool
+	for i := 1; i+1 < len(ts); i++ {
+		w, next := ts[i].word, ts[i+1].word
+		idiom := false
+		switch {
+		case (w == "left" || w == "up") && (next == "to" || next == "for") && auxiliaries[ts[i-1].word]:
+			idiom = true // "is left to humans", "is up to the agents"
+		case w == "for" && auxiliaries[ts[i-1].word] && humanWords[next]:
+			idiom = true // "are for humans"
+		case w == "for" && auxiliaries[ts[i-1].word] && i+2 < len(ts) && (next == "a" || next == "the") && humanWords[ts[i+2].word]:
+			idiom = true // "is for a human"
+		}
+		if !idiom {
+			continue
+		}
+		if out == nil {
+			out = map[int]bool{}
+		}
+		for k := i; k >= 0; k-- {
+			out[k] = true
+			if ts[k].brk {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// humanWords are who a task is left to.
+var humanWords = setOf(`human humans people person persons staff someone manager managers agents agent
+	team owner owners`)
 
 func (in *Intent) addTerm(s string, w float64) {
 	in.Terms[s] = min(in.Terms[s]+w, maxTermWeight)
@@ -264,6 +400,11 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if prev == "that" || prev == "which" || prev == "who" {
 		return f == 's'
 	}
+	// After a preposition it is a noun: "by email", "via chat", "in a
+	// message" ("by emailing them" is a gerund, judged above).
+	if v.ambiguous && nounPrepositions[prev] {
+		return false
+	}
 	if !v.ambiguous {
 		return true
 	}
@@ -297,6 +438,25 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 		return true // "email them", "reply to the customer"
 	}
 	return false
+}
+
+// bareNounAt reports a word at i that can only start a noun phrase without
+// a determiner: not a preposition, conjunction or pronoun cue, and not a
+// word of the lexicon in its past or -ing form ("sent", "pending").
+func bareNounAt(ts []token, lex []*verb, i int) bool {
+	if i >= len(ts) || ts[i].brk || ts[i].comma || ts[i].stem == "" {
+		return false
+	}
+	w := ts[i].word
+	if prepositions[w] || nounPrepositions[w] || w == "and" || w == "or" || w == "nor" || verbCues[w] || objectCues[w] {
+		return false
+	}
+	if v := lex[i]; v != nil {
+		if f := form(w, v); f == 'd' || f == 'g' {
+			return false
+		}
+	}
+	return true
 }
 
 // roleNouns name the job itself.
@@ -397,8 +557,8 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	switch {
 	case (w == "read" || w == "view" || w == "look") && next == "only":
 		return true
-	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma:
-		return true // "only reads"
+	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma && lex[i+1].lemma != "answer":
+		return true // "only reads"; not "only answers", which may be replying
 	case w == "only" && i > 0 && !ts[i].brk && lex[i-1] != nil && lex[i-1].ab == Read && (i+1 >= len(ts) || ts[i+1].brk):
 		return true // "reporting only."
 	}

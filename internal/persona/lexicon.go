@@ -283,6 +283,9 @@ var determiners = setOf(`the a an its their our your my his her this that these 
 var objectCues = setOf(`the a an them it their its our your his her him all every each any new back
 	out to on up these those this that me us you`)
 
+// nounPrepositions are followed by a noun, never a bare verb ("by email").
+var nounPrepositions = setOf(`by via through over per from with in into on at about of`)
+
 // prepositions start a modifier after a verb's object.
 var prepositions = setOf(`from in into with for by about after before on at via per through to of`)
 

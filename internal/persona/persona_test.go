@@ -76,6 +76,11 @@ func TestParseIntent(t *testing.T) {
 		{"create invoices for customers, email them out, and record payments", Write | Send, 0},
 		{"makes no changes whatsoever", 0, Write},
 		{"Search the mailbox without modifying or deleting anything.", 0, Write | Delete},
+		{"Reads tickets and posts replies.", Send, 0},
+		{"Reads cloud metrics and the cost report and scales autoscaling groups up.", Execute, 0},
+		{"Deletes old newsletters and files receipts into the Receipts folder.", Write | Delete, 0},
+		{"Reads tickets and emails sent by customers.", 0, 0},
+		{"Reads invoices and emails from customers.", 0, 0},
 	}
 	for _, c := range cases {
 		in := ParseIntent(c.desc)
@@ -101,6 +106,36 @@ func TestParseIntentObjects(t *testing.T) {
 	}
 	if !sendOK || !sendNeg {
 		t.Fatalf("want send scoped to invitations and a negated send scoped to mail; got %v", in.Requests)
+	}
+}
+
+// After a preposition a word that can be a verb is a noun: "by email" is
+// how the payslips are sent, not a second request.
+func TestParseIntentNounAfterPreposition(t *testing.T) {
+	in := ParseIntent("Sends payslips to employees by email every month; posts a note via chat.")
+	var verbs []string
+	for _, r := range in.Requests {
+		verbs = append(verbs, r.Verb)
+	}
+	if !slices.Equal(verbs, []string{"send", "post"}) {
+		t.Fatalf("requests %v, want one send and one post", in.Requests)
+	}
+	if !slices.Contains(in.Requests[0].Objects, "mail") {
+		t.Errorf("the send request's objects %v do not say by mail", in.Requests[0].Objects)
+	}
+}
+
+// "only answers" restricts the job to answering; unlike "only reads" it
+// forbids nothing, since answering a customer is replying.
+func TestOnlyAnswersIsNotReadOnly(t *testing.T) {
+	in := ParseIntent("Support agent that only answers: it reads the ticket and posts a public reply.")
+	for _, r := range in.Requests {
+		if r.Negated {
+			t.Errorf("negated request %s in %v", r, in.Requests)
+		}
+	}
+	if in.Asked&Send == 0 {
+		t.Errorf("asked %s, want send", in.Asked)
 	}
 }
 
@@ -459,5 +494,45 @@ func TestDraftSmallRegistry(t *testing.T) {
 	}
 	if slices.Contains(proposedTools(p), "helpdesk/close_ticket") {
 		t.Error("close_ticket proposed")
+	}
+}
+
+// A request to read something a read-only skill is named for ("reads
+// incoming emails", mail-read) keeps that skill although another domain
+// (the CRM) dominates the description's words.
+func TestDraftReadRequestNamesSkill(t *testing.T) {
+	ro := &Annotations{ReadOnlyHint: boolp(true)}
+	rw := &Annotations{ReadOnlyHint: boolp(false), DestructiveHint: boolp(false)}
+	tools := map[string]ToolInfo{
+		"crm/create_lead":    {Description: "Create a sales lead in the CRM from a contact and an inquiry.", Annotations: rw},
+		"crm/search_leads":   {Description: "Search CRM leads, accounts and contacts.", Annotations: ro},
+		"crm/update_contact": {Description: "Update a CRM contact.", Annotations: rw},
+		"mail/search_inbox":  {Description: "Search messages in the mailbox.", Annotations: ro},
+		"mail/read_message":  {Description: "Read a message with its attachments.", Annotations: ro},
+		"mail/send_message":  {Description: "Send a message to recipients.", Annotations: rw},
+	}
+	sk := func(name, desc string, tools ...string) *state.Skill {
+		s := &state.Skill{Meta: state.Meta{Name: name}, Description: desc}
+		for _, t := range tools {
+			s.Tools = append(s.Tools, state.ToolGrant{Tool: t})
+		}
+		return s
+	}
+	skills := []*state.Skill{
+		sk("crm-sales-rep", "Create and qualify CRM sales leads from website inquiries and contact forms.", "crm/create_lead", "crm/search_leads", "crm/update_contact"),
+		sk("crm-read", "Search CRM leads, accounts and contacts.", "crm/search_leads"),
+		sk("mail-read", "Search and read the mailbox.", "mail/search_inbox", "mail/read_message"),
+		sk("mail-send", "Send messages.", "mail/send_message"),
+	}
+	p, err := Draft("Lead qualification bot: reads incoming emails from the website contact form and creates a lead in the CRM sales pipeline for each serious inquiry from a CRM contact. Never emails anyone back.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ps := range p.Skills {
+		got = append(got, ps.From)
+	}
+	if !slices.Contains(got, "mail-read") || !slices.Contains(got, "crm-sales-rep") || slices.Contains(got, "mail-send") {
+		t.Errorf("skills %v, want crm-sales-rep and mail-read, not mail-send", got)
 	}
 }

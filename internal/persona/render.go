@@ -63,6 +63,12 @@ func header(p *Proposal) string {
 	var b strings.Builder
 	b.WriteString("Drafted by `portcullis persona draft`: review before `portcullis apply`.\n")
 	fmt.Fprintf(&b, "Asked for: %s. Forbidden outright: %s.", p.Asked, p.Forbidden)
+	if a := p.Advice; a != nil && a.Error == "" {
+		fmt.Fprintf(&b, "\nSkills proposed by %s, checked by the drafter's rules: %s.", oneLine(a.Source), oneLine(strings.Join(a.Proposed, ", ")))
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "\nWarning: %s", strings.Join(strings.Fields(w), " "))
+	}
 	for _, ex := range p.Excluded {
 		fmt.Fprintf(&b, "\nLeft out %s: %s", ex.Skill, oneLine(ex.Reason))
 	}

@@ -56,6 +56,19 @@ func tokenize(text string) []token {
 		case unicode.IsLetter(r) || unicode.IsDigit(r):
 			cur.WriteRune(unicode.ToLower(r))
 			lineStart = false
+		case r == '#' && cur.Len() == 0 && (unicode.IsLetter(next) || unicode.IsDigit(next)):
+			// "#eng-updates" names a chat channel: it reads as "channel",
+			// and its own words (which may look like verbs) are dropped.
+			for i < len(text) {
+				c, n := utf8.DecodeRuneInString(text[i:])
+				if !(unicode.IsLetter(c) || unicode.IsDigit(c) || c == '-' || c == '_') {
+					break
+				}
+				i += n
+			}
+			cur.WriteString("channel")
+			flush()
+			r, lineStart = 'l', false
 		case r == '\'' || r == '’':
 			// Inside a word an apostrophe is dropped: "doesn't" → "doesnt".
 		case r == '-' && cur.Len() > 0 && (unicode.IsLetter(next) || unicode.IsDigit(next)):

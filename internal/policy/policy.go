@@ -5,6 +5,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -264,6 +265,9 @@ func (v *Violation) Error() string {
 	if v.Path == "" {
 		return fmt.Sprintf("tool %s is not allowed for persona %s: %s", v.Tool, v.Persona, v.Reason)
 	}
+	if v.Skill == "" { // a rule of every grant, not of one skill
+		return fmt.Sprintf("tool %s refused for persona %s: argument %s %s", v.Tool, v.Persona, v.Path, v.Reason)
+	}
 	return fmt.Sprintf("tool %s refused for persona %s: argument %s %s (rule from skill %s)", v.Tool, v.Persona, v.Path, v.Reason, v.Skill)
 }
 
@@ -273,6 +277,15 @@ func (r *Role) Allow(upstream, tool string, args map[string]any) Decision {
 	ur := r.upstreams[upstream]
 	if ur == nil {
 		return r.deny(upstream, tool, "", "it is not in the persona's role", "")
+	}
+	if len(args) > 0 {
+		if p, name, bad := badMemberName(map[string]any(args), 0); bad {
+			if p != "" {
+				p += "."
+			}
+			return r.deny(upstream, tool, p+strconv.Quote(name),
+				"has a control character in its name; member names must be printable", "")
+		}
 	}
 	var first *grant
 	var firstPath, firstReason string
@@ -312,24 +325,77 @@ func (g *grant) check(args map[string]any) (path, reason string, ok bool) {
 }
 
 // checkRules checks named values (tool arguments or an object's fields)
-// against rules. A constrained name that also appears in another letter
-// case is refused: servers that match names case-insensitively (Go's
-// encoding/json, many .NET and Java binders) could take the other spelling,
+// against rules. A member whose name case-folds (Unicode simple folding,
+// so "STATUS", "Status" and "ſtatus" all fold to "status") to a constrained
+// name without being that exact name is refused, whether or not the exact
+// name is present too: servers that match names case-insensitively (Go's
+// encoding/json, many .NET and Java binders) could take that spelling,
 // which no rule checked.
 func checkRules(rules []argRule, m map[string]any) (path, reason string, ok bool) {
 	for i := range rules {
 		a := &rules[i]
+		for k := range m {
+			if k != a.name && strings.EqualFold(k, a.name) {
+				return a.name, fmt.Sprintf("is also given as %q; send it once, spelled %q", k, a.name), false
+			}
+		}
 		v, present := m[a.name]
 		if p, why, ok := a.c.check(v, present); !ok {
 			return joinArgPath(a.name, p), why, false
 		}
-		for k := range m {
-			if k != a.name && len(k) == len(a.name) && strings.EqualFold(k, a.name) {
-				return a.name, fmt.Sprintf("is also given as %q; send it once, spelled %q", k, a.name), false
+	}
+	return "", "", true
+}
+
+// maxNameDepth bounds how deep badMemberName looks; the gateway's JSON
+// decoder bounds nesting well below it.
+const maxNameDepth = 64
+
+// badMemberName returns the path of the first member name, at any depth of
+// v, that holds a NUL or another control character (C0, DEL, C1), and the
+// name itself. Servers disagree on such names (C strings end at NUL, some
+// decoders strip or reject them), so no rule can be sure what it checked.
+// It does not allocate unless it finds one.
+func badMemberName(v any, depth int) (path string, name string, found bool) {
+	if depth > maxNameDepth {
+		return "", "", false
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if hasControl(k) {
+				return "", k, true
+			}
+			if p, n, ok := badMemberName(e, depth+1); ok {
+				return joinArgPath(k, p), n, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p, n, ok := badMemberName(e, depth+1); ok {
+				return joinArgPath(fmt.Sprintf("[%d]", i), p), n, true
 			}
 		}
 	}
-	return "", "", true
+	return "", "", false
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+		if c >= 0x80 {
+			for _, r := range s[i:] {
+				if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
 }
 
 func joinArgPath(name, sub string) string {
@@ -480,8 +546,13 @@ func formatValue(v any) string {
 // percent-encoded) matches only a grant that names it exactly: a server
 // that resolves it could otherwise leave the granted tree
 // ("file:///srv/docs/*" must not reach "file:///srv/docs/../../etc/passwd").
+//
+// A URI with escapes is judged in every form that percent-decoding it up to
+// maxDecodes times yields, since a server or a proxy in front of it may
+// decode more than once ("%252e%252e" is ".." after two, "%2%65" after
+// two); one that would still change after that matches only an exact grant.
 func (r *Role) Resource(upstream, uri string) bool {
-	dots := hasDotSegment(uri)
+	dots := hasDotSegment(uri) || (strings.IndexByte(uri, '%') >= 0 && hidesDotSegment(uri))
 	for i := range r.resources {
 		g := &r.resources[i]
 		if (g.upstream == "" || g.upstream == upstream) && (g.pattern == uri || !dots && Match(g.pattern, uri)) {
@@ -518,6 +589,55 @@ func hasDotSegment(uri string) bool {
 		start = i
 	}
 	return false
+}
+
+// maxDecodes bounds how many times hidesDotSegment percent-decodes a URI.
+const maxDecodes = 4
+
+// hidesDotSegment reports whether decoding uri again and again (at most
+// maxDecodes times) shows a dot segment, or leaves something to decode.
+// Decoding is lenient, as many servers are: a malformed escape stays as it
+// is and the valid ones around it are decoded.
+func hidesDotSegment(uri string) bool {
+	for range maxDecodes {
+		dec := percentDecode(uri)
+		if dec == uri {
+			return false
+		}
+		if hasDotSegment(dec) {
+			return true
+		}
+		uri = dec
+	}
+	return percentDecode(uri) != uri
+}
+
+// percentDecode decodes every valid %HH escape of s and keeps the rest.
+func percentDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // isDots reports whether seg is "." or "..", each dot possibly written

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -132,6 +133,19 @@ func TestAllow(t *testing.T) {
 		{"triage", "helpdesk", "update_ticket", addField(good, `"Title":"a very long title"`), false, `argument title is also given as "Title"`},
 		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `{"region":"eu"}`, `{"region":"eu","REGION":"us"}`, 1), false, `argument filter.region is also given as "REGION"`},
 		{"admin", "helpdesk", "get_ticket", `{"project":"SUPPORT","PROJECT":"HR"}`, true, ""}, // unconstrained grant: nothing to confuse
+		// Unicode simple folding: ſ (U+017F) folds to s, K (U+212A) to k;
+		// a lone variant of an optional or required name is refused too.
+		{"triage", "helpdesk", "update_ticket", addField(good, `"ſtatus":"deleted"`), false, `argument status is also given as "ſtatus"`},
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `"status"`, `"STATUS"`, 1), false, `argument status is also given as "STATUS"`},
+		{"triage", "helpdesk", "update_ticket", addField(good, `"TITLE":"a very long title"`), false, `argument title is also given as "TITLE"`},
+		{"triage", "helpdesk", "update_ticket", addField(good, `"tıtle":"x"`), true, ""}, // dotless ı does not fold to i
+		{"triage", "helpdesk", "update_ticket", strings.Replace(good, `{"region":"eu"}`, `{"region":"eu","ʀegion":"us"}`, 1), true, ""},
+		// Control characters in member names, at any depth, for every grant.
+		{"admin", "helpdesk", "get_ticket", `{"project\u0000":"HR"}`, false, `argument "project\x00" has a control character in its name`},
+		{"admin", "helpdesk", "get_ticket", `{"q":{"a":[{"b\u007f":1}]}}`, false, `argument q.a[0]."b\x7f" has a control character`},
+		{"triage", "helpdesk", "search_tickets", `{"q\u0085":"x"}`, false, `has a control character in its name`},
+		{"triage", "helpdesk", "search_tickets", `{"q\tx":"x"}`, false, `has a control character in its name`},
+		{"triage", "helpdesk", "search_tickets", `{"q":"a\u0000b","ünïcode":"ok"}`, true, ""}, // in values they are data
 	}
 	for _, c := range cases {
 		t.Run(c.persona+"/"+c.tool, func(t *testing.T) {
@@ -157,12 +171,17 @@ func TestResourceDotSegments(t *testing.T) {
 		"ticket://SUPPORT/../HR/1", "ticket://SUPPORT/..", "ticket://SUPPORT/./x", "ticket://SUPPORT/%2e%2e/HR",
 		"ticket://SUPPORT/%2E./HR", "ticket://SUPPORT/..%2fHR", "ticket://SUPPORT/..%5CHR", `ticket://SUPPORT/..\HR`,
 		"ticket://SUPPORT/x?next=/../HR",
+		// Encoded more than once: a server (or a proxy before it) that
+		// decodes twice would see "..".
+		"ticket://SUPPORT/%252e%252e/HR", "ticket://SUPPORT/%252E%252e%252fHR", "ticket://SUPPORT/..%252fHR",
+		"ticket://SUPPORT/%25252e%25252e/HR", "ticket://SUPPORT/%zz/%252e%252e/HR",
+		"ticket://SUPPORT/%25252525252e", // still encoded after the bounded decoding
 	} {
 		if r.Resource("helpdesk", uri) {
 			t.Errorf("Resource(%q) allowed through a dot segment", uri)
 		}
 	}
-	for _, uri := range []string{"ticket://SUPPORT/a..b", "ticket://SUPPORT/...", "ticket://SUPPORT/.hidden", "ticket://SUPPORT/v1.2/notes"} {
+	for _, uri := range []string{"ticket://SUPPORT/a..b", "ticket://SUPPORT/...", "ticket://SUPPORT/.hidden", "ticket://SUPPORT/v1.2/notes", "ticket://SUPPORT/100%25", "ticket://SUPPORT/a%2520b", "ticket://SUPPORT/%zz"} {
 		if !r.Resource("helpdesk", uri) {
 			t.Errorf("Resource(%q) refused, but it has no dot segment", uri)
 		}
@@ -187,6 +206,49 @@ func FuzzHasDotSegment(f *testing.F) {
 			t.Fatalf("hasDotSegment(%q) = %v, reference %v", uri, got, want)
 		}
 	})
+}
+
+// FuzzResourceDecoding checks the decoded judgement against a reference:
+// a URI whose repeated (lenient) percent-decoding shows a dot segment, or
+// that would still decode further, matches only an exact grant.
+func FuzzResourceDecoding(f *testing.F) {
+	for _, s := range []string{"%252e%252e", "a/%25252e./b", "100%25", "%zz%252e", "%2525252525"} {
+		f.Add(s)
+	}
+	r := &Role{resources: []resourceGrant{{pattern: "x://*"}}}
+	f.Fuzz(func(t *testing.T, tail string) {
+		uri := "x://" + tail
+		want, cur := !hasDotSegment(uri), uri
+		for i := 0; want && i < maxDecodes; i++ {
+			next := percentDecodeRef(cur)
+			if next == cur {
+				break
+			}
+			want, cur = !hasDotSegment(next), next
+			if i == maxDecodes-1 && percentDecodeRef(cur) != cur {
+				want = false
+			}
+		}
+		if got := r.Resource("u", uri); got != want {
+			t.Fatalf("Resource(%q) = %v, reference %v", uri, got, want)
+		}
+	})
+}
+
+// percentDecodeRef is an independent lenient decoder for the fuzz reference.
+func percentDecodeRef(s string) string {
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil && !strings.ContainsAny(s[i+1:i+3], "+-") {
+				out = append(out, byte(v))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
 }
 
 func TestVisibilityResourcesPrompts(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -218,7 +219,10 @@ func normalizeNumbers(v any) any {
 		if i, err := x.Int64(); err == nil {
 			return i
 		}
-		f, _ := x.Float64()
+		f, err := x.Float64()
+		if err != nil {
+			return badNumber{string(x), "is out of range (a number must lie within ±1.8e308)"}
+		}
 		return f
 	case map[string]any:
 		for k, e := range x {
@@ -321,6 +325,22 @@ func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
 			return nil, fmt.Errorf("line %d: %s: %v", n.Line, orRoot(path), err)
 		}
 		switch x := v.(type) {
+		case float64:
+			if math.IsNaN(x) {
+				return badNumber{n.Value, "is not a number (NaN); give a finite number"}, nil
+			}
+			if math.IsInf(x, 0) {
+				return badNumber{n.Value, "is infinite; give a finite number"}, nil
+			}
+		case string:
+			// A plain scalar such as 1e400 looks like a number but does not
+			// fit one; yaml reads it as a string, which would be reported as
+			// "got a string".
+			if n.Style == 0 && n.Tag == "!!str" {
+				if _, err := strconv.ParseFloat(x, 64); errors.Is(err, strconv.ErrRange) {
+					return badNumber{n.Value, "is out of range (a number must lie within ±1.8e308)"}, nil
+				}
+			}
 		case int:
 			return int64(x), nil
 		case uint64:
@@ -455,11 +475,21 @@ func decodeDocument(root any, lines map[string]int) (Object, []*FieldError) {
 
 var jsonUnmarshaler = reflect.TypeOf((*json.Unmarshaler)(nil)).Elem()
 
+// badNumber stands for a number no float64 holds (NaN, ±Inf, 1e400), so
+// that checkShape can say exactly what is wrong with it.
+type badNumber struct{ text, problem string }
+
+func (b badNumber) String() string { return b.text }
+
 // checkShape walks a decoded value against the Go type it will decode into
 // and reports unknown fields and type mismatches by path.
 func checkShape(path string, v any, t reflect.Type, report func(path, msg string)) {
 	if v == nil {
 		return // absent or null: zero value; semantic validation decides
+	}
+	if b, ok := v.(badNumber); ok {
+		report(path, b.text+" "+b.problem)
+		return
 	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) {
 		raw, _ := json.Marshal(v)

@@ -34,9 +34,18 @@ func applyObjs(t *testing.T, s *Store, idx uint64, objs ...Object) (*Result, err
 	return applyCmd(t, s, idx, cmd)
 }
 
+// applyCmd proposes cmd as the API does: Prepare validates it against the
+// current state, and the prepared command is applied as raft entry idx.
 func applyCmd(t *testing.T, s *Store, idx uint64, cmd *Command) (*Result, error) {
 	t.Helper()
-	b, err := cmd.Encode()
+	prepared, _, err := s.Prepare(cmd, Node{})
+	if err != nil {
+		return nil, err
+	}
+	if prepared.V != CommandVersion {
+		t.Fatalf("prepared command has format %d", prepared.V)
+	}
+	b, err := prepared.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +114,14 @@ func TestParseErrorsArePrecise(t *testing.T) {
 		{"empty", "", []string{"no documents found"}},
 		{"scalar doc", "hello\n", []string{"a document must be a mapping"}},
 		{"duplicate key", "apiVersion: portcullis/v1\nkind: Agent\nkind: Agent\n", []string{"duplicate key"}},
+		{"min NaN", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {min: .nan}}}]\n",
+			[]string{"f.yaml:5: document 1 (Skill s): spec.tools[0].args.q.min: .nan is not a number (NaN); give a finite number"}},
+		{"max out of range", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {max: 1e400}}}]\n",
+			[]string{"spec.tools[0].args.q.max: 1e400 is out of range (a number must lie within ±1.8e308)"}},
+		{"min infinite", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {min: -.inf}}}]\n",
+			[]string{"spec.tools[0].args.q.min: -.inf is infinite; give a finite number"}},
+		{"NaN in a list", "apiVersion: portcullis/v1\nkind: Skill\nmetadata: {name: s}\nspec:\n  tools: [{tool: h/a, args: {q: {in: [1, .NaN]}}}]\n",
+			[]string{"spec.tools[0].args.q.in[1]: .NaN is not a number (NaN)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -121,6 +138,13 @@ func TestParseErrorsArePrecise(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestJSONNumberOutOfRange(t *testing.T) {
+	_, err := DecodeDocument([]byte(`{"apiVersion":"portcullis/v1","kind":"Skill","metadata":{"name":"s"},"spec":{"tools":[{"tool":"h/a","args":{"q":{"min":-1e400}}}]}}`))
+	if err == nil || !strings.Contains(err.Error(), "spec.tools[0].args.q.min: -1e400 is out of range") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -236,7 +260,14 @@ func FuzzParseDocuments(f *testing.F) {
 			// Whatever parses must survive the round trip through a command.
 			s := NewStore(nil)
 			cmd := &Command{Op: OpApply, Documents: []Document{EncodeDocument(o)}}
-			_, _, _ = plan(s.Current(), cmd, 1)
+			prepared, _, err := s.Prepare(cmd, Node{})
+			if err != nil {
+				continue // a reference to a missing object
+			}
+			b, _ := prepared.Encode()
+			if err, ok := s.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}).(error); ok {
+				t.Fatalf("prepared command refused by Apply: %v", err)
+			}
 		}
 	})
 }

@@ -1,43 +1,17 @@
 package state
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-)
-
-// Op names what a Command does.
-type Op string
-
-// The operations the FSM understands.
-const (
-	OpApply     Op = "apply"      // create or update Documents, all or nothing
-	OpDelete    Op = "delete"     // delete Kind/Name
-	OpKeyCreate Op = "key.create" // add Key (hash only)
-	OpKeyRevoke Op = "key.revoke" // remove the key KeyID
-	// OpSecretPut stores Secret; its Version must be one more than the
-	// stored one (1 for a new secret), so concurrent puts cannot interleave.
-	OpSecretPut    Op = "secret.put"
-	OpSecretDelete Op = "secret.delete" // remove the secret Name
-	// OpGeoIPImport replaces the cluster's GeoIP country table with GeoIP,
-	// a table serialized by internal/geoip (zstd-compressed).
-	OpGeoIPImport Op = "geoip.import"
-	// OpSecretReseal replaces the ciphertext of Secret at the SAME Version
-	// (after the HSM's sealing key was rotated; the value is unchanged, so
-	// Created and Updated stay). It is refused when the stored version
-	// differs: a put that won the race already sealed under the new key.
-	OpSecretReseal Op = "secret.reseal"
 )
 
 // MaxGeoIPBytes bounds a replicated GeoIP table (a full country database
@@ -46,52 +20,6 @@ const MaxGeoIPBytes = 64 << 20
 
 // geoIPMagic starts every table serialized by internal/geoip.
 const geoIPMagic = "PCGEO1"
-
-// Command is one replicated change. The proposer stamps Time so that every
-// node, and every replay of the log, computes the same state.
-type Command struct {
-	Op        Op         `json:"op"`
-	Time      time.Time  `json:"time"`
-	Documents []Document `json:"documents,omitempty"`
-	Kind      Kind       `json:"kind,omitempty"`
-	Name      string     `json:"name,omitempty"`
-	Key       *APIKey    `json:"key,omitempty"`
-	KeyID     string     `json:"keyID,omitempty"`
-	Secret    *Secret    `json:"secret,omitempty"`
-	GeoIP     []byte     `json:"geoip,omitempty"`
-}
-
-// Encode serializes the command for raft.
-func (c *Command) Encode() ([]byte, error) { return json.Marshal(c) }
-
-// DecodeCommand parses a command written by Encode.
-func DecodeCommand(b []byte) (*Command, error) {
-	var c Command
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode command: %w", err)
-	}
-	return &c, nil
-}
-
-// Change reports what a command did to one object.
-type Change struct {
-	Kind   Kind   `json:"kind"`
-	Name   string `json:"name"`
-	Action string `json:"action"` // created, updated, unchanged, deleted
-}
-
-// Result is what applying a command returns.
-type Result struct {
-	Index   uint64   `json:"index"`
-	Changes []Change `json:"changes"`
-}
-
-// Errors an applied command may return besides *ValidationError.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrInUse    = errors.New("still referenced")
-	ErrConflict = errors.New("conflict")
-)
 
 // Snapshot is an immutable view of the whole control state at one raft
 // index. Never modify a Snapshot or anything reachable from it.
@@ -257,14 +185,19 @@ func (s *Snapshot) remove(k Kind, name string) {
 
 // Store holds the control state and is the raft FSM that changes it.
 //
-// Raft calls Apply, Snapshot and Restore from one goroutine at a time; Current
-// and Subscribe are safe from any goroutine and never block on Apply.
+// Raft calls Apply, Snapshot and Restore from one goroutine at a time; Current,
+// Subscribe, Prepare, Halted and Err are safe from any goroutine and never
+// block on Apply.
 type Store struct {
 	log *slog.Logger
 	cur atomic.Pointer[Snapshot]
 
 	mu   sync.Mutex // serializes writers and guards subs
 	subs map[chan struct{}]struct{}
+
+	haltOnce sync.Once
+	halted   chan struct{} // closed by halt
+	haltErr  atomic.Pointer[error]
 }
 
 var _ raft.FSM = (*Store)(nil)
@@ -274,7 +207,7 @@ func NewStore(log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: log, subs: map[chan struct{}]struct{}{}}
+	s := &Store{log: log, subs: map[chan struct{}]struct{}{}, halted: make(chan struct{})}
 	s.cur.Store(emptySnapshot())
 	return s
 }
@@ -297,6 +230,33 @@ func (s *Store) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
+// Halted is closed when the store met a committed entry it cannot apply:
+// a command format or operation newer than this binary (ErrUnsupported).
+// Skipping that entry would silently diverge from the nodes that applied
+// it, so from then on Apply refuses every entry and changes nothing, and
+// Snapshot fails so that raft never compacts the unapplied entry away. The
+// node must stop; it replays the log again once it runs a binary that
+// knows the format. internal/cluster's Node.Run returns Err when Halted
+// closes, which stops the appliance.
+func (s *Store) Halted() <-chan struct{} { return s.halted }
+
+// Err is the error that halted the store, or nil.
+func (s *Store) Err() error {
+	if p := s.haltErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Store) halt(index uint64, err error) {
+	s.haltOnce.Do(func() {
+		err = fmt.Errorf("state: raft entry %d cannot be applied by this binary; the node stops applying to stay consistent (upgrade it to the cluster's version): %w", index, err)
+		s.haltErr.Store(&err)
+		s.log.Error("state machine halted", "index", index, "err", err)
+		close(s.halted)
+	})
+}
+
 func (s *Store) publish(next *Snapshot) {
 	s.cur.Store(next)
 	for ch := range s.subs {
@@ -305,236 +265,6 @@ func (s *Store) publish(next *Snapshot) {
 		default:
 		}
 	}
-}
-
-// Apply applies one raft log entry. It returns *Result, or an error when the
-// command is invalid against the current state (the state is then unchanged).
-func (s *Store) Apply(l *raft.Log) any {
-	if l.Type != raft.LogCommand {
-		return nil
-	}
-	cmd, err := DecodeCommand(l.Data)
-	if err != nil {
-		s.log.Error("state: undecodable command skipped", "index", l.Index, "err", err)
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next, res, err := plan(s.cur.Load(), cmd, l.Index)
-	if err != nil {
-		return err
-	}
-	s.publish(next)
-	return res
-}
-
-// Check reports what cmd would do against the current state, or why it would
-// be refused, without changing anything.
-func (s *Store) Check(cmd *Command) (*Result, error) {
-	_, res, err := plan(s.cur.Load(), cmd, s.cur.Load().Index+1)
-	return res, err
-}
-
-// plan computes the state after cmd. It never modifies cur.
-func plan(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error) {
-	next := cur.clone()
-	next.Index = index
-	res := &Result{Index: index}
-	switch cmd.Op {
-	case OpApply:
-		var errs []*FieldError
-		var objs []Object
-		for i, d := range cmd.Documents {
-			raw, _ := json.Marshal(d)
-			o, err := DecodeDocument(raw)
-			if err != nil {
-				var ve *ValidationError
-				if errors.As(err, &ve) {
-					for _, fe := range ve.Errors {
-						fe.Doc = i + 1
-					}
-					errs = append(errs, ve.Errors...)
-					continue
-				}
-				return nil, nil, err
-			}
-			objs = append(objs, o)
-		}
-		if len(errs) > 0 {
-			return nil, nil, &ValidationError{Errors: errs}
-		}
-		for _, o := range objs {
-			m := o.Metadata()
-			action := "created"
-			if old := cur.Get(o.Kind(), m.Name); old != nil {
-				om := old.Metadata()
-				if sameObject(old, o) {
-					res.Changes = append(res.Changes, Change{Kind: o.Kind(), Name: m.Name, Action: "unchanged"})
-					continue
-				}
-				action = "updated"
-				m.Created = om.Created
-			} else {
-				m.Created = cmd.Time
-			}
-			m.Updated, m.Revision = cmd.Time, index
-			next.put(o)
-			res.Changes = append(res.Changes, Change{Kind: o.Kind(), Name: m.Name, Action: action})
-		}
-		for _, o := range objs {
-			errs = append(errs, checkRefs(next, o)...)
-		}
-		// An update may break objects outside this batch (an agent's persona
-		// can't vanish this way, but keep the rule general).
-		if len(errs) > 0 {
-			for i, o := range objs {
-				for _, fe := range errs {
-					if fe.Kind == o.Kind() && fe.Name == o.Metadata().Name && fe.Doc == 0 {
-						fe.Doc = i + 1
-					}
-				}
-			}
-			return nil, nil, &ValidationError{Errors: errs}
-		}
-	case OpDelete:
-		if cur.Get(cmd.Kind, cmd.Name) == nil {
-			return nil, nil, fmt.Errorf("%s %q: %w", cmd.Kind, cmd.Name, ErrNotFound)
-		}
-		if refs := referrers(cur, cmd.Kind, cmd.Name); len(refs) > 0 {
-			return nil, nil, fmt.Errorf("%s %q is used by %s: %w", cmd.Kind, cmd.Name, joinAnd(refs), ErrInUse)
-		}
-		next.remove(cmd.Kind, cmd.Name)
-		res.Changes = append(res.Changes, Change{Kind: cmd.Kind, Name: cmd.Name, Action: "deleted"})
-	case OpKeyCreate:
-		k := cmd.Key
-		if k == nil || k.ID == "" || len(k.Hash) != 32 {
-			return nil, nil, fmt.Errorf("key.create: malformed key")
-		}
-		if cur.Agents[k.Agent] == nil {
-			return nil, nil, fmt.Errorf("agent %q: %w", k.Agent, ErrNotFound)
-		}
-		if cur.Keys[k.ID] != nil {
-			return nil, nil, fmt.Errorf("key %q: %w", k.ID, ErrConflict)
-		}
-		if k.PinIP != "" {
-			if _, err := ParseCIDR(k.PinIP); err != nil || strings.Contains(k.PinIP, "/") {
-				return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "pinIP", Msg: fmt.Sprintf("%q is not an IP address", k.PinIP)}}}
-			}
-		}
-		if p := cur.Personas[cur.Agents[k.Agent].Persona]; p != nil && p.Network != nil && p.Network.PinTokensToIP && k.PinIP == "" {
-			return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "pinIP", Msg: fmt.Sprintf("persona %q pins every credential to one client IP: give the agent's address (--pin-ip IP)", p.Name)}}}
-		}
-		kc := *k
-		kc.Created = cmd.Time
-		next.Keys[k.ID] = &kc
-		res.Changes = append(res.Changes, Change{Kind: "APIKey", Name: k.ID, Action: "created"})
-	case OpKeyRevoke:
-		if cur.Keys[cmd.KeyID] == nil || (cmd.Name != "" && cur.Keys[cmd.KeyID].Agent != cmd.Name) {
-			return nil, nil, fmt.Errorf("key %q: %w", cmd.KeyID, ErrNotFound)
-		}
-		delete(next.Keys, cmd.KeyID)
-		res.Changes = append(res.Changes, Change{Kind: "APIKey", Name: cmd.KeyID, Action: "deleted"})
-	case OpSecretPut:
-		sec := cmd.Secret
-		if sec == nil || len(sec.Sealed) == 0 {
-			return nil, nil, fmt.Errorf("secret.put: malformed secret")
-		}
-		if err := ValidateName(sec.Name); err != nil {
-			return nil, nil, &ValidationError{Errors: []*FieldError{{Field: "name", Msg: err.Error()}}}
-		}
-		old := cur.Secrets[sec.Name]
-		want := uint64(1)
-		if old != nil {
-			want = old.Version + 1
-		}
-		if sec.Version != want {
-			return nil, nil, fmt.Errorf("secret %q changed meanwhile (version %d sealed, %d expected); retry: %w", sec.Name, sec.Version, want, ErrConflict)
-		}
-		sc := *sec
-		sc.Updated = cmd.Time
-		sc.Created = cmd.Time
-		action := "created"
-		if old != nil {
-			sc.Created, action = old.Created, "updated"
-		}
-		next.Secrets[sec.Name] = &sc
-		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: sec.Name, Action: action})
-	case OpSecretReseal:
-		sec := cmd.Secret
-		if sec == nil || len(sec.Sealed) == 0 {
-			return nil, nil, fmt.Errorf("secret.reseal: malformed secret")
-		}
-		old := cur.Secrets[sec.Name]
-		if old == nil {
-			return nil, nil, fmt.Errorf("secret %q: %w", sec.Name, ErrNotFound)
-		}
-		if sec.Version != old.Version {
-			return nil, nil, fmt.Errorf("secret %q changed meanwhile (version %d resealed, %d stored); reseal again: %w", sec.Name, sec.Version, old.Version, ErrConflict)
-		}
-		sc := *old
-		sc.Sealed = sec.Sealed
-		next.Secrets[sec.Name] = &sc
-		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: sec.Name, Action: "updated"})
-	case OpSecretDelete:
-		if cur.Secrets[cmd.Name] == nil {
-			return nil, nil, fmt.Errorf("secret %q: %w", cmd.Name, ErrNotFound)
-		}
-		var users []string
-		for _, u := range cur.Upstreams {
-			if slices.Contains(u.Credential.SecretNames(), cmd.Name) {
-				users = append(users, "Upstream "+u.Name)
-			}
-		}
-		if len(users) > 0 {
-			slices.Sort(users)
-			return nil, nil, fmt.Errorf("secret %q is used by %s: %w", cmd.Name, joinAnd(users), ErrInUse)
-		}
-		delete(next.Secrets, cmd.Name)
-		res.Changes = append(res.Changes, Change{Kind: "Secret", Name: cmd.Name, Action: "deleted"})
-	case OpGeoIPImport:
-		switch {
-		case len(cmd.GeoIP) > MaxGeoIPBytes:
-			return nil, nil, fmt.Errorf("geoip.import: table of %d bytes exceeds %d", len(cmd.GeoIP), MaxGeoIPBytes)
-		case !bytes.HasPrefix(cmd.GeoIP, []byte(geoIPMagic)):
-			return nil, nil, fmt.Errorf("geoip.import: not a serialized GeoIP table")
-		}
-		action := "created"
-		if cur.GeoIP != nil {
-			action = "updated"
-		}
-		next.GeoIP, next.GeoIPImported = cmd.GeoIP, cmd.Time
-		res.Changes = append(res.Changes, Change{Kind: "GeoIP", Name: "countries", Action: action})
-	default:
-		return nil, nil, fmt.Errorf("unknown command %q", cmd.Op)
-	}
-	return next, res, nil
-}
-
-func joinAnd(s []string) string {
-	switch len(s) {
-	case 0:
-		return ""
-	case 1:
-		return s[0]
-	}
-	out := ""
-	for i, x := range s {
-		switch {
-		case i == 0:
-		case i == len(s)-1:
-			out += " and "
-		default:
-			out += ", "
-		}
-		out += x
-	}
-	return out
-}
-
-func sameObject(a, b Object) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return bytes.Equal(ja, jb) && maps.Equal(a.Metadata().Labels, b.Metadata().Labels)
 }
 
 // persisted is the snapshot format written by Persist.
@@ -552,7 +282,13 @@ type persisted struct {
 type fsmSnapshot struct{ s *Snapshot }
 
 // Snapshot captures the current state; raft persists it off the apply path.
-func (s *Store) Snapshot() (raft.FSMSnapshot, error) { return fsmSnapshot{s.cur.Load()}, nil }
+// It fails once the store has halted.
+func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return fsmSnapshot{s.cur.Load()}, nil
+}
 
 func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	p := persisted{Format: 1, Index: f.s.Index, GeoIP: f.s.GeoIP, GeoIPImported: f.s.GeoIPImported}

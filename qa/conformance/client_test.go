@@ -30,15 +30,14 @@ var clientScenarios = []string{"initialize", "tools_call", "sse-retry", "elicita
 
 // clientGoverned are the client scenarios the gateway deliberately fails,
 // with why and the refusal its result must show.
-var clientGoverned = map[string]struct{ why, refusal string }{
-	"elicitation-sep1034-client-defaults": {
-		why: "the scenario server sends elicitation/create on its standalone GET stream, outside the tools/call it is " +
-			"answering; the node's upstream sessions are shared by all agents, so a server-to-client request outside " +
-			"an agent's request cannot be attributed to one and is refused, never relayed to whichever agent is connected " +
-			"(within a call, as the Go SDK's everything-server does it, elicitation is relayed: server scenarios tools-call-elicitation, elicitation-sep1034-defaults)",
-		refusal: "portcullis relays elicitation/create only within an agent's request",
-	},
-}
+//
+// None today. elicitation-sep1034-client-defaults was one: its server sends
+// elicitation/create on the standalone GET stream, outside the tools/call
+// it answers. The upstream client now hands such a request to the call it
+// belongs to (the progress token it names, else the only call in flight on
+// the session) and refuses it only when that is ambiguous, so the scenario
+// passes through the gateway as it does directly.
+var clientGoverned = map[string]struct{ why, refusal string }{}
 
 // Environment of the test binary when the suite runs it as its client.
 const (

@@ -1,4 +1,4 @@
-package cli
+package appliance
 
 import (
 	"fmt"
@@ -8,13 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/portcullis-gw/portcullis/appliance"
+	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
 )
 
-func init() { register(newServerCmd) }
-
-func newServerCmd() *cobra.Command {
-	var cfg appliance.Config
+// Command is the `portcullis server` command: its flags fill a Config and
+// it runs the node with Run. It lives here, beside Config, so that the
+// command tree (internal/cli) never imports the wiring; cmd/portcullis
+// hands it to cli.Main.
+func Command() *cobra.Command {
+	var cfg Config
 	var logLevel, logFormat string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -38,7 +40,7 @@ func newServerCmd() *cobra.Command {
 				cfg.DataDir = ".data"
 			}
 			cfg.Logger = log
-			return appliance.Run(cmd.Context(), cfg)
+			return Run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -53,7 +55,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key for --tls-cert")
 	f.StringVar(&cfg.HSM.ModulePath, "hsm-module", "", "PKCS#11 module of the HSM (default: SoftHSM2)")
 	f.StringVar(&cfg.HSM.TokenLabel, "hsm-token", "", "label of the HSM token that seals backend secrets (dev default: a SoftHSM2 token in the data dir)")
-	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+appliance.HSMPINEnv+"; there is no flag for the PIN itself)")
+	f.StringVar(&cfg.HSM.PINFile, "hsm-pin-file", "", "file holding the HSM user PIN (default: $"+HSMPINEnv+"; there is no flag for the PIN itself)")
 	f.DurationVar(&cfg.SecretCacheTTL, "secret-cache-ttl", 30*time.Second, "how long the gateway keeps an unsealed backend secret in memory (negative: unseal on every call)")
 	f.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", 0, "raft log entries after which a snapshot is taken (default 1024)")
 	f.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", 0, "how often raft checks whether to snapshot (default 2m)")
@@ -64,6 +66,12 @@ func newServerCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.Network.Ifaces, "xdp-iface", nil, "attach the XDP network filter to these interfaces (IFACE[,IFACE]); needs root")
 	f.StringVar(&cfg.Network.Mode, "xdp-mode", "auto", "XDP attach mode: auto (native where the driver supports it, else generic), native or generic")
 	f.StringVar(&cfg.Network.Fail, "xdp-fail", "open", "when XDP cannot load or attach: open (enforce in userspace only, warn) or closed (refuse to start)")
+	f.StringVar(&cfg.PersonaModel.URL, "persona-model-url", "", "OpenAI-compatible API base of an on-premises model that helps persona draft choose skills, e.g. http://10.0.0.5:8000/v1 (vLLM, Ollama, llama.cpp server); default: offline drafter only")
+	f.StringVar(&cfg.PersonaModel.Model, "persona-model", "", "model name for --persona-model-url")
+	f.StringVar(&cfg.PersonaModel.Mode, "persona-model-mode", "chat", "API of --persona-model-url: chat (/chat/completions) or embeddings (/embeddings)")
+	f.StringVar(&cfg.PersonaModel.APIKeyFile, "persona-model-key-file", "", "file holding the bearer API key of --persona-model-url (there is no flag for the key itself)")
+	f.StringVar(&cfg.PersonaModel.APIKeyEnv, "persona-model-key-env", "", "environment variable holding the bearer API key of --persona-model-url")
+	f.DurationVar(&cfg.PersonaModel.Timeout, "persona-model-timeout", personallm.DefaultTimeout, "time limit of one draft's model calls; on timeout the draft is the offline one, with a warning (a longer one needs persona draft --timeout above it plus 10s)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
