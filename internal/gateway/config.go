@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // UpstreamSpec describes one upstream MCP server as the gateway needs it.
@@ -97,8 +99,13 @@ type Config struct {
 	// Source supplies control-state views (see StateSource).
 	Source Source
 	// Authenticator maps a request's credential to a principal; its errors
-	// become 401 with authn.Challenge.
+	// become 401 with a WWW-Authenticate challenge: the Authenticator's
+	// own if it is a Challenger, else authn.Challenge.
 	Authenticator authn.Authenticator
+	// Routes are extra endpoints served beside the persona endpoints
+	// without the gateway's authentication (/.well-known/*, authorize,
+	// token; see Route).
+	Routes []Route
 	// SessionKey seals session handles (32 bytes). Every node of a cluster
 	// must use the same key; PreviousSessionKeys still open handles sealed
 	// before a rotation.
@@ -108,6 +115,14 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxBodyBytes bounds a request body (default 4 MiB); larger gets 413.
 	MaxBodyBytes int64
+	// MaxJSONDepth bounds how deep arrays and objects nest in a request
+	// body, the envelope included (default 64); deeper is refused (400)
+	// before anything decodes it.
+	MaxJSONDepth int
+	// MaxBatch bounds the messages of one JSON-RPC batch (2025-03-26
+	// sessions; default 32): a larger batch is refused whole (400), none of
+	// it processed.
+	MaxBatch int
 	// AllowedOrigins lists the browser origins allowed to call (exact
 	// "scheme://host[:port]" or "*"). Empty: only same-origin requests.
 	// Requests without an Origin header (non-browser agents) pass.
@@ -121,8 +136,15 @@ type Config struct {
 	// resource or prompt list to load (3s); the persona's catalog is served
 	// without that upstream meanwhile.
 	ListWait time.Duration
-	// HTTPClient calls upstreams; nil builds a pooled keep-alive client.
+	// HTTPClient calls upstreams; nil builds a pooled keep-alive client
+	// whose requests without a deadline of their own are bounded (see
+	// boundedTransport). Its Timeout must be zero: streams are long-lived,
+	// and every call has its own deadline.
 	HTTPClient *http.Client
+	// Dialers connect the upstreams whose UpstreamSpec.Transport they are
+	// keyed by (see Dialer); streamable-http and sse default to the
+	// built-in HTTP dialer.
+	Dialers map[string]Dialer
 	// UpstreamTransport, when set, wraps the transport used for one upstream
 	// (called once per upstream connection, again after its spec changes):
 	// the hook for credential injection, e.g. a credential.Transport built
@@ -132,9 +154,22 @@ type Config struct {
 	UpstreamTransport func(spec *UpstreamSpec, base http.RoundTripper) (http.RoundTripper, error)
 	// ServerName and ServerVersion identify the gateway to agents.
 	ServerName, ServerVersion string
-	// OnDecision, when set, receives every Decision after it is logged (the
-	// audit trail hooks in here).
+	// Sink, when set, receives every Decision record from a bounded queue
+	// of AuditQueue records (default 4096), on a goroutine of its own: a
+	// slow sink never delays a request; when the queue is full records are
+	// dropped and counted (see Sink). Close waits up to AuditDrain (5s)
+	// for the queue to drain.
+	Sink       Sink
+	AuditQueue int
+	AuditDrain time.Duration
+	// OnDecision, when set, is called with every Decision record
+	// synchronously on the request's goroutine, before the agent's answer
+	// is written. It must not block (tests and in-memory counters); the
+	// audit trail uses Sink.
 	OnDecision func(Decision)
+	// Metrics, when set, is where the gateway registers its Prometheus
+	// collectors (the node's registry).
+	Metrics prometheus.Registerer
 	// KeepAlive is the interval of SSE comment keep-alives (15s).
 	KeepAlive time.Duration
 	// DLPKey keys DLP tokens and taint fingerprints. Every node of a
@@ -155,11 +190,27 @@ func (c *Config) validate() error {
 	if len(c.SessionKey) != 32 {
 		return fmt.Errorf("gateway config: SessionKey must be 32 bytes, got %d", len(c.SessionKey))
 	}
-	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 {
+	if c.MaxBodyBytes < 0 || c.UpstreamTimeout < 0 || c.SessionTTL < 0 || c.ListWait < 0 || c.MaxJSONDepth < 0 || c.MaxBatch < 0 {
 		return errors.New("gateway config: negative limit")
 	}
 	if c.ICAP != nil && (c.ICAP.Client == nil || (!c.ICAP.ReqMod && !c.ICAP.RespMod)) {
 		return errors.New("gateway config: ICAP needs a Client and at least one of ReqMod, RespMod")
+	}
+	if c.HTTPClient != nil && c.HTTPClient.Timeout != 0 {
+		return errors.New("gateway config: HTTPClient.Timeout must be zero (it would cut upstream streams; every call has its own deadline)")
+	}
+	if c.AuditQueue < 0 || c.AuditDrain < 0 {
+		return errors.New("gateway config: negative audit queue or drain")
+	}
+	for name, d := range c.Dialers {
+		if name == "" || d == nil {
+			return fmt.Errorf("gateway config: dialer %q: needs a transport name and a Dialer", name)
+		}
+	}
+	for _, r := range c.Routes {
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("gateway config: %w", err)
+		}
 	}
 	return nil
 }
@@ -170,6 +221,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 4 << 20
+	}
+	if c.MaxJSONDepth == 0 {
+		c.MaxJSONDepth = defaultMaxJSONDepth
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = defaultMaxBatch
 	}
 	if c.UpstreamTimeout == 0 {
 		c.UpstreamTimeout = 30 * time.Second
@@ -190,11 +247,12 @@ func (c *Config) setDefaults() {
 		c.KeepAlive = 15 * time.Second
 	}
 	if c.HTTPClient == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 1024
-		t.MaxIdleConnsPerHost = 256
-		t.IdleConnTimeout = 90 * time.Second
-		t.ForceAttemptHTTP2 = false
-		c.HTTPClient = &http.Client{Transport: t}
+		c.HTTPClient = defaultHTTPClient(c.UpstreamTimeout)
+	}
+	if c.AuditQueue == 0 {
+		c.AuditQueue = 4096
+	}
+	if c.AuditDrain == 0 {
+		c.AuditDrain = 5 * time.Second
 	}
 }

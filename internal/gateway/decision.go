@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"log/slog"
 	"time"
 )
@@ -45,6 +44,36 @@ type Decision struct {
 	// ICAP lists the ICAP exchanges' outcomes ("reqmod 204, respmod 200
 	// modified"; "… blocked", "… failed", "… failed-open"), "" when unused.
 	ICAP string
+	// Verdicts are the stages' verdicts in request-path order: the last
+	// one is the stage that decided (a refusal names its stage).
+	Verdicts []Verdict
+}
+
+// Stage is the stage that decided: the last verdict's ("" when none).
+func (d *Decision) Stage() string {
+	if len(d.Verdicts) == 0 {
+		return ""
+	}
+	return d.Verdicts[len(d.Verdicts)-1].Stage
+}
+
+// verdictsText renders verdicts as "stage:outcome[ (reason)], ...".
+func verdictsText(vs []Verdict) string {
+	var b []byte
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, v.Stage...)
+		b = append(b, ':')
+		b = append(b, v.Outcome...)
+		if v.Reason != "" && v.Outcome != Allow {
+			b = append(b, " ("...)
+			b = append(b, v.Reason...)
+			b = append(b, ')')
+		}
+	}
+	return string(b)
 }
 
 // LogValue renders the record as a flat slog group.
@@ -69,18 +98,6 @@ func (d Decision) LogValue() slog.Value {
 		slog.String("dlp_response", d.DLPResponse),
 		slog.Any("dlp_findings", d.DLPFindings),
 		slog.String("icap", d.ICAP),
+		slog.String("verdicts", verdictsText(d.Verdicts)),
 	)
-}
-
-func (g *Gateway) record(ctx context.Context, d Decision) {
-	level := slog.LevelInfo
-	if d.Decision == Deny {
-		level = slog.LevelWarn
-	}
-	if g.log.Enabled(ctx, level) {
-		g.log.LogAttrs(ctx, level, "mcp decision", slog.Any("decision", d))
-	}
-	if g.cfg.OnDecision != nil {
-		g.cfg.OnDecision(d)
-	}
 }

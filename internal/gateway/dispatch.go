@@ -16,51 +16,55 @@ import (
 )
 
 // dispatch answers one agent request. It returns the final response and the
-// HTTP status to use if the response did not turn into a stream.
-func (g *Gateway) dispatch(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
-	ctx := rc.r.Context()
+// HTTP status to use if the response did not turn into a stream. Requests
+// with a target (tools/call, resources/read, prompts/get,
+// completion/complete, resources/subscribe) are resolved, then governed;
+// the rest are answered here, and a refused one is recorded as a protocol
+// verdict.
+func (g *Gateway) dispatch(c *Call) (*mcp.Message, int) {
+	m, head := c.msg, c.head
 	ok := func(res json.RawMessage) (*mcp.Message, int) { return mcp.NewResult(m.ID, res), http.StatusOK }
 	fail := func(e *mcp.Error) (*mcp.Message, int) {
 		status := http.StatusOK
-		if rc.modern {
+		if c.modern {
 			status = modernStatus(e.Code)
 		}
-		return mcp.NewError(m.ID, e), status
+		return c.refuse(c.denyError(StageProtocol, e.Message, e, status))
 	}
-	legacyOnly := func() bool { return !rc.modern }
+	legacyOnly := func() bool { return !c.modern }
 	switch m.Method {
 	case mcp.MethodInitialize:
-		if rc.modern {
+		if c.modern {
 			break // removed in 2026-07-28: method not found
 		}
 		return fail(mcp.Errorf(mcp.CodeInvalidRequest, "session already initialized"))
 	case mcp.MethodPing:
-		if rc.modern {
+		if c.modern {
 			break
 		}
 		return ok(json.RawMessage("{}"))
 	case mcp.MethodDiscover:
-		return ok(g.discoverResult(rc))
+		return ok(g.discoverResult(&c.reqCtx))
 	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplates:
 		if head.Cursor != "" {
 			return fail(mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown cursor"))
 		}
-		return ok(g.listResult(ctx, rc, m.Method))
-	case mcp.MethodToolsCall:
-		return g.callTool(rc, m, head, out)
-	case mcp.MethodResourcesRead:
-		return g.readResource(rc, m, head, out)
-	case mcp.MethodPromptsGet:
-		return g.getPrompt(rc, m, head, out)
-	case mcp.MethodComplete:
-		return g.complete(rc, m, out)
+		return ok(g.listResult(c.r.Context(), &c.reqCtx, m.Method))
+	case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet, mcp.MethodComplete:
+		if !g.resolve(c) {
+			return c.resp, c.status
+		}
+		return g.govern(c)
 	case mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsub:
 		if legacyOnly() {
-			return g.subscribe(rc, m, head)
+			if !g.resolve(c) {
+				return c.resp, c.status
+			}
+			return g.govern(c)
 		}
 	case mcp.MethodSetLevel:
 		if legacyOnly() {
-			return g.setLevel(rc, m)
+			return g.setLevel(c)
 		}
 	}
 	return fail(mcp.Errorf(mcp.CodeMethodNotFound, "method not found: %s", m.Method))
@@ -98,96 +102,6 @@ func (g *Gateway) listResult(ctx context.Context, rc *reqCtx, method string) jso
 	return append(b, '}')
 }
 
-func (g *Gateway) decision(rc *reqCtx, method, name string) Decision {
-	return Decision{
-		Time: rc.start, Agent: rc.p.Agent, Persona: rc.persona, KeyID: rc.p.KeyID, ClientIP: clientIP(rc),
-		Session: rc.sessionNonce(), Revision: rc.rev, Method: method, Tool: name,
-	}
-}
-
-func (g *Gateway) deny(rc *reqCtx, d Decision, reason string) {
-	d.Decision, d.Reason, d.Latency = Deny, reason, time.Since(rc.start)
-	g.record(rc.r.Context(), d)
-}
-
-func (g *Gateway) callTool(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
-	d := g.decision(rc, m.Method, head.Name)
-	if !head.HasName {
-		g.deny(rc, d, "missing tool name")
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: tools/call needs a tool name")), http.StatusOK
-	}
-	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindTools)
-	e := cat.toolsByName[head.Name]
-	if e == nil {
-		if up := cat.failedUpstreamFor(head.Name, rc.view); up != "" {
-			d.Upstream, d.Decision, d.Reason, d.UpstreamStatus, d.Latency = up, Fail, "upstream tool list unavailable", "unavailable", time.Since(rc.start)
-			if ce, status, ok := credentialFailure(up, cat.errors[up]); ok {
-				d.UpstreamStatus = status
-				g.record(rc.r.Context(), d)
-				return mcp.NewError(m.ID, ce), http.StatusOK
-			}
-			g.record(rc.r.Context(), d)
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "tool %q is unavailable: upstream %q cannot be reached", head.Name, up)), http.StatusOK
-		}
-		g.deny(rc, d, "tool not in the persona's role")
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown tool: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
-	}
-	d.Upstream, d.UpstreamTool = e.upstream, e.name
-	args := map[string]any{}
-	if head.Arguments != nil {
-		if err := json.Unmarshal(head.Arguments, &args); err != nil {
-			g.deny(rc, d, "malformed arguments")
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: arguments must be a JSON object")), http.StatusOK
-		}
-		// The policy sees the decoded arguments, the upstream the agent's
-		// bytes: a repeated member name could show each a different value.
-		if p, dup := mcp.DuplicateKey(head.Arguments); dup {
-			g.deny(rc, d, "duplicate argument "+p)
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: argument %q appears more than once", p)), http.StatusOK
-		}
-	}
-	if len(e.params) > 0 {
-		if rc.modern {
-			if herr := mcp.CheckParamHeaders(rc.r.Header, e.params, args); herr != nil {
-				g.deny(rc, d, herr.Message)
-				return mcp.NewError(m.ID, herr), http.StatusBadRequest
-			}
-		}
-		h, err := mcp.ParamHeaderValues(e.params, args)
-		if err != nil {
-			g.deny(rc, d, err.Error())
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: %v", err)), http.StatusOK
-		}
-		rc.upHdr = h
-	}
-	dec := rc.role.Allow(e.upstream, e.name, args)
-	d.Skill = dec.Skill
-	if !dec.Allow {
-		reason := "denied by policy"
-		if dec.Violation != nil {
-			reason = dec.Violation.Error()
-		}
-		g.deny(rc, d, reason)
-		// A tool execution error, so the model sees why and can correct itself.
-		text, _ := json.Marshal("Denied by Portcullis policy: " + reason)
-		res := `{"content":[{"type":"text","text":` + string(text) + `}],"isError":true`
-		if rc.modern {
-			res += `,"resultType":"complete"`
-		}
-		return mcp.NewResult(m.ID, json.RawMessage(res+"}")), http.StatusOK
-	}
-	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"name": mcp.Quote(e.name)})
-	if err != nil {
-		g.deny(rc, d, "malformed params")
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
-	}
-	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, e.params)
-	if perr != nil {
-		return g.refuse(rc, m, d, perr)
-	}
-	return g.forward(rc, m, d, e.upstream, params, out)
-}
-
 // upstreamParams rewrites an agent's params for the upstream: the given
 // fields are replaced and the agent's per-request protocol _meta (its
 // revision, identity and capabilities) is dropped: the gateway's own
@@ -213,21 +127,6 @@ func (g *Gateway) upstreamParams(rc *reqCtx, params json.RawMessage, set map[str
 		}
 	}
 	return mcp.SetFields(params, set)
-}
-
-func (g *Gateway) readResource(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
-	d := g.decision(rc, m.Method, head.URI)
-	up := g.resourceRoute(rc, head.URI)
-	if up == "" {
-		g.deny(rc, d, "resource not in the persona's role")
-		return mcp.NewError(m.ID, g.resourceNotFound(rc, head.URI)), http.StatusOK
-	}
-	d.Upstream, d.UpstreamTool = up, head.URI
-	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
-	if err != nil {
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
-	}
-	return g.forward(rc, m, d, up, params, out)
 }
 
 func (g *Gateway) resourceNotFound(rc *reqCtx, uri string) *mcp.Error {
@@ -262,110 +161,6 @@ func (g *Gateway) resourceRoute(rc *reqCtx, uri string) string {
 		}
 	}
 	return found
-}
-
-func (g *Gateway) getPrompt(rc *reqCtx, m *mcp.Message, head mcp.Head, out sender) (*mcp.Message, int) {
-	d := g.decision(rc, m.Method, head.Name)
-	cat := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindPrompts)
-	e := cat.promptsByName[head.Name]
-	if e == nil {
-		g.deny(rc, d, "prompt not in the persona's role")
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown prompt: %q is not available to persona %q", head.Name, rc.persona)), http.StatusOK
-	}
-	d.Upstream, d.UpstreamTool = e.upstream, e.name
-	params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"name": mcp.Quote(e.name)})
-	if err != nil {
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
-	}
-	params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "arguments", params, nil)
-	if perr != nil {
-		return g.refuse(rc, m, d, perr)
-	}
-	return g.forward(rc, m, d, e.upstream, params, out)
-}
-
-func (g *Gateway) complete(rc *reqCtx, m *mcp.Message, out sender) (*mcp.Message, int) {
-	var p struct {
-		Ref struct {
-			Type string `json:"type"`
-			Name string `json:"name"`
-			URI  string `json:"uri"`
-		} `json:"ref"`
-	}
-	if err := json.Unmarshal(m.Params, &p); err != nil {
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: completion/complete needs a ref")), http.StatusOK
-	}
-	ref := mcp.GetField(m.Params, "ref")
-	switch p.Ref.Type {
-	case "ref/prompt":
-		d := g.decision(rc, m.Method, p.Ref.Name)
-		e := g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, kindPrompts).promptsByName[p.Ref.Name]
-		if e == nil {
-			g.deny(rc, d, "prompt not in the persona's role")
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "Unknown prompt: %q is not available to persona %q", p.Ref.Name, rc.persona)), http.StatusOK
-		}
-		d.Upstream, d.UpstreamTool = e.upstream, e.name
-		nref, _ := mcp.SetField(ref, "name", mcp.Quote(e.name))
-		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{"ref": nref})
-		if err != nil {
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
-		}
-		params, perr := g.inspectRequest(rc, &d, m.Method, e.upstream, "argument", params, nil)
-		if perr != nil {
-			return g.refuse(rc, m, d, perr)
-		}
-		return g.forward(rc, m, d, e.upstream, params, out)
-	case "ref/resource":
-		d := g.decision(rc, m.Method, p.Ref.URI)
-		up := g.resourceRoute(rc, p.Ref.URI)
-		if up == "" {
-			g.deny(rc, d, "resource not in the persona's role")
-			return mcp.NewError(m.ID, g.resourceNotFound(rc, p.Ref.URI)), http.StatusOK
-		}
-		d.Upstream, d.UpstreamTool = up, p.Ref.URI
-		params, err := g.upstreamParams(rc, m.Params, map[string]json.RawMessage{})
-		if err != nil {
-			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params")), http.StatusOK
-		}
-		params, perr := g.inspectRequest(rc, &d, m.Method, up, "argument", params, nil)
-		if perr != nil {
-			return g.refuse(rc, m, d, perr)
-		}
-		return g.forward(rc, m, d, up, params, out)
-	}
-	return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown ref type %q", p.Ref.Type)), http.StatusOK
-}
-
-func (g *Gateway) subscribe(rc *reqCtx, m *mcp.Message, head mcp.Head) (*mcp.Message, int) {
-	d := g.decision(rc, m.Method, head.URI)
-	up := g.resourceRoute(rc, head.URI)
-	if up == "" {
-		g.deny(rc, d, "resource not in the persona's role")
-		return mcp.NewError(m.ID, g.resourceNotFound(rc, head.URI)), http.StatusOK
-	}
-	d.Upstream, d.UpstreamTool = up, head.URI
-	if m.Method == mcp.MethodResourcesUnsub {
-		// The node's upstream subscription is shared; only this session
-		// stops hearing about the resource.
-		g.hub.subscribe(rc.sess.Nonce, head.URI, false)
-		d.Decision, d.Latency = Allow, time.Since(rc.start)
-		g.record(rc.r.Context(), d)
-		return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
-	}
-	if err := g.subscribeUpstream(rc.r.Context(), rc, up, head.URI); err != nil {
-		e, status := upstreamFailure(up, err, 0)
-		var rpcErr *mcp.Error
-		if errors.As(err, &rpcErr) {
-			e, status = rpcErr, fmt.Sprintf("error %d", rpcErr.Code)
-		}
-		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Fail, e.Message, status, time.Since(rc.start)
-		g.record(rc.r.Context(), d)
-		return mcp.NewError(m.ID, e), http.StatusOK
-	}
-	g.hub.subscribe(rc.sess.Nonce, head.URI, true)
-	d.Decision, d.UpstreamStatus, d.Latency = Allow, "ok", time.Since(rc.start)
-	g.record(rc.r.Context(), d)
-	return mcp.NewResult(m.ID, json.RawMessage("{}")), http.StatusOK
 }
 
 // notification handles a notification from a legacy agent.
@@ -475,17 +270,18 @@ var logLevels = []string{"debug", "info", "notice", "warning", "error", "critica
 // 2026-07-28 upstreams get that level with each call of a legacy agent.
 // Log messages still reach only the agent whose call produced them, and
 // messages outside any call are dropped.
-func (g *Gateway) setLevel(rc *reqCtx, m *mcp.Message) (*mcp.Message, int) {
+func (g *Gateway) setLevel(c *Call) (*mcp.Message, int) {
+	rc, m := &c.reqCtx, c.msg
 	var p struct {
 		Level string `json:"level"`
 	}
 	if err := json.Unmarshal(m.Params, &p); err != nil || p.Level == "" {
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level")), http.StatusOK
+		return c.refuse(c.denyError(StageProtocol, "malformed logging/setLevel", mcp.Errorf(mcp.CodeInvalidParams, "invalid params: logging/setLevel needs a level"), http.StatusOK))
 	}
 	// The level is shared by the node's calls to each upstream: only the
 	// eight levels of the spec, so one agent cannot break the others' calls.
 	if !slices.Contains(logLevels, p.Level) {
-		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown log level %q (one of %s)", p.Level, strings.Join(logLevels, ", "))), http.StatusOK
+		return c.refuse(c.denyError(StageProtocol, "unknown log level", mcp.Errorf(mcp.CodeInvalidParams, "invalid params: unknown log level %q (one of %s)", p.Level, strings.Join(logLevels, ", ")), http.StatusOK))
 	}
 	params, _ := json.Marshal(map[string]string{"level": p.Level})
 	ctx := rc.r.Context()

@@ -4,7 +4,8 @@
 // reference and governs every message between an agent and those upstreams.
 //
 // Request path: Origin/Host check, authentication, persona lookup, transport
-// checks (method, Content-Type, Accept, body limit), JSON-RPC parsing,
+// checks (method, Content-Type, Accept, body limit; nesting depth and
+// number range, limits.go), JSON-RPC parsing (batches capped by MaxBatch),
 // revision handling (initialize and a sealed session handle for the legacy
 // revisions; per-request _meta and the Mcp-Method/Mcp-Name/Mcp-Param-*
 // headers for 2026-07-28), the default-deny policy decision, data-loss
@@ -25,7 +26,10 @@
 // (upstream, name) order keeps a clean name, collisions and over-long names
 // get a hash suffix. Lists are cached per upstream, refreshed on
 // list_changed, on reconnect and after five minutes, and filtered per
-// persona; agents hear list_changed only for upstreams their role uses.
+// persona; agents hear list_changed only for upstreams their role uses,
+// and after a control-state change only for those of their persona's lists
+// (tools, prompts, resources) that changed: each listener keeps a print of
+// the lists as its agent last could know them (gateway.go announce).
 //
 // Bridging: a 2026-07-28 agent facing an older upstream gets MRTR
 // input_required results for the upstream's server-to-client requests (the

@@ -70,25 +70,27 @@ func hasCap(caps json.RawMessage, name string) bool {
 }
 
 // forward sends an authorized request to the upstream and relays what comes
-// back. d is completed and recorded here.
-func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string, params json.RawMessage, out sender) (*mcp.Message, int) {
+// back (the upstream stage). It returns the agent's answer when the call
+// ends here (an upstream failure, input_required, a cancellation, a
+// refused retry), or nil with the upstream's response in c.upResp for
+// response inspection. It fills c.rec as it goes.
+func (g *Gateway) forward(c *Call) (*mcp.Message, int) {
+	rc, m, upName, params := &c.reqCtx, c.msg, c.target.Upstream, c.params
 	u := g.upstream(upName, rc.view)
 	if u == nil {
-		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Fail, "upstream not configured", "unavailable", time.Since(rc.start)
-		g.record(rc.r.Context(), d)
+		c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Fail, "upstream not configured", "unavailable"
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "upstream %q is not configured", upName)), http.StatusOK
 	}
 	if rc.modern && bytes.Contains(params, []byte(`"requestState"`)) {
 		if rs := mcp.GetField(params, "requestState"); rs != nil {
 			var state string
 			if json.Unmarshal(rs, &state) == nil && strings.HasPrefix(state, mrtrPrefix) {
-				pc, rerr := g.resume(rc, m, d, state, params)
+				pc, rerr := g.resume(c, state, params)
 				if rerr != nil {
-					g.deny(rc, d, rerr.Message)
-					return mcp.NewError(m.ID, rerr), http.StatusOK
+					return c.refuse(c.denyError(StageProtocol, rerr.Message, rerr, http.StatusOK))
 				}
 				if pc != nil {
-					return g.drive(rc, m, d, u, pc, out, 0)
+					return g.drive(c, u, pc, 0)
 				}
 				// The parked call is gone (expired, or parked on another
 				// node): start over; the upstream asks again if it must.
@@ -96,17 +98,17 @@ func (g *Gateway) forward(rc *reqCtx, m *mcp.Message, d Decision, upName string,
 			}
 		}
 	}
-	return g.run(rc, m, d, u, params, out, 0)
+	return g.run(c, u, params, 0)
 }
 
 // run calls the upstream. A call that might have to park for a 2026-07-28
 // agent's MRTR retry runs on its own goroutine (start, drive); every other
 // call runs inline on the request's goroutine, with no hand-off.
-func (g *Gateway) run(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
-	if rc.modern && mayNeedInput(rc, m.Method) {
-		return g.drive(rc, m, d, u, g.start(u, m.Method, params, callContext(rc, u)), out, round)
+func (g *Gateway) run(c *Call, u *upstream, params json.RawMessage, round int) (*mcp.Message, int) {
+	if c.modern && mayNeedInput(&c.reqCtx, c.msg.Method) {
+		return g.drive(c, u, g.start(u, c.msg.Method, params, callContext(&c.reqCtx, u)), round)
 	}
-	return g.inline(rc, m, d, u, params, out, round)
+	return g.inline(c, u, params, round)
 }
 
 // mayNeedInput reports whether an upstream could ask this agent for input
@@ -121,7 +123,8 @@ func mayNeedInput(rc *reqCtx, method string) bool {
 	return hasCap(rc.caps, "sampling") || hasCap(rc.caps, "elicitation") || hasCap(rc.caps, "roots")
 }
 
-func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, params json.RawMessage, out sender, round int) (*mcp.Message, int) {
+func (g *Gateway) inline(c *Call, u *upstream, params json.RawMessage, round int) (*mcp.Message, int) {
+	rc, m, out := &c.reqCtx, c.msg, c.out
 	ctx, cancel := context.WithTimeout(g.ctx, u.timeout())
 	defer cancel()
 	pc := &pendingCall{upstream: u.spec.Name, ctx: ctx, cancel: cancel}
@@ -148,15 +151,14 @@ func (g *Gateway) inline(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pa
 	pc.conn, pc.err = u.connect(ctx)
 	if pc.err == nil {
 		pc.resp, pc.err = pc.conn.Call(callContext(rc, u)(ctx), m.Method, params, func(ev *mcp.Message) {
-			g.event(rc, m, d, pc, ev, out, &relays)
+			g.event(c, pc, ev, &relays)
 		})
 	}
 	if gone.Load() && pc.err != nil {
-		d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
-		g.record(context.WithoutCancel(rc.r.Context()), d)
+		c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Allow, "agent went away", "cancelled"
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
 	}
-	return g.finish(rc, m, d, u, pc, out, round)
+	return g.finish(c, u, pc, round)
 }
 
 // callContext returns what an agent's call adds to the upstream request's
@@ -211,7 +213,8 @@ func (g *Gateway) start(u *upstream, method string, params json.RawMessage, call
 
 // drive relays a running call to the agent until it completes, the agent
 // goes away, or (2026-07-28) the upstream needs input and the call parks.
-func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc *pendingCall, out sender, round int) (*mcp.Message, int) {
+func (g *Gateway) drive(c *Call, u *upstream, pc *pendingCall, round int) (*mcp.Message, int) {
+	rc, m, out := &c.reqCtx, c.msg, c.out
 	if rc.sess != nil {
 		key := rc.sess.Nonce + "\x00" + string(m.ID)
 		g.inflight.Store(key, pc.cancel)
@@ -224,7 +227,7 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 		}
 	}()
 	agentDone := rc.r.Context().Done()
-	handle := func(ev *mcp.Message) *mcp.Message { return g.event(rc, m, d, pc, ev, out, &relays) }
+	handle := func(ev *mcp.Message) *mcp.Message { return g.event(c, pc, ev, &relays) }
 	for {
 		select {
 		case ev := <-pc.events:
@@ -244,7 +247,7 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 				break
 			}
 			pc.cancel()
-			return g.finish(rc, m, d, u, pc, out, round)
+			return g.finish(c, u, pc, round)
 		case <-agentDone:
 			if r, ok := out.(*responder); ok && r.detached() {
 				// Legacy revisions: a dropped connection is not a
@@ -255,8 +258,7 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 			}
 			pc.cancel()
 			<-pc.done
-			d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "agent went away", "cancelled", time.Since(rc.start)
-			g.record(context.WithoutCancel(rc.r.Context()), d)
+			c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Allow, "agent went away", "cancelled"
 			return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "request cancelled")), http.StatusOK
 		}
 	}
@@ -266,17 +268,18 @@ func (g *Gateway) drive(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc 
 // notification goes to the agent's stream; a server-to-client request is
 // relayed (legacy agents), parked as MRTR input_required (2026-07-28 agents
 // with the capability; the returned result answers the agent), or refused.
-func (g *Gateway) event(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message, out sender, relays *[]string) *mcp.Message {
+func (g *Gateway) event(c *Call, pc *pendingCall, ev *mcp.Message, relays *[]string) *mcp.Message {
+	rc, out := &c.reqCtx, c.out
 	if ev.IsRequest() {
 		if ev = g.inspectServerRequest(rc, pc, ev); ev == nil {
 			return nil
 		}
-		c := capabilityFor(ev.Method)
+		cp := capabilityFor(ev.Method)
 		if rc.modern {
-			if c != "" && hasCap(rc.caps, c) && pc.events != nil {
-				return g.park(rc, m, d, pc, ev)
+			if cp != "" && hasCap(rc.caps, cp) && pc.events != nil {
+				return g.park(c, pc, ev)
 			}
-			g.refuseServerRequest(pc, ev, "the agent did not declare the "+c+" capability")
+			g.refuseServerRequest(pc, ev, "the agent did not declare the "+cp+" capability")
 			return nil
 		}
 		if id := g.relayToAgent(rc, ev, out, func(ans *mcp.Message) {
@@ -331,45 +334,30 @@ func (g *Gateway) relayToAgent(rc *reqCtx, ev *mcp.Message, out sender, reply fu
 	return gid
 }
 
-// finish turns the call's outcome into the agent's response.
-func (g *Gateway) finish(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, pc *pendingCall, out sender, round int) (*mcp.Message, int) {
-	ctx := rc.r.Context()
-	d.Latency = time.Since(rc.start)
+// finish turns the call's outcome into the agent's response: an upstream
+// failure is answered here; the upstream's response (result or error) is
+// left in c.upResp for response inspection (nil is returned), except a
+// 2026-07-28 upstream's input_required, bridged for a legacy agent.
+func (g *Gateway) finish(c *Call, u *upstream, pc *pendingCall, round int) (*mcp.Message, int) {
 	if pc.err != nil {
 		e, status := upstreamFailure(pc.upstream, pc.err, u.timeout())
-		d.Decision, d.Reason, d.UpstreamStatus = Fail, e.Message, status
-		g.log.WarnContext(ctx, "upstream call failed", "upstream", pc.upstream, "method", m.Method, "err", pc.err)
-		g.record(ctx, d)
-		return mcp.NewError(m.ID, e), http.StatusOK
+		c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Fail, e.Message, status
+		g.log.WarnContext(c.r.Context(), "upstream call failed", "upstream", pc.upstream, "method", c.msg.Method, "err", pc.err)
+		return mcp.NewError(c.msg.ID, e), http.StatusOK
 	}
 	resp := pc.resp
 	if resp.Error != nil {
-		d.Decision, d.UpstreamStatus = Allow, fmt.Sprintf("error %d", resp.Error.Code)
-		e := *g.inspectError(rc, &d, pc.upstream, resp.Error)
-		g.record(ctx, d)
-		if rc.modern && e.Code == mcp.CodeResourceNotFound {
-			e.Code = mcp.CodeInvalidParams
-		}
-		return mcp.NewError(m.ID, &e), http.StatusOK
+		c.rec.Decision, c.rec.UpstreamStatus = Allow, fmt.Sprintf("error %d", resp.Error.Code)
+		c.upResp = resp
+		return nil, 0
 	}
 	res := resp.Result
-	if !rc.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
-		return g.bridgeInputRequired(rc, m, d, u, res, out, round)
+	if !c.modern && bytes.Contains(res, []byte(mcp.ResultInputRequired)) && resultType(res) == mcp.ResultInputRequired {
+		return g.bridgeInputRequired(c, u, res, round)
 	}
-	d.UpstreamStatus = "ok"
-	res, derr := g.inspectResult(rc, &d, m.Method, pc.upstream, res)
-	if derr != nil {
-		return g.refuse(rc, m, d, derr)
-	}
-	if rc.modern {
-		res = modernResult(res, m.Method == mcp.MethodResourcesRead)
-	}
-	if rc.rev < mcp.Rev20250618 && m.Method == mcp.MethodToolsCall && bytes.Contains(res, []byte(`"resource_link"`)) {
-		res = downgradeLinks(res)
-	}
-	d.Decision = Allow
-	g.record(ctx, d)
-	return mcp.NewResult(m.ID, res), http.StatusOK
+	c.rec.UpstreamStatus = "ok"
+	c.upResp = resp
+	return nil, 0
 }
 
 func resultType(res json.RawMessage) string {
@@ -383,8 +371,9 @@ func resultType(res json.RawMessage) string {
 // park answers a 2026-07-28 agent with input_required for the server
 // request ev (and any others already queued), keeping the upstream call
 // running until the agent retries.
-func (g *Gateway) park(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, ev *mcp.Message) *mcp.Message {
-	pk := &parkedCall{pc: pc, keys: map[string]json.RawMessage{}, agent: rc.p.Agent, persona: rc.persona, method: m.Method, name: d.Tool}
+func (g *Gateway) park(c *Call, pc *pendingCall, ev *mcp.Message) *mcp.Message {
+	rc, m := &c.reqCtx, c.msg
+	pk := &parkedCall{pc: pc, keys: map[string]json.RawMessage{}, agent: rc.p.Agent, persona: rc.persona, method: m.Method, name: c.rec.Tool}
 	reqs := map[string]json.RawMessage{}
 	add := func(ev *mcp.Message) {
 		key := fmt.Sprintf("r%d", len(pk.keys)+1)
@@ -403,11 +392,10 @@ func (g *Gateway) park(rc *reqCtx, m *mcp.Message, d Decision, pc *pendingCall, 
 			pc.cancel()
 		}
 	})
-	st, _ := json.Marshal(map[string]string{"t": token, "a": rc.p.Agent, "p": rc.persona, "m": m.Method, "n": d.Tool})
+	st, _ := json.Marshal(map[string]string{"t": token, "a": rc.p.Agent, "p": rc.persona, "m": m.Method, "n": c.rec.Tool})
 	state := mrtrPrefix + g.sealer.sealBytes(st, mrtrAAD)
 	ir, _ := json.Marshal(map[string]any{"resultType": mcp.ResultInputRequired, "inputRequests": reqs, "requestState": state})
-	d.Decision, d.Reason, d.UpstreamStatus, d.Latency = Allow, "upstream needs input from the agent", "input_required", time.Since(rc.start)
-	g.record(rc.r.Context(), d)
+	c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Allow, "upstream needs input from the agent", "input_required"
 	return mcp.NewResult(m.ID, ir)
 }
 
@@ -420,7 +408,8 @@ func deadline(ctx context.Context) time.Time {
 
 // resume finds the call an MRTR retry continues and hands the agent's
 // answers to the upstream. nil: nothing to resume here.
-func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, params json.RawMessage) (*pendingCall, *mcp.Error) {
+func (g *Gateway) resume(c *Call, state string, params json.RawMessage) (*pendingCall, *mcp.Error) {
+	rc, m := &c.reqCtx, c.msg
 	// A state the gateway did not seal, or sealed for another agent or
 	// call, is refused (SEP-2322: integrity verification); an authentic
 	// one whose parked call is gone starts over.
@@ -432,8 +421,16 @@ func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, p
 	if json.Unmarshal(plain, &st) != nil {
 		return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: requestState failed integrity verification")
 	}
-	if st["a"] != rc.p.Agent || st["p"] != rc.persona || st["m"] != m.Method || st["n"] != d.Tool {
+	if st["a"] != rc.p.Agent || st["p"] != rc.persona || st["m"] != m.Method || st["n"] != c.rec.Tool {
 		return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: requestState belongs to another agent or request")
+	}
+	// The answers are checked before the parked call is taken: a malformed
+	// retry is refused and the call stays parked for a good one.
+	var answers map[string]json.RawMessage
+	if raw := mcp.GetField(params, "inputResponses"); raw != nil && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &answers); err != nil {
+			return nil, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: inputResponses must be an object mapping each inputRequests key to its result")
+		}
 	}
 	v, ok := g.parked.LoadAndDelete(st["t"])
 	if !ok {
@@ -441,8 +438,6 @@ func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, p
 	}
 	pk := v.(*parkedCall)
 	pk.timer.Stop()
-	var answers map[string]json.RawMessage
-	_ = json.Unmarshal(mcp.GetField(params, "inputResponses"), &answers)
 	var wg sync.WaitGroup
 	for key, upID := range pk.keys {
 		ans := mcp.NewError(upID, mcp.Errorf(mcp.CodeInvalidParams, "the agent provided no input"))
@@ -466,7 +461,8 @@ func (g *Gateway) resume(rc *reqCtx, m *mcp.Message, d Decision, state string, p
 // bridgeInputRequired serves a 2026-07-28 upstream's input_required to a
 // legacy agent: each input request becomes a server-to-client request on
 // the agent's stream, then the call is retried with the answers.
-func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u *upstream, res json.RawMessage, out sender, round int) (*mcp.Message, int) {
+func (g *Gateway) bridgeInputRequired(c *Call, u *upstream, res json.RawMessage, round int) (*mcp.Message, int) {
+	rc, m, out := &c.reqCtx, c.msg, c.out
 	var ir struct {
 		InputRequests map[string]struct {
 			Method string          `json:"method"`
@@ -475,8 +471,7 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 		RequestState *string `json:"requestState"`
 	}
 	if err := json.Unmarshal(res, &ir); err != nil || round >= maxBridging {
-		d.Decision, d.Reason, d.UpstreamStatus = Fail, "upstream input_required could not be bridged", "input_required"
-		g.record(rc.r.Context(), d)
+		c.rec.Decision, c.rec.Reason, c.rec.UpstreamStatus = Fail, "upstream input_required could not be bridged", "input_required"
 		return mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInternalError, "upstream %q needs input the gateway could not obtain", u.spec.Name)), http.StatusOK
 	}
 	answers := map[string]json.RawMessage{}
@@ -507,19 +502,20 @@ func (g *Gateway) bridgeInputRequired(rc *reqCtx, m *mcp.Message, d Decision, u 
 		set["requestState"] = mcp.Quote(*ir.RequestState)
 	}
 	params, _ := mcp.SetFields(m.Params, set)
-	if head, _ := mcp.PeekParams(m.Params); head.HasName && d.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
-		params, _ = mcp.SetField(params, "name", mcp.Quote(d.UpstreamTool))
+	if head, _ := mcp.PeekParams(m.Params); head.HasName && c.rec.UpstreamTool != "" && m.Method != mcp.MethodResourcesRead {
+		params, _ = mcp.SetField(params, "name", mcp.Quote(c.rec.UpstreamTool))
 	}
 	// The retry is built from the agent's own params: inspect them again.
-	params, perr := g.inspectRetry(rc, &d, m.Method, u.spec.Name, params)
+	params, perr := g.inspectRetry(rc, &c.rec, m.Method, u.spec.Name, params)
 	if perr != nil {
-		return g.refuse(rc, m, d, perr)
+		return c.refuse(c.dlpRefusal(StageDLPRequest, perr))
 	}
-	return g.run(rc, m, d, u, params, out, round+1)
+	return g.run(c, u, params, round+1)
 }
 
 // listen serves subscriptions/listen (2026-07-28).
-func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
+func (g *Gateway) listen(w http.ResponseWriter, c *Call) {
+	rc, m := &c.reqCtx, c.msg
 	var p struct {
 		Notifications struct {
 			ToolsListChanged      bool     `json:"toolsListChanged"`
@@ -529,7 +525,7 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 		} `json:"notifications"`
 	}
 	if err := json.Unmarshal(m.Params, &p); err != nil {
-		writeJSON(w, http.StatusBadRequest, mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: notifications filter is malformed")).AppendJSON(nil))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: notifications filter is malformed"))
 		return
 	}
 	n := p.Notifications
@@ -551,7 +547,7 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 			l.uris[uri] = true
 			uris = append(uris, uri)
 			go func() {
-				if err := g.subscribeUpstream(g.ctx, rc, up, uri); err != nil {
+				if err := g.subscribeUpstream(g.ctx, rc.view, up, uri); err != nil {
 					g.log.Debug("upstream resource subscription failed", "upstream", up, "uri", uri, "err", err)
 				}
 			}()
@@ -561,9 +557,10 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 		honored["resourceSubscriptions"] = uris
 	}
 	ack, _ := json.Marshal(map[string]any{"notifications": honored, "_meta": map[string]json.RawMessage{mcp.MetaSubscriptionID: m.ID}})
-	d := g.decision(rc, m.Method, "")
-	d.Decision, d.Reason, d.Latency = Allow, "subscription opened", time.Since(rc.start)
-	g.record(rc.r.Context(), d)
+	c.governed = true
+	c.rec.Decision, c.rec.Reason = Allow, "subscription opened"
+	c.verdict(Verdict{Stage: StagePolicy, Outcome: Allow, Reason: "subscription opened"})
+	g.audit(c)
 	g.stream(w, rc, l, mcp.NewNotification(mcp.NotifyAcknowledged, ack))
 }
 
@@ -571,8 +568,8 @@ func (g *Gateway) listen(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
 // updates of uri (resources/subscribe, or a subscriptions/listen stream on
 // 2026-07-28). Updates reach the agents subscribed to uri whose role
 // allows it.
-func (g *Gateway) subscribeUpstream(ctx context.Context, rc *reqCtx, upName, uri string) error {
-	u := g.upstream(upName, rc.view)
+func (g *Gateway) subscribeUpstream(ctx context.Context, v *View, upName, uri string) error {
+	u := g.upstream(upName, v)
 	if u == nil {
 		return fmt.Errorf("upstream %q is not configured", upName)
 	}

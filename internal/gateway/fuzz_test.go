@@ -26,6 +26,12 @@ func FuzzPOST(f *testing.F) {
 		`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}`,
 		`{"jsonrpc":"2.0","id":3,"method":"subscriptions/listen","params":{"notifications":5}}`,
 		`[]`, `{}`, `null`, `[1,2]`, `{"jsonrpc":"2.0","id":[],"method":"x"}`,
+		// shape limits: deep nesting, numbers beyond float64, a batch over the cap
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"helpdesk_get_ticket","arguments":{"id":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}}`,
+		strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat(`}`, 5000),
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"helpdesk_get_ticket","arguments":{"id":"T-1","n":1e999999}}}`,
+		`{"jsonrpc":"2.0","id":1e999999,"method":"ping"}`,
+		`[` + strings.Repeat(`{"jsonrpc":"2.0","id":1,"method":"ping"},`, 40) + `{"jsonrpc":"2.0","id":2,"method":"ping"}]`,
 	} {
 		f.Add(s, "", "tools/call", "helpdesk_get_ticket", true)
 		f.Add(s, "2026-07-28", "tools/call", "=?base64?aGVscGRlc2tfZ2V0X3RpY2tldA==?=", false)

@@ -31,6 +31,7 @@ type reqCtx struct {
 	logMeta bool            // 2026-07-28: the request asked for log messages
 	upHdr   http.Header     // extra headers for the upstream request (Mcp-Param-*)
 	start   time.Time
+	known   bool // the persona exists (its name may label metrics)
 }
 
 func (rc *reqCtx) sessionNonce() string {
@@ -40,17 +41,19 @@ func (rc *reqCtx) sessionNonce() string {
 	return rc.sess.Nonce
 }
 
+// serve handles one agent HTTP request: stage 1 (authn) and the door
+// checks, then the method's handler. The request's Call is written to the
+// audit trail when it ends, whatever the outcome (audit is idempotent:
+// paths that answer earlier write it before their answer leaves).
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	persona := r.PathValue("persona")
+	c := newCall(r, r.PathValue("persona"), time.Now())
+	defer g.end(c)
 	if !g.originAllowed(r) {
-		g.refused(r, start, persona, authn.Principal{}, "Origin not allowed")
-		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Origin not allowed")
+		g.reject(w, c, StageProtocol, http.StatusForbidden, nil, mcp.Errorf(mcp.CodeInvalidRequest, "forbidden: Origin not allowed"), "Origin not allowed")
 		return
 	}
 	if !g.hostAllowed(r) {
-		g.refused(r, start, persona, authn.Principal{}, "Host not allowed")
-		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: Host not allowed")
+		g.reject(w, c, StageProtocol, http.StatusForbidden, nil, mcp.Errorf(mcp.CodeInvalidRequest, "forbidden: Host not allowed"), "Host not allowed")
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
@@ -71,50 +74,60 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
-		httpFail(w, http.StatusMethodNotAllowed, mcp.CodeInvalidRequest, "method not allowed")
+		g.reject(w, c, StageProtocol, http.StatusMethodNotAllowed, nil, mcp.Errorf(mcp.CodeInvalidRequest, "method not allowed"))
 		return
 	}
 	p, err := g.cfg.Authenticator.Authenticate(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", authn.Challenge(err))
+		w.Header().Set("WWW-Authenticate", g.challenge(r, err))
 		msg := "unauthorized: a valid API key is required (Authorization: Bearer <key>)"
 		var ae *authn.Error
 		if errors.As(err, &ae) {
 			msg = "unauthorized: " + ae.Reason
 		}
-		g.refused(r, start, persona, authn.Principal{}, msg)
-		httpFail(w, http.StatusUnauthorized, mcp.CodeInvalidRequest, msg)
+		g.reject(w, c, StageAuthn, http.StatusUnauthorized, nil, mcp.Errorf(mcp.CodeInvalidRequest, "%s", msg))
 		return
 	}
 	v := g.cfg.Source.View()
 	var role Role
 	if v != nil && v.Role != nil {
-		role = v.Role(persona)
+		role = v.Role(c.persona)
 	}
 	if role == nil {
-		g.refused(r, start, persona, p, "unknown persona")
-		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "unknown persona")
+		c.p = p
+		g.reject(w, c, StageAuthn, http.StatusNotFound, nil, mcp.Errorf(mcp.CodeInvalidRequest, "unknown persona"))
 		return
 	}
-	if p.Persona != persona {
-		g.refused(r, start, persona, p, "key belongs to persona "+p.Persona)
-		httpFail(w, http.StatusForbidden, mcp.CodeInvalidRequest, "forbidden: this key is not valid for persona "+persona)
+	c.known = true
+	if p.Persona != c.persona {
+		c.p = p
+		g.reject(w, c, StageAuthn, http.StatusForbidden, nil, mcp.Errorf(mcp.CodeInvalidRequest, "forbidden: this key is not valid for persona %s", c.persona), "key belongs to persona "+p.Persona)
 		return
 	}
-	rc := &reqCtx{r: r, p: p, persona: persona, role: role, view: v, start: start}
+	c.verdict(Verdict{Stage: StageAuthn, Outcome: Allow, Reason: p.Method})
+	c.p, c.role, c.view = p, role, v
 	switch r.Method {
 	case http.MethodPost:
-		g.post(w, rc)
+		g.post(w, c)
 	case http.MethodGet:
-		g.get(w, rc)
+		g.get(w, c)
 	case http.MethodDelete:
-		g.delete(w, rc)
+		g.delete(w, c)
 	}
 }
 
-// httpFail answers with an HTTP error status and a JSON-RPC error without id.
-func httpFail(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, mcp.NewError(nil, &mcp.Error{Code: code, Message: msg}).AppendJSON(nil))
+// reject answers a request refused before govern (at the door, in
+// authentication, or as a protocol error) with status and a JSON-RPC error,
+// after recording the refusal. reason, if given, is what the record says
+// instead of the error's message.
+func (g *Gateway) reject(w http.ResponseWriter, c *Call, stage string, status int, id json.RawMessage, e *mcp.Error, reason ...string) {
+	why := e.Message
+	if len(reason) > 0 {
+		why = reason[0]
+	}
+	c.verdict(c.deny(stage, why, nil, status))
+	g.audit(c)
+	writeJSON(w, status, mcp.NewError(id, e).AppendJSON(nil))
 }
 
 func (g *Gateway) originAllowed(r *http.Request) bool {
@@ -195,32 +208,36 @@ func (g *Gateway) openSession(id string, rc *reqCtx) (*session, error) {
 	return st, nil
 }
 
-func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
-	r := rc.r
+func (g *Gateway) post(w http.ResponseWriter, c *Call) {
+	r := c.r
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		httpFail(w, http.StatusUnsupportedMediaType, mcp.CodeInvalidRequest, "Content-Type must be application/json")
+		g.reject(w, c, StageProtocol, http.StatusUnsupportedMediaType, nil, mcp.Errorf(mcp.CodeInvalidRequest, "Content-Type must be application/json"))
 		return
 	}
 	if !accepts(r, "application/json", "text/event-stream") {
-		httpFail(w, http.StatusNotAcceptable, mcp.CodeInvalidRequest, "Accept must list application/json and text/event-stream")
+		g.reject(w, c, StageProtocol, http.StatusNotAcceptable, nil, mcp.Errorf(mcp.CodeInvalidRequest, "Accept must list application/json and text/event-stream"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			httpFail(w, http.StatusRequestEntityTooLarge, mcp.CodeInvalidRequest, "request body too large")
+			g.reject(w, c, StageProtocol, http.StatusRequestEntityTooLarge, nil, mcp.Errorf(mcp.CodeInvalidRequest, "request body too large"))
 			return
 		}
-		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "could not read the request body")
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "could not read the request body"))
+		return
+	}
+	if perr := checkJSON(body, g.cfg.MaxJSONDepth); perr != nil {
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, perr)
 		return
 	}
 	// 2026-07-28 has no sessions: a stray Mcp-Session-Id on a modern
 	// request is ignored.
 	if sid := r.Header.Get(mcp.HeaderSessionID); sid != "" && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		st, err := g.openSession(sid, rc)
+		st, err := g.openSession(sid, &c.reqCtx)
 		if err != nil {
-			httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error()+"; initialize a new session")
+			g.reject(w, c, StageProtocol, http.StatusNotFound, nil, mcp.Errorf(mcp.CodeInvalidRequest, "session not found: %s; initialize a new session", err.Error()))
 			return
 		}
 		// An unsupported MCP-Protocol-Version is refused (400). A supported
@@ -229,11 +246,11 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 		// session): the session's negotiated revision alone decides how the
 		// request is parsed, governed and answered.
 		if pv := r.Header.Get(mcp.HeaderProtocolVersion); pv != "" && !mcp.Known(pv) {
-			writeJSON(w, http.StatusBadRequest, mcp.NewError(nil, unsupportedVersion(pv)).AppendJSON(nil))
+			g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, unsupportedVersion(pv))
 			return
 		}
-		rc.sess, rc.rev, rc.caps = st, st.Rev, st.Caps
-		g.postSession(w, rc, body)
+		c.sess, c.rev, c.caps = st, st.Rev, st.Caps
+		g.postSession(w, c, body)
 		return
 	}
 	m, perr := mcp.Parse(body)
@@ -249,23 +266,24 @@ func (g *Gateway) post(w http.ResponseWriter, rc *reqCtx) {
 				perr = mcp.Errorf(mcp.CodeParseError, "parse error: body is not valid JSON")
 			}
 		}
-		writeJSON(w, status, mcp.NewError(id, perr).AppendJSON(nil))
+		g.reject(w, c, StageProtocol, status, id, perr)
 		return
 	}
+	c.msg = m
 	// 2026-07-28 removed initialize: under its header it is an unknown
 	// method (404), answered by postModern.
 	if m.Method == mcp.MethodInitialize && !mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
-		g.initialize(w, rc, m)
+		g.initialize(w, c)
 		return
 	}
-	g.postModern(w, rc, m)
+	g.postModern(w, c)
 }
 
 // postModern handles a sessionless request: 2026-07-28, or an error.
-func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
-	r := rc.r
+func (g *Gateway) postModern(w http.ResponseWriter, c *Call) {
+	r, m := c.r, c.msg
 	pv := r.Header.Get(mcp.HeaderProtocolVersion)
-	fail := func(status int, e *mcp.Error) { writeJSON(w, status, mcp.NewError(m.ID, e).AppendJSON(nil)) }
+	fail := func(status int, e *mcp.Error) { g.reject(w, c, StageProtocol, status, m.ID, e) }
 	head, perr := mcp.PeekParams(m.Params)
 	if perr != nil {
 		fail(http.StatusBadRequest, perr)
@@ -320,16 +338,19 @@ func (g *Gateway) postModern(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 		fail(http.StatusBadRequest, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: _meta[%q] is required", mcp.MetaClientCapabilities))
 		return
 	}
-	rc.modern, rc.rev, rc.caps, rc.logMeta = true, meta.ProtocolVersion, meta.ClientCapabilities, meta.LogLevel != ""
+	c.modern, c.rev, c.caps, c.logMeta = true, meta.ProtocolVersion, meta.ClientCapabilities, meta.LogLevel != ""
+	c.verdict(Verdict{Stage: StageProtocol, Outcome: Allow, Reason: c.rev})
 	if m.Method == mcp.MethodSubscriptionsListen {
-		g.listen(w, rc, m)
+		g.listen(w, c)
 		return
 	}
-	out := newResponder(w, g, rc)
-	resp, status := g.dispatch(rc, m, head, out)
+	out := newResponder(w, g, &c.reqCtx)
+	c.head, c.out = head, out
+	resp, status := g.dispatch(c)
 	if status == http.StatusOK && resp != nil && resp.Error != nil {
 		status = modernStatus(resp.Error.Code) // an upstream's error, too
 	}
+	g.audit(c)
 	out.finish(resp, status)
 }
 
@@ -350,48 +371,59 @@ func unsupportedVersion(v string) *mcp.Error {
 }
 
 // postSession handles a POST within a legacy session.
-func (g *Gateway) postSession(w http.ResponseWriter, rc *reqCtx, body []byte) {
-	msgs, errs, batch, perr := mcp.ParseBody(body, mcp.AllowsBatch(rc.rev))
+func (g *Gateway) postSession(w http.ResponseWriter, c *Call, body []byte) {
+	msgs, errs, batch, perr := mcp.ParseBody(body, mcp.AllowsBatch(c.rev))
 	if perr != nil && !batch {
 		var id json.RawMessage
 		if len(msgs) == 1 && msgs[0] != nil {
 			id = msgs[0].ID
 		}
-		writeJSON(w, http.StatusBadRequest, mcp.NewError(id, perr).AppendJSON(nil))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, id, perr)
 		return
 	}
 	if perr != nil {
-		writeJSON(w, http.StatusBadRequest, mcp.NewError(nil, perr).AppendJSON(nil))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, perr)
+		return
+	}
+	if batch && len(msgs) > g.cfg.MaxBatch {
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, batchTooLarge(len(msgs), g.cfg.MaxBatch))
 		return
 	}
 	if !batch {
 		m := msgs[0]
+		c.msg = m
+		c.verdict(Verdict{Stage: StageProtocol, Outcome: Allow, Reason: c.rev})
 		switch {
 		case m.IsRequest():
 			head, perr := mcp.PeekParams(m.Params)
 			if perr != nil {
-				writeJSON(w, http.StatusOK, mcp.NewError(m.ID, perr).AppendJSON(nil))
+				g.reject(w, c, StageProtocol, http.StatusOK, m.ID, perr)
 				return
 			}
-			out := newResponder(w, g, rc)
-			resp, status := g.dispatch(rc, m, head, out)
+			out := newResponder(w, g, &c.reqCtx)
+			c.head, c.out = head, out
+			resp, status := g.dispatch(c)
+			g.audit(c)
 			out.finish(resp, status)
 		case m.IsNotification():
-			g.notification(rc, m)
+			g.notification(&c.reqCtx, m)
 			w.WriteHeader(http.StatusAccepted)
 		default:
-			if err := g.agentResponse(rc, m); err != nil {
-				httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, err.Error())
+			if err := g.agentResponse(&c.reqCtx, m); err != nil {
+				g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "%s", err.Error()))
 				return
 			}
 			w.WriteHeader(http.StatusAccepted)
 		}
 		return
 	}
-	// A 2025-03-26 batch: answer every request in one JSON array.
+	// A 2025-03-26 batch: answer every request in one JSON array. Each
+	// message is a call of its own, with its own record.
 	var out []byte
 	n := 0
 	for i, m := range msgs {
+		mc := c.child()
+		mc.msg = m
 		var resp *mcp.Message
 		switch {
 		case errs[i] != nil:
@@ -399,23 +431,30 @@ func (g *Gateway) postSession(w http.ResponseWriter, rc *reqCtx, body []byte) {
 			if m != nil {
 				id = m.ID
 			}
+			mc.verdict(mc.deny(StageProtocol, errs[i].Message, nil, 0))
 			resp = mcp.NewError(id, errs[i])
 		case m.Method == mcp.MethodInitialize:
-			resp = mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidRequest, "initialize must not be part of a batch"))
+			e := mcp.Errorf(mcp.CodeInvalidRequest, "initialize must not be part of a batch")
+			mc.verdict(mc.deny(StageProtocol, e.Message, nil, 0))
+			resp = mcp.NewError(m.ID, e)
 		case m.IsRequest():
 			head, herr := mcp.PeekParams(m.Params)
 			if herr != nil {
+				mc.verdict(mc.deny(StageProtocol, herr.Message, nil, 0))
 				resp = mcp.NewError(m.ID, herr)
 				break
 			}
-			resp, _ = g.dispatch(rc, m, head, noStream{})
+			mc.verdict(Verdict{Stage: StageProtocol, Outcome: Allow, Reason: c.rev})
+			mc.head, mc.out = head, noStream{}
+			resp, _ = g.dispatch(mc)
 		case m.IsNotification():
-			g.notification(rc, m)
+			g.notification(&mc.reqCtx, m)
 		default:
-			if err := g.agentResponse(rc, m); err != nil {
+			if err := g.agentResponse(&mc.reqCtx, m); err != nil {
 				g.log.Debug("agent response in batch rejected", "err", err)
 			}
 		}
+		g.audit(mc)
 		if resp != nil {
 			if n == 0 {
 				out = append(out, '[')
@@ -426,6 +465,7 @@ func (g *Gateway) postSession(w http.ResponseWriter, rc *reqCtx, body []byte) {
 			n++
 		}
 	}
+	c.written = true // each message had its own record
 	if n == 0 {
 		w.WriteHeader(http.StatusAccepted)
 		return
@@ -443,7 +483,8 @@ type noStream struct{}
 
 func (noStream) send(*mcp.Message) error { return errors.New("cannot stream inside a batch") }
 
-func (g *Gateway) initialize(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) {
+func (g *Gateway) initialize(w http.ResponseWriter, c *Call) {
+	rc, m := &c.reqCtx, c.msg
 	if m.ID == nil {
 		w.WriteHeader(http.StatusAccepted) // an initialize notification is meaningless; ignore
 		return
@@ -454,7 +495,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 		ClientInfo      json.RawMessage `json:"clientInfo"`
 	}
 	if err := json.Unmarshal(m.Params, &p); err != nil || p.ProtocolVersion == "" {
-		writeJSON(w, http.StatusBadRequest, mcp.NewError(m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: initialize needs protocolVersion, capabilities and clientInfo")).AppendJSON(nil))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, m.ID, mcp.Errorf(mcp.CodeInvalidParams, "invalid params: initialize needs protocolVersion, capabilities and clientInfo"))
 		return
 	}
 	rev := p.ProtocolVersion
@@ -480,29 +521,29 @@ func (g *Gateway) initialize(w http.ResponseWriter, rc *reqCtx, m *mcp.Message) 
 const serverCaps = `{"tools":{"listChanged":true},"resources":{"subscribe":true,"listChanged":true},"prompts":{"listChanged":true},"completions":{},"logging":{}}`
 
 // get opens the standalone SSE stream of a legacy session.
-func (g *Gateway) get(w http.ResponseWriter, rc *reqCtx) {
-	r := rc.r
+func (g *Gateway) get(w http.ResponseWriter, c *Call) {
+	rc, r := &c.reqCtx, c.r
 	sid := r.Header.Get(mcp.HeaderSessionID)
 	if sid == "" {
 		if mcp.Modern(r.Header.Get(mcp.HeaderProtocolVersion)) {
 			w.Header().Set("Allow", "POST")
-			httpFail(w, http.StatusMethodNotAllowed, mcp.CodeInvalidRequest, "protocol version "+mcp.Rev20260728+" has no GET stream; use subscriptions/listen")
+			g.reject(w, c, StageProtocol, http.StatusMethodNotAllowed, nil, mcp.Errorf(mcp.CodeInvalidRequest, "protocol version %s has no GET stream; use subscriptions/listen", mcp.Rev20260728))
 			return
 		}
-		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "missing Mcp-Session-Id")
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "missing Mcp-Session-Id"))
 		return
 	}
 	if !accepts(r, "text/event-stream") {
-		httpFail(w, http.StatusNotAcceptable, mcp.CodeInvalidRequest, "Accept must list text/event-stream")
+		g.reject(w, c, StageProtocol, http.StatusNotAcceptable, nil, mcp.Errorf(mcp.CodeInvalidRequest, "Accept must list text/event-stream"))
 		return
 	}
 	st, err := g.openSession(sid, rc)
 	if err != nil {
-		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error())
+		g.reject(w, c, StageProtocol, http.StatusNotFound, nil, mcp.Errorf(mcp.CodeInvalidRequest, "session not found: %s", err.Error()))
 		return
 	}
 	if last := r.Header.Get(mcp.HeaderLastEventID); last != "" {
-		g.resumeStream(w, rc, st, last)
+		g.resumeStream(w, c, st, last)
 		return
 	}
 	l := &listener{
@@ -517,6 +558,12 @@ func (g *Gateway) get(w http.ResponseWriter, rc *reqCtx) {
 func (g *Gateway) stream(w http.ResponseWriter, rc *reqCtx, l *listener, first *mcp.Message) {
 	g.hub.add(l)
 	defer g.hub.remove(l)
+	// What the agent can know of its lists now, loading them as a list
+	// request would (bounded by ListWait): a stream opened before the
+	// agent's first tools/list must not hear the first load as a change.
+	// The listener is in the hub first, so a change meanwhile is not
+	// missed: its announcement (all kinds, seen being unset) wins.
+	l.seen.CompareAndSwap(nil, printCatalog(g.catalog(rc.r.Context(), rc.persona, rc.role, rc.view, allKinds...)))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -554,20 +601,21 @@ func (g *Gateway) stream(w http.ResponseWriter, rc *reqCtx, l *listener, first *
 }
 
 // delete ends a legacy session.
-func (g *Gateway) delete(w http.ResponseWriter, rc *reqCtx) {
+func (g *Gateway) delete(w http.ResponseWriter, c *Call) {
+	rc := &c.reqCtx
 	sid := rc.r.Header.Get(mcp.HeaderSessionID)
 	if mcp.Modern(rc.r.Header.Get(mcp.HeaderProtocolVersion)) {
 		w.Header().Set("Allow", "POST")
-		httpFail(w, http.StatusMethodNotAllowed, mcp.CodeInvalidRequest, "protocol version "+mcp.Rev20260728+" has no sessions to delete")
+		g.reject(w, c, StageProtocol, http.StatusMethodNotAllowed, nil, mcp.Errorf(mcp.CodeInvalidRequest, "protocol version %s has no sessions to delete", mcp.Rev20260728))
 		return
 	}
 	if sid == "" {
-		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "missing Mcp-Session-Id")
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "missing Mcp-Session-Id"))
 		return
 	}
 	st, err := g.openSession(sid, rc)
 	if err != nil {
-		httpFail(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: "+err.Error())
+		g.reject(w, c, StageProtocol, http.StatusNotFound, nil, mcp.Errorf(mcp.CodeInvalidRequest, "session not found: %s", err.Error()))
 		return
 	}
 	g.revoked.add(st.Nonce, time.Unix(st.Issued, 0).Add(g.cfg.SessionTTL))
@@ -588,20 +636,6 @@ func allowedRequestHeaders(requested string) string {
 		}
 	}
 	return strings.Join(out, ", ")
-}
-
-// refused records a request turned away before any MCP method was looked at.
-func (g *Gateway) refused(r *http.Request, start time.Time, persona string, p authn.Principal, reason string) {
-	ip := p.ClientIP
-	if !ip.IsValid() {
-		ip = authn.ClientIP(r)
-	}
-	d := Decision{Time: start, Agent: p.Agent, Persona: persona, KeyID: p.KeyID, Method: r.Method + " " + r.URL.Path,
-		Decision: Deny, Reason: reason, Latency: time.Since(start)}
-	if ip.IsValid() {
-		d.ClientIP = ip.String()
-	}
-	g.record(r.Context(), d)
 }
 
 // instructions tells the agent what the endpoint is for.

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dlp"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -228,6 +226,7 @@ func (g *Gateway) inspectArguments(rc *reqCtx, d *Decision, method, up, field st
 	}
 	d.DLPRequest = v.Decision.String()
 	d.addFindings(v.Findings)
+	g.metrics.findings(v.Findings, dlp.Request)
 	switch v.Decision {
 	case dlp.Block:
 		reasons, dets, rules := explain(v, p.rules, dlp.Request)
@@ -272,6 +271,7 @@ func (g *Gateway) inspectResult(rc *reqCtx, d *Decision, method, up string, res 
 		}
 		d.DLPResponse = v.Decision.String()
 		d.addFindings(v.Findings)
+		g.metrics.findings(v.Findings, dlp.Response)
 		switch v.Decision {
 		case dlp.Block:
 			reasons, dets, rules := explain(v, p.rules, dlp.Response)
@@ -378,6 +378,7 @@ func (g *Gateway) inspectError(rc *reqCtx, d *Decision, up string, e *mcp.Error)
 		return &mcp.Error{Code: e.Code, Message: "upstream error withheld by data-loss prevention"}
 	}
 	d.addFindings(v.Findings)
+	g.metrics.findings(v.Findings, dlp.Response)
 	out.Message = string(msg)
 	if len(e.Data) > 0 {
 		data, dv, err := p.engine.ApplyFlow(g.flow(rc, ds, up), dlp.Response, e.Data)
@@ -386,6 +387,7 @@ func (g *Gateway) inspectError(rc *reqCtx, d *Decision, up string, e *mcp.Error)
 		} else {
 			out.Data = data
 			d.addFindings(dv.Findings)
+			g.metrics.findings(dv.Findings, dlp.Response)
 			v.Decision = max(v.Decision, dv.Decision)
 		}
 	}
@@ -457,14 +459,4 @@ func (d *Decision) addFindings(fs []dlp.Finding) {
 	for _, f := range fs {
 		d.DLPFindings[f.Detector]++
 	}
-}
-
-// refuse answers a request that DLP or ICAP refused and records why.
-func (g *Gateway) refuse(rc *reqCtx, m *mcp.Message, d Decision, e *mcp.Error) (*mcp.Message, int) {
-	if d.Reason == "" {
-		d.Reason = e.Message
-	}
-	d.Decision, d.Latency = Deny, time.Since(rc.start)
-	g.record(rc.r.Context(), d)
-	return mcp.NewError(m.ID, e), http.StatusOK
 }

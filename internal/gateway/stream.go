@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -178,6 +179,10 @@ type listener struct {
 	want    map[string]bool // notification methods the agent opted in to
 	uris    map[string]bool // resource subscriptions (2026-07-28)
 	ch      chan *mcp.Message
+	// seen is the persona's catalog as the agent last could know it, per
+	// list kind; Gateway.Run compares it after a state change and tells
+	// the agent only about the kinds that changed.
+	seen atomic.Pointer[catalogPrint]
 }
 
 type hub struct {
@@ -261,10 +266,15 @@ func (h *hub) broadcast(method string, match func(persona string) bool) {
 	}
 }
 
-func (h *hub) broadcastAll(methods ...string) {
-	for _, m := range methods {
-		h.broadcast(m, func(string) bool { return true })
+// listeners returns the open listeners.
+func (h *hub) listeners() []*listener {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*listener, 0, len(h.ls))
+	for l := range h.ls {
+		out = append(out, l)
 	}
+	return out
 }
 
 func (h *hub) resourceUpdated(uri string, allowed func(persona string) bool) {
@@ -282,12 +292,13 @@ func (h *hub) resourceUpdated(uri string, allowed func(persona string) bool) {
 // resumeStream serves a GET with Last-Event-ID "<stream>.<seq>": the events the
 // agent missed, then the rest of the stream live, ending after the final
 // response.
-func (g *Gateway) resumeStream(w http.ResponseWriter, rc *reqCtx, st *session, last string) {
+func (g *Gateway) resumeStream(w http.ResponseWriter, c *Call, st *session, last string) {
+	rc := &c.reqCtx
 	sid, seqText, ok := strings.Cut(last, ".")
 	seq, err := strconv.Atoi(seqText)
 	v, found := g.replays.Load(sid)
 	if !ok || err != nil || !found || v.(*replay).session != st.Nonce {
-		httpFail(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "cannot resume: unknown or expired stream "+strconv.Quote(last))
+		g.reject(w, c, StageProtocol, http.StatusBadRequest, nil, mcp.Errorf(mcp.CodeInvalidRequest, "cannot resume: unknown or expired stream %s", strconv.Quote(last)))
 		return
 	}
 	rp := v.(*replay)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,16 +83,10 @@ func (u *upstream) agentLogLevel() string {
 }
 
 type connBox struct {
-	c      mcp.Conn
-	closer io.Closer // the credential transport, if it needs closing
+	c mcp.Conn
 }
 
-func (b *connBox) close() {
-	_ = b.c.Close()
-	if b.closer != nil {
-		_ = b.closer.Close()
-	}
-}
+func (b *connBox) close() { _ = b.c.Close() }
 
 const (
 	maxListPages     = 100
@@ -182,46 +174,21 @@ func (u *upstream) dial(ctx context.Context) (mcp.Conn, error) {
 	if u.closed.Load() {
 		return nil, errors.New("upstream removed")
 	}
-	hc := u.g.cfg.HTTPClient
-	var closer io.Closer
-	if wrap := u.g.cfg.UpstreamTransport; wrap != nil {
-		base := hc.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		rt, err := wrap(u.spec, base)
-		if err != nil {
-			return nil, fmt.Errorf("upstream credential: %w", err)
-		}
-		closer, _ = rt.(io.Closer)
-		hc = &http.Client{Transport: rt}
+	d := u.g.cfg.Dialers[u.spec.Transport]
+	if d == nil {
+		d = httpDialer{u.g}
 	}
-	cfg := mcp.ClientConfig{
-		URL:             u.spec.URL,
-		HTTPClient:      hc,
-		ProtocolVersion: u.spec.ProtocolVersion,
-		ClientInfo:      mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
-		Capabilities:    json.RawMessage(gatewayCaps),
-		OnMessage:       u.onMessage,
-		OnSession:       u.onSession,
-		Logger:          u.g.log.With("upstream", u.spec.Name),
-	}
-	var (
-		c   mcp.Conn
-		err error
-	)
-	if u.spec.Transport == TransportSSE {
-		c, err = mcp.DialSSE(ctx, cfg)
-	} else {
-		c, err = mcp.Dial(ctx, cfg)
-	}
+	c, err := d.Dial(ctx, u.spec, DialOptions{
+		ClientInfo:   mcp.Implementation{Name: u.g.cfg.ServerName, Version: u.g.cfg.ServerVersion},
+		Capabilities: json.RawMessage(gatewayCaps),
+		OnMessage:    u.onMessage,
+		OnSession:    u.onSession,
+		Logger:       u.g.log.With("upstream", u.spec.Name),
+	})
 	if err != nil {
-		if closer != nil {
-			_ = closer.Close()
-		}
 		return nil, err
 	}
-	b := &connBox{c: c, closer: closer}
+	b := &connBox{c: c}
 	if u.closed.Load() { // removed while dialling
 		b.close()
 		return nil, errors.New("upstream removed")
@@ -249,14 +216,14 @@ func (u *upstream) onMessage(m *mcp.Message) {
 	switch m.Method {
 	case mcp.NotifyToolsChanged:
 		u.invalidate(kindTools)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyToolsChanged)
+		u.g.upstreamChanged(u, mcp.NotifyToolsChanged)
 	case mcp.NotifyPromptsChanged:
 		u.invalidate(kindPrompts)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyPromptsChanged)
+		u.g.upstreamChanged(u, mcp.NotifyPromptsChanged)
 	case mcp.NotifyResourcesChanged:
 		u.invalidate(kindResources)
 		u.invalidate(kindTemplates)
-		u.g.upstreamChanged(u.spec.Name, mcp.NotifyResourcesChanged)
+		u.g.upstreamChanged(u, mcp.NotifyResourcesChanged)
 	case mcp.NotifyResourceUpdated:
 		var p struct {
 			URI string `json:"uri"`
@@ -292,8 +259,8 @@ func (u *upstream) onSession(s mcp.ServerInfo) {
 	for k := range u.lists {
 		u.invalidate(listKind(k))
 	}
-	for _, method := range []string{mcp.NotifyToolsChanged, mcp.NotifyPromptsChanged, mcp.NotifyResourcesChanged} {
-		u.g.upstreamChanged(u.spec.Name, method)
+	for _, method := range printMethods {
+		u.g.upstreamChanged(u, method)
 	}
 }
 
