@@ -275,6 +275,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		PreviousSessionKeys: prevKeys,
 		UpstreamTransport:   a.upstreamTransport,
 		ServerName:          "portcullis",
+		Metrics:             a.metrics, // the one registry, served at /metrics
 	}
 	if cfg.Dev {
 		// A loopback server is what DNS rebinding attacks reach; accept

@@ -95,6 +95,14 @@ func TestUpstreamStatus(t *testing.T) {
 		t.Errorf("gone: %+v, want down saying it could not connect", g)
 	}
 
+	// The same, as a gauge on the node's /metrics.
+	code, metrics := call("GET", "/v1/metrics", "")
+	for _, want := range []string{`portcullis_upstream_up{upstream="helpdesk"} 1`, `portcullis_upstream_up{upstream="gone"} 0`} {
+		if code != 200 || !strings.Contains(string(metrics), want) {
+			t.Errorf("/v1/metrics (%d) lacks %s", code, want)
+		}
+	}
+
 	// GET's output, status included, applies again as an unchanged object.
 	_, one := call("GET", "/v1/upstreams/helpdesk", "")
 	if !strings.Contains(string(one), `"status"`) {

@@ -77,6 +77,11 @@ func New(cfg Config) (*Gateway, error) {
 	g.told.wake = make(chan struct{}, 1)
 	g.upstreams.Store(&upstreamSet{m: map[string]*upstream{}})
 	g.sync(cfg.Source.View())
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(upstreamUp{g}); err != nil {
+			return nil, fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
 	return g, nil
 }
 

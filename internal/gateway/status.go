@@ -1,6 +1,11 @@
 package gateway
 
-import "time"
+import (
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // UpstreamStatus is what this node last saw of one upstream: whether it
 // holds a session with it, and how its tools/list fetch went. It is
@@ -47,4 +52,37 @@ func (g *Gateway) UpstreamStatus(name string) (UpstreamStatus, bool) {
 		u.ensure(kindTools)
 	}
 	return st, true
+}
+
+var upstreamUpDesc = prometheus.NewDesc("portcullis_upstream_up",
+	"1 when this node's last tools/list from the upstream succeeded, 0 when its connection or list failed (upstreams not used yet are left out).",
+	[]string{"upstream"}, nil)
+
+// upstreamUp exports UpstreamStatus as the portcullis_upstream_up gauge,
+// computed at scrape time from the same caches.
+type upstreamUp struct{ g *Gateway }
+
+func (c upstreamUp) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamUpDesc }
+
+func (c upstreamUp) Collect(ch chan<- prometheus.Metric) {
+	v := c.g.cfg.Source.View()
+	if v == nil {
+		return
+	}
+	names := make([]string, 0, len(v.Upstreams))
+	for name := range v.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		st, ok := c.g.UpstreamStatus(name)
+		if !ok || st.State == "unknown" {
+			continue
+		}
+		up := 0.0
+		if st.State == "up" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamUpDesc, prometheus.GaugeValue, up, name)
+	}
 }
