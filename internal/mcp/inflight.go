@@ -70,11 +70,23 @@ const respondTimeout = 5 * time.Second
 // onMsg). Deliveries are serialized, so onMsg is never called from two
 // goroutines at once, and none happens after the call ended.
 type call struct {
-	token string // the progress token the call carries (compact JSON), "" none
+	params  json.RawMessage // the request's params; the token is read from them lazily
+	tokOnce sync.Once
+	tok     string // the progress token the call carries (compact JSON), "" none
 
 	mu    sync.Mutex
 	ended bool
 	onMsg func(*Message)
+}
+
+// token returns the progress token of the call's request (compact JSON).
+func (c *call) token() string {
+	c.tokOnce.Do(func() {
+		if tok := GetField(GetField(c.params, "_meta"), MetaProgressToken); tok != nil {
+			c.tok = string(Compact(tok))
+		}
+	})
+	return c.tok
 }
 
 // deliver passes m to the call's onMsg; false when the call already ended.
@@ -101,10 +113,10 @@ type calls struct {
 
 // add registers a call whose request carries params.
 func (cs *calls) add(params json.RawMessage, onMsg func(*Message)) *call {
-	c := &call{onMsg: onMsg}
-	if tok := GetField(GetField(params, "_meta"), MetaProgressToken); tok != nil {
-		c.token = string(Compact(tok))
-	}
+	// The progress token is looked up only when a message arrives outside
+	// the call's stream (rare): parsing params on every call would cost
+	// the hot path a pass over the arguments.
+	c := &call{params: params, onMsg: onMsg}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.m == nil {
@@ -148,7 +160,7 @@ func (cs *calls) owner(m *Message) (c *call, inFlight int) {
 	matches := 0
 	for cl := range cs.m {
 		only = cl
-		if tok != "" && cl.token == tok {
+		if tok != "" && cl.token() == tok {
 			c = cl
 			matches++
 		}
