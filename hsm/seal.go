@@ -117,6 +117,12 @@ func (c *conn) loadSealKeys(p *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
 // sealVersion resolves v (0: the current version) among the sealing keys
 // this conn knows, and reports whether it holds that version.
 func (c *conn) sealVersion(v uint32) (uint32, bool) {
+	_, ver, ok := c.sealHandle(v)
+	return ver, ok
+}
+
+// sealHandle is sealVersion with the key's handle.
+func (c *conn) sealHandle(v uint32) (pkcs11.ObjectHandle, uint32, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v == 0 {
@@ -124,31 +130,20 @@ func (c *conn) sealVersion(v uint32) (uint32, bool) {
 			v = max(v, n)
 		}
 	}
-	_, ok := c.seal[v]
-	return v, ok && v != 0
+	h, ok := c.seal[v]
+	return h, v, ok && v != 0
 }
 
 // sealKey returns the handle of version v (0: the current one) and its version.
 func (c *conn) sealKey(p *pkcs11.Ctx, sh pkcs11.SessionHandle, v uint32) (pkcs11.ObjectHandle, uint32, error) {
-	lookup := func() (pkcs11.ObjectHandle, uint32, bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if v == 0 {
-			for n := range c.seal {
-				v = max(v, n)
-			}
-		}
-		h, ok := c.seal[v]
-		return h, v, ok && v != 0
-	}
-	if h, ver, ok := lookup(); ok {
+	if h, ver, ok := c.sealHandle(v); ok {
 		return h, ver, nil
 	}
 	// Another process (the CLI) or the join ceremony may have added keys.
 	if err := c.loadSealKeys(p, sh); err != nil {
 		return 0, 0, err
 	}
-	if h, ver, ok := lookup(); ok {
+	if h, ver, ok := c.sealHandle(v); ok {
 		return h, ver, nil
 	}
 	if v == 0 {

@@ -143,15 +143,7 @@ func replayFixture(t *testing.T, name string) {
 // encodeReplayError records a refusal: its class, its text and, for a
 // validation error, every field error.
 func encodeReplayError(err error) json.RawMessage {
-	type field struct {
-		File  string `json:"file,omitempty"`
-		Doc   int    `json:"doc,omitempty"`
-		Line  int    `json:"line,omitempty"`
-		Kind  Kind   `json:"kind,omitempty"`
-		Name  string `json:"name,omitempty"`
-		Field string `json:"field,omitempty"`
-		Msg   string `json:"msg"`
-	}
+	type field = wireProblem // the same fields as on the wire
 	out := struct {
 		Class   string  `json:"class"`
 		Message string  `json:"message"`
