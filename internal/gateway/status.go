@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,12 +68,7 @@ func (c upstreamUp) Collect(ch chan<- prometheus.Metric) {
 	if v == nil {
 		return
 	}
-	names := make([]string, 0, len(v.Upstreams))
-	for name := range v.Upstreams {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for name := range v.Upstreams { // the registry sorts what it serves
 		st, ok := c.g.UpstreamStatus(name)
 		if !ok || st.State == "unknown" {
 			continue
