@@ -104,7 +104,7 @@ spec: {persona: guarded}
 func TestDLPOverhead(t *testing.T) {
 	dur, rounds, perSec := time.Second, 2, 200
 	if *full {
-		dur, rounds, perSec = 5*time.Second, 3, *rate
+		dur, rounds, perSec = 5*time.Second, 3, 500
 	}
 	report := customerReport(t)
 	up := startReportUpstream(t, report)

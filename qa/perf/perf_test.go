@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,9 +21,9 @@ import (
 )
 
 var (
-	full = flag.Bool("perf", false, "run the full-length measurement (make perf); otherwise a short smoke run")
-	rate = flag.Int("perf.rate", 500, "calls per second for the fixed-rate phase")
-	conc = flag.Int("perf.conc", 32, "concurrent callers for the throughput phase")
+	full  = flag.Bool("perf", false, "run the full-length measurement (make perf); otherwise a short smoke run")
+	rates = flag.String("perf.rates", "500,2000", "calls per second of the fixed-rate phases, comma-separated")
+	conc  = flag.Int("perf.conc", 32, "concurrent callers for the throughput phase")
 )
 
 type echoIn struct {
@@ -200,24 +201,44 @@ func TestGatewayOverhead(t *testing.T) {
 	}()
 	idleRSS, _ := node.RSS()
 
-	var rows []*result
-	rows = append(rows, fixedRate(direct, "direct", "echo", *rate, fixedDur))
-	rows = append(rows, fixedRate(gw, "gateway", "bench_echo", *rate, fixedDur))
+	type phase struct {
+		rate            int
+		direct, gateway *result
+		cpuPerCall      time.Duration // appliance CPU time per gateway call
+	}
+	var phases []phase
+	for _, f := range strings.Split(*rates, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || r <= 0 {
+			t.Fatalf("-perf.rates: %q is not a positive number", f)
+		}
+		ph := phase{rate: r, direct: fixedRate(direct, "direct", "echo", r, fixedDur)}
+		cpu0 := node.CPU()
+		ph.gateway = fixedRate(gw, "gateway", "bench_echo", r, fixedDur)
+		ph.cpuPerCall = (node.CPU() - cpu0) / time.Duration(max(ph.gateway.calls, 1))
+		phases = append(phases, ph)
+	}
+	cpu0 := node.CPU()
 	tput := []*result{
 		throughput(direct, "direct", "echo", *conc, tputDur),
 		throughput(gw, "gateway", "bench_echo", *conc, tputDur),
 	}
+	tputCPU := (node.CPU() - cpu0) / time.Duration(max(tput[1].calls, 1))
 	close(stop)
 	_, hwm := node.RSS()
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\ntools/call, fixed rate %d/s for %v (open loop), same client, upstream = go-sdk streamable HTTP\n", *rate, fixedDur)
-	fmt.Fprintf(&b, "%-8s %7s %6s %9s %9s %9s %9s\n", "target", "calls", "errors", "p50", "p90", "p99", "max")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-8s %7d %6d %9v %9v %9v %9v\n", r.name, r.calls, r.errors, r.pct(.5).Round(time.Microsecond), r.pct(.9).Round(time.Microsecond), r.pct(.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond))
+	var rows []*result
+	for _, ph := range phases {
+		rows = append(rows, ph.direct, ph.gateway)
+		fmt.Fprintf(&b, "\ntools/call, fixed rate %d/s for %v (open loop), same client, upstream = go-sdk streamable HTTP\n", ph.rate, fixedDur)
+		fmt.Fprintf(&b, "%-8s %7s %6s %9s %9s %9s %9s\n", "target", "calls", "errors", "p50", "p90", "p99", "max")
+		for _, r := range []*result{ph.direct, ph.gateway} {
+			fmt.Fprintf(&b, "%-8s %7d %6d %9v %9v %9v %9v\n", r.name, r.calls, r.errors, r.pct(.5).Round(time.Microsecond), r.pct(.9).Round(time.Microsecond), r.pct(.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond))
+		}
+		fmt.Fprintf(&b, "added by the gateway: p50 %v, p99 %v; appliance CPU %v per call\n", (ph.gateway.pct(.5) - ph.direct.pct(.5)).Round(time.Microsecond), (ph.gateway.pct(.99) - ph.direct.pct(.99)).Round(time.Microsecond), ph.cpuPerCall.Round(time.Microsecond))
 	}
-	fmt.Fprintf(&b, "added by the gateway: p50 %v, p99 %v\n", (rows[1].pct(.5) - rows[0].pct(.5)).Round(time.Microsecond), (rows[1].pct(.99) - rows[0].pct(.99)).Round(time.Microsecond))
-	fmt.Fprintf(&b, "max throughput, %d closed-loop callers for %v: direct %.0f calls/s, gateway %.0f calls/s (%.0f%% of direct)\n", *conc, tputDur, tput[0].perSecond, tput[1].perSecond, 100*tput[1].perSecond/tput[0].perSecond)
+	fmt.Fprintf(&b, "max throughput, %d closed-loop callers for %v: direct %.0f calls/s, gateway %.0f calls/s (%.0f%% of direct), appliance CPU %v per call\n", *conc, tputDur, tput[0].perSecond, tput[1].perSecond, 100*tput[1].perSecond/tput[0].perSecond, tputCPU.Round(time.Microsecond))
 	fmt.Fprintf(&b, "appliance RSS: idle %.1f MiB, peak under load %.1f MiB (VmHWM %.1f MiB)\n", mib(idleRSS), mib(peak.Load()), mib(hwm))
 	t.Log(b.String())
 	if *full {

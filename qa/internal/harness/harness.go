@@ -268,3 +268,29 @@ func ProcRSS(pid int) (cur, peak int64) {
 	}
 	return cur, peak
 }
+
+// CPU is the user+system CPU time the node's process has used so far.
+func (n *Node) CPU() time.Duration { return ProcCPU(n.PID()) }
+
+// ProcCPU reads a process's user+system CPU time from /proc/PID/stat
+// (Linux; 0 elsewhere or when the process is gone).
+func ProcCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields after its ")" are
+	// fixed: utime and stime are the 12th and 13th of them (clock ticks).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on every Linux ABI Go supports
+	return time.Duration(ut+st) * time.Second / ticks
+}
