@@ -50,7 +50,19 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, err
 	}
 	if cfg.OnMessage != nil {
-		c.life.run(c.listen)
+		// Wait until the standalone stream is open (or refused): a server
+		// that sends a call's requests on it drops them while no stream
+		// exists, so the first call must not race the GET.
+		ready := make(chan struct{})
+		c.life.run(func() { c.listen(ready) })
+		t := time.NewTimer(min(c.cfg.HandshakeTimeout, listenWait))
+		select {
+		case <-ready:
+		case <-t.C:
+			c.cfg.Logger.Debug("upstream standalone stream not open yet; going on", "url", c.cfg.URL)
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	return c, nil
 }
@@ -489,11 +501,18 @@ func (c *Client) standalone(m *Message) {
 	}, c.cfg.OnMessage)
 }
 
+// listenWait bounds how long Dial waits for the standalone stream.
+const listenWait = 2 * time.Second
+
 // listen keeps the standalone notification stream open: GET on legacy
 // revisions, subscriptions/listen on 2026-07-28. It reconnects until Close.
-func (c *Client) listen() {
+// ready is closed once the first attempt is open or has failed.
+func (c *Client) listen(ready chan struct{}) {
 	backoff := 200 * time.Millisecond
 	lastID := ""
+	var once sync.Once
+	opened := func() { once.Do(func() { close(ready) }) }
+	defer opened()
 	for c.life.ctx.Err() == nil {
 		st := c.state()
 		ver, epoch := st.info.ProtocolVersion, st.epoch
@@ -501,15 +520,19 @@ func (c *Client) listen() {
 		if Modern(ver) {
 			params := json.RawMessage(`{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}`)
 			_, err := c.roundTrip(c.life.ctx, MethodSubscriptionsListen, params, func(m *Message) {
-				if m.Method != NotifyAcknowledged {
+				if m.Method == NotifyAcknowledged {
+					opened()
+				} else {
 					c.standalone(m)
 				}
 			}, false)
+			opened()
 			if err != nil && c.life.ctx.Err() == nil {
 				c.cfg.Logger.Debug("upstream listen stream ended", "url", c.cfg.URL, "err", err)
 			}
 		} else {
 			res, err := c.get(c.life.ctx, lastID)
+			opened()
 			var he *HTTPError
 			if errors.As(err, &he) && he.Status == http.StatusMethodNotAllowed {
 				return // the server offers no standalone stream

@@ -1,6 +1,7 @@
 package mcp_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -181,5 +182,94 @@ func TestServerRequestOutsideTheCallStream(t *testing.T) {
 				t.Fatalf("requests handed to OnMessage during calls: %v", elsewhere)
 			}
 		})
+	}
+}
+
+// A server that drops what it sends on the standalone stream while no
+// GET stream is open (the TypeScript SDK does) and asks its question the
+// moment a call arrives: the client's first call, made right after Dial,
+// must still get the question, so Dial returns only once the stream is
+// open.
+func TestFirstCallDoesNotRaceTheStandaloneStream(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		stream chan []byte // the open GET stream, nil while none
+		answer = make(chan json.RawMessage, 1)
+	)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(mcp.HeaderSessionID, "s1")
+		if r.Method == http.MethodGet {
+			ch := make(chan []byte, 4)
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			mu.Lock()
+			stream = ch
+			mu.Unlock()
+			for {
+				select {
+				case b := <-ch:
+					w.Write([]byte("event: message\ndata: " + string(b) + "\n\n"))
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		var body bytes.Buffer
+		body.ReadFrom(r.Body)
+		m, err := mcp.Parse(body.Bytes())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply := func(res string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(mcp.NewResult(m.ID, json.RawMessage(res)).AppendJSON(nil))
+		}
+		switch {
+		case m.Method == mcp.MethodInitialize:
+			reply(`{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"drops","version":"1"}}`)
+		case m.Method == mcp.MethodToolsCall:
+			mu.Lock()
+			ch := stream
+			mu.Unlock()
+			if ch == nil {
+				reply(`{"content":[{"type":"text","text":"question dropped: no stream open"}]}`)
+				return
+			}
+			ch <- []byte(`{"jsonrpc":"2.0","id":"q1","method":"elicitation/create","params":{"message":"name?","requestedSchema":{"type":"object","properties":{}}}}`)
+			select {
+			case a := <-answer:
+				reply(`{"content":[{"type":"text","text":"answered: ` + strings.ReplaceAll(string(a), `"`, `'`) + `"}]}`)
+			case <-time.After(10 * time.Second):
+				reply(`{"content":[{"type":"text","text":"no answer"}]}`)
+			}
+		case m.IsResponse():
+			answer <- m.Result
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	c, err := mcp.Dial(context.Background(), mcp.ClientConfig{URL: ts.URL, ProtocolVersion: mcp.Rev20251125, Logger: testLogger(t),
+		Capabilities: json.RawMessage(`{"elicitation":{}}`), OnMessage: func(*mcp.Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := c.Call(ctx, mcp.MethodToolsCall, json.RawMessage(`{"name":"ask","arguments":{}}`), func(m *mcp.Message) {
+		if m.IsRequest() {
+			c.Respond(ctx, mcp.NewResult(m.ID, json.RawMessage(`{"action":"accept","content":{}}`)))
+		}
+	})
+	if err != nil || resp.Error != nil {
+		t.Fatalf("tools/call: %v %v", err, resp)
+	}
+	if !strings.Contains(string(resp.Result), "answered: {'action':'accept'") {
+		t.Fatalf("the server's question did not reach the first call: %s", resp.Result)
 	}
 }
