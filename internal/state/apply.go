@@ -69,6 +69,9 @@ func (s *Store) Apply(l *raft.Log) any {
 
 // applyV1 applies a command that Prepare validated. It never modifies cur.
 func applyV1(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, error) {
+	if clusterOp(cmd.Op) {
+		return applyCluster(cur, cmd, index) // DecodeCommand admits these only at V2
+	}
 	switch cmd.Op {
 	case OpApply:
 		objs, err := decodeCommitted(cmd.Documents)

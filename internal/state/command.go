@@ -49,9 +49,14 @@ const (
 // not know (or a V1 entry with fields it does not know) stops applying
 // instead of diverging: see Store.Halted.
 const (
-	V0             = 0
-	V1             = 1
-	CommandVersion = V1 // what this binary proposes
+	V0 = 0
+	V1 = 1
+	// V2 adds the cluster's own objects (members, join tokens, admin
+	// credentials; cluster.go). Prepare proposes V2 only for those
+	// operations, so a node not yet upgraded keeps applying everything else
+	// during a rolling upgrade.
+	V2             = 2
+	CommandVersion = V2 // the newest format this binary proposes
 )
 
 // Command is one replicated change. The proposer stamps Time so that every
@@ -68,6 +73,10 @@ type Command struct {
 	KeyID     string     `json:"keyID,omitempty"`
 	Secret    *Secret    `json:"secret,omitempty"`
 	GeoIP     []byte     `json:"geoip,omitempty"`
+	// V2:
+	Member    *ClusterMember   `json:"member,omitempty"`
+	JoinToken *JoinToken       `json:"joinToken,omitempty"`
+	Admin     *AdminCredential `json:"admin,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -98,6 +107,9 @@ func DecodeCommand(b []byte) (*Command, error) {
 	d.DisallowUnknownFields()
 	if err := d.Decode(&c); err != nil {
 		return nil, fmt.Errorf("decode command format %d: %v: %w", v, err, ErrUnsupported)
+	}
+	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil) {
+		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V2, ErrUnsupported)
 	}
 	return &c, nil
 }

@@ -16,7 +16,8 @@ import (
 // an unknown field in a V1 document.
 func TestApplyHaltsOnWhatItCannotRead(t *testing.T) {
 	for _, c := range []struct{ name, data string }{
-		{"newer format", `{"v":2,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
+		{"newer format", `{"v":3,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
+		{"cluster operation in V1", `{"v":1,"op":"cluster.token.use","time":"2026-12-01T00:00:00Z","keyID":"k","name":"n2"}`},
 		{"format not a number", `{"v":"1","op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
 		{"unknown command field", `{"v":1,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k","reason":"x"}`},
 		{"unknown operation", `{"v":1,"op":"persona.teleport","time":"2026-12-01T00:00:00Z"}`},
@@ -91,7 +92,7 @@ func TestPrepareRefusesWhatApplyWould(t *testing.T) {
 		t.Fatal("Prepare changed the state")
 	}
 	p, res, err := s.Prepare(&Command{Op: OpSecretPut, Secret: &Secret{Name: "a", Version: 1, Sealed: []byte("x")}}, Node{})
-	if err != nil || p.V != CommandVersion || res.Changes[0].Action != "created" || len(s.Current().Secrets) != 0 {
+	if err != nil || p.V != V1 || res.Changes[0].Action != "created" || len(s.Current().Secrets) != 0 {
 		t.Fatalf("Prepare: %+v %+v %v", p, res, err)
 	}
 }

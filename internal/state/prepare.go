@@ -33,7 +33,14 @@ type Listener struct {
 // writes them). It does not look at the state; Store.Prepare does both.
 func Validate(cmd *Command, node Node) (*Command, error) {
 	out := *cmd
-	out.V = CommandVersion
+	out.V = V1
+	if clusterOp(cmd.Op) {
+		out.V = V2
+		if err := validateClusterCommand(cmd); err != nil {
+			return nil, err
+		}
+		return &out, nil
+	}
 	switch cmd.Op {
 	case OpApply:
 		objs, err := decodeV0Documents(cmd.Documents)

@@ -42,8 +42,8 @@ func applyCmd(t *testing.T, s *Store, idx uint64, cmd *Command) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	if prepared.V != CommandVersion {
-		t.Fatalf("prepared command has format %d", prepared.V)
+	if want := map[bool]int{false: V1, true: V2}[clusterOp(cmd.Op)]; prepared.V != want {
+		t.Fatalf("prepared command has format %d, want %d", prepared.V, want)
 	}
 	b, err := prepared.Encode()
 	if err != nil {

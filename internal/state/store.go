@@ -37,6 +37,10 @@ type Snapshot struct {
 	// (nil: none imported); GeoIPImported is when it was committed.
 	GeoIP         []byte
 	GeoIPImported time.Time
+	// The cluster's own objects (see cluster.go).
+	Members    map[string]*ClusterMember
+	JoinTokens map[string]*JoinToken
+	Admins     map[string]*AdminCredential
 }
 
 func emptySnapshot() *Snapshot {
@@ -49,6 +53,9 @@ func emptySnapshot() *Snapshot {
 		Secrets:   map[string]*Secret{},
 
 		NetworkPolicies: map[string]*NetworkPolicy{},
+		Members:         map[string]*ClusterMember{},
+		JoinTokens:      map[string]*JoinToken{},
+		Admins:          map[string]*AdminCredential{},
 	}
 }
 
@@ -145,6 +152,9 @@ func (s *Snapshot) clone() *Snapshot {
 		NetworkPolicies: maps.Clone(s.NetworkPolicies),
 		GeoIP:           s.GeoIP,
 		GeoIPImported:   s.GeoIPImported,
+		Members:         maps.Clone(s.Members),
+		JoinTokens:      maps.Clone(s.JoinTokens),
+		Admins:          maps.Clone(s.Admins),
 	}
 }
 
@@ -277,6 +287,10 @@ type persisted struct {
 	// GeoIP is the imported country table (already zstd-compressed).
 	GeoIP         []byte    `json:"geoip,omitempty"`
 	GeoIPImported time.Time `json:"geoipImported,omitzero"`
+	// Format 2 adds the cluster's own objects.
+	Members    []*ClusterMember   `json:"members,omitempty"`
+	JoinTokens []*JoinToken       `json:"joinTokens,omitempty"`
+	Admins     []*AdminCredential `json:"admins,omitempty"`
 }
 
 type fsmSnapshot struct{ s *Snapshot }
@@ -305,6 +319,12 @@ func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		p.Secrets = append(p.Secrets, sec)
 	}
 	slices.SortFunc(p.Secrets, func(a, b *Secret) int { return cmpString(a.Name, b.Name) })
+	p.Members = sortedValues(f.s.Members, func(m *ClusterMember) string { return m.ID })
+	p.JoinTokens = sortedValues(f.s.JoinTokens, func(t *JoinToken) string { return t.ID })
+	p.Admins = sortedValues(f.s.Admins, func(a *AdminCredential) string { return a.ID })
+	if len(p.Members)+len(p.JoinTokens)+len(p.Admins) > 0 {
+		p.Format = 2 // a binary without clustering refuses it instead of dropping them
+	}
 	if err := json.NewEncoder(sink).Encode(&p); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist state snapshot: %w", err)
@@ -321,7 +341,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&p); err != nil {
 		return fmt.Errorf("restore state snapshot: %w", err)
 	}
-	if p.Format != 1 {
+	if p.Format != 1 && p.Format != 2 {
 		return fmt.Errorf("restore state snapshot: unknown format %d", p.Format)
 	}
 	next := emptySnapshot()
@@ -344,8 +364,26 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 		next.Secrets[sec.Name] = sec
 	}
 	next.GeoIP, next.GeoIPImported = p.GeoIP, p.GeoIPImported
+	for _, m := range p.Members {
+		next.Members[m.ID] = m
+	}
+	for _, t := range p.JoinTokens {
+		next.JoinTokens[t.ID] = t
+	}
+	for _, a := range p.Admins {
+		next.Admins[a.ID] = a
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.publish(next)
 	return nil
+}
+
+func sortedValues[T any](m map[string]*T, id func(*T) string) []*T {
+	out := make([]*T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *T) int { return cmpString(id(a), id(b)) })
+	return out
 }
