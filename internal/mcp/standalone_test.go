@@ -199,13 +199,15 @@ func TestFirstCallDoesNotRaceTheStandaloneStream(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(mcp.HeaderSessionID, "s1")
 		if r.Method == http.MethodGet {
+			// Like the TypeScript SDK: the stream is registered, then its
+			// headers are sent.
 			ch := make(chan []byte, 4)
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.WriteHeader(http.StatusOK)
-			w.(http.Flusher).Flush()
 			mu.Lock()
 			stream = ch
 			mu.Unlock()
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
 			for {
 				select {
 				case b := <-ch:
