@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -96,6 +98,16 @@ type Config struct {
 	Bootstrap bool
 	// Forwarder, if set, receives writes made on a follower.
 	Forwarder Forwarder
+	// TLS, if set, makes the node port speak mutual TLS 1.3 only and carry,
+	// besides raft, the cluster's RPCs: writes made on a follower are
+	// forwarded to the leader (unless Forwarder is set), cluster status
+	// asks every member, leadership can be transferred from any node. It
+	// holds this node's certificate and decides which peers to trust
+	// (ClientCAs/RootCAs, or VerifyPeerCertificate with InsecureSkipVerify
+	// for a trust bundle that changes at run time); the same config
+	// accepts and dials. Codec is then required. Replaces StreamLayer.
+	TLS   *tls.Config
+	Codec Codec
 
 	// ApplyTimeout bounds Apply when the context has no deadline.
 	// Default 10s.
@@ -155,6 +167,10 @@ func (c *Config) validate() error {
 		return errors.New("data dir is required")
 	case c.FSM == nil:
 		return errors.New("fsm is required")
+	case c.TLS != nil && c.Codec == nil:
+		return errors.New("a codec is required with TLS (forwarded writes)")
+	case c.TLS != nil && c.StreamLayer != nil:
+		return errors.New("set TLS or StreamLayer, not both")
 	case c.BindAddr == "" && c.StreamLayer == nil:
 		return errors.New("bind address is required")
 	case c.SnapshotRetain < 1:
@@ -173,6 +189,12 @@ type Node struct {
 	fsm    *compressedFSM
 	closed chan struct{}
 
+	started time.Time
+
+	peers  *peerLayer   // nil without Config.TLS
+	rpc    *http.Client // to peers' RPC servers
+	rpcSrv *http.Server
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -187,7 +209,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("cluster: config: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, closed: make(chan struct{}), started: time.Now()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -215,6 +237,15 @@ func New(cfg Config) (*Node, error) {
 	}
 
 	stream := cfg.StreamLayer
+	if cfg.TLS != nil {
+		if n.peers, err = newPeerLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.TLS, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		stream = n.peers
+		n.rpc = n.newRPCClient()
+		n.rpcSrv = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	}
 	if stream == nil {
 		stream, err = newTCPStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr)
 		if err != nil {
@@ -262,6 +293,9 @@ func New(cfg Config) (*Node, error) {
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	if n.rpcSrv != nil {
+		go n.rpcSrv.Serve(n.peers.rpc)
 	}
 	ok = true
 	return n, nil
@@ -321,19 +355,24 @@ func (n *Node) onLeader(ctx context.Context) {
 	}
 }
 
-// WaitReady blocks until this node is the leader and every entry in its log
-// has been applied to the FSM, or ctx is done. For a single-node appliance
-// this is "the state after a restart is complete". (A follower's readiness —
-// caught up with the leader's commit index — is added with clustering.)
+// WaitReady blocks until this node's state is complete, or ctx is done: on
+// the leader, every entry of its log is applied (a barrier); on a
+// follower, a leader is known, was heard from recently, and everything it
+// has committed is applied here.
 func (n *Node) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if n.raft.State() == raft.Leader {
+		switch n.raft.State() {
+		case raft.Leader:
 			if err := n.raft.Barrier(n.timeout(ctx)).Error(); err == nil {
 				return nil
 			} else if errors.Is(err, raft.ErrRaftShutdown) {
 				return ErrClosed
+			}
+		case raft.Follower:
+			if n.followerCurrent() {
+				return nil
 			}
 		}
 		select {
@@ -344,6 +383,69 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// followerCurrent: a leader is known and was heard from within an election
+// timeout, and this node applied all it knows to be committed.
+func (n *Node) followerCurrent() bool {
+	if _, id := n.raft.LeaderWithID(); id == "" {
+		return false
+	}
+	lc := n.raft.LastContact()
+	if lc.IsZero() || time.Since(lc) > 2*n.cfg.ElectionTimeout {
+		return false
+	}
+	c := n.commitIndex()
+	return c > 0 && n.raft.AppliedIndex() >= c
+}
+
+// Staleness is how old this node's view of the replicated state may be:
+// zero on a leader (it steps down when it loses its majority for longer
+// than the leader lease), the time since the leader was last heard from on
+// a follower, and the time since the node started if it never heard one.
+func (n *Node) Staleness() time.Duration {
+	if n.raft.State() == raft.Leader {
+		return 0
+	}
+	lc := n.raft.LastContact()
+	if lc.IsZero() || lc.Before(n.started) {
+		return time.Since(n.started)
+	}
+	return time.Since(lc)
+}
+
+// Reconcile makes the raft configuration follow want (the cluster's member
+// list, id → raft address): on the leader it adds a voter for each member
+// the configuration lacks (or whose address moved) and removes each server
+// no longer wanted. An empty want changes nothing (a node that never
+// recorded its members). Elsewhere it does nothing.
+func (n *Node) Reconcile(ctx context.Context, want map[string]string) error {
+	if len(want) == 0 || n.raft.State() != raft.Leader {
+		return nil
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cluster: reconcile: %w", err)
+	}
+	have := map[string]raft.Server{}
+	for _, s := range f.Configuration().Servers {
+		have[string(s.ID)] = s
+	}
+	var errs []error
+	for id, addr := range want {
+		if s, ok := have[id]; ok && string(s.Address) == addr && s.Suffrage == raft.Voter {
+			continue
+		}
+		n.log.Info("adding a cluster member to raft", "node", id, "addr", addr)
+		errs = append(errs, n.AddVoter(ctx, id, addr))
+	}
+	for id := range have {
+		if _, ok := want[id]; !ok && id != n.cfg.NodeID {
+			n.log.Info("removing a former member from raft", "node", id)
+			errs = append(errs, n.RemoveServer(ctx, id))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Apply replicates cmd through raft and returns the FSM's response. If the
@@ -365,8 +467,21 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 		if n.cfg.Forwarder != nil && id != "" {
 			return n.cfg.Forwarder.Forward(ctx, string(id), string(addr), cmd)
 		}
+		if n.rpc != nil && n.cfg.Forwarder == nil {
+			if _, ok := ctx.Deadline(); !ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+				defer cancel()
+			}
+			return n.forward(ctx, cmd)
+		}
 		return nil, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 	}
+	return n.applyLocal(ctx, cmd)
+}
+
+// applyLocal proposes cmd on this node, which must be the leader.
+func (n *Node) applyLocal(ctx context.Context, cmd []byte) (any, error) {
 	f := n.raft.Apply(cmd, n.timeout(ctx))
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
@@ -488,6 +603,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
 		var errs []error
+		if n.rpcSrv != nil {
+			n.rpcSrv.Close()
+		}
 		if n.raft != nil {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("shutdown raft: %w", err))

@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Codec carries an FSM response across the wire: a write forwarded to the
+// leader answers exactly as a local one. The leader encodes what its FSM
+// returned (resp, or the error it returned as its response); the follower
+// decodes it back.
+type Codec interface {
+	EncodeResponse(resp any, err error) ([]byte, error)
+	DecodeResponse(b []byte) (any, error)
+}
+
+// maxRPCBody bounds a forwarded command and any RPC answer.
+const maxRPCBody = 80 << 20
+
+// rpcTimeout bounds status and transfer RPCs.
+const rpcTimeout = 2 * time.Second
+
+// NodeStatus is one node's own view, as GET /v1/status on the node port
+// (and Node.Self) reports it.
+type NodeStatus struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Leader       string `json:"leader,omitempty"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"lastIndex"`
+	CommitIndex  uint64 `json:"commitIndex"`
+	AppliedIndex uint64 `json:"appliedIndex"`
+	// LastContactMS is how long ago a follower last heard from the leader
+	// (0 on the leader; -1 if never).
+	LastContactMS int64 `json:"lastContactMs"`
+}
+
+func (n *Node) rpcHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/apply", func(w http.ResponseWriter, r *http.Request) {
+		if n.raft.State() != raft.Leader {
+			addr, id := n.raft.LeaderWithID()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			json.NewEncoder(w).Encode(map[string]string{"leaderID": string(id), "leaderAddr": string(addr)})
+			return
+		}
+		cmd, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRPCBody))
+		if err != nil {
+			http.Error(w, "read command: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := n.applyLocal(r.Context(), cmd)
+		if err != nil && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) || r.Context().Err() != nil) {
+			// Not an answer of the FSM: the follower says so to its caller.
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		b, err := n.cfg.Codec.EncodeResponse(resp, err)
+		if err != nil {
+			http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(n.Self())
+	})
+	mux.HandleFunc("POST /v1/transfer", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.transferLocal(r.URL.Query().Get("to")); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// dialError marks a failure to reach a peer before anything was sent, so
+// a forwarded write may be retried against the next leader.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func (n *Node) newRPCClient() *http.Client {
+	tr := &http.Transport{
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			c, err := n.peers.dial(ctx, addr, alpnRPC, 5*time.Second)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     time.Minute,
+		ForceAttemptHTTP2:   false,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// forward sends cmd to the leader and returns its FSM's answer. While no
+// leader is known (an election), and when the leader moved before the
+// command was sent, it waits and tries the new one, until ctx ends.
+func (n *Node) forward(ctx context.Context, cmd []byte) (any, error) {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("cluster: forward: %w (%w)", ErrNoLeader, ctx.Err())
+			case <-n.closed:
+				return nil, ErrClosed
+			case <-time.After(min(time.Duration(attempt)*25*time.Millisecond, 250*time.Millisecond)):
+			}
+		}
+		if n.raft.State() == raft.Leader {
+			return n.applyLocal(ctx, cmd)
+		}
+		addr, id := n.raft.LeaderWithID()
+		if id == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(addr)+"/v1/apply", bytes.NewReader(cmd))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: forward: %w", err)
+		}
+		res, err := n.rpc.Do(req)
+		if err != nil {
+			var de *dialError
+			if errors.As(err, &de) && ctx.Err() == nil {
+				n.log.Debug("leader unreachable; waiting for the next one", "leader", string(id), "err", err)
+				continue
+			}
+			return nil, fmt.Errorf("cluster: forward to leader %s: %w", id, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(res.Body, maxRPCBody))
+		res.Body.Close()
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("cluster: forward to leader %s: read answer: %w", id, err)
+		case res.StatusCode == http.StatusMisdirectedRequest:
+			continue // it stepped down before reading the command
+		case res.StatusCode != http.StatusOK:
+			return nil, fmt.Errorf("cluster: forward to leader %s: %s: %s: %w", id, res.Status, bytes.TrimSpace(body), ErrNotLeader)
+		}
+		resp, err := n.cfg.Codec.DecodeResponse(body)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: forward to leader %s: %w", id, err)
+		}
+		if e, ok := resp.(error); ok {
+			return nil, e
+		}
+		return resp, nil
+	}
+}
+
+// Self reports this node's own raft view.
+func (n *Node) Self() NodeStatus {
+	addr, leader := n.raft.LeaderWithID()
+	_ = addr
+	st := NodeStatus{
+		ID: n.cfg.NodeID, State: n.raft.State().String(), Leader: string(leader),
+		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex(),
+		CommitIndex: n.commitIndex(),
+	}
+	switch lc := n.raft.LastContact(); {
+	case n.raft.State() == raft.Leader:
+	case lc.IsZero():
+		st.LastContactMS = -1
+	default:
+		st.LastContactMS = time.Since(lc).Milliseconds()
+	}
+	return st
+}
+
+func (n *Node) commitIndex() uint64 {
+	v, _ := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	return v
+}
+
+// MemberStatus is one member as the cluster status reports it.
+type MemberStatus struct {
+	ID        string `json:"id"`
+	RaftAddr  string `json:"raftAddr"`
+	State     string `json:"state"` // leader, follower, candidate, unreachable, ...
+	Voter     bool   `json:"voter"`
+	Healthy   bool   `json:"healthy"`
+	LastIndex uint64 `json:"lastIndex"`
+	// Applied is the member's applied index; Lag how far it is behind
+	// this node's last index.
+	Applied       uint64 `json:"appliedIndex"`
+	Lag           uint64 `json:"lag"`
+	LastContactMS int64  `json:"lastContactMs"`
+	Error         string `json:"error,omitempty"`
+}
+
+// ClusterStatus is the whole cluster as seen from this node.
+type ClusterStatus struct {
+	Leader  string         `json:"leader"`
+	Term    uint64         `json:"term"`
+	Members []MemberStatus `json:"members"`
+}
+
+// healthyLag is how many entries a member may trail and still be healthy.
+const healthyLag = 1000
+
+// ClusterStatus asks every member of the raft configuration for its own
+// view (in parallel, bounded by rpcTimeout) and reports them.
+func (n *Node) ClusterStatus(ctx context.Context) ClusterStatus {
+	self := n.Self()
+	out := ClusterStatus{Leader: self.Leader, Term: self.Term}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	servers := f.Configuration().Servers
+	out.Members = make([]MemberStatus, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		m := &out.Members[i]
+		m.ID, m.RaftAddr, m.Voter = string(s.ID), string(s.Address), s.Suffrage == raft.Voter
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var st NodeStatus
+			if m.ID == n.cfg.NodeID {
+				st = self
+			} else if err := n.peerStatus(ctx, m.RaftAddr, &st); err != nil {
+				m.State, m.Error = "unreachable", err.Error()
+				return
+			}
+			m.State = stateName(st.State)
+			m.LastIndex, m.Applied, m.LastContactMS = st.LastIndex, st.AppliedIndex, st.LastContactMS
+			if self.LastIndex > st.AppliedIndex {
+				m.Lag = self.LastIndex - st.AppliedIndex
+			}
+			m.Healthy = (m.State == "leader" || m.State == "follower") && m.Lag <= healthyLag && st.Leader != ""
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func stateName(s string) string {
+	switch s {
+	case "Leader":
+		return "leader"
+	case "Follower":
+		return "follower"
+	case "Candidate":
+		return "candidate"
+	}
+	return "shutdown"
+}
+
+func (n *Node) peerStatus(ctx context.Context, addr string, st *NodeStatus) error {
+	if n.rpc == nil {
+		return errors.New("no node-to-node channel (plain TCP raft)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/status", nil)
+	if err != nil {
+		return err
+	}
+	res, err := n.rpc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status: %s", res.Status)
+	}
+	return json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(st)
+}
+
+// TransferLeadership hands leadership to the voter to (any voter if empty),
+// from whichever node this is: a follower asks the leader.
+func (n *Node) TransferLeadership(ctx context.Context, to string) error {
+	if n.raft.State() == raft.Leader {
+		return n.transferLocal(to)
+	}
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return ErrNoLeader
+	}
+	if n.rpc == nil {
+		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*rpcTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(addr)+"/v1/transfer?to="+to, nil)
+	if err != nil {
+		return err
+	}
+	res, err := n.rpc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cluster: transfer leadership via %s: %w", id, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		return fmt.Errorf("cluster: transfer leadership: %s", bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+func (n *Node) transferLocal(to string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if to == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		var addr raft.ServerAddress
+		if c := n.raft.GetConfiguration(); c.Error() == nil {
+			for _, s := range c.Configuration().Servers {
+				if string(s.ID) == to && s.Suffrage == raft.Voter {
+					addr = s.Address
+				}
+			}
+		}
+		if addr == "" {
+			return fmt.Errorf("cluster: transfer leadership: %q is not a voter of this cluster", to)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(to), addr)
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cluster: transfer leadership: %w", err)
+	}
+	return nil
+}
