@@ -100,6 +100,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Network configures enforcement at the NIC (XDP); see NetworkConfig.
 	Network NetworkConfig
+	// Join, on a node's first start, is the admin URL of a cluster member
+	// to join with the token in JoinTokenFile (later starts ignore both:
+	// the node is a member).
+	Join          string
+	JoinTokenFile string
+	// MaxStale is how long a node that does not hear from the leader keeps
+	// serving agents from its last state (default 30s); then it answers 503.
+	MaxStale time.Duration
+	// TrustJoinKey, in dev mode, trusts a joining node's HSM wrapping key as
+	// the Security Officer; nil runs this binary's `secret trust-join-key`.
+	TrustJoinKey func(ctx context.Context, pubDER []byte) error
 	// PersonaModel, when its URL is set, lets `persona draft` ask an
 	// on-premises OpenAI-compatible model which skills fit (the drafter's
 	// ability rules still decide every tool). Empty URL: the offline
@@ -175,12 +186,19 @@ type Appliance struct {
 	metrics   *prometheus.Registry
 	personas  *gateway.Listeners
 	advisor   persona.Advisor // nil: offline drafting only
+
+	nodeID     string
+	adminToken string
+	ident      *identity // nil: no HSM, no cluster
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
 // listeners, so configuration and port problems surface before Run. Close
 // releases everything, also after a failed New.
-func New(cfg Config) (_ *Appliance, err error) {
+func New(cfg Config) (*Appliance, error) { return newAppliance(context.Background(), cfg) }
+
+// newAppliance is New; ctx bounds only a first start's join of a cluster.
+func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -219,29 +237,65 @@ func New(cfg Config) (_ *Appliance, err error) {
 	}
 	a.tlsCfg = tlsCfg
 
-	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm")); err != nil {
+	a.nodeID, a.adminToken = nodeID, token
+	// A node joining a cluster gets the cluster's secret keys through the
+	// HSM ceremony; it must not make keys of its own first.
+	identDir := filepath.Join(cfg.DataDir, "cluster")
+	_, statErr := os.Stat(filepath.Join(identDir, "node.crt"))
+	joining := cfg.Join != "" && errors.Is(statErr, os.ErrNotExist)
+	if joining && cfg.JoinTokenFile == "" {
+		return nil, errors.New("appliance: --join needs --join-token-file (the token `portcullis cluster join-token create` printed)")
+	}
+	if a.keystore, err = openKeystore(cfg, a.log.With("component", "hsm"), !joining); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	if joining && a.keystore == nil {
+		return nil, errors.New("appliance: joining a cluster needs an HSM (--hsm-token; dev mode: SoftHSM2, apt install softhsm2)")
 	}
 
 	a.store = state.NewStore(a.log.With("component", "state"))
-	a.node, err = cluster.New(cluster.Config{
+	ccfg := cluster.Config{
 		NodeID:    nodeID,
 		DataDir:   filepath.Join(cfg.DataDir, "raft"),
 		BindAddr:  cfg.RaftAddr,
 		FSM:       a.store,
 		Logger:    a.log.With("component", "cluster"),
-		Bootstrap: true,
+		Bootstrap: cfg.Join == "",
 
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		SnapshotInterval:  cfg.SnapshotInterval,
-	})
-	if err != nil {
+	}
+	if a.keystore != nil {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		a.ident, err = openIdentity(ictx, identDir, nodeID, a.keystore, a.store)
+		if err == nil && !joining {
+			err = a.ident.issueOwn()
+		}
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+		ccfg.TLS, ccfg.Codec = a.ident.tlsConfig(), outcomeCodec{}
+	}
+	if a.node, err = cluster.New(ccfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	if joining {
+		if err := a.join(ctx); err != nil {
+			return nil, fmt.Errorf("appliance: %w", err)
+		}
+		ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := a.keystore.EnsureKeys(ectx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("appliance: HSM keys: %w", err)
+		}
 	}
 
 	if err := a.openNetwork(); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	a.registerClusterMetrics()
 
 	sessionKey, prevKeys, err := a.sessionKeys()
 	if err != nil {
@@ -294,7 +348,7 @@ func New(cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(a.secretRoutes(), a.networkRoutes()...),
+		Routes:     append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
@@ -362,7 +416,7 @@ func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 func (a *Appliance) gatewayHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.gw.Handler()))
+	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.staleGuard(a.gw.Handler())))
 	return mux
 }
 
@@ -371,6 +425,11 @@ func (a *Appliance) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.ready.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, `{"status":"starting"}`)
+		return
+	}
+	if !a.serving() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, `{"status":"stale","staleSeconds":%.1f}`, a.node.Staleness().Seconds())
 		return
 	}
 	fmt.Fprint(w, `{"status":"ok"}`)
@@ -391,6 +450,7 @@ func (a *Appliance) Ready() bool { return a.ready.Load() }
 func (a *Appliance) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.node.Run(ctx) })
+	g.Go(func() error { return a.leaderDuties(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })
@@ -491,7 +551,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // restores the default action: terminate
-	a, err := New(cfg)
+	a, err := newAppliance(ctx, cfg)
 	if err != nil {
 		return err
 	}

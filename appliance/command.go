@@ -3,7 +3,9 @@ package appliance
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,6 +41,9 @@ func Command() *cobra.Command {
 				}
 				cfg.DataDir = ".data"
 			}
+			if cfg.RaftAddr == "" {
+				cfg.RaftAddr = besideAdmin(cfg.AdminAddr)
+			}
 			cfg.Logger = log
 			return Run(cmd.Context(), cfg)
 		},
@@ -48,7 +53,10 @@ func Command() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the node's state (dev default ./.data)")
 	f.StringVar(&cfg.GatewayAddr, "gateway-addr", "127.0.0.1:8443", "agents' listener (MCP endpoints), HOST:PORT")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9443", "management listener (admin API), HOST:PORT")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:0", "raft listener for node-to-node traffic, HOST:PORT (a single node needs no fixed port; set one to form a cluster)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "node-to-node listener (raft and cluster RPCs, mutual TLS), HOST:PORT (default: the admin host, admin port + 1)")
+	f.StringVar(&cfg.Join, "join", "", "on the first start, join the cluster of the node whose admin API is at this URL (e.g. http://127.0.0.1:9443)")
+	f.StringVar(&cfg.JoinTokenFile, "join-token-file", "", "file holding the join token for --join (from `portcullis cluster join-token create`)")
+	f.DurationVar(&cfg.MaxStale, "max-stale", defaultMaxStale, "how long a node that has lost the cluster's leader keeps serving agents from its last state before refusing calls (503)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "stable node id (default: generated on first start and kept in the data dir)")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "admin token file (default DATA_DIR/admin-token; created 0600 if missing)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate for both listeners (required unless --dev)")
@@ -90,4 +98,18 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// besideAdmin is the default raft address: the admin listener's host and
+// the next port (port 0 stays 0: any free port, for tests).
+func besideAdmin(admin string) string {
+	host, port, err := net.SplitHostPort(admin)
+	if err != nil {
+		return admin // validate reports it
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 || p >= 65535 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }

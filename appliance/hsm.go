@@ -35,7 +35,7 @@ const sessionKeyLabel = "portcullis/session-key/v1"
 // a SoftHSM2 token of its own under the data dir. It makes sure the sealing
 // and MAC keys exist (a single node is its cluster's first node). A nil
 // keystore without error means the node runs without an HSM.
-func openKeystore(cfg Config, log *slog.Logger) (*hsm.Keystore, error) {
+func openKeystore(cfg Config, log *slog.Logger, ensure bool) (*hsm.Keystore, error) {
 	hc := cfg.HSM
 	if hc.TokenLabel == "" {
 		if !cfg.Dev {
@@ -65,6 +65,10 @@ func openKeystore(cfg Config, log *slog.Logger) (*hsm.Keystore, error) {
 	ks, err := hsm.Open(hc)
 	if err != nil {
 		return nil, fmt.Errorf("open HSM: %w", err)
+	}
+	if !ensure {
+		log.Info("HSM open; its keys come from the cluster being joined", "token", hc.TokenLabel)
+		return ks, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -52,6 +52,31 @@ type Cluster interface {
 	Status() cluster.Status
 }
 
+// Syncer is implemented by a Cluster whose nodes can lag the leader: Sync
+// returns once the local state holds every write acknowledged before it
+// was called. The API syncs before checking a write against the local
+// state and before answering reads, so an admin who wrote through one
+// node reads (and builds on) that write through any other.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// syncRead syncs before a read; on failure it answers 503 and false.
+func (a *API) syncRead(c *gin.Context) bool {
+	if err := a.sync(c.Request.Context()); err != nil {
+		a.writeError(c, errorf(http.StatusServiceUnavailable, CodeUnavailable, "this node cannot confirm its state is current (%s); retry, or ask another node", err))
+		return false
+	}
+	return true
+}
+
+func (a *API) sync(ctx context.Context) error {
+	if s, ok := a.cfg.Cluster.(Syncer); ok {
+		return s.Sync(ctx)
+	}
+	return nil
+}
+
 var _ Cluster = (*cluster.Node)(nil)
 
 // Drafter proposes a persona for a job description. The returned value is
@@ -104,6 +129,9 @@ type Route struct {
 	Method  string
 	Path    string
 	Handler http.Handler
+	// Public routes skip the admin token: the handler authenticates the
+	// request itself (a node joining with a join token).
+	Public bool
 }
 
 // API is the admin REST API. It is an http.Handler.
@@ -150,6 +178,7 @@ func New(cfg Config) (*API, error) {
 	})
 	e.GET("/healthz", a.healthz)
 
+	public := e.Group("/v1", a.limitBody)
 	v1 := e.Group("/v1", a.requireAdmin, a.limitBody)
 	v1.GET("/status", a.status)
 	v1.POST("/apply", a.apply)
@@ -158,7 +187,11 @@ func New(cfg Config) (*API, error) {
 	v1.GET("/agents/:name/keys", a.listKeys)
 	v1.DELETE("/agents/:name/keys/:id", a.revokeKey)
 	for _, r := range cfg.Routes {
-		if err := addRoute(v1, r); err != nil {
+		g := v1
+		if r.Public {
+			g = public
+		}
+		if err := addRoute(g, r); err != nil {
 			return nil, err
 		}
 	}
@@ -270,6 +303,9 @@ func (a *API) propose(ctx context.Context, cmd *state.Command) (*state.Result, e
 // command and returns the state's result or its error. The state machine
 // re-checks only what a concurrent write may have changed meanwhile.
 func (a *API) proposeRaw(ctx context.Context, cmd *state.Command) (*state.Result, error) {
+	if err := a.sync(ctx); err != nil {
+		return nil, err
+	}
 	prepared, _, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
 	if err != nil {
 		return nil, err
@@ -292,6 +328,17 @@ func (a *API) replicate(ctx context.Context, cmd *state.Command) (*state.Result,
 	res, ok := resp.(*state.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", resp)
+	}
+	// A write forwarded to the leader is acknowledged before this node
+	// applied it: wait, so that what this node answers next includes it.
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for a.cfg.Store.Current().Index < res.Index {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the write committed (index %d) but this node has not applied it yet: %w", res.Index, ctx.Err())
+		case <-t.C:
+		}
 	}
 	return res, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -49,4 +50,18 @@ func (a *API) writeError(c *gin.Context, err error) {
 		e = errorf(http.StatusInternalServerError, CodeInternal, "internal error; see the server log")
 	}
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": e})
+}
+
+// WriteJSON sends v as JSON with status code: for Routes served by other
+// components.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError sends the API's error envelope from a Route's handler. msg
+// is shown to the client: it must not hold secrets.
+func WriteError(w http.ResponseWriter, status int, code, msg string, details any) {
+	WriteJSON(w, status, map[string]*Error{"error": {Code: code, Message: msg, Details: details}})
 }

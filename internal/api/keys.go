@@ -116,6 +116,9 @@ func (a *API) createKey(c *gin.Context) {
 }
 
 func (a *API) listKeys(c *gin.Context) {
+	if !a.syncRead(c) {
+		return
+	}
 	agent, ok := a.agentExists(c)
 	if !ok {
 		return

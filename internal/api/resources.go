@@ -28,7 +28,7 @@ func (a *API) kind(c *gin.Context) (state.Kind, bool) {
 
 func (a *API) list(c *gin.Context) {
 	k, ok := a.kind(c)
-	if !ok {
+	if !ok || !a.syncRead(c) {
 		return
 	}
 	objs := a.cfg.Store.Current().List(k)
@@ -41,7 +41,7 @@ func (a *API) list(c *gin.Context) {
 
 func (a *API) get(c *gin.Context) {
 	k, ok := a.kind(c)
-	if !ok {
+	if !ok || !a.syncRead(c) {
 		return
 	}
 	o := a.cfg.Store.Current().Get(k, c.Param("name"))

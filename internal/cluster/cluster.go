@@ -415,10 +415,14 @@ func (n *Node) Staleness() time.Duration {
 }
 
 // Reconcile makes the raft configuration follow want (the cluster's member
-// list, id → raft address): on the leader it adds a voter for each member
-// the configuration lacks (or whose address moved) and removes each server
-// no longer wanted. An empty want changes nothing (a node that never
-// recorded its members). Elsewhere it does nothing.
+// list, id → raft address). On the leader it adds each member the
+// configuration lacks as a non-voter, so a new node that never comes up
+// cannot cost the cluster its majority; promotes a non-voter to voter once
+// it answers on the node port and has applied what the leader committed
+// (only with Config.TLS; without it new members are voters at once); and
+// removes each server no longer wanted. An empty want changes nothing.
+// Elsewhere it does nothing. Call it again when it fails, or on a timer:
+// each call makes the next step.
 func (n *Node) Reconcile(ctx context.Context, want map[string]string) error {
 	if len(want) == 0 || n.raft.State() != raft.Leader {
 		return nil
@@ -433,11 +437,23 @@ func (n *Node) Reconcile(ctx context.Context, want map[string]string) error {
 	}
 	var errs []error
 	for id, addr := range want {
-		if s, ok := have[id]; ok && string(s.Address) == addr && s.Suffrage == raft.Voter {
-			continue
+		s, ok := have[id]
+		switch {
+		case ok && string(s.Address) == addr && s.Suffrage == raft.Voter:
+		case ok && string(s.Address) == addr && n.rpc != nil:
+			if n.caughtUp(ctx, addr) {
+				n.log.Info("promoting a caught-up member to voter", "node", id)
+				errs = append(errs, n.AddVoter(ctx, id, addr))
+			}
+		case n.rpc == nil:
+			n.log.Info("adding a cluster member to raft", "node", id, "addr", addr)
+			errs = append(errs, n.AddVoter(ctx, id, addr))
+		default:
+			n.log.Info("adding a cluster member to raft as a non-voter until it catches up", "node", id, "addr", addr)
+			if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error(); err != nil {
+				errs = append(errs, fmt.Errorf("cluster: add non-voter %s: %w", id, mapRaftErr(err)))
+			}
 		}
-		n.log.Info("adding a cluster member to raft", "node", id, "addr", addr)
-		errs = append(errs, n.AddVoter(ctx, id, addr))
 	}
 	for id := range have {
 		if _, ok := want[id]; !ok && id != n.cfg.NodeID {
@@ -446,6 +462,16 @@ func (n *Node) Reconcile(ctx context.Context, want map[string]string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// caughtUp asks a member whether it follows this leader and has applied
+// what this leader committed.
+func (n *Node) caughtUp(ctx context.Context, addr string) bool {
+	var st NodeStatus
+	if err := n.peerStatus(ctx, addr, &st); err != nil {
+		return false
+	}
+	return st.Leader == n.cfg.NodeID && st.AppliedIndex+healthyLag/10 >= n.commitIndex()
 }
 
 // Apply replicates cmd through raft and returns the FSM's response. If the

@@ -57,7 +57,8 @@ func TestThreeNodesOverTheNodePort(t *testing.T) {
 	want := map[string]string{"node-1": n1.Addr(), "node-2": n2.Addr(), "node-3": n3.Addr()}
 	// Reconcile is retried by its caller (a loaded machine can lose a
 	// leader while the configuration grows), as the appliance does.
-	for err := n1.Reconcile(ctx, want); err != nil || len(n1.Status().Members) != 3; err = leaderOf(n1, n2, n3).Reconcile(ctx, want) {
+	// New members join as non-voters and are promoted once caught up.
+	for err := n1.Reconcile(ctx, want); err != nil || voters(n1) != 3; err = leaderOf(n1, n2, n3).Reconcile(ctx, want) {
 		if ctx.Err() != nil {
 			t.Fatalf("reconcile: %v", err)
 		}
@@ -146,4 +147,14 @@ func leaderOf(nodes ...*Node) *Node {
 		}
 	}
 	return nodes[0]
+}
+
+func voters(n *Node) int {
+	v := 0
+	for _, m := range n.Status().Members {
+		if m.Voter {
+			v++
+		}
+	}
+	return v
 }

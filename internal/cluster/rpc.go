@@ -344,3 +344,44 @@ func (n *Node) transferLocal(to string) error {
 	}
 	return nil
 }
+
+// Sync waits until this node has applied everything the leader had
+// committed when Sync was called, so what it reads next includes every
+// write acknowledged before (read-your-writes across nodes, and
+// linearizable reads while the leader holds its lease). On the leader it
+// confirms leadership with a round of heartbeats. A node without the
+// node-port RPCs, or one alone, returns at once.
+func (n *Node) Sync(ctx context.Context) error {
+	if n.raft.State() == raft.Leader {
+		if len(n.Status().Members) <= 1 {
+			return nil
+		}
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return fmt.Errorf("cluster: sync: %w", mapRaftErr(err))
+		}
+		return nil
+	}
+	if n.rpc == nil {
+		return nil
+	}
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("cluster: sync: %w", ErrNoLeader)
+	}
+	var st NodeStatus
+	if err := n.peerStatus(ctx, string(addr), &st); err != nil {
+		return fmt.Errorf("cluster: sync with leader %s: %w", id, err)
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < st.CommitIndex {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: sync: applied %d of the leader's %d: %w", n.raft.AppliedIndex(), st.CommitIndex, ctx.Err())
+		case <-n.closed:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+	return nil
+}
