@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -81,7 +82,11 @@ func (n *Node) rpcHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/transfer", func(w http.ResponseWriter, r *http.Request) {
 		if err := n.transferLocal(r.URL.Query().Get("to")); err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
+			status := http.StatusConflict
+			if errors.Is(err, ErrNotLeader) {
+				status = http.StatusMisdirectedRequest
+			}
+			http.Error(w, err.Error(), status)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -290,32 +295,41 @@ func (n *Node) peerStatus(ctx context.Context, addr string, st *NodeStatus) erro
 // TransferLeadership hands leadership to the voter to (any voter if empty),
 // from whichever node this is: a follower asks the leader.
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
-	if n.raft.State() == raft.Leader {
-		return n.transferLocal(to)
-	}
-	addr, id := n.raft.LeaderWithID()
-	if id == "" {
-		return ErrNoLeader
-	}
-	if n.rpc == nil {
-		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
-	}
 	ctx, cancel := context.WithTimeout(ctx, 3*rpcTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(addr)+"/v1/transfer?to="+to, nil)
-	if err != nil {
-		return err
+	for {
+		if n.raft.State() == raft.Leader {
+			return n.transferLocal(to)
+		}
+		addr, id := n.raft.LeaderWithID()
+		if n.rpc == nil && id != "" {
+			return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+		}
+		if id != "" {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(addr)+"/v1/transfer?to="+url.QueryEscape(to), nil)
+			if err != nil {
+				return err
+			}
+			res, err := n.rpc.Do(req)
+			if err != nil {
+				return fmt.Errorf("cluster: transfer leadership via %s: %w", id, err)
+			}
+			b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+			res.Body.Close()
+			switch res.StatusCode {
+			case http.StatusNoContent:
+				return nil
+			case http.StatusMisdirectedRequest: // it stopped leading meanwhile
+			default:
+				return fmt.Errorf("cluster: transfer leadership: %s", bytes.TrimSpace(b))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: transfer leadership: %w", ErrNoLeader)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	res, err := n.rpc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cluster: transfer leadership via %s: %w", id, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusNoContent {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return fmt.Errorf("cluster: transfer leadership: %s", bytes.TrimSpace(b))
-	}
-	return nil
 }
 
 func (n *Node) transferLocal(to string) error {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,7 @@ type Node struct {
 	DataDir     string
 	GatewayAddr string
 	AdminAddr   string
+	RaftAddr    string // node-to-node port; StartNode picks a free one
 	TokenFile   string
 	Args        []string // extra server flags
 
@@ -123,7 +125,7 @@ func (s *syncBuffer) String() string {
 // listeners answer /healthz. The node is stopped when the test ends.
 func StartNode(t testing.TB, extra ...string) *Node {
 	t.Helper()
-	n := &Node{Bin: Binary(t), DataDir: t.TempDir(), GatewayAddr: FreeAddr(t), AdminAddr: FreeAddr(t), Args: extra, t: t}
+	n := &Node{Bin: Binary(t), DataDir: t.TempDir(), GatewayAddr: FreeAddr(t), AdminAddr: FreeAddr(t), RaftAddr: FreeAddr(t), Args: extra, t: t}
 	n.TokenFile = filepath.Join(n.DataDir, "admin-token")
 	n.Start()
 	t.Cleanup(n.Stop)
@@ -134,7 +136,11 @@ func StartNode(t testing.TB, extra ...string) *Node {
 func (n *Node) Start() {
 	t := n.t
 	t.Helper()
-	args := append([]string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}, n.Args...)
+	args := []string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}
+	if n.RaftAddr != "" && !slices.Contains(n.Args, "--raft-addr") {
+		args = append(args, "--raft-addr", n.RaftAddr)
+	}
+	args = append(args, n.Args...)
 	n.cmd = exec.Command(n.Bin, args...)
 	if n.logs == nil {
 		n.logs = &syncBuffer{}
