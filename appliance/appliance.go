@@ -190,6 +190,7 @@ type Appliance struct {
 	nodeID     string
 	adminToken string
 	ident      *identity // nil: no HSM, no cluster
+	share      sessionShare
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -330,6 +331,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		UpstreamTransport:   a.upstreamTransport,
 		ServerName:          "portcullis",
 		Metrics:             a.metrics, // the one registry, served at /metrics
+		ShareSessions:       a.share.add,
 	}
 	if cfg.Dev {
 		// A loopback server is what DNS rebinding attacks reach; accept
@@ -340,6 +342,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 	if a.gw, err = gateway.New(gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	a.store.OnSessionEvents(a.gw.ImportSessions)
 
 	adminAPI, err := api.New(api.Config{
 		Store:      a.store,
@@ -451,6 +454,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.node.Run(ctx) })
 	g.Go(func() error { return a.leaderDuties(ctx) })
+	g.Go(func() error { return a.shareSessions(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })

@@ -547,6 +547,10 @@ func (a *Appliance) registerClusterMetrics() {
 	gauge("portcullis_cluster_members", "members in this node's raft configuration", func() float64 { return float64(len(a.node.Status().Members)) })
 	gauge("portcullis_cluster_applied_index", "last raft index applied to this node's state", func() float64 { return float64(a.node.Self().AppliedIndex) })
 	gauge("portcullis_cluster_term", "current raft term", func() float64 { return float64(a.node.Self().Term) })
+	gauge("portcullis_session_taints", "DLP taint fingerprints replicated to every node (live sessions)", func() float64 { _, n, _ := a.store.SessionStats(); return float64(n) })
+	gauge("portcullis_session_revocations", "ended sessions every node refuses (until they would have expired)", func() float64 { n, _, _ := a.store.SessionStats(); return float64(n) })
+	a.share.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_session_events_dropped_total", Help: "session events (taint fingerprints) dropped because no leader could commit them for too long"})
+	a.metrics.MustRegister(a.share.dropped)
 }
 
 // outcomeCodec carries the state machine's answers of forwarded writes

@@ -66,6 +66,11 @@ type TaintConfig struct {
 	// MaxSessions bounds the number of sessions tracked (default 65536;
 	// least recently used sessions are forgotten first).
 	MaxSessions int
+	// OnRecord, if set, is told each fingerprint Record learns (or whose
+	// origin becomes more sensitive), so that other nodes can Import it. It
+	// runs on the recording request's goroutine, without locks held: it
+	// must not block.
+	OnRecord func(session string, fp [16]byte, from Upstream, detector string)
 }
 
 // Taint remembers keyed fingerprints (never the values) of the sensitive
@@ -79,6 +84,7 @@ type Taint struct {
 	mac         MAC
 	maxValues   int
 	maxSessions int
+	onRecord    func(string, [16]byte, Upstream, string)
 
 	mu       sync.Mutex
 	sessions map[string]*list.Element // of *taintSession
@@ -102,7 +108,7 @@ func NewTaint(cfg TaintConfig) (*Taint, error) {
 	if cfg.MAC == nil {
 		return nil, errors.New("dlp: taint needs a MAC")
 	}
-	t := &Taint{mac: cfg.MAC, maxValues: cfg.MaxValuesPerSession, maxSessions: cfg.MaxSessions, sessions: map[string]*list.Element{}, lru: list.New()}
+	t := &Taint{mac: cfg.MAC, maxValues: cfg.MaxValuesPerSession, maxSessions: cfg.MaxSessions, onRecord: cfg.OnRecord, sessions: map[string]*list.Element{}, lru: list.New()}
 	if t.maxValues <= 0 {
 		t.maxValues = 4096
 	}
@@ -121,6 +127,19 @@ func (t *Taint) fingerprint(value []byte) [16]byte {
 // Record notes that session received value (found by detector) from up.
 func (t *Taint) Record(session string, from Upstream, detector string, value []byte) {
 	fp := t.fingerprint(value)
+	if t.add(session, fp, from, detector) && t.onRecord != nil {
+		t.onRecord(session, fp, from, detector)
+	}
+}
+
+// Import adds a fingerprint another node recorded (see
+// TaintConfig.OnRecord); the same bounds apply.
+func (t *Taint) Import(session string, fp [16]byte, from Upstream, detector string) {
+	t.add(session, fp, from, detector)
+}
+
+// add stores fp for session; it reports whether that was news.
+func (t *Taint) add(session string, fp [16]byte, from Upstream, detector string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	el, ok := t.sessions[session]
@@ -135,18 +154,20 @@ func (t *Taint) Record(session string, from Upstream, detector string, value []b
 	}
 	t.lru.MoveToFront(el)
 	s := el.Value.(*taintSession)
-	if _, seen := s.values[fp]; !seen {
+	o, seen := s.values[fp]
+	if !seen {
 		if len(s.order) >= t.maxValues {
 			delete(s.values, s.order[0])
 			s.order = s.order[1:]
 		}
 		s.order = append(s.order, fp)
 	}
-	o := s.values[fp]
 	// keep the most sensitive origin
-	if !ok || envRank[from.Environment] >= envRank[o.env] {
-		s.values[fp] = taintOrigin{upstream: from.Name, env: from.Environment, detector: detector}
+	if seen && envRank[from.Environment] < envRank[o.env] || seen && o == (taintOrigin{upstream: from.Name, env: from.Environment, detector: detector}) {
+		return false
 	}
+	s.values[fp] = taintOrigin{upstream: from.Name, env: from.Environment, detector: detector}
+	return true
 }
 
 // Check returns a *FlowError when sending value to upstream to is forbidden

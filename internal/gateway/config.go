@@ -167,6 +167,12 @@ type Config struct {
 	// is written. It must not block (tests and in-memory counters); the
 	// audit trail uses Sink.
 	OnDecision func(Decision)
+	// ShareSessions, when set, receives what this gateway learns about
+	// sessions that every node must honour (a session the agent ended, DLP
+	// taint fingerprints), for replication to the other nodes, which hand
+	// them to their gateway's ImportSessions. Called on the request's
+	// goroutine: it must not block (batch and send elsewhere).
+	ShareSessions func(*state.SessionEvents)
 	// Metrics, when set, is where the gateway registers its Prometheus
 	// collectors (the node's registry).
 	Metrics prometheus.Registerer

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
+	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
 // reqCtx is everything known about one agent HTTP request after the
@@ -618,7 +619,11 @@ func (g *Gateway) delete(w http.ResponseWriter, c *Call) {
 		g.reject(w, c, StageProtocol, http.StatusNotFound, nil, mcp.Errorf(mcp.CodeInvalidRequest, "session not found: %s", err.Error()))
 		return
 	}
-	g.revoked.add(st.Nonce, time.Unix(st.Issued, 0).Add(g.cfg.SessionTTL))
+	until := time.Unix(st.Issued, 0).Add(g.cfg.SessionTTL)
+	g.revoked.add(st.Nonce, until)
+	if g.cfg.ShareSessions != nil {
+		g.cfg.ShareSessions(&state.SessionEvents{Revoked: []state.RevokedSession{{Nonce: st.Nonce, Until: until}}})
+	}
 	g.hub.dropSession(st.Nonce)
 	g.forgetSession(st.Nonce)
 	w.WriteHeader(http.StatusNoContent)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/dlp"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
@@ -76,7 +77,15 @@ func newDLPStage(cfg *Config) (*dlpStage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlp tokenizer: %w", err)
 	}
-	taint, err := dlp.NewTaint(dlp.TaintConfig{MAC: key})
+	tc := dlp.TaintConfig{MAC: key}
+	if share := cfg.ShareSessions; share != nil {
+		ttl := cfg.SessionTTL
+		tc.OnRecord = func(session string, fp [16]byte, from dlp.Upstream, detector string) {
+			share(&state.SessionEvents{Taints: []state.TaintRecord{{Session: session, Fingerprint: fp[:], Upstream: from.Name,
+				Environment: string(from.Environment), Detector: detector, Until: time.Now().Add(ttl)}}})
+		}
+	}
+	taint, err := dlp.NewTaint(tc)
 	if err != nil {
 		return nil, fmt.Errorf("dlp taint: %w", err)
 	}
@@ -169,6 +178,27 @@ func (g *Gateway) flow(rc *reqCtx, ds *dlpSet, upstream string) dlp.Flow {
 		f.Session = "k\x00" + rc.persona + "\x00" + rc.p.Agent + "\x00" + rc.p.KeyID
 	}
 	return f
+}
+
+// ImportSessions applies what another node's gateway shared (see
+// Config.ShareSessions): ended sessions are refused here too, and their
+// streams on this node closed; taint fingerprints join this node's tracker,
+// so the session's next call here is judged with them. Safe from any
+// goroutine; it does not block on the network.
+func (g *Gateway) ImportSessions(ev *state.SessionEvents) {
+	for _, r := range ev.Revoked {
+		g.revoked.add(r.Nonce, r.Until)
+		g.hub.dropSession(r.Nonce)
+		g.forgetSession(r.Nonce)
+	}
+	for _, r := range ev.Taints {
+		var fp [16]byte
+		if len(r.Fingerprint) != len(fp) || time.Now().After(r.Until) {
+			continue
+		}
+		copy(fp[:], r.Fingerprint)
+		g.dlp.taint.Import(r.Session, fp, dlp.Upstream{Name: r.Upstream, Environment: dlp.Environment(r.Environment)}, r.Detector)
+	}
 }
 
 // forgetSession drops the taint of a legacy session that ended.

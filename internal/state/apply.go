@@ -52,6 +52,12 @@ func (s *Store) Apply(l *raft.Log) any {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cmd.Op == OpSessionEvents {
+		if cmd.Sessions == nil {
+			return malformed("sessions.events: no events")
+		}
+		return s.applySessions(cmd, l.Index)
+	}
 	apply := applyV1
 	if cmd.V == V0 {
 		apply = applyV0

@@ -56,7 +56,7 @@ const (
 // clusterOp reports whether op needs format V2.
 func clusterOp(op Op) bool {
 	switch op {
-	case OpMemberPut, OpMemberDelete, OpTokenCreate, OpTokenUse, OpAdminPut:
+	case OpMemberPut, OpMemberDelete, OpTokenCreate, OpTokenUse, OpAdminPut, OpSessionEvents:
 		return true
 	}
 	return false
@@ -99,6 +99,8 @@ func validateClusterCommand(cmd *Command) error {
 		if a == nil || a.ID == "" || len(a.Hash) != 32 {
 			return malformed("admin.credential.put: malformed credential")
 		}
+	case OpSessionEvents:
+		return checkSessionEvents(cmd.Sessions)
 	}
 	return nil
 }

@@ -92,3 +92,53 @@ func TestClusterObjects(t *testing.T) {
 		t.Fatalf("restored cluster objects: %+v %+v %+v", got.Members, got.Admins, got.JoinTokens)
 	}
 }
+
+// Session events replicate revocations and taint fingerprints beside the
+// snapshot: listeners get each batch, expired entries are pruned, and a
+// snapshot carries the live ones to a restored node.
+func TestSessionEvents(t *testing.T) {
+	s := NewStore(nil)
+	var got []*SessionEvents
+	s.OnSessionEvents(func(ev *SessionEvents) { got = append(got, ev) })
+	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	fp := bytes.Repeat([]byte{7}, 16)
+	ev := &SessionEvents{
+		Revoked: []RevokedSession{{Nonce: "n1", Until: t0.Add(time.Hour)}},
+		Taints:  []TaintRecord{{Session: "s1", Fingerprint: fp, Upstream: "crm", Environment: "prod", Detector: "card", Until: t0.Add(time.Hour)}},
+	}
+	before := s.Current()
+	if _, err := applyCmd(t, s, 1, &Command{Op: OpSessionEvents, Time: t0, Sessions: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Current() != before {
+		t.Fatal("a session batch replaced the control-state snapshot")
+	}
+	if len(got) != 1 || got[0].Taints[0].Upstream != "crm" {
+		t.Fatalf("listener got %+v", got)
+	}
+	if _, _, err := s.Prepare(&Command{Op: OpSessionEvents, Sessions: &SessionEvents{Taints: []TaintRecord{{Session: "s", Fingerprint: []byte{1}, Until: t0}}}}, Node{}); err == nil {
+		t.Fatal("a malformed fingerprint was accepted")
+	}
+	snap, _ := s.Snapshot()
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	r := NewStore(nil)
+	if err := r.Restore(io.NopCloser(&sink)); err != nil {
+		t.Fatal(err)
+	}
+	var replayed []*SessionEvents
+	r.OnSessionEvents(func(ev *SessionEvents) { replayed = append(replayed, ev) })
+	if len(replayed) != 1 || len(replayed[0].Revoked) != 1 || len(replayed[0].Taints) != 1 {
+		t.Fatalf("restored node replays %+v", replayed)
+	}
+	// An hour later both have expired and are pruned by the next batch.
+	later := &SessionEvents{Revoked: []RevokedSession{{Nonce: "n2", Until: t0.Add(3 * time.Hour)}}}
+	if _, err := applyCmd(t, r, 2, &Command{Op: OpSessionEvents, Time: t0.Add(2 * time.Hour), Sessions: later}); err != nil {
+		t.Fatal(err)
+	}
+	if rev, taints, _ := r.SessionStats(); rev != 1 || taints != 0 {
+		t.Fatalf("after expiry: %d revoked, %d taints", rev, taints)
+	}
+}

@@ -77,6 +77,7 @@ type Command struct {
 	Member    *ClusterMember   `json:"member,omitempty"`
 	JoinToken *JoinToken       `json:"joinToken,omitempty"`
 	Admin     *AdminCredential `json:"admin,omitempty"`
+	Sessions  *SessionEvents   `json:"sessions,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -108,7 +109,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	if err := d.Decode(&c); err != nil {
 		return nil, fmt.Errorf("decode command format %d: %v: %w", v, err, ErrUnsupported)
 	}
-	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil) {
+	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil || c.Sessions != nil) {
 		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V2, ErrUnsupported)
 	}
 	return &c, nil

@@ -108,6 +108,9 @@ func (s *Store) Prepare(cmd *Command, node Node) (*Command, *Result, error) {
 		return nil, nil, fmt.Errorf("prepare: %w", err)
 	}
 	cur := s.cur.Load()
+	if committed.Op == OpSessionEvents {
+		return out, &Result{Index: cur.Index + 1}, nil // nothing in them depends on the state
+	}
 	_, res, err := applyV1(cur, committed, cur.Index+1)
 	if err != nil {
 		return nil, nil, err

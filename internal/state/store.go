@@ -208,6 +208,9 @@ type Store struct {
 	haltOnce sync.Once
 	halted   chan struct{} // closed by halt
 	haltErr  atomic.Pointer[error]
+
+	sessions   sessionTable // guarded by mu; see sessions.go
+	onSessions func(*SessionEvents)
 }
 
 var _ raft.FSM = (*Store)(nil)
@@ -217,7 +220,7 @@ func NewStore(log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: log, subs: map[chan struct{}]struct{}{}, halted: make(chan struct{})}
+	s := &Store{log: log, subs: map[chan struct{}]struct{}{}, halted: make(chan struct{}), sessions: newSessionTable()}
 	s.cur.Store(emptySnapshot())
 	return s
 }
@@ -291,9 +294,13 @@ type persisted struct {
 	Members    []*ClusterMember   `json:"members,omitempty"`
 	JoinTokens []*JoinToken       `json:"joinTokens,omitempty"`
 	Admins     []*AdminCredential `json:"admins,omitempty"`
+	Sessions   *SessionEvents     `json:"sessions,omitempty"`
 }
 
-type fsmSnapshot struct{ s *Snapshot }
+type fsmSnapshot struct {
+	s        *Snapshot
+	sessions *SessionEvents
+}
 
 // Snapshot captures the current state; raft persists it off the apply path.
 // It fails once the store has halted.
@@ -301,7 +308,9 @@ func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
-	return fsmSnapshot{s.cur.Load()}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fsmSnapshot{s.cur.Load(), s.sessionDump()}, nil
 }
 
 func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
@@ -322,7 +331,10 @@ func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	p.Members = sortedValues(f.s.Members, func(m *ClusterMember) string { return m.ID })
 	p.JoinTokens = sortedValues(f.s.JoinTokens, func(t *JoinToken) string { return t.ID })
 	p.Admins = sortedValues(f.s.Admins, func(a *AdminCredential) string { return a.ID })
-	if len(p.Members)+len(p.JoinTokens)+len(p.Admins) > 0 {
+	if ev := f.sessions; ev != nil && len(ev.Revoked)+len(ev.Taints) > 0 {
+		p.Sessions = ev
+	}
+	if len(p.Members)+len(p.JoinTokens)+len(p.Admins) > 0 || p.Sessions != nil {
 		p.Format = 2 // a binary without clustering refuses it instead of dropping them
 	}
 	if err := json.NewEncoder(sink).Encode(&p); err != nil {
@@ -375,6 +387,12 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.restoreSessions(p.Sessions); err != nil {
+		return err
+	}
+	if s.onSessions != nil && p.Sessions != nil {
+		s.onSessions(p.Sessions)
+	}
 	s.publish(next)
 	return nil
 }
