@@ -51,13 +51,34 @@ function eventStore() {
   };
 }
 
-// The SEP-1613 tool's input schema, listed as written (JSON Schema 2020-12).
+// The SEP-1613 tool's input schema, listed as written (JSON Schema 2020-12,
+// with the SEP-2106 keywords: $anchor, allOf/anyOf, if/then/else).
 const schema202012 = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   type: 'object',
-  $defs: { address: { type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
-  properties: { name: { type: 'string' }, address: { $ref: '#/$defs/address' } },
+  $defs: { address: { $anchor: 'addressDef', type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
+  properties: {
+    name: { type: 'string' },
+    address: { $ref: '#/$defs/address' },
+    contactMethod: { type: 'string', enum: ['phone', 'email'] },
+    phone: { type: 'string' },
+    email: { type: 'string' },
+  },
+  allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+  if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+  then: { required: ['phone'] },
+  else: { required: ['email'] },
   additionalProperties: false,
+};
+
+// A tool with an argument mirrored into an HTTP header (SEP-2243), listed
+// as written: the SDK's zod conversion has no x-mcp-header.
+const schemaXMcpHeader = {
+  type: 'object',
+  properties: {
+    region: { type: 'string', description: 'mirrored into Mcp-Param-Region', 'x-mcp-header': 'Region' },
+    level: { type: 'integer', description: 'not mirrored' },
+  },
 };
 
 const transports = new Map(); // session id -> transport
@@ -161,16 +182,29 @@ function newServer() {
     },
   }));
   mcp.registerTool('json_schema_2020_12_tool', {
-    description: 'Tool whose input schema uses JSON Schema 2020-12 (SEP-1613)',
-    inputSchema: { name: z.string().optional(), address: z.object({ street: z.string().optional(), city: z.string().optional() }).optional() },
+    description: 'Tool whose input schema uses JSON Schema 2020-12 (SEP-1613, SEP-2106)',
+    inputSchema: {
+      name: z.string().optional(),
+      address: z.object({ street: z.string().optional(), city: z.string().optional() }).optional(),
+      contactMethod: z.enum(['phone', 'email']).optional(),
+      phone: z.string().optional(),
+      email: z.string().optional(),
+    },
   }, async (args) => text(`called with ${JSON.stringify(args)}`));
+  mcp.registerTool('test_x_mcp_header', {
+    description: 'An argument mirrored into the Mcp-Param-Region header (SEP-2243)',
+    inputSchema: { region: z.string().optional(), level: z.number().int().optional() },
+  }, async ({ region }) => text(`region=${region ?? ''}`));
 
   // tools/list as the SDK builds it, with the SEP-1613 tool's schema as
   // written: the SDK converts zod shapes and would drop $schema and $defs.
   const sdkList = mcp.server._requestHandlers.get('tools/list');
   mcp.server.setRequestHandler(ListToolsRequestSchema, async (req, extra) => {
     const res = await sdkList(req, extra);
-    for (const t of res.tools) if (t.name === 'json_schema_2020_12_tool') t.inputSchema = schema202012;
+    for (const t of res.tools) {
+      if (t.name === 'json_schema_2020_12_tool') t.inputSchema = schema202012;
+      if (t.name === 'test_x_mcp_header') t.inputSchema = schemaXMcpHeader;
+    }
     return res;
   });
 
