@@ -26,8 +26,10 @@
 // deliberately fails are listed with the refusal they must show.
 //
 // TestMatrix is the interop matrix (go test ./qa/conformance -run Matrix
-// -v): the pre-release suite's server scenarios, directly and through the
-// gateway, against upstreams built on each popular server SDK:
+// -v): the suite's server scenarios (npm's latest at the revisions it
+// knows, 2025-06-18 and 2025-11-25, and the pre-release at every one),
+// directly and through the gateway, against upstreams built on each
+// popular server SDK:
 //
 //   - the Go SDK (go.mod's version): its everything-server, stateful for
 //     the initialize revisions, stateless for 2026-07-28;

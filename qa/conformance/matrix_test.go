@@ -17,10 +17,16 @@ import (
 // and through the gateway, against upstreams built on each popular MCP
 // server SDK, at every revision the SDK speaks.
 
-// matrixSuite is the suite release the matrix runs: the pre-release is
-// the one that knows every revision the gateway speaks (--spec-version
-// 2025-03-26 to 2026-07-28). TestServerScenarios runs npm's latest too.
-const matrixSuite = "0.2.0-alpha.12"
+// matrixSuites are the suite releases the matrix runs, with the agent
+// revisions each knows (--spec-version): npm's latest knows 2025-06-18
+// and 2025-11-25, the pre-release every revision the gateway speaks.
+var matrixSuites = []struct {
+	version string
+	agents  []string
+}{
+	{suiteVersion, []string{"2025-06-18", "2025-11-25"}},
+	{"0.2.0-alpha.12", revisions},
+}
 
 // Versions of the SDKs under test.
 const (
@@ -66,6 +72,7 @@ type sdk struct {
 // the gateway (and to the server, directly).
 type row struct {
 	sdk             *sdk
+	suite           string // the suite release
 	upstream, agent string
 	name            string // persona and upstream name
 	url             string // the server, directly
@@ -92,7 +99,10 @@ func TestMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs the MCP conformance suite and SDKs, builds servers and runs the binary")
 	}
-	node := suite(t, matrixSuite)
+	nodes := map[string][]string{}
+	for _, ms := range matrixSuites {
+		nodes[ms.version] = suite(t, ms.version)
+	}
 
 	sdks := []*sdk{goSDK(t), tsSDK(t), mcpGo(t), {
 		name:    "python FastMCP (pip mcp)",
@@ -105,7 +115,11 @@ func TestMatrix(t *testing.T) {
 			continue
 		}
 		add := func(up, agent, name string) {
-			rows = append(rows, &row{sdk: s, upstream: up, agent: agent, name: name})
+			for _, ms := range matrixSuites {
+				if slices.Contains(ms.agents, agent) {
+					rows = append(rows, &row{sdk: s, suite: ms.version, upstream: up, agent: agent, name: name})
+				}
+			}
 		}
 		for _, rev := range s.revisions {
 			add(rev, agentRevision(rev), "mx-"+s.short+"-"+short(rev))
@@ -130,7 +144,12 @@ func TestMatrix(t *testing.T) {
 
 	n := harness.StartNode(t)
 	var y strings.Builder
+	applied := map[string]string{} // name -> key proxy URL
 	for _, r := range rows {
+		if _, ok := applied[r.name]; ok {
+			continue
+		}
+		applied[r.name] = ""
 		fmt.Fprintf(&y, `apiVersion: portcullis/v1
 kind: Upstream
 metadata: {name: %[1]s}
@@ -159,28 +178,31 @@ spec: {persona: %[1]s}
 	}
 	n.Apply(y.String())
 	for _, r := range rows {
-		key := n.NewKey(r.name)
-		endpoint := n.GatewayURL() + "/p/" + r.name + "/mcp"
-		waitCatalog(t, endpoint, key)
-		r.gatewayAt = keyProxy(t, endpoint, key)
+		if applied[r.name] == "" {
+			key := n.NewKey(r.name)
+			endpoint := n.GatewayURL() + "/p/" + r.name + "/mcp"
+			waitCatalog(t, endpoint, key)
+			applied[r.name] = keyProxy(t, endpoint, key)
+		}
+		r.gatewayAt = applied[r.name]
 	}
 
 	// Every run of the suite, in parallel (as many at once as -parallel
-	// allows); the direct runs are shared by the rows with the same server
-	// and agent revision.
+	// allows); the direct runs are shared by the rows with the same suite,
+	// server and agent revision.
 	type run struct {
-		url, agent string
-		res        map[string]result
+		suite, url, agent string
+		res               map[string]result
 	}
 	var mu sync.Mutex
 	directs := map[string]*run{}
 	var vias []*run
 	for _, r := range rows {
-		k := r.url + " " + r.agent
+		k := r.suite + " " + r.url + " " + r.agent
 		if directs[k] == nil {
-			directs[k] = &run{url: r.url, agent: r.agent}
+			directs[k] = &run{suite: r.suite, url: r.url, agent: r.agent}
 		}
-		vias = append(vias, &run{url: r.gatewayAt, agent: r.agent})
+		vias = append(vias, &run{suite: r.suite, url: r.gatewayAt, agent: r.agent})
 	}
 	t.Run("runs", func(t *testing.T) {
 		all := slices.Collect(func(yield func(*run) bool) {
@@ -198,7 +220,7 @@ spec: {persona: %[1]s}
 		for i, rn := range all {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
-				res := runSuiteArgs(t, node, rn.url, "--suite", "all", "--spec-version", rn.agent)
+				res := runSuiteArgs(t, nodes[rn.suite], rn.url, "--suite", "all", "--spec-version", rn.agent)
 				mu.Lock()
 				rn.res = res
 				mu.Unlock()
@@ -209,7 +231,7 @@ spec: {persona: %[1]s}
 		t.FailNow()
 	}
 	for i, r := range rows {
-		r.direct = directs[r.url+" "+r.agent].res
+		r.direct = directs[r.suite+" "+r.url+" "+r.agent].res
 		r.via = vias[i].res
 	}
 
@@ -230,10 +252,10 @@ spec: {persona: %[1]s}
 			}
 			if gv, ok := matrixGoverned[r.sdk.short+"/"+sc]; ok {
 				if gv.notFailed && g.fail > 0 {
-					t.Errorf("%s/%s: through the gateway %s, want no failing check (%s):\n  %s", r.name, sc, g, gv.why, strings.Join(g.errs, "\n  "))
+					t.Errorf("%s %s/%s: through the gateway %s, want no failing check (%s):\n  %s", r.suite, r.name, sc, g, gv.why, strings.Join(g.errs, "\n  "))
 				}
 				gatewayOnly[r] = append(gatewayOnly[r], sc+" (governed)")
-				t.Logf("%s/%s: deliberate difference: %s (%s)", r.name, sc, gv.why, strings.Join(g.errs, "; "))
+				t.Logf("%s %s/%s: deliberate difference: %s (%s)", r.suite, r.name, sc, gv.why, strings.Join(g.errs, "; "))
 				continue
 			}
 			// Run again alone before calling it the gateway's: up to three
@@ -242,19 +264,19 @@ spec: {persona: %[1]s}
 			// always passes directly; one that fails directly too is the
 			// upstream's own flakiness (mcp-go sometimes drops the last
 			// notification of a call), not the gateway's.
-			if again, ok := retry(t, node, r.gatewayAt, sc, r.agent, 3, true); ok {
-				t.Logf("%s/%s: failed once through the gateway (%s: %s), passed when run again alone", r.name, sc, g, strings.Join(g.errs, "; "))
+			if again, ok := retry(t, nodes[r.suite], r.gatewayAt, sc, r.agent, 3, true); ok {
+				t.Logf("%s %s/%s: failed once through the gateway (%s: %s), passed when run again alone", r.suite, r.name, sc, g, strings.Join(g.errs, "; "))
 				r.via[sc] = again
 				continue
 			}
-			if again, ok := retry(t, node, r.url, sc, r.agent, 5, false); ok {
-				t.Logf("%s/%s: flaky upstream: passed directly once, then failed directly too (%s: %s)", r.name, sc, again, strings.Join(again.errs, "; "))
+			if again, ok := retry(t, nodes[r.suite], r.url, sc, r.agent, 5, false); ok {
+				t.Logf("%s %s/%s: flaky upstream: passed directly once, then failed directly too (%s: %s)", r.suite, r.name, sc, again, strings.Join(again.errs, "; "))
 				flaky[r] = append(flaky[r], sc)
 				continue
 			}
 			gatewayOnly[r] = append(gatewayOnly[r], sc)
-			t.Errorf("%s (upstream %s, agent %s): scenario %s passes directly (%s) but not through the gateway (%s):\n  %s",
-				r.sdk.name, r.upstream, r.agent, sc, d, g, strings.Join(g.errs, "\n  "))
+			t.Errorf("%s, suite %s (upstream %s, agent %s): scenario %s passes directly (%s) but not through the gateway (%s):\n  %s",
+				r.sdk.name, r.suite, r.upstream, r.agent, sc, d, g, strings.Join(g.errs, "\n  "))
 		}
 	}
 
@@ -269,8 +291,8 @@ spec: {persona: %[1]s}
 		return fmt.Sprintf("%d/%d", ok, len(res))
 	}
 	var tb strings.Builder
-	fmt.Fprintf(&tb, "\ninterop matrix: @modelcontextprotocol/conformance %s server scenarios (--suite all --spec-version <agent>), passed/run\n", matrixSuite)
-	fmt.Fprintf(&tb, "%-26s %-10s %-10s %-8s %-8s %s\n", "sdk", "upstream", "agent", "direct", "gateway", "gateway-only failures")
+	fmt.Fprintf(&tb, "\ninterop matrix: @modelcontextprotocol/conformance server scenarios (--suite all --spec-version <agent>), passed/run\n")
+	fmt.Fprintf(&tb, "%-26s %-15s %-10s %-10s %-8s %-8s %s\n", "sdk", "suite", "upstream", "agent", "direct", "gateway", "gateway-only failures")
 	for _, s := range sdks {
 		if s.blocked != "" {
 			fmt.Fprintf(&tb, "%-26s %s\n", s.name, s.blocked)
@@ -287,7 +309,7 @@ spec: {persona: %[1]s}
 			if l := flaky[r]; len(l) > 0 {
 				only += "; flaky directly too: " + strings.Join(l, ", ")
 			}
-			fmt.Fprintf(&tb, "%-26s %-10s %-10s %-8s %-8s %s\n", s.name, r.upstream, r.agent, passed(r.direct), passed(r.via), only)
+			fmt.Fprintf(&tb, "%-26s %-15s %-10s %-10s %-8s %-8s %s\n", s.name, r.suite, r.upstream, r.agent, passed(r.direct), passed(r.via), only)
 		}
 	}
 	// What fails, per row, directly and through the gateway.
@@ -306,7 +328,7 @@ spec: {persona: %[1]s}
 	}
 	fmt.Fprintf(&tb, "\nnot passed (failed, or no check applied):\n")
 	for _, r := range rows {
-		fmt.Fprintf(&tb, "%s (upstream %s, agent %s)\n  direct:  %s\n  gateway: %s\n", r.sdk.name, r.upstream, r.agent, failing(r.direct), failing(r.via))
+		fmt.Fprintf(&tb, "%s, suite %s (upstream %s, agent %s)\n  direct:  %s\n  gateway: %s\n", r.sdk.name, r.suite, r.upstream, r.agent, failing(r.direct), failing(r.via))
 	}
 	t.Log(tb.String())
 	if dir := os.Getenv("PORTCULLIS_QA_OUT"); dir != "" {
