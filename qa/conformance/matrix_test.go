@@ -2,12 +2,12 @@ package conformance
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/qa/internal/harness"
@@ -188,13 +188,12 @@ spec: {persona: %[1]s}
 	}
 
 	// Every run of the suite, in parallel (as many at once as -parallel
-	// allows); the direct runs are shared by the rows with the same suite,
-	// server and agent revision.
+	// allows; t.Run returns when all are done); the direct runs are shared
+	// by the rows with the same suite, server and agent revision.
 	type run struct {
 		suite, url, agent string
 		res               map[string]result
 	}
-	var mu sync.Mutex
 	directs := map[string]*run{}
 	var vias []*run
 	for _, r := range rows {
@@ -205,25 +204,10 @@ spec: {persona: %[1]s}
 		vias = append(vias, &run{suite: r.suite, url: r.gatewayAt, agent: r.agent})
 	}
 	t.Run("runs", func(t *testing.T) {
-		all := slices.Collect(func(yield func(*run) bool) {
-			for _, d := range directs {
-				if !yield(d) {
-					return
-				}
-			}
-			for _, v := range vias {
-				if !yield(v) {
-					return
-				}
-			}
-		})
-		for i, rn := range all {
+		for i, rn := range append(slices.Collect(maps.Values(directs)), vias...) {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
 				t.Parallel()
-				res := runSuiteArgs(t, nodes[rn.suite], rn.url, "--suite", "all", "--spec-version", rn.agent)
-				mu.Lock()
-				rn.res = res
-				mu.Unlock()
+				rn.res = runSuiteArgs(t, nodes[rn.suite], rn.url, "--suite", "all", "--spec-version", rn.agent)
 			})
 		}
 	})
@@ -238,13 +222,7 @@ spec: {persona: %[1]s}
 	// Regressions: passes directly, fails through the gateway.
 	gatewayOnly, flaky := map[*row][]string{}, map[*row][]string{}
 	for _, r := range rows {
-		scenarios := slices.Sorted(func(yield func(string) bool) {
-			for sc := range r.direct {
-				if !yield(sc) {
-					return
-				}
-			}
-		})
+		scenarios := slices.Sorted(maps.Keys(r.direct))
 		for _, sc := range scenarios {
 			d, g := r.direct[sc], r.via[sc]
 			if !d.ok() || g.ok() {
