@@ -41,12 +41,12 @@
 //   - Python FastMCP (pip mcp): printed as blocked, since PyPI is
 //     unreachable where this runs.
 //
-// A row is an SDK and an upstream revision: the Upstream is pinned to it,
-// and the suite runs with --suite all --spec-version set to the agent's
-// revision, the same, and for 2025-03-26 upstreams a 2025-11-25 agent
-// too (the suite has one 2025-03-26 scenario only). An SDK
-// without 2026-07-28 gets one more row, a 2026-07-28 agent bridged to its
-// newest revision. The table prints scenarios passed directly and through
+// A row is an SDK, a suite release, an upstream revision (the Upstream is
+// pinned to it) and an agent revision (the suite runs with --suite all
+// --spec-version set to it): the upstream's, and for 2025-03-26 upstreams
+// a 2025-11-25 agent too, since the suite has one 2025-03-26 scenario
+// only. An SDK without 2026-07-28 gets one more row, a 2026-07-28 agent
+// bridged to its newest revision. The table prints scenarios passed directly and through
 // the gateway and the gateway-only failures; each row's failures are
 // listed below it. A scenario that passes directly must pass through the
 // gateway unless matrixGoverned lists it with the reason; one that fails
