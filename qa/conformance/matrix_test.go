@@ -94,7 +94,7 @@ func agentRevisions(rev string) []string {
 func short(rev string) string { return strings.ReplaceAll(rev[2:], "-", "") }
 
 // TestMatrix runs the interop matrix and fails on any scenario that passes
-// directly but not through the gateway (unless governed lists it).
+// directly but not through the gateway (unless matrixGoverned lists it).
 func TestMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs the MCP conformance suite and SDKs, builds servers and runs the binary")
