@@ -191,6 +191,8 @@ type Appliance struct {
 	adminToken string
 	ident      *identity // nil: no HSM, no cluster
 	share      sessionShare
+
+	keyMu sync.Mutex // one key ceremony at a time on this HSM
 }
 
 // New prepares a node: it opens the data dir, the raft node and both
@@ -276,7 +278,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("appliance: %w", err)
 		}
-		ccfg.TLS, ccfg.Codec = a.ident.tlsConfig(), outcomeCodec{}
+		ccfg.TLS, ccfg.Codec, ccfg.Peer = a.ident.tlsConfig(), outcomeCodec{}, a.peerHandler()
 	}
 	if a.node, err = cluster.New(ccfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)

@@ -92,7 +92,11 @@ func (a *Appliance) secretRoutes() []api.Route {
 			Logger:   a.log.With("component", "secrets"),
 		}
 		h = credential.SecretsHandler(cfg)
-		rotate = credential.RotateHandler(cfg, a.voters)
+		var dist credential.Distributor
+		if a.ident != nil {
+			dist = keyDistributor{a}
+		}
+		rotate = credential.RotateHandler(cfg, dist)
 	} else {
 		h = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -107,18 +111,6 @@ func (a *Appliance) secretRoutes() []api.Route {
 		{Method: http.MethodDelete, Path: "/secrets/:name", Handler: h},
 		{Method: http.MethodPost, Path: "/seal-keys/rotate", Handler: rotate},
 	}
-}
-
-// voters counts the cluster's voting members (a sealing-key rotation is
-// refused while there is more than one; see credential.RotateHandler).
-func (a *Appliance) voters() int {
-	n := 0
-	for _, m := range a.node.Status().Members {
-		if m.Voter {
-			n++
-		}
-	}
-	return n
 }
 
 // upstreamTransport is the gateway's UpstreamTransport hook: an upstream

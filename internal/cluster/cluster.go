@@ -108,6 +108,10 @@ type Config struct {
 	// accepts and dials. Codec is then required. Replaces StreamLayer.
 	TLS   *tls.Config
 	Codec Codec
+	// Peer, with TLS, serves the application's own node-to-node calls
+	// under /app/ on the node port (mutual TLS: only members reach it);
+	// other nodes call it with Node.CallPeer.
+	Peer http.Handler
 
 	// ApplyTimeout bounds Apply when the context has no deadline.
 	// Default 10s.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,8 +30,12 @@ type Codec interface {
 // maxRPCBody bounds a forwarded command and any RPC answer.
 const maxRPCBody = 80 << 20
 
-// rpcTimeout bounds status and transfer RPCs.
-const rpcTimeout = 2 * time.Second
+// rpcTimeout bounds status and transfer RPCs; peerCallTimeout an
+// application call (CallPeer; an HSM key generation may take seconds).
+const (
+	rpcTimeout      = 2 * time.Second
+	peerCallTimeout = 15 * time.Second
+)
 
 // NodeStatus is one node's own view, as GET /v1/status on the node port
 // (and Node.Self) reports it.
@@ -80,6 +85,9 @@ func (n *Node) rpcHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(n.Self())
 	})
+	if n.cfg.Peer != nil {
+		mux.Handle("/app/", n.cfg.Peer)
+	}
 	mux.HandleFunc("POST /v1/transfer", func(w http.ResponseWriter, r *http.Request) {
 		if err := n.transferLocal(r.URL.Query().Get("to")); err != nil {
 			status := http.StatusConflict
@@ -398,4 +406,27 @@ func (n *Node) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// CallPeer sends an application request (Config.Peer, under /app/) to the
+// member at raft address addr over the node port and returns the answer's
+// status and body (at most maxRPCBody). A member that does not answer
+// within peerCallTimeout counts as unreachable.
+func (n *Node) CallPeer(ctx context.Context, addr, method, path string, body []byte) (int, []byte, error) {
+	if n.rpc == nil {
+		return 0, nil, errors.New("cluster: no node-to-node channel (this node has no cluster TLS)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, peerCallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+"/app/"+strings.TrimPrefix(path, "/"), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := n.rpc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cluster: call %s: %w", addr, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxRPCBody))
+	return res.StatusCode, b, err
 }

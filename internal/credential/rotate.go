@@ -1,6 +1,7 @@
 package credential
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,25 +31,32 @@ type RotateResult struct {
 // opening; retire them with hsm.Keystore.DestroyKeyVersion once every node
 // has the new key.
 //
-// Voters, when set, reports the cluster's voters: with more than one the
-// rotation is refused, because the other nodes must first receive the new
-// key through the wrap/unwrap ceremony, or they could no longer open the
-// resealed secrets.
-func RotateHandler(cfg SecretsConfig, voters func() int) http.Handler {
+// In a cluster, dist hands the keys to the other nodes (through the HSM
+// wrap/unwrap ceremony): it is checked first (every member reachable, its
+// wrapping key trusted), so a rotation that could not reach every node is
+// refused before a key is made; after the rotation the new key goes to
+// every node, and only then are secrets resealed, so that no node is left
+// unable to open them. nil: a single node.
+func RotateHandler(cfg SecretsConfig, dist Distributor) http.Handler {
 	h := &secretsHandler{cfg.withDefaults()}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			writeAPIError(w, http.StatusMethodNotAllowed, "bad_request", "use POST")
 			return
 		}
-		if voters != nil && voters() > 1 {
-			writeAPIError(w, http.StatusConflict, "conflict", "this cluster has more than one node: each needs the new sealing key through the join ceremony before secrets are resealed; rotation is refused")
-			return
+		if dist != nil {
+			if err := dist.Check(r.Context()); err != nil {
+				writeAPIError(w, http.StatusConflict, "conflict", "rotation refused, no key was made: every node must receive the new sealing key, and "+err.Error())
+				return
+			}
 		}
-		res, err := h.rotate(r)
+		res, err := h.rotate(r, dist)
 		if err != nil {
 			h.cfg.Logger.Warn("credential: sealing key rotation failed", "err", err)
+			var de *distributeError
 			switch {
+			case errors.As(err, &de):
+				writeAPIError(w, http.StatusConflict, "conflict", de.Error())
 			case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed):
 				writeAPIError(w, http.StatusServiceUnavailable, "unavailable", "the HSM is unavailable; retry when it is back (secrets resealed so far stay valid)")
 			case errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotFound):
@@ -63,11 +71,25 @@ func RotateHandler(cfg SecretsConfig, voters func() int) http.Handler {
 	})
 }
 
-func (h *secretsHandler) rotate(r *http.Request) (*RotateResult, error) {
+// Distributor hands this node's sealing keys to a cluster's other nodes.
+type Distributor interface {
+	// Check fails when some member could not receive keys now; its text
+	// says which and why, for the admin.
+	Check(ctx context.Context) error
+	// Distribute hands every key version to every other member.
+	Distribute(ctx context.Context) error
+}
+
+func (h *secretsHandler) rotate(r *http.Request, dist Distributor) (*RotateResult, error) {
 	ctx := r.Context()
 	v, err := h.cfg.Keystore.Rotate(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if dist != nil {
+		if err := dist.Distribute(ctx); err != nil {
+			return nil, &distributeError{v: v, err: err}
+		}
 	}
 	var stored []hsm.SealedSecret
 	for _, s := range h.cfg.Current().Secrets {
@@ -92,4 +114,14 @@ func (h *secretsHandler) rotate(r *http.Request) (*RotateResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// distributeError: the new key exists here but did not reach every node.
+type distributeError struct {
+	v   uint32
+	err error
+}
+
+func (e *distributeError) Error() string {
+	return fmt.Sprintf("sealing key v%d was made on this node but did not reach every node (%v); secrets were not resealed and still open everywhere; run the rotation again once every node is reachable", e.v, e.err)
 }

@@ -3,6 +3,7 @@ package credential
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,8 +37,8 @@ func TestRotateHandler(t *testing.T) {
 		before[name] = *sec
 	}
 
-	voters := 1
-	rotate := RotateHandler(cfg, func() int { return voters })
+	dist := &fakeDist{}
+	rotate := RotateHandler(cfg, dist)
 	w := httptest.NewRecorder()
 	rotate.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/seal-keys/rotate", nil))
 	if w.Code != 200 {
@@ -69,16 +70,25 @@ func TestRotateHandler(t *testing.T) {
 		t.Fatalf("second rotate: %d %s", w.Code, w.Body)
 	}
 
-	voters = 3
+	if dist.distributed != 2 {
+		t.Fatalf("keys distributed %d times, want once per rotation", dist.distributed)
+	}
+	dist.checkErr = errors.New("node n3 is unreachable")
 	w = httptest.NewRecorder()
 	rotate.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/seal-keys/rotate", nil))
-	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "ceremony") {
-		t.Fatalf("rotate on a 3-node cluster: %d %s", w.Code, w.Body)
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "n3 is unreachable") || !strings.Contains(w.Body.String(), "no key was made") {
+		t.Fatalf("rotate with a member unreachable: %d %s", w.Code, w.Body)
 	}
 	if kv, _ := s.ks.CurrentKeyVersion(context.Background()); kv != 3 {
 		t.Fatalf("a refused rotation changed the key: v%d", kv)
 	}
-	voters = 1
+	dist.checkErr, dist.err = nil, errors.New("node n2 went away")
+	sealedBefore := string(st.Current().Secrets["crm"].Sealed)
+	w = httptest.NewRecorder()
+	rotate.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/seal-keys/rotate", nil))
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "not resealed") || string(st.Current().Secrets["crm"].Sealed) != sealedBefore {
+		t.Fatalf("rotate whose key did not reach a node: %d %s (secrets resealed: %v)", w.Code, w.Body, string(st.Current().Secrets["crm"].Sealed) != sealedBefore)
+	}
 	w = httptest.NewRecorder()
 	rotate.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/seal-keys/rotate", nil))
 	if w.Code != http.StatusMethodNotAllowed {
@@ -87,4 +97,18 @@ func TestRotateHandler(t *testing.T) {
 	for _, v := range values {
 		logs.assertAbsent(t, v)
 	}
+}
+
+type fakeDist struct {
+	checkErr, err error
+	distributed   int
+}
+
+func (d *fakeDist) Check(context.Context) error { return d.checkErr }
+func (d *fakeDist) Distribute(context.Context) error {
+	if d.err != nil {
+		return d.err
+	}
+	d.distributed++
+	return nil
 }
