@@ -105,6 +105,9 @@ type Config struct {
 	// the node is a member).
 	Join          string
 	JoinTokenFile string
+	// JoinCAFile verifies an https Join URL's certificate (default: the
+	// system roots).
+	JoinCAFile string
 	// MaxStale is how long a node that does not hear from the leader keeps
 	// serving agents from its last state (default 30s); then it answers 503.
 	MaxStale time.Duration

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -387,6 +389,17 @@ func (a *Appliance) join(ctx context.Context) error {
 	body, _ := json.Marshal(joinRequest{Token: tok.String(), NodeID: a.nodeID, RaftAddr: a.node.Addr(), CSR: string(csr), CACert: string(a.ident.caPEM), WrappingKey: pub})
 	url := strings.TrimSuffix(a.cfg.Join, "/") + "/v1/cluster/join"
 	client := &http.Client{Timeout: 30 * time.Second}
+	if a.cfg.JoinCAFile != "" {
+		pem, err := os.ReadFile(a.cfg.JoinCAFile)
+		if err != nil {
+			return fmt.Errorf("join: --join-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("join: --join-ca-file %s holds no PEM certificate", a.cfg.JoinCAFile)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	a.log.Info("joining a cluster", "via", a.cfg.Join, "node", a.nodeID, "wrapping_key", hsm.WrappingKeyFingerprint(pub))
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {

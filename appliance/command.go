@@ -55,6 +55,7 @@ func Command() *cobra.Command {
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9443", "management listener (admin API), HOST:PORT")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "node-to-node listener (raft and cluster RPCs, mutual TLS), HOST:PORT (default: the admin host, admin port + 1)")
 	f.StringVar(&cfg.Join, "join", "", "on the first start, join the cluster of the node whose admin API is at this URL (e.g. http://127.0.0.1:9443)")
+	f.StringVar(&cfg.JoinCAFile, "join-ca-file", "", "PEM CA that signed the --join URL's TLS certificate (default: the system roots)")
 	f.StringVar(&cfg.JoinTokenFile, "join-token-file", "", "file holding the join token for --join (from `portcullis cluster join-token create`)")
 	f.DurationVar(&cfg.MaxStale, "max-stale", defaultMaxStale, "how long a node that has lost the cluster's leader keeps serving agents from its last state before refusing calls (503)")
 	f.StringVar(&cfg.NodeID, "node-id", "", "stable node id (default: generated on first start and kept in the data dir)")

@@ -1,5 +1,5 @@
 // Package cluster runs the raft node that replicates a Portcullis node's
-// control state.
+// control state, and the node-to-node channel of a cluster.
 //
 // A Node wraps a raft.FSM given in Config (the state store) with a
 // hashicorp/raft instance whose log and stable store is raft-boltdb/v2 and
@@ -9,38 +9,44 @@
 // and decompresses on the way back (and still reads snapshots that were
 // written uncompressed).
 //
-// # Single node today, a cluster tomorrow
+// # The node port
 //
-// The first start of a node with Config.Bootstrap set bootstraps a
-// single-voter cluster containing only itself; every later start replays the
-// newest snapshot and the log after it, so a restart keeps every object. This
-// is the same code path a 3–5 node cluster uses, which is why even a dev
-// appliance runs raft.
+// With Config.TLS a node listens on one port, mutual TLS 1.3 only, and
+// routes each connection by ALPN: raft's own RPCs, or the cluster's
+// (HTTP/1.1): a write proposed on a follower is forwarded to the leader
+// (Apply waits through an election for the next leader, and retries only
+// what was never sent), GET /v1/status reports a node's raft view (for
+// ClusterStatus, readiness checks and promotion), a leadership transfer
+// can be asked of any node, and Config.Peer serves the application's own
+// node-to-node calls under /app/ (Node.CallPeer). Which peers to trust is
+// the caller's decision, expressed in the tls.Config (the appliance checks
+// a member CA bundle and member names that change at run time).
 //
-// The hooks for more voters are in place:
+// # Membership
 //
-//   - Joining: the leader calls Node.AddVoter for a new node (an admin API
-//     or join endpoint authenticates the joiner first, and the HSM wrap/unwrap
-//     ceremony shares the sealing key before the node becomes a voter).
-//     Node.RemoveServer takes a node out.
-//   - Node-to-node transport: Config.StreamLayer replaces the plain TCP
-//     stream layer. NewTLSStreamLayer speaks mutual TLS 1.3 with node
-//     certificates issued by the cluster CA, so raft RPCs are authenticated
-//     and encrypted and a host without such a certificate cannot take part.
-//     Nil means plain TCP on BindAddr, which is only for a single node or
-//     dev mode on loopback.
-//   - Leader forwarding: Apply on a follower returns a *NotLeaderError
-//     (matching ErrNotLeader) naming the current leader, unless
-//     Config.Forwarder is set, in which case the command is handed to the
-//     forwarder, which sends it to the leader over the same mutual-TLS
-//     channel and returns the leader's result. The admin API can therefore
-//     accept writes on any node. (The forwarding RPC itself is not built
-//     yet. It carries the leader's outcome back as state.EncodeOutcome
-//     writes it, and the follower returns what state.DecodeOutcome gives,
-//     so a forwarded write answers exactly as a local one.)
-//   - A state machine that meets an entry it must not skip (state.Store on
-//     a command format newer than its binary) halts: Run returns its
-//     error and Apply refuses writes (see Halter).
+// The first start of a node with Config.Bootstrap bootstraps a single-voter
+// cluster of itself; every later start replays the newest snapshot and the
+// log after it. Other nodes start without Bootstrap and wait to be added.
+// Reconcile, called on the leader with the member list the application
+// keeps in its replicated state, makes the raft configuration follow it:
+// a new member is added as a non-voter, promoted to voter once it follows
+// this leader and has applied what it committed (so a node that never comes
+// up cannot cost the cluster its majority), and servers no longer listed
+// are removed.
+//
+// # Readiness and staleness
+//
+// WaitReady returns on the leader once its log is applied, and on a
+// follower once a leader was heard recently and everything it knows to be
+// committed is applied. Staleness says how old a node's view may be (0 on
+// the leader, which steps down after the leader lease without a majority;
+// the time since the leader was last heard on a follower); the appliance
+// stops serving agents beyond a bound. Sync gives read-your-writes across
+// nodes: it waits until this node applied what the leader had committed.
+//
+// A state machine that meets an entry it must not skip (state.Store on a
+// command format newer than its binary) halts: Run returns its error and
+// Apply refuses writes (see Halter).
 //
 // Reads never go through this package: the data plane reads the FSM's
 // current immutable snapshot directly and never waits on the leader.
