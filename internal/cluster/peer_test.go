@@ -35,7 +35,7 @@ func (kvCodec) DecodeResponse(b []byte) (any, error) {
 	return *w.N, nil
 }
 
-func peerNode(t *testing.T, dir string, tc *tls.Config, fsm *kvFSM, bootstrap bool) *Node {
+func peerNode(t testing.TB, dir string, tc *tls.Config, fsm *kvFSM, bootstrap bool) *Node {
 	return startNode(t, dir, fsm, bootstrap, func(c *Config) { c.TLS, c.Codec = tc, kvCodec{} })
 }
 

@@ -26,7 +26,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -46,7 +46,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 
 // nodeTLS returns a node's TLS config: a certificate for 127.0.0.1 usable
 // as server and client, and the CA for both directions.
-func (ca *testCA) nodeTLS(t *testing.T, node string) *tls.Config {
+func (ca *testCA) nodeTLS(t testing.TB, node string) *tls.Config {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
