@@ -378,6 +378,14 @@ func (a *Appliance) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("join: %s: %w", a.cfg.JoinTokenFile, err)
 	}
+	// A token that already holds sealing keys (a standalone start, another
+	// cluster) would refuse the cluster's keys after this node was admitted:
+	// refuse now, before anything is written anywhere.
+	if vs, err := a.keystore.KeyVersions(ctx); err != nil {
+		return fmt.Errorf("join: read this node's HSM: %w", err)
+	} else if len(vs) > 0 {
+		return fmt.Errorf("join: this node's HSM token already holds %d sealing key(s), from an earlier standalone start or another cluster; a joining node needs a token without them (dev mode: remove %s and start again)", len(vs), hsm.DevTokenPaths(a.cfg.DataDir).Dir)
+	}
 	csr, err := a.ident.csr()
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
@@ -455,11 +463,13 @@ func (a *Appliance) installJoin(ctx context.Context, tok joinToken, jr joinRespo
 	if !pinned {
 		return errors.New("join: the answering cluster does not hold the CA this join token names: the token belongs to another cluster")
 	}
-	if err := a.ident.install([]byte(jr.NodeCert), bundle); err != nil {
-		return fmt.Errorf("join: install the node certificate: %w", err)
-	}
+	// Keys first: the certificate marks the node as joined, and a joined
+	// node without the cluster's keys would make keys of its own.
 	if err := a.keystore.UnwrapSecretKeys(ctx, jr.Keys); err != nil {
 		return fmt.Errorf("join: unwrap the cluster's keys into this HSM: %w", err)
+	}
+	if err := a.ident.install([]byte(jr.NodeCert), bundle); err != nil {
+		return fmt.Errorf("join: install the node certificate: %w", err)
 	}
 	a.log.Info("admitted to the cluster; waiting for the leader to add this node", "leader", jr.Leader, "keys", len(jr.Keys))
 	return nil
