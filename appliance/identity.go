@@ -15,13 +15,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/hsm"
+	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
@@ -286,7 +286,7 @@ func (id *identity) tlsConfig() *tls.Config {
 		id.mu.RLock()
 		defer id.mu.RUnlock()
 		if len(id.cert.Certificate) == 0 {
-			return nil, errors.New("cluster: this node has no certificate yet")
+			return nil, cluster.ErrNoCertificate
 		}
 		c := id.cert
 		return &c, nil
@@ -337,15 +337,6 @@ func parseCertPEM(p []byte) (*x509.Certificate, error) {
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ea.Equal(b)
-}
-
-// raftHost is the host part of a raft address (for messages).
-func raftHost(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return h
 }
 
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {

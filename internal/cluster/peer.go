@@ -20,6 +20,10 @@ const (
 	alpnRPC  = "portcullis-rpc/1"
 )
 
+// ErrNoCertificate is what a node's TLS configuration returns while the
+// node has no certificate yet (it is joining); such refusals are expected.
+var ErrNoCertificate = errors.New("cluster: this node has no certificate yet")
+
 // handshakeTimeout bounds a peer's TLS handshake on the node port.
 const handshakeTimeout = 10 * time.Second
 
@@ -101,7 +105,11 @@ func (p *peerLayer) route(c net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		p.log.Warn("refused a node-port connection: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, ErrNoCertificate) {
+			level = slog.LevelDebug // a joining node, until it is admitted
+		}
+		p.log.Log(ctx, level, "refused a node-port connection: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
 	}
