@@ -281,7 +281,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("appliance: %w", err)
 		}
-		ccfg.TLS, ccfg.Codec, ccfg.Peer = a.ident.tlsConfig(), outcomeCodec{}, a.peerHandler()
+		ccfg.TLS, ccfg.Codec, ccfg.Peer = a.ident.tlsConfig(), state.OutcomeCodec{}, a.peerHandler()
 	}
 	if a.node, err = cluster.New(ccfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)

@@ -576,37 +576,6 @@ func (a *Appliance) registerClusterMetrics() {
 	a.metrics.MustRegister(a.share.dropped)
 }
 
-// outcomeCodec carries the state machine's answers of forwarded writes
-// (state.EncodeOutcome), so a write made on a follower answers exactly as
-// one made on the leader.
-type outcomeCodec struct{}
-
-func (outcomeCodec) EncodeResponse(resp any, err error) ([]byte, error) {
-	if e, ok := resp.(error); ok && err == nil {
-		err = e
-	}
-	o := state.Outcome{Err: err}
-	if err == nil {
-		r, ok := resp.(*state.Result)
-		if !ok {
-			return nil, fmt.Errorf("unexpected state response %T", resp)
-		}
-		o.Result = r
-	}
-	return state.EncodeOutcome(o)
-}
-
-func (outcomeCodec) DecodeResponse(b []byte) (any, error) {
-	o, err := state.DecodeOutcome(b)
-	if err != nil {
-		return nil, err
-	}
-	if o.Err != nil {
-		return o.Err, nil
-	}
-	return o.Result, nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

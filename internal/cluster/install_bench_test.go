@@ -60,7 +60,7 @@ func BenchmarkSnapshotInstall(b *testing.B) {
 	ca := newTestCA(b, "cluster CA")
 	leaderState := bigState(b, personas, keys)
 	n1 := startNode(b, filepath.Join(b.TempDir(), "1"), leaderState, true, func(c *Config) {
-		c.TLS, c.Codec, c.TrailingLogs = ca.nodeTLS(b, "node-1"), stateCodec{}, 1
+		c.TLS, c.Codec, c.TrailingLogs = ca.nodeTLS(b, "node-1"), state.OutcomeCodec{}, 1
 		c.Logger = nil
 	})
 	ready(b, n1)
@@ -82,7 +82,7 @@ func BenchmarkSnapshotInstall(b *testing.B) {
 		fsm := state.NewStore(nil)
 		id := fmt.Sprintf("node-%d", i+2)
 		n := startNode(b, filepath.Join(b.TempDir(), id), fsm, false, func(c *Config) {
-			c.NodeID, c.TLS, c.Codec, c.Logger = id, ca.nodeTLS(b, id), stateCodec{}, nil
+			c.NodeID, c.TLS, c.Codec, c.Logger = id, ca.nodeTLS(b, id), state.OutcomeCodec{}, nil
 		})
 		runtime.GC()
 		var before runtime.MemStats
@@ -110,25 +110,6 @@ func BenchmarkSnapshotInstall(b *testing.B) {
 		}
 		n.Close()
 	}
-}
-
-// stateCodec is the appliance's outcome codec, for benchmarks with a state.Store.
-type stateCodec struct{}
-
-func (stateCodec) EncodeResponse(resp any, err error) ([]byte, error) {
-	r, _ := resp.(*state.Result)
-	return state.EncodeOutcome(state.Outcome{Result: r, Err: err})
-}
-
-func (stateCodec) DecodeResponse(b []byte) (any, error) {
-	o, err := state.DecodeOutcome(b)
-	if err != nil {
-		return nil, err
-	}
-	if o.Err != nil {
-		return o.Err, nil
-	}
-	return o.Result, nil
 }
 
 func raftID(s string) raft.ServerID        { return raft.ServerID(s) }

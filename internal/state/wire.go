@@ -149,3 +149,37 @@ type refusal struct {
 
 func (e *refusal) Error() string { return e.msg }
 func (e *refusal) Unwrap() error { return e.kind }
+
+// OutcomeCodec carries the store's answers to writes forwarded to the
+// leader (it implements cluster.Codec), so a write made on a follower
+// answers exactly as one made on the leader.
+type OutcomeCodec struct{}
+
+// EncodeResponse encodes what the store's Apply returned (a *Result, or
+// the refusal as resp or err).
+func (OutcomeCodec) EncodeResponse(resp any, err error) ([]byte, error) {
+	if e, ok := resp.(error); ok && err == nil {
+		err = e
+	}
+	o := Outcome{Err: err}
+	if err == nil {
+		r, ok := resp.(*Result)
+		if !ok {
+			return nil, fmt.Errorf("unexpected state response %T", resp)
+		}
+		o.Result = r
+	}
+	return EncodeOutcome(o)
+}
+
+// DecodeResponse returns the *Result, or the refusal as an error value.
+func (OutcomeCodec) DecodeResponse(b []byte) (any, error) {
+	o, err := DecodeOutcome(b)
+	if err != nil {
+		return nil, err
+	}
+	if o.Err != nil {
+		return o.Err, nil
+	}
+	return o.Result, nil
+}
