@@ -144,6 +144,9 @@ type toolDoc struct {
 	words    map[string]bool
 	nameStem []string
 	descStem []string
+	// ownNames are the stems of its name that no other tool of its
+	// upstream has in its name ("collaborator" in manage_collaborators).
+	ownNames map[string]bool
 }
 
 type grantRef struct {
@@ -167,6 +170,7 @@ type skillDoc struct {
 // for concurrent use; build one per registry snapshot.
 type Index struct {
 	skills   []*skillDoc
+	vocab    map[string]bool // every skill's vocabulary
 	idf      map[string]float64
 	avg      [numFields]float64
 	names    map[string]bool
@@ -285,6 +289,25 @@ func NewIndex(skills []*state.Skill, tools map[string]ToolInfo) (*Index, error) 
 	}
 	if len(ix.skills) == 0 {
 		return nil, ErrNoSkills
+	}
+	for _, d := range docs {
+		d.ownNames = map[string]bool{}
+		for _, w := range d.nameStem {
+			d.ownNames[w] = true
+		}
+		for _, o := range docs {
+			if o != d && o.upstream == d.upstream {
+				for _, w := range o.nameStem {
+					delete(d.ownNames, w)
+				}
+			}
+		}
+	}
+	ix.vocab = map[string]bool{}
+	for _, sd := range ix.skills {
+		for w := range sd.vocab {
+			ix.vocab[w] = true
+		}
 	}
 	df := map[string]int{}
 	for _, sd := range ix.skills {
@@ -413,6 +436,24 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		return nil, err
 	}
 	in := ParseIntent(desc)
+	for k := range in.Requests {
+		r := &in.Requests[k]
+		// "posts on Twitter", "pages through PagerDuty": a proper name no
+		// skill knows is a system outside the registry.
+		r.Outside = !r.Negated && slices.ContainsFunc(r.names, func(n string) bool { return !ix.vocab[n] })
+		// "set the status page component to degraded": the head noun and
+		// all that follows it are words no skill knows, so the known
+		// modifiers ("page") do not make the request one for that skill.
+		if !r.Negated && len(r.Objects) > len(r.tail) && len(r.tail) > 0 && !slices.ContainsFunc(r.tail, func(o string) bool { return ix.vocab[o] }) {
+			r.Outside = true
+		}
+		// "shares the room calendars", "invites members to the channel":
+		// when the tool that does exactly this act administers access, the
+		// request asks for that, not for what the verb usually means.
+		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && r.Ability&Admin == 0 && ix.adminAct(*r, in) {
+			r.Ability, r.Generic = Admin, false
+		}
+	}
 	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
 
 	var all []scored
@@ -489,6 +530,13 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			p.Excluded = append(p.Excluded, ex)
 			continue
 		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !adv.has(c.sd.s.Name) {
+			// One shared word ("page", "status") is too little evidence
+			// to let a skill change things.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("it would change things, and the description shares only %q with it", strings.Join(m, ", "))})
+			continue
+		}
 		if ps.Narrowed && ps.Abilities&Mutating == 0 {
 			var kept []*toolDoc
 			for _, g := range c.sd.tools {
@@ -526,6 +574,9 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		chosen = ix.fulfil(chosen, all, in, threshold)
 	}
 	p.Unmet = ix.unmet(chosen, in)
+	for _, ps := range chosen {
+		p.Asked |= ps.Abilities // an exact act may ask for another ability than its verb's
+	}
 	for _, r := range p.Unmet {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("unmet request: the description asks to %s, and no proposed skill has a tool that can %s on that; grant it by hand if the registry has one, or add a skill", r.String(), r.Ability&^Read))
 	}
@@ -570,7 +621,7 @@ func (ix *Index) unmet(chosen []*ProposedSkill, in *Intent) []Request {
 				continue
 			}
 			for _, g := range sd.tools {
-				if g.tool.class.Abilities&r.Ability&^Read != 0 && slices.Contains(ps.Tools, g.tool.id) {
+				if (g.tool.class.Abilities&r.Ability&^Read != 0 || slices.Contains(g.tool.class.Verbs, r.Verb)) && slices.Contains(ps.Tools, g.tool.id) {
 					met = true
 					break
 				}
@@ -596,11 +647,21 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 		have[ps.From] = true
 	}
 	for _, r := range ix.unmet(chosen, in) {
+		// The request is about the domain of the chosen skill that fits
+		// most of its objects ("reconcile the bank balance" and
+		// finance-read): a skill that fits fewer of them ("balances" of
+		// time off) is another domain.
+		fit := 0
+		for _, ps := range chosen {
+			if sd := ix.skillNamed(ps.From); sd != nil {
+				fit = max(fit, objectsIn(r, sd.vocab))
+			}
+		}
 		for _, c := range all {
 			if c.score < companionFrac*threshold {
 				break
 			}
-			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) {
+			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) || objectsIn(r, c.sd.vocab) < fit || !enoughEvidence(c.sd, shown(c.matched, in.Terms)) {
 				continue
 			}
 			cp, ex := ix.decide(c, in)
@@ -618,6 +679,25 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 	}
 	chosen, _ = dropRedundant(chosen)
 	return chosen
+}
+
+// enoughEvidence reports that the description terms a skill matches are
+// enough to let it change things: two of them, or the name of its upstream
+// ("puts the trip in their calendar"). One shared word ("page", "status")
+// is not.
+func enoughEvidence(sd *skillDoc, matched []string) bool {
+	return len(matched) >= 2 || len(matched) == 1 && sd.tf[fieldUpstream][matched[0]] > 0
+}
+
+// objectsIn counts the objects of r (its topic aside) in vocab.
+func objectsIn(r Request, vocab map[string]bool) int {
+	n := 0
+	for _, o := range r.Objects {
+		if o != r.topic && vocab[o] {
+			n++
+		}
+	}
+	return n
 }
 
 // readsNamed reports a read-only skill whose name is what a request to
@@ -717,7 +797,7 @@ func checkDescription(desc string) error {
 // generic verb of the same ability) on something the request names.
 func servesRequest(sd *skillDoc, in *Intent) bool {
 	for _, r := range in.Requests {
-		if r.Negated || r.Ability&Mutating == 0 {
+		if r.Negated || r.Outside || r.Ability&Mutating == 0 {
 			continue
 		}
 		for _, g := range sd.tools {
@@ -793,6 +873,9 @@ func (ix *Index) skillNamed(name string) *skillDoc {
 // matches reports whether a request's objects fit a vocabulary. A request
 // without objects fits everything.
 func matches(r Request, vocab map[string]bool) bool {
+	if r.Outside {
+		return false
+	}
 	if len(r.Objects) == 0 {
 		return true
 	}
@@ -864,6 +947,17 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	for _, g := range sd.tools {
 		t := g.tool
 		extra := t.class.Abilities &^ allowed
+		if r, ok := exactAct(t, sd, in); ok && extra != 0 && extra&forbiddenBy(forbidBy) == 0 && (extra&Admin == 0 || namesAdmin(r, t)) {
+			// "share the room calendars": the tool does exactly the act
+			// the description asks for, though not with the ability the
+			// verb usually has (share_calendar administers access).
+			extra = 0
+			for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+				if t.class.Abilities&a != 0 && because[a] == "" {
+					because[a] = r.String()
+				}
+			}
+		}
 		if extra != 0 {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: denyReason(extra, forbidBy)})
 			continue
@@ -873,6 +967,10 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			continue
 		}
 		if r := toolForbid[t.id]; r != "" {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
+			continue
+		}
+		if r, ok := negatedSight(t, in); ok {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
@@ -916,6 +1014,104 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	}
 	ps.Reason = strings.Join(why, "; ")
 	return ps, nil
+}
+
+// exactAct finds a request whose verb is what tool t does, on what t
+// names, when the verb's usual ability is not the tool's: the description
+// asks for that very act ("shares the calendar" for share_calendar, an
+// admin tool; "invites members" for invite_to_channel).
+func exactAct(t *toolDoc, sd *skillDoc, in *Intent) (Request, bool) {
+	for _, r := range in.Requests {
+		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && isAct(r, t, in) {
+			return r, true
+		}
+	}
+	return Request{}, false
+}
+
+// isAct reports that tool t does what r asks: its name starts with r's
+// verb and r names what it acts on, or its description uses r's verb and
+// r names what only its name names ("add them as a collaborator" and
+// manage_collaborators).
+func isAct(r Request, t *toolDoc, in *Intent) bool {
+	if !slices.Contains(t.class.Verbs, r.Verb) {
+		return false
+	}
+	if nameVerb(t, r.Verb) && fitsAct(r, t, in) {
+		return true
+	}
+	return slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.ownNames[o] })
+}
+
+// namesAdmin reports that r's verb or one of its objects is what makes t's
+// name an admin one: "share" in share_calendar, "collaborators" in
+// manage_collaborators; not "set" and "page" in set_page_permissions.
+func namesAdmin(r Request, t *toolDoc) bool {
+	_, name, _ := strings.Cut(t.id, "/")
+	for _, w := range strings.Fields(strings.ToLower(splitIdent(name))) {
+		if adminNameWords[w] && (lexicon[w] != nil && lexicon[w].lemma == r.Verb || slices.Contains(r.Objects, normWord(w))) {
+			return true
+		}
+	}
+	return false
+}
+
+// fitsAct reports that request r names what tool t acts on: one of its
+// objects is in the tool's words, or its topic is in the tool's name and
+// the description names the tool's upstream.
+func fitsAct(r Request, t *toolDoc, in *Intent) bool {
+	if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] }) {
+		return true
+	}
+	return r.topic != "" && slices.Contains(t.nameStem, r.topic) && in.Terms[normWord(t.upstream)] >= weightTerm*weightNegated
+}
+
+// adminAct reports a registry tool that administers access and does
+// exactly what r asks.
+func (ix *Index) adminAct(r Request, in *Intent) bool {
+	for _, sd := range ix.skills {
+		for _, g := range sd.tools {
+			if t := g.tool; t.class.Abilities&Admin != 0 && isAct(r, t, in) && namesAdmin(r, t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nameVerb reports that verb is the first word of t's name: what the tool
+// is for, not a word of its description.
+func nameVerb(t *toolDoc, verb string) bool {
+	_, name, _ := strings.Cut(t.id, "/")
+	first, _, _ := strings.Cut(splitIdent(name), " ")
+	v := lexicon[strings.ToLower(first)]
+	return v != nil && v.lemma == verb
+}
+
+func forbiddenBy(forbidBy map[Ability]string) Ability {
+	var out Ability
+	for a := range forbidBy {
+		out |= a
+	}
+	return out
+}
+
+// negatedSight finds a negation of seeing ("cannot see salaries", "salary
+// figures are none of its business") that names what the read-only tool t
+// shows.
+func negatedSight(t *toolDoc, in *Intent) (string, bool) {
+	if t.class.Abilities&Mutating != 0 {
+		return "", false
+	}
+	for _, r := range in.Requests {
+		if !r.Negated || r.Ability != Read || r.Verb == "read-only" {
+			continue
+		}
+		if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] }) {
+			return r.String(), true
+		}
+	}
+	return "", false
 }
 
 // moneyVerbs move money rather than messages.

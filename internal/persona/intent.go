@@ -26,6 +26,13 @@ type Request struct {
 	Pos int `json:"pos"`
 	// topic is the stem a topical verb adds to Objects ("email" → mail).
 	topic string
+	// names are the stems of proper names in the object ("Twitter").
+	names []string
+	// tail is the head noun of the object and the stems after it.
+	tail []string
+	// Outside: the object names a system the registry does not know
+	// ("posts on Twitter"); no skill fulfils the request.
+	Outside bool `json:"outside,omitempty"`
 }
 
 // String renders the request for explanations: `never "delete" (delete) branch`.
@@ -75,13 +82,16 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	particle := make([]bool, n)
 	for i := range ts {
 		w := ts[i].word
-		if p, ok := phrasal[w]; ok {
+		if p, ok := phrasalForms[w]; ok {
 			window := 3
-			if w == "keep" || w == "keeps" {
+			if p["uptodate"] != "" {
 				window = 10 // "keeps the timeline page in the wiki up to date"
 			}
 			for j := i + 1; j <= i+window && j < n && !ts[j].brk; j++ {
 				if lemma, ok := p[ts[j].word]; ok {
+					if ts[j].hyph && j == i+1 {
+						break // "follow-up emails", "a sign-off": a noun, not the verb
+					}
 					lex[i] = lexicon[lemma]
 					particle[j] = true
 					break
@@ -118,6 +128,12 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			isVerb[i] = true
 		}
 	}
+	// Once every verb is known: "and publishes incident updates".
+	for i := range ts {
+		if isVerb[i] && !particle[i] && objectHead(ts, lex, isVerb, i) {
+			isVerb[i] = false
+		}
+	}
 	negAt := idiomNegations(ts, toolMode)
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
@@ -139,6 +155,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			// "when someone joins or leaves the team", "once the manager
 			// approves": what others do is the trigger, not the job.
 			cond = true
+		}
+		if cond && subjectPronouns[w] && i+1 < n && isVerb[i+1] && !ts[i+1].brk {
+			// "when a job fails because of a flaky test it re-runs the
+			// job": the subject of the main clause ends the condition.
+			cond = false
 		}
 		switch {
 		case scopeEnders[w]:
@@ -175,8 +196,8 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
-			i > 0 && !t.brk && lightVerbs[ts[i-1].word] ||
-			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil):
+			i > 0 && !t.brk && lightVerbs[ts[i-1].word] && !compoundHead(ts, i+1) ||
+			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil && !compoundHead(ts, i+1)):
 			v = lexicon[nounForms[w]]
 		case toolMode && !neg && toolKeywords[w] != 0:
 			in.Requests = append(in.Requests, Request{Verb: w, Word: w, Ability: toolKeywords[w], Generic: true, Pos: i})
@@ -186,9 +207,23 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			continue
 		}
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
-		objs, pronoun := objectsAfter(ts, isVerb, particle, i)
+		objs, pronoun, names, np := objectsAfter(ts, isVerb, particle, i)
+		r.names = names
+		if np > 0 {
+			r.tail = slices.Clone(objs[np-1:]) // the head noun and what follows it
+		}
+		if isVerb[i] && form(w, v) == 'd' && i > 0 && passiveAux[ts[i-1].word] {
+			// A passive ("nothing may be deleted", "the CRM is not to be
+			// edited"): what it applies to is its subject, before it.
+			objs, pronoun = subjectBefore(ts, isVerb, i)
+		}
 		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
 			objs = append([]string(nil), prevObjects...)
+		}
+		if pronoun && len(objs) == 0 {
+			// "When two accounts are the same company, merge them": the
+			// pronoun stands for what the sentence named before the verb.
+			objs = sentenceBefore(ts, isVerb, i)
 		}
 		// "drafts only": a restriction, not a request.
 		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
@@ -213,6 +248,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
+	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
 		case !r.Negated:
@@ -225,6 +261,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	in.Asked |= Read
 	return in
 }
+
+// subjectPronouns start a main clause.
+var subjectPronouns = setOf(`it they we you`)
 
 // conditions open a clause that says when the job happens; with a subject
 // after them ("when a customer writes in") its verbs are not requests.
@@ -316,6 +355,22 @@ func idiomNegations(ts []token, toolMode bool) map[int]bool {
 			idiom = true // "is for a human"
 		}
 		if !idiom {
+			if deferredAt(ts, i) {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				// The clause's subject is what is handed off: back to its
+				// start, a comma, a condition or a relative pronoun.
+				for k := i; k >= 0; k-- {
+					if conditions[ts[k].word] || relatives[ts[k].word] {
+						break
+					}
+					out[k] = true
+					if ts[k].brk || ts[k].comma {
+						break
+					}
+				}
+			}
 			continue
 		}
 		if out == nil {
@@ -331,9 +386,103 @@ func idiomNegations(ts []token, toolMode bool) map[int]bool {
 	return out
 }
 
+// deferredAt reports a predicate at word i that hands what its subject
+// names to someone else or puts it out of the job's scope: "refunds stay
+// with the finance team", "restores are done by people", "anything that
+// destroys infrastructure needs a human", "approving leave is the
+// manager's job", "exports are not part of the job", "deleting tickets is
+// off-limits", "salary figures are none of its business".
+func deferredAt(ts []token, i int) bool {
+	w := ts[i].word
+	at := func(k int) string {
+		if k < len(ts) && k > i && !ts[k].brk && !ts[k].comma {
+			return ts[k].word
+		}
+		return ""
+	}
+	// a human (or someone's role) within the next few words
+	human := func(from int) bool {
+		for k := from; k < from+4; k++ {
+			x := at(k)
+			if x == "" {
+				return false
+			}
+			if humanWords[x] || roleNouns[x] && !selfWords[x] {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to"):
+		return true // "stay with the finance team", "belongs to finance"
+	case (w == "need" || w == "needs" || w == "require" || w == "requires") && human(i+1):
+		return true // "needs a human", "requires a manager"
+	case passiveAux[w] && at(i+2) == "by" && human(i+3):
+		return true // "are done by people", "is sent by the hiring manager"
+	case auxiliaries[w] && (at(i+1) == "off" && strings.HasPrefix(at(i+2), "limit") || at(i+1) == "out" && at(i+2) == "of" && (at(i+3) == "scope" || at(i+3) == "bounds")):
+		return true // "is off-limits", "is out of scope"
+	case w == "isnt" || w == "arent" || auxiliaries[w] && negators[at(i+1)]:
+		// "exports are not part of the job", "salaries are none of its
+		// business": a negated predicate after a subject. "it is not
+		// allowed to …" has nothing before it to negate.
+		return i > 0 && !ts[i].brk && !pronouns[ts[i-1].word] && !relatives[ts[i-1].word]
+	case auxiliaries[w]:
+		// "approving leave is the manager's job": someone else's job.
+		for k := i + 1; k <= i+4; k++ {
+			x := at(k)
+			if x == "" {
+				return false
+			}
+			if jobNouns[x] {
+				prev := ts[k-1].word
+				return k > i+1 && strings.HasSuffix(prev, "s") && !selfWords[prev] && !determiners[prev] && prev != "this" && prev != "his"
+			}
+		}
+	}
+	return false
+}
+
+// verblessNegations turns a clause that an idiom negates and in which no
+// verb stands ("salary figures are none of its business") into a negated
+// request to see what it names.
+func verblessNegations(ts []token, negAt map[int]bool, rs []Request) []Request {
+	var out []Request
+	for a := 0; a < len(ts); a++ {
+		if !negAt[a] {
+			continue
+		}
+		b := a
+		for b+1 < len(ts) && negAt[b+1] && !ts[b+1].brk {
+			b++
+		}
+		has := slices.ContainsFunc(rs, func(r Request) bool { return r.Pos >= a && r.Pos <= b })
+		var objs []string
+		for k := a; k <= b && !has; k++ {
+			if ts[k].stem != "" && lexicon[ts[k].word] == nil && !adverb(ts[k].word) && !jobNouns[ts[k].word] {
+				objs = append(objs, ts[k].stem)
+			}
+		}
+		if len(objs) > 0 {
+			out = append(out, Request{Verb: "access", Word: ts[a].word, Ability: Read, Negated: true, Objects: dedupe(firstN(objs, 3)), Pos: a})
+		}
+		a = b
+	}
+	return out
+}
+
+// deferVerbs hand a task to someone ("stays with", "belongs to").
+var deferVerbs = setOf(`stay stays remain remains rest rests belong belongs lie lies`)
+
+// jobNouns name whose work a thing is.
+var jobNouns = setOf(`job responsibility call decision business remit problem duty task`)
+
+// selfWords are the agent itself.
+var selfWords = setOf(`its bot bots agent agents assistant assistants yours your our`)
+
 // humanWords are who a task is left to.
 var humanWords = setOf(`human humans people person persons staff someone manager managers agents agent
-	team owner owners`)
+	team owner owners admins administrators accountant accountants controller reviewer reviewers`)
 
 func (in *Intent) addTerm(s string, w float64) {
 	in.Terms[s] = min(in.Terms[s]+w, maxTermWeight)
@@ -395,7 +544,9 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	case 'd':
 		// Passive or perfect ("are removed", "has sent"); otherwise an
 		// adjective ("merged pull requests", "the commits merged this week").
-		return auxiliaries[prev]
+		// In a relative clause it describes its noun: "what was deployed
+		// recently", "emails that were sent".
+		return auxiliaries[prev] && !inRelative(ts, isVerb, i-1)
 	}
 	if prev == "that" || prev == "which" || prev == "who" {
 		return f == 's'
@@ -434,10 +585,22 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 			return true
 		}
 	}
+	if objectHead(ts, lex, isVerb, i) {
+		return false // "publishes incident updates": the head of the verb's object
+	}
 	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && objectCues[ts[i+1].word] {
 		return true // "email them", "reply to the customer"
 	}
 	return false
+}
+
+// objectHead reports an ambiguous third-person form right after the bare
+// noun that follows a verb: "publishes incident updates", where it is the
+// plural head of the verb's object.
+func objectHead(ts []token, lex []*verb, isVerb []bool, i int) bool {
+	v := lex[i]
+	return v != nil && v.ambiguous && form(ts[i].word, v) == 's' && i > 1 && !ts[i].brk && !ts[i].comma && !ts[i-1].brk && !ts[i-1].comma &&
+		isVerb[i-2] && lex[i-1] == nil && bareNounAt(ts, lex, i-1)
 }
 
 // bareNounAt reports a word at i that can only start a noun phrase without
@@ -459,10 +622,44 @@ func bareNounAt(ts []token, lex []*verb, i int) bool {
 	return true
 }
 
+// compoundHead reports a noun at i that an ability noun before it
+// modifies: "access requests", "refund policy".
+func compoundHead(ts []token, i int) bool {
+	if i >= len(ts) || ts[i].brk || ts[i].comma {
+		return false
+	}
+	w := ts[i].word
+	return !stopWords[w] && !prepositions[w] && !nounPrepositions[w] && !adverb(w) && lexicon[w] == nil && nounForms[w] == ""
+}
+
 // roleNouns name the job itself.
 var roleNouns = setOf(`agent agents assistant assistants bot bots manager managers coordinator clerk
 	specialist analyst engineer officer writer reviewer approver announcer watcher doctor helper
 	operator admin administrator steward owner lead representative rep desk team`)
+
+// passiveAux make a past participle passive ("is deleted", "gets sent").
+var passiveAux = setOf(`is are was were be been being get gets got`)
+
+// pronounNegators stand for a subject ("nothing may be deleted").
+var pronounNegators = setOf(`nothing none nobody neither`)
+
+// relatives open a clause that describes a noun.
+var relatives = setOf(`what which that who whose whatever whichever`)
+
+// inRelative reports an auxiliary at i that belongs to a relative clause:
+// a relative word stands a few words before it with no verb between
+// ("branches whose pull requests were merged").
+func inRelative(ts []token, isVerb []bool, i int) bool {
+	for k := i - 1; k >= 0 && k >= i-4; k-- {
+		if relatives[ts[k].word] {
+			return true
+		}
+		if isVerb[k] || ts[k].brk || ts[k].comma {
+			return false
+		}
+	}
+	return false
+}
 
 var auxiliaries = setOf(`is are was were be been being get gets got has have had`)
 
@@ -491,14 +688,25 @@ func sameForm(w string, v *verb, f byte) bool {
 // objectsAfter collects the content stems after the verb at i up to the
 // next verb or clause end. pronoun reports that the object starts with a
 // pronoun ("email them out").
-func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool) {
+func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool, names []string, np int) {
+	full := false
+	np = -1
 	for j := i + 1; j < len(ts) && j <= i+8; j++ {
 		t := ts[j]
-		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] {
+		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] || conditions[t.word] || t.word == "until" || t.word == "because" {
 			break
 		}
-		if t.comma && len(objs) > 0 {
+		if (t.comma || relatives[t.word]) && len(objs) > 0 {
 			break
+		}
+		if t.name && t.stem != "" && !commonNames[t.word] {
+			names = append(names, t.stem)
+		}
+		if full {
+			continue // past the third stem, only proper names are collected
+		}
+		if np < 0 && len(objs) > 0 && (prepositions[t.word] || nounPrepositions[t.word]) {
+			np = len(objs) // the first noun phrase ends here
 		}
 		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
 			// "creates new ones from merged pull requests", "approves the ones
@@ -516,14 +724,75 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 				continue
 			}
 		}
-		if t.stem != "" && !particle[j] {
+		if t.stem != "" && !particle[j] && !adverb(t.word) {
 			objs = append(objs, t.stem)
-			if len(objs) == 3 {
-				break
-			}
+			full = len(objs) == 3
 		}
 	}
-	return objs, pronoun
+	if np < 0 {
+		np = len(objs)
+	}
+	return objs, pronoun, names, np
+}
+
+// commonNames are capitalised words that name no system: days, months,
+// languages.
+var commonNames = setOf(`monday tuesday wednesday thursday friday saturday sunday january february
+	march april may june july august september october november december english german french
+	spanish italian dutch portuguese chinese japanese`)
+
+// adverb reports a word of manner or time ("automatically", "weekly"),
+// which says how a thing is done, not to what.
+func adverb(w string) bool {
+	return len(w) > 4 && strings.HasSuffix(w, "ly") && !nounsInLy[w]
+}
+
+var nounsInLy = setOf(`reply supply family anomaly assembly rally ally italy july monopoly apply
+	replies supplies anomalies families`)
+
+// subjectBefore collects the stems of the subject of the passive verb at
+// i: the words before it back to the start of its clause, a comma, a
+// condition or a verb. pronoun reports a subject that is only a pronoun.
+func subjectBefore(ts []token, isVerb []bool, i int) (objs []string, pronoun bool) {
+	for k := i - 1; k >= 0 && k >= i-8; k-- {
+		t := ts[k]
+		if auxiliaries[t.word] || t.word == "to" || negators[t.word] && t.stem == "" && !pronounNegators[t.word] {
+			continue
+		}
+		if isVerb[k] || conditions[t.word] || t.word == "that" || t.word == "which" || t.word == "who" {
+			break
+		}
+		if pronouns[t.word] {
+			pronoun = true
+		} else if t.stem != "" && lexicon[t.word] == nil && !adverb(t.word) {
+			objs = append([]string{t.stem}, objs...)
+		}
+		if t.brk || t.comma {
+			break
+		}
+	}
+	if len(objs) > 3 {
+		objs = objs[len(objs)-3:]
+	}
+	return dedupe(objs), pronoun && len(objs) == 0
+}
+
+// sentenceBefore collects the nouns of the sentence before the verb at i,
+// nearest last, for a pronoun without an antecedent.
+func sentenceBefore(ts []token, isVerb []bool, i int) []string {
+	var out []string
+	for k := i - 1; k >= 0 && ts[k].sent == ts[i].sent; k-- {
+		if t := ts[k]; t.stem != "" && lexicon[t.word] == nil && !adverb(t.word) && !isVerb[k] {
+			out = append([]string{t.stem}, out...)
+		}
+		if ts[k].brk {
+			break
+		}
+	}
+	if len(out) > 3 {
+		out = out[len(out)-3:]
+	}
+	return dedupe(out)
 }
 
 // shareObjects gives coordinated verbs their shared object: in "delete or
