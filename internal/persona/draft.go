@@ -508,7 +508,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			case serving[c.sd]:
 				// It does exactly what a request asks: the topic words it
 				// shares with chosen skills still count in full.
-			case !readOnlyNeighbour(c.sd, chosen):
+			case !readOnlyNeighbour(c.sd, chosen) || ix.announcesOnly(c.sd, chosen) && !readAsked(c.sd, in):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
 			if adv.has(c.sd.s.Name) || c.score < threshold && readsNamed(c.sd, in) {
@@ -658,10 +658,14 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 			}
 		}
 		for _, c := range all {
-			if c.score < companionFrac*threshold {
-				break
+			// A topical verb names the upstream it needs ("emails the
+			// newsletter" and mail): that skill qualifies however little
+			// else of the description it matches.
+			named := r.topic != "" && r.cued && c.sd.tf[fieldUpstream][r.topic] > 0
+			if c.score < companionFrac*threshold && !named || c.score == 0 {
+				continue
 			}
-			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) || objectsIn(r, c.sd.vocab) < fit || !enoughEvidence(c.sd, shown(c.matched, in.Terms)) {
+			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) || !named && objectsIn(r, c.sd.vocab) < fit || !enoughEvidence(c.sd, shown(c.matched, in.Terms)) {
 				continue
 			}
 			cp, ex := ix.decide(c, in)
@@ -842,6 +846,46 @@ func readOnlyNeighbour(sd *skillDoc, chosen []*ProposedSkill) bool {
 					return true
 				}
 			}
+		}
+	}
+	return false
+}
+
+// announcesOnly reports that the chosen skills on the read-only skill's
+// upstream are announcing skills (chat-post: post, message, react): unlike
+// one that replies or keeps records, they need nothing read there.
+func (ix *Index) announcesOnly(sd *skillDoc, chosen []*ProposedSkill) bool {
+	ups := map[string]bool{}
+	for _, g := range sd.tools {
+		ups[g.tool.upstream] = true
+	}
+	for _, ps := range chosen {
+		from := ix.skillNamed(ps.From)
+		if from == nil || !slices.ContainsFunc(ps.Tools, func(id string) bool { return ups[upstreamOf(id)] }) {
+			continue
+		}
+		if from.ab&Send == 0 || from.ab&(Delete|Execute|Admin) != 0 {
+			return false
+		}
+		for _, g := range from.tools {
+			if slices.ContainsFunc(g.tool.class.Verbs, func(v string) bool { return replyVerbs[v] }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// replyVerbs answer something, which must be read first.
+var replyVerbs = setOf(`reply respond answer forward comment`)
+
+// readAsked reports a request to read (watch, follow, look up …) what
+// the skill's own text names: "follows the #incident channel" for
+// chat-read. Posting to a channel alone does not ask to read it.
+func readAsked(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if !r.Negated && r.Ability == Read && r.Verb != "read-only" && len(r.Objects) > 0 && matches(r, sd.core) {
+			return true
 		}
 	}
 	return false

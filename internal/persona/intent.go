@@ -28,6 +28,8 @@ type Request struct {
 	topic string
 	// names are the stems of proper names in the object ("Twitter").
 	names []string
+	// cued: a determiner or pronoun follows the verb, so it is surely one.
+	cued bool
 	// tail is the head noun of the object and the stems after it.
 	tail []string
 	// Outside: the object names a system the registry does not know
@@ -193,6 +195,8 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		var v *verb
 		switch {
 		case cond:
+		case sendNounAt(ts, i):
+			v = lexicon[nounForms[w]] // "summarise them in a message to the channel", "reports by email"
 		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
@@ -209,6 +213,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
 		objs, pronoun, names, np := objectsAfter(ts, isVerb, particle, i)
 		r.names = names
+		if k := i + 1; k < n && !ts[k].brk && !ts[k].comma && (determiners[ts[k].word] || pronouns[ts[k].word]) {
+			r.cued = true // "email the owner", "post it"
+		}
 		if np > 0 {
 			r.tail = slices.Clone(objs[np-1:]) // the head noun and what follows it
 		}
@@ -825,7 +832,16 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	}
 	switch {
 	case (w == "read" || w == "view" || w == "look") && next == "only":
+		// "the read-only reporting user" describes a thing; "read-only
+		// access", "a read-only analyst" restrict the role.
+		if i > 0 && !ts[i].brk && (ts[i-1].word == "the" || ts[i-1].word == "its" || ts[i-1].word == "their") {
+			if k := i + 2; k < len(ts) && !ts[k].brk && !roleNouns[ts[k].word] && !accessNouns[ts[k].word] {
+				return false
+			}
+		}
 		return true
+	case w == "only" && ts[i].hyph:
+		return false // the second half of "read-only", judged above
 	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma && lex[i+1].lemma != "answer":
 		return true // "only reads"; not "only answers", which may be replying
 	case w == "only" && i > 0 && !ts[i].brk && lex[i-1] != nil && lex[i-1].ab == Read && (i+1 >= len(ts) || ts[i+1].brk):
@@ -833,6 +849,32 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	}
 	return false
 }
+
+// sendNounAt reports a noun that names a message as the way a result is
+// delivered: "in a message to the #dba channel", "as a post on the
+// channel". ("by email" is not: "cards people forward to it by email".)
+func sendNounAt(ts []token, i int) bool {
+	w := ts[i].word
+	if lex := lexicon[nounForms[w]]; lex == nil || lex.ab != Send || i == 0 || ts[i].brk || ts[i].comma {
+		return false
+	}
+	k := i - 1
+	if ts[k].word == "a" || ts[k].word == "an" {
+		if ts[k].brk || ts[k].comma || k == 0 {
+			return false
+		}
+		k--
+	}
+	switch ts[k].word {
+	case "in", "as":
+		// followed by where it goes: "in a message to the team"
+		return k < i-1 && i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && (ts[i+1].word == "to" || ts[i+1].word == "on" || ts[i+1].word == "in")
+	}
+	return false
+}
+
+// accessNouns follow "read-only" when it restricts the role.
+var accessNouns = setOf(`access mode permission permissions rights role`)
 
 func readOnlyWords(ts []token, i int) string {
 	if ts[i].word == "only" && i+1 < len(ts) && !ts[i+1].brk {
