@@ -511,7 +511,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			case !readOnlyNeighbour(c.sd, chosen) || ix.announcesOnly(c.sd, chosen) && !readAsked(c.sd, in):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
-			if adv.has(c.sd.s.Name) || c.score < threshold && readsNamed(c.sd, in) {
+			if adv.has(c.sd.s.Name) || readsNamed(c.sd, in) {
 				m = max(m, threshold)
 			}
 			if m > bestScore {

@@ -269,6 +269,10 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	return in
 }
 
+// otherSubjects are people other than the agent: what follows them is
+// their act.
+var otherSubjects = setOf(`she he someone somebody people humans nobody`)
+
 // subjectPronouns start a main clause.
 var subjectPronouns = setOf(`it they we you`)
 
@@ -532,6 +536,11 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 		if i > 1 && !ts[i-1].brk {
 			prev2 = ts[i-2].word
 		}
+	}
+	// Someone else's act: "replies that she sends herself", "cards
+	// people forward to it".
+	if otherSubjects[prev] && !ts[i].comma && !ts[i].brk {
+		return false
 	}
 	// Before a role noun it names the role: "Refund agent", "Scheduling assistant".
 	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
