@@ -171,6 +171,7 @@ type skillDoc struct {
 type Index struct {
 	skills   []*skillDoc
 	vocab    map[string]bool // every skill's vocabulary
+	ups      map[string]bool // the stems of upstream names
 	idf      map[string]float64
 	avg      [numFields]float64
 	names    map[string]bool
@@ -303,8 +304,11 @@ func NewIndex(skills []*state.Skill, tools map[string]ToolInfo) (*Index, error) 
 			}
 		}
 	}
-	ix.vocab = map[string]bool{}
+	ix.vocab, ix.ups = map[string]bool{}, map[string]bool{}
 	for _, sd := range ix.skills {
+		for w := range sd.tf[fieldUpstream] {
+			ix.ups[w] = true
+		}
 		for w := range sd.vocab {
 			ix.vocab[w] = true
 		}
@@ -450,6 +454,11 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		// "shares the room calendars", "invites members to the channel":
 		// when the tool that does exactly this act administers access, the
 		// request asks for that, not for what the verb usually means.
+		for _, d := range r.dest {
+			if ix.ups[d] && !slices.Contains(r.destUps, d) {
+				r.destUps = append(r.destUps, d)
+			}
+		}
 		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && r.Ability&Admin == 0 && ix.adminAct(*r, in) {
 			r.Ability, r.Generic = Admin, false
 		}
@@ -691,6 +700,21 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 // is not.
 func enoughEvidence(sd *skillDoc, matched []string) bool {
 	return len(matched) >= 2 || len(matched) == 1 && sd.tf[fieldUpstream][matched[0]] > 0
+}
+
+// destFits reports that a request naming an upstream as where it goes
+// ("writes the postmortem in the wiki", "message the owner on chat") is
+// about that upstream's skill; one naming none fits any.
+func destFits(r Request, sd *skillDoc) bool {
+	if len(r.destUps) == 0 {
+		return true
+	}
+	for _, u := range r.destUps {
+		if sd.tf[fieldUpstream][u] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // objectsIn counts the objects of r (its topic aside) in vocab.
@@ -942,7 +966,7 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			continue
 		}
 		for _, r := range in.Requests {
-			if !r.Negated && r.Ability&a != 0 && matches(r, sd.vocab) {
+			if !r.Negated && r.Ability&a != 0 && matches(r, sd.vocab) && destFits(r, sd) {
 				allowed |= a
 				because[a] = r.String()
 				break

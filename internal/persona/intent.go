@@ -32,6 +32,11 @@ type Request struct {
 	cued bool
 	// tail is the head noun of the object and the stems after it.
 	tail []string
+	// dest are the stems after the object's first preposition ("to the
+	// wiki", "on chat").
+	dest []string
+	// destUps are the upstreams dest names (set by the drafter).
+	destUps []string
 	// Outside: the object names a system the registry does not know
 	// ("posts on Twitter"); no skill fulfils the request.
 	Outside bool `json:"outside,omitempty"`
@@ -211,8 +216,8 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			continue
 		}
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
-		objs, pronoun, names, np := objectsAfter(ts, isVerb, particle, i)
-		r.names = names
+		objs, pronoun, names, np, dest := objectsAfter(ts, isVerb, particle, i)
+		r.names, r.dest = names, dest
 		if k := i + 1; k < n && !ts[k].brk && !ts[k].comma && (determiners[ts[k].word] || pronouns[ts[k].word]) {
 			r.cued = true // "email the owner", "post it"
 		}
@@ -704,9 +709,9 @@ func sameForm(w string, v *verb, f byte) bool {
 // objectsAfter collects the content stems after the verb at i up to the
 // next verb or clause end. pronoun reports that the object starts with a
 // pronoun ("email them out").
-func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool, names []string, np int) {
+func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool, names []string, np int, dest []string) {
 	full := false
-	np = -1
+	np, dp := -1, -1
 	for j := i + 1; j < len(ts) && j <= i+8; j++ {
 		t := ts[j]
 		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] || conditions[t.word] || t.word == "until" || t.word == "because" {
@@ -723,6 +728,9 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		}
 		if np < 0 && len(objs) > 0 && (prepositions[t.word] || nounPrepositions[t.word]) {
 			np = len(objs) // the first noun phrase ends here
+		}
+		if dp < 0 && len(objs) > 0 && destPrepositions[t.word] {
+			dp = len(objs) // where it goes starts here
 		}
 		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
 			// "creates new ones from merged pull requests", "approves the ones
@@ -748,8 +756,14 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 	if np < 0 {
 		np = len(objs)
 	}
-	return objs, pronoun, names, np
+	if dp >= 0 {
+		dest = slices.Clone(objs[dp:])
+	}
+	return objs, pronoun, names, np, dest
 }
+
+// destPrepositions say where a thing goes: "to the wiki", "in #ops".
+var destPrepositions = setOf(`to into in via onto`)
 
 // commonNames are capitalised words that name no system: days, months,
 // languages.
