@@ -144,10 +144,14 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	negAt := idiomNegations(ts, toolMode)
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
-	neg, sub, cond := false, false, false
+	neg, sub, cond, pronounNeg := false, false, false, false
+	held, before := false, false // an idiom's negation, and the state before it
 	var prevObjects []string
 	for i := 0; i < n; i++ {
 		t := ts[i]
+		if held && !negAt[i] {
+			neg, held = before, false
+		}
 		if t.brk {
 			neg, sub, cond = false, false, false
 		}
@@ -168,13 +172,23 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			// job": the subject of the main clause ends the condition.
 			cond = false
 		}
+		if t.comma && pronounNeg {
+			neg, pronounNeg = false, false // "nothing may be deleted, but …"
+		}
 		switch {
 		case scopeEnders[w]:
 			neg = false
+		case pronounNegators[w] && i > 0 && !t.brk && !t.comma && ts[i-1].stem != "" && lexicon[ts[i-1].word] == nil:
+			// "pages nobody has touched": a relative clause, not a negation
 		case negators[w]:
-			neg = true
+			neg, pronounNeg = true, pronounNegators[w]
 		}
+		// An idiom negates the words it covers ("refunds stay with the
+		// finance team"), not what follows it.
 		if negAt[i] {
+			if !held {
+				held, before = true, neg
+			}
 			neg = true
 		}
 		// Topic terms.
@@ -423,7 +437,7 @@ func deferredAt(ts []token, i int) bool {
 			if x == "" {
 				return false
 			}
-			if humanWords[x] || roleNouns[x] && !selfWords[x] {
+			if (humanWords[x] || roleNouns[x]) && !selfWords[x] {
 				return true
 			}
 		}
@@ -592,6 +606,9 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	if verbCues[prev] {
 		return true
+	}
+	if f == 's' && roleNouns[prev] && !ts[i].comma {
+		return true // "the bot promotes whatever passed QA"
 	}
 	if (prev == "and" || prev == "or") && i > 1 && !ts[i-1].comma && isVerb[i-2] {
 		return true // "read and reply"
