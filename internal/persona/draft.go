@@ -564,6 +564,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			covered[t] = true
 		}
 	}
+	chosen = ix.dropUnread(chosen, in, p)
 	chosen = ix.addCompanions(chosen, all, in, threshold)
 	chosen, redundant := dropRedundant(chosen)
 	p.Excluded = append(p.Excluded, redundant...)
@@ -875,6 +876,35 @@ func readOnlyNeighbour(sd *skillDoc, chosen []*ProposedSkill) bool {
 	return false
 }
 
+// dropUnread removes a read-only skill chosen before the announcing skill
+// of its upstream ("chat-read" before "chat-post" for "message the #dba
+// channel") when nothing asks to read there and the others explain every
+// term it matches.
+func (ix *Index) dropUnread(chosen []*ProposedSkill, in *Intent, p *Proposal) []*ProposedSkill {
+	var out []*ProposedSkill
+	for k, ps := range chosen {
+		sd := ix.skillNamed(ps.From)
+		if sd == nil || ps.Abilities&Mutating != 0 || readAsked(sd, in) || readsNamed(sd, in) {
+			out = append(out, ps)
+			continue
+		}
+		others := append(append([]*ProposedSkill(nil), out...), chosen[k+1:]...)
+		explained := map[string]bool{}
+		for _, o := range others {
+			for _, m := range o.Matched {
+				explained[m] = true
+			}
+		}
+		if !readOnlyNeighbour(sd, others) || !ix.announcesOnly(sd, others) || slices.ContainsFunc(ps.Matched, func(m string) bool { return !explained[m] }) {
+			out = append(out, ps)
+			continue
+		}
+		p.Excluded = append(p.Excluded, &Exclusion{Skill: ps.From, Score: ps.Score, Matched: ps.Matched, Abilities: ps.Abilities,
+			Reason: "the role only posts there, and nothing asks to read it"})
+	}
+	return out
+}
+
 // announcesOnly reports that the chosen skills on the read-only skill's
 // upstream are announcing skills (chat-post: post, message, react): unlike
 // one that replies or keeps records, they need nothing read there.
@@ -908,7 +938,7 @@ var replyVerbs = setOf(`reply respond answer forward comment`)
 // chat-read. Posting to a channel alone does not ask to read it.
 func readAsked(sd *skillDoc, in *Intent) bool {
 	for _, r := range in.Requests {
-		if !r.Negated && r.Ability == Read && r.Verb != "read-only" && len(r.Objects) > 0 && matches(r, sd.core) {
+		if !r.Negated && r.Ability == Read && r.Verb != "read-only" && slices.ContainsFunc(r.head, func(o string) bool { return sd.core[o] }) {
 			return true
 		}
 	}

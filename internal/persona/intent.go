@@ -30,6 +30,8 @@ type Request struct {
 	names []string
 	// cued: a determiner or pronoun follows the verb, so it is surely one.
 	cued bool
+	// head is the object's first noun phrase, before any preposition.
+	head []string
 	// tail is the head noun of the object and the stems after it.
 	tail []string
 	// dest are the stems after the object's first preposition ("to the
@@ -237,6 +239,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		if np > 0 {
 			r.tail = slices.Clone(objs[np-1:]) // the head noun and what follows it
+			r.head = slices.Clone(objs[:np])   // the first noun phrase
 		}
 		if isVerb[i] && form(w, v) == 'd' && i > 0 && passiveAux[ts[i-1].word] {
 			// A passive ("nothing may be deleted", "the CRM is not to be
