@@ -1186,6 +1186,13 @@ func nameVerb(t *toolDoc, verb string) bool {
 	return v != nil && v.lemma == verb
 }
 
+// firstNameStem is the stem of the first word of t's name.
+func firstNameStem(t *toolDoc) string {
+	_, name, _ := strings.Cut(t.id, "/")
+	first, _, _ := strings.Cut(strings.ToLower(splitIdent(name)), " ")
+	return normWord(first)
+}
+
 func forbiddenBy(forbidBy map[Ability]string) Ability {
 	var out Ability
 	for a := range forbidBy {
@@ -1238,7 +1245,12 @@ func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 		}
 		// "may not approve": a tool whose own description says it
 		// approves ("a review that approves it") does what is forbidden.
-		if s := normWord(r.Verb); s != "" && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
+		// "never ships new versions" and deploy_release: the verbs are
+		// synonyms, and the tool's name starts with its.
+		if s := normWord(r.Verb); s != "" && s == firstNameStem(t) && t.class.Abilities&r.Ability&^Read != 0 {
+			return r.String(), true
+		}
+		if s := normWord(r.Verb); s != "" && s == stem(r.Verb) && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
 			return r.String(), true
 		}
 	}
