@@ -448,7 +448,8 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		// "set the status page component to degraded": the head noun and
 		// all that follows it are words no skill knows, so the known
 		// modifiers ("page") do not make the request one for that skill.
-		if !r.Negated && len(r.Objects) > len(r.tail) && len(r.tail) > 0 && !slices.ContainsFunc(r.tail, func(o string) bool { return ix.vocab[o] }) {
+		if !r.Negated && r.Ability&Mutating != 0 && len(r.Objects) > len(r.tail) && len(r.tail) > 0 &&
+			!slices.ContainsFunc(r.tail, func(o string) bool { return ix.vocab[o] || !isAlpha(o) }) {
 			r.Outside = true
 		}
 		// "shares the room calendars", "invites members to the channel":
@@ -461,6 +462,17 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		}
 		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && r.Ability&Admin == 0 && ix.adminAct(*r, in) {
 			r.Ability, r.Generic = Admin, false
+		}
+	}
+	// What an outside request names ("create their Okta account") says
+	// nothing about which registry skill the role needs.
+	for _, r := range in.Requests {
+		if r.Outside {
+			for _, o := range append(slices.Clone(r.Objects), r.names...) {
+				if w, ok := in.Terms[o]; ok {
+					in.Terms[o] = w * weightRelated
+				}
+			}
 		}
 	}
 	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
