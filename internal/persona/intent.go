@@ -730,7 +730,7 @@ func sameForm(w string, v *verb, f byte) bool {
 // next verb or clause end. pronoun reports that the object starts with a
 // pronoun ("email them out").
 func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool, names []string, np int, dest []string) {
-	full := false
+	full, cut := false, false
 	np, dp := -1, -1
 	for j := i + 1; j < len(ts) && j <= i+8; j++ {
 		t := ts[j]
@@ -771,10 +771,20 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if t.stem != "" && !particle[j] && !adverb(t.word) {
 			objs = append(objs, t.stem)
 			full = len(objs) == 3
+			if full && np < 0 {
+				// Cut at the third stem: the noun phrase ends here only
+				// if what follows is not more of it ("a short heads-up").
+				if k := j + 1; k < len(ts) && !ts[k].brk && !ts[k].comma && ts[k].stem != "" && !prepositions[ts[k].word] && !isVerb[k] {
+					cut = true
+				}
+			}
 		}
 	}
 	if np < 0 {
 		np = len(objs)
+		if cut {
+			np = 0 // the head is not known
+		}
 	}
 	if dp >= 0 {
 		dest = slices.Clone(objs[dp:])
