@@ -1132,7 +1132,7 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 // admin tool; "invites members" for invite_to_channel).
 func exactAct(t *toolDoc, sd *skillDoc, in *Intent) (Request, bool) {
 	for _, r := range in.Requests {
-		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && isAct(r, t, in) {
+		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && destFits(r, sd) && isAct(r, t, in) {
 			return r, true
 		}
 	}

@@ -792,8 +792,8 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 	return objs, pronoun, names, np, dest
 }
 
-// destPrepositions say where a thing goes: "to the wiki", "in #ops".
-var destPrepositions = setOf(`to into in via onto`)
+// destPrepositions say where a thing goes: "to the wiki", "in #ops", "by email".
+var destPrepositions = setOf(`to into in via onto by`)
 
 // commonNames are capitalised words that name no system: days, months,
 // languages.
