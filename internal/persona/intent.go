@@ -179,11 +179,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		switch {
 		case scopeEnders[w]:
-			neg = false
+			neg, before = false, false
 		case pronounNegators[w] && i > 0 && !t.brk && !t.comma && ts[i-1].stem != "" && lexicon[ts[i-1].word] == nil:
 			// "pages nobody has touched": a relative clause, not a negation
 		case negators[w]:
-			neg, pronounNeg = true, pronounNegators[w]
+			neg, pronounNeg, before = true, pronounNegators[w], true
 		}
 		// An idiom negates the words it covers ("refunds stay with the
 		// finance team"), not what follows it.
@@ -393,7 +393,11 @@ func idiomNegations(ts []token, toolMode bool) map[int]bool {
 					out = map[int]bool{}
 				}
 				// The clause's subject is what is handed off: back to its
-				// start, a comma, a condition or a relative pronoun.
+				// start, a comma, a condition or a relative pronoun; and
+				// the participle of a passive ("are sent by the manager").
+				if passiveAux[ts[i].word] && i+1 < len(ts) {
+					out[i+1] = true
+				}
 				for k := i; k >= 0; k-- {
 					if conditions[ts[k].word] || relatives[ts[k].word] {
 						break
