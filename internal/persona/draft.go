@@ -551,6 +551,12 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			p.Excluded = append(p.Excluded, ex)
 			continue
 		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) == 1 && in.verbal[m[0]] && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "page the on-call engineer" says nothing about wiki pages.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("the description uses %q only as a verb", m[0])})
+			continue
+		}
 		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !adv.has(c.sd.s.Name) {
 			// One shared word ("page", "status") is too little evidence
 			// to let a skill change things.

@@ -66,6 +66,9 @@ type Intent struct {
 	Forbidden Ability `json:"forbidden"`
 	// Terms weighs the topic stems of the text for relevance scoring.
 	Terms map[string]float64 `json:"terms"`
+	// verbal are the terms the text only uses as verbs or participles
+	// ("page the on-call engineer", "who reports to whom", "log attached").
+	verbal map[string]bool
 }
 
 // Weights of description terms.
@@ -277,6 +280,21 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
+	in.verbal = map[string]bool{}
+	nominal := map[string]bool{}
+	for i, t := range ts {
+		if t.stem == "" {
+			continue
+		}
+		if v := lex[i]; v != nil && (isVerb[i] || form(t.word, v) == 'd') || lex[i] == nil && strings.HasSuffix(t.word, "ed") {
+			in.verbal[t.stem] = true
+		} else {
+			nominal[t.stem] = true
+		}
+	}
+	for s := range nominal {
+		delete(in.verbal, s)
+	}
 	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
