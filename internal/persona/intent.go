@@ -146,7 +146,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			isVerb[i] = false
 		}
 	}
-	negAt := idiomNegations(ts, toolMode)
+	negAt, leftAt := idiomNegations(ts, toolMode)
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
 	neg, sub, cond, pronounNeg := false, false, false, false
@@ -218,7 +218,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		var v *verb
 		switch {
-		case cond:
+		case cond, leftAt[i]: // "leave refunds to us" asks for nothing
 		case sendNounAt(ts, i):
 			v = lexicon[nounForms[w]] // "summarise them in a message to the channel", "reports by email"
 		case isVerb[i] && !sub:
@@ -389,11 +389,40 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 // idiomNegations marks the words a negating idiom without a negator
 // covers: "merging is left to humans", "refunds are for humans". The idiom
 // negates its clause up to where it stands.
-func idiomNegations(ts []token, toolMode bool) map[int]bool {
+func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 	if toolMode {
-		return nil
+		return nil, nil
 	}
-	var out map[int]bool
+	leftAt = map[int]bool{}
+	// "leave refunds to us", "leaves the approval for the manager": what
+	// is left, up to whom it is left to.
+	for i := range ts {
+		if w := ts[i].word; w != "leave" && w != "leaves" {
+			continue
+		}
+		for j := i + 2; j < len(ts) && j <= i+6 && !ts[j].brk && !ts[j].comma; j++ {
+			if ts[j].word == "as" {
+				break // "leave them as drafts for the rep": a state, not a hand-off
+			}
+			if ts[j].word != "to" && ts[j].word != "for" {
+				continue
+			}
+			k := j + 1
+			if k < len(ts) && (ts[k].word == "the" || ts[k].word == "a") {
+				k++
+			}
+			if k < len(ts) && !ts[k].brk && (leftTo[ts[k].word] || (humanWords[ts[k].word] || roleNouns[ts[k].word]) && !selfWords[ts[k].word]) {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				for m := i; m <= k; m++ {
+					out[m] = true
+				}
+				leftAt[i] = true
+			}
+			break
+		}
+	}
 	for i := 1; i+1 < len(ts); i++ {
 		w, next := ts[i].word, ts[i+1].word
 		idiom := false
@@ -438,7 +467,7 @@ func idiomNegations(ts []token, toolMode bool) map[int]bool {
 			}
 		}
 	}
-	return out
+	return out, leftAt
 }
 
 // deferredAt reports a predicate at word i that hands what its subject
@@ -535,6 +564,9 @@ var jobNouns = setOf(`job responsibility call decision business remit problem du
 // selfWords are the agent itself.
 var selfWords = setOf(`its bot bots agent agents assistant assistants yours your our`)
 
+// leftTo are pronouns a task is left to ("leave refunds to us").
+var leftTo = setOf(`us me them humans people`)
+
 // humanWords are who a task is left to.
 var humanWords = setOf(`human humans people person persons staff someone manager managers agents agent
 	team owner owners admins administrators accountant accountants controller reviewer reviewers`)
@@ -600,6 +632,12 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	switch f {
 	case 'g':
+		// "the simple scheduling emails": after a determiner and before a
+		// noun it is a modifier.
+		if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && lex[i+1] != nil && lex[i+1].ambiguous && form(ts[i+1].word, lex[i+1]) == 's' &&
+			(determiners[prev] || determiners[prev2] && prev != "" && lex[i-1] == nil) {
+			return false
+		}
 		return true // "updating records", "without sending it"
 	case 'd':
 		// Passive or perfect ("are removed", "has sent"); otherwise an
