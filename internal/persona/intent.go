@@ -264,6 +264,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if len(objs) > 0 && !pronoun {
 			prevObjects = objs
 		}
+		// "answers the emails", "answer tickets": replying to a message
+		// sends one; "answers questions" only reads.
+		if v.lemma == "answer" && slices.ContainsFunc(objs, func(o string) bool { return answeredNouns[o] }) {
+			r.Verb, r.Ability, r.Generic = "reply", Send, false
+		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
 			r.Ability, r.Generic = Read, false
@@ -580,6 +585,9 @@ var sentenceFallback = false
 // subordinators start a clause that, in a tool description, tells an
 // effect or a condition rather than what the tool does.
 var subordinators = setOf(`so which that until when whenever while because if unless`)
+
+// answeredNouns are messages: answering one sends a reply.
+var answeredNouns = setOf(`mail messag ticket invit dm`)
 
 // readObjects are objects that make "run"/"execute" a read.
 var readObjects = setOf(`query sql select report search analy check lookup`)
