@@ -406,8 +406,11 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 			continue
 		}
 		for j := i + 2; j < len(ts) && j <= i+6 && !ts[j].brk && !ts[j].comma; j++ {
-			if ts[j].word == "as" {
-				break // "leave them as drafts for the rep": a state, not a hand-off
+			if ts[j].word == "as" || ts[j].word != "to" && ts[j].word != "for" && prepositions[ts[j].word] {
+				// "leave them as drafts for the rep", "leaves it in the
+				// drafts folder for the lead": a state or a place, not a
+				// hand-off.
+				break
 			}
 			if ts[j].word != "to" && ts[j].word != "for" {
 				continue
@@ -416,7 +419,11 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 			if k < len(ts) && (ts[k].word == "the" || ts[k].word == "a") {
 				k++
 			}
-			if k < len(ts) && !ts[k].brk && (leftTo[ts[k].word] || (humanWords[ts[k].word] || roleNouns[ts[k].word]) && !selfWords[ts[k].word]) {
+			human := false
+			for m := k; m < len(ts) && m <= k+2 && !ts[m].brk && !ts[m].comma; m++ {
+				human = human || leftTo[ts[m].word] || (humanWords[ts[m].word] || roleNouns[ts[m].word]) && !selfWords[ts[m].word]
+			}
+			if human {
 				if out == nil {
 					out = map[int]bool{}
 				}
