@@ -551,10 +551,11 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			p.Excluded = append(p.Excluded, ex)
 			continue
 		}
-		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) == 1 && in.verbal[m[0]] && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
-			// "page the on-call engineer" says nothing about wiki pages.
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) > 0 && !slices.ContainsFunc(m, func(t string) bool { return !in.verbal[t] }) && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "page the on-call engineer" says nothing about wiki pages,
+			// "merged pull requests" nothing about merging accounts.
 			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
-				Reason: fmt.Sprintf("the description uses %q only as a verb", m[0])})
+				Reason: fmt.Sprintf("the description uses %s only as verbs", strings.Join(m, ", "))})
 			continue
 		}
 		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !adv.has(c.sd.s.Name) {
