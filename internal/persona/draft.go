@@ -1087,7 +1087,7 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
-		if r, ok := negatedSight(t, in); ok {
+		if r, ok := negatedSight(t, sd, in); ok {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
@@ -1223,7 +1223,7 @@ func forbiddenBy(forbidBy map[Ability]string) Ability {
 // negatedSight finds a negation of seeing ("cannot see salaries", "salary
 // figures are none of its business") that names what the read-only tool t
 // shows.
-func negatedSight(t *toolDoc, in *Intent) (string, bool) {
+func negatedSight(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 	if t.class.Abilities&Mutating != 0 {
 		return "", false
 	}
@@ -1231,7 +1231,9 @@ func negatedSight(t *toolDoc, in *Intent) (string, bool) {
 		if !r.Negated || r.Ability != Read || r.Verb == "read-only" {
 			continue
 		}
-		if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] }) {
+		// A clause without a verb ("pipeline settings are off limits")
+		// rules out a part of a skill, not what the skill is about.
+		if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] && (r.Verb != "access" || !sd.core[o]) }) {
 			return r.String(), true
 		}
 	}

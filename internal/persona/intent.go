@@ -637,6 +637,9 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
 		return false
 	}
+	if f == 's' && roleNouns[prev] && !ts[i].comma && !ts[i-1].brk {
+		return true // "the bot promotes whatever passed QA"
+	}
 	// After a determiner it is a noun: "the open pull requests", "a reply".
 	if determiners[prev] && prev != "that" && prev != "which" {
 		return false
@@ -684,9 +687,6 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	if verbCues[prev] {
 		return true
-	}
-	if f == 's' && roleNouns[prev] && !ts[i].comma {
-		return true // "the bot promotes whatever passed QA"
 	}
 	if (prev == "and" || prev == "or") && i > 1 && !ts[i-1].comma && isVerb[i-2] {
 		return true // "read and reply"

@@ -260,7 +260,8 @@ var stopWords = setOf(`a an the and or nor but of to in on for with by from at a
 	someone anyone nobody one two three first last next new old s t dont doesnt cant wont isnt arent
 	day days week weeks month months year years time times hour hours minute minutes
 	shouldnt mustnt didnt neednt cannot without within across among against around like unless until
-	whenever because since though although however yet still already again even through during`)
+	whenever because since though although however yet still already again even through during whatever
+	whichever whoever`)
 
 // stopStems are stems that carry no topic once stemmed: generic verbs that
 // say what is done, not to what, and the nouns every job description uses
