@@ -680,13 +680,21 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 		// most of its objects ("reconcile the bank balance" and
 		// finance-read): a skill that fits fewer of them ("balances" of
 		// time off) is another domain.
-		fit := 0
+		fits := map[string]int{} // per upstream, the most objects a chosen skill there fits
 		for _, ps := range chosen {
 			if sd := ix.skillNamed(ps.From); sd != nil {
-				fit = max(fit, objectsIn(r, sd.vocab))
+				for _, g := range sd.tools {
+					fits[g.tool.upstream] = max(fits[g.tool.upstream], objectsIn(r, sd.vocab))
+				}
 			}
 		}
 		for _, c := range all {
+			fit := 0 // on other upstreams than the candidate's
+			for up, n := range fits {
+				if !slices.ContainsFunc(c.sd.tools, func(g grantRef) bool { return g.tool.upstream == up }) {
+					fit = max(fit, n)
+				}
+			}
 			// A topical verb names the upstream it needs ("emails the
 			// newsletter" and mail): that skill qualifies however little
 			// else of the description it matches.
