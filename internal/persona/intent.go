@@ -269,6 +269,10 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if v.lemma == "answer" && slices.ContainsFunc(objs, func(o string) bool { return answeredNouns[o] }) {
 			r.Verb, r.Ability, r.Generic = "reply", Send, false
 		}
+		// "prepares replies": preparing a message is drafting it.
+		if v.lemma == "prepare" && slices.ContainsFunc(objs, func(o string) bool { return preparedNouns[o] }) {
+			r.Verb, r.Ability, r.Generic = "draft", Write, false
+		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
 			r.Ability, r.Generic = Read, false
@@ -373,6 +377,11 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 	if f == 'd' {
 		return -1
 	}
+	if f == 'b' && i+1 < len(ts) && !ts[i+1].brk && (objectCues[ts[i+1].word] || prepositions[ts[i+1].word]) {
+		// "send an email to the release-notes list and post in #releases":
+		// a verb phrase, coordinated with the clause's verb however far.
+		window = i
+	}
 	start := i - 1
 	if conj {
 		start = i - 2
@@ -473,6 +482,9 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 			out = map[int]bool{}
 		}
 		for k := i; k >= 0; k-- {
+			if scopeEnders[ts[k].word] || conditions[ts[k].word] {
+				break // "it can read everything, but answering is left to the agents"
+			}
 			out[k] = true
 			if ts[k].brk {
 				break
@@ -592,6 +604,9 @@ var sentenceFallback = false
 // subordinators start a clause that, in a tool description, tells an
 // effect or a condition rather than what the tool does.
 var subordinators = setOf(`so which that until when whenever while because if unless`)
+
+// preparedNouns are messages: preparing one is drafting it.
+var preparedNouns = setOf(`reply mail messag respons draft answer`)
 
 // answeredNouns are messages: answering one sends a reply.
 var answeredNouns = setOf(`mail messag ticket invit dm`)
@@ -835,6 +850,9 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if len(objs) == 0 && pronouns[t.word] {
 			pronoun = true
 			continue
+		}
+		if v := lexicon[t.word]; v != nil && !isVerb[j] && len(objs) > 0 && form(t.word, v) == 'd' {
+			continue // "a visit in the shared calendar": a participle modifies
 		}
 		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
 			// A participle or verb used as a modifier before the noun:
