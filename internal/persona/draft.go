@@ -698,7 +698,8 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 			// A topical verb names the upstream it needs ("emails the
 			// newsletter" and mail): that skill qualifies however little
 			// else of the description it matches.
-			named := r.topic != "" && r.cued && c.sd.tf[fieldUpstream][r.topic] > 0
+			named := r.topic != "" && r.cued && c.sd.tf[fieldUpstream][r.topic] > 0 ||
+				len(r.destUps) > 0 && destFits(r, c.sd) // "shares it by email"
 			if c.score < companionFrac*threshold && !named || c.score == 0 {
 				continue
 			}

@@ -249,6 +249,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			// edited"): what it applies to is its subject, before it.
 			objs, pronoun = subjectBefore(ts, isVerb, i)
 		}
+		if pronoun && len(objs) == 0 {
+			// "shares it by email": the pronoun's antecedent is what, the
+			// upstream named after a preposition is where.
+			r.dest = upstreamAfter(ts, i)
+		}
 		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
 			objs = append([]string(nil), prevObjects...)
 		}
@@ -285,7 +290,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 				r.topic = s
 			}
 		}
-		r.Objects = dedupe(objs)
+		r.Objects = dedupe(append(objs, r.dest...))
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
@@ -883,6 +888,24 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		dest = slices.Clone(objs[dp:])
 	}
 	return objs, pronoun, names, np, dest
+}
+
+// upstreamAfter returns the stems that follow a preposition of place
+// within the four words after a verb whose object is a pronoun ("shares
+// it by email with the leads").
+func upstreamAfter(ts []token, i int) []string {
+	var out []string
+	for j := i + 1; j < len(ts) && j <= i+4 && !ts[j].brk; j++ {
+		if destPrepositions[ts[j].word] && j+1 < len(ts) && !ts[j+1].brk {
+			for k := j + 1; k < len(ts) && k <= j+3 && !ts[k].brk && !ts[k].comma && !prepositions[ts[k].word]; k++ {
+				if ts[k].stem != "" {
+					out = append(out, ts[k].stem)
+				}
+			}
+			break
+		}
+	}
+	return out
 }
 
 // destPrepositions say where a thing goes: "to the wiki", "in #ops", "by email".
