@@ -455,8 +455,10 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		// "shares the room calendars", "invites members to the channel":
 		// when the tool that does exactly this act administers access, the
 		// request asks for that, not for what the verb usually means.
-		for _, d := range r.dest {
-			if ix.ups[d] && !slices.Contains(r.destUps, d) {
+		for _, d := range append(slices.Clone(r.dest), r.topic) {
+			// "emails the candidate the details": a verb that names an
+			// upstream ("email" and mail) says where the request goes.
+			if d != "" && ix.ups[d] && !slices.Contains(r.destUps, d) {
 				r.destUps = append(r.destUps, d)
 			}
 		}
@@ -699,7 +701,7 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 			// newsletter" and mail): that skill qualifies however little
 			// else of the description it matches.
 			named := r.topic != "" && r.cued && c.sd.tf[fieldUpstream][r.topic] > 0 ||
-				len(r.destUps) > 0 && destFits(r, c.sd) // "shares it by email"
+				slices.ContainsFunc(r.dest, func(d string) bool { return ix.ups[d] }) && destFits(r, c.sd) // "shares it by email"
 			if c.score < companionFrac*threshold && !named || c.score == 0 {
 				continue
 			}
@@ -740,6 +742,17 @@ func destFits(r Request, sd *skillDoc) bool {
 	}
 	for _, u := range r.destUps {
 		if sd.tf[fieldUpstream][u] > 0 {
+			return true
+		}
+	}
+	// A tool named for what a topical verb sends ("emails the invoices"
+	// and send_invoice) does it from its own upstream; "in the wiki" names
+	// the place outright.
+	if slices.ContainsFunc(r.dest, func(d string) bool { return slices.Contains(r.destUps, d) }) {
+		return false
+	}
+	for _, g := range sd.tools {
+		if g.tool.class.Abilities&r.Ability&Mutating != 0 && slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && !slices.Contains(r.destUps, o) && slices.Contains(g.tool.nameStem, o) }) {
 			return true
 		}
 	}
