@@ -277,6 +277,10 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		// "prepares replies": preparing a message is drafting it.
 		if v.lemma == "prepare" && slices.ContainsFunc(objs, func(o string) bool { return preparedNouns[o] }) {
 			r.Verb, r.Ability, r.Generic = "draft", Write, false
+			if d := normWord("draft"); d != "" {
+				objs, r.topic = append(objs, d), d
+				in.addTerm(d, weightTerm)
+			}
 		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
