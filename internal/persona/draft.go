@@ -455,7 +455,11 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		// "shares the room calendars", "invites members to the channel":
 		// when the tool that does exactly this act administers access, the
 		// request asks for that, not for what the verb usually means.
-		for _, d := range append(slices.Clone(r.dest), r.topic) {
+		head := ""
+		if len(r.head) > 0 {
+			head = r.head[len(r.head)-1] // "answer the scheduling emails": about mail
+		}
+		for _, d := range append(slices.Clone(r.dest), r.topic, head) {
 			// "emails the candidate the details": a verb that names an
 			// upstream ("email" and mail) says where the request goes.
 			if d != "" && ix.ups[d] && !slices.Contains(r.destUps, d) {
