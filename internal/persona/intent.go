@@ -249,9 +249,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			// edited"): what it applies to is its subject, before it.
 			objs, pronoun = subjectBefore(ts, isVerb, i)
 		}
-		if pronoun && len(objs) == 0 {
+		if pronoun && len(objs) == 0 && r.Ability&Send != 0 {
 			// "shares it by email": the pronoun's antecedent is what, the
-			// upstream named after a preposition is where.
+			// channel named after a preposition is where it is sent.
 			r.dest = upstreamAfter(ts, i)
 		}
 		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
