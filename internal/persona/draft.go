@@ -291,16 +291,17 @@ func NewIndex(skills []*state.Skill, tools map[string]ToolInfo) (*Index, error) 
 	if len(ix.skills) == 0 {
 		return nil, ErrNoSkills
 	}
+	named := map[[2]string]int{} // (upstream, stem) → tools of the upstream with it in their names
+	for _, d := range docs {
+		for _, w := range dedupe(slices.Clone(d.nameStem)) {
+			named[[2]string{d.upstream, w}]++
+		}
+	}
 	for _, d := range docs {
 		d.ownNames = map[string]bool{}
 		for _, w := range d.nameStem {
-			d.ownNames[w] = true
-		}
-		for _, o := range docs {
-			if o != d && o.upstream == d.upstream {
-				for _, w := range o.nameStem {
-					delete(d.ownNames, w)
-				}
+			if named[[2]string{d.upstream, w}] == 1 {
+				d.ownNames[w] = true
 			}
 		}
 	}
