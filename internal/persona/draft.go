@@ -757,7 +757,9 @@ func destFits(r Request, sd *skillDoc) bool {
 		return false
 	}
 	for _, g := range sd.tools {
-		if g.tool.class.Abilities&r.Ability&Mutating != 0 && slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && !slices.Contains(r.destUps, o) && slices.Contains(g.tool.nameStem, o) }) {
+		if g.tool.class.Abilities&r.Ability&Mutating != 0 && slices.ContainsFunc(r.Objects, func(o string) bool {
+			return o != r.topic && !slices.Contains(r.destUps, o) && slices.Contains(g.tool.nameStem, o)
+		}) {
 			return true
 		}
 	}
