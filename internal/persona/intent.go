@@ -146,7 +146,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			isVerb[i] = false
 		}
 	}
-	negAt, leftAt := idiomNegations(ts, toolMode)
+	negAt, leftAt := idiomNegations(ts, lex, isVerb, toolMode)
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
 	neg, sub, cond, pronounNeg := false, false, false, false
@@ -412,7 +412,7 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 // idiomNegations marks the words a negating idiom without a negator
 // covers: "merging is left to humans", "refunds are for humans". The idiom
 // negates its clause up to where it stands.
-func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
+func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out, leftAt map[int]bool) {
 	if toolMode {
 		return nil, nil
 	}
@@ -470,13 +470,16 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 					out = map[int]bool{}
 				}
 				// The clause's subject is what is handed off: back to its
-				// start, a comma, a condition or a relative pronoun; and
-				// the participle of a passive ("are sent by the manager").
+				// start, a comma, "but", a condition, a relative pronoun or
+				// a finite verb ("updates tickets but is not allowed to
+				// close them" keeps the update); and the participle of a
+				// passive ("are sent by the manager").
 				if passiveAux[ts[i].word] && i+1 < len(ts) {
 					out[i+1] = true
 				}
 				for k := i; k >= 0; k-- {
-					if conditions[ts[k].word] || relatives[ts[k].word] {
+					if conditions[ts[k].word] || scopeEnders[ts[k].word] ||
+						k < i && !ts[k].brk && !ts[k].comma && k > 0 && isVerb[k] && lex[k] != nil && form(ts[k].word, lex[k]) != 'g' && !inSubjectRelative(ts, k) {
 						break
 					}
 					out[k] = true
@@ -503,6 +506,20 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 	return out, leftAt
 }
 
+// inSubjectRelative reports a verb at k inside a relative clause that
+// opens its clause's subject: "anything that destroys infrastructure …".
+func inSubjectRelative(ts []token, k int) bool {
+	for j := k - 1; j >= 0; j-- {
+		if relatives[ts[j].word] {
+			return true
+		}
+		if ts[j].brk || ts[j].comma {
+			return false
+		}
+	}
+	return false
+}
+
 // deferredAt reports a predicate at word i that hands what its subject
 // names to someone else or puts it out of the job's scope: "refunds stay
 // with the finance team", "restores are done by people", "anything that
@@ -511,6 +528,9 @@ func idiomNegations(ts []token, toolMode bool) (out, leftAt map[int]bool) {
 // off-limits", "salary figures are none of its business".
 func deferredAt(ts []token, i int) bool {
 	w := ts[i].word
+	if i > 0 && !ts[i].brk && (ts[i-1].word == "and" || ts[i-1].word == "or" || ts[i-1].word == "but") {
+		return false // "merges duplicates and needs a human …": the agent's own predicate
+	}
 	at := func(k int) string {
 		if k < len(ts) && k > i && !ts[k].brk && !ts[k].comma {
 			return ts[k].word

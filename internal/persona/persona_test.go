@@ -558,6 +558,11 @@ func TestParseIntentHandOffs(t *testing.T) {
 		{"Answers the customer emails.", Send, 0},
 		{"Reads the ticket and writes back to the customer.", Send, 0},
 		{"Handles access requests from the team.", 0, 0},
+		// A hand-off negates its own subject, not the agent's other work.
+		{"Updates tickets and is not allowed to close them.", Write, 0},
+		{"It updates tickets but is not allowed to delete them.", Write, 0},
+		{"Merges duplicate tickets and needs a human for refunds.", Write, 0},
+		{"Anything that deletes tickets needs a human.", 0, 0},
 	}
 	for _, c := range cases {
 		in := ParseIntent(c.desc)
