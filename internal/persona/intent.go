@@ -615,7 +615,7 @@ var deferVerbs = setOf(`stay stays remain remains rest rests belong belongs lie 
 var jobNouns = setOf(`job responsibility call decision business remit problem duty task`)
 
 // selfWords are the agent itself.
-var selfWords = setOf(`its bot bots agent agents assistant assistants yours your our`)
+var selfWords = setOf(`its bot bots agent assistant assistants yours your our`)
 
 // leftTo are pronouns a task is left to ("leave refunds to us").
 var leftTo = setOf(`us me them humans people`)
