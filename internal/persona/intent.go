@@ -859,14 +859,14 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 		if (t.comma || relatives[t.word]) && len(objs) > 0 {
 			break
 		}
-		if t.name && t.stem != "" && !commonNames[t.word] {
+		if t.name && t.stem != "" && !commonNames[t.word] && systemName(ts, i, j) {
 			names = append(names, t.stem)
 		}
 		if full {
 			continue // past the third stem, only proper names are collected
 		}
-		if np < 0 && len(objs) > 0 && (prepositions[t.word] || nounPrepositions[t.word]) {
-			np = len(objs) // the first noun phrase ends here
+		if np < 0 && len(objs) > 0 && (prepositions[t.word] || nounPrepositions[t.word] || determiners[t.word]) {
+			np = len(objs) // the first noun phrase ends here ("emails Alice the details": two)
 		}
 		if dp < 0 && len(objs) > 0 && destPrepositions[t.word] {
 			dp = len(objs) // where it goes starts here
@@ -934,6 +934,26 @@ func upstreamAfter(ts []token, i int) []string {
 
 // destPrepositions say where a thing goes: "to the wiki", "in #ops", "by email".
 var destPrepositions = setOf(`to into in via onto by`)
+
+// systemName reports a proper name at j (in the object of the verb at i)
+// that stands where a system does: after "on", "in", "via", "through"
+// ("posts on Twitter", "pages through PagerDuty") or before the noun it
+// names ("their Okta account"). A name right after the verb or after "to"
+// is more likely a person ("email Alice the report", "send it to Bob").
+func systemName(ts []token, i, j int) bool {
+	for k := j - 1; k > i; k-- {
+		if systemPrepositions[ts[k].word] {
+			return true
+		}
+		if prepositions[ts[k].word] || ts[k].comma {
+			break
+		}
+	}
+	k := j + 1
+	return k < len(ts) && !ts[k].brk && !ts[k].comma && !ts[k].name && ts[k].stem != "" && lexicon[ts[k].word] == nil && !prepositions[ts[k].word]
+}
+
+var systemPrepositions = setOf(`on in via through into onto at`)
 
 // commonNames are capitalised words that name no system: days, months,
 // languages.

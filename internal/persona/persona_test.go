@@ -602,6 +602,14 @@ func TestDraftOutsideRegistry(t *testing.T) {
 	if len(p.Unmet) != 1 || p.Unmet[0].Verb != "post" || !p.Unmet[0].Outside {
 		t.Errorf("unmet %v, want the post request, outside the registry", p.Unmet)
 	}
+	// A person's name is not a system: "email Alice" still sends email.
+	p, err = Draft("Reads support tickets and emails Alice the details.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(proposedTools(p), "mail/send_message") || len(p.Unmet) != 0 {
+		t.Errorf("proposed %v, unmet %v; want mail/send_message for the email to Alice", proposedTools(p), p.Unmet)
+	}
 }
 
 // "Share the calendars" asks for the tool that shares them, an admin tool,
