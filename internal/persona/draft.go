@@ -565,7 +565,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 				Reason: fmt.Sprintf("the description uses %s only as verbs", strings.Join(m, ", "))})
 			continue
 		}
-		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !adv.has(c.sd.s.Name) {
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !namesObject(c.sd, in) && !adv.has(c.sd.s.Name) {
 			// One shared word ("page", "status") is too little evidence
 			// to let a skill change things.
 			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
@@ -728,6 +728,20 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 	}
 	chosen, _ = dropRedundant(chosen)
 	return chosen
+}
+
+// namesObject reports a request for a change whose whole first noun
+// phrase is the skill's vocabulary ("books meetings" and
+// calendar-schedule); "keeps the status page up to date" names a status
+// page, which the wiki's pages are not.
+func namesObject(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if !r.Negated && !r.Outside && r.Ability&sd.ab&Mutating != 0 && len(r.head) > 0 &&
+			!slices.ContainsFunc(r.head, func(o string) bool { return !sd.vocab[o] }) {
+			return true
+		}
+	}
+	return false
 }
 
 // enoughEvidence reports that the description terms a skill matches are

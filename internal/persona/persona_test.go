@@ -639,4 +639,13 @@ func TestDraftExactAdminAct(t *testing.T) {
 	if p.Asked&Admin == 0 {
 		t.Errorf("asked %s, want admin (the act of share_calendar)", p.Asked)
 	}
+	// A short request whose object is all the skill's own words is enough
+	// to let it change things.
+	p, err = Draft("Books meetings.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); !slices.Contains(got, "calendar/create_event") || slices.Contains(got, "calendar/share_calendar") {
+		t.Errorf("\"Books meetings.\": proposed %v, want create_event and no share_calendar", got)
+	}
 }
