@@ -767,7 +767,7 @@ func destFits(r Request, sd *skillDoc) bool {
 	// A tool named for what a topical verb sends ("emails the invoices"
 	// and send_invoice) does it from its own upstream; "in the wiki" names
 	// the place outright.
-	if slices.ContainsFunc(r.dest, func(d string) bool { return slices.Contains(r.destUps, d) }) {
+	if r.topic == "" || !slices.Contains(r.destUps, r.topic) || slices.ContainsFunc(r.dest, func(d string) bool { return slices.Contains(r.destUps, d) }) {
 		return false
 	}
 	for _, g := range sd.tools {
