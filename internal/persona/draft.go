@@ -449,7 +449,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		// "set the status page component to degraded": the head noun and
 		// all that follows it are words no skill knows, so the known
 		// modifiers ("page") do not make the request one for that skill.
-		if !r.Negated && r.Ability&Mutating != 0 && len(r.head) > 1 && len(r.tail) > 0 &&
+		if !r.Negated && r.Ability&Mutating != 0 && len(r.head) > 1 && len(r.tail) > 0 && ix.vocab[r.head[len(r.head)-2]] &&
 			!slices.ContainsFunc(r.tail, func(o string) bool { return ix.vocab[o] || !isAlpha(o) }) {
 			r.Outside = true
 		}

@@ -224,9 +224,12 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
-			i > 0 && !t.brk && lightVerbs[ts[i-1].word] && !compoundHead(ts, i+1) ||
-			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil && !compoundHead(ts, i+1)):
+			i > 0 && !t.brk && lightVerbs[ts[i-1].word] ||
+			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil):
 			v = lexicon[nounForms[w]]
+			if w == "access" && !neg {
+				v = lexicon["grant"] // "gives access", "handles access requests": granting it
+			}
 		case toolMode && !neg && toolKeywords[w] != 0:
 			in.Requests = append(in.Requests, Request{Verb: w, Word: w, Ability: toolKeywords[w], Generic: true, Pos: i})
 			continue
@@ -780,16 +783,6 @@ func bareNounAt(ts []token, lex []*verb, i int) bool {
 		}
 	}
 	return true
-}
-
-// compoundHead reports a noun at i that an ability noun before it
-// modifies: "access requests", "refund policy".
-func compoundHead(ts []token, i int) bool {
-	if i >= len(ts) || ts[i].brk || ts[i].comma {
-		return false
-	}
-	w := ts[i].word
-	return !stopWords[w] && !prepositions[w] && !nounPrepositions[w] && !adverb(w) && lexicon[w] == nil && nounForms[w] == ""
 }
 
 // roleNouns name the job itself.

@@ -302,7 +302,8 @@ var objectCues = setOf(`the a an them it their its our your his her him all ever
 var nounPrepositions = setOf(`by via through over per from with in into on at about of`)
 
 // prepositions start a modifier after a verb's object.
-var prepositions = setOf(`from in into with for by about after before on at via per through to of`)
+var prepositions = setOf(`from in into with for by about after before on at via per through to of under over
+	above below between within`)
 
 // pronouns stand for the object of an earlier verb.
 var pronouns = setOf(`them it they these those this that ones one`)

@@ -557,7 +557,8 @@ func TestParseIntentHandOffs(t *testing.T) {
 		{"Answers questions about the roadmap.", 0, 0},
 		{"Answers the customer emails.", Send, 0},
 		{"Reads the ticket and writes back to the customer.", Send, 0},
-		{"Handles access requests from the team.", 0, 0},
+		{"Handles access requests from the team.", Admin, 0}, // handling them is granting access
+		{"Handles refund requests from customers.", Send, 0},
 		// A hand-off negates its own subject, not the agent's other work.
 		{"Updates tickets and is not allowed to close them.", Write, 0},
 		{"It updates tickets but is not allowed to delete them.", Write, 0},
