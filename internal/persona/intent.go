@@ -560,6 +560,8 @@ func deferredAt(ts []token, i int) bool {
 		return true // "needs a human", "requires a manager"
 	case passiveAux[w] && at(i+2) == "by" && human(i+3):
 		return true // "are done by people", "is sent by the hiring manager"
+	case passiveAux[w] && reservedWords[at(i+1)] && (at(i+2) == "for" || at(i+2) == "to") && human(i+3):
+		return true // "sending is reserved for the account owner", "is restricted to admins"
 	case auxiliaries[w] && (at(i+1) == "off" && strings.HasPrefix(at(i+2), "limit") || at(i+1) == "out" && at(i+2) == "of" && (at(i+3) == "scope" || at(i+3) == "bounds")):
 		return true // "is off-limits", "is out of scope"
 	case w == "isnt" || w == "arent" || auxiliaries[w] && negators[at(i+1)]:
@@ -610,6 +612,9 @@ func verblessNegations(ts []token, negAt map[int]bool, rs []Request) []Request {
 	}
 	return out
 }
+
+// reservedWords keep a task for someone else ("is reserved for").
+var reservedWords = setOf(`reserved restricted limited kept`)
 
 // deferVerbs hand a task to someone ("stays with", "belongs to").
 var deferVerbs = setOf(`stay stays remain remains rest rests belong belongs lie lies`)
