@@ -1107,7 +1107,7 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	for _, g := range sd.tools {
 		t := g.tool
 		extra := t.class.Abilities &^ allowed
-		if r, ok := exactAct(t, sd, in); ok && extra != 0 && extra&forbiddenBy(forbidBy) == 0 && (extra&Admin == 0 || namesAdmin(r, t)) {
+		if r, ok := exactAct(t, sd, in); ok && extra != 0 && extra&forbiddenBy(forbidBy) == 0 && extra&(Delete|Execute) == 0 && (extra&Admin == 0 || namesAdmin(r, t)) {
 			// "share the room calendars": the tool does exactly the act
 			// the description asks for, though not with the ability the
 			// verb usually has (share_calendar administers access).
@@ -1179,7 +1179,10 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 // exactAct finds a request whose verb is what tool t does, on what t
 // names, when the verb's usual ability is not the tool's: the description
 // asks for that very act ("shares the calendar" for share_calendar, an
-// admin tool; "invites members" for invite_to_channel).
+// admin tool; "invites members" for invite_to_channel; "scales groups"
+// for scale_group, which also writes its size). Delete and execute are
+// never let in this way: a merge that also deletes still needs delete
+// asked.
 func exactAct(t *toolDoc, sd *skillDoc, in *Intent) (Request, bool) {
 	for _, r := range in.Requests {
 		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && destFits(r, sd) && isAct(r, t, in) {
