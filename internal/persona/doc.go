@@ -41,9 +41,9 @@
 //     it grants nothing and is reported unmet. A request that names where
 //     it goes ("in the wiki", "by email", the verb "email") is fulfilled
 //     only by that upstream's skills. A request whose act is an admin
-//     tool's own ("share the calendars", "add them as collaborators") asks
-//     for admin and lets that tool in, not the ability the verb usually
-//     has.
+//     tool's own ("share the calendars", "invite members to the
+//     channel") asks for admin and lets that tool in, not the ability the
+//     verb usually has; such an act never lets delete or execute in.
 //  5. Candidates are taken greedily by what they add: terms a chosen skill
 //     already explains count a quarter, except for a read-only skill of an
 //     upstream the role already uses and for a skill with a tool that does
