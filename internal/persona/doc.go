@@ -31,11 +31,27 @@
 //     "read-only", "only reads" and "reporting only" forbid every ability
 //     but read. Generic verbs ("send", "modify", "delete") negate their
 //     whole ability; specific ones ("merge", "refund") only the tools that
-//     do that.
+//     do that. Hand-offs negate what their clause names ("refunds stay with
+//     the finance team", "approving is the manager's job", "leave refunds to
+//     us"); a passive applies to its subject ("nothing may be deleted"); a
+//     passive in a relative clause, and what she, he or people do, is no
+//     request.
+//     A request whose object carries a proper name no skill knows
+//     ("posts on Twitter") or an unknown head noun is outside the registry:
+//     it grants nothing and is reported unmet. A request that names where
+//     it goes ("in the wiki", "by email", the verb "email") is fulfilled
+//     only by that upstream's skills. A request whose act is an admin
+//     tool's own ("share the calendars", "invite members to the
+//     channel") asks for admin and lets that tool in, not the ability the
+//     verb usually has; such an act never lets delete or execute in.
 //  5. Candidates are taken greedily by what they add: terms a chosen skill
 //     already explains count a quarter, except for a read-only skill of an
 //     upstream the role already uses and for a skill with a tool that does
-//     exactly what a request asks (same verb, on what it names).
+//     exactly what a request asks (same verb, on what it names). A skill
+//     that would change things needs two matching terms or its upstream's
+//     name; a read-only one matched only by words used as verbs ("page the
+//     on-call engineer") is left out, and so is a channel the role only
+//     posts to.
 //  6. Every chosen skill keeps only the tools whose abilities are all
 //     asked for by a request whose objects fit the skill, and not forbidden
 //     by a negation whose objects fit it. A skill that keeps every tool is
@@ -53,5 +69,5 @@
 // The hard rule is structural: a tool reaches the proposal only through
 // step 6, so no write, delete, send, execute or admin ability is ever
 // proposed unless the description asks for it. qa/persona measures
-// precision and recall on a catalog of 143 tools and 60 job descriptions.
+// precision and recall on a catalog of 143 tools and 183 job descriptions.
 package persona

@@ -144,6 +144,9 @@ type toolDoc struct {
 	words    map[string]bool
 	nameStem []string
 	descStem []string
+	// ownNames are the stems of its name that no other tool of its
+	// upstream has in its name ("collaborator" in manage_collaborators).
+	ownNames map[string]bool
 }
 
 type grantRef struct {
@@ -167,6 +170,8 @@ type skillDoc struct {
 // for concurrent use; build one per registry snapshot.
 type Index struct {
 	skills   []*skillDoc
+	vocab    map[string]bool // every skill's vocabulary
+	ups      map[string]bool // the stems of upstream names
 	idf      map[string]float64
 	avg      [numFields]float64
 	names    map[string]bool
@@ -285,6 +290,29 @@ func NewIndex(skills []*state.Skill, tools map[string]ToolInfo) (*Index, error) 
 	}
 	if len(ix.skills) == 0 {
 		return nil, ErrNoSkills
+	}
+	named := map[[2]string]int{} // (upstream, stem) → tools of the upstream with it in their names
+	for _, d := range docs {
+		for _, w := range dedupe(slices.Clone(d.nameStem)) {
+			named[[2]string{d.upstream, w}]++
+		}
+	}
+	for _, d := range docs {
+		d.ownNames = map[string]bool{}
+		for _, w := range d.nameStem {
+			if named[[2]string{d.upstream, w}] == 1 {
+				d.ownNames[w] = true
+			}
+		}
+	}
+	ix.vocab, ix.ups = map[string]bool{}, map[string]bool{}
+	for _, sd := range ix.skills {
+		for w := range sd.tf[fieldUpstream] {
+			ix.ups[w] = true
+		}
+		for w := range sd.vocab {
+			ix.vocab[w] = true
+		}
 	}
 	df := map[string]int{}
 	for _, sd := range ix.skills {
@@ -413,6 +441,47 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		return nil, err
 	}
 	in := ParseIntent(desc)
+	for k := range in.Requests {
+		r := &in.Requests[k]
+		// "posts on Twitter", "pages through PagerDuty": a proper name no
+		// skill knows is a system outside the registry.
+		r.Outside = !r.Negated && slices.ContainsFunc(r.names, func(n string) bool { return !ix.vocab[n] })
+		// "set the status page component to degraded": the head noun and
+		// all that follows it are words no skill knows, so the known
+		// modifiers ("page") do not make the request one for that skill.
+		if !r.Negated && r.Ability&Mutating != 0 && len(r.head) > 1 && len(r.tail) > 0 && ix.vocab[r.head[len(r.head)-2]] &&
+			!slices.ContainsFunc(r.tail, func(o string) bool { return ix.vocab[o] || !isAlpha(o) }) {
+			r.Outside = true
+		}
+		// "shares the room calendars", "invites members to the channel":
+		// when the tool that does exactly this act administers access, the
+		// request asks for that, not for what the verb usually means.
+		head := ""
+		if len(r.head) > 0 {
+			head = r.head[len(r.head)-1] // "answer the scheduling emails": about mail
+		}
+		for _, d := range append(slices.Clone(r.dest), r.topic, head) {
+			// "emails the candidate the details": a verb that names an
+			// upstream ("email" and mail) says where the request goes.
+			if d != "" && ix.ups[d] && !slices.Contains(r.destUps, d) {
+				r.destUps = append(r.destUps, d)
+			}
+		}
+		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && r.Ability&Admin == 0 && ix.adminAct(*r, in) {
+			r.Ability, r.Generic = Admin, false
+		}
+	}
+	// What an outside request names ("create their Okta account") says
+	// nothing about which registry skill the role needs.
+	for _, r := range in.Requests {
+		if r.Outside {
+			for _, o := range append(slices.Clone(r.Objects), r.names...) {
+				if w, ok := in.Terms[o]; ok {
+					in.Terms[o] = w * weightRelated
+				}
+			}
+		}
+	}
 	p := &Proposal{Asked: in.Asked, Forbidden: in.Forbidden, Requests: in.Requests, Warnings: slices.Clone(ix.warnings)}
 
 	var all []scored
@@ -467,10 +536,10 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			case serving[c.sd]:
 				// It does exactly what a request asks: the topic words it
 				// shares with chosen skills still count in full.
-			case !readOnlyNeighbour(c.sd, chosen):
+			case !readOnlyNeighbour(c.sd, chosen) || ix.announcesOnly(c.sd, chosen) && !readAsked(c.sd, in):
 				m, _ = ix.score(c.sd, in.Terms, covered)
 			}
-			if adv.has(c.sd.s.Name) || c.score < threshold && readsNamed(c.sd, in) {
+			if adv.has(c.sd.s.Name) || readsNamed(c.sd, in) {
 				m = max(m, threshold)
 			}
 			if m > bestScore {
@@ -487,6 +556,20 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		ps, ex := ix.decide(c, in)
 		if ex != nil {
 			p.Excluded = append(p.Excluded, ex)
+			continue
+		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) > 0 && !slices.ContainsFunc(m, func(t string) bool { return !in.verbal[t] }) && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "page the on-call engineer" says nothing about wiki pages,
+			// "merged pull requests" nothing about merging accounts.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("the description uses %s only as verbs", strings.Join(m, ", "))})
+			continue
+		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !namesObject(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// One shared word ("page", "status") is too little evidence
+			// to let a skill change things.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("it would change things, and the description shares only %q with it", strings.Join(m, ", "))})
 			continue
 		}
 		if ps.Narrowed && ps.Abilities&Mutating == 0 {
@@ -507,6 +590,7 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 			covered[t] = true
 		}
 	}
+	chosen = ix.dropUnread(chosen, in, p)
 	chosen = ix.addCompanions(chosen, all, in, threshold)
 	chosen, redundant := dropRedundant(chosen)
 	p.Excluded = append(p.Excluded, redundant...)
@@ -526,6 +610,9 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 		chosen = ix.fulfil(chosen, all, in, threshold)
 	}
 	p.Unmet = ix.unmet(chosen, in)
+	for _, ps := range chosen {
+		p.Asked |= ps.Abilities // an exact act may ask for another ability than its verb's
+	}
 	for _, r := range p.Unmet {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("unmet request: the description asks to %s, and no proposed skill has a tool that can %s on that; grant it by hand if the registry has one, or add a skill", r.String(), r.Ability&^Read))
 	}
@@ -570,7 +657,7 @@ func (ix *Index) unmet(chosen []*ProposedSkill, in *Intent) []Request {
 				continue
 			}
 			for _, g := range sd.tools {
-				if g.tool.class.Abilities&r.Ability&^Read != 0 && slices.Contains(ps.Tools, g.tool.id) {
+				if (g.tool.class.Abilities&r.Ability&^Read != 0 || slices.Contains(g.tool.class.Verbs, r.Verb)) && slices.Contains(ps.Tools, g.tool.id) {
 					met = true
 					break
 				}
@@ -596,11 +683,34 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 		have[ps.From] = true
 	}
 	for _, r := range ix.unmet(chosen, in) {
-		for _, c := range all {
-			if c.score < companionFrac*threshold {
-				break
+		// The request is about the domain of the chosen skill that fits
+		// most of its objects ("reconcile the bank balance" and
+		// finance-read): a skill that fits fewer of them ("balances" of
+		// time off) is another domain.
+		fits := map[string]int{} // per upstream, the most objects a chosen skill there fits
+		for _, ps := range chosen {
+			if sd := ix.skillNamed(ps.From); sd != nil {
+				for _, g := range sd.tools {
+					fits[g.tool.upstream] = max(fits[g.tool.upstream], objectsIn(r, sd.vocab))
+				}
 			}
-			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) {
+		}
+		for _, c := range all {
+			fit := 0 // on other upstreams than the candidate's
+			for up, n := range fits {
+				if !slices.ContainsFunc(c.sd.tools, func(g grantRef) bool { return g.tool.upstream == up }) {
+					fit = max(fit, n)
+				}
+			}
+			// A topical verb names the upstream it needs ("emails the
+			// newsletter" and mail): that skill qualifies however little
+			// else of the description it matches.
+			named := r.topic != "" && r.cued && c.sd.tf[fieldUpstream][r.topic] > 0 ||
+				slices.ContainsFunc(r.dest, func(d string) bool { return ix.ups[d] }) && destFits(r, c.sd) // "shares it by email"
+			if c.score < companionFrac*threshold && !named || c.score == 0 {
+				continue
+			}
+			if have[c.sd.s.Name] || c.sd.wildcard || !matches(r, c.sd.core) || !named && objectsIn(r, c.sd.vocab) < fit || !enoughEvidence(c.sd, shown(c.matched, in.Terms)) {
 				continue
 			}
 			cp, ex := ix.decide(c, in)
@@ -618,6 +728,67 @@ func (ix *Index) fulfil(chosen []*ProposedSkill, all []scored, in *Intent, thres
 	}
 	chosen, _ = dropRedundant(chosen)
 	return chosen
+}
+
+// namesObject reports a request for a change whose whole first noun
+// phrase is the skill's vocabulary ("books meetings" and
+// calendar-schedule); "keeps the status page up to date" names a status
+// page, which the wiki's pages are not.
+func namesObject(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if !r.Negated && !r.Outside && r.Ability&sd.ab&Mutating != 0 && len(r.head) > 0 &&
+			!slices.ContainsFunc(r.head, func(o string) bool { return !sd.vocab[o] }) {
+			return true
+		}
+	}
+	return false
+}
+
+// enoughEvidence reports that the description terms a skill matches are
+// enough to let it change things: two of them, or the name of its upstream
+// ("puts the trip in their calendar"). One shared word ("page", "status")
+// is not.
+func enoughEvidence(sd *skillDoc, matched []string) bool {
+	return len(matched) >= 2 || len(matched) == 1 && sd.tf[fieldUpstream][matched[0]] > 0
+}
+
+// destFits reports that a request naming an upstream as where it goes
+// ("writes the postmortem in the wiki", "message the owner on chat") is
+// about that upstream's skill; one naming none fits any.
+func destFits(r Request, sd *skillDoc) bool {
+	if len(r.destUps) == 0 {
+		return true
+	}
+	for _, u := range r.destUps {
+		if sd.tf[fieldUpstream][u] > 0 {
+			return true
+		}
+	}
+	// A tool named for what a topical verb sends ("emails the invoices"
+	// and send_invoice) does it from its own upstream; "in the wiki" names
+	// the place outright.
+	if r.topic == "" || !slices.Contains(r.destUps, r.topic) || slices.ContainsFunc(r.dest, func(d string) bool { return slices.Contains(r.destUps, d) }) {
+		return false
+	}
+	for _, g := range sd.tools {
+		if g.tool.class.Abilities&r.Ability&Mutating != 0 && slices.ContainsFunc(r.Objects, func(o string) bool {
+			return o != r.topic && !slices.Contains(r.destUps, o) && slices.Contains(g.tool.nameStem, o)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+// objectsIn counts the objects of r (its topic aside) in vocab.
+func objectsIn(r Request, vocab map[string]bool) int {
+	n := 0
+	for _, o := range r.Objects {
+		if o != r.topic && vocab[o] {
+			n++
+		}
+	}
+	return n
 }
 
 // readsNamed reports a read-only skill whose name is what a request to
@@ -717,7 +888,7 @@ func checkDescription(desc string) error {
 // generic verb of the same ability) on something the request names.
 func servesRequest(sd *skillDoc, in *Intent) bool {
 	for _, r := range in.Requests {
-		if r.Negated || r.Ability&Mutating == 0 {
+		if r.Negated || r.Outside || r.Ability&Mutating == 0 {
 			continue
 		}
 		for _, g := range sd.tools {
@@ -767,6 +938,75 @@ func readOnlyNeighbour(sd *skillDoc, chosen []*ProposedSkill) bool {
 	return false
 }
 
+// dropUnread removes a read-only skill chosen before the announcing skill
+// of its upstream ("chat-read" before "chat-post" for "message the #dba
+// channel") when nothing asks to read there and the others explain every
+// term it matches.
+func (ix *Index) dropUnread(chosen []*ProposedSkill, in *Intent, p *Proposal) []*ProposedSkill {
+	var out []*ProposedSkill
+	for k, ps := range chosen {
+		sd := ix.skillNamed(ps.From)
+		if sd == nil || ps.Abilities&Mutating != 0 || readAsked(sd, in) || readsNamed(sd, in) {
+			out = append(out, ps)
+			continue
+		}
+		others := append(append([]*ProposedSkill(nil), out...), chosen[k+1:]...)
+		explained := map[string]bool{}
+		for _, o := range others {
+			for _, m := range o.Matched {
+				explained[m] = true
+			}
+		}
+		if !readOnlyNeighbour(sd, others) || !ix.announcesOnly(sd, others) || slices.ContainsFunc(ps.Matched, func(m string) bool { return !explained[m] }) {
+			out = append(out, ps)
+			continue
+		}
+		p.Excluded = append(p.Excluded, &Exclusion{Skill: ps.From, Score: ps.Score, Matched: ps.Matched, Abilities: ps.Abilities,
+			Reason: "the role only posts there, and nothing asks to read it"})
+	}
+	return out
+}
+
+// announcesOnly reports that the chosen skills on the read-only skill's
+// upstream are announcing skills (chat-post: post, message, react): unlike
+// one that replies or keeps records, they need nothing read there.
+func (ix *Index) announcesOnly(sd *skillDoc, chosen []*ProposedSkill) bool {
+	ups := map[string]bool{}
+	for _, g := range sd.tools {
+		ups[g.tool.upstream] = true
+	}
+	for _, ps := range chosen {
+		from := ix.skillNamed(ps.From)
+		if from == nil || !slices.ContainsFunc(ps.Tools, func(id string) bool { return ups[upstreamOf(id)] }) {
+			continue
+		}
+		if from.ab&Send == 0 || from.ab&(Delete|Execute|Admin) != 0 {
+			return false
+		}
+		for _, g := range from.tools {
+			if slices.ContainsFunc(g.tool.class.Verbs, func(v string) bool { return replyVerbs[v] }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// replyVerbs answer something, which must be read first.
+var replyVerbs = setOf(`reply respond answer forward comment`)
+
+// readAsked reports a request to read (watch, follow, look up …) what
+// the skill's own text names: "follows the #incident channel" for
+// chat-read. Posting to a channel alone does not ask to read it.
+func readAsked(sd *skillDoc, in *Intent) bool {
+	for _, r := range in.Requests {
+		if !r.Negated && r.Ability == Read && r.Verb != "read-only" && slices.ContainsFunc(r.head, func(o string) bool { return sd.core[o] }) {
+			return true
+		}
+	}
+	return false
+}
+
 func upstreamOf(id string) string {
 	up, _, _ := strings.Cut(id, "/")
 	return up
@@ -793,6 +1033,9 @@ func (ix *Index) skillNamed(name string) *skillDoc {
 // matches reports whether a request's objects fit a vocabulary. A request
 // without objects fits everything.
 func matches(r Request, vocab map[string]bool) bool {
+	if r.Outside {
+		return false
+	}
 	if len(r.Objects) == 0 {
 		return true
 	}
@@ -815,7 +1058,7 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			continue
 		}
 		for _, r := range in.Requests {
-			if !r.Negated && r.Ability&a != 0 && matches(r, sd.vocab) {
+			if !r.Negated && r.Ability&a != 0 && matches(r, sd.vocab) && destFits(r, sd) {
 				allowed |= a
 				because[a] = r.String()
 				break
@@ -864,6 +1107,17 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	for _, g := range sd.tools {
 		t := g.tool
 		extra := t.class.Abilities &^ allowed
+		if r, ok := exactAct(t, sd, in); ok && extra != 0 && extra&forbiddenBy(forbidBy) == 0 && extra&(Delete|Execute) == 0 && (extra&Admin == 0 || namesAdmin(r, t)) {
+			// "share the room calendars": the tool does exactly the act
+			// the description asks for, though not with the ability the
+			// verb usually has (share_calendar administers access).
+			extra = 0
+			for _, a := range []Ability{Write, Delete, Send, Execute, Admin} {
+				if t.class.Abilities&a != 0 && because[a] == "" {
+					because[a] = r.String()
+				}
+			}
+		}
 		if extra != 0 {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: denyReason(extra, forbidBy)})
 			continue
@@ -873,6 +1127,10 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 			continue
 		}
 		if r := toolForbid[t.id]; r != "" {
+			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
+			continue
+		}
+		if r, ok := negatedSight(t, sd, in); ok {
 			ps.Dropped = append(ps.Dropped, DroppedTool{Tool: t.id, Abilities: t.class.Abilities, Reason: fmt.Sprintf("the description says %s", r)})
 			continue
 		}
@@ -918,6 +1176,116 @@ func (ix *Index) decide(c scored, in *Intent) (*ProposedSkill, *Exclusion) {
 	return ps, nil
 }
 
+// exactAct finds a request whose verb is what tool t does, on what t
+// names, when the verb's usual ability is not the tool's: the description
+// asks for that very act ("shares the calendar" for share_calendar, an
+// admin tool; "invites members" for invite_to_channel; "scales groups"
+// for scale_group, which also writes its size). Delete and execute are
+// never let in this way: a merge that also deletes still needs delete
+// asked.
+func exactAct(t *toolDoc, sd *skillDoc, in *Intent) (Request, bool) {
+	for _, r := range in.Requests {
+		if !r.Negated && !r.Outside && r.Ability&Mutating != 0 && destFits(r, sd) && isAct(r, t, in) {
+			return r, true
+		}
+	}
+	return Request{}, false
+}
+
+// isAct reports that tool t does what r asks: its name starts with r's
+// verb and r names what it acts on, or its description uses r's verb and
+// r names what only its name names ("add them as a collaborator" and
+// manage_collaborators).
+func isAct(r Request, t *toolDoc, in *Intent) bool {
+	if !slices.Contains(t.class.Verbs, r.Verb) {
+		return false
+	}
+	if nameVerb(t, r.Verb) && fitsAct(r, t, in) {
+		return true
+	}
+	return slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.ownNames[o] })
+}
+
+// namesAdmin reports that r's verb or one of its objects is what makes t's
+// name an admin one: "share" in share_calendar, "collaborators" in
+// manage_collaborators; not "set" and "page" in set_page_permissions.
+func namesAdmin(r Request, t *toolDoc) bool {
+	_, name, _ := strings.Cut(t.id, "/")
+	for _, w := range strings.Fields(strings.ToLower(splitIdent(name))) {
+		if adminNameWords[w] && (lexicon[w] != nil && lexicon[w].lemma == r.Verb || slices.Contains(r.Objects, normWord(w))) {
+			return true
+		}
+	}
+	return false
+}
+
+// fitsAct reports that request r names what tool t acts on: one of its
+// objects is in the tool's words, or its topic is in the tool's name and
+// the description names the tool's upstream.
+func fitsAct(r Request, t *toolDoc, in *Intent) bool {
+	if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] }) {
+		return true
+	}
+	return r.topic != "" && slices.Contains(t.nameStem, r.topic) && in.Terms[normWord(t.upstream)] >= weightTerm*weightNegated
+}
+
+// adminAct reports a registry tool that administers access and does
+// exactly what r asks.
+func (ix *Index) adminAct(r Request, in *Intent) bool {
+	for _, sd := range ix.skills {
+		for _, g := range sd.tools {
+			if t := g.tool; t.class.Abilities&Admin != 0 && isAct(r, t, in) && namesAdmin(r, t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nameVerb reports that verb is the first word of t's name: what the tool
+// is for, not a word of its description.
+func nameVerb(t *toolDoc, verb string) bool {
+	_, name, _ := strings.Cut(t.id, "/")
+	first, _, _ := strings.Cut(splitIdent(name), " ")
+	v := lexicon[strings.ToLower(first)]
+	return v != nil && v.lemma == verb
+}
+
+// firstNameStem is the stem of the first word of t's name.
+func firstNameStem(t *toolDoc) string {
+	_, name, _ := strings.Cut(t.id, "/")
+	first, _, _ := strings.Cut(strings.ToLower(splitIdent(name)), " ")
+	return normWord(first)
+}
+
+func forbiddenBy(forbidBy map[Ability]string) Ability {
+	var out Ability
+	for a := range forbidBy {
+		out |= a
+	}
+	return out
+}
+
+// negatedSight finds a negation of seeing ("cannot see salaries", "salary
+// figures are none of its business") that names what the read-only tool t
+// shows.
+func negatedSight(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
+	if t.class.Abilities&Mutating != 0 {
+		return "", false
+	}
+	for _, r := range in.Requests {
+		if !r.Negated || r.Ability != Read || r.Verb == "read-only" {
+			continue
+		}
+		// A clause without a verb ("pipeline settings are off limits")
+		// rules out a part of a skill, not what the skill is about.
+		if slices.ContainsFunc(r.Objects, func(o string) bool { return o != r.topic && t.words[o] && (r.Verb != "access" || !sd.core[o]) }) {
+			return r.String(), true
+		}
+	}
+	return "", false
+}
+
 // moneyVerbs move money rather than messages.
 var moneyVerbs = setOf(`pay refund transfer wire reimburse`)
 
@@ -944,7 +1312,12 @@ func negatedVerb(t *toolDoc, sd *skillDoc, in *Intent) (string, bool) {
 		}
 		// "may not approve": a tool whose own description says it
 		// approves ("a review that approves it") does what is forbidden.
-		if s := normWord(r.Verb); s != "" && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
+		// "never ships new versions" and deploy_release: the verbs are
+		// synonyms, and the tool's name starts with its.
+		if s := normWord(r.Verb); s != "" && s == firstNameStem(t) && t.class.Abilities&r.Ability&^Read != 0 {
+			return r.String(), true
+		}
+		if s := normWord(r.Verb); s != "" && s == stem(r.Verb) && t.words[s] && t.class.Abilities&r.Ability&^Read != 0 && (len(r.Objects) == 0 || matches(r, t.words)) {
 			return r.String(), true
 		}
 	}

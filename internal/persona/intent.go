@@ -26,6 +26,22 @@ type Request struct {
 	Pos int `json:"pos"`
 	// topic is the stem a topical verb adds to Objects ("email" → mail).
 	topic string
+	// names are the stems of proper names in the object ("Twitter").
+	names []string
+	// cued: a determiner or pronoun follows the verb, so it is surely one.
+	cued bool
+	// head is the object's first noun phrase, before any preposition.
+	head []string
+	// tail is the head noun of the object and the stems after it.
+	tail []string
+	// dest are the stems after the object's first preposition ("to the
+	// wiki", "on chat").
+	dest []string
+	// destUps are the upstreams dest names (set by the drafter).
+	destUps []string
+	// Outside: the object names a system the registry does not know
+	// ("posts on Twitter"); no skill fulfils the request.
+	Outside bool `json:"outside,omitempty"`
 }
 
 // String renders the request for explanations: `never "delete" (delete) branch`.
@@ -50,6 +66,9 @@ type Intent struct {
 	Forbidden Ability `json:"forbidden"`
 	// Terms weighs the topic stems of the text for relevance scoring.
 	Terms map[string]float64 `json:"terms"`
+	// verbal are the terms the text only uses as verbs or participles
+	// ("page the on-call engineer", "who reports to whom", "log attached").
+	verbal map[string]bool
 }
 
 // Weights of description terms.
@@ -75,13 +94,16 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	particle := make([]bool, n)
 	for i := range ts {
 		w := ts[i].word
-		if p, ok := phrasal[w]; ok {
+		if p, ok := phrasalForms[w]; ok {
 			window := 3
-			if w == "keep" || w == "keeps" {
+			if p["uptodate"] != "" {
 				window = 10 // "keeps the timeline page in the wiki up to date"
 			}
 			for j := i + 1; j <= i+window && j < n && !ts[j].brk; j++ {
 				if lemma, ok := p[ts[j].word]; ok {
+					if ts[j].hyph && j == i+1 {
+						break // "follow-up emails", "a sign-off": a noun, not the verb
+					}
 					lex[i] = lexicon[lemma]
 					particle[j] = true
 					break
@@ -118,13 +140,23 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			isVerb[i] = true
 		}
 	}
-	negAt := idiomNegations(ts, toolMode)
+	// Once every verb is known: "and publishes incident updates".
+	for i := range ts {
+		if isVerb[i] && !particle[i] && objectHead(ts, lex, isVerb, i) {
+			isVerb[i] = false
+		}
+	}
+	negAt, leftAt := idiomNegations(ts, lex, isVerb, toolMode)
 
 	in := &Intent{Asked: Read, Terms: map[string]float64{}}
-	neg, sub, cond := false, false, false
+	neg, sub, cond, pronounNeg := false, false, false, false
+	held, before := false, false // an idiom's negation, and the state before it
 	var prevObjects []string
 	for i := 0; i < n; i++ {
 		t := ts[i]
+		if held && !negAt[i] {
+			neg, held = before, false
+		}
 		if t.brk {
 			neg, sub, cond = false, false, false
 		}
@@ -140,13 +172,28 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			// approves": what others do is the trigger, not the job.
 			cond = true
 		}
+		if cond && subjectPronouns[w] && i+1 < n && isVerb[i+1] && !ts[i+1].brk {
+			// "when a job fails because of a flaky test it re-runs the
+			// job": the subject of the main clause ends the condition.
+			cond = false
+		}
+		if t.comma && pronounNeg {
+			neg, pronounNeg = false, false // "nothing may be deleted, but …"
+		}
 		switch {
 		case scopeEnders[w]:
-			neg = false
+			neg, before = false, false
+		case pronounNegators[w] && i > 0 && !t.brk && !t.comma && ts[i-1].stem != "" && lexicon[ts[i-1].word] == nil:
+			// "pages nobody has touched": a relative clause, not a negation
 		case negators[w]:
-			neg = true
+			neg, pronounNeg, before = true, pronounNegators[w], true
 		}
+		// An idiom negates the words it covers ("refunds stay with the
+		// finance team"), not what follows it.
 		if negAt[i] {
+			if !held {
+				held, before = true, neg
+			}
 			neg = true
 		}
 		// Topic terms.
@@ -171,13 +218,18 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		var v *verb
 		switch {
-		case cond:
+		case cond, leftAt[i]: // "leave refunds to us" asks for nothing
+		case sendNounAt(ts, i):
+			v = lexicon[nounForms[w]] // "summarise them in a message to the channel", "reports by email"
 		case isVerb[i] && !sub:
 			v = lex[i]
 		case nounForms[w] != "" && (neg && i > 0 && (negators[ts[i-1].word] || determiners[ts[i-1].word] || i > 1 && negators[ts[i-2].word]) ||
 			i > 0 && !t.brk && lightVerbs[ts[i-1].word] ||
 			i > 1 && !t.brk && !ts[i-1].brk && !ts[i-1].comma && lightVerbs[ts[i-2].word] && lex[i-1] == nil):
 			v = lexicon[nounForms[w]]
+			if w == "access" && !neg {
+				v = lexicon["grant"] // "gives access", "handles access requests": granting it
+			}
 		case toolMode && !neg && toolKeywords[w] != 0:
 			in.Requests = append(in.Requests, Request{Verb: w, Word: w, Ability: toolKeywords[w], Generic: true, Pos: i})
 			continue
@@ -186,9 +238,32 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			continue
 		}
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
-		objs, pronoun := objectsAfter(ts, isVerb, particle, i)
+		objs, pronoun, names, np, dest := objectsAfter(ts, isVerb, particle, i)
+		r.names, r.dest = names, dest
+		if k := i + 1; k < n && !ts[k].brk && !ts[k].comma && (determiners[ts[k].word] || pronouns[ts[k].word]) {
+			r.cued = true // "email the owner", "post it"
+		}
+		if np > 0 {
+			r.tail = slices.Clone(objs[np-1:]) // the head noun and what follows it
+			r.head = slices.Clone(objs[:np])   // the first noun phrase
+		}
+		if isVerb[i] && form(w, v) == 'd' && i > 0 && passiveAux[ts[i-1].word] {
+			// A passive ("nothing may be deleted", "the CRM is not to be
+			// edited"): what it applies to is its subject, before it.
+			objs, pronoun = subjectBefore(ts, isVerb, i)
+		}
+		if pronoun && len(objs) == 0 && r.Ability&Send != 0 {
+			// "shares it by email": the pronoun's antecedent is what, the
+			// channel named after a preposition is where it is sent.
+			r.dest = upstreamAfter(ts, i)
+		}
 		if pronoun && len(objs) == 0 && len(prevObjects) > 0 {
 			objs = append([]string(nil), prevObjects...)
+		}
+		if pronoun && len(objs) == 0 {
+			// "When two accounts are the same company, merge them": the
+			// pronoun stands for what the sentence named before the verb.
+			objs = sentenceBefore(ts, isVerb, i)
 		}
 		// "drafts only": a restriction, not a request.
 		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
@@ -196,6 +271,19 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		if len(objs) > 0 && !pronoun {
 			prevObjects = objs
+		}
+		// "answers the emails", "answer tickets": replying to a message
+		// sends one; "answers questions" only reads.
+		if v.lemma == "answer" && slices.ContainsFunc(objs, func(o string) bool { return answeredNouns[o] }) {
+			r.Verb, r.Ability, r.Generic = "reply", Send, false
+		}
+		// "prepares replies": preparing a message is drafting it.
+		if v.lemma == "prepare" && slices.ContainsFunc(objs, func(o string) bool { return preparedNouns[o] }) {
+			r.Verb, r.Ability, r.Generic = "draft", Write, false
+			if d := normWord("draft"); d != "" {
+				objs, r.topic = append(objs, d), d
+				in.addTerm(d, weightTerm)
+			}
 		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
@@ -209,10 +297,26 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 				r.topic = s
 			}
 		}
-		r.Objects = dedupe(objs)
+		r.Objects = dedupe(append(objs, r.dest...))
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
+	in.verbal = map[string]bool{}
+	nominal := map[string]bool{}
+	for i, t := range ts {
+		if t.stem == "" {
+			continue
+		}
+		if v := lex[i]; v != nil && (isVerb[i] || form(t.word, v) == 'd') || lex[i] == nil && strings.HasSuffix(t.word, "ed") {
+			in.verbal[t.stem] = true
+		} else {
+			nominal[t.stem] = true
+		}
+	}
+	for s := range nominal {
+		delete(in.verbal, s)
+	}
+	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
 		case !r.Negated:
@@ -225,6 +329,13 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	in.Asked |= Read
 	return in
 }
+
+// otherSubjects are people other than the agent: what follows them is
+// their act.
+var otherSubjects = setOf(`she he someone somebody people humans nobody`)
+
+// subjectPronouns start a main clause.
+var subjectPronouns = setOf(`it they we you`)
 
 // conditions open a clause that says when the job happens; with a subject
 // after them ("when a customer writes in") its verbs are not requests.
@@ -278,6 +389,11 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 	if f == 'd' {
 		return -1
 	}
+	if f == 'b' && i+1 < len(ts) && !ts[i+1].brk && (objectCues[ts[i+1].word] || prepositions[ts[i+1].word]) {
+		// "send an email to the release-notes list and post in #releases":
+		// a verb phrase, coordinated with the clause's verb however far.
+		window = i
+	}
 	start := i - 1
 	if conj {
 		start = i - 2
@@ -299,11 +415,47 @@ func coordinatedVerb(ts []token, lex []*verb, isVerb []bool, i int) int {
 // idiomNegations marks the words a negating idiom without a negator
 // covers: "merging is left to humans", "refunds are for humans". The idiom
 // negates its clause up to where it stands.
-func idiomNegations(ts []token, toolMode bool) map[int]bool {
+func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out, leftAt map[int]bool) {
 	if toolMode {
-		return nil
+		return nil, nil
 	}
-	var out map[int]bool
+	leftAt = map[int]bool{}
+	// "leave refunds to us", "leaves the approval for the manager": what
+	// is left, up to whom it is left to.
+	for i := range ts {
+		if w := ts[i].word; w != "leave" && w != "leaves" {
+			continue
+		}
+		for j := i + 2; j < len(ts) && j <= i+6 && !ts[j].brk && !ts[j].comma; j++ {
+			if ts[j].word == "as" || ts[j].word != "to" && ts[j].word != "for" && prepositions[ts[j].word] {
+				// "leave them as drafts for the rep", "leaves it in the
+				// drafts folder for the lead": a state or a place, not a
+				// hand-off.
+				break
+			}
+			if ts[j].word != "to" && ts[j].word != "for" {
+				continue
+			}
+			k := j + 1
+			if k < len(ts) && (ts[k].word == "the" || ts[k].word == "a") {
+				k++
+			}
+			human := false
+			for m := k; m < len(ts) && m <= k+2 && !ts[m].brk && !ts[m].comma; m++ {
+				human = human || leftTo[ts[m].word] || (humanWords[ts[m].word] || roleNouns[ts[m].word]) && !selfWords[ts[m].word]
+			}
+			if human {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				for m := i; m <= k; m++ {
+					out[m] = true
+				}
+				leftAt[i] = true
+			}
+			break
+		}
+	}
 	for i := 1; i+1 < len(ts); i++ {
 		w, next := ts[i].word, ts[i+1].word
 		idiom := false
@@ -316,24 +468,169 @@ func idiomNegations(ts []token, toolMode bool) map[int]bool {
 			idiom = true // "is for a human"
 		}
 		if !idiom {
+			if deferredAt(ts, i) {
+				if out == nil {
+					out = map[int]bool{}
+				}
+				// The clause's subject is what is handed off: back to its
+				// start, a comma, "but", a condition, a relative pronoun or
+				// a finite verb ("updates tickets but is not allowed to
+				// close them" keeps the update); and the participle of a
+				// passive ("are sent by the manager").
+				if passiveAux[ts[i].word] && i+1 < len(ts) {
+					out[i+1] = true
+				}
+				for k := i; k >= 0; k-- {
+					if conditions[ts[k].word] || scopeEnders[ts[k].word] ||
+						k < i && !ts[k].brk && !ts[k].comma && k > 0 && isVerb[k] && lex[k] != nil && form(ts[k].word, lex[k]) != 'g' && !inSubjectRelative(ts, k) {
+						break
+					}
+					out[k] = true
+					if ts[k].brk || ts[k].comma {
+						break
+					}
+				}
+			}
 			continue
 		}
 		if out == nil {
 			out = map[int]bool{}
 		}
 		for k := i; k >= 0; k-- {
+			if scopeEnders[ts[k].word] || conditions[ts[k].word] {
+				break // "it can read everything, but answering is left to the agents"
+			}
 			out[k] = true
 			if ts[k].brk {
 				break
 			}
 		}
 	}
+	return out, leftAt
+}
+
+// inSubjectRelative reports a verb at k inside a relative clause that
+// opens its clause's subject: "anything that destroys infrastructure …".
+func inSubjectRelative(ts []token, k int) bool {
+	for j := k - 1; j >= 0; j-- {
+		if relatives[ts[j].word] {
+			return true
+		}
+		if ts[j].brk || ts[j].comma {
+			return false
+		}
+	}
+	return false
+}
+
+// deferredAt reports a predicate at word i that hands what its subject
+// names to someone else or puts it out of the job's scope: "refunds stay
+// with the finance team", "restores are done by people", "anything that
+// destroys infrastructure needs a human", "approving leave is the
+// manager's job", "exports are not part of the job", "deleting tickets is
+// off-limits", "salary figures are none of its business".
+func deferredAt(ts []token, i int) bool {
+	w := ts[i].word
+	if i > 0 && !ts[i].brk && (ts[i-1].word == "and" || ts[i-1].word == "or" || ts[i-1].word == "but") {
+		return false // "merges duplicates and needs a human …": the agent's own predicate
+	}
+	at := func(k int) string {
+		if k < len(ts) && k > i && !ts[k].brk && !ts[k].comma {
+			return ts[k].word
+		}
+		return ""
+	}
+	// a human (or someone's role) within the next few words
+	human := func(from int) bool {
+		for k := from; k < from+4; k++ {
+			x := at(k)
+			if x == "" {
+				return false
+			}
+			if (humanWords[x] || roleNouns[x]) && !selfWords[x] {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to"):
+		return true // "stay with the finance team", "belongs to finance"
+	case (w == "need" || w == "needs" || w == "require" || w == "requires") && human(i+1):
+		return true // "needs a human", "requires a manager"
+	case passiveAux[w] && at(i+2) == "by" && human(i+3):
+		return true // "are done by people", "is sent by the hiring manager"
+	case passiveAux[w] && reservedWords[at(i+1)] && (at(i+2) == "for" || at(i+2) == "to") && human(i+3):
+		return true // "sending is reserved for the account owner", "is restricted to admins"
+	case auxiliaries[w] && (at(i+1) == "off" && strings.HasPrefix(at(i+2), "limit") || at(i+1) == "out" && at(i+2) == "of" && (at(i+3) == "scope" || at(i+3) == "bounds")):
+		return true // "is off-limits", "is out of scope"
+	case w == "isnt" || w == "arent" || auxiliaries[w] && negators[at(i+1)]:
+		// "exports are not part of the job", "salaries are none of its
+		// business": a negated predicate after a subject. "it is not
+		// allowed to …" has nothing before it to negate.
+		return i > 0 && !ts[i].brk && !pronouns[ts[i-1].word] && !relatives[ts[i-1].word]
+	case auxiliaries[w]:
+		// "approving leave is the manager's job": someone else's job.
+		for k := i + 1; k <= i+4; k++ {
+			x := at(k)
+			if x == "" {
+				return false
+			}
+			if jobNouns[x] {
+				prev := ts[k-1].word
+				return k > i+1 && strings.HasSuffix(prev, "s") && !selfWords[prev] && !determiners[prev] && prev != "this" && prev != "his"
+			}
+		}
+	}
+	return false
+}
+
+// verblessNegations turns a clause that an idiom negates and in which no
+// verb stands ("salary figures are none of its business") into a negated
+// request to see what it names.
+func verblessNegations(ts []token, negAt map[int]bool, rs []Request) []Request {
+	var out []Request
+	for a := 0; a < len(ts); a++ {
+		if !negAt[a] {
+			continue
+		}
+		b := a
+		for b+1 < len(ts) && negAt[b+1] && !ts[b+1].brk {
+			b++
+		}
+		has := slices.ContainsFunc(rs, func(r Request) bool { return r.Pos >= a && r.Pos <= b })
+		var objs []string
+		for k := a; k <= b && !has; k++ {
+			if ts[k].stem != "" && lexicon[ts[k].word] == nil && !adverb(ts[k].word) && !jobNouns[ts[k].word] {
+				objs = append(objs, ts[k].stem)
+			}
+		}
+		if len(objs) > 0 {
+			out = append(out, Request{Verb: "access", Word: ts[a].word, Ability: Read, Negated: true, Objects: dedupe(firstN(objs, 3)), Pos: a})
+		}
+		a = b
+	}
 	return out
 }
 
+// reservedWords keep a task for someone else ("is reserved for").
+var reservedWords = setOf(`reserved restricted limited kept`)
+
+// deferVerbs hand a task to someone ("stays with", "belongs to").
+var deferVerbs = setOf(`stay stays remain remains rest rests belong belongs lie lies`)
+
+// jobNouns name whose work a thing is.
+var jobNouns = setOf(`job responsibility call decision business remit problem duty task`)
+
+// selfWords are the agent itself.
+var selfWords = setOf(`its bot bots agent assistant assistants yours your our`)
+
+// leftTo are pronouns a task is left to ("leave refunds to us").
+var leftTo = setOf(`us me them humans people`)
+
 // humanWords are who a task is left to.
 var humanWords = setOf(`human humans people person persons staff someone manager managers agents agent
-	team owner owners`)
+	team owner owners admins administrators accountant accountants controller reviewer reviewers`)
 
 func (in *Intent) addTerm(s string, w float64) {
 	in.Terms[s] = min(in.Terms[s]+w, maxTermWeight)
@@ -344,6 +641,12 @@ var sentenceFallback = false
 // subordinators start a clause that, in a tool description, tells an
 // effect or a condition rather than what the tool does.
 var subordinators = setOf(`so which that until when whenever while because if unless`)
+
+// preparedNouns are messages: preparing one is drafting it.
+var preparedNouns = setOf(`reply mail messag respons draft answer`)
+
+// answeredNouns are messages: answering one sends a reply.
+var answeredNouns = setOf(`mail messag ticket invit dm`)
 
 // readObjects are objects that make "run"/"execute" a read.
 var readObjects = setOf(`query sql select report search analy check lookup`)
@@ -377,9 +680,17 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 			prev2 = ts[i-2].word
 		}
 	}
+	// Someone else's act: "replies that she sends herself", "cards
+	// people forward to it".
+	if otherSubjects[prev] && !ts[i].comma && !ts[i].brk {
+		return false
+	}
 	// Before a role noun it names the role: "Refund agent", "Scheduling assistant".
 	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
 		return false
+	}
+	if f == 's' && roleNouns[prev] && !ts[i].comma && !ts[i-1].brk {
+		return true // "the bot promotes whatever passed QA"
 	}
 	// After a determiner it is a noun: "the open pull requests", "a reply".
 	if determiners[prev] && prev != "that" && prev != "which" {
@@ -391,11 +702,19 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	switch f {
 	case 'g':
+		// "the simple scheduling emails": after a determiner and before a
+		// noun it is a modifier.
+		if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && lex[i+1] != nil && lex[i+1].ambiguous && form(ts[i+1].word, lex[i+1]) == 's' &&
+			(determiners[prev] || determiners[prev2] && prev != "" && lex[i-1] == nil) {
+			return false
+		}
 		return true // "updating records", "without sending it"
 	case 'd':
 		// Passive or perfect ("are removed", "has sent"); otherwise an
 		// adjective ("merged pull requests", "the commits merged this week").
-		return auxiliaries[prev]
+		// In a relative clause it describes its noun: "what was deployed
+		// recently", "emails that were sent".
+		return auxiliaries[prev] && !inRelative(ts, isVerb, i-1)
 	}
 	if prev == "that" || prev == "which" || prev == "who" {
 		return f == 's'
@@ -434,10 +753,22 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 			return true
 		}
 	}
+	if objectHead(ts, lex, isVerb, i) {
+		return false // "publishes incident updates": the head of the verb's object
+	}
 	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && objectCues[ts[i+1].word] {
 		return true // "email them", "reply to the customer"
 	}
 	return false
+}
+
+// objectHead reports an ambiguous third-person form right after the bare
+// noun that follows a verb: "publishes incident updates", where it is the
+// plural head of the verb's object.
+func objectHead(ts []token, lex []*verb, isVerb []bool, i int) bool {
+	v := lex[i]
+	return v != nil && v.ambiguous && form(ts[i].word, v) == 's' && i > 1 && !ts[i].brk && !ts[i].comma && !ts[i-1].brk && !ts[i-1].comma &&
+		isVerb[i-2] && lex[i-1] == nil && bareNounAt(ts, lex, i-1)
 }
 
 // bareNounAt reports a word at i that can only start a noun phrase without
@@ -463,6 +794,30 @@ func bareNounAt(ts []token, lex []*verb, i int) bool {
 var roleNouns = setOf(`agent agents assistant assistants bot bots manager managers coordinator clerk
 	specialist analyst engineer officer writer reviewer approver announcer watcher doctor helper
 	operator admin administrator steward owner lead representative rep desk team`)
+
+// passiveAux make a past participle passive ("is deleted", "gets sent").
+var passiveAux = setOf(`is are was were be been being get gets got`)
+
+// pronounNegators stand for a subject ("nothing may be deleted").
+var pronounNegators = setOf(`nothing none nobody neither`)
+
+// relatives open a clause that describes a noun.
+var relatives = setOf(`what which that who whose whatever whichever`)
+
+// inRelative reports an auxiliary at i that belongs to a relative clause:
+// a relative word stands a few words before it with no verb between
+// ("branches whose pull requests were merged").
+func inRelative(ts []token, isVerb []bool, i int) bool {
+	for k := i - 1; k >= 0 && k >= i-4; k-- {
+		if relatives[ts[k].word] {
+			return true
+		}
+		if isVerb[k] || ts[k].brk || ts[k].comma {
+			return false
+		}
+	}
+	return false
+}
 
 var auxiliaries = setOf(`is are was were be been being get gets got has have had`)
 
@@ -491,14 +846,28 @@ func sameForm(w string, v *verb, f byte) bool {
 // objectsAfter collects the content stems after the verb at i up to the
 // next verb or clause end. pronoun reports that the object starts with a
 // pronoun ("email them out").
-func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool) {
+func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pronoun bool, names []string, np int, dest []string) {
+	full, cut := false, false
+	np, dp := -1, -1
 	for j := i + 1; j < len(ts) && j <= i+8; j++ {
 		t := ts[j]
-		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] {
+		if t.brk || isVerb[j] && !particle[j] || scopeEnders[t.word] || negators[t.word] || conditions[t.word] || t.word == "until" || t.word == "because" {
 			break
 		}
-		if t.comma && len(objs) > 0 {
+		if (t.comma || relatives[t.word]) && len(objs) > 0 {
 			break
+		}
+		if t.name && t.stem != "" && !commonNames[t.word] && systemName(ts, i, j) {
+			names = append(names, t.stem)
+		}
+		if full {
+			continue // past the third stem, only proper names are collected
+		}
+		if np < 0 && len(objs) > 0 && (prepositions[t.word] || nounPrepositions[t.word] || determiners[t.word]) {
+			np = len(objs) // the first noun phrase ends here ("emails Alice the details": two)
+		}
+		if dp < 0 && len(objs) > 0 && destPrepositions[t.word] {
+			dp = len(objs) // where it goes starts here
 		}
 		if pronoun && len(objs) == 0 && (prepositions[t.word] || t.word == "that" || t.word == "which" || t.word == "who") {
 			// "creates new ones from merged pull requests", "approves the ones
@@ -509,6 +878,9 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 			pronoun = true
 			continue
 		}
+		if v := lexicon[t.word]; v != nil && !isVerb[j] && len(objs) > 0 && form(t.word, v) == 'd' {
+			continue // "a visit in the shared calendar": a participle modifies
+		}
 		if v := lexicon[t.word]; len(objs) == 0 && v != nil && !isVerb[j] {
 			// A participle or verb used as a modifier before the noun:
 			// "submitted reports", "open issues"; "the invites" is the noun.
@@ -516,14 +888,129 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 				continue
 			}
 		}
-		if t.stem != "" && !particle[j] {
+		if t.stem != "" && !particle[j] && !adverb(t.word) {
 			objs = append(objs, t.stem)
-			if len(objs) == 3 {
-				break
+			full = len(objs) == 3
+			if full && np < 0 {
+				// Cut at the third stem: the noun phrase ends here only
+				// if what follows is not more of it ("a short heads-up").
+				if k := j + 1; k < len(ts) && !ts[k].brk && !ts[k].comma && ts[k].stem != "" && !prepositions[ts[k].word] && !isVerb[k] {
+					cut = true
+				}
 			}
 		}
 	}
-	return objs, pronoun
+	if np < 0 {
+		np = len(objs)
+		if cut {
+			np = 0 // the head is not known
+		}
+	}
+	if dp >= 0 {
+		dest = slices.Clone(objs[dp:])
+	}
+	return objs, pronoun, names, np, dest
+}
+
+// upstreamAfter returns the stems that follow a preposition of place
+// within the four words after a verb whose object is a pronoun ("shares
+// it by email with the leads").
+func upstreamAfter(ts []token, i int) []string {
+	var out []string
+	for j := i + 1; j < len(ts) && j <= i+4 && !ts[j].brk; j++ {
+		if destPrepositions[ts[j].word] && j+1 < len(ts) && !ts[j+1].brk {
+			for k := j + 1; k < len(ts) && k <= j+3 && !ts[k].brk && !ts[k].comma && !prepositions[ts[k].word]; k++ {
+				if ts[k].stem != "" {
+					out = append(out, ts[k].stem)
+				}
+			}
+			break
+		}
+	}
+	return out
+}
+
+// destPrepositions say where a thing goes: "to the wiki", "in #ops", "by email".
+var destPrepositions = setOf(`to into in via onto by`)
+
+// systemName reports a proper name at j (in the object of the verb at i)
+// that stands where a system does: after "on", "in", "via", "through"
+// ("posts on Twitter", "pages through PagerDuty") or before the noun it
+// names ("their Okta account"). A name right after the verb or after "to"
+// is more likely a person ("email Alice the report", "send it to Bob").
+func systemName(ts []token, i, j int) bool {
+	for k := j - 1; k > i; k-- {
+		if systemPrepositions[ts[k].word] {
+			return true
+		}
+		if prepositions[ts[k].word] || ts[k].comma {
+			break
+		}
+	}
+	k := j + 1
+	return k < len(ts) && !ts[k].brk && !ts[k].comma && !ts[k].name && ts[k].stem != "" && lexicon[ts[k].word] == nil && !prepositions[ts[k].word]
+}
+
+var systemPrepositions = setOf(`on in via through into onto at`)
+
+// commonNames are capitalised words that name no system: days, months,
+// languages.
+var commonNames = setOf(`monday tuesday wednesday thursday friday saturday sunday january february
+	march april may june july august september october november december english german french
+	spanish italian dutch portuguese chinese japanese`)
+
+// adverb reports a word of manner or time ("automatically", "weekly"),
+// which says how a thing is done, not to what.
+func adverb(w string) bool {
+	return len(w) > 4 && strings.HasSuffix(w, "ly") && !nounsInLy[w]
+}
+
+var nounsInLy = setOf(`reply supply family anomaly assembly rally ally italy july monopoly apply
+	replies supplies anomalies families`)
+
+// subjectBefore collects the stems of the subject of the passive verb at
+// i: the words before it back to the start of its clause, a comma, a
+// condition or a verb. pronoun reports a subject that is only a pronoun.
+func subjectBefore(ts []token, isVerb []bool, i int) (objs []string, pronoun bool) {
+	for k := i - 1; k >= 0 && k >= i-8; k-- {
+		t := ts[k]
+		if auxiliaries[t.word] || t.word == "to" || negators[t.word] && t.stem == "" && !pronounNegators[t.word] {
+			continue
+		}
+		if isVerb[k] || conditions[t.word] || t.word == "that" || t.word == "which" || t.word == "who" {
+			break
+		}
+		if pronouns[t.word] {
+			pronoun = true
+		} else if t.stem != "" && lexicon[t.word] == nil && !adverb(t.word) {
+			objs = append([]string{t.stem}, objs...)
+		}
+		if t.brk || t.comma {
+			break
+		}
+	}
+	if len(objs) > 3 {
+		objs = objs[len(objs)-3:]
+	}
+	return dedupe(objs), pronoun && len(objs) == 0
+}
+
+// sentenceBefore collects the nouns of the sentence before the verb at i,
+// nearest last, for a pronoun without an antecedent.
+func sentenceBefore(ts []token, isVerb []bool, i int) []string {
+	var out []string
+	for k := i - 1; k >= 0 && ts[k].sent == ts[i].sent; k-- {
+		if t := ts[k]; t.stem != "" && lexicon[t.word] == nil && !adverb(t.word) && !isVerb[k] {
+			out = append([]string{t.stem}, out...)
+		}
+		if ts[k].brk {
+			break
+		}
+	}
+	if len(out) > 3 {
+		out = out[len(out)-3:]
+	}
+	return dedupe(out)
 }
 
 // shareObjects gives coordinated verbs their shared object: in "delete or
@@ -556,7 +1043,16 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	}
 	switch {
 	case (w == "read" || w == "view" || w == "look") && next == "only":
+		// "the read-only reporting user" describes a thing; "read-only
+		// access", "a read-only analyst" restrict the role.
+		if i > 0 && !ts[i].brk && (ts[i-1].word == "the" || ts[i-1].word == "its" || ts[i-1].word == "their") {
+			if k := i + 2; k < len(ts) && !ts[k].brk && !roleNouns[ts[k].word] && !accessNouns[ts[k].word] {
+				return false
+			}
+		}
 		return true
+	case w == "only" && ts[i].hyph:
+		return false // the second half of "read-only", judged above
 	case w == "only" && next != "" && lex[i+1] != nil && lex[i+1].ab == Read && !ts[i+1].comma && lex[i+1].lemma != "answer":
 		return true // "only reads"; not "only answers", which may be replying
 	case w == "only" && i > 0 && !ts[i].brk && lex[i-1] != nil && lex[i-1].ab == Read && (i+1 >= len(ts) || ts[i+1].brk):
@@ -564,6 +1060,32 @@ func readOnlyAt(ts []token, lex []*verb, isVerb []bool, i int) bool {
 	}
 	return false
 }
+
+// sendNounAt reports a noun that names a message as the way a result is
+// delivered: "in a message to the #dba channel", "as a post on the
+// channel". ("by email" is not: "cards people forward to it by email".)
+func sendNounAt(ts []token, i int) bool {
+	w := ts[i].word
+	if lex := lexicon[nounForms[w]]; lex == nil || lex.ab != Send || i == 0 || ts[i].brk || ts[i].comma {
+		return false
+	}
+	k := i - 1
+	if ts[k].word == "a" || ts[k].word == "an" {
+		if ts[k].brk || ts[k].comma || k == 0 {
+			return false
+		}
+		k--
+	}
+	switch ts[k].word {
+	case "in", "as":
+		// followed by where it goes: "in a message to the team"
+		return k < i-1 && i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && (ts[i+1].word == "to" || ts[i+1].word == "on" || ts[i+1].word == "in")
+	}
+	return false
+}
+
+// accessNouns follow "read-only" when it restricts the role.
+var accessNouns = setOf(`access mode permission permissions rights role`)
 
 func readOnlyWords(ts []token, i int) string {
 	if ts[i].word == "only" && i+1 < len(ts) && !ts[i+1].brk {

@@ -231,6 +231,21 @@ var phrasal = map[string]map[string]string{
 	"keeps":  {"current": "update", "updated": "update", "uptodate": "update"},
 }
 
+// phrasalForms maps every inflection of a phrasal verb's head ("writes",
+// "wrote", "kept") to its particles.
+var phrasalForms = func() map[string]map[string]string {
+	m := map[string]map[string]string{}
+	irregular := map[string][]string{"write": {"wrote", "written"}, "keep": {"kept"}, "shut": {"shut"}, "spin": {"spun"}}
+	for head, p := range phrasal {
+		for _, f := range append(append([]string{head}, inflect(head)...), irregular[head]...) {
+			if _, dup := m[f]; !dup {
+				m[f] = p
+			}
+		}
+	}
+	return m
+}()
+
 // nounForms are nouns that name an ability. They ask for it after a light
 // verb ("issue refunds", "take backups", "make changes") and forbid it after
 // "no" ("no changes", "no write access").
@@ -257,7 +272,7 @@ var lightVerbs = setOf(`issue issues issued issuing process processes processed 
 
 // negators start a negated scope that lasts to the end of the clause.
 var negators = setOf(`not never no without nor dont doesnt didnt cant cannot wont shouldnt mustnt
-	isnt arent neednt avoid avoids refrain forbidden prohibited disallowed`)
+	isnt arent neednt avoid avoids refrain forbidden prohibited disallowed nothing none nobody neither`)
 
 // scopeEnders end a negated scope early ("never sends, but may draft").
 var scopeEnders = setOf(`but however except instead although though whereas while yet`)
@@ -287,7 +302,8 @@ var objectCues = setOf(`the a an them it their its our your his her him all ever
 var nounPrepositions = setOf(`by via through over per from with in into on at about of`)
 
 // prepositions start a modifier after a verb's object.
-var prepositions = setOf(`from in into with for by about after before on at via per through to of`)
+var prepositions = setOf(`from in into with for by about after before on at via per through to of under over
+	above below between within`)
 
 // pronouns stand for the object of an earlier verb.
 var pronouns = setOf(`them it they these those this that ones one`)

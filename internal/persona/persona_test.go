@@ -536,3 +536,117 @@ func TestDraftReadRequestNamesSkill(t *testing.T) {
 		t.Errorf("skills %v, want crm-sales-rep and mail-read, not mail-send", got)
 	}
 }
+
+// Issue 9: negations and hand-offs an admin writes without "not", passives,
+// relative clauses and noun compounds that look like requests.
+func TestParseIntentHandOffs(t *testing.T) {
+	cases := []struct {
+		desc      string
+		asked     Ability // beyond read
+		forbidden Ability
+	}{
+		{"Reads invoices. Approving them is the controller's job.", 0, 0},
+		{"It comments on pull requests; merging remains with the maintainers.", Write, 0},
+		{"Looks at the logs. Anything that deletes data needs a human.", 0, 0},
+		{"Watches the services. Restarts are done by the on-call engineer.", 0, 0},
+		{"Nothing may be deleted.", 0, Delete},
+		{"Writes follow-up emails as drafts.", Write, 0},
+		{"Reads the commits that were merged last week.", 0, 0},
+		{"Finds tickets nobody has updated in a month and closes them.", Write, 0},
+		{"Looks up invoices. Leave refunds to the billing team.", 0, 0},
+		{"Answers questions about the roadmap.", 0, 0},
+		{"Answers the customer emails.", Send, 0},
+		{"Reads the ticket and writes back to the customer.", Send, 0},
+		{"Handles access requests from the team.", Admin, 0}, // handling them is granting access
+		{"Handles refund requests from customers.", Send, 0},
+		// A hand-off negates its own subject, not the agent's other work.
+		{"Updates tickets and is not allowed to close them.", Write, 0},
+		{"It updates tickets but is not allowed to delete them.", Write, 0},
+		{"Merges duplicate tickets and needs a human for refunds.", Write, 0},
+		{"Anything that deletes tickets needs a human.", 0, 0},
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+		if in.Forbidden != c.forbidden {
+			t.Errorf("%q: forbidden %s, want %s (requests %v)", c.desc, in.Forbidden, c.forbidden, in.Requests)
+		}
+	}
+	// A passive's subject is what it applies to: the wiki, not everything.
+	in := ParseIntent("Drafts pages in the wiki for review; the CRM itself is not to be edited.")
+	var neg *Request
+	for k, r := range in.Requests {
+		if r.Negated && r.Ability == Write {
+			neg = &in.Requests[k]
+		}
+	}
+	if neg == nil || !slices.Contains(neg.Objects, "crm") || in.Forbidden != 0 {
+		t.Errorf("want a negated write on the CRM only; got %v, forbidden %s", in.Requests, in.Forbidden)
+	}
+}
+
+// A request whose object names a system the registry does not know
+// ("Twitter") grants nothing and is reported as unmet.
+func TestDraftOutsideRegistry(t *testing.T) {
+	skills, tools := testRegistry()
+	p, err := Draft("Reads support tickets and posts a summary of them on the company Twitter account.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range proposedTools(p) {
+		if id == "mail/send_message" || id == "helpdesk/reply_to_ticket" {
+			t.Errorf("proposed %s for a post on Twitter", id)
+		}
+	}
+	if len(p.Unmet) != 1 || p.Unmet[0].Verb != "post" || !p.Unmet[0].Outside {
+		t.Errorf("unmet %v, want the post request, outside the registry", p.Unmet)
+	}
+	// A person's name is not a system: "email Alice" still sends email.
+	p, err = Draft("Reads support tickets and emails Alice the details.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(proposedTools(p), "mail/send_message") || len(p.Unmet) != 0 {
+		t.Errorf("proposed %v, unmet %v; want mail/send_message for the email to Alice", proposedTools(p), p.Unmet)
+	}
+}
+
+// "Share the calendars" asks for the tool that shares them, an admin tool,
+// and not for the send ability the verb usually has.
+func TestDraftExactAdminAct(t *testing.T) {
+	ro := &Annotations{ReadOnlyHint: boolp(true)}
+	rw := &Annotations{ReadOnlyHint: boolp(false)}
+	tools := map[string]ToolInfo{
+		"calendar/list_calendars":   {Description: "List the calendars you can see.", Annotations: ro},
+		"calendar/create_event":     {Description: "Create an event on a calendar.", Annotations: rw},
+		"calendar/send_invitations": {Description: "Email the invitation for an event to its attendees.", Annotations: rw},
+		"calendar/share_calendar":   {Description: "Grant another person access to a calendar.", Annotations: rw},
+	}
+	skills := []*state.Skill{
+		{Meta: state.Meta{Name: "calendar-read"}, Description: "See calendars.", Tools: []state.ToolGrant{{Tool: "calendar/list_calendars"}}},
+		{Meta: state.Meta{Name: "calendar-schedule"}, Description: "Schedule meetings and send invitations.", Tools: []state.ToolGrant{{Tool: "calendar/create_event"}, {Tool: "calendar/send_invitations"}}},
+		{Meta: state.Meta{Name: "calendar-admin"}, Description: "Share calendars.", Tools: []state.ToolGrant{{Tool: "calendar/share_calendar"}}},
+	}
+	p, err := Draft("Shares the team calendars with new starters. It never books meetings.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := proposedTools(p)
+	if !slices.Contains(got, "calendar/share_calendar") || slices.Contains(got, "calendar/send_invitations") || slices.Contains(got, "calendar/create_event") {
+		t.Errorf("proposed %v, want share_calendar and no scheduling tool", got)
+	}
+	if p.Asked&Admin == 0 {
+		t.Errorf("asked %s, want admin (the act of share_calendar)", p.Asked)
+	}
+	// A short request whose object is all the skill's own words is enough
+	// to let it change things.
+	p, err = Draft("Books meetings.", skills, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proposedTools(p); !slices.Contains(got, "calendar/create_event") || slices.Contains(got, "calendar/share_calendar") {
+		t.Errorf("\"Books meetings.\": proposed %v, want create_event and no share_calendar", got)
+	}
+}

@@ -14,6 +14,10 @@ type token struct {
 	sent  int    // sentence number
 	brk   bool   // a clause break (. ; : ! ? ( ) dash, bullet) comes right before
 	comma bool   // a comma comes right before
+	hyph  bool   // joined to the word before by a hyphen ("follow-up")
+	// name: written with a capital and lower-case letters ("Twitter",
+	// "PagerDuty"), not at the start of a sentence: a proper name.
+	name bool
 }
 
 // maxWords bounds the work done on one text; the rest is ignored.
@@ -28,6 +32,9 @@ func tokenize(text string) []token {
 		sent  int
 		brk   = true
 		comma bool
+		hyph  bool
+		upper int // capitals in the current word
+		first bool
 		prev  rune
 	)
 	flush := func() {
@@ -36,11 +43,13 @@ func tokenize(text string) []token {
 		}
 		w := cur.String()
 		cur.Reset()
+		name := first && upper < utf8.RuneCountInString(w) && !brk
+		upper, first = 0, false
 		if len(out) >= maxWords {
 			return
 		}
-		out = append(out, token{word: w, stem: normWord(w), sent: sent, brk: brk, comma: comma})
-		brk, comma = false, false
+		out = append(out, token{word: w, stem: normWord(w), sent: sent, brk: brk, comma: comma, hyph: hyph, name: name})
+		brk, comma, hyph = false, false, false
 	}
 	lineStart := true
 	for i := 0; i < len(text); {
@@ -54,6 +63,10 @@ func tokenize(text string) []token {
 		case r == utf8.RuneError && size <= 1:
 			flush()
 		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			if unicode.IsUpper(r) {
+				upper++
+				first = first || cur.Len() == 0
+			}
 			cur.WriteRune(unicode.ToLower(r))
 			lineStart = false
 		case r == '#' && cur.Len() == 0 && (unicode.IsLetter(next) || unicode.IsDigit(next)):
@@ -77,6 +90,7 @@ func tokenize(text string) []token {
 				break
 			}
 			flush()
+			hyph = true
 		default:
 			flush()
 			switch r {
@@ -246,7 +260,8 @@ var stopWords = setOf(`a an the and or nor but of to in on for with by from at a
 	someone anyone nobody one two three first last next new old s t dont doesnt cant wont isnt arent
 	day days week weeks month months year years time times hour hours minute minutes
 	shouldnt mustnt didnt neednt cannot without within across among against around like unless until
-	whenever because since though although however yet still already again even`)
+	whenever because since though although however yet still already again even through during whatever
+	whichever whoever`)
 
 // stopStems are stems that carry no topic once stemmed: generic verbs that
 // say what is done, not to what, and the nouns every job description uses
