@@ -70,6 +70,13 @@ func (a *API) syncRead(c *gin.Context) bool {
 	return true
 }
 
+// Replicator is implemented by a Cluster that can wait, briefly and best
+// effort, until a committed write is applied on every live node: the API
+// answers a write once it is in effect everywhere it can be.
+type Replicator interface {
+	WaitReplicated(ctx context.Context, index uint64)
+}
+
 func (a *API) sync(ctx context.Context) error {
 	if s, ok := a.cfg.Cluster.(Syncer); ok {
 		return s.Sync(ctx)
@@ -339,6 +346,9 @@ func (a *API) replicate(ctx context.Context, cmd *state.Command) (*state.Result,
 			return nil, fmt.Errorf("the write committed (index %d) but this node has not applied it yet: %w", res.Index, ctx.Err())
 		case <-t.C:
 		}
+	}
+	if r, ok := a.cfg.Cluster.(Replicator); ok {
+		r.WaitReplicated(ctx, res.Index)
 	}
 	return res, nil
 }

@@ -430,3 +430,45 @@ func (n *Node) CallPeer(ctx context.Context, addr, method, path string, body []b
 	b, err := io.ReadAll(io.LimitReader(res.Body, maxRPCBody))
 	return res.StatusCode, b, err
 }
+
+// replicatedWait bounds WaitReplicated.
+const replicatedWait = 2 * time.Second
+
+// WaitReplicated waits until every other member that answers has applied
+// index, so that a write acknowledged to an admin is already in effect on
+// every live node's data plane (an agent key works wherever the agent
+// connects next). Members that do not answer are skipped; after
+// replicatedWait it gives up quietly: the write is committed either way.
+func (n *Node) WaitReplicated(ctx context.Context, index uint64) {
+	if n.rpc == nil {
+		return
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, replicatedWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.NodeID {
+			continue
+		}
+		wg.Add(1)
+		go func(addr string) {
+			defer wg.Done()
+			for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+				var st NodeStatus
+				if err := n.peerStatus(ctx, addr, &st); err != nil || st.AppliedIndex >= index {
+					return
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(delay):
+				}
+			}
+		}(string(s.Address))
+	}
+	wg.Wait()
+}
