@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -139,6 +140,14 @@ func TestClusterAddressFailover(t *testing.T) {
 	n1, n2 := c.nodes[0], c.nodes[1]
 	c.waitHolder(n1, 20*time.Second)
 	c.checkAgent(key)
+	session, err := c.connect(vipAddr, key)
+	if err != nil {
+		t.Fatalf("MCP session through the cluster address: %v", err)
+	}
+	defer session.Close()
+	if got := c.servedBy(session); got != n1.name {
+		t.Fatalf("a tool call through the cluster address was served on %q, want %s (the holder)", got, n1.name)
+	}
 
 	// 2. kill -9 the holder's node: the address moves to the next healthy
 	// node. Measure how long an agent finds it unreachable.
@@ -146,6 +155,11 @@ func TestClusterAddressFailover(t *testing.T) {
 	n1.proc.kill()
 	gap, firstOK := c.outage(killed, 30*time.Second)
 	c.waitHolder(n2, 10*time.Second)
+	// The agent's client goes on calling through the same address and
+	// lands on the new holder.
+	if got := c.servedBy(session); got != n2.name {
+		t.Fatalf("after the failover a tool call through the cluster address was served on %q, want %s", got, n2.name)
+	}
 	t.Logf("FIGURE failover after kill -9 of the holder: cluster address unreachable for %v (kill → first good /healthz through the VIP on %s: %v)", gap.Round(time.Millisecond), n2.name, firstOK.Sub(killed).Round(time.Millisecond))
 	c.checkAgent(key)
 
@@ -173,7 +187,9 @@ func TestClusterAddressFailover(t *testing.T) {
 			t.Fatalf("holders of the cluster address while %s answers 503: %v, want only %s", n1.name, names(h), n2.name)
 		}
 	}
-	c.checkAgent(key)
+	if got := c.servedBy(session); got != n2.name {
+		t.Fatalf("while %s answers 503 a tool call through the cluster address was served on %q, want %s", n1.name, got, n2.name)
+	}
 
 	// 4. Heal the cut: the node catches up, turns healthy and, having the
 	// highest priority, takes the address back (preemption).
@@ -183,6 +199,9 @@ func TestClusterAddressFailover(t *testing.T) {
 	t.Logf("FIGURE preemption: %s healthy again and holding the address %v after the cut healed", n1.name, time.Since(healed).Round(time.Millisecond))
 	if code := c.vipHealth(); code != http.StatusOK {
 		t.Fatalf("GET /healthz through the cluster address after preemption: %d", code)
+	}
+	if got := c.servedBy(session); got != n1.name {
+		t.Fatalf("after preemption a tool call through the cluster address was served on %q, want %s", got, n1.name)
 	}
 	c.checkAgent(key)
 }
@@ -211,6 +230,7 @@ func (c *cluster) network(priorities []int) {
 		mustRun(t, "ip", "-n", n.ns.Name, "addr", "add", n.ip+"/24", "dev", "eth0")
 		mustRun(t, "ip", "-n", n.ns.Name, "link", "set", "eth0", "up")
 		c.nodes = append(c.nodes, n)
+		c.startUpstream(n)
 	}
 }
 
@@ -449,6 +469,54 @@ func (c *cluster) agentKey() string {
 	return c.cli(c.nodes[0], "agent", "key", "create", "triage-bot")
 }
 
+// servedBy calls get_ticket through s and returns the node whose upstream
+// answered ("" on error, which fails the test).
+func (c *cluster) servedBy(s *mcp.ClientSession) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "helpdesk_get_ticket", Arguments: map[string]any{"id": 7}})
+	if err != nil {
+		c.t.Errorf("tools/call get_ticket through the cluster address: %v", err)
+		return ""
+	}
+	if res.IsError {
+		c.t.Errorf("tools/call get_ticket through the cluster address: tool error %+v", res.Content)
+		return ""
+	}
+	var out ticket
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, &out); err != nil || out.ServedBy == "" {
+		c.t.Errorf("get_ticket result %s: %v", b, err)
+	}
+	return out.ServedBy
+}
+
+type ticket struct {
+	ID       int    `json:"id"`
+	ServedBy string `json:"servedBy"`
+}
+
+// startUpstream serves a real go-sdk MCP server (the helpdesk upstream of
+// personaYAML) on 127.0.0.1:9101 inside n's namespace; its one tool says
+// which node it runs beside.
+func (c *cluster) startUpstream(n *node) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "helpdesk", Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "get_ticket", Description: "Read one support ticket", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
+		func(_ context.Context, _ *mcp.CallToolRequest, in struct {
+			ID int `json:"id"`
+		}) (*mcp.CallToolResult, ticket, error) {
+			return nil, ticket{ID: in.ID, ServedBy: n.name}, nil
+		})
+	var l net.Listener
+	if err := n.ns.Do(func() (err error) { l, err = net.Listen("tcp", "127.0.0.1:9101"); return err }); err != nil {
+		c.t.Fatalf("upstream in %s: %v", n.name, err)
+	}
+	hs := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)}
+	go hs.Serve(l)
+	c.t.Cleanup(func() { hs.Close() })
+}
+
 // checkAgent connects a real MCP client through the cluster address.
 func (c *cluster) checkAgent(key string) {
 	c.t.Helper()
@@ -471,6 +539,15 @@ func (c *cluster) checkAgentAt(ip, key string) {
 
 // agentErr is the error of an MCP initialize at ip's gateway, or nil.
 func (c *cluster) agentErr(ip, key string) error {
+	s, err := c.connect(ip, key)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// connect opens an MCP session at ip's gateway with a real client.
+func (c *cluster) connect(ip, key string) (*mcp.ClientSession, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "triage-bot", Version: "1"}, nil)
@@ -481,13 +558,13 @@ func (c *cluster) agentErr(ip, key string) error {
 	}
 	s, err := client.Connect(ctx, tr, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.Close()
 	if s.InitializeResult() == nil || s.InitializeResult().ServerInfo == nil {
-		return fmt.Errorf("initialize returned no server info")
+		s.Close()
+		return nil, fmt.Errorf("initialize returned no server info")
 	}
-	return nil
+	return s, nil
 }
 
 type bearer struct {
