@@ -29,7 +29,10 @@ keepalived checks this node's gateway GET /healthz every --interval; the
 healthy node of highest priority holds the address, a node whose check
 fails --fall times in a row (no answer, or 503: starting, or state older
 than --max-stale) gives it up and never takes it while it fails. Agents
-and admins then use https://VIP:PORT.
+and admins then use https://VIP:PORT: start the nodes with --gateway-addr
+0.0.0.0:8443 (a gateway bound to the node's own address needs
+--health-url https://NODE_IP:8443/healthz), and put the VIP in their TLS
+certificate.
 
 Install and run (Debian):
   apt install keepalived curl
@@ -85,7 +88,7 @@ skips TLS verification of the local listener unless --health-ca is given.`,
 	f.StringSliceVar(&peers, "peer", nil, "another node's address, for unicast VRRP (repeat, or comma-separated; default: multicast)")
 	f.StringVar(&src, "src-ip", "", "this node's own address for unicast VRRP (default: the interface's primary address)")
 	f.StringVar(&cfg.HealthURL, "health-url", vip.DefaultHealthURL, "this node's gateway /healthz")
-	f.StringVar(&cfg.HealthCA, "health-ca", "", "PEM CA file to verify the gateway's certificate with (default: an https check skips verification)")
+	f.StringVar(&cfg.HealthCA, "health-ca", "", "PEM CA file, readable by user nobody (the check runs as nobody), to verify the gateway's certificate with (default: an https check skips verification)")
 	f.DurationVar(&cfg.Interval, "interval", vip.DefaultInterval, "time between health checks, whole seconds (also the check's time limit)")
 	f.IntVar(&cfg.Fall, "fall", vip.DefaultFall, "failed checks in a row that make the node give the address up")
 	f.IntVar(&cfg.Rise, "rise", vip.DefaultRise, "good checks in a row that make it eligible again")

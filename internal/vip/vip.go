@@ -67,7 +67,8 @@ type Config struct {
 	// HealthCA, if set, is a PEM file curl verifies the gateway's certificate
 	// with; otherwise an https check skips verification (the check talks to
 	// the local node, usually over loopback, where a self-signed
-	// certificate is common).
+	// certificate is common). The check runs as user nobody, who must be
+	// able to read it.
 	HealthCA string
 	// Interval between checks (whole seconds, DefaultInterval); a check
 	// taking longer than the interval fails.
