@@ -36,8 +36,8 @@ const (
 	subnet  = "10.231.77."
 	vipAddr = subnet + "100"
 	gwPort  = "8443"
-	// Each node's check: every second, two failures give the address up,
-	// two successes make the node eligible again (the defaults).
+	// maxStale is above a raft election, so that survivors keep serving
+	// while they elect a new leader.
 	maxStale = "5s"
 )
 
@@ -115,7 +115,7 @@ func TestClusterAddressFailover(t *testing.T) {
 	// No node serves yet: nobody may hold the address.
 	time.Sleep(4 * time.Second)
 	if h := c.holders(); len(h) != 0 {
-		t.Fatalf("%v hold the cluster address before any node serves", h)
+		t.Fatalf("%v hold the cluster address before any node serves", names(h))
 	}
 
 	c.startNode(c.nodes[0], "")
@@ -297,7 +297,7 @@ func (c *cluster) material() {
 	write(t, c.pin, []byte(pin+"\n"))
 	write(t, c.soPin, []byte(so+"\n"))
 	c.vrrpPass = filepath.Join(dir, "vrrp-pass")
-	write(t, c.vrrpPass, []byte(pin[:4]+"vip\n"))
+	write(t, c.vrrpPass, []byte(rand.Text()[:8]+"\n"))
 	c.client = &http.Client{Timeout: 400 * time.Millisecond, Transport: c.transport()}
 	for _, n := range c.nodes {
 		tokens := filepath.Join(n.dir, "hsm")
