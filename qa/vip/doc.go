@@ -12,5 +12,8 @@
 // on it; restarts that node cut off from the raft port, so that its
 // /healthz answers 503, and checks that it never takes the address back
 // although it has the highest priority; then heals the cut and sees the
-// address return. It prints the figures with -v; it never asserts timings.
+// address return; the agent's one client session sees each of its tool
+// calls served by the node that holds the address. It runs with multicast
+// VRRP and with unicast peers, and prints the figures with -v; it never
+// asserts timings.
 package vipqa

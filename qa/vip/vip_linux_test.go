@@ -80,6 +80,7 @@ func (p *proc) logs() string {
 
 type cluster struct {
 	t        *testing.T
+	unicast  bool // VRRP to the peers' addresses, else multicast
 	bin      string
 	id       string
 	br       *xdptest.NS
@@ -103,10 +104,18 @@ func prereqs(t *testing.T) {
 	}
 }
 
-// TestClusterAddressFailover: see the package doc.
+// TestClusterAddressFailover: see the package doc. It runs once with
+// multicast VRRP (the default) and once with unicast peers.
 func TestClusterAddressFailover(t *testing.T) {
 	prereqs(t)
-	c := &cluster{t: t, bin: harness.Binary(t), id: strconv.Itoa(os.Getpid() % 100000)}
+	for _, unicast := range []bool{false, true} {
+		name := map[bool]string{false: "multicast", true: "unicast"}[unicast]
+		t.Run(name, func(t *testing.T) { testFailover(t, unicast) })
+	}
+}
+
+func testFailover(t *testing.T, unicast bool) {
+	c := &cluster{t: t, bin: harness.Binary(t), id: strconv.Itoa(os.Getpid()%100000) + strconv.FormatBool(unicast)[:1], unicast: unicast}
 	c.network([]int{200, 150, 100})
 	c.material()
 	for _, n := range c.nodes {
@@ -336,14 +345,17 @@ func (c *cluster) start(n *node, logName string, env []string, args ...string) *
 }
 
 // startKeepalived generates n's keepalived.conf with the CLI, as an admin
-// would, and runs keepalived with it (VRRP only, unicast to the peers).
+// would, and runs keepalived with it (VRRP only).
 func (c *cluster) startKeepalived(n *node) {
 	t := c.t
 	args := []string{"cluster", "vip-config", "--vip", vipAddr + "/24", "--iface", "eth0", "--router-id", "51",
-		"--priority", strconv.Itoa(n.priority), "--src-ip", n.ip, "--health-url", "https://127.0.0.1:" + gwPort + "/healthz",
+		"--priority", strconv.Itoa(n.priority), "--health-url", "https://127.0.0.1:" + gwPort + "/healthz",
 		"--auth-pass-file", c.vrrpPass}
+	if c.unicast {
+		args = append(args, "--src-ip", n.ip)
+	}
 	for _, p := range c.nodes {
-		if p != n {
+		if p != n && c.unicast {
 			args = append(args, "--peer", p.ip)
 		}
 	}
