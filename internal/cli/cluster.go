@@ -25,6 +25,7 @@ accepts admin writes and serves agents from its own replicated state.`,
 	tokens := &cobra.Command{Use: "join-token", Short: "Create tokens that admit new nodes"}
 	tokens.AddCommand(newJoinTokenCreateCmd())
 	cmd.AddCommand(tokens, newClusterStatusCmd(), newClusterRemoveCmd(), newClusterTransferCmd())
+	cmd.AddCommand(newVIPConfigCmd()) // vip.go
 	return cmd
 }
 
