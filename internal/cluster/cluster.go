@@ -465,6 +465,14 @@ func (n *Node) Reconcile(ctx context.Context, want map[string]string) error {
 			errs = append(errs, n.RemoveServer(ctx, id))
 		}
 	}
+	if _, ok := want[n.cfg.NodeID]; !ok && len(have) > 1 {
+		// This leader was removed: hand over, and the next leader takes it
+		// out of the configuration.
+		n.log.Info("this node was removed from the cluster; handing leadership over")
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster: hand over leadership after removal: %w", err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -114,6 +114,16 @@ func TestThreeNodesOverTheNodePort(t *testing.T) {
 	if st := n1.ClusterStatus(ctx); len(st.Members) != 2 {
 		t.Fatalf("after removing node-2: %+v", st)
 	}
+	// The leader itself removed: it hands over, and the next leader
+	// takes it out.
+	delete(want, "node-3")
+	for leaderOf(n1, n3) == n3 || len(n1.Status().Members) != 1 {
+		if ctx.Err() != nil {
+			t.Fatalf("removing the leader: %+v", n1.Status())
+		}
+		leaderOf(n1, n3).Reconcile(ctx, want)
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // A host whose certificate another CA issued cannot use the node port:
