@@ -168,3 +168,46 @@ func voters(n *Node) int {
 	}
 	return v
 }
+
+// A leader cut off from its majority steps down; its staleness then counts
+// from when it last led, not from when it started, and grows until it
+// hears a leader again.
+func TestStalenessOfADeposedLeader(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	root := t.TempDir()
+	t0 := time.Now()
+	n1 := peerNode(t, filepath.Join(root, "1"), ca.nodeTLS(t, "node-1"), newKV(), true)
+	ready(t, n1)
+	n2 := peerNode(t, filepath.Join(root, "2"), ca.nodeTLS(t, "node-2"), newKV(), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := map[string]string{"node-1": n1.Addr(), "node-2": n2.Addr()}
+	for voters(n1) != 2 {
+		if ctx.Err() != nil {
+			t.Fatal("node-2 never became a voter")
+		}
+		leaderOf(n1, n2).Reconcile(ctx, want)
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // n1 has been up a while, leading
+	if s := leaderOf(n1, n2).Staleness(); s != 0 {
+		t.Fatalf("leader staleness %v", s)
+	}
+	leader, other := leaderOf(n1, n2), n2
+	if leader == n2 {
+		other = n1
+	}
+	other.Close() // the majority is gone
+	for leader.IsLeader() {
+		if ctx.Err() != nil {
+			t.Fatal("the leader never stepped down without its majority")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s1 := leader.Staleness()
+	time.Sleep(300 * time.Millisecond)
+	s2 := leader.Staleness()
+	if up := time.Since(t0); s1 >= up-time.Second || s2 <= s1 {
+		t.Fatalf("deposed leader's staleness: %v then %v (up %v); want it counted from when it led, and growing", s1, s2, up)
+	}
+}
