@@ -489,8 +489,25 @@ func (st *scanner) keywordPart(i, j, after int) {
 	for _, d := range st.s.kwMap[string(w)] {
 		if s, e, conf := d.kw(st.b, after); conf > 0 {
 			st.emit(d, s, e, conf)
+		} else if d.keyValue == nil {
+			st.keywordColumn(d, i, j)
 		}
 	}
+}
+
+// keywordColumn runs a keyword detector on the column below a table header
+// that holds its keyword (a CSV export: the header labels every row).
+func (st *scanner) keywordColumn(d *Detector, i, j int) {
+	ls, le, sep, nf, col, ok := headerColumn(st.b, i, j)
+	if !ok {
+		return
+	}
+	columnRows(st.b, ls, le, sep, nf, col, func(fs, fe int) bool {
+		if s, e, conf := d.kw(st.b, fs); conf > 0 && e <= fe {
+			st.emit(d, s, e, conf)
+		}
+		return true
+	})
 }
 
 type unit struct {
@@ -722,6 +739,12 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
 	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
+	if posD == far && st.key == nil {
+		// a table row: the column's header is the value's label
+		if hs, he, ok := columnHeader(st.b, s, e); ok {
+			forWords(st.b[hs:he], func(w []byte) { look(w, 0) })
+		}
+	}
 	pos, neg := posD < far, negD < far
 	if pos && neg {
 		if posD < negD {
