@@ -33,3 +33,50 @@ func TestBlindCSVColumnHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindTokenFullStop: a token whose alphabet holds '.' (GitLab,
+// SendGrid) at the end of a sentence took the full stop into its span (and
+// a SendGrid key then failed its length: reported only as a generic
+// secret, or not at all).
+func TestBlindTokenFullStop(t *testing.T) {
+	gl := "glpat-1sS2xV0U6FnS__WCxZSQ"
+	sg := "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"
+	for _, c := range []struct{ text, val, id string }{
+		{"GITLAB_TOKEN: " + gl + ". Rotate it.", gl, "gitlab-pat"},
+		{"the key is " + sg + ".", sg, "sendgrid-api-key"},
+		{"token " + gl + ".01.0i2k4xa0w rotated", gl + ".01.0i2k4xa0w", "gitlab-pat"}, // a routable token keeps its dots
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s %q not found in %q", c.id, c.val, c.text)
+		}
+	}
+}
+
+// TestBlindMailchimpOneDigitDC: Mailchimp datacenters us1 … us9 have one
+// digit; only us10 … us21 were recognised.
+func TestBlindMailchimpOneDigitDC(t *testing.T) {
+	for _, v := range []string{"bfbfa89e4ba666dbed9b4fc1fda1979a-us7", "bfbfa89e4ba666dbed9b4fc1fda1979a-us21"} {
+		if !reviewFound(t, "MAILCHIMP_API_KEY="+v+"\n", v, "mailchimp-key", false) {
+			t.Errorf("%s not reported", v)
+		}
+	}
+	if reviewFound(t, "MAILCHIMP_API_KEY=bfbfa89e4ba666dbed9b4fc1fda1979a-us\n", "bfbfa89e4ba666dbed9b4fc1fda1979a-us", "mailchimp-key", false) {
+		t.Error("a key without a datacenter number was reported")
+	}
+}
+
+// TestBlindJSONKeyAsOneWord: AWS's own JSON ("SecretAccessKey") names the
+// secret in camel case; the key's words were looked up one by one, so the
+// keyword secretaccesskey never matched and the secret was reported as a
+// generic one, or missed.
+func TestBlindJSONKeyAsOneWord(t *testing.T) {
+	v := "VDHCuGciK/xkrMF+MC4iAQhYfn/z2TqrQl03UUNK"
+	for _, doc := range []string{
+		`{"Credentials":{"AccessKeyId":"ASIAZ2XKQ4N5EXAMPLE7","SecretAccessKey":"` + v + `"}}`,
+		`{"row":{"aws_secret_access_key":"` + v + `"}}`,
+	} {
+		if !reviewFound(t, doc, v, "aws-secret-access-key", true) {
+			t.Errorf("AWS secret not reported in %s", doc)
+		}
+	}
+}

@@ -443,14 +443,22 @@ func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 	}
 	k := w.keyString(seg)
 	kc := &keyCtx{raw: string(raw)}
-	forWords([]byte(k), func(word []byte) {
-		kc.words = append(kc.words, string(word))
-		for _, d := range w.s.kwMap[string(word)] {
+	trigger := func(word string) {
+		for _, d := range w.s.kwMap[word] {
 			if !slices.Contains(kc.dets, d) {
 				kc.dets = append(kc.dets, d)
 			}
 		}
+	}
+	forWords([]byte(k), func(word []byte) {
+		kc.words = append(kc.words, string(word))
+		trigger(string(word))
 	})
+	if len(kc.words) > 1 {
+		// a keyword written as one word in text is split by the key's case
+		// or separators: "SecretAccessKey", "aws_secret_access_key"
+		trigger(strings.Join(kc.words, ""))
+	}
 	w.keys[kc.raw] = kc
 	w.kcache[slot] = kcEntry{raw: kc.raw, kc: kc, set: true}
 	return kc
