@@ -80,3 +80,53 @@ func TestBlindJSONKeyAsOneWord(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindLongContextWord: context words longer than 24 bytes were
+// skipped, so "Steueridentifikationsnummer" (27) never labelled a Steuer-ID.
+func TestBlindLongContextWord(t *testing.T) {
+	for _, text := range []string{
+		"Die Steueridentifikationsnummer ist 37442490685.",
+		`{"steueridentifikationsnummer":"37442490685"}`,
+	} {
+		if !reviewFound(t, text, "37442490685", "de-steuer-id", text[0] == '{') {
+			t.Errorf("Steuer-ID not reported in %s", text)
+		}
+	}
+}
+
+// TestBlindPortugueseNIFPrefixes: NIFs of estates, funds, assigned
+// numbers (70–79) and non-residents (45) were rejected by their first
+// digit.
+func TestBlindPortugueseNIFPrefixes(t *testing.T) {
+	for _, v := range []string{"717098516", "786115785", "709912404", "451234561"} {
+		if !nifPTValid([]byte(v)) {
+			t.Errorf("NIF %s rejected", v)
+			continue
+		}
+		if !reviewFound(t, "NIF: "+v+"\n", v, "pt-nif", false) {
+			t.Errorf("NIF %s not reported", v)
+		}
+	}
+	for _, v := range []string{"409912404", "736115785"} { // 40…, 73…: no such NIF range
+		if nifPTValid([]byte(v)) {
+			t.Errorf("NIF %s accepted", v)
+		}
+	}
+}
+
+// TestBlindRUTLowerK: the RUT check character K is written lower case as
+// often as upper case; "26681836-k" was not even a candidate.
+func TestBlindRUTLowerK(t *testing.T) {
+	for _, text := range []string{"rut: 26681836-k", `{"rut":"26681836-k"}`, "RUN 7.287.191-k."} {
+		v := "26681836-k"
+		if text[0] == 'R' {
+			v = "7.287.191-k"
+		}
+		if !reviewFound(t, text, v, "cl-rut", text[0] == '{') {
+			t.Errorf("RUT not reported in %s", text)
+		}
+	}
+	if reviewFound(t, "rut: 26681836-j", "26681836-j", "cl-rut", false) {
+		t.Error("a RUT with check character j was reported")
+	}
+}

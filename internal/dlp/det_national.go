@@ -435,7 +435,13 @@ func beNNValid(n []byte) bool {
 }
 
 func nifPTValid(n []byte) bool {
-	if !bytesIn(n[0], "1235689") {
+	// AT's first digits: 1-3 people, 45 non-residents, 5 companies, 6
+	// public bodies, 70-79 estates, funds and assigned numbers, 8 sole
+	// traders, 90/91 condominiums, 98/99 non-resident and civil companies
+	switch {
+	case bytesIn(n[0], "1235689"):
+	case n[0] == '4' && n[1] == '5', n[0] == '7' && bytesIn(n[1], "01245789"):
+	default:
 		return false
 	}
 	c := 11 - weighted(n, []int{9, 8, 7, 6, 5, 4, 3, 2})%11
@@ -493,6 +499,9 @@ func curpValid(n []byte) bool {
 
 func rutValid(n []byte) bool {
 	body := n[:len(n)-1]
+	if n[len(n)-1] == 'k' { // written lower case as often as upper
+		n = append(body[:len(body):len(body)], 'K')
+	}
 	if !allDigits(body) {
 		return false
 	}

@@ -555,7 +555,9 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 			e++
 		}
 		l := e - k
-		ok := dg > 0 || (l <= 4 && lo == 0) || (l <= 2 && allIn(b[k:e], isHex))
+		// a lone lower-case letter after a dash is a check character
+		// written small (RUT 26681836-k)
+		ok := dg > 0 || (l <= 4 && lo == 0) || (l <= 2 && allIn(b[k:e], isHex)) || (l == 1 && c == '-')
 		if !ok || e-i > maxGroupRaw {
 			break
 		}
@@ -814,7 +816,7 @@ func forWords(b []byte, f func([]byte)) {
 
 // forWordsAt is forWords that also passes the word's span b[i:j].
 func forWordsAt(b []byte, f func(w []byte, i, j int)) {
-	var lw [24]byte
+	var lw [32]byte // context words run long: steueridentifikationsnummer
 	i := 0
 	for i < len(b) {
 		if !isAlpha(b[i]) && b[i] < 0x80 {

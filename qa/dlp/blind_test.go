@@ -32,7 +32,7 @@ var blindPackages = []string{
 	"pesel@1.0.4", "social-insurance-number@0.2.2", "nric@1.2.2", "curp@1.4.0",
 	"@fdograph/rut-utilities@1.4.0", "romanian-personal-identity-code-validator@1.1.4",
 	"codice-fiscale-js@2.4.0", "bsn-js@1.0.4", "idcard@4.2.0", "pt-id@1.1.0",
-	"aadhaar-validator@1.1.0", "is-valid-abn@2.0.0", "german-tax-id-validator@1.0.7", "npi@0.1.0",
+	"aadhaar-validator@1.1.0", "is-valid-abn@2.0.0", "german-tax-id-validator@1.0.7",
 	"bs58check@4.0.0", "bech32@2.0.0", "wif@5.0.0", "ripple-address-codec@5.0.1",
 	"ethers@6.17.0", "jsonwebtoken@9.0.3", "sshpk@1.18.0", "libphonenumber-js@1.13.17",
 }

@@ -59,7 +59,6 @@ const ptid = require('pt-id');
 const aadhaar = require('aadhaar-validator');
 const isValidABN = require('is-valid-abn').default;
 const steuerID = require('german-tax-id-validator').default;
-const { NPI } = require('npi');
 const ccgen = require('creditcard-generator');
 const bs58check = require('bs58check').default;
 const { bech32, bech32m } = require('bech32');
@@ -204,7 +203,10 @@ add({ det: 'au-abn', ctx: [['ABN', 'abn']], sources: [['random+is-valid-abn', ()
   oracle: (v) => ({ ok: isValidABN(v.replace(/ /g, '')) }), near: bumpLast });
 add({ det: 'de-steuer-id', ctx: [['Steuer-ID', 'steuer_id'], ['Steueridentifikationsnummer', 'steueridentifikationsnummer']], sources: [['random+german-tax-id-validator', () => until(() => String(int(1, 9)) + digits(10), (x) => steuerID.validate(x), 400000)]],
   oracle: (v) => ({ ok: steuerID.validate(v) }), near: bumpLast });
-add({ det: 'us-npi', fam: 'phi', ctx: [['NPI', 'npi'], ['provider NPI', 'provider_npi']], sources: [['random+npi', () => until(() => pick(['1', '2']) + digits(9), (x) => new NPI(x).isValid)]], oracle: (v) => ({ ok: new NPI(v).isValid }), near: bumpLast, num: true });
+// the npm 'npi' package accepts numbers that fail CMS's check (Luhn over
+// 80840 + the NPI): the oracle is that published rule, with fast-luhn
+const npiOK = (v) => luhn('80840' + v);
+add({ det: 'us-npi', fam: 'phi', ctx: [['NPI', 'npi'], ['provider NPI', 'provider_npi']], sources: [['random+CMS check (fast-luhn)', () => until(() => pick(['1', '2']) + digits(9), npiOK)]], oracle: (v) => ({ ok: npiOK(v) }), near: bumpLast, num: true });
 
 // ---- secrets: real keys and JWTs from node/jsonwebtoken/sshpk, vendor token formats
 const crcToken = (prefix) => { const body = f.string.alphanumeric(30); let c = zlib.crc32(body), s = ''; while (c > 0) { s = B62[c % 62] + s; c = Math.floor(c / 62); } return prefix + body + s.padStart(6, '0'); };
