@@ -130,3 +130,23 @@ func TestBlindRUTLowerK(t *testing.T) {
 		t.Error("a RUT with check character j was reported")
 	}
 }
+
+// TestBlindSnakeCaseKeyword: a keyword written as two words joined by '_'
+// or '-' (security_code, SECURITY_CODE, expiry-date) never matched the
+// one-word keyword (securitycode, expirydate), so env files and logs
+// lost the label.
+func TestBlindSnakeCaseKeyword(t *testing.T) {
+	for _, c := range []struct{ text, val, id string }{
+		{"SECURITY_CODE=439\nLOG_LEVEL=info\n", "439", "card-cvv"},
+		{"user=ana security_code=047 dur=634ms", "047", "card-cvv"},
+		{"card_code: 1234\n", "1234", "card-cvv"},
+		{"expiry-date 11/29", "11/29", "card-expiry"},
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s not found in %q", c.id, c.text)
+		}
+	}
+	if reviewFound(t, "security_patch=439", "439", "card-cvv", false) {
+		t.Error("security_patch labelled a CVV")
+	}
+}

@@ -357,6 +357,9 @@ func (st *scanner) run() {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
 				st.keyword(i, j, camel)
 			}
+			if j+2 < n && (b[j] == '_' || b[j] == '-') && isAlpha(b[j+1]) && digits == 0 {
+				st.keywordJoined(i, j)
+			}
 		}
 		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) {
 			i = st.groups(i, j, digits == j-i)
@@ -491,6 +494,43 @@ func (st *scanner) keywordPart(i, j, after int) {
 			st.emit(d, s, e, conf)
 		} else if d.keyValue == nil {
 			st.keywordColumn(d, i, j)
+		}
+	}
+}
+
+// keywordJoined looks up a snake or kebab case pair of words as one
+// keyword: security_code, SECURITY_CODE, expiry-date (securitycode, …).
+func (st *scanner) keywordJoined(i, j int) {
+	b := st.b
+	k := j + 1
+	for k < len(b) && isAlpha(b[k]) {
+		k++
+	}
+	l := j - i + k - j - 1
+	if l > 24 || k-j-1 < 2 {
+		return
+	}
+	h2 := kwPre(lowerByte(b[i]), lowerByte(b[i+1]), l)
+	if st.s.kwFirst2[h2>>6]&(1<<(h2&63)) == 0 {
+		return
+	}
+	var lw [24]byte
+	w := append(lw[:0], b[i:j]...)
+	w = append(w, b[j+1:k]...)
+	for x, c := range w {
+		if isUpper(c) {
+			w[x] = c + 'a' - 'A'
+		}
+	}
+	h := kwHash(w)
+	if st.s.kwBloom[h>>6]&(1<<(h&63)) == 0 {
+		return
+	}
+	for _, d := range st.s.kwMap[string(w)] {
+		if s, e, conf := d.kw(b, k); conf > 0 {
+			st.emit(d, s, e, conf)
+		} else if d.keyValue == nil {
+			st.keywordColumn(d, i, k)
 		}
 	}
 }

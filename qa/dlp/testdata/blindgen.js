@@ -28,6 +28,15 @@ Math.random = () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 
+// "now" is a fixed day for every generator (faker, chance's expiry dates,
+// jsonwebtoken's iat), so a seed gives the same corpus on any day
+const RealDate = Date;
+const fixedNow = RealDate.parse('2026-06-01T12:00:00Z');
+globalThis.Date = class extends RealDate {
+  constructor(...a) { super(...(a.length ? a : [fixedNow])); }
+  static now() { return fixedNow; }
+};
+
 const crypto = require('crypto');
 const zlib = require('zlib');
 const { Faker, faker, allLocales } = require('@faker-js/faker');
@@ -69,7 +78,9 @@ const jwt = require('jsonwebtoken');
 const sshpk = require('sshpk');
 const phone = require('libphonenumber-js/max');
 
+const refDate = new Date(fixedNow);
 faker.seed(seed);
+faker.setDefaultRefDate(refDate);
 const chance = new Chance(seed);
 const f = faker;
 const pick = (a) => a[f.number.int({ min: 0, max: a.length - 1 })];
@@ -313,7 +324,7 @@ add({ det: 'ipv6', ctx: [['client IP', 'client_ip']], sources: [['faker:internet
 add({ det: 'mac-address', ctx: [['MAC', 'mac'], ['hardware address', 'hw_addr']], sources: [['faker:internet.mac', () => f.internet.mac({ separator: pick([':', '-']) })]] });
 const fk = {};
 for (const l of ['en_US', 'en_GB', 'fr', 'de', 'es', 'it', 'en_AU', 'pt_BR', 'nl', 'pl']) fk[l] = new Faker({ locale: [allLocales[l], allLocales.en] });
-for (const l in fk) fk[l].seed(seed + l.length);
+for (const l in fk) { fk[l].seed(seed + l.length); fk[l].setDefaultRefDate(refDate); }
 const region = { en_US: 'US', en_GB: 'GB', fr: 'FR', de: 'DE', es: 'ES', it: 'IT', en_AU: 'AU', pt_BR: 'BR', nl: 'NL', pl: 'PL' };
 const phoneDet = { US: 'phone-nanp', GB: 'phone-uk', FR: 'phone-fr' };
 add({ det: 'phone', fam: 'pii', ctx: [['phone', 'phone'], ['tel', 'tel'], ['mobile', 'mobile']], sources: [
