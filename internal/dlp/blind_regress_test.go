@@ -150,3 +150,31 @@ func TestBlindSnakeCaseKeyword(t *testing.T) {
 		t.Error("security_patch labelled a CVV")
 	}
 }
+
+// TestBlindBICTerritories: BICs of ISO 3166 territories (French Polynesia
+// PF, Curaçao CW, Niue NU, Mayotte YT, …) were rejected by their country.
+func TestBlindBICTerritories(t *testing.T) {
+	for _, v := range []string{"NVMKPFIUXXX", "OEGACWW2XXX", "CXVDNU6BXXX", "GHULNFTI"} {
+		if !reviewFound(t, "SWIFT: "+v+"\n", v, "swift-bic", false) {
+			t.Errorf("BIC %s not reported", v)
+		}
+	}
+	if reviewFound(t, "SWIFT: DEUTQZFF\n", "DEUTQZFF", "swift-bic", false) {
+		t.Error("a BIC with country QZ was reported")
+	}
+}
+
+// TestBlindDogeP2SH: Dogecoin P2SH addresses (version 0x16, 9… or A…)
+// were not recognised.
+func TestBlindDogeP2SH(t *testing.T) {
+	for _, v := range []string{"A6hpPYLseZjyrHfu444xgDXupEsB4HoN7B", "9vM6mgJmgNqz6nUzntoRFvncmtgS99RKZg"} {
+		if !reviewFound(t, "DOGE address: "+v+"\n", v, "doge-address", false) {
+			t.Errorf("Dogecoin P2SH %s not reported", v)
+		}
+		b := []byte(v)
+		b[len(b)-2]++
+		if reviewFound(t, "DOGE address: "+string(b)+"\n", string(b), "doge-address", false) {
+			t.Errorf("Dogecoin address %s with a broken checksum reported", b)
+		}
+	}
+}
