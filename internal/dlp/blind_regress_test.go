@@ -178,3 +178,32 @@ func TestBlindDogeP2SH(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindTaxFilePhrase: "file" alone raised a TFN ("the number on file
+// is 238956427" made an SSN a TFN), and "tax file number" as a phrase did
+// not name a TFN, so a Luhn-valid mistyped TFN was reported as a SIN.
+func TestBlindTaxFilePhrase(t *testing.T) {
+	if !tfnValid([]byte("497236329")) || !sinValid([]byte("708857867")) || tfnValid([]byte("708857867")) {
+		t.Fatal("test vectors")
+	}
+	if !reviewFound(t, "Your tax file number is 497 236 329.", "497 236 329", "au-tfn", false) {
+		t.Error("TFN after 'tax file number' not reported")
+	}
+	if !reviewFound(t, `{"tax_file_number":"497236329"}`, "497236329", "au-tfn", true) {
+		t.Error("TFN under key tax_file_number not reported")
+	}
+	if reviewFound(t, "Your tax file number is 708 857 867.", "708 857 867", "ca-sin", false) {
+		t.Error("a mistyped TFN (Luhn-valid) after 'tax file number' reported as a SIN")
+	}
+	for _, text := range []string{
+		"As requested, the Social Security No. on file is 238956427 — thanks.",
+		"As requested, the social insurance number on file is 708637509 — thanks.",
+	} {
+		s := mustScanner(t, Config{})
+		for _, f := range s.Scan([]byte(text)) {
+			if f.Detector == "au-tfn" {
+				t.Errorf("'on file' made %q a TFN in %q", text[f.Start:f.End], text)
+			}
+		}
+	}
+}

@@ -746,7 +746,9 @@ func init() {
 		nearOverride: fixedNear("pan: ABCDZ1234F", "pan: ABCD1234FF"),
 	})
 	regID(idSpec{id: "au-tfn", desc: "Australian Tax File Number (weighted mod 11)",
-		min: 9, max: 9, digitsOnly: true, context: []string{"tfn", "tax", "file"},
+		// "file" alone is everywhere ("the number on file is …"): only the
+		// phrase counts, and it names a TFN, so it keeps a SIN away
+		min: 9, max: 9, digitsOnly: true, context: []string{"tfn", "tax", "tax file"},
 		formatted: 0.45, plain: 0.35, layout: grouped(3, 3, 3), valid: tfnValid,
 		gen:    func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 9) }, tfnValid) },
 		format: func(r *rand.Rand, v string) string { return groupDigits(v, " ", 3, 3, 3) },

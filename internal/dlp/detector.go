@@ -135,6 +135,10 @@ func register(ds ...*Detector) {
 		}
 		d.ctxSet = map[string]int8{}
 		for _, w := range d.Context {
+			if strings.Contains(w, " ") { // a phrase: its two words joined
+				w = strings.ReplaceAll(w, " ", "")
+				phrases[strings.ToLower(w)] = true
+			}
 			d.ctxSet[strings.ToLower(w)] = 1
 		}
 		for _, w := range d.keywords {
@@ -189,6 +193,10 @@ func init() {
 // word: "tfn: 269 494 431" is a mistyped tax file number, not a Canadian
 // SIN that happens to pass Luhn.
 var labelOwner = map[string]*Detector{}
+
+// phrases holds the two-word context phrases ("tax file" for a TFN, whose
+// words alone say little), stored joined ("taxfile") in ctxSet.
+var phrases = map[string]bool{}
 
 // genericLabel lists context words too general to name one identifier.
 var genericLabel = map[string]bool{

@@ -772,19 +772,35 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			}
 		}
 	}
+	// a word and the one before it also count as a phrase ("tax file")
+	var prev [32]byte
+	var cat [64]byte
+	pl := 0
+	word := func(w []byte, dist int) {
+		look(w, dist)
+		if len(phrases) > 0 {
+			if c := append(append(cat[:0], prev[:pl]...), w...); pl > 0 && phrases[string(c)] {
+				look(c, dist)
+			}
+			pl = copy(prev[:], w)
+		}
+	}
 	if st.key != nil {
 		for _, w := range st.key.words {
-			look([]byte(w), 0)
+			word([]byte(w), 0)
 		}
 	}
 	lo := sentenceStart(st.b, max(0, s-ctxBefore), s)
 	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
-	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
-	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
+	pl = 0
+	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { word(w, 1+(s-lo)-j) })
+	pl = 0
+	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
 	if posD == far && st.key == nil {
 		// a table row: the column's header is the value's label
 		if hs, he, ok := columnHeader(st.b, s, e); ok {
-			forWords(st.b[hs:he], func(w []byte) { look(w, 0) })
+			pl = 0
+			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
 	}
 	pos, neg := posD < far, negD < far
