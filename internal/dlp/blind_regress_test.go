@@ -207,3 +207,22 @@ func TestBlindTaxFilePhrase(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindIBANInnerGroups: a paper-format IBAN that fails mod 97 (a typo)
+// had its inner groups reported as a My Number or Aadhaar number.
+func TestBlindIBANInnerGroups(t *testing.T) {
+	s := mustScanner(t, Config{})
+	for _, text := range []string{
+		"IBAN: SE76 0070 0478 8524 0999 2328",
+		"iban CR33 7009 0704 6893 3100 16 (typo)",
+		"IBAN: GI13 FXQE 6969 8094 7594 622",
+	} {
+		if fs := s.Scan([]byte(text)); len(fs) > 0 {
+			t.Errorf("%q: reported %s %q inside an invalid IBAN", text, fs[0].Detector, text[fs[0].Start:fs[0].End])
+		}
+	}
+	// a valid one is still an IBAN, and a My Number after a short label is still found
+	if !reviewFound(t, "IBAN: GB82 WEST 1234 5698 7654 32", "GB82 WEST 1234 5698 7654 32", "iban", false) {
+		t.Error("a valid IBAN in paper format not reported")
+	}
+}

@@ -640,11 +640,31 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 			a = matched + 1
 		} else if pre == '+' {
 			break // "+44 …": the parts of a phone number are not values of their own
+		} else if a == 0 && ibanShaped(b, units) {
+			break // nor are the groups of an IBAN in paper format (one that failed mod 97)
 		} else {
 			a++
 		}
 	}
 	return j
+}
+
+// ibanShaped reports whether units read as an IBAN in paper format: a
+// country and check digits ("GB82"), then groups of four.
+func ibanShaped(b []byte, units []unit) bool {
+	if len(units) < 4 {
+		return false
+	}
+	u := units[0]
+	if u.e-u.s != 4 || !isUpper(b[u.s]) || !isUpper(b[u.s+1]) || !isDigit(b[u.s+2]) || !isDigit(b[u.s+3]) {
+		return false
+	}
+	for _, u := range units[1:3] {
+		if u.sep != ' ' || u.e-u.s != 4 {
+			return false
+		}
+	}
+	return true
 }
 
 // cand is a group candidate handed to group detectors.
