@@ -226,3 +226,19 @@ func TestBlindIBANInnerGroups(t *testing.T) {
 		t.Error("a valid IBAN in paper format not reported")
 	}
 }
+
+// TestBlindAlphanumericCNPJ: the RFB's alphanumeric CNPJ (issued since
+// July 2026: letters worth ASCII − 48, same check digits) was not known.
+func TestBlindAlphanumericCNPJ(t *testing.T) {
+	// the RFB's published example: 12.ABC.345/01DE-35
+	for _, v := range []string{"12.ABC.345/01DE-35", "12ABC34501DE35", "11.222.333/0001-81"} {
+		if !reviewFound(t, "CNPJ: "+v+"\n", v, "br-cnpj", false) {
+			t.Errorf("CNPJ %s not reported", v)
+		}
+	}
+	for _, v := range []string{"12.ABC.345/01DE-36", "12.abc.345/01de-35", "12.ABC.345/01DE-3A"} {
+		if reviewFound(t, "CNPJ: "+v+"\n", v, "br-cnpj", false) {
+			t.Errorf("invalid CNPJ %s reported", v)
+		}
+	}
+}

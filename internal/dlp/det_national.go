@@ -166,8 +166,13 @@ func sameDigits(n []byte) bool {
 }
 
 func cnpjValid(n []byte) bool {
-	if sameDigits(n) {
+	if len(n) != 14 || !isDigit(n[12]) || !isDigit(n[13]) || sameDigits(n) {
 		return false
+	}
+	for _, c := range n[:12] {
+		if !isDigit(c) && !isUpper(c) {
+			return false
+		}
 	}
 	w1 := []int{5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2}
 	w2 := []int{6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2}
@@ -721,9 +726,12 @@ func init() {
 			return v[:3] + "." + v[3:6] + "." + v[6:9] + "-" + v[9:]
 		},
 	})
-	regID(idSpec{id: "br-cnpj", desc: "Brazilian CNPJ company number (two mod 11 check digits)",
-		min: 14, max: 14, digitsOnly: true, context: []string{"cnpj"},
-		formatted: 0.9, plain: 0.45, layout: rawIs("dd.ddd.ddd/dddd-dd"), valid: cnpjValid,
+	// since July 2026 the RFB also issues alphanumeric CNPJs: twelve
+	// characters 0-9A-Z, each worth its ASCII code − 48, and the same two
+	// mod 11 check digits (IN RFB 2.229/2024)
+	regID(idSpec{id: "br-cnpj", desc: "Brazilian CNPJ company number (numeric or alphanumeric, two mod 11 check digits)",
+		min: 14, max: 14, context: []string{"cnpj"},
+		formatted: 0.9, plain: 0.45, layout: rawIs("XX.XXX.XXX/XXXX-dd"), valid: cnpjValid,
 		gen: func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 14) }, cnpjValid) },
 		format: func(r *rand.Rand, v string) string {
 			return v[:2] + "." + v[2:5] + "." + v[5:8] + "/" + v[8:12] + "-" + v[12:]
