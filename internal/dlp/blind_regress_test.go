@@ -242,3 +242,50 @@ func TestBlindAlphanumericCNPJ(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindIPv6FullStop: an IPv6 address at the end of a sentence took
+// the full stop into the address, which then failed to parse.
+func TestBlindIPv6FullStop(t *testing.T) {
+	v := "5d6e:ea3b:fdfe:2016:ddec:97f2:eae8:c9fb"
+	if !reviewFound(t, "client IP: "+v+". Next request", v, "ipv6", false) {
+		t.Error("IPv6 address before a full stop not reported")
+	}
+	if !reviewFound(t, "from fe80::1.", "fe80::1", "ipv6", false) {
+		t.Error("short IPv6 address before a full stop not reported")
+	}
+}
+
+// TestBlindCSVKeyValue: detectors that judge a whole value under a key
+// (generic secret, password) did not use a column header as that key.
+func TestBlindCSVKeyValue(t *testing.T) {
+	v := "f5KEngUg3AQhNVBMGUEKqS2F7baA1CCJCNOJaEO7"
+	if !reviewFound(t, "name,city,client_secret,created\n\"Ana\",Macyfort,"+v+",2025-11-16\n", v, "generic-secret-assignment", false) {
+		t.Error("secret in the client_secret column not reported")
+	}
+	if !reviewFound(t, "user;password\nana;\"Xk2#pq9Lm\"\n", "Xk2#pq9Lm", "password-assignment", false) {
+		t.Error("quoted value in the password column not reported")
+	}
+	if reviewFound(t, "user,password\nana,changeme\n", "changeme", "password-assignment", false) {
+		t.Error("placeholder password reported")
+	}
+}
+
+// TestBlindPhraseAndAccountKinds: "cod numeric personal" names a CNP;
+// "checking/savings account" names a bank account; IBANs of countries
+// outside the original list (Iran, Russia since 2024, …) are IBANs.
+func TestBlindPhraseAndAccountKinds(t *testing.T) {
+	for _, c := range []struct{ text, val, id string }{
+		{"cod numeric personal: 1880824300695\n", "1880824300695", "ro-cnp"},
+		{"checking_account=71532233\n", "71532233", "us-bank-account"},
+		{"savings account: 509241870656\n", "509241870656", "us-bank-account"},
+		{"IBAN: IR970640004000001234567890\n", "IR970640004000001234567890", "iban"},
+		{"IBAN RU0204452560040702810412345678901\n", "RU0204452560040702810412345678901", "iban"},
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s %q not found in %q", c.id, c.val, c.text)
+		}
+	}
+	if reviewFound(t, "account balance 71532233\n", "71532233", "us-bank-account", false) {
+		t.Error("an account balance reported as an account number")
+	}
+}

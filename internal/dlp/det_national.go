@@ -1035,7 +1035,7 @@ func init() {
 		gen: func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 12) }, myNumberValid) },
 	})
 	regID(idSpec{id: "ro-cnp", desc: "Romanian personal numeric code CNP (birth date, weighted check)",
-		min: 13, max: 13, digitsOnly: true, context: []string{"cnp"},
+		min: 13, max: 13, digitsOnly: true, context: []string{"cnp", "numeric personal"}, // cod numeric personal
 		formatted: 0.45, plain: 0.45, valid: roCNPValid,
 		gen: func(r *rand.Rand) string {
 			_, m, d := randDate(r)

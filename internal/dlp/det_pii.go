@@ -269,6 +269,9 @@ func init() {
 				}
 				p++
 			}
+			for p > i && b[p-1] == '.' { // the full stop of "client IP: fe80::1."
+				p--
+			}
 			if p < len(b) && isAlnum(b[p]) || !(dbl && colons >= 2 || colons == 7) {
 				return 0, 0, 0
 			}

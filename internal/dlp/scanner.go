@@ -492,7 +492,7 @@ func (st *scanner) keywordPart(i, j, after int) {
 	for _, d := range st.s.kwMap[string(w)] {
 		if s, e, conf := d.kw(st.b, after); conf > 0 {
 			st.emit(d, s, e, conf)
-		} else if d.keyValue == nil {
+		} else {
 			st.keywordColumn(d, i, j)
 		}
 	}
@@ -529,7 +529,7 @@ func (st *scanner) keywordJoined(i, j int) {
 	for _, d := range st.s.kwMap[string(w)] {
 		if s, e, conf := d.kw(b, k); conf > 0 {
 			st.emit(d, s, e, conf)
-		} else if d.keyValue == nil {
+		} else {
 			st.keywordColumn(d, i, k)
 		}
 	}
@@ -543,7 +543,14 @@ func (st *scanner) keywordColumn(d *Detector, i, j int) {
 		return
 	}
 	columnRows(st.b, ls, le, sep, nf, col, func(fs, fe int) bool {
-		if s, e, conf := d.kw(st.b, fs); conf > 0 && e <= fe {
+		if d.keyValue != nil { // the header is the value's key, as in JSON
+			if fe-fs >= 2 && st.b[fs] == '"' && st.b[fe-1] == '"' {
+				fs, fe = fs+1, fe-1
+			}
+			if conf := d.keyValue(st.b[fs:fe]); conf > 0 {
+				st.emit(d, fs, fe, conf)
+			}
+		} else if s, e, conf := d.kw(st.b, fs); conf > 0 && e <= fe {
 			st.emit(d, s, e, conf)
 		}
 		return true
