@@ -1,8 +1,10 @@
 package dlp
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -387,5 +389,77 @@ func FuzzColumnHeader(f *testing.F) {
 			})
 		}
 		mustScanner(t, Config{}).Scan(b)
+	})
+}
+
+// TestOpenSSEBareCR: the SSE grammar ends lines with CRLF, LF or a bare CR.
+// A stream using bare CRs had no event boundary the rewriter knew, so its
+// events were buffered until the 8 MiB limit and then failed closed.
+func TestOpenSSEBareCR(t *testing.T) {
+	e := mustEngine(t, EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Action: ActionRedact}}}})
+	stream := "event: message\rdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"text\":\"card 4111 1111 1111 1111\"}}\r\r" +
+		"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"n\":5555555555554444}}\r\n\r" +
+		"id: 3\rdata: plain 4012888888881881\r\r"
+	run := func(parts ...string) (string, int) {
+		var out bytes.Buffer
+		events := 0
+		w := e.NewSSERewriter(Flow{}, Response, &out, func(Verdict) { events++ })
+		for _, p := range parts {
+			if _, err := w.Write([]byte(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out.String(), events // before Close: every event was complete
+	}
+	want, n := run(stream)
+	if n != 3 {
+		t.Fatalf("%d events rewritten before Close, want 3: %q", n, want)
+	}
+	for _, card := range []string{"4111", "5555555555554444", "4012888888881881"} {
+		if strings.Contains(want, card) {
+			t.Errorf("card %s left in %q", card, want)
+		}
+	}
+	if !strings.Contains(want, "event: message\r") || !strings.Contains(want, "id: 3\r") {
+		t.Errorf("other fields changed: %q", want)
+	}
+	for i := 1; i < len(stream); i++ {
+		if got, _ := run(stream[:i], stream[i:]); got != want {
+			t.Fatalf("split at %d:\n got %q\nwant %q", i, got, want)
+		}
+	}
+}
+
+// FuzzSSERewriter: any stream, written in two parts split anywhere, gives
+// the output of one write, and never panics.
+func FuzzSSERewriter(f *testing.F) {
+	f.Add("data: {\"a\":\"4111 1111 1111 1111\"}\r\rdata: x\n\n", 7)
+	f.Add("event: m\r\ndata: 1\r\n\r\nid: 2\rdata: 5555555555554444\r\r", 20)
+	f.Add("data: a\n\r\ndata: b\r\n\n", 9)
+	e, err := NewEngine(EngineConfig{Policy: Policy{Rules: []Rule{{Categories: []Category{PCI}, Action: ActionRedact}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string, at int) {
+		run := func(parts ...string) string {
+			var out bytes.Buffer
+			w := e.NewSSERewriter(Flow{}, Response, &out, nil)
+			for _, p := range parts {
+				if _, err := w.Write([]byte(p)); err != nil {
+					return "error: " + err.Error()
+				}
+			}
+			if err := w.Close(); err != nil {
+				return "error: " + err.Error()
+			}
+			return out.String()
+		}
+		if len(s) == 0 {
+			return
+		}
+		at = (at%len(s) + len(s)) % len(s)
+		if one, two := run(s), run(s[:at], s[at:]); one != two {
+			t.Fatalf("split at %d of %q:\n one write %q\n two writes %q", at, s, one, two)
+		}
 	})
 }
