@@ -463,3 +463,40 @@ func FuzzSSERewriter(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenPersonnummerVsCPR: 010203-0079 is a valid Swedish personnummer
+// (3 Feb 2001, Luhn) and a valid Danish CPR number (1 Feb 2003, mod 11).
+// "personnummer" named both and the tie went to the CPR; Swedish wins it
+// now, and "CPR" still makes it Danish.
+func TestOpenPersonnummerVsCPR(t *testing.T) {
+	if !pnrValid([]byte("0102030079")) || !cprValid([]byte("0102030079")) {
+		t.Fatal("test vector")
+	}
+	if !reviewFound(t, "personnummer: 010203-0079", "010203-0079", "se-personnummer", false) {
+		t.Error("personnummer not reported as Swedish")
+	}
+	if !reviewFound(t, "CPR-nummer: 010203-0079", "010203-0079", "dk-cpr", false) {
+		t.Error("CPR-nummer not reported as Danish")
+	}
+	// valid only as a CPR: Danish whatever the label
+	if !reviewFound(t, "personnummer: 010203-0001", "010203-0001", "dk-cpr", false) {
+		t.Error("a CPR-only number after 'personnummer' not reported")
+	}
+}
+
+// TestBlindPersonnummerLength: an 11-digit number (a Norwegian
+// fødselsnummer with a typo) passed as a Swedish personnummer, which has
+// 10 or 12 digits.
+func TestBlindPersonnummerLength(t *testing.T) {
+	if pnrValid([]byte("03097236321")) {
+		t.Error("11 digits accepted as a personnummer")
+	}
+	if reviewFound(t, "fnr: 03097236321", "03097236321", "se-personnummer", false) {
+		t.Error("11-digit number reported as a personnummer")
+	}
+	for _, v := range []string{"8507099805", "198507099805"} {
+		if !pnrValid([]byte(v)) {
+			t.Errorf("personnummer %s rejected", v)
+		}
+	}
+}

@@ -394,6 +394,9 @@ func zaIDValid(n []byte) bool {
 
 func pnrValid(n []byte) bool {
 	d := n
+	if len(n) != 10 && len(n) != 12 { // YYMMDDNNNC or YYYYMMDDNNNC, never 11
+		return false
+	}
 	if len(n) == 12 {
 		if y := num(n[:2]); y != 18 && y != 19 && y != 20 {
 			return false
@@ -919,7 +922,10 @@ func init() {
 		},
 	})
 	regID(idSpec{id: "dk-cpr", desc: "Danish CPR number (birth date, mod 11)",
-		min: 10, max: 10, digitsOnly: true, context: []string{"cpr", "personnummer"},
+		// "personnummer" names the Swedish number as well (and more often):
+		// it raises a CPR less, so a value valid as both is Swedish unless
+		// "CPR" says otherwise
+		min: 10, max: 10, digitsOnly: true, context: []string{"cpr", "~personnummer"},
 		formatted: 0.75, plain: 0.4, layout: rawIs("dddddd-dddd"), valid: cprValid,
 		gen: func(r *rand.Rand) string {
 			y, m, d := randDate(r)

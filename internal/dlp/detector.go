@@ -135,11 +135,15 @@ func register(ds ...*Detector) {
 		}
 		d.ctxSet = map[string]int8{}
 		for _, w := range d.Context {
+			v := int8(1)
+			if rest, ok := strings.CutPrefix(w, "~"); ok {
+				w, v = rest, 2 // a weak word: it names another type too, and raises less
+			}
 			if strings.Contains(w, " ") { // a phrase: its two words joined
 				w = strings.ReplaceAll(w, " ", "")
 				phrases[strings.ToLower(w)] = true
 			}
-			d.ctxSet[strings.ToLower(w)] = 1
+			d.ctxSet[strings.ToLower(w)] = v
 		}
 		for _, w := range d.keywords {
 			d.ctxSet[strings.ToLower(w)] = 1

@@ -786,10 +786,13 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	const far = 1 << 30
 	posD, negD := far, far
 	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
+	weakD := far // nearest weak word (one that names other types too)
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
 			posD = min(posD, dist)
+		case 2:
+			weakD = min(weakD, dist)
 		case -1:
 			negD = min(negD, dist)
 		default:
@@ -830,6 +833,10 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
 	}
+	weak := posD == far && weakD < far
+	if weak {
+		posD = weakD
+	}
 	pos, neg := posD < far, negD < far
 	if pos && neg {
 		if posD < negD {
@@ -841,6 +848,9 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	adj := 0.0
 	if pos && len(d.keywords) == 0 { // a keyword detector's trigger already is its context
 		adj += 0.3
+		if weak {
+			adj -= 0.15
+		}
 	}
 	if neg {
 		adj -= 0.5
