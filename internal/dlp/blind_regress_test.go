@@ -500,3 +500,22 @@ func TestBlindPersonnummerLength(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenNHSNotPhone locks in that an NHS number failing its check in the
+// 3-3-4 layout (listed as open in qa/dlp/README.md) is not reported as a
+// NANP phone number next to its label.
+func TestOpenNHSNotPhone(t *testing.T) {
+	s := mustScanner(t, Config{})
+	for _, text := range []string{"NHS number: 943 476 5871", "Patient NHS 943-476-5871", `{"nhs_number":"943 476 5871"}`} {
+		fs := s.Scan([]byte(text))
+		if text[0] == '{' {
+			var err error
+			if fs, err = s.ScanJSON([]byte(text)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range fs {
+			t.Errorf("%q: %s reported %q", text, f.Detector, text[f.Start:f.End])
+		}
+	}
+}
