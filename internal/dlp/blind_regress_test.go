@@ -519,3 +519,42 @@ func TestOpenNHSNotPhone(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindGroupStarts: a group (the candidates of most detectors) only
+// started at a word with a digit or a short capital word, so a base58
+// address without a digit (about one in 250) and a MAC address written
+// with '-' whose first pair is letters (ee-66-bd-…) were never candidates.
+func TestBlindGroupStarts(t *testing.T) {
+	for _, c := range []struct{ text, val, id string }{
+		{"LTC address on file is MUxctAaBhNfJMtSFvoJocrpMKuwEahbVxq — x", "MUxctAaBhNfJMtSFvoJocrpMKuwEahbVxq", "ltc-address"},
+		{"XRP address: rMEYbbBtXnGVoUyfYEPthEbFcASKSDSmTy. Next", "rMEYbbBtXnGVoUyfYEPthEbFcASKSDSmTy", "xrp-address"},
+		{`{"doge_address":"DRaoAPMRJHjMtcHELNSfTZECSLAkMYGLgw"}`, "DRaoAPMRJHjMtcHELNSfTZECSLAkMYGLgw", "doge-address"},
+		{"MAC=ee-66-bd-3f-61-2c\n", "ee-66-bd-3f-61-2c", "mac-address"},
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, c.text[0] == '{') {
+			t.Errorf("%s not found in %q", c.id, c.text)
+		}
+	}
+	s := mustScanner(t, Config{})
+	for _, text := range []string{"AbstractSingletonProxyFactoryBean de-facto be-ad", "the fe-fi-fo-fum"} {
+		if fs := s.Scan([]byte(text)); len(fs) > 0 {
+			t.Errorf("%q: %+v", text, fs)
+		}
+	}
+}
+
+// TestBlindUKAndItalianPhones: UK corporate (05…), premium (09…) and
+// 9-digit freephone (0800 …) numbers, and Italian landlines, which keep
+// their 0 after +39, failed the international check.
+func TestBlindUKAndItalianPhones(t *testing.T) {
+	for _, v := range []string{"+445592591576", "+449082477160", "+44800704405", "+39025683614", "+393471234567"} {
+		if !intlPhoneValid([]byte(v[1:])) {
+			t.Errorf("%s rejected", v)
+		}
+	}
+	for _, v := range []string{"+44012345678", "+4461234567890", "+33012345678"} {
+		if intlPhoneValid([]byte(v[1:])) {
+			t.Errorf("%s accepted", v)
+		}
+	}
+}

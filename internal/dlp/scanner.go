@@ -361,7 +361,12 @@ func (st *scanner) run() {
 				st.keywordJoined(i, j)
 			}
 		}
-		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) {
+		// a group starts at a word with digits, a short capital word before
+		// a separator, a hex pair before '-' (a MAC address ee-66-bd-…), or
+		// a long mixed-case word: one base58 address in ~250 has no digit
+		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) ||
+			(j-i == 2 && j+2 < n && b[j] == '-' && isHex(b[i]) && isHex(b[i+1]) && isHex(b[j+1]) && isHex(b[j+2])) ||
+			(j-i >= 25 && j-i <= 35 && lower > 0 && cnt[cUpper] > 0) {
 			i = st.groups(i, j, digits == j-i)
 			continue
 		}

@@ -116,7 +116,7 @@ func blindCorpus(t *testing.T, seed, n int) ([]blindDoc, map[string]blindStat) {
 		t.Fatalf("blindgen.js: %v\n%s", err, stderr.String())
 	}
 	sum := sha256.Sum256(out)
-	t.Logf("blindgen.js seed %d: %d bytes, sha256 %x (the same on every machine and day)", seed, len(out), sum[:8])
+	t.Logf("blindgen.js seed %d: %d bytes, sha256 %x (fixed by the seed, except key material and signatures, fresh each run)", seed, len(out), sum[:8])
 	var docs []blindDoc
 	var stat map[string]blindStat
 	sc := bufio.NewScanner(bytes.NewReader(out))
