@@ -55,6 +55,7 @@ type walker struct {
 	nest   int // JSON-in-string nesting level
 	kcache [64]kcEntry
 	st     *scanner
+	exp    bool // the last number had an exponent
 }
 
 type kcEntry struct {
@@ -171,7 +172,9 @@ func (w *walker) value() error {
 		}
 		// 4111111111111111.0 (a float column, Python's json) is scanned
 		// as its integer part; the rewrite still covers the whole token
-		if x := expandExp(w.b[s:w.p]); x != nil {
+		if !w.exp {
+			// no exponent: the common case
+		} else if x := expandExp(w.b[s:w.p]); x != nil {
 			w.scanExp(s, x) // 4.111111111111111e+15: the integer it spells
 			return nil
 		}
@@ -295,7 +298,9 @@ func (w *walker) number() bool {
 			p++
 		}
 	}
+	w.exp = false
 	if p < len(b) && (b[p] == 'e' || b[p] == 'E') {
+		w.exp = true
 		p++
 		if p < len(b) && (b[p] == '+' || b[p] == '-') {
 			p++
@@ -509,8 +514,8 @@ func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 	}
 	k := w.keyString(seg)
 	kc := &keyCtx{raw: string(raw)}
-	trigger := func(word string) {
-		for _, d := range w.s.kwMap[word] {
+	trigger := func(word []byte) {
+		for _, d := range w.s.kwMap[string(word)] {
 			if !slices.Contains(kc.dets, d) {
 				kc.dets = append(kc.dets, d)
 			}
@@ -518,12 +523,19 @@ func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 	}
 	forWords([]byte(k), func(word []byte) {
 		kc.words = append(kc.words, string(word))
-		trigger(string(word))
+		trigger(word)
 	})
 	if len(kc.words) > 1 {
 		// a keyword written as one word in text is split by the key's case
 		// or separators: "SecretAccessKey", "aws_secret_access_key"
-		trigger(strings.Join(kc.words, ""))
+		var jb [24]byte
+		j := jb[:0]
+		for _, wd := range kc.words {
+			j = append(j, wd...)
+		}
+		if len(j) <= len(jb) {
+			trigger(j)
+		}
 	}
 	w.keys[kc.raw] = kc
 	w.kcache[slot] = kcEntry{raw: kc.raw, kc: kc, set: true}

@@ -63,6 +63,7 @@ type Scanner struct {
 const (
 	punctSpecial = 1 << iota
 	punctNorm
+	punctJoin // '_' and '-' between the two words of a keyword (security_code)
 )
 
 func bit2(a, b byte) uint32 { return uint32(a)<<8 | uint32(b) }
@@ -144,6 +145,8 @@ func New(cfg Config) (*Scanner, error) {
 			s.kwFirst2[h>>6] |= 1 << (h & 63)
 		}
 	}
+	s.punct['_'] |= punctJoin
+	s.punct['-'] |= punctJoin
 	// Longer literals first so "sk-ant-" wins over "sk-".
 	for i := range s.prefix {
 		slices.SortStableFunc(s.prefix[i], func(a, b prefixEntry) int { return len(b.lit) - len(a.lit) })
@@ -306,6 +309,12 @@ func (st *scanner) run() {
 				i++
 				continue
 			}
+			if p&punctJoin != 0 {
+				if j := st.joined(i); j > i {
+					i = j
+					continue
+				}
+			}
 			if p&punctNorm != 0 && !st.trig {
 				st.trig = normWorth(b, i)
 			}
@@ -352,21 +361,19 @@ func (st *scanner) run() {
 		// would mispredict on every other word)
 		if j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0 {
 			st.encoded(i, j)
+			// a long mixed-case word starts a group too (one base58
+			// address in ~250 has no digit); it is no keyword
+			if j-i >= 25 && j-i <= 35 && digits == 0 && lower > 0 && cnt[cUpper] > 0 {
+				i = st.groups(i, j, false)
+				continue
+			}
 		}
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
 				st.keyword(i, j, camel)
 			}
-			if j+2 < n && (b[j] == '_' || b[j] == '-') && isAlpha(b[j+1]) && digits == 0 {
-				st.keywordJoined(i, j)
-			}
 		}
-		// a group starts at a word with digits, a short capital word before
-		// a separator, a hex pair before '-' (a MAC address ee-66-bd-…), or
-		// a long mixed-case word: one base58 address in ~250 has no digit
-		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) ||
-			(j-i == 2 && j+2 < n && b[j] == '-' && isHex(b[i]) && isHex(b[i+1]) && isHex(b[j+1]) && isHex(b[j+2])) ||
-			(j-i >= 25 && j-i <= 35 && lower > 0 && cnt[cUpper] > 0) {
+		if digits > 0 || (lower == 0 && j-i <= 4 && j+1 < n && isSep(b[j]) && isAlnum(b[j+1])) {
 			i = st.groups(i, j, digits == j-i)
 			continue
 		}
@@ -503,41 +510,68 @@ func (st *scanner) keywordPart(i, j, after int) {
 	}
 }
 
-// keywordJoined looks up a snake or kebab case pair of words as one
-// keyword: security_code, SECURITY_CODE, expiry-date (securitycode, …).
-func (st *scanner) keywordJoined(i, j int) {
+// joined handles the '_' or '-' at b[i] after a word: a MAC address whose
+// first pair is letters (ee-66-bd-…) starts a group there, and a keyword
+// may be written as two words (security_code, SECURITY_CODE, expiry-date
+// for securitycode, expirydate). It returns where the main loop continues
+// (i when it goes on as usual). Out of line: the main loop keeps its
+// registers.
+//
+//go:noinline
+func (st *scanner) joined(i int) int {
 	b := st.b
-	k := j + 1
-	for k < len(b) && isAlpha(b[k]) {
+	if i < 2 || i+2 >= len(b) {
+		return i
+	}
+	if b[i] == '-' && isHex(b[i-1]) && isHex(b[i-2]) && (i == 2 || class[b[i-3]] == cOther) && isHex(b[i+1]) && isHex(b[i+2]) {
+		if j := st.groups(i-2, i, false); j > i {
+			return j
+		}
+	}
+	if !isAlpha(b[i-1]) || !isAlpha(b[i+1]) {
+		return i
+	}
+	ws := i - 1
+	for ws > 0 && i-ws < 24 && isAlpha(b[ws-1]) {
+		ws--
+	}
+	if i-ws < 2 || ws > 0 && isAlnum(b[ws-1]) {
+		return i
+	}
+	k := i + 1
+	for k < len(b) && k-i <= 24 && isAlpha(b[k]) {
 		k++
 	}
-	l := j - i + k - j - 1
-	if l > 24 || k-j-1 < 2 {
-		return
+	l := i - ws + k - i - 1
+	if k-i-1 < 2 || l > 24 || k < len(b) && isAlnum(b[k]) {
+		return i
 	}
-	h2 := kwPre(lowerByte(b[i]), lowerByte(b[i+1]), l)
-	if st.s.kwFirst2[h2>>6]&(1<<(h2&63)) == 0 {
-		return
+	// the same prefilter as one-word keywords, on the joined length
+	if h := kwPre(lowerByte(b[ws]), lowerByte(b[ws+1]), l); st.s.kwFirst2[h>>6]&(1<<(h&63)) == 0 {
+		return i
 	}
 	var lw [24]byte
-	w := append(lw[:0], b[i:j]...)
-	w = append(w, b[j+1:k]...)
+	w := append(lw[:0], b[ws:i]...)
+	w = append(w, b[i+1:k]...)
 	for x, c := range w {
 		if isUpper(c) {
 			w[x] = c + 'a' - 'A'
+		} else if !isLower(c) {
+			return i
 		}
 	}
 	h := kwHash(w)
 	if st.s.kwBloom[h>>6]&(1<<(h&63)) == 0 {
-		return
+		return i
 	}
 	for _, d := range st.s.kwMap[string(w)] {
 		if s, e, conf := d.kw(b, k); conf > 0 {
 			st.emit(d, s, e, conf)
 		} else {
-			st.keywordColumn(d, i, k)
+			st.keywordColumn(d, ws, k)
 		}
 	}
+	return i
 }
 
 // keywordColumn runs a keyword detector on the column below a table header
@@ -624,6 +658,7 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 		}
 	}
 	units := us[:nu]
+	iban := nu >= 4 && ibanShaped(b, units)
 	// Candidate spans: runs of units between space separators, longest first.
 	a := 0
 	for a < nu {
@@ -652,7 +687,7 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 			a = matched + 1
 		} else if pre == '+' {
 			break // "+44 …": the parts of a phone number are not values of their own
-		} else if a == 0 && ibanShaped(b, units) {
+		} else if a == 0 && iban {
 			break // nor are the groups of an IBAN in paper format (one that failed mod 97)
 		} else {
 			a++
