@@ -309,7 +309,7 @@ func (st *scanner) run() {
 				i++
 				continue
 			}
-			if p&punctJoin != 0 {
+			if p&punctJoin != 0 && i > 0 && class[b[i-1]] > cDigit { // after a letter
 				if j := st.joined(i); j > i {
 					i = j
 					continue
