@@ -77,11 +77,12 @@ func regTok(sp tokSpec) {
 	gen := sp.gen
 	if gen == nil {
 		gen = func(r *rand.Rand) string {
+			p := pick(r, sp.prefixes...)
 			body := fromSet(r, sp.set, sp.min+r.IntN(min(sp.max, sp.min+20)-sp.min+1))
 			if dot && body[len(body)-1] == '.' { // real tokens never end in '.'
 				body = body[:len(body)-1] + "x"
 			}
-			return pick(r, sp.prefixes...) + body
+			return p + body
 		}
 	}
 	near := sp.nearFn
