@@ -3,6 +3,7 @@ package dlp
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -556,5 +557,26 @@ func TestBlindUKAndItalianPhones(t *testing.T) {
 		if intlPhoneValid([]byte(v[1:])) {
 			t.Errorf("%s accepted", v)
 		}
+	}
+}
+
+// TestBlindColumnWorkBounded: a table whose every row holds a keyword (each
+// row could be a header for the rows below) costs a bounded multiple of its
+// size in column lookups, not 64 rows per row.
+func TestBlindColumnWorkBounded(t *testing.T) {
+	var sb strings.Builder
+	for i := 0; sb.Len() < 1<<20; i++ {
+		fmt.Fprintf(&sb, "account,ssn,%d\n", i)
+	}
+	s := mustScanner(t, Config{})
+	st := scannerPool.Get().(*scanner)
+	defer scannerPool.Put(st)
+	b := []byte(sb.String())
+	s.scanWith(st, b, nil, nil)
+	if limit := colBudget(len(b)) + 1<<14; st.colWork > limit {
+		t.Errorf("column lookups read %d bytes of a %d-byte table (limit %d)", st.colWork, len(b), limit)
+	}
+	if st.colWork == 0 {
+		t.Error("no column lookup ran")
 	}
 }

@@ -10,6 +10,10 @@ const (
 	colMaxBack  = 8192 // bytes looked back for the header
 )
 
+// colBudget is how many bytes the column lookups of one scan of n bytes
+// may read: a few times the input.
+func colBudget(n int) int { return 4*n + 1<<16 }
+
 // colSep returns the field separator of the line b[ls:le] (',', ';' or
 // tab) and how many fields it has, or 0 when it has fewer than two.
 func colSep(b []byte, ls, le int) (byte, int) {

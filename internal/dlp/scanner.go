@@ -221,6 +221,10 @@ type scanner struct {
 	depth  int      // decoding depth of this text
 	normal bool     // scanning the normal form: no second normalisation
 	nz     normalizer
+	// colWork counts the bytes column lookups read in this scan; past
+	// colBudget(len(b)) they stop, so a table whose every row could be a
+	// header costs a bounded multiple of its size
+	colWork int
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -249,6 +253,7 @@ func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []
 	}
 	st.s, st.b, st.key, st.out = s, b, key, out
 	st.trig, st.enc, st.encEnd = false, st.enc[:0], 0
+	st.colWork = 0
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -577,11 +582,15 @@ func (st *scanner) joined(i int) int {
 // keywordColumn runs a keyword detector on the column below a table header
 // that holds its keyword (a CSV export: the header labels every row).
 func (st *scanner) keywordColumn(d *Detector, i, j int) {
+	if st.colWork > colBudget(len(st.b)) {
+		return
+	}
 	ls, le, sep, nf, col, ok := headerColumn(st.b, i, j)
 	if !ok {
 		return
 	}
 	columnRows(st.b, ls, le, sep, nf, col, func(fs, fe int) bool {
+		st.colWork += fe - fs + 1
 		if d.keyValue != nil { // the header is the value's key, as in JSON
 			if fe-fs >= 2 && st.b[fs] == '"' && st.b[fe-1] == '"' {
 				fs, fe = fs+1, fe-1
@@ -866,9 +875,10 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { word(w, 1+(s-lo)-j) })
 	pl = 0
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
-	if posD == far && st.key == nil {
+	if posD == far && st.key == nil && st.colWork <= colBudget(len(st.b)) {
 		// a table row: the column's header is the value's label
 		if hs, he, ok := columnHeader(st.b, s, e); ok {
+			st.colWork += s - hs
 			pl = 0
 			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
