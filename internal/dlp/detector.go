@@ -3,6 +3,7 @@ package dlp
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -139,9 +140,12 @@ func register(ds ...*Detector) {
 			if rest, ok := strings.CutPrefix(w, "~"); ok {
 				w, v = rest, 2 // a weak word: it names another type too, and raises less
 			}
-			if strings.Contains(w, " ") { // a phrase: its two words joined
+			if head, _, ok := strings.Cut(w, " "); ok { // a phrase: its two words joined
 				w = strings.ReplaceAll(w, " ", "")
 				phrases[strings.ToLower(w)] = true
+				if h := strings.ToLower(head); !slices.Contains(phraseHeads, h) {
+					phraseHeads = append(phraseHeads, h)
+				}
 			}
 			d.ctxSet[strings.ToLower(w)] = v
 		}
@@ -201,6 +205,10 @@ var labelOwner = map[string]*Detector{}
 // phrases holds the two-word context phrases ("tax file" for a TFN, whose
 // words alone say little), stored joined ("taxfile") in ctxSet.
 var phrases = map[string]bool{}
+
+// phraseHeads are the first words of the phrases (few: a word is compared
+// with them before any phrase is looked up).
+var phraseHeads []string
 
 // genericLabel lists context words too general to name one identifier.
 var genericLabel = map[string]bool{

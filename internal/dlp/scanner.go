@@ -851,17 +851,22 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			}
 		}
 	}
-	// a word and the one before it also count as a phrase ("tax file")
-	var prev [32]byte
+	// a word and the one before it also count as a phrase ("tax file"),
+	// looked up only after one of the phrases' first words
 	var cat [64]byte
-	pl := 0
+	head := ""
 	word := func(w []byte, dist int) {
 		look(w, dist)
-		if len(phrases) > 0 {
-			if c := append(append(cat[:0], prev[:pl]...), w...); pl > 0 && phrases[string(c)] {
+		if head != "" {
+			if c := append(append(cat[:0], head...), w...); phrases[string(c)] {
 				look(c, dist)
 			}
-			pl = copy(prev[:], w)
+			head = ""
+		}
+		for _, h := range phraseHeads {
+			if len(h) == len(w) && h == string(w) {
+				head = h
+			}
 		}
 	}
 	if st.key != nil {
@@ -871,15 +876,15 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	}
 	lo := sentenceStart(st.b, max(0, s-ctxBefore), s)
 	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
-	pl = 0
+	head = ""
 	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { word(w, 1+(s-lo)-j) })
-	pl = 0
+	head = ""
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
 	if posD == far && st.key == nil && st.colWork <= colBudget(len(st.b)) {
 		// a table row: the column's header is the value's label
 		if hs, he, ok := columnHeader(st.b, s, e); ok {
 			st.colWork += s - hs
-			pl = 0
+			head = ""
 			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
 	}
