@@ -378,11 +378,14 @@ func FuzzColumnHeader(f *testing.F) {
 			return
 		}
 		at = (at%len(b) + len(b)) % len(b)
-		if hs, he, ok := columnHeader(b, at, at+1); ok && (hs < 0 || he > len(b) || hs > he) {
+		var m colMemo
+		var work int
+		if hs, he, ok := columnHeader(b, at, at+1, &m, &work); ok && (hs < 0 || he > len(b) || hs > he) {
 			t.Fatalf("header [%d,%d) outside %d bytes", hs, he, len(b))
 		}
 		if ls, le, sep, nf, col, ok := headerColumn(b, at, at+1); ok {
-			columnRows(b, ls, le, sep, nf, col, func(fs, fe int) bool {
+			budget := colBudget(len(b))
+			columnRows(b, ls, le, sep, nf, col, &budget, func(fs, fe int) bool {
 				if fs < 0 || fe > len(b) || fs > fe {
 					t.Fatalf("field [%d,%d) outside %d bytes", fs, fe, len(b))
 				}
@@ -557,6 +560,26 @@ func TestBlindUKAndItalianPhones(t *testing.T) {
 		if intlPhoneValid([]byte(v[1:])) {
 			t.Errorf("%s accepted", v)
 		}
+	}
+}
+
+// TestBlindLongCSV: rows far below their header (a 300-row export) keep
+// the header's label: the header of the last block is remembered, and a
+// keyword detector reads its whole column (within the scan's budget).
+func TestBlindLongCSV(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("name,city,ssn,routing_number\n")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&sb, "\"Ana %d\",Zürich,%s,%s\n", i, map[bool]string{true: "316552086", false: "-"}[i%50 == 49], map[bool]string{true: "011000015", false: "-"}[i%60 == 59])
+	}
+	text := sb.String()
+	s := mustScanner(t, Config{})
+	n := map[string]int{}
+	for _, f := range s.Scan([]byte(text)) {
+		n[f.Detector]++
+	}
+	if n["us-ssn"] != 6 || n["aba-routing"] != 5 {
+		t.Errorf("found %v in a 300-row export, want 6 SSNs and 5 routing numbers", n)
 	}
 }
 

@@ -6,8 +6,8 @@ package dlp
 // header; the scanner uses it like the JSON key of a value.
 
 const (
-	colMaxLines = 64   // rows between a header and a value
-	colMaxBack  = 8192 // bytes looked back for the header
+	colMaxLines = 64   // rows walked up from a value to find its header
+	colMaxBack  = 8192 // bytes walked up
 )
 
 // colBudget is how many bytes the column lookups of one scan of n bytes
@@ -107,10 +107,22 @@ func isFieldEdge(b []byte, s, e int) bool {
 	return (s == 0 || edge(b[s-1])) && (e == len(b) || edge(b[e])) && (s > 0 && b[s-1] != '\n' || e < len(b) && b[e] != '\n' && b[e] != '\r')
 }
 
+// colMemo remembers the last table block whose header was found, so the
+// rows of a long export find it again without walking up to it (which is
+// bounded: a row more than colMaxLines below an unknown header gets none).
+type colMemo struct {
+	ok      bool
+	hl, hle int // the header line
+	end     int // end of the last row seen in the block
+	sep     byte
+	nf      int
+}
+
 // columnHeader returns the header field of the column that holds b[s:e]:
 // the value's line has at least two fields and the lines above it up to
-// the first one (the header) have as many. ok is false otherwise.
-func columnHeader(b []byte, s, e int) (hs, he int, ok bool) {
+// the first one (the header) have as many. ok is false otherwise. m is the
+// scan's memory of the last block; *work counts the bytes read.
+func columnHeader(b []byte, s, e int, m *colMemo, work *int) (hs, he int, ok bool) {
 	if !isFieldEdge(b, s, e) {
 		return 0, 0, false
 	}
@@ -131,30 +143,46 @@ func columnHeader(b []byte, s, e int) (hs, he int, ok bool) {
 			col++
 		}
 	}
-	// walk up to the first line of the block with the same field count
+	// walk up to the first line of the block with the same field count, or
+	// to a row of the block already known
 	hl, hle := ls, le
-	for n := 0; n < colMaxLines && hl > 0 && s-hl < colMaxBack; n++ {
+	for n := 0; ; n++ {
+		if hl == 0 {
+			break
+		}
 		pls, ple, ok := lineBounds(b, hl-1)
+		*work += ple - pls + 1
 		if !ok || ple <= pls {
 			break // a blank line ends the block
 		}
 		if psep, pnf := colSep(b, pls, ple); psep != sep || pnf != nf {
 			break
 		}
+		if m.ok && m.sep == sep && m.nf == nf && pls >= m.hl && pls <= m.end {
+			hl, hle = m.hl, m.hle
+			break
+		}
+		if n >= colMaxLines || s-pls > colMaxBack {
+			return 0, 0, false // the header is out of reach
+		}
 		hl, hle = pls, ple
 	}
 	if hl == ls {
 		return 0, 0, false
 	}
+	if !m.ok || m.hl != hl {
+		*m = colMemo{ok: true, hl: hl, hle: hle, sep: sep, nf: nf}
+	}
+	m.end = max(m.end, le)
 	return colField(b, hl, hle, sep, col)
 }
 
 // columnRows calls f with the span of field col in each row below the
-// header line b[ls:le] (at most colMaxLines rows with its field count);
-// f returns false to stop.
-func columnRows(b []byte, ls, le int, sep byte, nf, col int, f func(fs, fe int) bool) {
+// header line b[ls:le] (rows with its field count, until *budget bytes are
+// read); f returns false to stop.
+func columnRows(b []byte, ls, le int, sep byte, nf, col int, budget *int, f func(fs, fe int) bool) {
 	p := le
-	for n := 0; n < colMaxLines && p < len(b); n++ {
+	for p < len(b) && *budget > 0 {
 		if b[p] == '\r' {
 			p++
 		}
@@ -162,6 +190,7 @@ func columnRows(b []byte, ls, le int, sep byte, nf, col int, f func(fs, fe int) 
 			return
 		}
 		rs, re, ok := lineBounds(b, p+1)
+		*budget -= re - rs + 1
 		if !ok || re <= rs {
 			return
 		}

@@ -225,6 +225,7 @@ type scanner struct {
 	// colBudget(len(b)) they stop, so a table whose every row could be a
 	// header costs a bounded multiple of its size
 	colWork int
+	col     colMemo // the last table block found
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -253,7 +254,7 @@ func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []
 	}
 	st.s, st.b, st.key, st.out = s, b, key, out
 	st.trig, st.enc, st.encEnd = false, st.enc[:0], 0
-	st.colWork = 0
+	st.colWork, st.col = 0, colMemo{}
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -589,8 +590,8 @@ func (st *scanner) keywordColumn(d *Detector, i, j int) {
 	if !ok {
 		return
 	}
-	columnRows(st.b, ls, le, sep, nf, col, func(fs, fe int) bool {
-		st.colWork += fe - fs + 1
+	budget := colBudget(len(st.b)) - st.colWork
+	columnRows(st.b, ls, le, sep, nf, col, &budget, func(fs, fe int) bool {
 		if d.keyValue != nil { // the header is the value's key, as in JSON
 			if fe-fs >= 2 && st.b[fs] == '"' && st.b[fe-1] == '"' {
 				fs, fe = fs+1, fe-1
@@ -603,6 +604,7 @@ func (st *scanner) keywordColumn(d *Detector, i, j int) {
 		}
 		return true
 	})
+	st.colWork = colBudget(len(st.b)) - budget
 }
 
 type unit struct {
@@ -882,8 +884,7 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
 	if posD == far && st.key == nil && st.colWork <= colBudget(len(st.b)) {
 		// a table row: the column's header is the value's label
-		if hs, he, ok := columnHeader(st.b, s, e); ok {
-			st.colWork += s - hs
+		if hs, he, ok := columnHeader(st.b, s, e, &st.col, &st.colWork); ok {
 			head = ""
 			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
