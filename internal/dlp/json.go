@@ -172,11 +172,11 @@ func (w *walker) value() error {
 		}
 		// 4111111111111111.0 (a float column, Python's json) is scanned
 		// as its integer part; the rewrite still covers the whole token
-		if !w.exp {
-			// no exponent: the common case
-		} else if x := expandExp(w.b[s:w.p]); x != nil {
-			w.scanExp(s, x) // 4.111111111111111e+15: the integer it spells
-			return nil
+		if w.exp {
+			if x := expandExp(w.b[s:w.p]); x != nil {
+				w.scanExp(s, x) // 4.111111111111111e+15: the integer it spells
+				return nil
+			}
 		}
 		e := intPart(w.b[s:w.p]) + s
 		first := len(w.out)
@@ -531,9 +531,13 @@ func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 		var jb [24]byte
 		j := jb[:0]
 		for _, wd := range kc.words {
+			if len(j)+len(wd) > len(jb) {
+				j = nil // longer than any keyword
+				break
+			}
 			j = append(j, wd...)
 		}
-		if len(j) <= len(jb) {
+		if j != nil {
 			trigger(j)
 		}
 	}
