@@ -153,7 +153,7 @@ const cardSources = [
 const T = [];
 const add = (o) => T.push(o);
 
-add({ det: 'card', fam: 'pci', mult: 6, ctx: [['card number', 'card_number'], ['credit card', 'cc'], ['PAN', 'pan'], ['Kartennummer', 'kartennummer']], sources: cardSources, oracle: cardOracle, num: true,
+add({ det: 'card', mult: 6, ctx: [['card number', 'card_number'], ['credit card', 'cc'], ['PAN', 'pan'], ['Kartennummer', 'kartennummer']], sources: cardSources, oracle: cardOracle, num: true,
   near: (v) => bumpDigitFromEnd(v, 0) });
 add({ det: 'card-cvv', ctx: [['CVV', 'cvv'], ['CVC', 'cvc'], ['security code', 'security_code']], sources: [['faker:creditCardCVV', () => f.finance.creditCardCVV()]] });
 add({ det: 'card-expiry', ctx: [['expiry', 'expiry'], ['exp date', 'exp_date'], ['expiration date', 'expiration']], sources: [['chance:exp', () => chance.exp()], ['faker:future', () => { const d = f.date.future({ years: 6 }); return dd(d.getMonth() + 1) + '/' + String(d.getFullYear()).slice(2); }]] });
@@ -217,7 +217,7 @@ add({ det: 'de-steuer-id', ctx: [['Steuer-ID', 'steuer_id'], ['Steueridentifikat
 // the npm 'npi' package accepts numbers that fail CMS's check (Luhn over
 // 80840 + the NPI): the oracle is that published rule, with fast-luhn
 const npiOK = (v) => luhn('80840' + v);
-add({ det: 'us-npi', fam: 'phi', ctx: [['NPI', 'npi'], ['provider NPI', 'provider_npi']], sources: [['random+CMS check (fast-luhn)', () => until(() => pick(['1', '2']) + digits(9), npiOK)]], oracle: (v) => ({ ok: npiOK(v) }), near: bumpLast, num: true });
+add({ det: 'us-npi', ctx: [['NPI', 'npi'], ['provider NPI', 'provider_npi']], sources: [['random+CMS check (fast-luhn)', () => until(() => pick(['1', '2']) + digits(9), npiOK)]], oracle: (v) => ({ ok: npiOK(v) }), near: bumpLast, num: true });
 
 // ---- secrets: real keys and JWTs from node/jsonwebtoken/sshpk, vendor token formats
 const crcToken = (prefix) => { const body = f.string.alphanumeric(30); let c = zlib.crc32(body), s = ''; while (c > 0) { s = B62[c % 62] + s; c = Math.floor(c / 62); } return prefix + body + s.padStart(6, '0'); };
@@ -228,7 +228,7 @@ const urlSafe = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-
 const b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const from = (set, n) => f.string.fromCharacters(set, n);
 const jwtPayload = () => ({ sub: f.string.uuid(), name: f.person.fullName(), iat: int(1.7e9, 1.8e9), scope: pick(['read', 'read write', 'admin']) });
-add({ det: 'jwt', fam: 'secrets', ctx: [['Authorization: Bearer', 'access_token'], ['id_token', 'id_token'], ['token', 'token']], sources: [
+add({ det: 'jwt', ctx: [['Authorization: Bearer', 'access_token'], ['id_token', 'id_token'], ['token', 'token']], sources: [
   ['jsonwebtoken:HS256', () => jwt.sign(jwtPayload(), f.string.alphanumeric(32), { algorithm: 'HS256' })],
   ['jsonwebtoken:RS256', () => jwt.sign(jwtPayload(), rsa.privateKey, { algorithm: 'RS256' })],
   ['jsonwebtoken:ES256', () => jwt.sign(jwtPayload(), ec.privateKey, { algorithm: 'ES256' })],
@@ -249,7 +249,7 @@ add({ det: 'pem-private-key', ctx: [['private key', 'private_key'], ['tls.key', 
 add({ det: 'openssh-private-key', ctx: [['id_ed25519', 'ssh_key'], ['deploy key', 'deploy_key']], sources: [['sshpk:openssh', () => sshpk.parsePrivateKey(pick([ed, ec]).privateKey.export({ type: 'pkcs8', format: 'pem' }), 'pem').toString('openssh').trim()]],
   near: () => sshpk.parsePrivateKey(ed.privateKey.export({ type: 'pkcs8', format: 'pem' }), 'pem').toPublic().toString('ssh') + ' deploy@ci' });
 for (const [det, prefix] of [['github-pat', 'ghp_'], ['github-oauth-token', 'gho_'], ['github-user-token', 'ghu_'], ['github-server-token', 'ghs_'], ['github-refresh-token', 'ghr_'], ['npm-token', 'npm_']]) {
-  add({ det, fam: 'secrets', ctx: [['token', 'token'], [prefix === 'npm_' ? 'NPM_TOKEN' : 'GITHUB_TOKEN', prefix === 'npm_' ? 'npm_token' : 'github_token']], sources: [['vendor format (CRC32 base62)', () => crcToken(prefix)]], near: (v) => bumpAt(v, 4 + int(0, 29)) });
+  add({ det, ctx: [['token', 'token'], [prefix === 'npm_' ? 'NPM_TOKEN' : 'GITHUB_TOKEN', prefix === 'npm_' ? 'npm_token' : 'github_token']], sources: [['vendor format (CRC32 base62)', () => crcToken(prefix)]], near: (v) => bumpAt(v, 4 + int(0, 29)) });
 }
 const vendor = [
   ['aws-access-key-id', [['aws_access_key_id', 'aws_access_key_id'], ['AccessKeyId', 'AccessKeyId']], () => pick(['AKIA', 'ASIA']) + from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16)],
@@ -270,9 +270,9 @@ const vendor = [
   ['password-assignment', [['password', 'password'], ['db_password', 'db_password']], () => f.internet.password({ length: int(12, 20) })],
   ['generic-secret-assignment', [['client_secret', 'client_secret'], ['api_secret', 'api_secret']], () => f.string.alphanumeric(40)],
 ];
-for (const [det, ctx, gen] of vendor) add({ det, fam: 'secrets', ctx, sources: [['vendor format', gen]], wrap: det === 'slack-webhook' ? () => ({ pre: 'https://', post: '' }) : undefined });
+for (const [det, ctx, gen] of vendor) add({ det, ctx, sources: [['vendor format', gen]], wrap: det === 'slack-webhook' ? () => ({ pre: 'https://', post: '' }) : undefined });
 for (const [det, scheme] of [['url-password-postgres', 'postgres'], ['url-password-mysql', 'mysql'], ['url-password-mongodb', 'mongodb+srv'], ['url-password-redis', 'redis'], ['url-password-amqp', 'amqp'], ['url-password-http', 'https']]) {
-  add({ det, fam: 'secrets', ctx: [['DATABASE_URL', 'url'], ['connection string', 'dsn']], wrap: () => wrapURL(scheme), sources: [['faker:internet.password', () => f.internet.password({ length: int(10, 18), pattern: /[A-Za-z0-9]/ })]] });
+  add({ det, ctx: [['DATABASE_URL', 'url'], ['connection string', 'dsn']], wrap: () => wrapURL(scheme), sources: [['faker:internet.password', () => f.internet.password({ length: int(10, 18), pattern: /[A-Za-z0-9]/ })]] });
 }
 
 // ---- crypto addresses: bs58check / bech32 / ripple-address-codec / ethers over random payloads; faker's as generated
@@ -327,7 +327,7 @@ for (const l of ['en_US', 'en_GB', 'fr', 'de', 'es', 'it', 'en_AU', 'pt_BR', 'nl
 for (const l in fk) { fk[l].seed(seed + l.length); fk[l].setDefaultRefDate(refDate); }
 const region = { en_US: 'US', en_GB: 'GB', fr: 'FR', de: 'DE', es: 'ES', it: 'IT', en_AU: 'AU', pt_BR: 'BR', nl: 'NL', pl: 'PL' };
 const phoneDet = { US: 'phone-nanp', GB: 'phone-uk', FR: 'phone-fr' };
-add({ det: 'phone', fam: 'pii', ctx: [['phone', 'phone'], ['tel', 'tel'], ['mobile', 'mobile']], sources: [
+add({ det: 'phone', ctx: [['phone', 'phone'], ['tel', 'tel'], ['mobile', 'mobile']], sources: [
   ...Object.keys(fk).map((l) => ['faker:' + l + ' international', () => fk[l].phone.number({ style: 'international' })]),
   ...['en_US', 'en_GB', 'fr'].map((l) => ['faker:' + l + ' national', () => fk[l].phone.number({ style: 'national' })]),
 ], oracle: (v) => {
