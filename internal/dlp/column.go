@@ -2,7 +2,7 @@ package dlp
 
 // Column context: in a CSV (or TSV) export the label of a value is the
 // header of its column, lines above it, not a word next to it
-// ("name,city,ssn\n"Ana",Zürich,078051120"). The helpers here find that
+// ("name,city,ssn\n"Ana",Zürich,316552086"). The helpers here find that
 // header; the scanner uses it like the JSON key of a value.
 
 const (
@@ -15,7 +15,7 @@ const (
 func colBudget(n int) int { return 4*n + 1<<16 }
 
 // colSep returns the field separator of the line b[ls:le] (',', ';' or
-// tab) and how many fields it has, or 0 when it has fewer than two.
+// tab) and how many fields it has (1 when it has none).
 func colSep(b []byte, ls, le int) (byte, int) {
 	var n [3]int
 	q := false
