@@ -12,12 +12,31 @@ var ibanLengths = func() map[string]int {
 	DE22 DK18 DO28 EE20 EG29 ES24 FI18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HR21 HU28 IE22 IL23 IQ23
 	IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 MC27 MD24 ME22 MK19 MR27 MT31 MU30 NL18 NO15
 	PK24 PL28 PS29 PT25 QA29 RO24 RS22 SA24 SC31 SE24 SI19 SK24 SM27 ST25 SV28 TL23 TN24 TR26 UA29 VA22
-	VG24 XK20`) {
+	VG24 XK20
+	AX18 GF27 GP27 LY25 MF27 MN20 MQ27 NC27 NI28 OM23 PF27 PM27 RE27 RU33 SD18 SO23 TF27 WF27 YE30 YT27
+	BI27 DJ27 FK18 HN28 IR26
+	AO25 BF28 BJ28 BL27 CF27 CG27 CI28 CM27 CV25 DZ26 GA27 GQ27 GW25 KM27 MA28 MG27 ML28 MZ25 NE28 SN28
+	TD27 TG28`) { // the SWIFT registry, then national IBANs outside it (Iran, the franc zones, …)
 		n, _ := strconv.Atoi(f[2:])
 		m[f[:2]] = n
 	}
 	return m
 }()
+
+// afterKind reports whether the word ending before b[i] (one separator
+// between) is "checking" or "savings": a "checking account 7692330170".
+func afterKind(b []byte, i int) bool {
+	if i < 1 || (b[i-1] != ' ' && b[i-1] != '_' && b[i-1] != '-') {
+		return false
+	}
+	j := i - 1
+	k := j
+	for k > 0 && isAlpha(b[k-1]) && j-k < 8 {
+		k--
+	}
+	w := string(bytesLower(b[k:j]))
+	return (w == "checking" || w == "savings") && (k == 0 || !isAlpha(b[k-1]))
+}
 
 func validIBAN(n []byte) bool {
 	if len(n) < 15 || len(n) > 34 || !isUpper(n[0]) || !isUpper(n[1]) || !isDigit(n[2]) || !isDigit(n[3]) {
@@ -63,7 +82,8 @@ var isoCountries = func() map[string]bool {
 	GQ GR GT GU GW GY HK HN HR HT HU ID IE IL IM IN IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT
 	LU LV LY MA MC MD ME MG MH MK ML MM MN MO MR MS MT MU MV MW MX MY MZ NA NE NG NI NL NO NP NR NZ OM PA PE PG PH PK PL PR PS PT PW
 	PY QA RO RS RU RW SA SB SC SD SE SG SI SK SL SM SN SO SR SS ST SV SY SZ TC TD TG TH TJ TL TM TN TO TR TT TV TW TZ UA UG US UY UZ
-	VA VC VE VG VI VN VU WS XK YE ZA ZM ZW`) {
+	VA VC VE VG VI VN VU WS XK YE ZA ZM ZW
+	AQ AX BL BQ BV CC CW CX EH FK GF GP GS HM IO MF MP MQ NC NF NU PF PM PN RE SH SJ SX TF TK UM WF YT`) {
 		m[c] = true
 	}
 	return m
@@ -179,8 +199,9 @@ func init() {
 		ID: "us-bank-account", Category: Banking, Tags: tags(TagPCI), Description: "US bank account number (8-17 digits), next to its keyword",
 		Confidence: 0.7, keywords: []string{"accountnumber", "acct", "account", "accountno"},
 		kw: func(b []byte, from int) (int, int, float64) {
-			// bare "account" must be followed by "number", "no" or "#"
-			if from >= 7 && lowerByte(b[from-7]) == 'a' && string(bytesLower(b[from-7:from])) == "account" {
+			// bare "account" must be followed by "number", "no" or "#", or
+			// follow "checking" or "savings"
+			if from >= 7 && lowerByte(b[from-7]) == 'a' && string(bytesLower(b[from-7:from])) == "account" && !afterKind(b, from-7) {
 				p := from
 				for p < len(b) && (b[p] == ' ' || b[p] == '_' || b[p] == '-') {
 					p++

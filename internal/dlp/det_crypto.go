@@ -205,7 +205,8 @@ func init() {
 		func(r *rand.Rand) string { return genBase58Check(r, []byte{0x00}, 20, "") }))
 	register(b58Detector("ltc-address", "Litecoin address (Base58Check)", 26, 35, "LM", []byte{0x30, 0x32}, nil, []int{20},
 		func(r *rand.Rand) string { return genBase58Check(r, []byte{0x30}, 20, "") }))
-	register(b58Detector("doge-address", "Dogecoin address (Base58Check)", 26, 35, "D", []byte{0x1e}, nil, []int{20},
+	// Dogecoin P2PKH (0x1e, D…) and P2SH (0x16, 9… or A…)
+	register(b58Detector("doge-address", "Dogecoin address (Base58Check)", 26, 35, "D9A", []byte{0x1e, 0x16}, nil, []int{20},
 		func(r *rand.Rand) string { return genBase58Check(r, []byte{0x1e}, 20, "") }))
 	register(b58Detector("tron-address", "Tron address (Base58Check, 0x41)", 34, 34, "T", []byte{0x41}, nil, []int{20},
 		func(r *rand.Rand) string { return genBase58Check(r, []byte{0x41}, 20, "") }))

@@ -166,8 +166,13 @@ func sameDigits(n []byte) bool {
 }
 
 func cnpjValid(n []byte) bool {
-	if sameDigits(n) {
+	if len(n) != 14 || !isDigit(n[12]) || !isDigit(n[13]) || sameDigits(n) {
 		return false
+	}
+	for _, c := range n[:12] {
+		if !isDigit(c) && !isUpper(c) {
+			return false
+		}
 	}
 	w1 := []int{5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2}
 	w2 := []int{6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2}
@@ -389,6 +394,9 @@ func zaIDValid(n []byte) bool {
 
 func pnrValid(n []byte) bool {
 	d := n
+	if len(n) != 10 && len(n) != 12 { // YYMMDDNNNC or YYYYMMDDNNNC, never 11
+		return false
+	}
 	if len(n) == 12 {
 		if y := num(n[:2]); y != 18 && y != 19 && y != 20 {
 			return false
@@ -435,7 +443,13 @@ func beNNValid(n []byte) bool {
 }
 
 func nifPTValid(n []byte) bool {
-	if !bytesIn(n[0], "1235689") {
+	// AT's first digits: 1-3 people, 45 non-residents, 5 companies, 6
+	// public bodies, 70-79 estates, funds and assigned numbers, 8 sole
+	// traders, 90/91 condominiums, 98/99 non-resident and civil companies
+	switch {
+	case bytesIn(n[0], "1235689"):
+	case n[0] == '4' && n[1] == '5', n[0] == '7' && bytesIn(n[1], "01245789"):
+	default:
 		return false
 	}
 	c := 11 - weighted(n, []int{9, 8, 7, 6, 5, 4, 3, 2})%11
@@ -493,6 +507,9 @@ func curpValid(n []byte) bool {
 
 func rutValid(n []byte) bool {
 	body := n[:len(n)-1]
+	if n[len(n)-1] == 'k' { // written lower case as often as upper
+		n = append(body[:len(body):len(body)], 'K')
+	}
 	if !allDigits(body) {
 		return false
 	}
@@ -712,9 +729,12 @@ func init() {
 			return v[:3] + "." + v[3:6] + "." + v[6:9] + "-" + v[9:]
 		},
 	})
-	regID(idSpec{id: "br-cnpj", desc: "Brazilian CNPJ company number (two mod 11 check digits)",
-		min: 14, max: 14, digitsOnly: true, context: []string{"cnpj"},
-		formatted: 0.9, plain: 0.45, layout: rawIs("dd.ddd.ddd/dddd-dd"), valid: cnpjValid,
+	// since July 2026 the RFB also issues alphanumeric CNPJs: twelve
+	// characters 0-9A-Z, each worth its ASCII code − 48, and the same two
+	// mod 11 check digits (IN RFB 2.229/2024)
+	regID(idSpec{id: "br-cnpj", desc: "Brazilian CNPJ company number (numeric or alphanumeric, two mod 11 check digits)",
+		min: 14, max: 14, context: []string{"cnpj"},
+		formatted: 0.9, plain: 0.45, layout: rawIs("XX.XXX.XXX/XXXX-dd"), valid: cnpjValid,
 		gen: func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 14) }, cnpjValid) },
 		format: func(r *rand.Rand, v string) string {
 			return v[:2] + "." + v[2:5] + "." + v[5:8] + "/" + v[8:12] + "-" + v[12:]
@@ -737,7 +757,9 @@ func init() {
 		nearOverride: fixedNear("pan: ABCDZ1234F", "pan: ABCD1234FF"),
 	})
 	regID(idSpec{id: "au-tfn", desc: "Australian Tax File Number (weighted mod 11)",
-		min: 9, max: 9, digitsOnly: true, context: []string{"tfn", "tax", "file"},
+		// "file" alone is everywhere ("the number on file is …"): only the
+		// phrase counts, and it names a TFN, so it keeps a SIN away
+		min: 9, max: 9, digitsOnly: true, context: []string{"tfn", "tax", "tax file"},
 		formatted: 0.45, plain: 0.35, layout: grouped(3, 3, 3), valid: tfnValid,
 		gen:    func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 9) }, tfnValid) },
 		format: func(r *rand.Rand, v string) string { return groupDigits(v, " ", 3, 3, 3) },
@@ -900,7 +922,10 @@ func init() {
 		},
 	})
 	regID(idSpec{id: "dk-cpr", desc: "Danish CPR number (birth date, mod 11)",
-		min: 10, max: 10, digitsOnly: true, context: []string{"cpr", "personnummer"},
+		// "personnummer" names the Swedish number as well (and more often):
+		// it raises a CPR less, so a value valid as both is Swedish unless
+		// "CPR" says otherwise
+		min: 10, max: 10, digitsOnly: true, context: []string{"cpr", "~personnummer"},
 		formatted: 0.75, plain: 0.4, layout: rawIs("dddddd-dddd"), valid: cprValid,
 		gen: func(r *rand.Rand) string {
 			y, m, d := randDate(r)
@@ -1016,7 +1041,7 @@ func init() {
 		gen: func(r *rand.Rand) string { return fill(r, func() string { return digits(r, 12) }, myNumberValid) },
 	})
 	regID(idSpec{id: "ro-cnp", desc: "Romanian personal numeric code CNP (birth date, weighted check)",
-		min: 13, max: 13, digitsOnly: true, context: []string{"cnp"},
+		min: 13, max: 13, digitsOnly: true, context: []string{"cnp", "numeric personal"}, // cod numeric personal
 		formatted: 0.45, plain: 0.45, valid: roCNPValid,
 		gen: func(r *rand.Rand) string {
 			_, m, d := randDate(r)

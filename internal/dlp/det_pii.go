@@ -34,14 +34,17 @@ func intlPhoneValid(d []byte) bool {
 			continue
 		}
 		nsn := d[l:]
-		if len(nsn) < r[0] || len(nsn) > r[1] || nsn[0] == '0' {
+		// Italy keeps the 0 of its landline numbers (+39 02 …)
+		if len(nsn) < r[0] || len(nsn) > r[1] || nsn[0] == '0' && string(d[:l]) != "39" {
 			return false
 		}
 		switch string(d[:l]) {
 		case "1":
 			return nanpValid(nsn)
 		case "44":
-			return len(nsn) == 10 && bytesIn(nsn[0], "12378") || len(nsn) == 9 && nsn[0] == '1'
+			// 1/2 geographic, 3 non-geographic, 5 corporate and VoIP, 7
+			// mobile, 8 freephone (also 9 digits: 800 …), 9 premium
+			return len(nsn) == 10 && bytesIn(nsn[0], "1235789") || len(nsn) == 9 && (nsn[0] == '1' || nsn[0] == '8' && nsn[1] == '0')
 		case "91":
 			return nsn[0] >= '2'
 		}
@@ -268,6 +271,9 @@ func init() {
 					}
 				}
 				p++
+			}
+			for p > i && b[p-1] == '.' { // the full stop of "client IP: fe80::1."
+				p--
 			}
 			if p < len(b) && isAlnum(b[p]) || !(dbl && colons >= 2 || colons == 7) {
 				return 0, 0, 0

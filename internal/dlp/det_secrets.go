@@ -36,6 +36,7 @@ type tokSpec struct {
 
 func regTok(sp tokSpec) {
 	cs := mkset(sp.set)
+	dot := cs['.']
 	if sp.conf == 0 {
 		sp.conf = 0.9
 	}
@@ -57,6 +58,12 @@ func regTok(sp tokSpec) {
 				}
 				m.start, m.end = j, k
 			}
+			// a token whose alphabet has '.' (GitLab's routable tokens,
+			// SendGrid's two parts) never ends in one: the full stop of
+			// "GITLAB_TOKEN: glpat-…. Next sentence" is not part of it
+			for dot && k > j && b[k-1] == '.' {
+				k--
+			}
 			if k-j < sp.min || k-j > sp.max {
 				continue
 			}
@@ -70,7 +77,12 @@ func regTok(sp tokSpec) {
 	gen := sp.gen
 	if gen == nil {
 		gen = func(r *rand.Rand) string {
-			return pick(r, sp.prefixes...) + fromSet(r, sp.set, sp.min+r.IntN(min(sp.max, sp.min+20)-sp.min+1))
+			p := pick(r, sp.prefixes...)
+			body := fromSet(r, sp.set, sp.min+r.IntN(min(sp.max, sp.min+20)-sp.min+1))
+			if dot && body[len(body)-1] == '.' { // real tokens never end in '.'
+				body = body[:len(body)-1] + "x"
+			}
+			return p + body
 		}
 	}
 	near := sp.nearFn
@@ -810,10 +822,11 @@ func init() {
 	})
 	register(&Detector{
 		ID: "mailchimp-key", Category: Secrets, Tags: tags(TagSOC2), Description: "Mailchimp API key (32 hex + datacenter)",
-		Confidence: 0.85, minLen: 36, maxLen: 37, needsSep: true,
+		Confidence: 0.85, minLen: 35, maxLen: 36, needsSep: true,
 		group: func(c *cand) float64 {
+			// datacenters us1 … us21: one or two digits
 			n := len(c.raw)
-			if n < 37 || !allIn(c.raw[:32], func(x byte) bool { return isDigit(x) || (x >= 'a' && x <= 'f') }) || string(c.raw[32:35]) != "-us" || !allDigits(c.raw[35:]) {
+			if n < 36 || n > 37 || !allIn(c.raw[:32], func(x byte) bool { return isDigit(x) || (x >= 'a' && x <= 'f') }) || string(c.raw[32:35]) != "-us" || !allDigits(c.raw[35:]) {
 				return 0
 			}
 			return 0.85

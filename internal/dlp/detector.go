@@ -3,6 +3,7 @@ package dlp
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -135,7 +136,18 @@ func register(ds ...*Detector) {
 		}
 		d.ctxSet = map[string]int8{}
 		for _, w := range d.Context {
-			d.ctxSet[strings.ToLower(w)] = 1
+			v := int8(1)
+			if rest, ok := strings.CutPrefix(w, "~"); ok {
+				w, v = rest, 2 // a weak word: it names another type too, and raises less
+			}
+			if head, _, ok := strings.Cut(w, " "); ok { // a phrase: its two words joined
+				w = strings.ReplaceAll(w, " ", "")
+				phrases[strings.ToLower(w)] = true
+				if h := strings.ToLower(head); !slices.Contains(phraseHeads, h) {
+					phraseHeads = append(phraseHeads, h)
+				}
+			}
+			d.ctxSet[strings.ToLower(w)] = v
 		}
 		for _, w := range d.keywords {
 			d.ctxSet[strings.ToLower(w)] = 1
@@ -189,6 +201,14 @@ func init() {
 // word: "tfn: 269 494 431" is a mistyped tax file number, not a Canadian
 // SIN that happens to pass Luhn.
 var labelOwner = map[string]*Detector{}
+
+// phrases holds the two-word context phrases ("tax file" for a TFN, whose
+// words alone say little), stored joined ("taxfile") in ctxSet.
+var phrases = map[string]bool{}
+
+// phraseHeads are the first words of the phrases (few: a word is compared
+// with them before any phrase is looked up).
+var phraseHeads []string
 
 // genericLabel lists context words too general to name one identifier.
 var genericLabel = map[string]bool{

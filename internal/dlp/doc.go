@@ -26,7 +26,13 @@
 // window, long runs are remembered so they are not re-read, and PEM blocks
 // stop at the next armor line, so no input drives the scan past linear time.
 // Confidence starts from the validator's verdict and moves with context
-// words near the value and with the JSON key.
+// words near the value and with the JSON key. A CSV or TSV row's context
+// is also its column's header (column.go), and keyword detectors read the
+// column below a header that names them. A context word may be a two-word
+// phrase ("tax file"), or weak (it names several types and raises less);
+// a keyword written as two words (security_code, expiry-date) matches the
+// one-word keyword. A JSON number in exponent form is scanned as the
+// integer it spells (4.111111111111111e+15).
 //
 // Evasions (normalize.go, decode.go). A value written to slip past a
 // byte-oriented filter is folded into the form the detectors read, with an

@@ -55,6 +55,7 @@ type walker struct {
 	nest   int // JSON-in-string nesting level
 	kcache [64]kcEntry
 	st     *scanner
+	exp    bool // the last number had an exponent
 }
 
 type kcEntry struct {
@@ -171,6 +172,12 @@ func (w *walker) value() error {
 		}
 		// 4111111111111111.0 (a float column, Python's json) is scanned
 		// as its integer part; the rewrite still covers the whole token
+		if w.exp {
+			if x := expandExp(w.b[s:w.p]); x != nil {
+				w.scanExp(s, x) // 4.111111111111111e+15: the integer it spells
+				return nil
+			}
+		}
 		e := intPart(w.b[s:w.p]) + s
 		first := len(w.out)
 		w.scanSpan(s, e, false, true)
@@ -186,6 +193,68 @@ func (w *walker) value() error {
 			}
 		}
 		return w.errf("unexpected character %q", c)
+	}
+}
+
+// expandExp returns the digits of the integer that the exponent-form
+// number n spells ("4.111111111111111e+15" → "4111111111111111"), or nil
+// when n has no exponent, is not an integer, or is shorter than any
+// identifier (8 digits) or longer than 24.
+func expandExp(n []byte) []byte {
+	ei := bytes.IndexAny(n, "eE")
+	if ei < 0 {
+		return nil
+	}
+	m, xs := n[:ei], n[ei+1:]
+	if len(m) > 0 && m[0] == '-' {
+		m = m[1:]
+	}
+	x, err := strconv.Atoi(strings.TrimPrefix(string(xs), "+"))
+	if err != nil || x < 0 || x > 24 {
+		return nil
+	}
+	ip, fp := m, []byte(nil)
+	if d := bytes.IndexByte(m, '.'); d >= 0 {
+		ip, fp = m[:d], bytes.TrimRight(m[d+1:], "0")
+	}
+	if len(fp) > x {
+		return nil // a fraction remains
+	}
+	out := make([]byte, 0, 24)
+	out = append(out, bytes.TrimLeft(ip, "0")...)
+	fl := len(fp) // the exponent shifts the fraction's digits, leading zeros included
+	if len(out) == 0 {
+		fp = bytes.TrimLeft(fp, "0")
+	}
+	out = append(out, fp...)
+	if len(out) == 0 {
+		return nil // zero
+	}
+	for i := fl; i < x; i++ {
+		out = append(out, '0')
+	}
+	if len(out) < 8 || len(out) > 24 {
+		return nil
+	}
+	return out
+}
+
+// scanExp scans the integer digits x of the exponent-form number token
+// starting at s; a finding covers the whole token and carries the digits.
+func (w *walker) scanExp(s int, x []byte) {
+	first := len(w.out)
+	w.out = w.s.scanWith(w.st, x, w.key(), w.out)
+	if len(w.out) == first {
+		return
+	}
+	path := w.pathString()
+	for k := first; k < len(w.out); k++ {
+		f := &w.out[k]
+		f.plain = string(x[f.Start:f.End])
+		f.Start, f.End = s, w.p
+		f.Path = path
+		f.inNumber = true
+		f.tokStart, f.tokEnd = s, w.p
 	}
 }
 
@@ -229,7 +298,9 @@ func (w *walker) number() bool {
 			p++
 		}
 	}
+	w.exp = false
 	if p < len(b) && (b[p] == 'e' || b[p] == 'E') {
+		w.exp = true
 		p++
 		if p < len(b) && (b[p] == '+' || b[p] == '-') {
 			p++
@@ -443,14 +514,33 @@ func (w *walker) lookupKey(seg pathSeg) *keyCtx {
 	}
 	k := w.keyString(seg)
 	kc := &keyCtx{raw: string(raw)}
-	forWords([]byte(k), func(word []byte) {
-		kc.words = append(kc.words, string(word))
+	trigger := func(word []byte) {
 		for _, d := range w.s.kwMap[string(word)] {
 			if !slices.Contains(kc.dets, d) {
 				kc.dets = append(kc.dets, d)
 			}
 		}
+	}
+	forWords([]byte(k), func(word []byte) {
+		kc.words = append(kc.words, string(word))
+		trigger(word)
 	})
+	if len(kc.words) > 1 {
+		// a keyword written as one word in text is split by the key's case
+		// or separators: "SecretAccessKey", "aws_secret_access_key"
+		var jb [24]byte
+		j := jb[:0]
+		for _, wd := range kc.words {
+			if len(j)+len(wd) > len(jb) {
+				j = nil // longer than any keyword
+				break
+			}
+			j = append(j, wd...)
+		}
+		if j != nil {
+			trigger(j)
+		}
+	}
 	w.keys[kc.raw] = kc
 	w.kcache[slot] = kcEntry{raw: kc.raw, kc: kc, set: true}
 	return kc

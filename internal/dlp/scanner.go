@@ -63,6 +63,7 @@ type Scanner struct {
 const (
 	punctSpecial = 1 << iota
 	punctNorm
+	punctJoin // '_' and '-' between the two words of a keyword (security_code)
 )
 
 func bit2(a, b byte) uint32 { return uint32(a)<<8 | uint32(b) }
@@ -144,6 +145,8 @@ func New(cfg Config) (*Scanner, error) {
 			s.kwFirst2[h>>6] |= 1 << (h & 63)
 		}
 	}
+	s.punct['_'] |= punctJoin
+	s.punct['-'] |= punctJoin
 	// Longer literals first so "sk-ant-" wins over "sk-".
 	for i := range s.prefix {
 		slices.SortStableFunc(s.prefix[i], func(a, b prefixEntry) int { return len(b.lit) - len(a.lit) })
@@ -218,6 +221,11 @@ type scanner struct {
 	depth  int      // decoding depth of this text
 	normal bool     // scanning the normal form: no second normalisation
 	nz     normalizer
+	// colWork counts the bytes column lookups read in this scan; past
+	// colBudget(len(b)) they stop, so a table whose every row could be a
+	// header costs a bounded multiple of its size
+	colWork int
+	col     colMemo // the last table block found
 }
 
 // Scan finds sensitive values in text. Offsets are byte offsets in text.
@@ -246,6 +254,7 @@ func (s *Scanner) scanWith(st *scanner, b []byte, key *keyCtx, out []Finding) []
 	}
 	st.s, st.b, st.key, st.out = s, b, key, out
 	st.trig, st.enc, st.encEnd = false, st.enc[:0], 0
+	st.colWork, st.col = 0, colMemo{}
 	first := len(out)
 	if key != nil {
 		for _, d := range key.dets {
@@ -306,6 +315,12 @@ func (st *scanner) run() {
 				i++
 				continue
 			}
+			if p&punctJoin != 0 && i > 0 && class[b[i-1]] > cDigit { // after a letter
+				if j := st.joined(i); j > i {
+					i = j
+					continue
+				}
+			}
 			if p&punctNorm != 0 && !st.trig {
 				st.trig = normWorth(b, i)
 			}
@@ -352,6 +367,12 @@ func (st *scanner) run() {
 		// would mispredict on every other word)
 		if j-i >= minEncoded || j < n && b64Sep[b[j]] && (j-i)&3 != 0 {
 			st.encoded(i, j)
+			// a long mixed-case word starts a group too (one base58
+			// address in ~250 has no digit); it is no keyword
+			if j-i >= 25 && j-i <= 35 && digits == 0 && lower > 0 && cnt[cUpper] > 0 {
+				i = st.groups(i, j, false)
+				continue
+			}
 		}
 		if l := j - i; l >= 2 && l <= 24 {
 			if h := kwPre(lowerByte(c), lowerByte(b[i+1]), l); camel || st.s.kwFirst2[h>>6]&(1<<(h&63)) != 0 {
@@ -489,8 +510,101 @@ func (st *scanner) keywordPart(i, j, after int) {
 	for _, d := range st.s.kwMap[string(w)] {
 		if s, e, conf := d.kw(st.b, after); conf > 0 {
 			st.emit(d, s, e, conf)
+		} else {
+			st.keywordColumn(d, i, j)
 		}
 	}
+}
+
+// joined handles the '_' or '-' at b[i] after a word: a MAC address whose
+// first pair is letters (ee-66-bd-…) starts a group there, and a keyword
+// may be written as two words (security_code, SECURITY_CODE, expiry-date
+// for securitycode, expirydate). It returns where the main loop continues
+// (i when it goes on as usual). Out of line: the main loop keeps its
+// registers.
+//
+//go:noinline
+func (st *scanner) joined(i int) int {
+	b := st.b
+	if i < 2 || i+2 >= len(b) {
+		return i
+	}
+	if b[i] == '-' && isHex(b[i-1]) && isHex(b[i-2]) && (i == 2 || class[b[i-3]] == cOther) && isHex(b[i+1]) && isHex(b[i+2]) {
+		if j := st.groups(i-2, i, false); j > i {
+			return j
+		}
+	}
+	if !isAlpha(b[i-1]) || !isAlpha(b[i+1]) {
+		return i
+	}
+	ws := i - 1
+	for ws > 0 && i-ws < 24 && isAlpha(b[ws-1]) {
+		ws--
+	}
+	if i-ws < 2 || ws > 0 && isAlnum(b[ws-1]) {
+		return i
+	}
+	k := i + 1
+	for k < len(b) && k-i <= 24 && isAlpha(b[k]) {
+		k++
+	}
+	l := i - ws + k - i - 1
+	if k-i-1 < 2 || l > 24 || k < len(b) && isAlnum(b[k]) {
+		return i
+	}
+	// the same prefilter as one-word keywords, on the joined length
+	if h := kwPre(lowerByte(b[ws]), lowerByte(b[ws+1]), l); st.s.kwFirst2[h>>6]&(1<<(h&63)) == 0 {
+		return i
+	}
+	var lw [24]byte
+	w := append(lw[:0], b[ws:i]...)
+	w = append(w, b[i+1:k]...)
+	for x, c := range w {
+		if isUpper(c) {
+			w[x] = c + 'a' - 'A'
+		} else if !isLower(c) {
+			return i
+		}
+	}
+	h := kwHash(w)
+	if st.s.kwBloom[h>>6]&(1<<(h&63)) == 0 {
+		return i
+	}
+	for _, d := range st.s.kwMap[string(w)] {
+		if s, e, conf := d.kw(b, k); conf > 0 {
+			st.emit(d, s, e, conf)
+		} else {
+			st.keywordColumn(d, ws, k)
+		}
+	}
+	return i
+}
+
+// keywordColumn runs a keyword detector on the column below a table header
+// that holds its keyword (a CSV export: the header labels every row).
+func (st *scanner) keywordColumn(d *Detector, i, j int) {
+	if st.colWork > colBudget(len(st.b)) {
+		return
+	}
+	ls, le, sep, nf, col, ok := headerColumn(st.b, i, j)
+	if !ok {
+		return
+	}
+	budget := colBudget(len(st.b)) - st.colWork
+	columnRows(st.b, ls, le, sep, nf, col, &budget, func(fs, fe int) bool {
+		if d.keyValue != nil { // the header is the value's key, as in JSON
+			if fe-fs >= 2 && st.b[fs] == '"' && st.b[fe-1] == '"' {
+				fs, fe = fs+1, fe-1
+			}
+			if conf := d.keyValue(st.b[fs:fe]); conf > 0 {
+				st.emit(d, fs, fe, conf)
+			}
+		} else if s, e, conf := d.kw(st.b, fs); conf > 0 && e <= fe {
+			st.emit(d, s, e, conf)
+		}
+		return true
+	})
+	st.colWork = colBudget(len(st.b)) - budget
 }
 
 type unit struct {
@@ -538,7 +652,9 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 			e++
 		}
 		l := e - k
-		ok := dg > 0 || (l <= 4 && lo == 0) || (l <= 2 && allIn(b[k:e], isHex))
+		// a lone lower-case letter after a dash is a check character
+		// written small (RUT 26681836-k)
+		ok := dg > 0 || (l <= 4 && lo == 0) || (l <= 2 && allIn(b[k:e], isHex)) || (l == 1 && c == '-')
 		if !ok || e-i > maxGroupRaw {
 			break
 		}
@@ -553,6 +669,7 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 		}
 	}
 	units := us[:nu]
+	iban := nu >= 4 && ibanShaped(b, units)
 	// Candidate spans: runs of units between space separators, longest first.
 	a := 0
 	for a < nu {
@@ -581,11 +698,31 @@ func (st *scanner) groups(i, j int, digitsOnly0 bool) int {
 			a = matched + 1
 		} else if pre == '+' {
 			break // "+44 …": the parts of a phone number are not values of their own
+		} else if a == 0 && iban {
+			break // nor are the groups of an IBAN in paper format (one that failed mod 97)
 		} else {
 			a++
 		}
 	}
 	return j
+}
+
+// ibanShaped reports whether units read as an IBAN in paper format: a
+// country and check digits ("GB82"), then groups of four.
+func ibanShaped(b []byte, units []unit) bool {
+	if len(units) < 4 {
+		return false
+	}
+	u := units[0]
+	if u.e-u.s != 4 || !isUpper(b[u.s]) || !isUpper(b[u.s+1]) || !isDigit(b[u.s+2]) || !isDigit(b[u.s+3]) {
+		return false
+	}
+	for _, u := range units[1:3] {
+		if u.sep != ' ' || u.e-u.s != 4 {
+			return false
+		}
+	}
+	return true
 }
 
 // cand is a group candidate handed to group detectors.
@@ -700,10 +837,13 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	const far = 1 << 30
 	posD, negD := far, far
 	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
+	weakD := far // nearest weak word (one that names other types too)
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
 			posD = min(posD, dist)
+		case 2:
+			weakD = min(weakD, dist)
 		case -1:
 			negD = min(negD, dist)
 		default:
@@ -713,15 +853,46 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			}
 		}
 	}
+	// a word and the one before it also count as a phrase ("tax file"),
+	// looked up only after one of the phrases' first words
+	var cat [64]byte
+	head := ""
+	word := func(w []byte, dist int) {
+		look(w, dist)
+		if head != "" {
+			if c := append(append(cat[:0], head...), w...); phrases[string(c)] {
+				look(c, dist)
+			}
+			head = ""
+		}
+		for _, h := range phraseHeads {
+			if len(h) == len(w) && h == string(w) {
+				head = h
+			}
+		}
+	}
 	if st.key != nil {
 		for _, w := range st.key.words {
-			look([]byte(w), 0)
+			word([]byte(w), 0)
 		}
 	}
 	lo := sentenceStart(st.b, max(0, s-ctxBefore), s)
 	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
-	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { look(w, 1+(s-lo)-j) })
-	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { look(w, 1+i) })
+	head = ""
+	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { word(w, 1+(s-lo)-j) })
+	head = ""
+	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
+	if posD == far && st.key == nil && st.colWork <= colBudget(len(st.b)) {
+		// a table row: the column's header is the value's label
+		if hs, he, ok := columnHeader(st.b, s, e, &st.col, &st.colWork); ok {
+			head = ""
+			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
+		}
+	}
+	weak := posD == far && weakD < far
+	if weak {
+		posD = weakD
+	}
 	pos, neg := posD < far, negD < far
 	if pos && neg {
 		if posD < negD {
@@ -733,6 +904,9 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	adj := 0.0
 	if pos && len(d.keywords) == 0 { // a keyword detector's trigger already is its context
 		adj += 0.3
+		if weak {
+			adj -= 0.15
+		}
 	}
 	if neg {
 		adj -= 0.5
@@ -791,7 +965,7 @@ func forWords(b []byte, f func([]byte)) {
 
 // forWordsAt is forWords that also passes the word's span b[i:j].
 func forWordsAt(b []byte, f func(w []byte, i, j int)) {
-	var lw [24]byte
+	var lw [32]byte // context words run long: steueridentifikationsnummer
 	i := 0
 	for i < len(b) {
 		if !isAlpha(b[i]) && b[i] < 0x80 {

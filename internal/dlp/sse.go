@@ -54,7 +54,8 @@ func (r *SSERewriter) Write(p []byte) (int, error) {
 		if end < 0 {
 			r.looked += int64(len(r.buf) - r.from)
 			// a separator may still complete across the next write
-			r.from = max(0, len(r.buf)-2)
+			// (its longest form, CRLF CRLF, has three bytes before the last)
+			r.from = max(0, len(r.buf)-3)
 			break
 		}
 		r.looked += int64(next - r.from)
@@ -85,34 +86,81 @@ func (r *SSERewriter) Close() error {
 		if err := r.event(r.buf, nil); err != nil {
 			return err
 		}
+	} else if len(r.buf) > 0 {
+		// blank lines after the last event (the LF of a CR LF split
+		// across writes) pass unchanged
+		if _, err := r.w.Write(r.buf); err != nil {
+			return err
+		}
 	}
 	r.buf = nil
 	return nil
 }
 
 // eventEnd finds the blank line that ends the first event: it returns the
-// end of the event's lines and the start of the next event.
+// end of the event's lines and the start of the next event. Lines end in
+// CRLF, LF or a bare CR (the SSE grammar allows all three); a CR at the end
+// of b may be the first half of a CRLF, so a line ending there is only
+// known to end once the next byte arrives, but a CR that ends a blank line
+// ends the event at once (an LF after it is a blank line of its own, which
+// the next event passes through unchanged).
 func eventEnd(b []byte, from int) (int, int) {
 	for i := from; i < len(b); i++ {
-		if b[i] != '\n' {
+		c := b[i]
+		if c != '\n' && c != '\r' {
 			continue
 		}
 		j := i + 1
-		if j < len(b) && b[j] == '\r' {
-			j++
+		if c == '\r' {
+			if j == len(b) {
+				return -1, -1 // CR or CRLF: wait for the next byte
+			}
+			if b[j] == '\n' {
+				j++
+			}
 		}
 		if j < len(b) && b[j] == '\n' {
-			return i + 1, j + 1
+			return j, j + 1
+		}
+		if j < len(b) && b[j] == '\r' {
+			if j+1 < len(b) && b[j+1] == '\n' {
+				return j, j + 2
+			}
+			return j, j + 1
 		}
 	}
 	return -1, -1
+}
+
+// splitLines splits an event into its lines, each with its terminator
+// (CRLF, LF or CR).
+func splitLines(ev []byte) [][]byte {
+	var out [][]byte
+	s := 0
+	for i := 0; i < len(ev); i++ {
+		switch ev[i] {
+		case '\n':
+			out = append(out, ev[s:i+1])
+			s = i + 1
+		case '\r':
+			if i+1 < len(ev) && ev[i+1] == '\n' {
+				i++
+			}
+			out = append(out, ev[s:i+1])
+			s = i + 1
+		}
+	}
+	if s < len(ev) {
+		out = append(out, ev[s:])
+	}
+	return out
 }
 
 func (r *SSERewriter) event(ev, sep []byte) error {
 	var data [][]byte
 	var other []byte
 	dataAt := -1
-	for _, line := range bytes.SplitAfter(ev, []byte("\n")) {
+	for _, line := range splitLines(ev) {
 		trimmed := bytes.TrimRight(line, "\r\n")
 		if v, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
 			if dataAt < 0 {
