@@ -310,10 +310,13 @@ func (a *API) propose(ctx context.Context, cmd *state.Command) (*state.Result, e
 // command and returns the state's result or its error. The state machine
 // re-checks only what a concurrent write may have changed meanwhile.
 func (a *API) proposeRaw(ctx context.Context, cmd *state.Command) (*state.Result, error) {
-	if err := a.sync(ctx); err != nil {
-		return nil, err
-	}
+	// A follower's state may lack writes acknowledged through another
+	// node: refused here, it syncs with the leader and checks again (not
+	// before: during an election a write waits for the next leader).
 	prepared, _, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
+	if err != nil && a.sync(ctx) == nil {
+		prepared, _, err = a.cfg.Store.Prepare(cmd, a.cfg.Node)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -197,7 +198,8 @@ type Node struct {
 	fsm    *compressedFSM
 	closed chan struct{}
 
-	started time.Time
+	started   time.Time
+	currentAt atomic.Int64 // unix ns: when this node was last caught up (watchCurrent)
 
 	peers  *peerLayer   // nil without Config.TLS
 	rpc    *http.Client // to peers' RPC servers
@@ -305,6 +307,7 @@ func New(cfg Config) (*Node, error) {
 	if n.rpcSrv != nil {
 		go n.rpcSrv.Serve(n.peers.rpc)
 	}
+	go n.watchCurrent()
 	ok = true
 	return n, nil
 }
@@ -409,17 +412,35 @@ func (n *Node) followerCurrent() bool {
 
 // Staleness is how old this node's view of the replicated state may be:
 // zero on a leader (it steps down when it loses its majority for longer
-// than the leader lease), the time since the leader was last heard from on
-// a follower, and the time since the node started if it never heard one.
+// than the leader lease); on any other node the time since it was last
+// caught up, that is heard from the leader recently and had applied all the
+// leader had committed (checked every currentEvery), or since it started if
+// never. A node that resumes after a pause therefore stays stale until it
+// has applied what it missed, not merely until it hears the leader again.
 func (n *Node) Staleness() time.Duration {
 	if n.raft.State() == raft.Leader {
 		return 0
 	}
-	lc := n.raft.LastContact()
-	if lc.IsZero() || lc.Before(n.started) {
-		return time.Since(n.started)
+	return time.Since(time.Unix(0, max(n.currentAt.Load(), n.started.UnixNano())))
+}
+
+// currentEvery is how often a node checks that it is caught up.
+const currentEvery = 50 * time.Millisecond
+
+// watchCurrent records when this node was last caught up, until Close.
+func (n *Node) watchCurrent() {
+	t := time.NewTicker(currentEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closed:
+			return
+		case <-t.C:
+			if n.raft.State() == raft.Leader || n.followerCurrent() {
+				n.currentAt.Store(time.Now().UnixNano())
+			}
+		}
 	}
-	return time.Since(lc)
 }
 
 // Reconcile makes the raft configuration follow want (the cluster's member
