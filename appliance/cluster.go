@@ -257,7 +257,7 @@ func (a *Appliance) serveJoin(w http.ResponseWriter, r *http.Request) {
 	keys, err := a.wrapKeysFor(r.Context(), req.WrappingKey)
 	if errors.Is(err, hsm.ErrUntrustedWrappingKey) {
 		fp := hsm.WrappingKeyFingerprint(req.WrappingKey)
-		msg := fmt.Sprintf("waiting for the Security Officer: on node %s run `portcullis secret trust-join-key --pub KEY --fingerprint %s` with the joining node's wrapping key (it logs it), then the join goes on by itself", a.nodeID, fp)
+		msg := fmt.Sprintf("waiting for the Security Officer: on node %s run `portcullis secret trust-join-key --pub KEY --fingerprint %s` with the joining node's wrapping key (this node logs it as pub), then the join goes on by itself", a.nodeID, fp)
 		a.log.Warn("a node waits for the Security Officer to trust its wrapping key", "node", req.NodeID, "fingerprint", fp,
 			"pub", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: req.WrappingKey})))
 		api.WriteError(w, http.StatusConflict, "pending_approval", msg, map[string]string{"fingerprint": fp})
