@@ -115,7 +115,11 @@ func (a *API) apply(c *gin.Context) {
 	}
 	// Validate against the local state first, so that a bad request never
 	// reaches the raft log; the state machine re-checks only references,
-	// which settles races with concurrent writes.
+	// which settles races with concurrent writes. Sync first: a follower's
+	// state may not yet hold writes acknowledged through another node.
+	if !a.syncRead(c) {
+		return
+	}
 	prepared, res, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
 	if err == nil && !req.DryRun {
 		res, err = a.replicate(c.Request.Context(), prepared)

@@ -8,15 +8,15 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -93,6 +93,8 @@ type Node struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
+	// paused is set while the process is SIGSTOPped (Pause).
+	paused atomic.Bool
 }
 
 // GatewayURL is the base URL agents use.
@@ -132,45 +134,13 @@ func StartNode(t testing.TB, extra ...string) *Node {
 	return n
 }
 
-// Start (re)starts the node process with the same data dir and addresses.
+// Start (re)starts the node process with the same data dir and addresses
+// and waits until both listeners answer /healthz with 200; it fails the
+// test if the node exits or is not healthy within 30s.
 func (n *Node) Start() {
-	t := n.t
-	t.Helper()
-	args := []string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}
-	if n.RaftAddr != "" && !slices.Contains(n.Args, "--raft-addr") {
-		args = append(args, "--raft-addr", n.RaftAddr)
-	}
-	args = append(args, n.Args...)
-	n.cmd = exec.Command(n.Bin, args...)
-	if n.logs == nil {
-		n.logs = &syncBuffer{}
-	}
-	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	n.done = make(chan struct{})
-	go func() { n.cmd.Wait(); close(n.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, u := range []string{n.GatewayURL(), n.AdminURL()} {
-		for {
-			resp, err := http.Get(u + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			select {
-			case <-n.done:
-				t.Fatalf("node exited during start:\n%s", n.Logs())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node not healthy at %s after 30s:\n%s", u, n.Logs())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	n.t.Helper()
+	if err := n.StartErr(30 * time.Second); err != nil {
+		n.t.Fatalf("start node: %v", err)
 	}
 }
 
@@ -184,6 +154,7 @@ func (n *Node) Stop() {
 		return
 	default:
 	}
+	_ = n.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot act on SIGINT
 	_ = n.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-n.done:
