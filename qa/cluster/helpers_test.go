@@ -201,3 +201,68 @@ func skipShort(t *testing.T) {
 		t.Skip("runs clusters of real processes")
 	}
 }
+
+// writeRec is one admin write of a writer.
+type writeRec struct {
+	start, end time.Time
+	value      string
+	err        error
+}
+
+// writeLoad runs one admin writer per node: each applies its own Upstream
+// (w-<node>) with a new url value in a loop until stop.
+type writeLoad struct {
+	mu   sync.Mutex
+	recs map[string][]writeRec
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startWriteLoad(t *testing.T, nodes []*harness.Node, pause time.Duration) *writeLoad {
+	w := &writeLoad{recs: map[string][]writeRec{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, n := range nodes {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-w.stop:
+					return
+				case <-time.After(pause):
+				}
+				if !n.Running() {
+					continue
+				}
+				v := fmt.Sprintf("http://127.0.0.1:9/%s/%d", n.ID(), i)
+				r := writeRec{start: time.Now(), value: v}
+				code, body, err := applyHTTP(n, client, upstreamYAML("w-"+n.ID(), v))
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("HTTP %d: %s", code, strings.TrimSpace(body))
+				}
+				r.end, r.err = time.Now(), err
+				w.mu.Lock()
+				w.recs[n.ID()] = append(w.recs[n.ID()], r)
+				w.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+func (w *writeLoad) Stop() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	w.wg.Wait()
+}
+
+// records returns a copy of node id's writes.
+func (w *writeLoad) records(id string) []writeRec {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]writeRec(nil), w.recs[id]...)
+}
