@@ -115,3 +115,62 @@ func TestJoinRefused(t *testing.T) {
 	c.Nodes = append(c.Nodes, n)
 	c.WaitFormed(60 * time.Second)
 }
+
+// TestJoinDuringLeaderChanges: nodes join while leadership moves between
+// the members every ~100 ms (as in a rolling restart).
+// Each joins with its one token; a join whose first attempt was cut by a
+// leader change must still succeed on the joiner's own retry.
+func TestJoinDuringLeaderChanges(t *testing.T) {
+	skipShort(t)
+	c := harness.StartCluster(t, 3)
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		moves := 0
+		defer func() { done <- moves }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			n := c.Nodes[i%3]
+			if code, _, err := n.AdminDo("POST", "/v1/cluster/leader", "{}"); err == nil && code == 200 {
+				moves++
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			<-done
+		}
+	}()
+	for i := 4; i <= 6; i++ {
+		id := "n" + string(rune('0'+i))
+		via := c.Nodes[(i-1)%3] // a follower as often as the leader
+		tok := c.JoinToken(c.Nodes[0])
+		n := harness.NewNode(t, "--node-id", id, "--join", via.AdminURL(), "--join-token-file", tok)
+		n.TokenFile = c.TokenFile
+		if err := n.StartErr(60 * time.Second); err != nil {
+			t.Errorf("join of %s through %s while leadership moves: %v", id, via.ID(), lastLines(err.Error(), 6))
+			continue
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	close(stop)
+	t.Logf("leadership moved %d times during the joins", <-done)
+	if !t.Failed() {
+		c.WaitFormed(60 * time.Second)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}

@@ -101,11 +101,12 @@ func (c *Cluster) Join(id string, extra ...string) *Node {
 		if err == nil {
 			break
 		}
-		// Known product bug (see qa/cluster TestJoinSurvivesLeaderChange):
-		// when the admitting leader loses leadership while committing the
-		// token's use, the joiner's retry finds the token "already used"
-		// by itself and gives up. A user would create a new token; so do
-		// we, a bounded number of times, saying so in the test log.
+		// Known product bug (appliance/cluster.go serveJoin): when the
+		// admitting member's raft write of the token's use fails
+		// ambiguously ("leadership lost while committing log") but
+		// commits, the joiner's retry finds the token "already used" by
+		// itself and gives up. A user would create a new token; so do we,
+		// a bounded number of times, saying so in the test log.
 		if attempt < 3 && strings.Contains(err.Error(), "was already used (by node "+id+")") {
 			c.t.Logf("KNOWN BUG: join of %s refused on retry, its token already used by itself; joining again with a new token", id)
 			if err := os.WriteFile(tok, []byte(strings.TrimSpace(via.MustCLI("cluster", "join-token", "create"))+"\n"), 0o600); err != nil {
