@@ -99,6 +99,11 @@ func TestClusterForms(t *testing.T) {
 	// A key made on node 2 works on nodes 1 and 3 (and 2), with a real
 	// go-sdk client: initialize, tools/list, tools/call.
 	key := c.Nodes[1].NewKey("echo-bot")
+	// Agent calls never wait on the leader, so another node knows the
+	// key once it has applied the write (milliseconds later).
+	for _, n := range c.Nodes {
+		waitAgentOK(t, n, "echoer", key)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, n := range []*harness.Node{c.Nodes[0], c.Nodes[2], c.Nodes[1]} {

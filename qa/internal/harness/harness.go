@@ -68,16 +68,33 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreeAddr returns a loopback address with a port that was free just now.
+// FreeAddr returns a loopback address with a port that was free just now
+// and that it has not returned before in this process (the kernel may
+// hand out a just-closed port again, and one node's two listeners on the
+// same port would not start).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		givenMu.Lock()
+		dup := given[addr]
+		given[addr] = true
+		givenMu.Unlock()
+		if !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 // Node is one running appliance process.
 type Node struct {
