@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -98,6 +99,9 @@ func (h *linHistory) linClient(t *testing.T, id int, c *harness.Cluster, stop ch
 			case err == nil && code < 500:
 				t.Errorf("write through %s: %d %s", n.ID(), code, body)
 			default:
+				if code == http.StatusInternalServerError {
+					t.Errorf("write through %s: %d %s (want 503: a write in flight when the leader dies has an unknown outcome, and the user should be told to retry, not \"internal error\"); the node logged:\n%s", n.ID(), code, body, errorLines(n.Logs(), 3))
+				}
 				// Timed out or failed after it was sent: it may or may not
 				// have happened, at any time from now on.
 				h.add(porcupine.Operation{ClientId: id, Input: linInput{true, v}, Call: call, Output: "", Return: math.MaxInt64, Metadata: n.ID()})
@@ -112,6 +116,7 @@ func (h *linHistory) linClient(t *testing.T, id int, c *harness.Cluster, stop ch
 				}
 				h.why[fmt.Sprintf("%s %d %.90s", n.ID(), code, msg)]++
 				h.mu.Unlock()
+				time.Sleep(20 * time.Millisecond) // no hot loop while the cluster elects
 			}
 			continue
 		}
@@ -258,4 +263,18 @@ func staleReads(ops []porcupine.Operation, max int) []string {
 		}
 	}
 	return out
+}
+
+// errorLines returns the last n lines of logs at level ERROR.
+func errorLines(logs string, n int) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
 }
