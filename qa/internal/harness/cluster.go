@@ -305,11 +305,9 @@ func (n *Node) Resume() {
 	n.paused.Store(false)
 }
 
-// StartErr starts the node process and waits until it is healthy or has
-// exited; it returns an error with the node's output if it exited or did
-// not become healthy within timeout. A process still running after a
-// failure is killed.
-func (n *Node) StartErr(timeout time.Duration) error {
+// Launch starts the node process with the same data dir and addresses
+// and returns at once.
+func (n *Node) Launch() error {
 	args := []string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}
 	if n.RaftAddr != "" && !slices.Contains(n.Args, "--raft-addr") {
 		args = append(args, "--raft-addr", n.RaftAddr)
@@ -325,6 +323,16 @@ func (n *Node) StartErr(timeout time.Duration) error {
 	n.paused.Store(false)
 	n.done = make(chan struct{})
 	go func() { n.cmd.Wait(); close(n.done) }()
+	return nil
+}
+
+// StartErr starts the node process and waits until both listeners answer
+// /healthz with 200; it returns an error with the node's output if it
+// exited or did not become healthy within timeout (then it is killed).
+func (n *Node) StartErr(timeout time.Duration) error {
+	if err := n.Launch(); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(timeout)
 	client := http.Client{Timeout: 2 * time.Second}
 	for _, u := range []string{n.GatewayURL(), n.AdminURL()} {
