@@ -283,6 +283,9 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Signal sends sig to the node's process.
+func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
+
 // Paused reports whether the node is paused (SIGSTOP).
 func (n *Node) Paused() bool { return n.paused.Load() }
 
@@ -360,6 +363,9 @@ func (n *Node) StartErr(timeout time.Duration) error {
 // Exited waits up to timeout for the process to end by itself and reports
 // whether it did.
 func (n *Node) Exited(timeout time.Duration) bool {
+	if !n.Running() {
+		return true
+	}
 	select {
 	case <-n.done:
 		return true
