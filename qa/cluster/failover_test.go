@@ -123,6 +123,11 @@ func TestLeaderKill(t *testing.T) {
 			if r.err != nil {
 				failed++
 				t.Logf("write through %s at +%v failed: %v", n.ID(), r.start.Sub(killedAt).Round(time.Millisecond), r.err)
+				// A failure during the election must say "retry", not
+				// "internal error".
+				if !strings.Contains(r.err.Error(), "HTTP 503") {
+					t.Errorf("write through %s during the election: %v, want a 503", n.ID(), r.err)
+				}
 			}
 		}
 		if l := last(recs); l.err != nil {
