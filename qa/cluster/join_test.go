@@ -123,6 +123,10 @@ func TestJoinRefused(t *testing.T) {
 func TestJoinDuringLeaderChanges(t *testing.T) {
 	skipShort(t)
 	c := harness.StartCluster(t, 3)
+	tokens := map[int]string{}
+	for i := 4; i <= 6; i++ {
+		tokens[i] = c.JoinToken(c.Nodes[0])
+	}
 	stop := make(chan struct{})
 	done := make(chan int)
 	go func() {
@@ -151,8 +155,7 @@ func TestJoinDuringLeaderChanges(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		id := "n" + string(rune('0'+i))
 		via := c.Nodes[(i-1)%3] // a follower as often as the leader
-		tok := c.JoinToken(c.Nodes[0])
-		n := harness.NewNode(t, "--node-id", id, "--join", via.AdminURL(), "--join-token-file", tok)
+		n := harness.NewNode(t, "--node-id", id, "--join", via.AdminURL(), "--join-token-file", tokens[i])
 		n.TokenFile = c.TokenFile
 		if err := n.StartErr(60 * time.Second); err != nil {
 			t.Errorf("join of %s through %s while leadership moves: %v", id, via.ID(), lastLines(err.Error(), 6))

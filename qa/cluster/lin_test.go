@@ -205,6 +205,7 @@ func TestLinearizable(t *testing.T) {
 		for _, s := range staleReads(h.ops, 5) {
 			t.Log(s)
 		}
+		t.Log(stuckAt(h.ops, info))
 	}
 
 	// No acknowledged write is lost: no node reads a value that an
@@ -229,10 +230,10 @@ func TestLinearizable(t *testing.T) {
 	}
 }
 
-// staleReads explains a violation in its simplest form: a read that
+// staleReads explains a violation in its simplest forms: a read that
 // returned a value although another acknowledged write had been invoked
 // after that value's write returned and had returned before the read was
-// invoked.
+// invoked; or a read older than one that returned before it began.
 func staleReads(ops []porcupine.Operation, max int) []string {
 	writes := map[string]porcupine.Operation{}
 	for _, o := range ops {
@@ -259,6 +260,29 @@ func staleReads(ops []porcupine.Operation, max int) []string {
 			}
 		}
 		if len(out) >= max {
+			return out
+		}
+	}
+	// A read that went back in time: it began after another read had
+	// returned a value whose write was invoked after this read's value's
+	// write had returned.
+	for _, r1 := range ops {
+		if r1.Input.(linInput).write {
+			continue
+		}
+		v := writes[r1.Output.(string)]
+		for _, r2 := range ops {
+			if r2.Input.(linInput).write || r2.Call <= r1.Return {
+				continue
+			}
+			u, ok := writes[r2.Output.(string)]
+			if ok && u.Return < v.Call {
+				out = append(out, fmt.Sprintf("read back in time: through %v at +%v read %q, but a read through %v that ended %v earlier (+%v) had read the newer %q (its write invoked at +%v, after %q's was acknowledged at +%v)",
+					r2.Metadata, time.Duration(r2.Call), r2.Output, r1.Metadata, time.Duration(r2.Call-r1.Return), time.Duration(r1.Return), r1.Output, time.Duration(v.Call), r2.Output, time.Duration(u.Return)))
+				break
+			}
+		}
+		if len(out) >= max {
 			break
 		}
 	}
@@ -277,4 +301,58 @@ func errorLines(logs string, n int) string {
 		out = out[len(out)-n:]
 	}
 	return strings.Join(out, "\n")
+}
+
+// stuckAt describes where the longest linearization porcupine found
+// stops: the state it reached and the earliest operation it could not
+// place.
+func stuckAt(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+	var longest []porcupine.Operation
+	for _, part := range info.PartialLinearizationsOperations() {
+		for _, l := range part {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+	}
+	type key struct {
+		client int
+		call   int64
+	}
+	in := map[key]bool{}
+	state := ""
+	var lastOps []string
+	for _, o := range longest {
+		in[key{o.ClientId, o.Call}] = true
+		if i := o.Input.(linInput); i.write {
+			state = i.value
+		}
+		lastOps = append(lastOps, describe(o))
+		if len(lastOps) > 3 {
+			lastOps = lastOps[1:]
+		}
+	}
+	var stuck *porcupine.Operation
+	for i := range ops {
+		o := &ops[i]
+		if !in[key{o.ClientId, o.Call}] && (stuck == nil || o.Call < stuck.Call) {
+			stuck = o
+		}
+	}
+	if stuck == nil {
+		return "no unplaced operation"
+	}
+	return fmt.Sprintf("longest linearization: %d of %d operations, register %q after: %s; earliest operation it cannot place: %s",
+		len(longest), len(ops), state, strings.Join(lastOps, "; "), describe(*stuck))
+}
+
+func describe(o porcupine.Operation) string {
+	ret := "never (outcome unknown)"
+	if o.Return != math.MaxInt64 {
+		ret = "+" + time.Duration(o.Return).String()
+	}
+	if i := o.Input.(linInput); i.write {
+		return fmt.Sprintf("client %d write %q through %v [+%v, %s]", o.ClientId, i.value, o.Metadata, time.Duration(o.Call), ret)
+	}
+	return fmt.Sprintf("client %d read %q through %v [+%v, %s]", o.ClientId, o.Output, o.Metadata, time.Duration(o.Call), ret)
 }

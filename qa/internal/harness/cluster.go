@@ -89,7 +89,7 @@ func (c *Cluster) JoinToken(via *Node, args ...string) string {
 }
 
 // Join starts a new node with id that joins the cluster through the first
-// live node, with a fresh token, and waits until it is healthy.
+// node, with a fresh token, and waits until it is healthy.
 func (c *Cluster) Join(id string, extra ...string) *Node {
 	c.t.Helper()
 	via := c.Nodes[0]

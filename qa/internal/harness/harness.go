@@ -144,10 +144,8 @@ func (s *syncBuffer) String() string {
 // listeners answer /healthz. The node is stopped when the test ends.
 func StartNode(t testing.TB, extra ...string) *Node {
 	t.Helper()
-	n := &Node{Bin: Binary(t), DataDir: t.TempDir(), GatewayAddr: FreeAddr(t), AdminAddr: FreeAddr(t), RaftAddr: FreeAddr(t), Args: extra, t: t}
-	n.TokenFile = filepath.Join(n.DataDir, "admin-token")
+	n := NewNode(t, extra...)
 	n.Start()
-	t.Cleanup(n.Stop)
 	return n
 }
 
