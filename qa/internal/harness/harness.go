@@ -8,15 +8,15 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,16 +68,33 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreeAddr returns a loopback address with a port that was free just now.
+// FreeAddr returns a loopback address with a port that was free just now
+// and that it has not returned before in this process (the kernel may
+// hand out a just-closed port again, and one node's two listeners on the
+// same port would not start).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		givenMu.Lock()
+		dup := given[addr]
+		given[addr] = true
+		givenMu.Unlock()
+		if !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 // Node is one running appliance process.
 type Node struct {
@@ -93,6 +110,8 @@ type Node struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
+	// paused is set while the process is SIGSTOPped (Pause).
+	paused atomic.Bool
 }
 
 // GatewayURL is the base URL agents use.
@@ -125,52 +144,18 @@ func (s *syncBuffer) String() string {
 // listeners answer /healthz. The node is stopped when the test ends.
 func StartNode(t testing.TB, extra ...string) *Node {
 	t.Helper()
-	n := &Node{Bin: Binary(t), DataDir: t.TempDir(), GatewayAddr: FreeAddr(t), AdminAddr: FreeAddr(t), RaftAddr: FreeAddr(t), Args: extra, t: t}
-	n.TokenFile = filepath.Join(n.DataDir, "admin-token")
+	n := NewNode(t, extra...)
 	n.Start()
-	t.Cleanup(n.Stop)
 	return n
 }
 
-// Start (re)starts the node process with the same data dir and addresses.
+// Start (re)starts the node process with the same data dir and addresses
+// and waits until both listeners answer /healthz with 200; it fails the
+// test if the node exits or is not healthy within 30s.
 func (n *Node) Start() {
-	t := n.t
-	t.Helper()
-	args := []string{"server", "--dev", "--data-dir", n.DataDir, "--gateway-addr", n.GatewayAddr, "--admin-addr", n.AdminAddr}
-	if n.RaftAddr != "" && !slices.Contains(n.Args, "--raft-addr") {
-		args = append(args, "--raft-addr", n.RaftAddr)
-	}
-	args = append(args, n.Args...)
-	n.cmd = exec.Command(n.Bin, args...)
-	if n.logs == nil {
-		n.logs = &syncBuffer{}
-	}
-	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	n.done = make(chan struct{})
-	go func() { n.cmd.Wait(); close(n.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, u := range []string{n.GatewayURL(), n.AdminURL()} {
-		for {
-			resp, err := http.Get(u + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			select {
-			case <-n.done:
-				t.Fatalf("node exited during start:\n%s", n.Logs())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node not healthy at %s after 30s:\n%s", u, n.Logs())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	n.t.Helper()
+	if err := n.StartErr(30 * time.Second); err != nil {
+		n.t.Fatalf("start node: %v", err)
 	}
 }
 
@@ -184,6 +169,7 @@ func (n *Node) Stop() {
 		return
 	default:
 	}
+	_ = n.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot act on SIGINT
 	_ = n.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-n.done:

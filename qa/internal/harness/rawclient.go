@@ -63,6 +63,11 @@ func (c *RawClient) Initialize() error {
 	return err
 }
 
+// SessionID is the Mcp-Session-Id the server gave at initialize ("" for
+// stateless revisions). Changing URL keeps it: a client that moves to
+// another node continues the same session.
+func (c *RawClient) SessionID() string { return c.session }
+
 // CallTool calls a tool and returns the JSON-RPC response.
 func (c *RawClient) CallTool(name string, args any) (*Response, error) {
 	resp, _, err := c.Do("tools/call", name, map[string]any{"name": name, "arguments": args})
