@@ -47,6 +47,9 @@ type NodeStatus struct {
 	LastIndex    uint64 `json:"lastIndex"`
 	CommitIndex  uint64 `json:"commitIndex"`
 	AppliedIndex uint64 `json:"appliedIndex"`
+	// FSMApplied is the last entry the state machine finished applying
+	// (AppliedIndex counts entries handed to it).
+	FSMApplied uint64 `json:"fsmApplied"`
 	// LastContactMS is how long ago a follower last heard from the leader
 	// (0 on the leader; -1 if never).
 	LastContactMS int64 `json:"lastContactMs"`
@@ -187,7 +190,7 @@ func (n *Node) Self() NodeStatus {
 	st := NodeStatus{
 		ID: n.cfg.NodeID, State: n.raft.State().String(), Leader: string(leader),
 		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex(),
-		CommitIndex: n.commitIndex(),
+		CommitIndex: n.commitIndex(), FSMApplied: n.fsmApplied(),
 	}
 	switch lc := n.raft.LastContact(); {
 	case n.raft.State() == raft.Leader:
@@ -394,12 +397,16 @@ func (n *Node) Sync(ctx context.Context) error {
 	if err := n.peerStatus(ctx, string(addr), &st); err != nil {
 		return fmt.Errorf("cluster: sync with leader %s: %w", id, err)
 	}
+	// Everything acknowledged was applied by the leader's state machine,
+	// so reaching what it has applied is enough (and, unlike its commit
+	// index, reachable: no-op and configuration entries never reach a
+	// state machine).
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for n.raft.AppliedIndex() < st.CommitIndex {
+	for n.fsmApplied() < st.FSMApplied {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: sync: applied %d of the leader's %d: %w", n.raft.AppliedIndex(), st.CommitIndex, ctx.Err())
+			return fmt.Errorf("cluster: sync: applied %d of the leader's %d: %w", n.fsmApplied(), st.FSMApplied, ctx.Err())
 		case <-n.closed:
 			return ErrClosed
 		case <-t.C:
@@ -459,7 +466,7 @@ func (n *Node) WaitReplicated(ctx context.Context, index uint64) {
 			defer wg.Done()
 			for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 				var st NodeStatus
-				if err := n.peerStatus(ctx, addr, &st); err != nil || st.AppliedIndex >= index {
+				if err := n.peerStatus(ctx, addr, &st); err != nil || st.FSMApplied >= index {
 					return
 				}
 				select {
@@ -471,4 +478,13 @@ func (n *Node) WaitReplicated(ctx context.Context, index uint64) {
 		}(string(s.Address))
 	}
 	wg.Wait()
+}
+
+// fsmApplied is the last entry the state machine finished applying (raft's
+// applied index until that is known, after restoring an older snapshot).
+func (n *Node) fsmApplied() uint64 {
+	if n.fsm.known.Load() {
+		return n.fsm.applied.Load()
+	}
+	return n.raft.AppliedIndex()
 }

@@ -3,8 +3,10 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
@@ -14,10 +16,22 @@ import (
 var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // compressedFSM wraps the caller's FSM so that snapshots are stored
-// zstd-compressed. Apply passes through untouched.
+// zstd-compressed, and tracks the index of the last entry the FSM finished
+// applying (raft's own applied index moves when entries are handed to the
+// FSM goroutine, a moment earlier). A snapshot carries that index in a zstd
+// skippable frame ahead of the data, which any zstd reader skips.
 type compressedFSM struct {
 	inner raft.FSM
+	// applied is the last index applied; known is false after restoring a
+	// snapshot that did not record it, until the next Apply.
+	applied atomic.Uint64
+	known   atomic.Bool
 }
+
+// skippable frame carrying the applied index: magic, size, "PCIX", index.
+var indexFrameMagic = [4]byte{0x50, 0x2a, 0x4d, 0x18} // 0x184D2A50, little endian
+
+const indexFrameSize = 12 // "PCIX" + uint64
 
 var (
 	_ raft.FSM          = (*compressedFSM)(nil)
@@ -25,44 +39,61 @@ var (
 	_ raft.SnapshotSink = (*compressingSink)(nil)
 )
 
-func (f *compressedFSM) Apply(l *raft.Log) any { return f.inner.Apply(l) }
+func (f *compressedFSM) Apply(l *raft.Log) any {
+	r := f.inner.Apply(l)
+	f.applied.Store(l.Index)
+	f.known.Store(true)
+	return r
+}
 
 func (f *compressedFSM) Snapshot() (raft.FSMSnapshot, error) {
 	s, err := f.inner.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	return &compressedSnapshot{inner: s}, nil
+	return &compressedSnapshot{inner: s, applied: f.applied.Load()}, nil
 }
 
 // Restore decompresses a zstd snapshot, or passes an uncompressed one
 // through unchanged (snapshots written before compression was enabled).
 func (f *compressedFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	r, err := decompressSnapshot(rc)
+	r, index, err := decompressSnapshot(rc)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return f.inner.Restore(r)
+	if err := f.inner.Restore(r); err != nil {
+		return err
+	}
+	f.applied.Store(index)
+	f.known.Store(index > 0)
+	return nil
 }
 
-// decompressSnapshot returns a reader of the plain snapshot bytes in r. The
-// returned ReadCloser's Close releases the decoder, not r.
-func decompressSnapshot(r io.Reader) (io.ReadCloser, error) {
+// decompressSnapshot returns a reader of the plain snapshot bytes in r, and
+// the applied index the snapshot records (0 if none). The returned
+// ReadCloser's Close releases the decoder, not r.
+func decompressSnapshot(r io.Reader) (io.ReadCloser, uint64, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	var index uint64
+	if head, _ := br.Peek(8 + indexFrameSize); len(head) == 8+indexFrameSize && bytes.Equal(head[:4], indexFrameMagic[:]) &&
+		binary.LittleEndian.Uint32(head[4:8]) == indexFrameSize && string(head[8:12]) == "PCIX" {
+		index = binary.LittleEndian.Uint64(head[12:20])
+		br.Discard(8 + indexFrameSize)
+	}
 	head, err := br.Peek(len(zstdMagic))
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("cluster: read snapshot: %w", err)
+		return nil, 0, fmt.Errorf("cluster: read snapshot: %w", err)
 	}
 	if !bytes.Equal(head, zstdMagic) {
-		return io.NopCloser(br), nil
+		return io.NopCloser(br), index, nil
 	}
 	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: snapshot decoder: %w", err)
+		return nil, 0, fmt.Errorf("cluster: snapshot decoder: %w", err)
 	}
-	return &decoderCloser{Decoder: dec}, nil
+	return &decoderCloser{Decoder: dec}, index, nil
 }
 
 type decoderCloser struct {
@@ -87,11 +118,22 @@ func (d *decoderCloser) Close() error {
 }
 
 type compressedSnapshot struct {
-	inner raft.FSMSnapshot
+	inner   raft.FSMSnapshot
+	applied uint64
 }
 
-// Persist gives the inner snapshot a sink that compresses into the real one.
+// Persist writes the applied-index frame, then gives the inner snapshot a
+// sink that compresses into the real one.
 func (s *compressedSnapshot) Persist(sink raft.SnapshotSink) error {
+	frame := make([]byte, 8+indexFrameSize)
+	copy(frame, indexFrameMagic[:])
+	binary.LittleEndian.PutUint32(frame[4:], indexFrameSize)
+	copy(frame[8:], "PCIX")
+	binary.LittleEndian.PutUint64(frame[12:], s.applied)
+	if _, err := sink.Write(frame); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("cluster: write snapshot: %w", err)
+	}
 	enc, err := zstd.NewWriter(sink, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		sink.Cancel()
