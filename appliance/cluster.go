@@ -225,11 +225,16 @@ func (a *Appliance) serveJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := a.store.Current()
 	st := snap.JoinTokens[tok.id]
+	// The same node asking again with its token (its answer was lost, or
+	// the write that spent the token committed while the leader changed)
+	// is answered again; anyone else is refused.
+	member := snap.Members[req.NodeID]
+	retry := st != nil && st.UsedBy == req.NodeID && (member == nil || bytes.Equal(member.CACert, []byte(req.CACert)))
 	switch {
 	case st == nil || subtle.ConstantTimeCompare(st.Hash, tokenHash(tok.secret)) != 1:
 		refuse(http.StatusUnauthorized, api.CodeUnauthorized, "join token not valid for this cluster (is it from another cluster, or mistyped?)")
 		return
-	case st.UsedBy != "":
+	case st.UsedBy != "" && !retry:
 		refuse(http.StatusUnauthorized, api.CodeUnauthorized, fmt.Sprintf("join token %s was already used (by node %s); create a new one", tok.id, st.UsedBy))
 		return
 	case !time.Now().Before(st.Expires):
@@ -238,7 +243,7 @@ func (a *Appliance) serveJoin(w http.ResponseWriter, r *http.Request) {
 	case !state.ValidNodeID(req.NodeID):
 		refuse(http.StatusUnprocessableEntity, api.CodeInvalid, fmt.Sprintf("node id %q: want letters, digits, '.', '_', '-' (at most 63)", req.NodeID))
 		return
-	case snap.Members[req.NodeID] != nil:
+	case member != nil && !retry:
 		refuse(http.StatusConflict, api.CodeConflict, fmt.Sprintf("node id %q is already a member of this cluster; remove it first (portcullis cluster remove %s) or start the new node with another --node-id", req.NodeID, req.NodeID))
 		return
 	case req.RaftAddr == "" || strings.HasSuffix(req.RaftAddr, ":0"):
@@ -269,17 +274,21 @@ func (a *Appliance) serveJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	// The token is spent through raft: of two concurrent joins with it,
 	// exactly one gets here.
-	if _, err := a.propose(r.Context(), &state.Command{Op: state.OpTokenUse, Time: time.Now().UTC(), KeyID: tok.id, Name: req.NodeID}); err != nil {
-		if errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrNotFound) {
-			refuse(http.StatusUnauthorized, api.CodeUnauthorized, err.Error())
+	if !retry {
+		if _, err := a.propose(r.Context(), &state.Command{Op: state.OpTokenUse, Time: time.Now().UTC(), KeyID: tok.id, Name: req.NodeID}); err != nil {
+			if errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrNotFound) {
+				refuse(http.StatusUnauthorized, api.CodeUnauthorized, err.Error())
+				return
+			}
+			a.writeProposeError(w, err)
 			return
 		}
-		a.writeProposeError(w, err)
-		return
 	}
-	if _, err := a.propose(r.Context(), &state.Command{Op: state.OpMemberPut, Time: time.Now().UTC(), Member: &state.ClusterMember{ID: req.NodeID, RaftAddr: req.RaftAddr, CACert: []byte(req.CACert)}}); err != nil {
-		a.writeProposeError(w, err)
-		return
+	if member == nil || member.RaftAddr != req.RaftAddr {
+		if _, err := a.propose(r.Context(), &state.Command{Op: state.OpMemberPut, Time: time.Now().UTC(), Member: &state.ClusterMember{ID: req.NodeID, RaftAddr: req.RaftAddr, CACert: []byte(req.CACert)}}); err != nil {
+			a.writeProposeError(w, err)
+			return
+		}
 	}
 	resp := joinResponse{NodeCert: string(certPEM), Keys: keys, Leader: a.node.Self().Leader}
 	for _, b := range a.ident.trustBundle() {

@@ -374,6 +374,8 @@ func mapWriteError(err error) error {
 			e.Details = gin.H{"leaderID": nle.LeaderID}
 		}
 		return e
+	case errors.Is(err, cluster.ErrUnknownOutcome):
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the cluster's leader changed while this write was being committed: it may or may not have been applied; read it back, and send it again if it is missing")
 	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the cluster cannot accept writes right now (no leader); retry shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -33,6 +33,9 @@ var (
 	// ErrDataDirInUse means another process (or another Node in this one)
 	// holds the raft log of the data dir open.
 	ErrDataDirInUse = errors.New("cluster: data dir is in use")
+	// ErrUnknownOutcome means the leader changed or went away while the
+	// write was being committed: it may or may not have been applied.
+	ErrUnknownOutcome = errors.New("cluster: the leader changed while the write was being committed; it may or may not have been applied")
 )
 
 // lockTimeout bounds the wait for the raft log's file lock: a second node
@@ -540,7 +543,18 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 		}
 		return nil, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 	}
-	return n.applyLocal(ctx, cmd)
+	resp, err := n.applyLocal(ctx, cmd)
+	if errors.Is(err, ErrNotLeader) && n.rpc != nil && n.cfg.Forwarder == nil {
+		// It stopped leading before appending the command: send it to
+		// the next leader (forward waits for one).
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+			defer cancel()
+		}
+		return n.forward(ctx, cmd)
+	}
+	return resp, err
 }
 
 // applyLocal proposes cmd on this node, which must be the leader.
@@ -565,8 +579,10 @@ func (n *Node) applyLocal(ctx context.Context, cmd []byte) (any, error) {
 
 func mapRaftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		return errors.Join(ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return errors.Join(ErrUnknownOutcome, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return errors.Join(ErrNotLeader, err) // not appended: safe to send again
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrClosed
 	}

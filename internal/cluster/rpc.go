@@ -71,8 +71,14 @@ func (n *Node) rpcHandler() http.Handler {
 			return
 		}
 		resp, err := n.applyLocal(r.Context(), cmd)
-		if err != nil && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrClosed) || r.Context().Err() != nil) {
-			// Not an answer of the FSM: the follower says so to its caller.
+		switch {
+		case errors.Is(err, ErrNotLeader):
+			// Not appended: the follower sends it to the next leader.
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			return
+		case err != nil && (errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrClosed) || r.Context().Err() != nil):
+			// Not an answer of the FSM, and maybe applied.
+			w.Header().Set("X-Outcome", "unknown")
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -160,17 +166,18 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (any, error) {
 				n.log.Debug("leader unreachable; waiting for the next one", "leader", string(id), "err", err)
 				continue
 			}
-			return nil, fmt.Errorf("cluster: forward to leader %s: %w", id, err)
+			// Sent, and no answer: the leader may have committed it.
+			return nil, fmt.Errorf("cluster: forward to leader %s: %w: %w", id, ErrUnknownOutcome, err)
 		}
 		body, err := io.ReadAll(io.LimitReader(res.Body, maxRPCBody))
 		res.Body.Close()
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("cluster: forward to leader %s: read answer: %w", id, err)
+			return nil, fmt.Errorf("cluster: forward to leader %s: read answer: %w: %w", id, ErrUnknownOutcome, err)
 		case res.StatusCode == http.StatusMisdirectedRequest:
 			continue // it stepped down before reading the command
 		case res.StatusCode != http.StatusOK:
-			return nil, fmt.Errorf("cluster: forward to leader %s: %s: %s: %w", id, res.Status, bytes.TrimSpace(body), ErrNotLeader)
+			return nil, fmt.Errorf("cluster: forward to leader %s: %s: %s: %w", id, res.Status, bytes.TrimSpace(body), ErrUnknownOutcome)
 		}
 		resp, err := n.cfg.Codec.DecodeResponse(body)
 		if err != nil {

@@ -96,24 +96,7 @@ func (c *Cluster) Join(id string, extra ...string) *Node {
 	tok := c.JoinToken(via)
 	n := NewNode(c.t, append([]string{"--node-id", id, "--join", via.AdminURL(), "--join-token-file", tok}, extra...)...)
 	n.TokenFile = c.TokenFile
-	for attempt := 1; ; attempt++ {
-		err := n.StartErr(60 * time.Second)
-		if err == nil {
-			break
-		}
-		// Known product bug (appliance/cluster.go serveJoin): when the
-		// admitting member's raft write of the token's use fails
-		// ambiguously ("leadership lost while committing log") but
-		// commits, the joiner's retry finds the token "already used" by
-		// itself and gives up. A user would create a new token; so do we,
-		// a bounded number of times, saying so in the test log.
-		if attempt < 3 && strings.Contains(err.Error(), "was already used (by node "+id+")") {
-			c.t.Logf("KNOWN BUG: join of %s refused on retry, its token already used by itself; joining again with a new token", id)
-			if err := os.WriteFile(tok, []byte(strings.TrimSpace(via.MustCLI("cluster", "join-token", "create"))+"\n"), 0o600); err != nil {
-				c.t.Fatal(err)
-			}
-			continue
-		}
+	if err := n.StartErr(60 * time.Second); err != nil {
 		c.t.Fatalf("join %s: %v", id, err)
 	}
 	c.Nodes = append(c.Nodes, n)
