@@ -410,7 +410,7 @@ func (n *Node) followerCurrent() bool {
 		return false
 	}
 	c := n.commitIndex()
-	return c > 0 && n.raft.AppliedIndex() >= c
+	return c > 0 && n.appliedThrough(c)
 }
 
 // Staleness is how old this node's view of the replicated state may be:
@@ -439,9 +439,26 @@ func (n *Node) watchCurrent() {
 		case <-n.closed:
 			return
 		case <-t.C:
-			if n.raft.State() == raft.Leader || n.followerCurrent() {
+			if n.raft.State() == raft.Leader {
 				n.currentAt.Store(time.Now().UnixNano())
+				continue
 			}
+			if !n.followerCurrent() {
+				continue
+			}
+			// After a gap (a pause, a partition) hearing the leader is not
+			// enough: its heartbeats arrive before the entries this node
+			// missed, so its own commit index looks complete. Ask the
+			// leader what it has committed, and wait for that.
+			if gap := time.Since(time.Unix(0, n.currentAt.Load())); gap > 2*n.cfg.ElectionTimeout && n.rpc != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+				err := n.Sync(ctx)
+				cancel()
+				if err != nil {
+					continue
+				}
+			}
+			n.currentAt.Store(time.Now().UnixNano())
 		}
 	}
 }

@@ -379,47 +379,63 @@ func (n *Node) transferLocal(to string) error {
 
 // Sync waits until this node has applied everything the leader had
 // committed when Sync was called, so what it reads next includes every
-// write acknowledged before (read-your-writes across nodes, and
-// linearizable reads while the leader holds its lease). On the leader it
-// confirms leadership with a round of heartbeats. A node without the
-// node-port RPCs, or one alone, returns at once.
+// write acknowledged before, and everything any node has shown (reads are
+// linearizable while the leader holds its lease). On the leader it
+// confirms leadership with a round of heartbeats first. A node alone, or
+// without the node-port RPCs, only drains its own state machine.
 func (n *Node) Sync(ctx context.Context) error {
-	if n.raft.State() == raft.Leader {
-		if len(n.Status().Members) <= 1 {
-			return nil
+	var commit uint64
+	switch {
+	case n.raft.State() == raft.Leader:
+		if len(n.Status().Members) > 1 {
+			if err := n.raft.VerifyLeader().Error(); err != nil {
+				return fmt.Errorf("cluster: sync: %w", mapRaftErr(err))
+			}
 		}
-		if err := n.raft.VerifyLeader().Error(); err != nil {
-			return fmt.Errorf("cluster: sync: %w", mapRaftErr(err))
+		commit = n.commitIndex()
+	case n.rpc == nil:
+		return nil
+	default:
+		addr, id := n.raft.LeaderWithID()
+		if id == "" {
+			return fmt.Errorf("cluster: sync: %w", ErrNoLeader)
 		}
-		return nil
+		var st NodeStatus
+		if err := n.peerStatus(ctx, string(addr), &st); err != nil {
+			return fmt.Errorf("cluster: sync with leader %s: %w", id, err)
+		}
+		commit = st.CommitIndex
 	}
-	if n.rpc == nil {
-		return nil
-	}
-	addr, id := n.raft.LeaderWithID()
-	if id == "" {
-		return fmt.Errorf("cluster: sync: %w", ErrNoLeader)
-	}
-	var st NodeStatus
-	if err := n.peerStatus(ctx, string(addr), &st); err != nil {
-		return fmt.Errorf("cluster: sync with leader %s: %w", id, err)
-	}
-	// Everything acknowledged was applied by the leader's state machine,
-	// so reaching what it has applied is enough (and, unlike its commit
-	// index, reachable: no-op and configuration entries never reach a
-	// state machine).
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for n.fsmApplied() < st.FSMApplied {
+	for !n.appliedThrough(commit) {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: sync: applied %d of the leader's %d: %w", n.fsmApplied(), st.FSMApplied, ctx.Err())
+			return fmt.Errorf("cluster: sync: applied %d of the leader's %d: %w", n.fsmApplied(), commit, ctx.Err())
 		case <-n.closed:
 			return ErrClosed
 		case <-t.C:
 		}
 	}
 	return nil
+}
+
+// appliedThrough reports whether the state machine has finished every
+// command up to index: raft has handed it everything through index, and no
+// command after the last one it finished is at or below index (the entries
+// between are no-ops, barriers or configuration, which never reach it, or
+// were compacted into a snapshot it restored).
+func (n *Node) appliedThrough(index uint64) bool {
+	if n.raft.AppliedIndex() < index {
+		return false
+	}
+	for i := n.fsmApplied() + 1; i <= index; i++ {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err == nil && l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
 }
 
 // CallPeer sends an application request (Config.Peer, under /app/) to the
