@@ -113,7 +113,7 @@ func TestClusterFigures(t *testing.T) {
 		leader.Start()
 		c.WaitFormed(60 * time.Second)
 	}
-	fmt.Fprintf(&b, "\nleader kill -9 (%d rounds, default raft timeouts: heartbeat 1s, election 1s, lease 500ms):\n", *benchRounds)
+	fmt.Fprintf(&b, "\nleader kill -9 (%d rounds, default raft timeouts: heartbeat, election and lease 500ms):\n", *benchRounds)
 	fmt.Fprintf(&b, "  kill -> first write acknowledged through a survivor: p50 %v, max %v\n", pct(accept, .5).Round(time.Millisecond), pct(accept, 1).Round(time.Millisecond))
 	fmt.Fprintf(&b, "  kill -> every survivor names the new leader:         p50 %v, max %v\n", pct(named, .5).Round(time.Millisecond), pct(named, 1).Round(time.Millisecond))
 	fmt.Fprintf(&b, "  agent tools/call on survivors during the kills: %d of %d succeeded (%.3f%%)\n", agentOK, agentOK+agentFailed, 100*float64(agentOK)/float64(max(1, agentOK+agentFailed)))
