@@ -28,6 +28,9 @@ type Checkpoint struct {
 	Records int    `json:"records"`
 	LastSeq uint64 `json:"lastSeq"`
 	Head    string `json:"head"`
+	// Header is the hex SHA-256 of the segment's header (magic and
+	// header frame), which the record chain does not cover.
+	Header string `json:"header"`
 	Final   bool   `json:"final,omitempty"`
 	Time    string `json:"time"`
 	Node    string `json:"node,omitempty"`
@@ -38,7 +41,7 @@ type Checkpoint struct {
 // signedBytes is what a checkpoint's signature covers.
 func (c *Checkpoint) signedBytes() []byte {
 	return []byte("portcullis-audit-checkpoint/v1\n" + strconv.FormatUint(c.Segment, 10) + "\n" +
-		strconv.Itoa(c.Records) + "\n" + strconv.FormatUint(c.LastSeq, 10) + "\n" + c.Head + "\n" +
+		strconv.Itoa(c.Records) + "\n" + strconv.FormatUint(c.LastSeq, 10) + "\n" + c.Head + "\n" + c.Header + "\n" +
 		strconv.FormatBool(c.Final) + "\n" + c.Time + "\n" + c.Node + "\n" + c.Key + "\n")
 }
 
@@ -98,7 +101,7 @@ func parseCheckpoints(data []byte) (cps []checkpointLine, bad []error, torn bool
 			bad = append(bad, fmt.Errorf("%s line %d: %w", ckptFile, n, err))
 			continue
 		}
-		if _, err := hex.DecodeString(c.Head); err != nil || len(c.Head) != 2*hashSize || c.Segment == 0 || c.Records < 0 {
+		if _, err := hex.DecodeString(c.Head); err != nil || len(c.Head) != 2*hashSize || len(c.Header) != 2*hashSize || c.Segment == 0 || c.Records < 0 {
 			bad = append(bad, fmt.Errorf("%s line %d: not a checkpoint (segment %d, records %d, head %q)", ckptFile, n, c.Segment, c.Records, c.Head))
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,7 @@ type Log struct {
 	segRecords int
 	segBytes   int64
 	segOpened  time.Time
+	segHeader  string // hex SHA-256 of the current segment's header
 	durSeq     uint64
 	durHead    [hashSize]byte
 	stats      Stats
@@ -306,7 +308,7 @@ func (l *Log) recover() error {
 		}
 		l.segNo, l.durSeq, l.durHead = s.No, st.lastSeq, st.head
 		if !hasFinal {
-			c := Checkpoint{Segment: s.No, Records: st.records, LastSeq: st.lastSeq, Head: hex.EncodeToString(st.head[:]), Final: true}
+			c := Checkpoint{Segment: s.No, Records: st.records, LastSeq: st.lastSeq, Head: hex.EncodeToString(st.head[:]), Header: st.header, Final: true}
 			if err := l.writeCheckpoint(c); err != nil {
 				l.log.Error("audit: could not checkpoint a segment left open by a crash; retrying", "segment", s.Name(), "err", err)
 			}
@@ -322,6 +324,7 @@ func (l *Log) recover() error {
 }
 
 type scanState struct {
+	header  string
 	records int
 	lastSeq uint64
 	head    [hashSize]byte
@@ -338,7 +341,7 @@ func (l *Log) scan(s segmentFile, repair bool) (scanState, error) {
 		return scanState{}, fmt.Errorf("audit: %s: %w", s.Name(), err)
 	}
 	defer c.Close()
-	st := scanState{lastSeq: sr.hdr.First - 1, head: sr.prev}
+	st := scanState{lastSeq: sr.hdr.First - 1, head: sr.prev, header: hex.EncodeToString(sr.hdrSum[:])}
 	good := sr.off
 	for {
 		p, err := sr.next()
@@ -391,7 +394,8 @@ func (l *Log) openSegmentFile(no uint64, prev [hashSize]byte, first uint64) erro
 		f.Close()
 		return fmt.Errorf("audit: new segment: %w", err)
 	}
-	l.f, l.segNo, l.segRecords, l.segBytes, l.segOpened = f, no, 0, int64(len(hdr)), now
+	sum := sha256.Sum256(hdr)
+	l.f, l.segNo, l.segRecords, l.segBytes, l.segOpened, l.segHeader = f, no, 0, int64(len(hdr)), now, hex.EncodeToString(sum[:])
 	return nil
 }
 
@@ -493,7 +497,7 @@ func (l *Log) rotateLocked() error {
 }
 
 func (l *Log) closeSegmentLocked() error {
-	c := Checkpoint{Segment: l.segNo, Records: l.segRecords, LastSeq: l.durSeq, Head: hex.EncodeToString(l.durHead[:]), Final: true}
+	c := Checkpoint{Segment: l.segNo, Records: l.segRecords, LastSeq: l.durSeq, Head: hex.EncodeToString(l.durHead[:]), Header: l.segHeader, Final: true}
 	path := l.f.Name()
 	if err := l.f.Close(); err != nil {
 		return fmt.Errorf("audit: close %s: %w", segmentName(l.segNo), err)
@@ -565,7 +569,7 @@ func (l *Log) Checkpoint() error {
 		l.flushMu.Unlock()
 		return ErrClosed
 	}
-	c := Checkpoint{Segment: l.segNo, Records: l.segRecords, LastSeq: l.durSeq, Head: hex.EncodeToString(l.durHead[:])}
+	c := Checkpoint{Segment: l.segNo, Records: l.segRecords, LastSeq: l.durSeq, Head: hex.EncodeToString(l.durHead[:]), Header: l.segHeader}
 	l.flushMu.Unlock()
 	if c.Records == 0 {
 		return nil

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,8 +41,9 @@ func Search(dir string, f Filter) ([]Record, error) {
 		return nil, fmt.Errorf("audit search: %w", err)
 	}
 	var out []Record
+	needles := f.needles()
 	for i, s := range segs {
-		err := scanRecords(s, func(r *Record) {
+		err := scanRecords(s, needles, func(r *Record) {
 			if f.match(r) {
 				out = append(out, *r)
 			}
@@ -49,7 +51,7 @@ func Search(dir string, f Filter) ([]Record, error) {
 		if errors.Is(err, os.ErrNotExist) && !s.Compressed {
 			// Compressed meanwhile by the running node.
 			s.Path, s.Compressed = s.Path+".zst", true
-			err = scanRecords(s, func(r *Record) {
+			err = scanRecords(s, needles, func(r *Record) {
 				if f.match(r) {
 					out = append(out, *r)
 				}
@@ -69,7 +71,22 @@ func Search(dir string, f Filter) ([]Record, error) {
 	return out, nil
 }
 
-func scanRecords(s segmentFile, fn func(*Record)) error {
+// needles are byte strings a matching record's JSON must contain: a cheap
+// test before decoding (the log encodes with encoding/json, so a field's
+// encoding is exactly json.Marshal's).
+func (f *Filter) needles() [][]byte {
+	var out [][]byte
+	for _, kv := range [][2]string{{"agent", f.Agent}, {"persona", f.Persona}, {"tool", f.Tool}, {"decision", f.Decision}} {
+		if kv[1] == "" {
+			continue
+		}
+		v, _ := json.Marshal(kv[1])
+		out = append(out, append([]byte(`"`+kv[0]+`":`), v...))
+	}
+	return out
+}
+
+func scanRecords(s segmentFile, needles [][]byte, fn func(*Record)) error {
 	sr, c, err := openSegment(s)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -85,6 +102,16 @@ func scanRecords(s segmentFile, fn func(*Record)) error {
 		}
 		if err != nil && !errors.Is(err, ErrHash) {
 			return fmt.Errorf("%s: record %d: %w", s.Name(), sr.n+1, err)
+		}
+		skip := false
+		for _, n := range needles {
+			if !bytes.Contains(p, n) {
+				skip = true
+				break
+			}
+		}
+		if skip {
+			continue
 		}
 		var r Record
 		if err := json.Unmarshal(p, &r); err != nil {

@@ -161,6 +161,7 @@ type segmentReader struct {
 	zr     *zstd.Decoder
 	hdr    segmentHeader
 	prev   [hashSize]byte // the header's prev
+	hdrSum [hashSize]byte // SHA-256 of the magic and header frame
 	head   [hashSize]byte // chain hash after the last record read
 	stored [hashSize]byte // the last record's stored hash
 	n      int            // records read
@@ -170,7 +171,11 @@ type segmentReader struct {
 
 // openSegment opens a segment file (decompressing .zst) and reads its
 // header. The caller closes the returned closer.
-func openSegment(s segmentFile) (*segmentReader, io.Closer, error) {
+func openSegment(s segmentFile) (*segmentReader, io.Closer, error) { return openSegmentOpts(s, false) }
+
+// openSegmentOpts is openSegment; ignoreCRC decompresses past a zstd
+// checksum mismatch, so that the chain can name the damaged record.
+func openSegmentOpts(s segmentFile, ignoreCRC bool) (*segmentReader, io.Closer, error) {
 	f, err := os.Open(s.Path)
 	if err != nil {
 		return nil, nil, err
@@ -178,7 +183,7 @@ func openSegment(s segmentFile) (*segmentReader, io.Closer, error) {
 	var src io.Reader = f
 	var zr *zstd.Decoder
 	if s.Compressed {
-		zr, err = zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20))
+		zr, err = zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20), zstd.IgnoreChecksum(ignoreCRC))
 		if err != nil {
 			f.Close()
 			return nil, nil, fmt.Errorf("zstd: %w", err)
@@ -235,6 +240,7 @@ func newSegmentReader(r io.Reader) (*segmentReader, error) {
 		return nil, fmt.Errorf("header: prev %q is not a %d-byte hex hash", s.hdr.Prev, hashSize)
 	}
 	copy(s.prev[:], p)
+	s.hdrSum = sha256.Sum256(append(m[:], js...))
 	s.head = s.prev
 	s.off = int64(len(m) + len(js))
 	return s, nil
