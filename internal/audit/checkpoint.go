@@ -31,11 +31,11 @@ type Checkpoint struct {
 	// Header is the hex SHA-256 of the segment's header (magic and
 	// header frame), which the record chain does not cover.
 	Header string `json:"header"`
-	Final   bool   `json:"final,omitempty"`
-	Time    string `json:"time"`
-	Node    string `json:"node,omitempty"`
-	Key     string `json:"key,omitempty"`
-	Sig     string `json:"sig,omitempty"`
+	Final  bool   `json:"final,omitempty"`
+	Time   string `json:"time"`
+	Node   string `json:"node,omitempty"`
+	Key    string `json:"key,omitempty"`
+	Sig    string `json:"sig,omitempty"`
 }
 
 // signedBytes is what a checkpoint's signature covers.
