@@ -120,7 +120,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 				continue
 			}
 			var r struct {
-				Time                            time.Time
+				Time                           time.Time
 				Agent, Persona, Tool, Decision string
 			}
 			if err := json.Unmarshal([]byte(line), &r); err != nil {
