@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/portcullis-gw/portcullis/hsm"
+	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/audit"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 )
@@ -63,4 +66,55 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 	gw.Sink = l
 	a.log.Info("audit trail open", "dir", dir, "signed", signer != nil)
 	return nil
+}
+
+// auditRoutes serve the trail of this node on the admin API.
+func (a *Appliance) auditRoutes() []api.Route {
+	return []api.Route{{Method: http.MethodGet, Path: "/audit/records", Handler: http.HandlerFunc(a.serveAuditRecords)}}
+}
+
+// maxAuditRecords bounds one answer of GET /v1/audit/records.
+const maxAuditRecords = 10000
+
+// serveAuditRecords is GET /v1/audit/records?agent=&persona=&tool=&decision=
+// &since=RFC3339&until=RFC3339&limit=N: this node's matching records, newest
+// last (at most limit, default and maximum 10000, the newest ones), after
+// flushing the records buffered so far. A linear scan of the local trail.
+func (a *Appliance) serveAuditRecords(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := audit.Filter{Agent: q.Get("agent"), Persona: q.Get("persona"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: maxAuditRecords}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("%s %q: want an RFC 3339 time", p.name, v), nil)
+				return
+			}
+			*p.t = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxAuditRecords {
+			api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("limit %q: want 1..%d", v, maxAuditRecords), nil)
+			return
+		}
+		f.Limit = n
+	}
+	if err := a.audit.Flush(); err != nil {
+		a.log.Warn("audit: flush before a search", "err", err)
+	}
+	recs, err := audit.Search(a.audit.Dir(), f)
+	if err != nil {
+		a.log.Error("audit search", "err", err)
+		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
+		return
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "node": a.nodeID})
 }

@@ -96,7 +96,26 @@ func TestAuditSurvivesKill9(t *testing.T) {
 		close(stop)
 		wg.Wait()
 	}
+	// The running node answers searches of its own trail on the admin
+	// API, including a call made just now (the route flushes first).
 	n.Start()
+	c := harness.NewRawClient(endpoint, keys["triage-bot"], 1)
+	if err := c.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	send := time.Now()
+	if r, err := c.CallTool("helpdesk_get_ticket", map[string]any{"project": "SUPPORT", "id": 1}); err != nil || r.Error != nil {
+		t.Fatalf("a call after the restarts: %v %+v", err, r)
+	}
+	acked["triage-bot"] = append(acked["triage-bot"], ackedCall{send, time.Now()}) // a clean stop keeps it
+	if r, err := c.CallTool("helpdesk_get_ticket", map[string]any{"project": "SECRET", "id": 1}); err != nil || r.Error != nil || !strings.Contains(string(r.Result), "isError") {
+		t.Fatalf("a call the policy refuses: %v %+v", err, r)
+	}
+	live := n.MustCLI("audit", "search", "--agent", "triage-bot", "--decision", "deny", "-o", "json")
+	if strings.Count(live, "\n") != 1 || !strings.Contains(live, `"decision":"deny"`) {
+		t.Fatalf("the admin API does not show the denial just made:\n%s", live)
+	}
+	liveAll := strings.Count(n.MustCLI("audit", "search", "--agent", "triage-bot", "-o", "json"), "\n")
 	n.Stop()
 
 	dir := filepath.Join(n.DataDir, "audit")
@@ -110,7 +129,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	var lostTotal, ackedTotal, mustHave int
 	var worst time.Duration // the oldest acknowledgment that was lost, before its kill
 	for _, a := range agents {
-		out, err := exec.Command(bin, "audit", "search", "--audit-dir", dir, "--agent", a, "--tool", "helpdesk_get_ticket", "-o", "json").Output()
+		out, err := exec.Command(bin, "audit", "search", "--audit-dir", dir, "--agent", a, "--tool", "helpdesk_get_ticket", "--decision", "allow", "-o", "json").Output()
 		if err != nil {
 			t.Fatalf("audit search --agent %s: %v", a, err)
 		}
@@ -136,6 +155,9 @@ func TestAuditSurvivesKill9(t *testing.T) {
 		}
 		slices.SortFunc(times, func(x, y time.Time) int { return x.Compare(y) })
 		calls := acked[a]
+		if a == "triage-bot" && len(times)+1 != liveAll { // +1: the denial
+			t.Fatalf("the admin API listed %d records of %s, the trail holds %d", liveAll, a, len(times)+1)
+		}
 		ackedTotal += len(calls)
 		// An agent's calls are sequential, so their [send, recv] intervals
 		// are disjoint and each holds at most one record.
@@ -144,8 +166,10 @@ func TestAuditSurvivesKill9(t *testing.T) {
 			found := i < len(times) && !times[i].After(c.recv)
 			// A call answered while the kill was under way belongs to that
 			// kill, and counts as acknowledged 0s before it.
-			kill := kills[slices.IndexFunc(killed, func(k time.Time) bool { return k.After(c.recv) })]
-			before := max(0, kill.Sub(c.recv))
+			before := time.Duration(1<<63 - 1) // after the last kill: a clean stop followed
+			if k := slices.IndexFunc(killed, func(k time.Time) bool { return k.After(c.recv) }); k >= 0 {
+				before = max(0, kills[k].Sub(c.recv))
+			}
 			if before > auditLossWindow {
 				mustHave++
 			}

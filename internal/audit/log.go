@@ -713,3 +713,6 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// Dir is the trail's directory.
+func (l *Log) Dir() string { return l.cfg.Dir }

@@ -46,6 +46,12 @@ func Search(dir string, f Filter) ([]Record, error) {
 		err := scanRecords(s, needles, func(r *Record) {
 			if f.match(r) {
 				out = append(out, *r)
+				if f.Limit > 0 && len(out) >= 2*f.Limit {
+					// Keep the newest Limit seen so far: anything
+					// dropped has Limit newer records ahead of it.
+					slices.SortStableFunc(out, func(a, b Record) int { return a.Time.Compare(b.Time) })
+					out = append(out[:0], out[len(out)-f.Limit:]...)
+				}
 			}
 		})
 		if errors.Is(err, os.ErrNotExist) && !s.Compressed {

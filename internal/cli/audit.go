@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -131,6 +134,7 @@ func newAuditVerifyCmd() *cobra.Command {
 
 func newAuditSearchCmd() *cobra.Command {
 	var dirs auditDirFlags
+	var opts clientOpts
 	var f audit.Filter
 	var since, until, output string
 	cmd := &cobra.Command{
@@ -138,15 +142,13 @@ func newAuditSearchCmd() *cobra.Command {
 		Short: "Print the audit records that match, newest last",
 		Long: "Scans the trail (linearly: there is no index yet) for records matching every given\n" +
 			"filter. --since and --until take RFC 3339 times or a duration before now (1h, 30m).\n" +
-			"-o json prints one JSON object per record and line.",
+			"-o json prints one JSON object per record and line. Without --audit-dir or --data-dir it\n" +
+			"asks a running node's admin API (--server) for its own trail (at most 10000 records).",
 		Example: "  portcullis audit search --audit-dir ./.data/audit --agent triage-bot --decision deny --since 1h -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := dirs.dir()
-			if err != nil {
-				return err
-			}
 			now := time.Now()
+			var err error
 			if f.Since, err = parseWhen(since, now); err != nil {
 				return fmt.Errorf("--since: %w", err)
 			}
@@ -159,8 +161,12 @@ func newAuditSearchCmd() *cobra.Command {
 			if output != "json" && output != "table" {
 				return fmt.Errorf("--output %q: want table or json", output)
 			}
-			recs, err := audit.Search(dir, f)
-			if err != nil {
+			var recs []audit.Record
+			if dir, err := dirs.dir(); err == nil {
+				if recs, err = audit.Search(dir, f); err != nil {
+					return err
+				}
+			} else if recs, err = searchNode(cmd, &opts, f); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -191,6 +197,7 @@ func newAuditSearchCmd() *cobra.Command {
 	fl.StringVar(&until, "until", "", "records before this time (RFC 3339, or a duration before now)")
 	fl.IntVar(&f.Limit, "limit", 0, "print only the newest N matches (0: all)")
 	fl.StringVarP(&output, "output", "o", "table", "output format: table or json (one object per line)")
+	opts.addFlags(cmd)
 	return cmd
 }
 
@@ -207,4 +214,34 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration (1h, 30m)", s)
 	}
 	return now.Add(-d), nil
+}
+
+// searchNode asks a running node's admin API for its trail's records.
+func searchNode(cmd *cobra.Command, opts *clientOpts, f audit.Filter) ([]audit.Record, error) {
+	c, err := opts.client()
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"agent": f.Agent, "persona": f.Persona, "tool": f.Tool, "decision": f.Decision} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var resp struct {
+		Records []audit.Record `json:"records"`
+	}
+	if err := c.do(cmd.Context(), http.MethodGet, "/v1/audit/records?"+q.Encode(), nil, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Records, nil
 }
