@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/ecdsa"
+	"os"
 	"testing"
 	"time"
 )
@@ -73,6 +74,15 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(r.Records), "records/trail")
+	var disk int64
+	segs, _ := listSegments(dir)
+	for _, s := range segs {
+		if fi, err := os.Stat(s.Path); err == nil {
+			disk += fi.Size()
+		}
+	}
+	b.ReportMetric(float64(disk)/float64(r.Records), "disk-B/record")
+	b.ReportMetric(float64(r.Bytes)/float64(r.Records), "raw-B/record")
 }
 
 // BenchmarkSearch: a linear scan of 100k records for one agent's records.

@@ -68,7 +68,11 @@
 // queue in front of Write (microseconds unless the disk is behind). The
 // gateway answers an agent before the record is durable: an acknowledged
 // call can be in that window. qa's TestAuditSurvivesKill9 kills a real node
-// under load and measures it (typically 100–200 ms on an idle disk). On
+// three times under four agents' load, asserts that every call
+// acknowledged more than FlushInterval + 400 ms before a kill has its
+// record, and prints the loss: on a shared 2-core machine with the default
+// 100 ms interval, 244 of 6864 acknowledged calls were lost, the oldest
+// acknowledged 88 ms before its kill. On
 // restart a record torn by the crash at the end of the last segment is cut
 // off (it was never on disk whole), the segment gets its final checkpoint
 // and is compressed, and the chain continues in a new segment.
