@@ -2,11 +2,15 @@ package audit
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -233,5 +237,79 @@ func TestRecordJSONIsStable(t *testing.T) {
 	}
 	if seq, err := recordSeq(js); err != nil || seq != 1 {
 		t.Fatalf("recordSeq: %d %v", seq, err)
+	}
+}
+
+// flakySigner is the real HSM signer with an outage: while down, Sign
+// fails as the keystore does when the token is away.
+type flakySigner struct {
+	crypto.Signer
+	down atomic.Bool
+}
+
+func (s *flakySigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	if s.down.Load() {
+		return nil, errors.New("hsm: token unavailable")
+	}
+	return s.Signer.Sign(r, d, o)
+}
+
+// TestHSMOutageAtSegmentClose: a segment closed while the HSM is away gets
+// its final checkpoint once the HSM is back (Run retries it), and one the
+// node could not sign before it stopped is signed at the next start.
+func TestHSMOutageAtSegmentClose(t *testing.T) {
+	fs := &flakySigner{Signer: hsmSigner(t, "audit-checkpoints")}
+	pub := fs.Public().(*ecdsa.PublicKey)
+	dir := t.TempDir()
+	l := newLog(t, Config{Dir: dir, Node: "n1", Signer: fs, SegmentBytes: 4 << 10, BufferBytes: 1 << 10, CheckpointInterval: 20 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	fs.down.Store(true)
+	for i := range 40 { // several segments close while the HSM is away
+		if err := l.Write(decision(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := Verify(dir, pub); r.OK() {
+		t.Fatal("verify passed closed segments that have no final checkpoint")
+	}
+	fs.down.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := Verify(dir, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("final checkpoints owed during the outage were never signed: %v", r.Problems)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	// The HSM goes away again and the node stops: Close says what it
+	// could not sign, and the next start signs it.
+	fs.down.Store(true)
+	if err := l.Write(decision(40)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err == nil || !strings.Contains(err.Error(), "could not be signed") {
+		t.Fatalf("Close with the HSM away: %v", err)
+	}
+	fs.down.Store(false)
+	l2 := newLog(t, Config{Dir: dir, Node: "n1", Signer: fs})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := Verify(dir, pub); !r.OK() || r.Records != 41 {
+		t.Fatalf("after a restart with the HSM back: %d records, %v", r.Records, r.Problems)
 	}
 }
