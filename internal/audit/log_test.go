@@ -313,3 +313,53 @@ func TestHSMOutageAtSegmentClose(t *testing.T) {
 		t.Fatalf("after a restart with the HSM back: %d records, %v", r.Records, r.Problems)
 	}
 }
+
+// TestInterruptedCompression: a crash between writing segment.log.zst and
+// removing segment.log (or mid-way through the temp file) leaves a trail
+// the next start tidies up, and that verifies.
+func TestInterruptedCompression(t *testing.T) {
+	signer := hsmSigner(t, "audit-checkpoints")
+	dir := t.TempDir()
+	writeTrail(t, dir, signer, 200)
+	zst := segPath(dir, 2)
+	raw := strings.TrimSuffix(zst, ".zst")
+	writeRaw(t, raw, rawSegment(t, zst))
+	os.WriteFile(filepath.Join(dir, segmentName(3)+".zst.tmp"), []byte("half a compressed file"), 0o600)
+	// A damaged copy of the compressed file must not matter: the raw one
+	// is the source.
+	os.WriteFile(zst, []byte("garbage"), 0o600)
+
+	l := newLog(t, Config{Dir: dir, Node: "n1", Signer: signer})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(raw); !os.IsNotExist(err) {
+		t.Fatalf("the raw copy of a compressed segment is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segmentName(3)+".zst.tmp")); !os.IsNotExist(err) {
+		t.Fatalf("a compression temp file is still there: %v", err)
+	}
+	if r, _ := Verify(dir, signer.Public().(*ecdsa.PublicKey)); !r.OK() || r.Records != 200 {
+		t.Fatalf("after tidying: %d records, %v", r.Records, r.Problems)
+	}
+}
+
+// TestSegmentAge: a segment older than SegmentAge is closed at the next
+// flush that has records.
+func TestSegmentAge(t *testing.T) {
+	dir := t.TempDir()
+	l := newLog(t, Config{Dir: dir, Node: "n1", SegmentAge: time.Nanosecond})
+	for i := range 3 {
+		l.Write(decision(i))
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := Verify(dir)
+	if !r.OK() || r.Segments != 3 || r.Records != 3 {
+		t.Fatalf("three flushes of an always-old segment: %d segments, %d records, %v", r.Segments, r.Records, r.Problems)
+	}
+}
