@@ -58,6 +58,7 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 		Signer:        signer,
 		FlushInterval: a.cfg.Audit.FlushInterval,
 		Logger:        a.log.With("component", "audit"),
+		Metrics:       a.metrics, // the one registry, served at /metrics
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"context"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 )
@@ -62,6 +63,9 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Logger receives the log's warnings. Nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, is where the log registers its Prometheus
+	// collectors (portcullis_audit_*).
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -105,6 +109,7 @@ type Log struct {
 	cfg   Config
 	log   *slog.Logger
 	keyID string // "" without a signer
+	m     *metrics
 
 	mu       sync.Mutex // guards the buffer and the chain as buffered
 	buf      []byte
@@ -154,7 +159,11 @@ func New(cfg Config) (_ *Log, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, covered: map[uint64]int{}}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, log: cfg.Logger, covered: map[uint64]int{}, m: m}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -454,6 +463,7 @@ func (l *Log) flushLocked() error {
 		return nil
 	}
 	requeue := func(err error) error {
+		l.m.errors.WithLabelValues("flush").Inc()
 		l.mu.Lock()
 		l.buf = append(chunk, l.buf...)
 		l.pendingN += n
@@ -483,6 +493,8 @@ func (l *Log) flushLocked() error {
 	l.stats.Records += uint64(n)
 	l.stats.Flushes++
 	l.stats.MaxFlush = max(l.stats.MaxFlush, took)
+	l.m.records.Add(float64(n))
+	l.m.flush.Observe(took.Seconds())
 	l.spare = chunk
 	return nil
 }
@@ -520,8 +532,12 @@ func (l *Log) writeCheckpoint(c Checkpoint) error {
 	}
 	c.Time, c.Node = time.Now().UTC().Format(time.RFC3339Nano), l.cfg.Node
 	err := l.appendCheckpointLocked(c)
+	if err != nil {
+		l.m.errors.WithLabelValues("checkpoint").Inc()
+	}
 	if err != nil && c.Final {
 		l.owed = append(l.owed, c)
+		l.m.owed.Set(float64(len(l.owed)))
 	}
 	return err
 }
@@ -558,6 +574,7 @@ func (l *Log) retryOwed() {
 			return
 		}
 		l.owed = l.owed[1:]
+		l.m.owed.Set(float64(len(l.owed)))
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestTrailVerifies: N records over several segments with an HSM-signed
@@ -261,7 +264,8 @@ func TestHSMOutageAtSegmentClose(t *testing.T) {
 	fs := &flakySigner{Signer: hsmSigner(t, "audit-checkpoints")}
 	pub := fs.Public().(*ecdsa.PublicKey)
 	dir := t.TempDir()
-	l := newLog(t, Config{Dir: dir, Node: "n1", Signer: fs, SegmentBytes: 4 << 10, BufferBytes: 1 << 10, CheckpointInterval: 20 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	l := newLog(t, Config{Dir: dir, Node: "n1", Signer: fs, SegmentBytes: 4 << 10, BufferBytes: 1 << 10, CheckpointInterval: 20 * time.Millisecond, FlushInterval: 10 * time.Millisecond, Metrics: reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
@@ -276,6 +280,12 @@ func TestHSMOutageAtSegmentClose(t *testing.T) {
 	}
 	if r, _ := Verify(dir, pub); r.OK() {
 		t.Fatal("verify passed closed segments that have no final checkpoint")
+	}
+	if got := metricValue(t, l.m.records); got != 40 {
+		t.Fatalf("portcullis_audit_records_total = %v, want 40", got)
+	}
+	if owed := metricValue(t, l.m.owed); owed < 1 || metricValue(t, l.m.errors.WithLabelValues("checkpoint")) < owed {
+		t.Fatalf("during the outage: portcullis_audit_unsigned_segments = %v, checkpoint errors %v", owed, metricValue(t, l.m.errors.WithLabelValues("checkpoint")))
 	}
 	fs.down.Store(false)
 	deadline := time.Now().Add(10 * time.Second)
@@ -294,6 +304,9 @@ func TestHSMOutageAtSegmentClose(t *testing.T) {
 	}
 	cancel()
 	<-done
+	if owed := metricValue(t, l.m.owed); owed != 0 {
+		t.Fatalf("after the outage: portcullis_audit_unsigned_segments = %v", owed)
+	}
 
 	// The HSM goes away again and the node stops: Close says what it
 	// could not sign, and the next start signs it.
@@ -362,4 +375,17 @@ func TestSegmentAge(t *testing.T) {
 	if !r.OK() || r.Segments != 3 || r.Records != 3 {
 		t.Fatalf("three flushes of an always-old segment: %d segments, %d records, %v", r.Segments, r.Records, r.Problems)
 	}
+}
+
+// metricValue reads a counter's or gauge's value.
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }
