@@ -265,6 +265,11 @@ func (l *Log) openCheckpoints() error {
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	if len(data) == 0 {
+		if err := syncDir(l.cfg.Dir); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
 	finals := map[uint64]Checkpoint{}
 	for _, c := range cps {
 		if c.Final {
@@ -409,8 +414,11 @@ func (l *Log) openSegmentFile(no uint64, prev [hashSize]byte, first uint64) erro
 }
 
 // Write appends d's record to the buffer; it is durable within
-// FlushInterval (Write flushes itself when the buffer is full). Safe for
-// concurrent use; the gateway calls it from its one audit goroutine.
+// FlushInterval plus one flush. Safe for concurrent use; the gateway calls
+// it from its one audit goroutine (gateway.Sink). It returns at once,
+// except when the buffer reaches BufferBytes: then it flushes (one write
+// and fsync) before returning. ErrClosed after Close; ErrBacklog when
+// flushes have been failing long enough to fill 16 buffers.
 func (l *Log) Write(d gateway.Decision) error {
 	r := recordOf(&d, l.cfg.Node)
 	l.mu.Lock()
