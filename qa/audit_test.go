@@ -111,7 +111,15 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	if r, err := c.CallTool("helpdesk_get_ticket", map[string]any{"project": "SECRET", "id": 1}); err != nil || r.Error != nil || !strings.Contains(string(r.Result), "isError") {
 		t.Fatalf("a call the policy refuses: %v %+v", err, r)
 	}
-	live := n.MustCLI("audit", "search", "--agent", "triage-bot", "--decision", "deny", "-o", "json")
+	// The record reaches the trail from the gateway's queue a moment
+	// after the answer; give it that moment.
+	var live string
+	for try := 0; try < 50; try++ {
+		if live = n.MustCLI("audit", "search", "--agent", "triage-bot", "--decision", "deny", "-o", "json"); live != "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if strings.Count(live, "\n") != 1 || !strings.Contains(live, `"decision":"deny"`) {
 		t.Fatalf("the admin API does not show the denial just made:\n%s", live)
 	}
