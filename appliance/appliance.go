@@ -4,8 +4,9 @@
 // errgroup and shut down gracefully.
 //
 // The data dir holds raft/ (log, stable store, zstd snapshots), admin-token
-// (the admin's bearer token), node-id, and in dev mode hsm/ (the node's own
-// SoftHSM2 token and its 0600 PIN files). With an HSM the gateway's session
+// (the admin's bearer token), node-id, audit/ (the audit trail; --audit-dir
+// moves it), and in dev mode hsm/ (the node's own SoftHSM2 token and its
+// 0600 PIN files). With an HSM the gateway's session
 // key (it seals session handles) is derived from the HSM's MAC key, so every
 // node holding the replicated MAC key derives the same one and no key file
 // exists (see sessionKeys in hsm.go); a node without an HSM keeps a
@@ -38,6 +39,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
+	"github.com/portcullis-gw/portcullis/internal/audit"
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
@@ -119,6 +121,8 @@ type Config struct {
 	// ability rules still decide every tool). Empty URL: the offline
 	// deterministic drafter only.
 	PersonaModel personallm.Config
+	// Audit configures the node's audit trail (see AuditConfig).
+	Audit AuditConfig
 }
 
 func (c *Config) setDefaults() {
@@ -189,6 +193,7 @@ type Appliance struct {
 	metrics   *prometheus.Registry
 	personas  *gateway.Listeners
 	advisor   persona.Advisor // nil: offline drafting only
+	audit     *audit.Log
 
 	nodeID     string
 	adminToken string
@@ -344,6 +349,9 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		host, _, _ := net.SplitHostPort(cfg.GatewayAddr)
 		gwCfg.AllowedHosts = []string{host, "localhost", "127.0.0.1", "::1"}
 	}
+	if err := a.openAudit(&gwCfg); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	if a.gw, err = gateway.New(gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -356,7 +364,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...),
+		Routes:     append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
@@ -461,6 +469,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.leaderDuties(ctx) })
 	g.Go(func() error { return a.shareSessions(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
+	g.Go(func() error { return a.audit.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
@@ -537,6 +546,9 @@ func (a *Appliance) Close() error {
 	}
 	if a.gw != nil {
 		errs = append(errs, a.gw.Close())
+	}
+	if a.audit != nil { // after the gateway has drained its records into it
+		errs = append(errs, a.audit.Close())
 	}
 	if a.node != nil {
 		errs = append(errs, a.node.Close())

@@ -81,6 +81,7 @@ func Command() *cobra.Command {
 	f.StringVar(&cfg.PersonaModel.APIKeyFile, "persona-model-key-file", "", "file holding the bearer API key of --persona-model-url (there is no flag for the key itself)")
 	f.StringVar(&cfg.PersonaModel.APIKeyEnv, "persona-model-key-env", "", "environment variable holding the bearer API key of --persona-model-url")
 	f.DurationVar(&cfg.PersonaModel.Timeout, "persona-model-timeout", personallm.DefaultTimeout, "time limit of one draft's model calls; on timeout the draft is the offline one, with a warning (a longer one needs persona draft --timeout above it plus 10s)")
+	addAuditFlags(f, &cfg.Audit)
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
