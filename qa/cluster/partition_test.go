@@ -32,11 +32,22 @@ func followers(c *harness.Cluster, leader *harness.Node) []*harness.Node {
 // and serves again by itself.
 func TestMinorityGoesStale(t *testing.T) {
 	skipShort(t)
+	for _, role := range []string{"follower", "leader"} {
+		t.Run(role, func(t *testing.T) { minorityGoesStale(t, role) })
+	}
+}
+
+// minorityGoesStale cuts one node (a follower, or the leader, which then
+// steps down) off from the two others.
+func minorityGoesStale(t *testing.T, role string) {
 	up := startUpstream(t)
 	c := harness.StartCluster(t, 3, "--max-stale", maxStale.String())
 	key := setupEcho(t, c, up)
 	leader := c.Leader(10 * time.Second)
 	m := followers(c, leader)[0]
+	if role == "leader" {
+		m = leader
+	}
 	agent := newAgent(t, m, "echoer", key, "2025-11-25")
 	if err := callEcho(agent, "before"); err != nil {
 		t.Fatal(err)
