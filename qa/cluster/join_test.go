@@ -129,6 +129,7 @@ func TestJoinDuringLeaderChanges(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	done := make(chan int)
+	first := append([]*harness.Node(nil), c.Nodes...) // c.Nodes grows below
 	go func() {
 		moves := 0
 		defer func() { done <- moves }()
@@ -138,7 +139,7 @@ func TestJoinDuringLeaderChanges(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			n := c.Nodes[i%3]
+			n := first[i%3]
 			if code, _, err := n.AdminDo("POST", "/v1/cluster/leader", "{}"); err == nil && code == 200 {
 				moves++
 			}

@@ -255,11 +255,12 @@ func (n *Node) ID() string {
 
 // Running reports whether the node's process exists (it may be stopped).
 func (n *Node) Running() bool {
-	if n.cmd == nil || n.done == nil {
+	cmd, done := n.proc()
+	if cmd == nil || done == nil {
 		return false
 	}
 	select {
-	case <-n.done:
+	case <-done:
 		return false
 	default:
 		return true
@@ -267,7 +268,7 @@ func (n *Node) Running() bool {
 }
 
 // Signal sends sig to the node's process.
-func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
+func (n *Node) Signal(sig os.Signal) error { cmd, _ := n.proc(); return cmd.Process.Signal(sig) }
 
 // Paused reports whether the node is paused (SIGSTOP).
 func (n *Node) Paused() bool { return n.paused.Load() }
@@ -276,7 +277,7 @@ func (n *Node) Paused() bool { return n.paused.Load() }
 // would: it holds its ports but answers nothing.
 func (n *Node) Pause() {
 	n.t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := n.Signal(syscall.SIGSTOP); err != nil {
 		n.t.Fatalf("SIGSTOP %s: %v", n.ID(), err)
 	}
 	n.paused.Store(true)
@@ -285,7 +286,7 @@ func (n *Node) Pause() {
 // Resume continues a paused process (SIGCONT).
 func (n *Node) Resume() {
 	n.t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := n.Signal(syscall.SIGCONT); err != nil {
 		n.t.Fatalf("SIGCONT %s: %v", n.ID(), err)
 	}
 	n.paused.Store(false)
@@ -298,17 +299,22 @@ func (n *Node) Launch() error {
 	if n.RaftAddr != "" && !slices.Contains(n.Args, "--raft-addr") {
 		args = append(args, "--raft-addr", n.RaftAddr)
 	}
-	n.cmd = exec.Command(n.Bin, append(args, n.Args...)...)
+	cmd := exec.Command(n.Bin, append(args, n.Args...)...)
+	n.mu.Lock()
 	if n.logs == nil {
 		n.logs = &syncBuffer{}
 	}
-	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
-	if err := n.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = n.logs, n.logs
+	n.mu.Unlock()
+	if err := cmd.Start(); err != nil {
 		return err
 	}
 	n.paused.Store(false)
-	n.done = make(chan struct{})
-	go func() { n.cmd.Wait(); close(n.done) }()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	n.mu.Lock()
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
 	return nil
 }
 
@@ -330,8 +336,8 @@ func (n *Node) StartErr(timeout time.Duration) error {
 				}
 			}
 			select {
-			case <-n.done:
-				return fmt.Errorf("node exited during start (%v):\n%s", n.cmd.ProcessState, n.Logs())
+			case <-n.doneCh():
+				return fmt.Errorf("node exited during start:\n%s", n.Logs())
 			case <-time.After(50 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
@@ -350,7 +356,7 @@ func (n *Node) Exited(timeout time.Duration) bool {
 		return true
 	}
 	select {
-	case <-n.done:
+	case <-n.doneCh():
 		return true
 	case <-time.After(timeout):
 		return false
@@ -437,3 +443,12 @@ func (n *Node) Healthz() (int, string) {
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }
+
+// proc returns the node's current process and its exit channel.
+func (n *Node) proc() (*exec.Cmd, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd, n.done
+}
+
+func (n *Node) doneCh() chan struct{} { _, d := n.proc(); return d }

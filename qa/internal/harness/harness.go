@@ -107,6 +107,7 @@ type Node struct {
 	Args        []string // extra server flags
 
 	t    testing.TB
+	mu   sync.Mutex // guards cmd, done (and logs' creation)
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
@@ -161,34 +162,35 @@ func (n *Node) Start() {
 
 // Stop ends the node gracefully (SIGTERM, then SIGKILL after 10s).
 func (n *Node) Stop() {
-	if n.cmd == nil || n.cmd.Process == nil {
+	cmd, done := n.proc()
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
-	case <-n.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot act on SIGINT
-	_ = n.cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot act on SIGINT
+	_ = cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-n.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
 // Kill ends the node with SIGKILL, as a crash would.
 func (n *Node) Kill() {
-	if n.cmd != nil && n.cmd.Process != nil {
-		_ = n.cmd.Process.Kill()
-		<-n.done
+	if cmd, done := n.proc(); cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		<-done
 	}
 }
 
 // PID is the node's process id.
-func (n *Node) PID() int { return n.cmd.Process.Pid }
+func (n *Node) PID() int { cmd, _ := n.proc(); return cmd.Process.Pid }
 
 // CLI runs the binary with args plus --server and --token-file, returning
 // stdout and stderr separately.
