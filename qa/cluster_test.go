@@ -21,10 +21,11 @@ import (
 
 var ruleRounds = flag.Int("cluster.rule-rounds", 6, "rounds of TestNetworkRuleOnEveryNode (each flips one persona's network rule)")
 
-// startThree starts a dev-mode cluster of three nodes on loopback: node 1
-// bootstraps, nodes 2 and 3 join it with their own join tokens. Node 1's
-// admin token is the admin token of every node.
-func startThree(t *testing.T, extra ...func(i int) []string) []*harness.Node {
+// startThree starts a dev-mode cluster of three nodes on loopback
+// (harness.Cluster: n1 bootstraps, n2 and n3 join with tokens of their
+// own; n1's admin token works on every node). extra, when given, adds flags
+// per node (0, 1, 2).
+func startThree(t *testing.T, extra ...func(i int) []string) *harness.Cluster {
 	t.Helper()
 	t0 := time.Now()
 	defer func() { t.Logf("three-node cluster up in %v", time.Since(t0).Round(time.Millisecond)) }()
@@ -34,18 +35,11 @@ func startThree(t *testing.T, extra ...func(i int) []string) []*harness.Node {
 		}
 		return extra[0](i)
 	}
-	n1 := harness.StartNode(t, append([]string{"--node-id", "n1"}, more(0)...)...)
-	nodes := []*harness.Node{n1}
-	for i, id := range []string{"n2", "n3"} {
-		tok := filepath.Join(t.TempDir(), "join-token")
-		if err := os.WriteFile(tok, []byte(n1.MustCLI("cluster", "join-token", "create", "--ttl", "10m")), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		n := harness.StartNode(t, append([]string{"--node-id", id, "--join", n1.AdminURL(), "--join-token-file", tok}, more(i+1)...)...)
-		n.TokenFile = n1.TokenFile
-		nodes = append(nodes, n)
-	}
-	return nodes
+	c := harness.StartCluster(t, 1, more(0)...)
+	c.Join("n2", more(1)...)
+	c.Join("n3", more(2)...)
+	c.WaitFormed(60 * time.Second)
+	return c
 }
 
 // A persona's network rule committed through one node is enforced by every
@@ -56,7 +50,8 @@ func TestNetworkRuleOnEveryNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	nodes := startThree(t)
+	c := startThree(t)
+	nodes := c.Nodes
 	persona := func(allow string) string {
 		return fmt.Sprintf("apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: netp}\nspec: {skills: [], network: {allowCIDRs: [%s]}}\n", allow)
 	}
@@ -111,7 +106,8 @@ func TestRollingRestart(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	h := startHelpdesk(t)
-	nodes := startThree(t)
+	c := startThree(t)
+	nodes := c.Nodes
 	nodes[0].Apply(strings.ReplaceAll(helpdeskYAML, "http://127.0.0.1:9101/mcp", h.url))
 	key := nodes[1].NewKey("triage-bot")
 	time.Sleep(200 * time.Millisecond) // the key replicates to every node
@@ -199,7 +195,7 @@ func TestRollingRestart(t *testing.T) {
 		n.Stop()
 		time.Sleep(300 * time.Millisecond) // traffic meets the gap
 		n.Start()
-		waitHealthy(t, nodes[(i+1)%3], 3)
+		c.WaitFormed(60 * time.Second)
 	}
 	close(stop)
 	<-done
@@ -213,33 +209,6 @@ func TestRollingRestart(t *testing.T) {
 		if !strings.Contains(out, fmt.Sprintf("/v%d/mcp", last)) {
 			t.Fatalf("node %d lost the last acknowledged write v%d: %s", i+1, last, out)
 		}
-	}
-}
-
-// waitHealthy waits until n reports members healthy voters with no lag.
-func waitHealthy(t *testing.T, n *harness.Node, members int) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var st struct {
-			Members []struct {
-				Healthy bool   `json:"healthy"`
-				Voter   bool   `json:"voter"`
-				Lag     uint64 `json:"lag"`
-			} `json:"members"`
-		}
-		out, _, err := n.CLI("cluster", "status", "-o", "json")
-		ok := err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Members) == members
-		for _, m := range st.Members {
-			ok = ok && m.Healthy && m.Voter && m.Lag == 0
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not healthy after 60s: %s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -273,7 +242,7 @@ func TestNetworkRuleInEveryNodesKernel(t *testing.T) {
 	}
 	nodes := startThree(t, func(i int) []string {
 		return []string{"--xdp-iface", ifaces[i], "--xdp-mode", "generic", "--xdp-fail", "closed"}
-	})
+	}).Nodes
 	tok, _ := os.ReadFile(nodes[0].TokenFile)
 	get := func(n *harness.Node, path string) []byte {
 		req, _ := http.NewRequest(http.MethodGet, n.AdminURL()+path, nil)

@@ -310,17 +310,23 @@ func (a *API) propose(ctx context.Context, cmd *state.Command) (*state.Result, e
 // command and returns the state's result or its error. The state machine
 // re-checks only what a concurrent write may have changed meanwhile.
 func (a *API) proposeRaw(ctx context.Context, cmd *state.Command) (*state.Result, error) {
-	// A follower's state may lack writes acknowledged through another
-	// node: refused here, it syncs with the leader and checks again (not
-	// before: during an election a write waits for the next leader).
-	prepared, _, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
-	if err != nil && a.sync(ctx) == nil {
-		prepared, _, err = a.cfg.Store.Prepare(cmd, a.cfg.Node)
-	}
+	prepared, _, err := a.prepare(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	return a.replicate(ctx, prepared)
+}
+
+// prepare checks cmd against the local state (state.Store.Prepare). A
+// follower's state may lack writes acknowledged through another node: when
+// refused, it syncs with the leader and checks again (not before: during an
+// election a write waits for the next leader instead of failing).
+func (a *API) prepare(ctx context.Context, cmd *state.Command) (*state.Command, *state.Result, error) {
+	prepared, res, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
+	if err != nil && a.sync(ctx) == nil {
+		prepared, res, err = a.cfg.Store.Prepare(cmd, a.cfg.Node)
+	}
+	return prepared, res, err
 }
 
 // replicate proposes a command Prepare returned. The response of a write

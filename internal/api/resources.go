@@ -115,13 +115,8 @@ func (a *API) apply(c *gin.Context) {
 	}
 	// Validate against the local state first, so that a bad request never
 	// reaches the raft log; the state machine re-checks only references,
-	// which settles races with concurrent writes. A follower's state may
-	// lack writes acknowledged through another node: refused, it syncs
-	// with the leader and checks again.
-	prepared, res, err := a.cfg.Store.Prepare(cmd, a.cfg.Node)
-	if err != nil && a.sync(c.Request.Context()) == nil {
-		prepared, res, err = a.cfg.Store.Prepare(cmd, a.cfg.Node)
-	}
+	// which settles races with concurrent writes.
+	prepared, res, err := a.prepare(c.Request.Context(), cmd)
 	if err == nil && !req.DryRun {
 		res, err = a.replicate(c.Request.Context(), prepared)
 	}

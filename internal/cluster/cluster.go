@@ -545,30 +545,26 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	if h, ok := n.cfg.FSM.(Halter); ok && h.Err() != nil {
 		return nil, fmt.Errorf("cluster: %w", h.Err())
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	forwards := n.rpc != nil && n.cfg.Forwarder == nil // over the node port
 	if n.raft.State() != raft.Leader {
 		addr, id := n.raft.LeaderWithID()
-		if n.cfg.Forwarder != nil && id != "" {
+		switch {
+		case n.cfg.Forwarder != nil && id != "":
 			return n.cfg.Forwarder.Forward(ctx, string(id), string(addr), cmd)
-		}
-		if n.rpc != nil && n.cfg.Forwarder == nil {
-			if _, ok := ctx.Deadline(); !ok {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-				defer cancel()
-			}
+		case forwards:
 			return n.forward(ctx, cmd)
 		}
 		return nil, &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
 	}
 	resp, err := n.applyLocal(ctx, cmd)
-	if errors.Is(err, ErrNotLeader) && n.rpc != nil && n.cfg.Forwarder == nil {
+	if errors.Is(err, ErrNotLeader) && forwards {
 		// It stopped leading before appending the command: send it to
 		// the next leader (forward waits for one).
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-			defer cancel()
-		}
 		return n.forward(ctx, cmd)
 	}
 	return resp, err

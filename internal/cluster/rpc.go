@@ -192,8 +192,7 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (any, error) {
 
 // Self reports this node's own raft view.
 func (n *Node) Self() NodeStatus {
-	addr, leader := n.raft.LeaderWithID()
-	_ = addr
+	_, leader := n.raft.LeaderWithID()
 	st := NodeStatus{
 		ID: n.cfg.NodeID, State: n.raft.State().String(), Leader: string(leader),
 		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex(),

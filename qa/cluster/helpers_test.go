@@ -1,10 +1,8 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,35 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/portcullis-gw/portcullis/qa/internal/harness"
 )
 
-type echoIn struct {
-	Text string `json:"text"`
-}
-type echoOut struct {
-	Echo string `json:"echo"`
-}
+type echoIn = harness.EchoIn
+type echoOut = harness.EchoOut
 
-// startUpstream serves a real go-sdk MCP server with one tool, echo.
-func startUpstream(t *testing.T) string {
-	t.Helper()
-	srv := mcp.NewServer(&mcp.Implementation{Name: "cluster-upstream", Version: "1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Echo the text back"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, echoOut, error) {
-		return nil, echoOut{Echo: in.Text}, nil
-	})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: h}
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return "http://" + l.Addr().String() + "/mcp"
-}
+func startUpstream(t *testing.T) string { return harness.StartEchoUpstream(t, "cluster-upstream") }
 
 // echoConfig declares the upstream, a persona that may call its echo tool
 // (as echo_echo) and an agent of that persona.

@@ -1,11 +1,8 @@
 package perf
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -14,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-gw/portcullis/qa/internal/harness"
 )
@@ -26,29 +21,10 @@ var (
 	conc  = flag.Int("perf.conc", 32, "concurrent callers for the throughput phase")
 )
 
-type echoIn struct {
-	Text string `json:"text"`
-}
-type echoOut struct {
-	Echo string `json:"echo"`
-}
+type echoIn = harness.EchoIn
+type echoOut = harness.EchoOut
 
-// startUpstream serves a real go-sdk MCP server with one cheap tool.
-func startUpstream(t *testing.T) string {
-	srv := mcp.NewServer(&mcp.Implementation{Name: "perf-upstream", Version: "1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "Echo the text back"}, func(ctx context.Context, req *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, echoOut, error) {
-		return nil, echoOut{Echo: in.Text}, nil
-	})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: h}
-	go hs.Serve(l)
-	t.Cleanup(func() { hs.Close() })
-	return "http://" + l.Addr().String() + "/mcp"
-}
+func startUpstream(t *testing.T) string { return harness.StartEchoUpstream(t, "perf-upstream") }
 
 type result struct {
 	name      string
