@@ -207,6 +207,7 @@ type Node struct {
 	peers  *peerLayer   // nil without Config.TLS
 	rpc    *http.Client // to peers' RPC servers
 	rpcSrv *http.Server
+	reach  reach // peers whose status RPC timed out
 
 	closeOnce sync.Once
 	closeErr  error
@@ -311,6 +312,9 @@ func New(cfg Config) (*Node, error) {
 		go n.rpcSrv.Serve(n.peers.rpc)
 	}
 	go n.watchCurrent()
+	if n.rpc != nil {
+		go n.probePeers()
+	}
 	ok = true
 	return n, nil
 }

@@ -155,25 +155,29 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (any, error) {
 		if id == "" {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+string(addr)+"/v1/apply", bytes.NewReader(cmd))
+		actx, stop := n.untilLeaderMoves(ctx, id)
+		req, err := http.NewRequestWithContext(actx, http.MethodPost, "https://"+string(addr)+"/v1/apply", bytes.NewReader(cmd))
 		if err != nil {
+			stop()
 			return nil, fmt.Errorf("cluster: forward: %w", err)
 		}
 		res, err := n.rpc.Do(req)
 		if err != nil {
+			stop()
 			var de *dialError
 			if errors.As(err, &de) && ctx.Err() == nil {
 				n.log.Debug("leader unreachable; waiting for the next one", "leader", string(id), "err", err)
 				continue
 			}
 			// Sent, and no answer: the leader may have committed it.
-			return nil, fmt.Errorf("cluster: forward to leader %s: %w: %w", id, ErrUnknownOutcome, err)
+			return nil, fmt.Errorf("cluster: forward to leader %s: %w: %w", id, ErrUnknownOutcome, causeOf(actx, err))
 		}
 		body, err := io.ReadAll(io.LimitReader(res.Body, maxRPCBody))
 		res.Body.Close()
+		stop()
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("cluster: forward to leader %s: read answer: %w: %w", id, ErrUnknownOutcome, err)
+			return nil, fmt.Errorf("cluster: forward to leader %s: read answer: %w: %w", id, ErrUnknownOutcome, causeOf(actx, err))
 		case res.StatusCode == http.StatusMisdirectedRequest:
 			continue // it stepped down before reading the command
 		case res.StatusCode != http.StatusOK:
@@ -188,6 +192,47 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (any, error) {
 		}
 		return resp, nil
 	}
+}
+
+// errLeaderMoved ends a forward whose leader was replaced while it waited.
+var errLeaderMoved = errors.New("another leader was elected while waiting for its answer")
+
+// untilLeaderMoves returns a context that ends with ctx or as soon as this
+// node knows a leader other than id (or is the leader itself): a leader cut
+// off by a partition never answers, and its successor decides the write's
+// fate, so the caller learns the outcome is unknown within an election
+// rather than at its deadline. A dial it cuts short is retried against the
+// new leader (nothing was sent). stop releases it.
+func (n *Node) untilLeaderMoves(ctx context.Context, id raft.ServerID) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(currentEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-actx.Done():
+				return
+			case <-t.C:
+				if _, now := n.raft.LeaderWithID(); (now != "" && now != id) || n.raft.State() == raft.Leader {
+					cancel(errLeaderMoved)
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return actx, func() { once.Do(func() { close(done); cancel(nil) }) }
+}
+
+// causeOf names why ctx ended when that explains err.
+func causeOf(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(err, c) && errors.Is(c, errLeaderMoved) {
+		return fmt.Errorf("%w (%w)", c, err)
+	}
+	return err
 }
 
 // Self reports this node's own raft view.
@@ -288,12 +333,14 @@ func stateName(s string) string {
 	return "shutdown"
 }
 
-func (n *Node) peerStatus(ctx context.Context, addr string, st *NodeStatus) error {
+func (n *Node) peerStatus(ctx context.Context, addr string, st *NodeStatus) (err error) {
 	if n.rpc == nil {
 		return errors.New("no node-to-node channel (plain TCP raft)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.reach.timeout(addr))
 	defer cancel()
+	start := time.Now()
+	defer func() { n.reach.done(addr, time.Since(start), err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/status", nil)
 	if err != nil {
 		return err
@@ -460,13 +507,18 @@ func (n *Node) CallPeer(ctx context.Context, addr, method, path string, body []b
 	return res.StatusCode, b, err
 }
 
-// replicatedWait bounds WaitReplicated.
-const replicatedWait = 2 * time.Second
+// replicatedWait bounds WaitReplicated, replicatedProbe each status RPC it
+// makes (a member slower than that to answer is not waited for).
+const (
+	replicatedWait  = 2 * time.Second
+	replicatedProbe = 500 * time.Millisecond
+)
 
 // WaitReplicated waits until every other member that answers has applied
 // index, so that a write acknowledged to an admin is already in effect on
 // every live node's data plane (an agent key works wherever the agent
-// connects next). Members that do not answer are skipped; after
+// connects next). Members that do not answer, or that probePeers found
+// cut off, are skipped; after
 // replicatedWait it gives up quietly: the write is committed either way.
 func (n *Node) WaitReplicated(ctx context.Context, index uint64) {
 	if n.rpc == nil {
@@ -480,15 +532,18 @@ func (n *Node) WaitReplicated(ctx context.Context, index uint64) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == n.cfg.NodeID {
-			continue
+		if string(s.ID) == n.cfg.NodeID || n.reach.cut(string(s.Address)) {
+			continue // a member cut off is not waited for
 		}
 		wg.Add(1)
 		go func(addr string) {
 			defer wg.Done()
 			for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 				var st NodeStatus
-				if err := n.peerStatus(ctx, addr, &st); err != nil || st.FSMApplied >= index {
+				pctx, cancel := context.WithTimeout(ctx, replicatedProbe)
+				err := n.peerStatus(pctx, addr, &st)
+				cancel()
+				if err != nil || st.FSMApplied >= index {
 					return
 				}
 				select {

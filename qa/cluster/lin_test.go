@@ -67,18 +67,44 @@ func (h *linHistory) add(op porcupine.Operation) {
 // (so the write cannot have happened).
 func neverSent(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
-// linClient runs random reads and writes of Upstream lin through random
-// live nodes until stop.
-func (h *linHistory) linClient(t *testing.T, id int, c *harness.Cluster, stop chan struct{}, wg *sync.WaitGroup) {
-	defer wg.Done()
+// linTarget is a node as a linearizability client sees it.
+type linTarget struct {
+	name string
+	// apply applies a YAML document through the node's admin API; read
+	// reads an Upstream's url through it.
+	apply func(yaml string) (int, string, error)
+	read  func(upstream string) (string, int, error)
+	logs  func() string
+}
+
+// harnessTargets are c's live nodes, each through a 3 s client.
+func harnessTargets(c *harness.Cluster) func() []linTarget {
 	client := &http.Client{Timeout: 3 * time.Second}
+	return func() []linTarget {
+		var out []linTarget
+		for _, n := range c.Live() {
+			out = append(out, linTarget{
+				name:  n.ID(),
+				apply: func(yaml string) (int, string, error) { return applyHTTP(n, client, yaml) },
+				read:  func(name string) (string, int, error) { return upstreamURL(n, client, name) },
+				logs:  n.Logs,
+			})
+		}
+		return out
+	}
+}
+
+// linClient runs random reads and writes of Upstream lin through random
+// targets until stop.
+func (h *linHistory) linClient(t *testing.T, id int, targets func() []linTarget, stop chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
 	for seq := 0; ; seq++ {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		live := c.Live()
+		live := targets()
 		if len(live) == 0 {
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -87,24 +113,24 @@ func (h *linHistory) linClient(t *testing.T, id int, c *harness.Cluster, stop ch
 		if rand.IntN(2) == 0 {
 			v := fmt.Sprintf("http://127.0.0.1:9/c%d-%d", id, seq)
 			call := h.now()
-			code, body, err := applyHTTP(n, client, upstreamYAML("lin", v))
+			code, body, err := n.apply(upstreamYAML("lin", v))
 			ret := h.now()
 			switch {
 			case err == nil && code == http.StatusOK:
-				h.add(porcupine.Operation{ClientId: id, Input: linInput{true, v}, Call: call, Output: "", Return: ret, Metadata: n.ID()})
+				h.add(porcupine.Operation{ClientId: id, Input: linInput{true, v}, Call: call, Output: "", Return: ret, Metadata: n.name})
 				h.mu.Lock()
 				h.acked++
 				h.mu.Unlock()
 			case err != nil && neverSent(err):
 			case err == nil && code < 500:
-				t.Errorf("write through %s: %d %s", n.ID(), code, body)
+				t.Errorf("write through %s: %d %s", n.name, code, body)
 			default:
 				if code == http.StatusInternalServerError {
-					t.Errorf("write through %s: %d %s (want 503: a write in flight when the leader dies has an unknown outcome, and the user should be told to retry, not \"internal error\"); the node logged:\n%s", n.ID(), code, body, errorLines(n.Logs(), 3))
+					t.Errorf("write through %s: %d %s (want 503: a write in flight when the leader dies has an unknown outcome, and the user should be told to retry, not \"internal error\"); the node logged:\n%s", n.name, code, body, errorLines(n.logs(), 3))
 				}
 				// Timed out or failed after it was sent: it may or may not
 				// have happened, at any time from now on.
-				h.add(porcupine.Operation{ClientId: id, Input: linInput{true, v}, Call: call, Output: "", Return: math.MaxInt64, Metadata: n.ID()})
+				h.add(porcupine.Operation{ClientId: id, Input: linInput{true, v}, Call: call, Output: "", Return: math.MaxInt64, Metadata: n.name})
 				h.mu.Lock()
 				h.unknown++
 				if h.why == nil {
@@ -114,17 +140,17 @@ func (h *linHistory) linClient(t *testing.T, id int, c *harness.Cluster, stop ch
 				if err != nil {
 					msg = err.Error()
 				}
-				h.why[fmt.Sprintf("%s %d %.90s", n.ID(), code, msg)]++
+				h.why[fmt.Sprintf("%s %d %.90s", n.name, code, msg)]++
 				h.mu.Unlock()
 				time.Sleep(20 * time.Millisecond) // no hot loop while the cluster elects
 			}
 			continue
 		}
 		call := h.now()
-		v, code, err := upstreamURL(n, client, "lin")
+		v, code, err := n.read("lin")
 		ret := h.now()
 		if err == nil && code == http.StatusOK {
-			h.add(porcupine.Operation{ClientId: id, Input: linInput{}, Call: call, Output: v, Return: ret, Metadata: n.ID()})
+			h.add(porcupine.Operation{ClientId: id, Input: linInput{}, Call: call, Output: v, Return: ret, Metadata: n.name})
 			h.mu.Lock()
 			h.reads++
 			h.mu.Unlock()
@@ -151,7 +177,7 @@ func TestLinearizable(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 1; i <= clients; i++ {
 		wg.Add(1)
-		go h.linClient(t, i, c, stop, &wg)
+		go h.linClient(t, i, harnessTargets(c), stop, &wg)
 	}
 	stopped := false
 	stopClients := func() {
@@ -187,6 +213,14 @@ func TestLinearizable(t *testing.T) {
 		h.add(porcupine.Operation{ClientId: clients + 1, Input: linInput{}, Call: call, Output: v, Return: h.now()})
 		finals[n.ID()] = v
 	}
+	h.check(t, finals)
+}
+
+// check logs the history's figures and fails t unless porcupine finds it
+// linearizable and no final read (finals: node → value) returns a value
+// an acknowledged write replaced.
+func (h *linHistory) check(t *testing.T, finals map[string]string) {
+	t.Helper()
 	t.Logf("history: %d operations: %d acknowledged writes, %d writes of unknown outcome, %d reads", len(h.ops), h.acked+1, h.unknown, h.reads)
 	for w, n := range h.why {
 		t.Logf("%d writes of unknown outcome: %s", n, w)

@@ -170,7 +170,9 @@ func New(t *testing.T, cfg Config) *Cluster {
 }
 
 // Transport dials from ns and trusts the test's certificate; no
-// keep-alive, so every request opens a new connection from ns.
+// keep-alive, so every request opens a new connection from ns. A dial
+// gets 2 s (a loaded machine can stall a local one for a moment); callers
+// that probe bound the whole request with their client's timeout.
 func (c *Cluster) Transport(ns *xdptest.NS) *http.Transport {
 	return &http.Transport{
 		DisableKeepAlives: true,
@@ -178,7 +180,7 @@ func (c *Cluster) Transport(ns *xdptest.NS) *http.Transport {
 			var conn net.Conn
 			err := ns.Do(func() error {
 				var err error
-				conn, err = (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext(ctx, network, addr)
+				conn, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
 				return err
 			})
 			return conn, err
