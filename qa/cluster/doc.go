@@ -6,4 +6,10 @@
 // sessions that survive a node, bounded staleness, a linearizable history
 // of admin writes and reads (porcupine), and refused bad joins. A qa
 // benchmark (-cluster.bench) prints failover and write figures.
+//
+// TestNetworkPartition (Linux, root) cuts real networks instead: a
+// production cluster with one node per network namespace
+// (qa/internal/nscluster), the leader and a follower cut off by nftables
+// and by a pulled cable while every process runs, clients on both sides,
+// and one porcupine history across the four partitions.
 package cluster
