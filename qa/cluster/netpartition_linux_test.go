@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +34,15 @@ const netMaxStale = 5 * time.Second
 // each client beside the node it uses, so the minority keeps its own
 // clients. Each time:
 //   - the majority has a leader without the cut-off node, acknowledges
-//     writes (a key revoked among them) and its agents see no failed call;
+//     writes (a key revoked and a persona deleted among them) and its
+//     agents see no failed call;
 //   - the cut-off node serves its agents from its last state only until
-//     --max-stale, never honours the revoked key after that, then answers
-//     503 on /healthz and to agents, and says it is stale in its status;
+//     --max-stale, never honours the revoked key or the deleted persona
+//     after that, then answers 503 on /healthz and to agents, and says it
+//     is stale in its status;
 //   - healed, it catches up by itself: serves again, the same session
-//     included, refuses the revoked key and reads the majority's writes.
+//     included, refuses the revoked key and the deleted persona, and reads
+//     the majority's writes.
 //
 // The whole history of reads and writes, across the four partitions, is
 // checked for linearizability with porcupine. Figures print with -v.
@@ -49,7 +53,7 @@ func TestNetworkPartition(t *testing.T) {
 	c.Form()
 	key := c.AgentKey()
 	for _, n := range c.Nodes {
-		waitTicket(t, c, n, key, 20*time.Second)
+		waitTicket(t, c, n, "support-triage", key, 20*time.Second)
 	}
 
 	h := &linHistory{base: time.Now()}
@@ -116,11 +120,19 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 			others = append(others, n)
 		}
 	}
-	// A key the majority will revoke during the cut, working on m before.
+	// A key the majority will revoke and a persona it will delete during
+	// the cut, each working on m before.
 	doomed := c.CLI(others[0], "agent", "key", "create", "triage-bot")
-	waitTicket(t, c, m, doomed, 20*time.Second)
-	doomedAgent := nsAgent(t, c, m, doomed)
-	mAgent := nsAgent(t, c, m, key)
+	gone := "gone-" + role + "-" + cut
+	f := filepath.Join(t.TempDir(), "gone.yaml")
+	nscluster.Write(t, f, []byte(fmt.Sprintf("apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: %s}\nspec: {skills: [read-tickets]}\n---\napiVersion: portcullis/v1\nkind: Agent\nmetadata: {name: %s-bot}\nspec: {persona: %s}\n", gone, gone, gone)))
+	c.CLI(others[0], "apply", "-f", f)
+	goneKey := c.CLI(others[0], "agent", "key", "create", gone+"-bot")
+	waitTicket(t, c, m, "support-triage", doomed, 20*time.Second)
+	waitTicket(t, c, m, gone, goneKey, 20*time.Second)
+	doomedAgent := nsAgent(t, c, m, "support-triage", doomed)
+	goneAgent := nsAgent(t, c, m, gone, goneKey)
+	mAgent := nsAgent(t, c, m, "support-triage", key)
 	if _, err := callTicket(mAgent, 1); err != nil {
 		t.Fatalf("call on %s before the cut: %v", m.Name, err)
 	}
@@ -184,6 +196,8 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 	}
 	id := strings.SplitN(strings.TrimPrefix(doomed, "pck_"), "_", 2)[0]
 	c.CLI(newLeader, "agent", "key", "revoke", "triage-bot", id)
+	c.CLI(newLeader, "delete", "agent", gone+"-bot")
+	c.CLI(newLeader, "delete", "persona", gone)
 	revokedAt := time.Now()
 
 	// The minority: serves until --max-stale, then refuses with 503.
@@ -198,13 +212,15 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 			continue
 		default:
 		}
-		if _, err := callTicket(doomedAgent, 3); err == nil {
-			lastHonoured = time.Now()
+		for _, a := range []*harness.RawClient{doomedAgent, goneAgent} {
+			if _, err := callTicket(a, 3); err == nil {
+				lastHonoured = time.Now()
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !lastHonoured.IsZero() && lastHonoured.Sub(cutAt) > netMaxStale+time.Second {
-		t.Errorf("%s honoured the key revoked by the majority %v after the cut (%v after the revocation); max-stale is %v",
+		t.Errorf("%s honoured the key revoked or the persona deleted by the majority %v after the cut (%v after the revocation); max-stale is %v",
 			m.Name, lastHonoured.Sub(cutAt).Round(time.Millisecond), lastHonoured.Sub(revokedAt).Round(time.Millisecond), netMaxStale)
 	}
 	if _, err := callTicket(mAgent, 4); err == nil || !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "max-stale") {
@@ -212,6 +228,9 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 	}
 	if _, err := callTicket(doomedAgent, 5); err == nil {
 		t.Errorf("the revoked key was honoured on the stale %s", m.Name)
+	}
+	if _, err := callTicket(goneAgent, 5); err == nil {
+		t.Errorf("the deleted persona was served on the stale %s", m.Name)
 	}
 	st, err := c.Status(m)
 	if err != nil {
@@ -240,6 +259,9 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 		if _, err := callTicket(doomedAgent, 7); err == nil || strings.Contains(err.Error(), "HTTP 503") {
 			return fmt.Errorf("the revoked key on %s after it caught up: %v, want refused (not 503)", m.Name, err)
 		}
+		if _, err := callTicket(goneAgent, 7); err == nil || strings.Contains(err.Error(), "HTTP 503") {
+			return fmt.Errorf("the deleted persona on %s after it caught up: %v, want refused (not 503)", m.Name, err)
+		}
 		v, code, err := nsUpstreamURL(c, m, nil, "during-cut")
 		if err != nil || code != http.StatusOK || v != "http://127.0.0.1:9/"+m.Name {
 			return fmt.Errorf("read through the healed %s of what the majority wrote during the cut: %q %d %v", m.Name, v, code, err)
@@ -259,7 +281,7 @@ func partitionNode(t *testing.T, c *nscluster.Cluster, key, role, cut string) {
 	if !lastHonoured.IsZero() {
 		honoured = lastHonoured.Sub(cutAt).Round(time.Millisecond).String() + " after the cut"
 	}
-	t.Logf("FIGURE partition of the %s by %s: first write acknowledged through the majority after %v, its leader %s; minority refused after %v (max-stale %v), revoked key last honoured there %s; healed → serving in %v; majority agents %d/%d calls OK",
+	t.Logf("FIGURE partition of the %s by %s: first write acknowledged through the majority after %v, its leader %s; minority refused after %v (max-stale %v), revoked key or deleted persona last honoured there %s; healed → serving in %v; majority agents %d/%d calls OK",
 		role, cut, wroteAfter.Round(time.Millisecond), newLeader.Name, refusedAt.Sub(cutAt).Round(time.Millisecond), netMaxStale,
 		honoured, servedAfter.Round(time.Millisecond), ok, ok+failed)
 }
@@ -303,9 +325,9 @@ func nsUpstreamURL(c *nscluster.Cluster, n *nscluster.Node, client *http.Client,
 
 // nsAgent is an initialized raw MCP client of the helpdesk persona beside
 // n (from n's namespace to n's gateway).
-func nsAgent(t *testing.T, c *nscluster.Cluster, n *nscluster.Node, key string) *harness.RawClient {
+func nsAgent(t *testing.T, c *nscluster.Cluster, n *nscluster.Node, persona, key string) *harness.RawClient {
 	t.Helper()
-	a := harness.NewRawClient("https://"+n.IP+":"+nscluster.GatewayPort+"/p/support-triage/mcp", key, 1)
+	a := harness.NewRawClient("https://"+n.IP+":"+nscluster.GatewayPort+"/p/"+persona+"/mcp", key, 1)
 	a.HTTP = &http.Client{Timeout: 5 * time.Second, Transport: c.Transport(n.NS)}
 	if err := a.Initialize(); err != nil {
 		t.Fatalf("initialize on %s: %v\n%s", n.Name, err, nscluster.Tail(n.Proc.Logs()))
@@ -336,11 +358,11 @@ func callTicket(a *harness.RawClient, id int) (string, error) {
 }
 
 // waitTicket waits until key works on n (it reaches a node through raft).
-func waitTicket(t *testing.T, c *nscluster.Cluster, n *nscluster.Node, key string, limit time.Duration) {
+func waitTicket(t *testing.T, c *nscluster.Cluster, n *nscluster.Node, persona, key string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
-		a := harness.NewRawClient("https://"+n.IP+":"+nscluster.GatewayPort+"/p/support-triage/mcp", key, 1)
+		a := harness.NewRawClient("https://"+n.IP+":"+nscluster.GatewayPort+"/p/"+persona+"/mcp", key, 1)
 		a.HTTP = &http.Client{Timeout: 5 * time.Second, Transport: c.Transport(n.NS)}
 		err := a.Initialize()
 		if err == nil {
@@ -369,7 +391,7 @@ type ticketLoad struct {
 func startTicketLoad(t *testing.T, c *nscluster.Cluster, nodes []*nscluster.Node, key string) *ticketLoad {
 	l := &ticketLoad{stop: make(chan struct{})}
 	for _, n := range nodes {
-		a := nsAgent(t, c, n, key)
+		a := nsAgent(t, c, n, "support-triage", key)
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
