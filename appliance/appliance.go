@@ -43,6 +43,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"github.com/portcullis-gw/portcullis/internal/netpolicy"
 	"github.com/portcullis-gw/portcullis/internal/persona"
 	"github.com/portcullis-gw/portcullis/internal/persona/personallm"
@@ -181,6 +182,8 @@ type Appliance struct {
 	store    *state.Store
 	node     *cluster.Node
 	gw       *gateway.Gateway
+	gwSource gateway.Source
+	guard    *guard.Guard
 	keystore *hsm.Keystore // nil: no HSM
 	admin    *http.Server
 	gateway  *http.Server
@@ -330,11 +333,12 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	a.gwSource = gateway.StateSource(a.store)
 	gwCfg := gateway.Config{
 		DLPKey:              dlpKey,
 		ICAP:                icapCfg,
 		Logger:              a.log.With("component", "gateway"),
-		Source:              gateway.StateSource(a.store),
+		Source:              a.gwSource,
 		Authenticator:       &authn.APIKeys{State: a.store},
 		SessionKey:          sessionKey,
 		PreviousSessionKeys: prevKeys,
@@ -348,6 +352,9 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		// only Host headers that name the loopback listener.
 		host, _, _ := net.SplitHostPort(cfg.GatewayAddr)
 		gwCfg.AllowedHosts = []string{host, "localhost", "127.0.0.1", "::1"}
+	}
+	if err := a.openGuard(&gwCfg); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	if err := a.openAudit(&gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
@@ -468,6 +475,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.node.Run(ctx) })
 	g.Go(func() error { return a.leaderDuties(ctx) })
 	g.Go(func() error { return a.shareSessions(ctx) })
+	g.Go(func() error { return a.shareGuard(ctx) })
+	g.Go(func() error { return a.guard.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })

@@ -40,6 +40,7 @@ func (a *Appliance) peerHandler() http.Handler {
 		}
 		w.Write(pub)
 	})
+	mux.HandleFunc("POST /app/guard/usage", a.serveGuardUsage)
 	mux.HandleFunc("POST /app/keys/install", func(w http.ResponseWriter, r *http.Request) {
 		var keys []hsm.WrappedKey
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&keys); err != nil {

@@ -120,6 +120,10 @@ func (g *Gateway) audit(c *Call) {
 	}
 	d.Verdicts = c.verdicts[:c.nv:c.nv]
 	d.Latency = time.Since(c.start)
+	if c.ticket != nil {
+		c.ticket.Done(guardOutcome(d))
+		c.ticket = nil
+	}
 	g.metrics.decided(c)
 	ctx := context.Background()
 	if c.r != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"reflect"
 
 	"fmt"
@@ -83,6 +84,9 @@ type View struct {
 	Describe func(persona string) string
 	// DLP holds the DLP rules of the personas that have any.
 	DLP map[string][]state.DLPRule
+	// Limits are the rate limits and breaker tuning of this view (nil:
+	// none; see Config.Guard).
+	Limits *guard.Plan
 }
 
 // Source provides views. View must be cheap (an atomic load): it is called
@@ -162,6 +166,9 @@ type Config struct {
 	Sink       Sink
 	AuditQueue int
 	AuditDrain time.Duration
+	// Guard, when set, is the guard stage's rate limits, concurrency caps
+	// and circuit breakers (internal/guard), judged under View.Limits.
+	Guard *guard.Guard
 	// OnDecision, when set, is called with every Decision record
 	// synchronously on the request's goroutine, before the agent's answer
 	// is written. It must not block (tests and in-memory counters); the

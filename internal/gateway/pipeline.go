@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
@@ -78,6 +79,7 @@ type Call struct {
 	upResp *mcp.Message
 
 	rec      Decision
+	ticket   *guard.Ticket // the guard admitted it; audit hands it back
 	verdicts [maxVerdicts]Verdict
 	nv       int
 	governed bool // write a record even when everything allowed the call

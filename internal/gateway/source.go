@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +63,7 @@ func viewOf(snap *state.Snapshot) *View {
 			dlpRules[name] = p.DLP
 		}
 	}
-	return &View{Index: snap.Index, Upstreams: ups, DLP: dlpRules, Role: func(persona string) Role {
+	return &View{Index: snap.Index, Upstreams: ups, DLP: dlpRules, Limits: guard.Compile(snap), Role: func(persona string) Role {
 		if r := set.Role(persona); r != nil {
 			return r
 		}

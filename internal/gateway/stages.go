@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+
+	"github.com/portcullis-gw/portcullis/internal/guard"
 
 	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
@@ -16,7 +19,7 @@ import (
 func (g *Gateway) stageList() []Stage {
 	return []Stage{
 		policyStage{},
-		guardStage{},
+		guardStage{g},
 		behaviourStage{},
 		dlpRequestStage{g},
 		upstreamStage{g},
@@ -53,11 +56,49 @@ func (policyStage) Check(c *Call) Verdict {
 	return c.deny(StagePolicy, reason, mcp.NewResult(c.msg.ID, json.RawMessage(res+"}")), http.StatusOK)
 }
 
-// guardStage is the insertion point of rate limits, circuit breakers and
-// tool-risk checks (internal/guard): it has nothing to say yet.
-type guardStage struct{}
+// guardStage applies rate limits, concurrency caps and circuit breakers
+// (internal/guard, Config.Guard) under the view's limits. An admitted call
+// holds a ticket that audit hands back with the call's outcome.
+type guardStage struct{ g *Gateway }
 
-func (guardStage) Check(*Call) Verdict { return Verdict{} }
+// CodeRefused is the JSON-RPC error code of a call the guard refused (a
+// rate limit, a concurrency cap, an open circuit); its data says when to
+// retry: {"retryAfterMs": N, "limit": "rate-limit"|"concurrency"|"circuit-open"}.
+const CodeRefused = -32029
+
+func (s guardStage) Check(c *Call) Verdict {
+	gd := s.g.cfg.Guard
+	if gd == nil || c.view == nil {
+		return Verdict{}
+	}
+	gc := guard.Call{Persona: c.persona, Agent: c.p.Agent, Upstream: c.target.Upstream}
+	if c.msg.Method == mcp.MethodToolsCall {
+		gc.Tool = c.target.Name
+	}
+	t, ref := gd.Admit(c.view.Limits, gc)
+	if ref != nil {
+		data, _ := json.Marshal(map[string]any{"retryAfterMs": ref.RetryAfter.Milliseconds(), "limit": ref.Kind})
+		return c.denyError(StageGuard, ref.Reason, &mcp.Error{Code: CodeRefused, Message: ref.Reason, Data: data}, http.StatusOK)
+	}
+	c.ticket = t
+	return Verdict{}
+}
+
+// guardOutcome is how a call that the guard admitted ended, for its
+// breakers: the upstream stage's status says whether the upstream was
+// reached and answered.
+func guardOutcome(d *Decision) guard.Outcome {
+	st := d.UpstreamStatus
+	switch {
+	case st == "ok":
+		return guard.Succeeded
+	case st == "timeout" || st == "unavailable" || strings.HasPrefix(st, "http 5"):
+		return guard.FailedUpstream
+	case strings.HasPrefix(st, "error ") || strings.HasPrefix(st, "http "):
+		return guard.FailedCall
+	}
+	return guard.NotCalled
+}
 
 // behaviourStage is the insertion point of baselines and sequence rules
 // (internal/behavior): it has nothing to say yet.

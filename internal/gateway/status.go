@@ -23,6 +23,12 @@ type UpstreamStatus struct {
 	Error string `json:"error,omitempty"`
 	// CheckedAt is when its tool list was last fetched.
 	CheckedAt time.Time `json:"checkedAt,omitzero"`
+	// Circuit is this node's circuit breaker of it (Config.Guard): closed,
+	// open (calls refused until CircuitRetryAt) or half-open (a trial
+	// call decides); Failures counts its failed calls in a row.
+	Circuit        string    `json:"circuit,omitempty"`
+	CircuitRetryAt time.Time `json:"circuitRetryAt,omitzero"`
+	Failures       int       `json:"failures,omitempty"`
 }
 
 // UpstreamStatus reports the status of upstream name; false when the
@@ -33,6 +39,10 @@ func (g *Gateway) UpstreamStatus(name string) (UpstreamStatus, bool) {
 		return UpstreamStatus{}, false
 	}
 	st := UpstreamStatus{State: "unknown"}
+	if g.cfg.Guard != nil {
+		b := g.cfg.Guard.Breaker(name)
+		st.Circuit, st.CircuitRetryAt, st.Failures = b.State, b.RetryAt, b.Failures
+	}
 	u := g.upstream(name, v)
 	if u == nil {
 		return st, true

@@ -23,6 +23,15 @@ func TestExtendedSpecsValidate(t *testing.T) {
 		{"cidr host bits", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  network: {allowCIDRs: [10.77.0.1/25]}\n", "spec.network.allowCIDRs[0]: \"10.77.0.1/25\" has host bits set (did you mean 10.77.0.0/25?)"},
 		{"country", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  network: {allowCountries: [Germany]}\n", "spec.network.allowCountries[0]: \"Germany\" is not an ISO 3166-1 alpha-2"},
 		{"listen", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  endpoint: {listen: \"9001\"}\n", "spec.endpoint.listen: \"9001\" is not ADDR:PORT"},
+		{"limit negative", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {callsPerMinute: -1}\n", "spec.limits.callsPerMinute: -1: want 0..1000000000"},
+		{"limit overflow", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {callsPerDay: 99999999999}\n", "spec.limits.callsPerDay: 99999999999: want 0..1000000000"},
+		{"limit burst alone", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {burst: 5}\n", "spec.limits.burst: a burst needs callsPerMinute"},
+		{"limit tool pattern", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {tools: {\"helpdesk/*\": {callsPerMinute: 5}}}\n", "spec.limits.tools[\"helpdesk/*\"]: \"helpdesk/*\" is not a tool identity upstream/tool (no patterns)"},
+		{"limit tool field", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {tools: {\"helpdesk/search\": {callsPerMinute: 5, callsPerWeek: 2}}}\n", "callsPerWeek"},
+		{"limit persona", "apiVersion: portcullis/v1\nkind: Persona\nmetadata: {name: p}\nspec:\n  skills: []\n  limits: {persona: {concurrency: -2}}\n", "spec.limits.persona.concurrency: -2"},
+		{"upstream limit", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {url: http://x, limits: {callsPerHour: -5}}\n", "spec.limits.callsPerHour: -5"},
+		{"breaker", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {url: http://x, breaker: {failures: 5000}}\n", "spec.breaker.failures: 5000: want 1..1000"},
+		{"breaker cooldown", "apiVersion: portcullis/v1\nkind: Upstream\nmetadata: {name: u}\nspec: {url: http://x, breaker: {cooldown: 3h}}\n", "spec.breaker.cooldown: 3h0m0s: want at most 1h"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

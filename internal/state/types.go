@@ -102,6 +102,10 @@ type Upstream struct {
 	// reaches an external upstream.
 	Environment string `json:"environment,omitempty"`
 	Egress      string `json:"egress,omitempty"`
+	// Limits bound the calls to this upstream from every agent together
+	// (protecting the backend); Breaker tunes its circuit breaker.
+	Limits  *Rates   `json:"limits,omitempty"`
+	Breaker *Breaker `json:"breaker,omitempty"`
 }
 
 // Credential says how the gateway authenticates to an upstream. Exactly one
@@ -201,6 +205,46 @@ type Persona struct {
 	Endpoint *Endpoint `json:"endpoint,omitempty"`
 	// Network limits where this persona's agents may connect from.
 	Network *Network `json:"network,omitempty"`
+	// Limits bound how fast this persona's agents may call (stage guard).
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// Limits are a persona's rate limits. The top-level figures bound each
+// agent of the persona, all its tools together; Tools bound each agent on
+// one tool; Persona bounds all of the persona's agents together. Limits
+// hold for the whole cluster (nodes share what they admitted).
+type Limits struct {
+	CallsPerMinute int `json:"callsPerMinute,omitempty"`
+	CallsPerHour   int `json:"callsPerHour,omitempty"`
+	CallsPerDay    int `json:"callsPerDay,omitempty"`
+	// Burst is how many calls may come at once (default: the smallest of
+	// the figures set).
+	Burst int `json:"burst,omitempty"`
+	// Concurrency caps an agent's calls in flight on one node (0: none).
+	Concurrency int `json:"concurrency,omitempty"`
+	// Tools maps a tool identity (upstream/tool) to each agent's limits on it.
+	Tools map[string]Rates `json:"tools,omitempty"`
+	// Persona bounds the persona's agents together.
+	Persona *Rates `json:"persona,omitempty"`
+}
+
+// Rates are calls per minute, hour and day with a burst, and a cap on
+// calls in flight; zero means no such limit.
+type Rates struct {
+	CallsPerMinute int `json:"callsPerMinute,omitempty"`
+	CallsPerHour   int `json:"callsPerHour,omitempty"`
+	CallsPerDay    int `json:"callsPerDay,omitempty"`
+	Burst          int `json:"burst,omitempty"`
+	Concurrency    int `json:"concurrency,omitempty"`
+}
+
+// Breaker tunes an upstream's circuit breaker.
+type Breaker struct {
+	// Failures in a row that open it (default 5).
+	Failures int `json:"failures,omitempty"`
+	// Cooldown is how long it stays open before a trial call (default 5s;
+	// it doubles, up to 2m, while trial calls fail).
+	Cooldown Duration `json:"cooldown,omitzero"`
 }
 
 // DLPRule applies an action to findings of some categories or detectors.

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ProtocolVersions are the MCP revisions an Upstream may be pinned to.
@@ -69,6 +70,17 @@ func validateObject(o Object) []*FieldError {
 		case "", "streamable-http", "sse":
 		default:
 			errs.add("spec.transport", "unknown transport %q (want streamable-http or sse)", o.Transport)
+		}
+		if o.Limits != nil {
+			validateRates(&errs, "spec.limits", *o.Limits)
+		}
+		if b := o.Breaker; b != nil {
+			if b.Failures < 0 || b.Failures > 1000 {
+				errs.add("spec.breaker.failures", "%d: want 1..1000 (0 for the default 5)", b.Failures)
+			}
+			if b.Cooldown < 0 || time.Duration(b.Cooldown) > time.Hour {
+				errs.add("spec.breaker.cooldown", "%v: want at most 1h", time.Duration(b.Cooldown))
+			}
 		}
 		if o.ToolPrefix != nil && !validToolPrefix(*o.ToolPrefix) {
 			errs.add("spec.toolPrefix", "%q: at most 32 letters, digits, '_' or '-'", *o.ToolPrefix)
@@ -144,6 +156,19 @@ func validateObject(o Object) []*FieldError {
 		if o.Endpoint != nil {
 			if _, err := netip.ParseAddrPort(o.Endpoint.Listen); err != nil {
 				errs.add("spec.endpoint.listen", "%q is not ADDR:PORT (e.g. 10.77.0.1:9001)", o.Endpoint.Listen)
+			}
+		}
+		if l := o.Limits; l != nil {
+			validateRates(&errs, "spec.limits", Rates{CallsPerMinute: l.CallsPerMinute, CallsPerHour: l.CallsPerHour, CallsPerDay: l.CallsPerDay, Burst: l.Burst, Concurrency: l.Concurrency})
+			for _, tool := range slices.Sorted(maps.Keys(l.Tools)) {
+				p := fmt.Sprintf("spec.limits.tools[%q]", tool)
+				if err := validateIdentity(tool, "tool"); err != nil || strings.Contains(tool, "*") {
+					errs.add(p, "%q is not a tool identity upstream/tool (no patterns)", tool)
+				}
+				validateRates(&errs, p, l.Tools[tool])
+			}
+			if l.Persona != nil {
+				validateRates(&errs, "spec.limits.persona", *l.Persona)
 			}
 		}
 		if n := o.Network; n != nil {
@@ -387,6 +412,25 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
 	}
 	return p, nil
+}
+
+// maxRate bounds any rate limit figure (a day of a billion calls).
+const maxRate = 1_000_000_000
+
+// validateRates checks limit figures: none negative or absurd, a burst only
+// beside a rate.
+func validateRates(errs *errList, path string, r Rates) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"callsPerMinute", r.CallsPerMinute}, {"callsPerHour", r.CallsPerHour}, {"callsPerDay", r.CallsPerDay}, {"burst", r.Burst}, {"concurrency", r.Concurrency}} {
+		if f.v < 0 || f.v > maxRate {
+			errs.add(path+"."+f.name, "%d: want 0..%d (0 for no limit)", f.v, maxRate)
+		}
+	}
+	if r.Burst > 0 && r.CallsPerMinute == 0 && r.CallsPerHour == 0 && r.CallsPerDay == 0 {
+		errs.add(path+".burst", "a burst needs callsPerMinute, callsPerHour or callsPerDay")
+	}
 }
 
 // validateIdentity checks "<upstream>/<name>" where name may hold '*'.
