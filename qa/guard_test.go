@@ -183,3 +183,105 @@ func TestGuardThroughTheBinary(t *testing.T) {
 		t.Errorf("GET /v1/upstreams/echo after recovery: %d %s, want circuit closed", code, b)
 	}
 }
+
+// TestToolRiskThroughTheBinary: tools get a risk level from their MCP
+// definitions; a high-risk tool is not reached by a skill's "*" pattern
+// (not listed, not callable) but is by a grant of its exact name, and
+// `portcullis get tools -o wide` shows each tool's level and reasons.
+func TestToolRiskThroughTheBinary(t *testing.T) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "ops", Version: "1"}, nil)
+	yes := true
+	type idIn struct {
+		ID int `json:"id"`
+	}
+	ok := func(context.Context, *mcp.CallToolRequest, idIn) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+	}
+	mcp.AddTool(srv, &mcp.Tool{Name: "get_ticket", Description: "Read one ticket.", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, ok)
+	mcp.AddTool(srv, &mcp.Tool{Name: "delete_ticket", Description: "Delete a ticket for good.", Annotations: &mcp.ToolAnnotations{DestructiveHint: &yes}}, ok)
+	mcp.AddTool(srv, &mcp.Tool{Name: "run_command", Description: "Run a shell command on the host"}, func(context.Context, *mcp.CallToolRequest, struct {
+		Cmd string `json:"cmd"`
+	}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ran"}}}, nil, nil
+	})
+	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
+	t.Cleanup(hs.Close)
+	n := harness.StartNode(t)
+	n.Apply(fmt.Sprintf(`apiVersion: portcullis/v1
+kind: Upstream
+metadata: {name: ops}
+spec: {url: %q}
+---
+apiVersion: portcullis/v1
+kind: Skill
+metadata: {name: ops-all}
+spec: {description: Everything of ops, tools: [{tool: "ops/*"}]}
+---
+apiVersion: portcullis/v1
+kind: Skill
+metadata: {name: ops-delete}
+spec: {description: Delete tickets, tools: [{tool: ops/delete_ticket}]}
+---
+apiVersion: portcullis/v1
+kind: Persona
+metadata: {name: broad}
+spec: {skills: [ops-all]}
+---
+apiVersion: portcullis/v1
+kind: Persona
+metadata: {name: deleter}
+spec: {skills: [ops-all, ops-delete]}
+---
+apiVersion: portcullis/v1
+kind: Agent
+metadata: {name: broad-bot}
+spec: {persona: broad}
+---
+apiVersion: portcullis/v1
+kind: Agent
+metadata: {name: deleter-bot}
+spec: {persona: deleter}
+`, hs.URL+"/mcp"))
+
+	out := n.MustCLI("get", "tools", "-o", "wide")
+	for _, want := range []string{"ops/get_ticket", "ops/delete_ticket", "ops/run_command", "destructive (annotations.destructiveHint)", "free-form command argument cmd", "exact only"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("get tools -o wide lacks %q:\n%s", want, out)
+		}
+	}
+	levels := map[string]string{}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 2 {
+			levels[f[0]] = f[1]
+		}
+	}
+	if levels["ops/get_ticket"] != "low" || levels["ops/delete_ticket"] != "high" || levels["ops/run_command"] != "critical" {
+		t.Errorf("risk levels %v, want get_ticket low, delete_ticket high, run_command critical", levels)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	names := func(persona, agent string) ([]string, *mcp.ClientSession) {
+		s, err := connectAgent(ctx, n.GatewayURL()+"/p/"+persona+"/mcp", n.NewKey(agent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return toolNames(t, ctx, s), s
+	}
+	broad, bs := names("broad", "broad-bot")
+	if strings.Join(broad, ",") != "ops_get_ticket" {
+		t.Errorf("a persona granted ops/* lists %v, want only the low-risk ops_get_ticket", broad)
+	}
+	if _, err := bs.CallTool(ctx, &mcp.CallToolParams{Name: "ops_run_command", Arguments: map[string]any{"cmd": "id"}}); err == nil {
+		t.Error("ops_run_command (critical) was callable through the ops/* pattern")
+	}
+	deleter, ds := names("deleter", "deleter-bot")
+	if strings.Join(deleter, ",") != "ops_delete_ticket,ops_get_ticket" {
+		t.Errorf("a persona also granted ops/delete_ticket exactly lists %v", deleter)
+	}
+	res, err := ds.CallTool(ctx, &mcp.CallToolParams{Name: "ops_delete_ticket", Arguments: map[string]any{"id": 7}})
+	if err != nil || res.IsError {
+		t.Errorf("delete_ticket with an exact grant: %v %+v", err, res)
+	}
+}

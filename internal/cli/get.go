@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -18,11 +19,23 @@ func newGetCmd() *cobra.Command {
 		Use:   "get KIND [NAME]",
 		Short: "List objects of a kind, or show one",
 		Long: "List the upstreams, skills, personas, agents or network policies a node knows, or show one of them.\n" +
+			"`get tools` lists every upstream's tools with their automatic risk level (-o wide: score, reasons,\n" +
+			"and whether a skill's \"*\" pattern reaches them: high-risk tools need a grant of their exact name).\n" +
 			"-o yaml and -o json print documents that `portcullis apply` accepts back: a list is always\n" +
 			"{\"items\": [...]} in JSON (even with one item or none), `get KIND NAME` prints the object itself.",
-		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml",
+		Example: "  portcullis get personas\n  portcullis get upstream helpdesk -o yaml\n  portcullis get tools -o wide",
 		Args:    kindArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if t := strings.ToLower(args[0]); t == "tools" || t == "tool" {
+				if len(args) > 1 {
+					return fmt.Errorf("get tools takes no NAME (it lists every upstream's tools)")
+				}
+				c, err := opts.client()
+				if err != nil {
+					return err
+				}
+				return getTools(cmd, c, output)
+			}
 			k, err := lookupKind(args[0])
 			if err != nil {
 				return err

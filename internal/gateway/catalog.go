@@ -158,7 +158,9 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 			items := slices.Clone(l.items)
 			sort.SliceStable(items, func(a, b int) bool { return items[a].key < items[b].key })
 			for _, it := range items {
-				if role.ToolVisible(name, it.key) {
+				// A high-risk tool reached only by a pattern is not
+				// callable (the guard stage refuses it), so not listed.
+				if role.ToolVisible(name, it.key) && (g.cfg.Guard == nil || !l.risk[it.key].High() || role.ToolExact(name, it.key)) {
 					tools = append(tools, cand{u, it})
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"slices"
 	"strings"
 )
@@ -17,6 +18,8 @@ type UpstreamTool struct {
 	// Definition is the tool as the upstream listed it (name, description,
 	// inputSchema, annotations, ...).
 	Definition json.RawMessage
+	// Risk is its automatic risk score (internal/guard).
+	Risk guard.Risk
 }
 
 // ID is the tool's stable identity, "<upstream>/<name>", as policy names it.
@@ -88,7 +91,7 @@ func (g *Gateway) UpstreamTools(ctx context.Context) *ToolCatalog {
 			continue
 		}
 		for _, it := range l.items {
-			out.Tools = append(out.Tools, UpstreamTool{Upstream: name, Name: it.key, Definition: it.raw})
+			out.Tools = append(out.Tools, UpstreamTool{Upstream: name, Name: it.key, Definition: it.raw, Risk: l.risk[it.key]})
 		}
 	}
 	slices.SortFunc(out.Tools, func(a, b UpstreamTool) int {

@@ -63,6 +63,9 @@ type Role interface {
 	Upstreams() []string
 	// ToolVisible reports whether upstream/tool is granted at all (listed).
 	ToolVisible(upstream, tool string) bool
+	// ToolExact reports whether a grant names upstream/tool exactly (not
+	// by a "*" pattern): with a Guard, high-risk tools need one.
+	ToolExact(upstream, tool string) bool
 	// Allow decides a call with its decoded arguments.
 	Allow(upstream, tool string, args map[string]any) policy.Decision
 	// Resource reports whether the role may read/subscribe uri on upstream.

@@ -80,6 +80,7 @@ type Call struct {
 
 	rec      Decision
 	ticket   *guard.Ticket // the guard admitted it; audit hands it back
+	pattern  string        // the "*" pattern of the grant that allowed it
 	verdicts [maxVerdicts]Verdict
 	nv       int
 	governed bool // write a record even when everything allowed the call

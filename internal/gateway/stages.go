@@ -39,7 +39,7 @@ func (policyStage) Check(c *Call) Verdict {
 		return Verdict{Stage: StagePolicy, Outcome: Allow}
 	}
 	dec := c.role.Allow(c.target.Upstream, c.target.Name, c.args)
-	c.rec.Skill = dec.Skill
+	c.rec.Skill, c.pattern = dec.Skill, dec.Pattern
 	if dec.Allow {
 		return Verdict{Stage: StagePolicy, Outcome: Allow, Reason: dec.Skill}
 	}
@@ -74,6 +74,13 @@ func (s guardStage) Check(c *Call) Verdict {
 	gc := guard.Call{Persona: c.persona, Agent: c.p.Agent, Upstream: c.target.Upstream}
 	if c.msg.Method == mcp.MethodToolsCall {
 		gc.Tool = c.target.Name
+		if c.pattern != "" {
+			if r := s.g.toolRisk(c.view, c.target.Upstream, c.target.Name); r.High() {
+				reason := fmt.Sprintf("high-risk tool %s/%s (risk %d, %s: %s) is granted only by the pattern %q of skill %s; a high-risk tool needs a grant of its exact name",
+					c.target.Upstream, c.target.Name, r.Score, r.Level, strings.Join(r.Reasons, "; "), c.pattern, c.rec.Skill)
+				return c.denyError(StageGuard, reason, mcp.Errorf(CodeRefused, "%s", reason), http.StatusOK)
+			}
+		}
 	}
 	t, ref := gd.Admit(c.view.Limits, gc)
 	if ref != nil {
@@ -82,6 +89,17 @@ func (s guardStage) Check(c *Call) Verdict {
 	}
 	c.ticket = t
 	return Verdict{}
+}
+
+// toolRisk is the risk score of an upstream's tool from this node's cached
+// tool list (zero, low, when the list is not loaded).
+func (g *Gateway) toolRisk(v *View, upstream, tool string) guard.Risk {
+	if u := g.upstream(upstream, v); u != nil {
+		if l := u.lists[kindTools].Load(); l != nil {
+			return l.risk[tool]
+		}
+	}
+	return guard.Risk{}
 }
 
 // guardOutcome is how a call that the guard admitted ended, for its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portcullis-gw/portcullis/internal/guard"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type listing struct {
 	items []item
 	err   error
 	at    time.Time
+	// risk scores each tool of a tools list by name (guard.ScoreTool),
+	// computed when the list is fetched: a changed tool is scored again.
+	risk map[string]guard.Risk
 }
 
 // upstream is this node's connection to one upstream and its list caches.
@@ -367,6 +371,12 @@ func (u *upstream) fetchList(ctx context.Context, k listKind) *listing {
 			break
 		}
 		cursor = res.NextCursor
+	}
+	if k == kindTools {
+		l.risk = make(map[string]guard.Risk, len(l.items))
+		for _, it := range l.items {
+			l.risk[it.key] = guard.ScoreTool(it.raw, u.spec.Environment, u.spec.Egress)
+		}
 	}
 	return l
 }

@@ -36,6 +36,15 @@
 // on success. Per agent and tool: 20 failed calls in a row open it for 30s
 // — an error storm of one agent does not take the upstream from others.
 //
+// # Tool risk
+//
+// ScoreTool scores a tool from its MCP definition and its upstream's
+// environment and egress (annotations, what its name and description say
+// it does, free-form command/code/query/destination/path arguments). The
+// gateway scores every tool when it fetches a tools list; a tool whose
+// risk is High (score ≥ 60) is reached only by a grant of its exact name,
+// never by a skill's "*" pattern (not listed, refused if called).
+//
 // # Cost
 //
 // Admit takes one mutex per bucket set (sharded by key) and allocates

@@ -239,11 +239,21 @@ func (r *Role) ToolVisible(upstream, tool string) bool {
 	return false
 }
 
+// ToolExact reports whether a grant of the role names the tool exactly
+// (not through a "*" pattern).
+func (r *Role) ToolExact(upstream, tool string) bool {
+	ur := r.upstreams[upstream]
+	return ur != nil && len(ur.tools[tool]) > 0
+}
+
 // Decision is the outcome of a tool-call check.
 type Decision struct {
 	Allow bool
 	// Skill is the skill whose grant allowed the call.
 	Skill string
+	// Pattern is the "*" pattern of that grant, "" when it names the tool
+	// exactly (high-risk tools need an exact grant: internal/guard).
+	Pattern string
 	// Violation explains a denial. It is nil when Allow is true.
 	Violation *Violation
 }
@@ -307,7 +317,7 @@ func (r *Role) Allow(upstream, tool string, args map[string]any) Decision {
 	for i := range ur.toolPatterns {
 		pg := &ur.toolPatterns[i]
 		if Match(pg.pattern, tool) && try(pg.grant) {
-			return Decision{Allow: true, Skill: pg.grant.skill}
+			return Decision{Allow: true, Skill: pg.grant.skill, Pattern: pg.grant.tool}
 		}
 	}
 	if first == nil {
