@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/portcullis-gw/portcullis/internal/mcp"
 	"log/slog"
 	"sync"
 	"time"
@@ -123,6 +124,9 @@ func (g *Gateway) audit(c *Call) {
 	if c.ticket != nil {
 		c.ticket.Done(guardOutcome(d))
 		c.ticket = nil
+	}
+	if g.cfg.Guard != nil && d.Method == mcp.MethodToolsCall && len(d.DLPFindings) > 0 {
+		g.cfg.Guard.Saw(d.Upstream+"/"+d.UpstreamTool, d.DLPFindings)
 	}
 	g.metrics.decided(c)
 	ctx := context.Background()

@@ -160,7 +160,7 @@ func (g *Gateway) build(ctx context.Context, role Role, ups []string, v *View, k
 			for _, it := range items {
 				// A high-risk tool reached only by a pattern is not
 				// callable (the guard stage refuses it), so not listed.
-				if role.ToolVisible(name, it.key) && (g.cfg.Guard == nil || !l.risk[it.key].High() || role.ToolExact(name, it.key)) {
+				if role.ToolVisible(name, it.key) && (g.cfg.Guard == nil || !g.riskOf(l, name, it.key).High() || role.ToolExact(name, it.key)) {
 					tools = append(tools, cand{u, it})
 				}
 			}

@@ -91,7 +91,7 @@ func (g *Gateway) UpstreamTools(ctx context.Context) *ToolCatalog {
 			continue
 		}
 		for _, it := range l.items {
-			out.Tools = append(out.Tools, UpstreamTool{Upstream: name, Name: it.key, Definition: it.raw, Risk: l.risk[it.key]})
+			out.Tools = append(out.Tools, UpstreamTool{Upstream: name, Name: it.key, Definition: it.raw, Risk: g.riskOf(l, name, it.key)})
 		}
 	}
 	slices.SortFunc(out.Tools, func(a, b UpstreamTool) int {

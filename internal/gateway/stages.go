@@ -96,10 +96,19 @@ func (s guardStage) Check(c *Call) Verdict {
 func (g *Gateway) toolRisk(v *View, upstream, tool string) guard.Risk {
 	if u := g.upstream(upstream, v); u != nil {
 		if l := u.lists[kindTools].Load(); l != nil {
-			return l.risk[tool]
+			return g.riskOf(l, upstream, tool)
 		}
 	}
 	return guard.Risk{}
+}
+
+// riskOf is tool's score in list l, with what the guard has seen it carry.
+func (g *Gateway) riskOf(l *listing, upstream, tool string) guard.Risk {
+	r := l.risk[tool]
+	if g.cfg.Guard != nil {
+		r = g.cfg.Guard.Adjust(upstream+"/"+tool, r)
+	}
+	return r
 }
 
 // guardOutcome is how a call that the guard admitted ended, for its

@@ -81,6 +81,7 @@ type Guard struct {
 
 	bmu      sync.Mutex // guards changes of breakers (reads are lock-free)
 	breakers sync.Map   // key → *breaker
+	seen     sync.Map   // tool identity → *seenData (Saw)
 
 	refused *prometheus.CounterVec
 	open    *prometheus.GaugeVec

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Risk levels, by score: low < 30 ≤ medium < 60 ≤ high < 80 ≤ critical.
@@ -218,5 +220,61 @@ func schemaRisks(schema json.RawMessage) []argRisk {
 		}
 		return out[i].name < out[j].name
 	})
+	return out
+}
+
+// seenData is what DLP found in one tool's calls on this node.
+type seenData struct {
+	mu        sync.Mutex
+	detectors map[string]int
+}
+
+// maxSeenDetectors bounds what is kept per tool.
+const maxSeenDetectors = 16
+
+// Saw records DLP findings (detector id → count, never values) in a call
+// of tool (upstream/name): a tool seen carrying sensitive data scores
+// higher (Adjust). Node-local, forgotten at restart.
+func (g *Guard) Saw(tool string, findings map[string]int) {
+	if len(findings) == 0 || tool == "" {
+		return
+	}
+	v, ok := g.seen.Load(tool)
+	if !ok {
+		v, _ = g.seen.LoadOrStore(tool, &seenData{detectors: map[string]int{}})
+	}
+	s := v.(*seenData)
+	s.mu.Lock()
+	for id, n := range findings {
+		if _, known := s.detectors[id]; known || len(s.detectors) < maxSeenDetectors {
+			s.detectors[id] += n
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Adjust adds to r what this node has seen tool carry (Saw): +15 with the
+// detectors named.
+func (g *Guard) Adjust(tool string, r Risk) Risk {
+	v, ok := g.seen.Load(tool)
+	if !ok {
+		return r
+	}
+	s := v.(*seenData)
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.detectors))
+	for id := range s.detectors {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return r
+	}
+	sort.Strings(ids)
+	if len(ids) > 3 {
+		ids = append(ids[:3], "…")
+	}
+	out := Risk{Score: min(100, r.Score+15), Reasons: append(slices.Clone(r.Reasons), "sensitive data seen in its calls ("+strings.Join(ids, ", ")+")")}
+	out.Level = level(out.Score)
 	return out
 }

@@ -56,3 +56,23 @@ func FuzzScoreTool(f *testing.F) {
 		}
 	})
 }
+
+func TestSeenSensitiveDataRaisesRisk(t *testing.T) {
+	g, _ := newGuard(t)
+	base := ScoreTool(json.RawMessage(`{"name":"export_tickets","annotations":{"readOnlyHint":true,"openWorldHint":true}}`), "", "external")
+	if g.Adjust("helpdesk/export_tickets", base).Score != base.Score {
+		t.Fatal("nothing seen yet, yet the score moved")
+	}
+	g.Saw("helpdesk/export_tickets", map[string]int{"credit-card": 3, "email": 1})
+	g.Saw("helpdesk/export_tickets", nil)
+	r := g.Adjust("helpdesk/export_tickets", base)
+	if r.Score != base.Score+15 || !slices.Contains(r.Reasons, "sensitive data seen in its calls (credit-card, email)") {
+		t.Fatalf("after DLP findings: %+v (base %+v)", r, base)
+	}
+	if len(base.Reasons) == len(r.Reasons) {
+		t.Fatal("Adjust changed the base's reasons in place")
+	}
+	if g.Adjust("helpdesk/get_ticket", base).Score != base.Score {
+		t.Fatal("another tool's score moved")
+	}
+}
