@@ -418,8 +418,10 @@ func (l *Log) openSegmentFile(no uint64, prev [hashSize]byte, first uint64) erro
 // except when the buffer reaches BufferBytes: then it flushes (one write
 // and fsync) before returning. ErrClosed after Close; ErrBacklog when
 // flushes have been failing long enough to fill 16 buffers.
-func (l *Log) Write(d gateway.Decision) error {
-	r := recordOf(&d, l.cfg.Node)
+func (l *Log) Write(d gateway.Decision) error { return l.writeRecord(recordOf(&d, l.cfg.Node)) }
+
+// writeRecord appends r (its Seq set here) to the buffer: see Write.
+func (l *Log) writeRecord(r Record) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
