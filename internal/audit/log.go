@@ -60,6 +60,11 @@ type Config struct {
 	// is written when it has new records (default 10s); a closed segment
 	// always gets a final one.
 	CheckpointInterval time.Duration
+	// RetainAge and RetainBytes delete the oldest closed segments: those
+	// whose newest record is older than RetainAge, and while the trail's
+	// files total more than RetainBytes (0: no limit). See retention.go.
+	RetainAge   time.Duration
+	RetainBytes int64
 	// Logger receives the log's warnings. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, when set, is where the log registers its Prometheus
@@ -92,7 +97,7 @@ func (c *Config) validate() error {
 	if c.Dir == "" {
 		return errors.New("audit: a directory is required (--audit-dir)")
 	}
-	if c.FlushInterval < 0 || c.BufferBytes < 0 || c.SegmentBytes < 0 || c.SegmentAge < 0 || c.CheckpointInterval < 0 {
+	if c.FlushInterval < 0 || c.BufferBytes < 0 || c.SegmentBytes < 0 || c.SegmentAge < 0 || c.CheckpointInterval < 0 || c.RetainAge < 0 || c.RetainBytes < 0 {
 		return errors.New("audit: intervals and sizes must not be negative")
 	}
 	if c.Signer != nil {
@@ -617,6 +622,7 @@ func (l *Log) Run(ctx context.Context) error {
 	defer flush.Stop()
 	ckpt := time.NewTicker(l.cfg.CheckpointInterval)
 	defer ckpt.Stop()
+	l.indexMissing() // index.go
 	for {
 		select {
 		case <-ctx.Done():
@@ -630,6 +636,7 @@ func (l *Log) Run(ctx context.Context) error {
 			if err := l.Checkpoint(); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Warn("audit: checkpoint failed; the next one covers these records", "err", err)
 			}
+			l.retain() // retention.go
 		}
 	}
 }
@@ -679,7 +686,7 @@ func (l *Log) compressLater(path string) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		if err := compressSegment(path); err != nil {
+		if err := compressAndIndex(path); err != nil { // index.go
 			l.log.Error("audit: compress segment (it stays uncompressed)", "segment", filepath.Base(path), "err", err)
 		}
 	}()

@@ -11,15 +11,15 @@ import (
 // request carried: DLP findings are counts by detector id.
 type Record struct {
 	// Seq numbers records from 1 across the whole trail, without gaps.
-	Seq  uint64    `json:"seq"`
-	Time time.Time `json:"time"` // when the request arrived
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"` // when the request arrived
+	Node  string    `json:"node,omitempty"`
+	Agent string    `json:"agent"`
+	User  string    `json:"user,omitempty"`
 	// Kind is KindRequest (a governed agent request) or KindAdmin (an
 	// admin API write, described by Admin). Records written before kinds
 	// existed have none and are requests.
 	Kind           string         `json:"kind,omitempty"`
-	Node           string         `json:"node,omitempty"`
-	Agent          string         `json:"agent"`
-	User           string         `json:"user,omitempty"`
 	Persona        string         `json:"persona"`
 	KeyID          string         `json:"keyId,omitempty"`
 	ClientIP       string         `json:"clientIp,omitempty"`
