@@ -124,13 +124,20 @@ func (a *Appliance) auditRoutes() []api.Route {
 // maxAuditRecords bounds one answer of GET /v1/audit/records.
 const maxAuditRecords = 10000
 
-// serveAuditRecords is GET /v1/audit/records?agent=&persona=&tool=&decision=
-// &since=RFC3339&until=RFC3339&limit=N: this node's matching records, newest
-// last (at most limit, default and maximum 10000, the newest ones), after
-// flushing the records buffered so far. A linear scan of the local trail.
+// serveAuditRecords is GET /v1/audit/records?agent=&user=&persona=&tool=
+// &decision=&kind=request|admin&since=RFC3339&until=RFC3339&limit=N
+// [&cursor=C]: this node's matching records, after flushing the records
+// buffered so far, read through the segments' indexes. Without cursor: the
+// newest limit (default and maximum 10000), newest last. With cursor (start
+// with 0): the next limit matches in trail order after the cursor, and
+// "next", the cursor of the following page ("" after the last).
 func (a *Appliance) serveAuditRecords(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := audit.Filter{Agent: q.Get("agent"), Persona: q.Get("persona"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: maxAuditRecords}
+	f := audit.Filter{Agent: q.Get("agent"), User: q.Get("user"), Kind: q.Get("kind"), Persona: q.Get("persona"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: maxAuditRecords}
+	if f.Kind != "" && f.Kind != audit.KindRequest && f.Kind != audit.KindAdmin {
+		api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("kind %q: want request or admin", f.Kind), nil)
+		return
+	}
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -154,6 +161,28 @@ func (a *Appliance) serveAuditRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.audit.Flush(); err != nil {
 		a.log.Warn("audit: flush before a search", "err", err)
+	}
+	if c := q.Get("cursor"); c != "" {
+		after, err := strconv.ParseUint(c, 10, 64)
+		if err != nil {
+			api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("cursor %q: pass 0 or the next cursor of the page before", c), nil)
+			return
+		}
+		recs, next, err := audit.Page(a.audit.Dir(), f, after, f.Limit)
+		if err != nil {
+			a.log.Error("audit search", "err", err)
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
+			return
+		}
+		if recs == nil {
+			recs = []audit.Record{}
+		}
+		nextCursor := ""
+		if next > 0 {
+			nextCursor = strconv.FormatUint(next, 10)
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "next": nextCursor, "node": a.nodeID})
+		return
 	}
 	recs, err := audit.Search(a.audit.Dir(), f)
 	if err != nil {

@@ -51,7 +51,9 @@ func TestExportBundleVerifies(t *testing.T) {
 	m, _ := Export(dir, ExportOptions{Since: since, Until: until}, &buf)
 	mid := segmentName(m.Segments[len(m.Segments)/2])
 	for name, edit := range map[string]func(name string, b []byte) ([]byte, bool){
-		"segment dropped": func(name string, b []byte) ([]byte, bool) { return b, !strings.HasPrefix(name, strings.TrimSuffix(mid, segSuffix)) },
+		"segment dropped": func(name string, b []byte) ([]byte, bool) {
+			return b, !strings.HasPrefix(name, strings.TrimSuffix(mid, segSuffix))
+		},
 		"byte changed": func(name string, b []byte) ([]byte, bool) {
 			if name == mid+".zst" {
 				raw := rawSegment(t, filepath.Join(dir, name))

@@ -73,6 +73,10 @@ type indexBlock struct {
 	R int   `json:"r"` // ordinal of the block's first record
 	C int64 `json:"c"` // compressed offset
 	U int64 `json:"u"` // uncompressed offset
+	// T0 and T1 are the unix ns of the block's earliest and latest record
+	// (0: unknown); a time filter skips the blocks outside it.
+	T0 int64 `json:"t0,omitempty"`
+	T1 int64 `json:"t1,omitempty"`
 }
 
 type indexTerm struct {
@@ -111,8 +115,9 @@ type indexFields struct {
 
 // indexBuilder collects terms record by record.
 type indexBuilder struct {
-	h     indexHeader
-	lists map[[2]string][]uint32
+	h      indexHeader
+	lists  map[[2]string][]uint32
+	t0, t1 int64 // time range of the current block
 }
 
 func newIndexBuilder(no uint64) *indexBuilder {
@@ -135,6 +140,10 @@ func (b *indexBuilder) add(payload []byte) {
 			b.h.MinTime = t
 		}
 		b.h.MaxTime = max(b.h.MaxTime, t)
+		if b.t0 == 0 || t < b.t0 {
+			b.t0 = t
+		}
+		b.t1 = max(b.t1, t)
 	}
 	if f.Kind == "" {
 		f.Kind = KindRequest
@@ -286,15 +295,44 @@ func (x *segIndex) candidates(f *Filter) (ords []int, all bool) {
 		l, _ := x.list(t) // checked by parseIndex
 		lists = append(lists, l)
 	}
-	if len(lists) == 0 {
+	timed := !f.Since.IsZero() || !f.Until.IsZero()
+	if len(lists) == 0 && !timed {
 		return nil, true
 	}
-	slices.SortFunc(lists, func(a, b []int) int { return len(a) - len(b) })
-	out := lists[0]
-	for _, l := range lists[1:] {
-		out = intersect(out, l)
+	var out []int
+	if len(lists) == 0 {
+		out = make([]int, x.Records)
+		for i := range out {
+			out[i] = i
+		}
+	} else {
+		slices.SortFunc(lists, func(a, b []int) int { return len(a) - len(b) })
+		out = lists[0]
+		for _, l := range lists[1:] {
+			out = intersect(out, l)
+		}
+	}
+	if timed {
+		out = x.inTime(out, f)
 	}
 	return out, false
+}
+
+// inTime drops the ordinals of blocks whose time range is outside f's.
+func (x *segIndex) inTime(ords []int, f *Filter) []int {
+	var out []int
+	bi := 0
+	for _, o := range ords {
+		for bi+1 < len(x.Blocks) && x.Blocks[bi+1].R <= o {
+			bi++
+		}
+		b := x.Blocks[bi]
+		if b.T1 != 0 && ((!f.Since.IsZero() && b.T1 < f.Since.UnixNano()) || (!f.Until.IsZero() && b.T0 >= f.Until.UnixNano())) {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func intersect(a, b []int) []int {
@@ -421,6 +459,7 @@ func compressAndIndex(path string) error {
 	var cuts []int64 // uncompressed offsets where blocks start
 	ib := newIndexBuilder(no)
 	var ordAt []int
+	var times [][2]int64 // per block
 	if err == nil {
 		ib.h.DataOff = sr.off
 		cuts, ordAt = []int64{0}, []int{0}
@@ -432,6 +471,8 @@ func compressAndIndex(path string) error {
 			ib.add(p)
 			if sr.off-cuts[len(cuts)-1] >= blockBytes && sr.off < int64(len(data)) {
 				cuts, ordAt = append(cuts, sr.off), append(ordAt, sr.n)
+				times = append(times, [2]int64{ib.t0, ib.t1})
+				ib.t0, ib.t1 = 0, 0
 			}
 		}
 	} else {
@@ -450,7 +491,10 @@ func compressAndIndex(path string) error {
 			end = cuts[i+1]
 		}
 		if ib != nil {
-			ib.h.Blocks = append(ib.h.Blocks, indexBlock{R: ordAt[i], C: int64(len(out)), U: c})
+			if i == len(times) {
+				times = append(times, [2]int64{ib.t0, ib.t1})
+			}
+			ib.h.Blocks = append(ib.h.Blocks, indexBlock{R: ordAt[i], C: int64(len(out)), U: c, T0: times[i][0], T1: times[i][1]})
 		}
 		out = enc.EncodeAll(data[c:end], out)
 	}
@@ -523,6 +567,7 @@ func buildIndex(s segmentFile) error {
 	if ib.h.Records == 0 {
 		return nil
 	}
+	ib.h.Blocks[0].T0, ib.h.Blocks[0].T1 = ib.t0, ib.t1
 	idx, err := ib.encode()
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ func search(dir string, f Filter, useIndex bool) ([]Record, error) {
 		n := 0
 		for i := len(segs) - 1; i >= 0 && n < f.Limit; i-- {
 			var part []Record
-			err := scanSegment(segs[i], &f, 0, useIndex, i == len(segs)-1, func(r *Record) bool { part = append(part, *r); return true })
+			err := scanSegmentTail(segs[i], &f, f.Limit-n, useIndex, i == len(segs)-1, func(r *Record) bool { part = append(part, *r); return true })
 			if err != nil {
 				return nil, fmt.Errorf("audit search: %w", err)
 			}
@@ -124,6 +124,53 @@ func Page(dir string, f Filter, after uint64, limit int) ([]Record, uint64, erro
 		return out, 0, nil
 	}
 	return out, out[len(out)-1].Seq, nil
+}
+
+// scanSegmentTail is scanSegment for the last tail matches of s only
+// (in trail order): through the index it reads the candidates from the
+// end, a chunk at a time, so the newest matches cost only their blocks.
+func scanSegmentTail(s segmentFile, f *Filter, tail int, useIndex, last bool, fn func(*Record) bool) error {
+	x := (*segIndex)(nil)
+	if useIndex {
+		x = readIndex(s)
+	}
+	if x == nil {
+		var all []Record
+		if err := scanSegment(s, f, 0, false, last, func(r *Record) bool { all = append(all, *r); return true }); err != nil {
+			return err
+		}
+		for i := max(0, len(all)-tail); i < len(all); i++ {
+			fn(&all[i])
+		}
+		return nil
+	}
+	ords, all := x.candidates(f)
+	if all {
+		ords = make([]int, x.Records)
+		for i := range ords {
+			ords[i] = i
+		}
+	}
+	var got []Record
+	for end := len(ords); end > 0 && len(got) < tail; {
+		start := max(0, end-max(tail-len(got), 16))
+		var part []Record
+		err := x.readAt(s, ords[start:end], func(r *Record) bool {
+			if f.match(r) {
+				part = append(part, *r)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		got = append(part, got...)
+		end = start
+	}
+	for i := max(0, len(got)-tail); i < len(got); i++ {
+		fn(&got[i])
+	}
+	return nil
 }
 
 // scanSegment hands fn the records of s matching f with seq > after, in
