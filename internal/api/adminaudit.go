@@ -2,12 +2,14 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -59,12 +61,11 @@ type ObjectChange struct {
 // auditWrites records every write request (POST, PUT, PATCH, DELETE under
 // /v1, refused ones included) through Config.OnAdminWrite. It runs before
 // the admin check, so failed attempts are recorded too. The objects changed
-// are the difference between the state before the request and after it
-// (synced with the leader, so a write forwarded there is included); writes
-// through this node are serialized so that their changes are told apart. A
-// write made through another node in the same moment can still be
-// attributed to this one: AdminAction's Objects are what changed while the
-// request ran.
+// are those the request's own commands named (NoteApply) whose documents
+// differ between the state before the request and after it (synced with
+// the leader, so a write forwarded there is included); writes through this
+// node are serialized. Only a concurrent write to the very same object
+// through another node could be folded into this record's digests.
 func (a *API) auditWrites(c *gin.Context) {
 	if a.cfg.OnAdminWrite == nil || !isWrite(c.Request.Method) {
 		c.Next()
@@ -78,6 +79,8 @@ func (a *API) auditWrites(c *gin.Context) {
 	before := a.cfg.Store.Current()
 	cw := &captureWriter{ResponseWriter: c.Writer}
 	c.Writer = cw
+	tr := &writeTracker{names: map[[2]string]bool{}}
+	c.Request = c.Request.WithContext(context.WithValue(ctx, trackerKey{}, tr))
 	c.Next()
 	after := a.cfg.Store.Current()
 	if after.Index != before.Index || cw.Status() < 400 {
@@ -87,7 +90,7 @@ func (a *API) auditWrites(c *gin.Context) {
 	act := AdminAction{
 		Time: start.UTC(), Method: c.Request.Method, Route: c.FullPath(), Path: c.Request.URL.Path,
 		ClientIP: c.ClientIP(), Status: cw.Status(), Result: "ok", Latency: time.Since(start),
-		Objects: diffState(before, after),
+		Objects: tr.only(diffState(before, after)),
 	}
 	if act.Route == "" {
 		act.Route = "(no route)"
@@ -237,4 +240,96 @@ func digestOrEmpty(b []byte) string {
 // status).
 func ObjectDigest(o state.Object) string {
 	return digestOrEmpty(encodeCanonical(state.EncodeDocument(o)))
+}
+
+// Applier proposes a raft command: what cluster.Node.Apply does, and what
+// Routes' handlers are given to write through.
+type Applier interface {
+	Apply(ctx context.Context, cmd []byte) (any, error)
+}
+
+// TrackApplies wraps the Applier a Route's handler writes through, so that
+// the admin record of the request names the objects its commands changed
+// (NoteApply on each command). Outside an audited admin request it only
+// passes the call on.
+func TrackApplies(c Applier) Applier { return trackedApplier{c} }
+
+type trackedApplier struct{ Applier }
+
+func (t trackedApplier) Apply(ctx context.Context, cmd []byte) (any, error) {
+	NoteApply(ctx, cmd)
+	return t.Applier.Apply(ctx, cmd)
+}
+
+// NoteApply tells the admin record of the request ctx belongs to that cmd
+// (an encoded state.Command) was proposed for it: the record's Objects are
+// the objects such commands name whose document changed during the
+// request. Changes the node made on its own meanwhile (a member joining,
+// a background write) are not attributed to the admin. Safe to call with
+// any context.
+func NoteApply(ctx context.Context, cmd []byte) {
+	w, _ := ctx.Value(trackerKey{}).(*writeTracker)
+	if w == nil {
+		return
+	}
+	c, err := state.DecodeCommand(cmd)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	add := func(kind, name string) {
+		if name != "" {
+			w.names[[2]string{kind, name}] = true
+		}
+	}
+	for _, d := range c.Documents {
+		add(string(d.Kind), d.Metadata.Name)
+	}
+	if c.Kind != "" {
+		add(string(c.Kind), c.Name)
+	} else {
+		add("Secret", c.Name)
+		add("ClusterMember", c.Name)
+	}
+	if c.Key != nil {
+		add("APIKey", c.Key.ID)
+	}
+	add("APIKey", c.KeyID)
+	add("JoinToken", c.KeyID)
+	if c.Secret != nil {
+		add("Secret", c.Secret.Name)
+	}
+	if c.Member != nil {
+		add("ClusterMember", c.Member.ID)
+	}
+	if c.JoinToken != nil {
+		add("JoinToken", c.JoinToken.ID)
+	}
+	if c.Admin != nil {
+		add("AdminCredential", c.Admin.ID)
+	}
+	if c.Op == state.OpGeoIPImport {
+		add("GeoIP", "countries")
+	}
+}
+
+type trackerKey struct{}
+
+// writeTracker collects the objects named by one request's commands.
+type writeTracker struct {
+	mu    sync.Mutex
+	names map[[2]string]bool
+}
+
+func (w *writeTracker) only(changes []ObjectChange) []ObjectChange {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []ObjectChange
+	for _, c := range changes {
+		if w.names[[2]string{c.Kind, c.Name}] {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -343,6 +343,7 @@ func (a *API) replicate(ctx context.Context, cmd *state.Command) (*state.Result,
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
+	NoteApply(ctx, b) // adminaudit.go
 	resp, err := a.cfg.Cluster.Apply(ctx, b)
 	if err != nil {
 		return nil, err
