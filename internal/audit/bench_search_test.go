@@ -105,6 +105,16 @@ func BenchmarkSearch10M(b *testing.B) {
 			b.ReportMetric(float64(got), "records")
 		})
 	}
+	b.Run("agent-cold", func(b *testing.B) { // as the CLI runs it: no parsed index cached
+		for b.Loop() {
+			indexCache.Lock()
+			clear(indexCache.m)
+			indexCache.Unlock()
+			if recs, err := Search(dir, Filter{Agent: "agent-7"}); err != nil || len(recs) != n/1000 {
+				b.Fatalf("%d records, %v", len(recs), err)
+			}
+		}
+	})
 	b.Run("page-100", func(b *testing.B) {
 		cur := uint64(n / 4)
 		for b.Loop() {

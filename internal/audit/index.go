@@ -11,13 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 // A closed segment is compressed as a sequence of independent zstd frames
-// of about blockBytes of the raw segment each, cut at record boundaries
+// of about blockBytes (32 KiB) of the raw segment each, cut at record boundaries
 // (a concatenation of frames is one valid zstd stream, so every reader of
 // segments reads it unchanged), and gets a sidecar index,
 // segment-NNNNNNNN.idx:
@@ -37,7 +38,7 @@ import (
 const (
 	idxMagic    = "PCAIDX01"
 	idxSuffix   = ".idx"
-	blockBytes  = 256 << 10
+	blockBytes  = 32 << 10 // small: a match costs the decompression of its block
 	maxIdxHdr   = 64 << 20
 	idxVersion  = 1
 	maxIdxTerms = 1 << 20
@@ -234,13 +235,26 @@ func parseIndex(data []byte) (*segIndex, error) {
 		if t.Off < 0 || t.Len < 0 || t.N < 0 || t.N > h.Records || t.Off > len(x.postings) || t.Len > len(x.postings)-t.Off {
 			return nil, fmt.Errorf("index: term %d out of range", i)
 		}
-		if _, err := x.list(t); err != nil {
-			return nil, fmt.Errorf("index: term %d: %w", i, err)
-		}
-		x.terms[[2]string{t.F, t.V}] = t
+		x.terms[[2]string{t.F, t.V}] = t // its list is checked when decoded
 	}
 	return x, nil
 }
+
+// indexCache keeps parsed indexes of closed segments (immutable once
+// written) by path, size and modification time, so that a node answering
+// searches parses each index once.
+var indexCache = struct {
+	sync.Mutex
+	m map[string]cachedIndex
+}{m: map[string]cachedIndex{}}
+
+type cachedIndex struct {
+	size  int64
+	mtime time.Time
+	x     *segIndex
+}
+
+const maxCachedIndexes = 4096
 
 // list decodes one term's ordinals.
 func (x *segIndex) list(t indexTerm) ([]int, error) {
@@ -292,7 +306,10 @@ func (x *segIndex) candidates(f *Filter) (ords []int, all bool) {
 		if !ok {
 			return nil, false
 		}
-		l, _ := x.list(t) // checked by parseIndex
+		l, err := x.list(t)
+		if err != nil {
+			return nil, true // a damaged list narrows nothing: read every record
+		}
 		lists = append(lists, l)
 	}
 	timed := !f.Since.IsZero() || !f.Until.IsZero()
@@ -359,7 +376,8 @@ func readIndex(s segmentFile) *segIndex {
 	if !s.Compressed {
 		return nil
 	}
-	data, err := os.ReadFile(indexPath(s.Path))
+	ip := indexPath(s.Path)
+	ifi, err := os.Stat(ip)
 	if err != nil {
 		return nil
 	}
@@ -367,8 +385,30 @@ func readIndex(s segmentFile) *segIndex {
 	if err != nil {
 		return nil
 	}
+	indexCache.Lock()
+	c, ok := indexCache.m[ip]
+	indexCache.Unlock()
+	if ok && c.size == ifi.Size() && c.mtime.Equal(ifi.ModTime()) {
+		if c.x.SegSize != fi.Size() {
+			return nil
+		}
+		return c.x
+	}
+	data, err := os.ReadFile(ip)
+	if err != nil {
+		return nil
+	}
 	x, err := parseIndex(data)
-	if err != nil || x.SegSize != fi.Size() || x.Segment != s.No {
+	if err != nil || x.Segment != s.No {
+		return nil
+	}
+	indexCache.Lock()
+	if len(indexCache.m) >= maxCachedIndexes {
+		clear(indexCache.m)
+	}
+	indexCache.m[ip] = cachedIndex{size: ifi.Size(), mtime: ifi.ModTime(), x: x}
+	indexCache.Unlock()
+	if x.SegSize != fi.Size() {
 		return nil
 	}
 	return x

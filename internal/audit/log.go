@@ -142,6 +142,7 @@ type Log struct {
 	closeOne sync.Once
 	closeErr error
 	finals   map[uint64]Checkpoint // final checkpoints found at New
+	retainAt time.Time             // last retention pass (Run's goroutine only)
 }
 
 // Stats are counters of a Log, for benchmarks and status.

@@ -323,3 +323,22 @@ func TestParseBound(t *testing.T) {
 		}
 	}
 }
+
+// A damaged posting list makes search read the segment's records rather
+// than miss a match.
+func TestDamagedIndexListStillFindsRecords(t *testing.T) {
+	dir := t.TempDir()
+	writeTrail(t, dir, nil, 300)
+	want, _ := search(dir, Filter{Tool: "helpdesk_search_tickets"}, false)
+	segs, _ := listSegments(dir)
+	ip := indexPath(segs[0].Path)
+	b, _ := os.ReadFile(ip)
+	for i := len(b) - 40; i < len(b); i++ {
+		b[i] = 0xff // the last list (tool helpdesk_search_tickets): varints that never end
+	}
+	os.WriteFile(ip, b, 0o600)
+	got, err := Search(dir, Filter{Tool: "helpdesk_search_tickets"})
+	if err != nil || !reflect.DeepEqual(got, want) || len(want) == 0 {
+		t.Fatalf("with a damaged list: %d records, want %d (%v)", len(got), len(want), err)
+	}
+}

@@ -108,13 +108,14 @@ func parseRetention(data []byte) (ms []RetentionMarker, bad []error) {
 	return ms, bad
 }
 
-// retain applies the retention limits once (Run calls it every
-// CheckpointInterval). Errors are logged: nothing is deleted that the
-// marker does not cover.
+// retain applies the retention limits, at most once a minute (Run calls
+// it every CheckpointInterval). Errors are logged: nothing is deleted that
+// the marker does not cover.
 func (l *Log) retain() {
-	if l.cfg.RetainAge <= 0 && l.cfg.RetainBytes <= 0 {
+	if (l.cfg.RetainAge <= 0 && l.cfg.RetainBytes <= 0) || time.Since(l.retainAt) < time.Minute {
 		return
 	}
+	l.retainAt = time.Now()
 	if err := l.retainOnce(time.Now()); err != nil {
 		l.log.Error("audit: retention", "err", err)
 	}
