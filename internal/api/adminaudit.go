@@ -75,7 +75,7 @@ func (a *API) auditWrites(c *gin.Context) {
 	defer a.writeMu.Unlock()
 	ctx := c.Request.Context()
 	start := time.Now()
-	_ = a.sync(ctx) // best effort: without a leader the write fails anyway
+	a.syncBriefly(ctx) // best effort: without a leader the write fails anyway
 	before := a.cfg.Store.Current()
 	cw := &captureWriter{ResponseWriter: c.Writer}
 	c.Writer = cw
@@ -84,7 +84,7 @@ func (a *API) auditWrites(c *gin.Context) {
 	c.Next()
 	after := a.cfg.Store.Current()
 	if after.Index != before.Index || cw.Status() < 400 {
-		_ = a.sync(ctx)
+		a.syncBriefly(ctx)
 		after = a.cfg.Store.Current()
 	}
 	act := AdminAction{
@@ -108,6 +108,13 @@ func (a *API) auditWrites(c *gin.Context) {
 		act.Result = cw.errorCode()
 	}
 	a.cfg.OnAdminWrite(act)
+}
+
+// syncBriefly syncs with the leader for at most 5 seconds.
+func (a *API) syncBriefly(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = a.sync(ctx)
 }
 
 const (
