@@ -46,3 +46,17 @@ func TestDigestArgsCanonical(t *testing.T) {
 		t.Fatalf("equal arguments: %q vs %q", a, b)
 	}
 }
+
+// BenchmarkRecordDigests: what stage 10 adds per tools/call for the keyed
+// digests and the trace id (small arguments, a 1 KiB result).
+func BenchmarkRecordDigests(b *testing.B) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	args := map[string]any{"id": "T-1", "fields": []any{"title", "status"}, "limit": 10.0}
+	result := []byte(`{"content":[{"type":"text","text":"` + strings.Repeat("x", 1000) + `"}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if digestArgs(key, args) == "" || digest(key, result) == "" || traceID(nil) == "" {
+			b.Fatal("empty")
+		}
+	}
+}
