@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
@@ -691,49 +690,6 @@ func (l *Log) compressLater(path string) {
 			l.log.Error("audit: compress segment (it stays uncompressed)", "segment", filepath.Base(path), "err", err)
 		}
 	}()
-}
-
-// compressSegment writes path.zst (via a temp file, fsynced, renamed) and
-// removes path. A crash at any point leaves a readable segment.
-func compressSegment(path string) error {
-	src, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	tmp := path + ".zst.tmp"
-	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	zw, err := zstd.NewWriter(dst, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
-	if err == nil {
-		_, err = io.Copy(zw, src)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = dst.Sync()
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	dir := filepath.Dir(path)
-	if err == nil {
-		err = os.Rename(tmp, path+".zst")
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 func syncDir(dir string) error {

@@ -197,7 +197,10 @@ func scanSegment(s segmentFile, f *Filter, after uint64, useIndex, last bool, fn
 			if len(ords) == 0 {
 				return nil
 			}
-			return x.readAt(s, ords, emit)
+			if err := x.readAt(s, ords, emit); !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil // deleted by retention meanwhile
 		}
 	}
 	needles := f.needles()
@@ -209,6 +212,9 @@ func scanSegment(s segmentFile, f *Filter, after uint64, useIndex, last bool, fn
 	}
 	if errors.Is(err, ErrTruncated) && last && !s.Compressed {
 		err = nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil // deleted by retention meanwhile
 	}
 	return err
 }
