@@ -83,8 +83,8 @@ func (a *API) auditWrites(c *gin.Context) {
 	c.Request = c.Request.WithContext(context.WithValue(ctx, trackerKey{}, tr))
 	c.Next()
 	after := a.cfg.Store.Current()
-	if after.Index != before.Index || cw.Status() < 400 {
-		a.syncBriefly(ctx)
+	if tr.proposed() && cw.Status() < 400 {
+		a.syncBriefly(ctx) // a write forwarded to the leader may not be applied here yet
 		after = a.cfg.Store.Current()
 	}
 	act := AdminAction{
@@ -110,9 +110,9 @@ func (a *API) auditWrites(c *gin.Context) {
 	a.cfg.OnAdminWrite(act)
 }
 
-// syncBriefly syncs with the leader for at most 5 seconds.
+// syncBriefly syncs with the leader for at most 2 seconds.
 func (a *API) syncBriefly(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_ = a.sync(ctx)
 }
@@ -327,6 +327,12 @@ type trackerKey struct{}
 type writeTracker struct {
 	mu    sync.Mutex
 	names map[[2]string]bool
+}
+
+func (w *writeTracker) proposed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.names) > 0
 }
 
 func (w *writeTracker) only(changes []ObjectChange) []ObjectChange {
