@@ -99,6 +99,11 @@ func TestAdminWritesAreAudited(t *testing.T) {
 	if c != 200 || len(page.Records) != 3 || page.Next == "" {
 		t.Fatalf("paged admin records: %d %s", c, b)
 	}
+	// The digest key comes from the HSM's MAC key: the same every time
+	// (and on every node holding that key), never empty with an HSM.
+	if k1, k2 := a.auditDigestKey(), a.auditDigestKey(); len(k1) != 32 || !bytes.Equal(k1, k2) {
+		t.Fatalf("digest key %x / %x", k1, k2)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
