@@ -60,37 +60,32 @@ type ObjectChange struct {
 
 // auditWrites records every write request (POST, PUT, PATCH, DELETE under
 // /v1, refused ones included) through Config.OnAdminWrite. It runs before
-// the admin check, so failed attempts are recorded too. The objects changed
+// the admin check, so failed attempts are recorded too (cheaply: no lock,
+// no sync, no objects). For an authenticated request auditSerialize, after
+// the admin check, takes the state before and after it. The objects changed
 // are those the request's own commands named (NoteApply) whose documents
-// differ between the state before the request and after it (synced with
-// the leader, so a write forwarded there is included); writes through this
-// node are serialized. Only a concurrent write to the very same object
-// through another node could be folded into this record's digests.
+// differ between those states (synced with the leader, so a write forwarded
+// there is included); writes through this node are serialized. Only a
+// concurrent write to the very same object through another node could be
+// folded into a record's digests.
 func (a *API) auditWrites(c *gin.Context) {
 	if a.cfg.OnAdminWrite == nil || !isWrite(c.Request.Method) {
 		c.Next()
 		return
 	}
-	a.writeMu.Lock()
-	defer a.writeMu.Unlock()
-	ctx := c.Request.Context()
 	start := time.Now()
-	a.syncBriefly(ctx) // best effort: without a leader the write fails anyway
-	before := a.cfg.Store.Current()
+	st := &auditState{tr: &writeTracker{names: map[[2]string]bool{}}}
+	c.Set(ctxAudit, st)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), trackerKey{}, st.tr))
 	cw := &captureWriter{ResponseWriter: c.Writer}
 	c.Writer = cw
-	tr := &writeTracker{names: map[[2]string]bool{}}
-	c.Request = c.Request.WithContext(context.WithValue(ctx, trackerKey{}, tr))
 	c.Next()
-	after := a.cfg.Store.Current()
-	if tr.proposed() && cw.Status() < 400 {
-		a.syncBriefly(ctx) // a write forwarded to the leader may not be applied here yet
-		after = a.cfg.Store.Current()
-	}
 	act := AdminAction{
 		Time: start.UTC(), Method: c.Request.Method, Route: c.FullPath(), Path: c.Request.URL.Path,
 		ClientIP: c.ClientIP(), Status: cw.Status(), Result: "ok", Latency: time.Since(start),
-		Objects: tr.only(diffState(before, after)),
+	}
+	if st.before != nil {
+		act.Objects = st.tr.only(diffState(st.before, st.after))
 	}
 	if act.Route == "" {
 		act.Route = "(no route)"
@@ -101,13 +96,54 @@ func (a *API) auditWrites(c *gin.Context) {
 	if tid, ok := c.Get(ctxTokenID); ok {
 		act.TokenID = tid.(string)
 	}
-	if tp := c.GetHeader("traceparent"); len(tp) >= 35 && tp[2] == '-' {
+	if tp := c.GetHeader("traceparent"); len(tp) >= 35 && tp[2] == '-' && isLowerHex(tp[3:35]) {
 		act.TraceID = tp[3:35]
 	}
 	if act.Status >= 400 {
 		act.Result = cw.errorCode()
 	}
 	a.cfg.OnAdminWrite(act)
+}
+
+// auditState is what auditSerialize hands auditWrites.
+type auditState struct {
+	tr            *writeTracker
+	before, after *state.Snapshot
+}
+
+// auditSerialize (after the admin check; with sync false on the public
+// routes, which authenticate in their handler) serializes this node's
+// audited writes and takes the state before and after the handler.
+func (a *API) auditSerialize(sync bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		v, ok := c.Get(ctxAudit)
+		if !ok {
+			c.Next()
+			return
+		}
+		st := v.(*auditState)
+		a.writeMu.Lock()
+		defer a.writeMu.Unlock()
+		ctx := c.Request.Context()
+		if sync {
+			a.syncBriefly(ctx) // best effort: without a leader the write fails anyway
+		}
+		st.before = a.cfg.Store.Current()
+		c.Next()
+		if st.tr.proposed() && c.Writer.Status() < 400 {
+			a.syncBriefly(ctx) // a write forwarded to the leader may not be applied here yet
+		}
+		st.after = a.cfg.Store.Current()
+	}
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // syncBriefly syncs with the leader for at most 2 seconds.
@@ -120,6 +156,7 @@ func (a *API) syncBriefly(ctx context.Context) {
 const (
 	ctxAdminIdentity = "portcullis.admin.identity"
 	ctxTokenID       = "portcullis.admin.token"
+	ctxAudit         = "portcullis.admin.audit"
 )
 
 func isWrite(method string) bool {

@@ -191,8 +191,8 @@ func New(cfg Config) (*API, error) {
 	})
 	e.GET("/healthz", a.healthz)
 
-	public := e.Group("/v1", a.auditWrites, a.limitBody)
-	v1 := e.Group("/v1", a.auditWrites, a.requireAdmin, a.limitBody)
+	public := e.Group("/v1", a.auditWrites, a.auditSerialize(false), a.limitBody)
+	v1 := e.Group("/v1", a.auditWrites, a.requireAdmin, a.auditSerialize(true), a.limitBody)
 	v1.GET("/status", a.status)
 	v1.POST("/apply", a.apply)
 	v1.POST("/personas/draft", a.draft)
