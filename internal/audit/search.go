@@ -98,13 +98,7 @@ func Page(dir string, f Filter, after uint64, limit int) ([]Record, uint64, erro
 	var out []Record
 	more := false
 	for i, s := range segs {
-		if i+1 < len(segs) {
-			// A segment ends before the next one's first seq: skip the
-			// ones wholly before the cursor by their index.
-			if x := readIndex(s); x != nil && x.LastSeq <= after && x.LastSeq > 0 {
-				continue
-			}
-		}
+		// scanSegment skips a segment wholly before the cursor by its index.
 		err := scanSegment(s, &f, after, true, i == len(segs)-1, func(r *Record) bool {
 			if len(out) == limit {
 				more = true
