@@ -109,6 +109,7 @@ func BenchmarkSearch10M(b *testing.B) {
 		for b.Loop() {
 			indexCache.Lock()
 			clear(indexCache.m)
+			indexCache.bytes = 0
 			indexCache.Unlock()
 			if recs, err := Search(dir, Filter{Agent: "agent-7"}); err != nil || len(recs) != n/1000 {
 				b.Fatalf("%d records, %v", len(recs), err)

@@ -245,7 +245,8 @@ func parseIndex(data []byte) (*segIndex, error) {
 // searches parses each index once.
 var indexCache = struct {
 	sync.Mutex
-	m map[string]cachedIndex
+	m     map[string]cachedIndex
+	bytes int64 // index file bytes held
 }{m: map[string]cachedIndex{}}
 
 type cachedIndex struct {
@@ -254,7 +255,9 @@ type cachedIndex struct {
 	x     *segIndex
 }
 
-const maxCachedIndexes = 4096
+// maxCachedIndexBytes bounds the cache (about 7 MB per million records
+// indexed): past it, it starts over.
+const maxCachedIndexBytes = 128 << 20
 
 // list decodes one term's ordinals.
 func (x *segIndex) list(t indexTerm) ([]int, error) {
@@ -403,10 +406,15 @@ func readIndex(s segmentFile) *segIndex {
 		return nil
 	}
 	indexCache.Lock()
-	if len(indexCache.m) >= maxCachedIndexes {
+	if indexCache.bytes+ifi.Size() > maxCachedIndexBytes {
 		clear(indexCache.m)
+		indexCache.bytes = 0
+	}
+	if old, ok := indexCache.m[ip]; ok {
+		indexCache.bytes -= old.size
 	}
 	indexCache.m[ip] = cachedIndex{size: ifi.Size(), mtime: ifi.ModTime(), x: x}
+	indexCache.bytes += ifi.Size()
 	indexCache.Unlock()
 	if x.SegSize != fi.Size() {
 		return nil
