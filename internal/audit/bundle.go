@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -157,8 +158,8 @@ func bundleName(name string) bool {
 	if _, _, ok := parseSegmentName(name); ok {
 		return true
 	}
-	if stem, ok := bytes.CutSuffix([]byte(name), []byte(idxSuffix)); ok {
-		_, _, ok := parseSegmentName(string(stem) + segSuffix)
+	if stem, ok := strings.CutSuffix(name, idxSuffix); ok {
+		_, _, ok := parseSegmentName(stem + segSuffix)
 		return ok
 	}
 	return false
