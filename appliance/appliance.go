@@ -378,7 +378,8 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Validate:     validateDLP,
 		Node: state.Node{LoopbackOnly: cfg.Dev, Listeners: []state.Listener{
 			{Name: "gateway", Addr: cfg.GatewayAddr}, {Name: "admin", Addr: cfg.AdminAddr}, {Name: "raft", Addr: cfg.RaftAddr}}},
-		Logger: a.log.With("component", "api"),
+		Logger:       a.log.With("component", "api"),
+		OnAdminWrite: a.recordAdminWrite, // audit.go
 	})
 	if err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)

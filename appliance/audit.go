@@ -25,11 +25,55 @@ type AuditConfig struct {
 	// FlushInterval is the group commit interval: it bounds what a crash
 	// loses (default 100ms).
 	FlushInterval time.Duration
+	// RetainAge and RetainBytes delete the oldest closed segments older
+	// than RetainAge, or while the trail is larger than RetainBytes (0:
+	// keep everything), leaving a signed retention marker.
+	RetainAge   time.Duration
+	RetainBytes int64
 }
 
 func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
 	f.StringVar(&c.Dir, "audit-dir", "", "directory of the node's hash-chained audit trail (default DATA_DIR/audit); check it with `portcullis audit verify`")
 	f.DurationVar(&c.FlushInterval, "audit-flush-interval", 100*time.Millisecond, "audit group commit: records are fsynced at most this long after a decision (what a crash can lose)")
+	f.DurationVar(&c.RetainAge, "audit-retain-age", 0, "delete closed audit segments whose newest record is older than this (e.g. 2160h; 0: keep); verify stays green through a signed retention marker")
+	f.Int64Var(&c.RetainBytes, "audit-retain-bytes", 0, "delete the oldest closed audit segments while the trail's files exceed this many bytes (0: no limit)")
+}
+
+// auditDigestKey derives the key of the records' argument and result
+// digests from the HSM's MAC key (replicated to every node at join), so the
+// same value digests the same on every node and nobody without the HSM can
+// test a guess against a digest. The derived key lives in this process's
+// memory (one HMAC per tool call cannot afford an HSM round trip). Nil
+// without an HSM: records carry no digests.
+func (a *Appliance) auditDigestKey() []byte {
+	if a.keystore == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := a.keystore.MAC(ctx, []byte("portcullis/audit/digest-key/v1"))
+	if err != nil {
+		a.log.Warn("audit: no digest key from the HSM: records carry no argument or result digests", "err", err)
+		return nil
+	}
+	return k
+}
+
+// recordAdminWrite is the admin API's OnAdminWrite: one admin record per
+// write, in the node's trail.
+func (a *Appliance) recordAdminWrite(act api.AdminAction) {
+	if a.audit == nil {
+		return
+	}
+	ev := audit.AdminEvent{Time: act.Time, ClientIP: act.ClientIP, TraceID: act.TraceID, Latency: act.Latency,
+		Admin: audit.Admin{Identity: act.Identity, TokenID: act.TokenID, Role: act.Role, Action: act.Method + " " + act.Route,
+			Path: act.Path, Status: act.Status, Result: act.Result}}
+	for _, o := range act.Objects {
+		ev.Objects = append(ev.Objects, audit.ObjectChange{Kind: o.Kind, Name: o.Name, Before: o.Before, After: o.After})
+	}
+	if err := a.audit.WriteAdmin(ev); err != nil {
+		a.log.Error("audit: admin record not written", "action", ev.Action, "err", err)
+	}
 }
 
 // openAudit opens the audit trail, its checkpoints signed by the HSM's
@@ -52,11 +96,14 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 	} else {
 		a.log.Warn("no HSM: audit checkpoints are not signed (the trail is hash-chained, but whoever can write its directory could rewrite it)")
 	}
+	gw.DigestKey = a.auditDigestKey()
 	l, err := audit.New(audit.Config{
 		Dir:           dir,
 		Node:          a.nodeID,
 		Signer:        signer,
 		FlushInterval: a.cfg.Audit.FlushInterval,
+		RetainAge:     a.cfg.Audit.RetainAge,
+		RetainBytes:   a.cfg.Audit.RetainBytes,
 		Logger:        a.log.With("component", "audit"),
 		Metrics:       a.metrics, // the one registry, served at /metrics
 	})
@@ -77,13 +124,20 @@ func (a *Appliance) auditRoutes() []api.Route {
 // maxAuditRecords bounds one answer of GET /v1/audit/records.
 const maxAuditRecords = 10000
 
-// serveAuditRecords is GET /v1/audit/records?agent=&persona=&tool=&decision=
-// &since=RFC3339&until=RFC3339&limit=N: this node's matching records, newest
-// last (at most limit, default and maximum 10000, the newest ones), after
-// flushing the records buffered so far. A linear scan of the local trail.
+// serveAuditRecords is GET /v1/audit/records?agent=&user=&persona=&tool=
+// &decision=&kind=request|admin&since=RFC3339&until=RFC3339&limit=N
+// [&cursor=C]: this node's matching records, after flushing the records
+// buffered so far, read through the segments' indexes. Without cursor: the
+// newest limit (default and maximum 10000), newest last. With cursor (start
+// with 0): the next limit matches in trail order after the cursor, and
+// "next", the cursor of the following page ("" after the last).
 func (a *Appliance) serveAuditRecords(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := audit.Filter{Agent: q.Get("agent"), Persona: q.Get("persona"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: maxAuditRecords}
+	f := audit.Filter{Agent: q.Get("agent"), User: q.Get("user"), Kind: q.Get("kind"), Persona: q.Get("persona"), Tool: q.Get("tool"), Decision: q.Get("decision"), Limit: maxAuditRecords}
+	if f.Kind != "" && f.Kind != audit.KindRequest && f.Kind != audit.KindAdmin {
+		api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("kind %q: want request or admin", f.Kind), nil)
+		return
+	}
 	for _, p := range []struct {
 		name string
 		t    *time.Time
@@ -107,6 +161,28 @@ func (a *Appliance) serveAuditRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.audit.Flush(); err != nil {
 		a.log.Warn("audit: flush before a search", "err", err)
+	}
+	if c := q.Get("cursor"); c != "" {
+		after, err := strconv.ParseUint(c, 10, 64)
+		if err != nil {
+			api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("cursor %q: pass 0 or the next cursor of the page before", c), nil)
+			return
+		}
+		recs, next, err := audit.Page(a.audit.Dir(), f, after, f.Limit)
+		if err != nil {
+			a.log.Error("audit search", "err", err)
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
+			return
+		}
+		if recs == nil {
+			recs = []audit.Record{}
+		}
+		nextCursor := ""
+		if next > 0 {
+			nextCursor = strconv.FormatUint(next, 10)
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "next": nextCursor, "node": a.nodeID})
+		return
 	}
 	recs, err := audit.Search(a.audit.Dir(), f)
 	if err != nil {

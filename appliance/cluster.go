@@ -184,6 +184,7 @@ func (a *Appliance) propose(ctx context.Context, cmd *state.Command) (*state.Res
 	if err != nil {
 		return nil, err
 	}
+	api.NoteApply(ctx, b) // an admin request's write gets its admin record (audit)
 	resp, err := a.node.Apply(ctx, b)
 	if err != nil {
 		return nil, err

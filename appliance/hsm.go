@@ -88,7 +88,7 @@ func (a *Appliance) secretRoutes() []api.Route {
 		cfg := credential.SecretsConfig{
 			Keystore: a.keystore,
 			Current:  a.store.Current,
-			Cluster:  a.node,
+			Cluster:  api.TrackApplies(a.node), // its writes get admin records (audit)
 			Logger:   a.log.With("component", "secrets"),
 		}
 		h = credential.SecretsHandler(cfg)

@@ -85,7 +85,7 @@ func (a *Appliance) Metrics() *prometheus.Registry { return a.metrics }
 func (a *Appliance) networkRoutes() []api.Route {
 	return []api.Route{
 		{Method: http.MethodGet, Path: "/xdp/stats", Handler: xdp.StatsHandler(a.datapath)},
-		{Method: http.MethodPost, Path: "/geoip", Handler: netpolicy.ImportHandler(a.node, nil)},
+		{Method: http.MethodPost, Path: "/geoip", Handler: netpolicy.ImportHandler(api.TrackApplies(a.node), nil)},
 		{Method: http.MethodGet, Path: metricsRoute, Handler: promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{})},
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -128,6 +129,10 @@ type Config struct {
 	// against when proposed (its own listeners, dev mode): a persona
 	// endpoint that could never bind here is refused. Zero checks nothing.
 	Node state.Node
+	// OnAdminWrite, when set, receives one AdminAction per write request
+	// (the audit trail's admin records), on the request's goroutine after
+	// the answer was written. It must not block for long.
+	OnAdminWrite func(AdminAction)
 }
 
 // Route is an extra admin route. Path is relative to /v1 and may use gin
@@ -147,6 +152,7 @@ type API struct {
 	log         *slog.Logger
 	adminDigest [32]byte
 	engine      *gin.Engine
+	writeMu     sync.Mutex // serializes audited writes (auditWrites)
 }
 
 var _ http.Handler = (*API)(nil)
@@ -185,8 +191,8 @@ func New(cfg Config) (*API, error) {
 	})
 	e.GET("/healthz", a.healthz)
 
-	public := e.Group("/v1", a.limitBody)
-	v1 := e.Group("/v1", a.requireAdmin, a.limitBody)
+	public := e.Group("/v1", a.auditWrites, a.auditSerialize(false), a.limitBody)
+	v1 := e.Group("/v1", a.auditWrites, a.requireAdmin, a.auditSerialize(true), a.limitBody)
 	v1.GET("/status", a.status)
 	v1.POST("/apply", a.apply)
 	v1.POST("/personas/draft", a.draft)
@@ -337,6 +343,7 @@ func (a *API) replicate(ctx context.Context, cmd *state.Command) (*state.Result,
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
+	NoteApply(ctx, b) // adminaudit.go
 	resp, err := a.cfg.Cluster.Apply(ctx, b)
 	if err != nil {
 		return nil, err

@@ -26,21 +26,31 @@ func (a *API) requireAdmin(c *gin.Context) {
 		return
 	}
 	got := tokenDigest(strings.TrimSpace(token))
-	if !a.adminToken(got[:]) {
+	c.Set(ctxTokenID, tokenID(got))
+	id, ok := a.adminIdentity(got[:])
+	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="portcullis-admin", error="invalid_token"`)
 		a.writeError(c, errorf(http.StatusUnauthorized, CodeUnauthorized, "invalid admin token"))
 		return
 	}
+	c.Set(ctxAdminIdentity, id)
 	c.Next()
 }
 
-// adminToken reports whether digest is this node's admin token's or one of
-// the admin credentials replicated to every node (a cluster's first node
-// puts its own there, so its token works on every member).
-func (a *API) adminToken(digest []byte) bool {
+// adminIdentity reports whether digest is this node's admin token's or one
+// of the admin credentials replicated to every node (a cluster's first node
+// puts its own there, so its token works on every member), and names it:
+// the matching replicated credential's id, else "admin@local".
+func (a *API) adminIdentity(digest []byte) (string, bool) {
 	ok := subtle.ConstantTimeCompare(digest, a.adminDigest[:]) == 1
+	id := ""
 	for _, c := range a.cfg.Store.Current().Admins {
-		ok = subtle.ConstantTimeCompare(digest, c.Hash) == 1 || ok
+		if subtle.ConstantTimeCompare(digest, c.Hash) == 1 {
+			ok, id = true, c.ID
+		}
 	}
-	return ok
+	if ok && id == "" {
+		id = "admin@local"
+	}
+	return id, ok
 }

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-gw/portcullis/internal/gateway"
@@ -60,6 +59,11 @@ type Config struct {
 	// is written when it has new records (default 10s); a closed segment
 	// always gets a final one.
 	CheckpointInterval time.Duration
+	// RetainAge and RetainBytes delete the oldest closed segments: those
+	// whose newest record is older than RetainAge, and while the trail's
+	// files total more than RetainBytes (0: no limit). See retention.go.
+	RetainAge   time.Duration
+	RetainBytes int64
 	// Logger receives the log's warnings. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, when set, is where the log registers its Prometheus
@@ -92,7 +96,7 @@ func (c *Config) validate() error {
 	if c.Dir == "" {
 		return errors.New("audit: a directory is required (--audit-dir)")
 	}
-	if c.FlushInterval < 0 || c.BufferBytes < 0 || c.SegmentBytes < 0 || c.SegmentAge < 0 || c.CheckpointInterval < 0 {
+	if c.FlushInterval < 0 || c.BufferBytes < 0 || c.SegmentBytes < 0 || c.SegmentAge < 0 || c.CheckpointInterval < 0 || c.RetainAge < 0 || c.RetainBytes < 0 {
 		return errors.New("audit: intervals and sizes must not be negative")
 	}
 	if c.Signer != nil {
@@ -137,6 +141,7 @@ type Log struct {
 	closeOne sync.Once
 	closeErr error
 	finals   map[uint64]Checkpoint // final checkpoints found at New
+	retainAt time.Time             // last retention pass (Run's goroutine only)
 }
 
 // Stats are counters of a Log, for benchmarks and status.
@@ -418,8 +423,10 @@ func (l *Log) openSegmentFile(no uint64, prev [hashSize]byte, first uint64) erro
 // except when the buffer reaches BufferBytes: then it flushes (one write
 // and fsync) before returning. ErrClosed after Close; ErrBacklog when
 // flushes have been failing long enough to fill 16 buffers.
-func (l *Log) Write(d gateway.Decision) error {
-	r := recordOf(&d, l.cfg.Node)
+func (l *Log) Write(d gateway.Decision) error { return l.writeRecord(recordOf(&d, l.cfg.Node)) }
+
+// writeRecord appends r (its Seq set here) to the buffer: see Write.
+func (l *Log) writeRecord(r Record) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -615,6 +622,7 @@ func (l *Log) Run(ctx context.Context) error {
 	defer flush.Stop()
 	ckpt := time.NewTicker(l.cfg.CheckpointInterval)
 	defer ckpt.Stop()
+	l.indexMissing() // index.go
 	for {
 		select {
 		case <-ctx.Done():
@@ -628,6 +636,7 @@ func (l *Log) Run(ctx context.Context) error {
 			if err := l.Checkpoint(); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Warn("audit: checkpoint failed; the next one covers these records", "err", err)
 			}
+			l.retain() // retention.go
 		}
 	}
 }
@@ -677,53 +686,10 @@ func (l *Log) compressLater(path string) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		if err := compressSegment(path); err != nil {
+		if err := compressAndIndex(path); err != nil { // index.go
 			l.log.Error("audit: compress segment (it stays uncompressed)", "segment", filepath.Base(path), "err", err)
 		}
 	}()
-}
-
-// compressSegment writes path.zst (via a temp file, fsynced, renamed) and
-// removes path. A crash at any point leaves a readable segment.
-func compressSegment(path string) error {
-	src, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	tmp := path + ".zst.tmp"
-	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	zw, err := zstd.NewWriter(dst, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true))
-	if err == nil {
-		_, err = io.Copy(zw, src)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = dst.Sync()
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	dir := filepath.Dir(path)
-	if err == nil {
-		err = os.Rename(tmp, path+".zst")
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 func syncDir(dir string) error {

@@ -11,10 +11,15 @@ import (
 // request carried: DLP findings are counts by detector id.
 type Record struct {
 	// Seq numbers records from 1 across the whole trail, without gaps.
-	Seq            uint64         `json:"seq"`
-	Time           time.Time      `json:"time"` // when the request arrived
-	Node           string         `json:"node,omitempty"`
-	Agent          string         `json:"agent"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"` // when the request arrived
+	Node  string    `json:"node,omitempty"`
+	Agent string    `json:"agent"`
+	User  string    `json:"user,omitempty"`
+	// Kind is KindRequest (a governed agent request) or KindAdmin (an
+	// admin API write, described by Admin). Records written before kinds
+	// existed have none and are requests.
+	Kind           string         `json:"kind,omitempty"`
 	Persona        string         `json:"persona"`
 	KeyID          string         `json:"keyId,omitempty"`
 	ClientIP       string         `json:"clientIp,omitempty"`
@@ -34,7 +39,24 @@ type Record struct {
 	ICAP           string         `json:"icap,omitempty"`
 	LatencyMs      float64        `json:"latencyMs"`
 	UpstreamStatus string         `json:"upstreamStatus,omitempty"`
+	// ArgsDigest and ResultDigest are keyed HMAC-SHA256 digests of a tool
+	// call's arguments and result (gateway.Decision): equal values, equal
+	// digests, under the cluster's digest key.
+	ArgsDigest   string `json:"argsDigest,omitempty"`
+	ResultDigest string `json:"resultDigest,omitempty"`
+	TraceID      string `json:"traceId,omitempty"`
+	// Admin describes an admin record (Kind KindAdmin).
+	Admin *Admin `json:"admin,omitempty"`
 }
+
+// Record kinds.
+const (
+	KindRequest = "request"
+	KindAdmin   = "admin"
+)
+
+// IsAdmin reports whether r is an admin record.
+func (r *Record) IsAdmin() bool { return r.Kind == KindAdmin }
 
 // Verdict is one pipeline stage's verdict.
 type Verdict struct {
@@ -46,12 +68,13 @@ type Verdict struct {
 // recordOf converts a gateway decision (Seq is set by the log).
 func recordOf(d *gateway.Decision, node string) Record {
 	r := Record{
-		Time: d.Time.UTC(), Node: node, Agent: d.Agent, Persona: d.Persona, KeyID: d.KeyID,
+		Time: d.Time.UTC(), Kind: KindRequest, Node: node, Agent: d.Agent, User: d.User, Persona: d.Persona, KeyID: d.KeyID,
 		ClientIP: d.ClientIP, Session: d.Session, Revision: d.Revision, Method: d.Method,
 		Tool: d.Tool, Upstream: d.Upstream, UpstreamTool: d.UpstreamTool, Skill: d.Skill,
 		Decision: d.Decision, Reason: d.Reason, DLPRequest: d.DLPRequest, DLPResponse: d.DLPResponse,
 		ICAP: d.ICAP, UpstreamStatus: d.UpstreamStatus,
-		LatencyMs: float64(d.Latency.Microseconds()) / 1e3,
+		LatencyMs:  float64(d.Latency.Microseconds()) / 1e3,
+		ArgsDigest: d.ArgsDigest, ResultDigest: d.ResultDigest, TraceID: d.TraceID,
 	}
 	if len(d.DLPFindings) > 0 {
 		r.DLPFindings = make(map[string]int, len(d.DLPFindings))

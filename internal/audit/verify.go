@@ -65,6 +65,18 @@ func (r *Report) problem(file string, rec int, seq uint64, format string, args .
 // signature, and the report says so. The error is for a directory that
 // cannot be read at all.
 func Verify(dir string, keys ...*ecdsa.PublicKey) (*Report, error) {
+	return VerifyWith(dir, VerifyOptions{Keys: keys})
+}
+
+// VerifyWith is Verify with options: the keys, and a range (From, To) of
+// the trail to verify. With a range only the segments that overlap it are
+// read; the first of them is checked against the signed final checkpoint
+// of the segment before it (the chain continues across the range's edge),
+// and segments outside the range being absent is no problem (an exported
+// bundle holds only its range). Records are checked whole segments at a
+// time, so a range verifies at least what it names.
+func VerifyWith(dir string, opts VerifyOptions) (*Report, error) {
+	keys := opts.Keys
 	r := &Report{}
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("audit verify: %w", err)
@@ -122,14 +134,25 @@ func Verify(dir string, keys ...*ecdsa.PublicKey) (*Report, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d checkpoints are unsigned (the node had no HSM): the chain shows changes, but anyone able to write the directory could rewrite it consistently", unsigned))
 	}
 
+	ret, err := verifyRetention(dir, r, byID)
+	if err != nil {
+		return nil, fmt.Errorf("audit verify: %w", err)
+	}
 	segs, err := listSegments(dir)
 	if err != nil {
 		return nil, fmt.Errorf("audit verify: %w", err)
 	}
+	ranged := !opts.From.IsZero() || !opts.To.IsZero()
+	if ranged {
+		segs = selectSegments(segs, bySeg, opts.From, opts.To)
+		r.Notes = append(r.Notes, fmt.Sprintf("range %s..%s: %d segments verified", opts.From, opts.To, len(segs)))
+	}
 	r.Segments = len(segs)
 	if len(segs) == 0 {
 		for no := range bySeg {
-			r.problem(segmentName(no), 0, 0, "missing: checkpoints vouch for it")
+			if no > ret.Through && !ranged {
+				r.problem(segmentName(no), 0, 0, "missing: checkpoints vouch for it")
+			}
 		}
 		slices.SortFunc(r.Problems, func(a, b Problem) int { return strings.Compare(a.File, b.File) })
 		return r, nil
@@ -143,17 +166,24 @@ func Verify(dir string, keys ...*ecdsa.PublicKey) (*Report, error) {
 	}
 	maxNo := segs[len(segs)-1].No
 	for no, cl := range bySeg {
-		if !present[no] && no > maxNo {
+		if !present[no] && no > maxNo && opts.To.IsZero() {
 			r.problem(segmentName(no), 0, 0, "missing: %s line %d vouches for its %d records (segments after the last present one were removed)", ckptFile, cl[0].Line, cl[len(cl)-1].Records)
 		}
 	}
-	if segs[0].No != 1 {
-		r.problem(segmentName(1), 0, 0, "missing: the trail starts at %s (segments before it were removed)", segs[0].Name())
+	if segs[0].No > ret.Through+1 && opts.From.IsZero() {
+		if ret.Through > 0 {
+			r.problem(segmentName(ret.Through+1), 0, 0, "missing: the trail starts at %s, but retention deleted only up to %s (%s): segments after those were removed", segs[0].Name(), segmentName(ret.Through), retentionFile)
+		} else {
+			r.problem(segmentName(1), 0, 0, "missing: the trail starts at %s (segments before it were removed)", segs[0].Name())
+		}
 	}
 
 	var prevHead [hashSize]byte
 	var nextSeq uint64 = 1
 	known := segs[0].No == 1 // prevHead and nextSeq are trustworthy
+	if ret.Through > 0 && segs[0].No == ret.Through+1 {
+		prevHead, nextSeq, known = ret.head, ret.LastSeq+1, true
+	}
 	prevNo := segs[0].No - 1
 	for i, s := range segs {
 		if s.No != prevNo+1 && prevNo != 0 {
@@ -163,6 +193,14 @@ func Verify(dir string, keys ...*ecdsa.PublicKey) (*Report, error) {
 			known = false
 		}
 		prevNo = s.No
+		if !known {
+			// Continue from the signed final checkpoint of the segment
+			// before, when there is one: the chain is still checked
+			// across a gap or the edge of a range.
+			if h, seq, ok := finalHead(bySeg[s.No-1]); ok {
+				prevHead, nextSeq, known = h, seq+1, true
+			}
+		}
 		last := i == len(segs)-1
 		sub := &Report{}
 		head, seq, ok := verifySegment(sub, s, bySeg[s.No], prevHead, nextSeq, known, last, false)
@@ -283,6 +321,21 @@ func verifySegment(r *Report, s segmentFile, cps []checkpointLine, prev [hashSiz
 		lastSeq = sr.hdr.First - 1
 	}
 	return sr.head, lastSeq + 1, true
+}
+
+// finalHead is the head and last seq of a segment's final checkpoint.
+func finalHead(cps []checkpointLine) ([hashSize]byte, uint64, bool) {
+	var h [hashSize]byte
+	for _, c := range cps {
+		if c.Final {
+			b, err := hex.DecodeString(c.Head)
+			if err == nil && len(b) == hashSize {
+				copy(h[:], b)
+				return h, c.LastSeq, true
+			}
+		}
+	}
+	return h, 0, false
 }
 
 func short(h []byte) string { return hex.EncodeToString(h[:6]) }

@@ -120,6 +120,13 @@ func (g *Gateway) audit(c *Call) {
 		d.Decision = Allow
 	}
 	d.Verdicts = c.verdicts[:c.nv:c.nv]
+	d.TraceID = traceID(c.r)
+	if key := g.cfg.DigestKey; key != nil && d.Method == "tools/call" {
+		d.ArgsDigest = digestArgs(key, c.args)
+		if c.upResp != nil {
+			d.ResultDigest = digest(key, c.upResp.Result)
+		}
+	}
 	d.Latency = time.Since(c.start)
 	if c.ticket != nil {
 		c.ticket.Done(guardOutcome(d))

@@ -177,6 +177,11 @@ type Config struct {
 	// is written. It must not block (tests and in-memory counters); the
 	// audit trail uses Sink.
 	OnDecision func(Decision)
+	// DigestKey keys the argument and result digests of the records
+	// (Decision.ArgsDigest, ResultDigest): HMAC-SHA256. Nil: no digests.
+	// The appliance derives it from the HSM's MAC key, so every node of a
+	// cluster computes the same digest for the same value.
+	DigestKey []byte
 	// ShareSessions, when set, receives what this gateway learns about
 	// sessions that every node must honour (a session the agent ended, DLP
 	// taint fingerprints), for replication to the other nodes, which hand

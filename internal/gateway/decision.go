@@ -14,7 +14,8 @@ const (
 
 // Decision is the one record written per governed request: who asked for
 // what, what the gateway decided and why, and how the upstream answered.
-// It never holds arguments, results or credentials.
+// It never holds arguments, results or credentials: only their keyed
+// digests.
 type Decision struct {
 	Time         time.Time
 	Agent        string
@@ -47,6 +48,18 @@ type Decision struct {
 	// Verdicts are the stages' verdicts in request-path order: the last
 	// one is the stage that decided (a refusal names its stage).
 	Verdicts []Verdict
+	// ArgsDigest and ResultDigest are hex HMAC-SHA256 digests (under
+	// Config.DigestKey) of a tools/call's canonical arguments and of the
+	// upstream's result bytes: equal values give equal digests, so calls can
+	// be correlated without the values being kept ("" without a key, or
+	// when there was no such value).
+	ArgsDigest, ResultDigest string
+	// TraceID is the W3C trace id of the request's traceparent header, or
+	// a new one when it had none.
+	TraceID string
+	// User is the human the agent acts for, when the credential says so
+	// ("" today: API keys name an agent only).
+	User string
 }
 
 // Stage is the stage that decided: the last verdict's ("" when none).
@@ -99,5 +112,6 @@ func (d Decision) LogValue() slog.Value {
 		slog.Any("dlp_findings", d.DLPFindings),
 		slog.String("icap", d.ICAP),
 		slog.String("verdicts", verdictsText(d.Verdicts)),
+		slog.String("trace_id", d.TraceID),
 	)
 }

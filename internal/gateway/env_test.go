@@ -385,3 +385,36 @@ func newServer(t testing.TB, h http.Handler) *httptest.Server {
 	t.Cleanup(ts.Close)
 	return ts
 }
+
+// connectHeader is connect with extra headers on every request.
+func (e *env) connectHeader(persona, key, version string, opts *sdk.ClientOptions, hdr http.Header) *sdk.ClientSession {
+	e.t.Helper()
+	if len(hdr) == 0 {
+		return e.connect(persona, key, version, opts)
+	}
+	opts.Logger = testLogger(e.t)
+	c := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, opts)
+	tr := &sdk.StreamableClientTransport{Endpoint: e.endpoint(persona), HTTPClient: &http.Client{Transport: headers{hdr, bearer{key, http.DefaultTransport}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := c.Connect(ctx, tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		e.t.Fatalf("connect %s via gateway: %v", version, err)
+	}
+	e.t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// headers adds fixed headers to every request.
+type headers struct {
+	h    http.Header
+	base http.RoundTripper
+}
+
+func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h.h {
+		r.Header[k] = v
+	}
+	return h.base.RoundTrip(r)
+}
