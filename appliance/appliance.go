@@ -371,7 +371,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...), a.toolsRoutes()...),
+		Routes:     append(append(append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...), a.toolsRoutes()...), a.incidentRoutes()...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
