@@ -363,7 +363,11 @@ func (w *worker) loop(ctx context.Context, stop <-chan struct{}) {
 			w.m.sent.WithLabelValues(w.name).Add(float64(sent))
 		}
 		if lost > 0 {
-			w.m.dropped.WithLabelValues(w.name, dropSendFailed).Add(float64(lost))
+			reason := dropSendFailed
+			if ctx.Err() != nil {
+				reason = dropShutdown // Close's drain ran out mid-send
+			}
+			w.m.dropped.WithLabelValues(w.name, reason).Add(float64(lost))
 		}
 		if err == nil {
 			backoff = 0
