@@ -177,7 +177,8 @@ func New(cfg Config) (_ *Exporter, err error) {
 }
 
 func (e *Exporter) add(name string, filter func(*gateway.Decision) bool, send sendFunc) {
-	w := &worker{name: name, ch: make(chan *gateway.Decision, e.cfg.QueueSize), filter: filter, send: send, log: e.log.With("exporter", name), m: e.m}
+	w := &worker{name: name, ch: make(chan *gateway.Decision, e.cfg.QueueSize), filter: filter, send: send, log: e.log.With("exporter", name), m: e.m,
+		full: e.m.dropped.WithLabelValues(name, dropQueueFull)}
 	e.m.queue(name, w.ch)
 	e.workers = append(e.workers, w)
 }
@@ -191,16 +192,21 @@ func (e *Exporter) Write(d gateway.Decision) error {
 	if len(e.workers) == 0 {
 		return nil
 	}
+	e.fan(d)
+	return nil
+}
+
+// fan is Write's body, apart so that Write with nothing configured does
+// not move d to the heap.
+func (e *Exporter) fan(d gateway.Decision) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
-		return nil
+		return
 	}
-	p := &d
 	for _, w := range e.workers {
-		w.put(p)
+		w.put(&d)
 	}
-	return nil
 }
 
 // Run starts one sender goroutine per destination and returns when ctx is
@@ -290,6 +296,7 @@ type worker struct {
 	send   sendFunc
 	log    *slog.Logger
 	m      *metrics
+	full   prometheus.Counter // dropped{reason="queue_full"}, resolved once for put
 
 	drops    atomic.Int64 // queue-full drops since the last log line
 	lastDrop atomic.Int64 // unix nanos of that line
@@ -305,7 +312,7 @@ func (w *worker) put(d *gateway.Decision) {
 	select {
 	case w.ch <- d:
 	default:
-		w.m.dropped.WithLabelValues(w.name, dropQueueFull).Inc()
+		w.full.Inc()
 		n := w.drops.Add(1)
 		now := time.Now().UnixNano()
 		if last := w.lastDrop.Load(); now-last >= int64(dropLogEvery) && w.lastDrop.CompareAndSwap(last, now) {

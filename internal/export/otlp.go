@@ -175,7 +175,8 @@ func newOTLP(cfg Config, m *metrics) (_ *otlpExporter, err error) {
 			return nil, err
 		}
 	}
-	o.lp = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(o.pending))
+	o.lp = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(o.pending),
+		sdklog.WithAllowKeyDuplication()) // record builds unique keys; skips the SDK's dedup map
 	o.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(o.pending))
 	o.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&countedMetrics{Exporter: mexp, m: m, log: cfg.Logger}, sdkmetric.WithInterval(c.MetricInterval))))

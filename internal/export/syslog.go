@@ -81,7 +81,8 @@ type syslogSender struct {
 	tls     *tls.Config // nil: plain TCP
 	conn    net.Conn
 	w       *bufio.Writer
-	buf     []byte
+	buf     []byte // one frame
+	msg     []byte // its message
 }
 
 func newSyslog(cfg Config) (*syslogSender, error) {
@@ -186,10 +187,10 @@ func (s *syslogSender) write(batch []*gateway.Decision) error {
 // frame appends one octet-counted RFC 5424 message: "LEN SP <PRI>1 TIME
 // HOST APP PROCID MSGID - MSG".
 func (s *syslogSender) frame(b []byte, d *gateway.Decision) []byte {
-	msg := s.message(nil, d)
-	b = strconv.AppendInt(b, int64(len(msg)), 10)
+	s.msg = s.message(s.msg[:0], d)
+	b = strconv.AppendInt(b, int64(len(s.msg)), 10)
 	b = append(b, ' ')
-	return append(b, msg...)
+	return append(b, s.msg...)
 }
 
 func (s *syslogSender) message(b []byte, d *gateway.Decision) []byte {
@@ -274,7 +275,9 @@ func appendCEF(b []byte, d *gateway.Decision, node, version string) []byte {
 	if method == "" {
 		method = "request"
 	}
-	b = cefHeader(b, method+" "+d.Decision)
+	b = cefHeader(b, method)
+	b = append(b, ' ')
+	b = cefHeader(b, d.Decision)
 	b = append(b, '|')
 	b = strconv.AppendInt(b, int64(cefSeverity(d.Decision)), 10)
 	b = append(b, "|rt="...)
@@ -296,19 +299,22 @@ func appendCEF(b []byte, d *gateway.Decision, node, version string) []byte {
 	}
 	ext("act", d.Decision)
 	ext("reason", d.Reason)
-	for _, c := range []struct{ n, label, v string }{
-		{"1", "persona", d.Persona}, {"2", "tool", d.Tool}, {"3", "upstream", d.Upstream},
-		{"4", "stage", d.Stage()}, {"5", "dlpFindings", findingsText(d.DLPFindings)}, {"6", "method", d.Method},
-	} {
-		if c.v != "" {
-			ext("cs"+c.n+"Label", c.label)
-			ext("cs"+c.n, c.v)
+	for i, v := range [...]string{d.Persona, d.Tool, d.Upstream, d.Stage(), findingsText(d.DLPFindings), d.Method} {
+		if v != "" {
+			b = append(b, cefLabels[i]...)
+			ext(cefKeys[i], v)
 		}
 	}
-	ext("cn1Label", "latencyMicros")
-	ext("cn1", strconv.FormatInt(d.Latency.Microseconds(), 10))
+	b = append(b, " cn1Label=latencyMicros cn1="...)
+	b = strconv.AppendInt(b, d.Latency.Microseconds(), 10)
 	return b
 }
+
+// The custom string extensions, in order: cs1 persona … cs6 method.
+var (
+	cefKeys   = [...]string{"cs1", "cs2", "cs3", "cs4", "cs5", "cs6"}
+	cefLabels = [...]string{" cs1Label=persona", " cs2Label=tool", " cs3Label=upstream", " cs4Label=stage", " cs5Label=dlpFindings", " cs6Label=method"}
+)
 
 // findingsText renders DLP counts as "detector:n,..." sorted by detector.
 func findingsText(f map[string]int) string {
