@@ -243,10 +243,11 @@ func (e *Exporter) names() string {
 	return strings.Join(s, ",")
 }
 
-// Close stops taking records, sends what is queued for at most
-// Config.Drain (the rest is dropped and counted), and shuts the OTLP
-// providers down (a final metrics export). Safe after a partial New, before
-// Run, and more than once.
+// Close stops taking records, sends what is queued, and shuts the OTLP
+// providers down (a final metrics export), all within Config.Drain (plus
+// at most a second for the final export): what is not sent by then is
+// dropped and counted. Safe after a partial New, before Run, and more than
+// once.
 func (e *Exporter) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -259,6 +260,7 @@ func (e *Exporter) Close() error {
 	close(e.stop)
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
+	deadline := time.Now().Add(e.cfg.Drain) // one bound for the whole of Close
 	t := time.NewTimer(e.cfg.Drain)
 	defer t.Stop()
 	select {
@@ -275,7 +277,10 @@ func (e *Exporter) Close() error {
 	}
 	var errs []error
 	if e.otlp != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Drain)
+		if min := time.Now().Add(time.Second); deadline.Before(min) {
+			deadline = min
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		errs = append(errs, e.otlp.shutdown(ctx))
 		cancel()
 	}

@@ -202,8 +202,13 @@ func TestWebhookAlertsWithRetries(t *testing.T) {
 	if n := testutil.ToFloat64(e.m.sent.WithLabelValues("webhook")); n != 2 {
 		t.Errorf("portcullis_export_records_total{exporter=webhook} = %v, want 2", n)
 	}
-	if out, _ := testutil.GatherAndCount(reg, "portcullis_export_dropped_total"); out != 0 {
-		t.Errorf("drops counted though every alert arrived: %d series", out)
+	for _, r := range []string{dropQueueFull, dropSendFailed, dropShutdown} {
+		if n := dropped(e, "webhook", r); n != 0 {
+			t.Errorf("%v drops (%s) counted though every alert arrived", n, r)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "portcullis_export_records_total"); err != nil || n != 1 {
+		t.Errorf("portcullis_export_records_total not served by the registry: %d series, %v", n, err)
 	}
 }
 
