@@ -353,13 +353,25 @@ func TestExportToOpenTelemetryCollector(t *testing.T) {
 						continue
 					}
 					var stages []string
+					var authnEnd, policyStart string
 					for _, c := range spans {
 						if c.ParentSpanID == root.SpanID && c.TraceID == root.TraceID {
 							if c.StartTimeUnixNano < root.StartTimeUnixNano || c.EndTimeUnixNano > root.EndTimeUnixNano {
 								return fmt.Sprintf("stage span %s lies outside its request", c.Name)
 							}
-							stages = append(stages, c.Attributes.get("portcullis.stage")+":"+c.Attributes.get("portcullis.outcome"))
+							stage := c.Attributes.get("portcullis.stage")
+							stages = append(stages, stage+":"+c.Attributes.get("portcullis.outcome"))
+							switch stage {
+							case "authn":
+								authnEnd = c.EndTimeUnixNano
+							case "policy":
+								policyStart = c.StartTimeUnixNano
+							}
 						}
+					}
+					// Unix nanoseconds of today have the same number of digits.
+					if authnEnd == "" || policyStart == "" || policyStart < authnEnd {
+						return fmt.Sprintf("the policy stage span (from %s) does not follow the authn one (to %s)", policyStart, authnEnd)
 					}
 					found = append(found, root.Attributes.get("portcullis.decision")+" "+strings.Join(stages, ","))
 				}

@@ -22,10 +22,10 @@
 //   - OTLP traces: one server span per request ("tools/call TOOL"), from
 //     the request's arrival to its answer, with one child span per stage
 //     verdict ("stage policy", attributes portcullis.stage/outcome/reason,
-//     status Error on a refusal). gateway.Verdict carries no timing, so a
-//     stage span covers the request's window: the children show which
-//     stages judged the call and in which order, not how long each took.
-//     The trace id is the exporter's own (the gateway has none yet).
+//     status Error on a refusal), running from the verdict before it (or
+//     the request's arrival) to its own (gateway.Verdict.At), so it
+//     includes stages that judged nothing in between. The trace id is the
+//     exporter's own (the gateway has none yet).
 //   - OTLP metrics: portcullis.decisions (counter) and
 //     portcullis.request.duration (histogram, seconds), both by persona and
 //     decision, exported every OTLPConfig.MetricInterval.
@@ -66,5 +66,6 @@
 // A spool on disk for records lost while a destination is down (the
 // audit trail has them; `portcullis audit search` replays nothing to a
 // destination yet), syslog over UDP, client certificates for syslog/OTLP,
-// and stage timings (gateway.Verdict has none).
+// and propagation of an agent's own trace context (traceparent) into the
+// request's span.
 package export

@@ -220,8 +220,10 @@ func (o *otlpExporter) send(ctx context.Context, batch []*gateway.Decision) (int
 
 // record emits one decision: a server span for the request with a child
 // per stage verdict, a log record in that span's context, and the metric
-// points. gateway.Verdict carries no timing, so every stage span covers
-// the request's whole window; their order is the pipeline's.
+// points. A stage span runs from the previous verdict (or the request's
+// arrival) to its own verdict's time (gateway.Verdict.At): the time since
+// the stage before judged the call, which includes stages that had
+// nothing to say.
 func (o *otlpExporter) record(d *gateway.Decision) {
 	end := d.Time.Add(d.Latency)
 	attrs := o.attributes(d)
@@ -231,14 +233,20 @@ func (o *otlpExporter) record(d *gateway.Decision) {
 	}
 	ctx, span := o.tracer.Start(context.Background(), name, trace.WithTimestamp(d.Time),
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	var from time.Duration // each stage span runs from the verdict before it to its own
 	for _, v := range d.Verdicts {
-		_, s := o.tracer.Start(ctx, "stage "+v.Stage, trace.WithTimestamp(d.Time), trace.WithAttributes(
+		at := min(max(v.At, from), d.Latency)
+		if v.At == 0 { // a verdict without a time: the whole request
+			from, at = 0, d.Latency
+		}
+		_, s := o.tracer.Start(ctx, "stage "+v.Stage, trace.WithTimestamp(d.Time.Add(from)), trace.WithAttributes(
 			attribute.String("portcullis.stage", v.Stage), attribute.String("portcullis.outcome", v.Outcome),
 			attribute.String("portcullis.reason", v.Reason)))
 		if v.Outcome == gateway.Deny || v.Outcome == gateway.Fail {
 			s.SetStatus(codes.Error, v.Reason)
 		}
-		s.End(trace.WithTimestamp(end))
+		s.End(trace.WithTimestamp(d.Time.Add(at)))
+		from = at
 	}
 	if d.Decision == gateway.Fail {
 		span.SetStatus(codes.Error, d.Reason)
