@@ -39,7 +39,7 @@ func BenchmarkWrite(b *testing.B) {
 		b.ReportMetric(drops/float64(b.N), "drops/op")
 	}
 	b.Run("off", func(b *testing.B) { run(b, Config{}) })
-	b.Run("syslog-keeping-up", func(b *testing.B) {
+	b.Run("syslog-live-receiver", func(b *testing.B) {
 		run(b, Config{Syslog: SyslogConfig{Addr: discardListener(b)}})
 	})
 	b.Run("three-stuck", func(b *testing.B) {
