@@ -101,18 +101,25 @@ func otelcolBinary(t *testing.T) string {
 // to OTLP JSON files.
 type collector struct {
 	grpc, http string
+	grpcTLS    string // gRPC with TLS, its certificate issued by caFile
+	caFile     string
 	dir        string
 }
 
 func startCollector(t *testing.T) *collector {
 	t.Helper()
 	bin := otelcolBinary(t)
-	c := &collector{grpc: harness.FreeAddr(t), http: harness.FreeAddr(t), dir: t.TempDir()}
+	c := &collector{grpc: harness.FreeAddr(t), http: harness.FreeAddr(t), grpcTLS: harness.FreeAddr(t), dir: t.TempDir()}
+	var cert, key string
+	c.caFile, cert, key = writeTestPKI(t, c.dir)
 	cfg := fmt.Sprintf(`receivers:
   otlp:
     protocols:
       grpc: {endpoint: "%s"}
       http: {endpoint: "%s"}
+  otlp/tls:
+    protocols:
+      grpc: {endpoint: "%s", tls: {cert_file: "%s", key_file: "%s"}}
 exporters:
   file/logs: {path: %s/logs.json, flush_interval: 100ms}
   file/traces: {path: %s/traces.json, flush_interval: 100ms}
@@ -121,10 +128,10 @@ service:
   telemetry:
     metrics: {level: none}
   pipelines:
-    logs: {receivers: [otlp], exporters: [file/logs]}
-    traces: {receivers: [otlp], exporters: [file/traces]}
-    metrics: {receivers: [otlp], exporters: [file/metrics]}
-`, c.grpc, c.http, c.dir, c.dir, c.dir)
+    logs: {receivers: [otlp, otlp/tls], exporters: [file/logs]}
+    traces: {receivers: [otlp, otlp/tls], exporters: [file/traces]}
+    metrics: {receivers: [otlp, otlp/tls], exporters: [file/metrics]}
+`, c.grpc, c.http, c.grpcTLS, cert, key, c.dir, c.dir, c.dir)
 	cfgFile := filepath.Join(c.dir, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -153,7 +160,7 @@ service:
 			mu.Unlock()
 		}
 	})
-	for _, addr := range []string{c.grpc, c.http} {
+	for _, addr := range []string{c.grpc, c.http, c.grpcTLS} {
 		waitListening(t, addr, func() string { mu.Lock(); defer mu.Unlock(); return logs.String() })
 	}
 	return c
@@ -294,7 +301,7 @@ func eventually(t *testing.T, what string, check func() string) {
 }
 
 // TestExportToOpenTelemetryCollector points real nodes at a real
-// OpenTelemetry collector, over gRPC and over HTTP, makes an allowed and a
+// OpenTelemetry collector, over gRPC, HTTP and gRPC with TLS, makes an allowed and a
 // refused call, and reads what the collector received: a log record per
 // call with agent, tool and decision; a span per call with a child per
 // stage verdict; the decision counter and latency histogram.
@@ -304,14 +311,16 @@ func TestExportToOpenTelemetryCollector(t *testing.T) {
 	}
 	col := startCollector(t)
 	h := startHelpdesk(t)
-	for _, proto := range []string{"grpc", "http"} {
-		t.Run(proto, func(t *testing.T) {
-			addr := col.grpc
-			if proto == "http" {
-				addr = col.http
+	for _, tc := range []struct{ name, proto, addr, ca string }{
+		{"grpc", "grpc", col.grpc, ""}, {"http", "http", col.http, ""}, {"grpc-tls", "grpc", col.grpcTLS, col.caFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agent := "otlp-" + tc.name + "-bot"
+			args := []string{"--otlp-endpoint", tc.addr, "--otlp-protocol", tc.proto, "--otlp-metric-interval", "500ms"}
+			if tc.ca != "" {
+				args = append(args, "--otlp-ca-file", tc.ca)
 			}
-			agent := "otlp-" + proto + "-bot"
-			n := harness.StartNode(t, "--otlp-endpoint", addr, "--otlp-protocol", proto, "--otlp-metric-interval", "500ms")
+			n := harness.StartNode(t, args...)
 			allowAndDeny(t, exportAgents(t, n, h, agent)[agent])
 
 			eventually(t, "log records", func() string {
