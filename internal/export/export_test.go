@@ -2,6 +2,8 @@ package export
 
 import (
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -340,5 +342,40 @@ func TestOffWritesNothing(t *testing.T) {
 	e.Write(decision("a", "t", gateway.Allow, ""))
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWebhookHTTPS: an https webhook is verified against --webhook-ca-file;
+// without it (system roots) the test server's certificate is refused.
+func TestWebhookHTTPS(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		got <- fmt.Sprint(m["agent"])
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+
+	untrusted, _ := start(t, Config{Webhook: WebhookConfig{URL: srv.URL, Attempts: 1}})
+	untrusted.Write(decision("not-trusted", "t", gateway.Deny, "x"))
+	deadline := time.Now().Add(20 * time.Second)
+	for dropped(untrusted, "webhook", dropSendFailed) < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if dropped(untrusted, "webhook", dropSendFailed) != 1 {
+		t.Fatal("a webhook with an unknown certificate was not refused")
+	}
+
+	e, _ := start(t, Config{Webhook: WebhookConfig{URL: srv.URL, CAFile: ca}})
+	e.Write(decision("trusted", "t", gateway.Deny, "x"))
+	select {
+	case a := <-got:
+		if a != "trusted" {
+			t.Fatalf("the webhook got %q", a)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("nothing reached the https webhook verified by --webhook-ca-file")
 	}
 }

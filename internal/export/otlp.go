@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ func newOTLP(cfg Config, m *metrics) (_ *otlpExporter, err error) {
 	)
 	var mexp sdkmetric.Exporter
 	insecure := c.insecure()
+	host, _, _ := net.SplitHostPort(c.Endpoint)
 	if c.Protocol == ProtocolHTTP {
 		var lo []otlploghttp.Option
 		var to []otlptracehttp.Option
@@ -133,7 +135,7 @@ func newOTLP(cfg Config, m *metrics) (_ *otlpExporter, err error) {
 		if insecure {
 			lo, to, mo = append(lo, otlploghttp.WithInsecure()), append(to, otlptracehttp.WithInsecure()), append(mo, otlpmetrichttp.WithInsecure())
 		} else {
-			t, err := tlsConfig(c.Endpoint, c.CAFile, "--otlp-ca-file")
+			t, err := tlsConfig(host, c.CAFile, "--otlp-ca-file")
 			if err != nil {
 				return nil, err
 			}
@@ -158,7 +160,7 @@ func newOTLP(cfg Config, m *metrics) (_ *otlpExporter, err error) {
 		if insecure {
 			lo, to, mo = append(lo, otlploggrpc.WithInsecure()), append(to, otlptracegrpc.WithInsecure()), append(mo, otlpmetricgrpc.WithInsecure())
 		} else {
-			t, err := tlsConfig(c.Endpoint, c.CAFile, "--otlp-ca-file")
+			t, err := tlsConfig(host, c.CAFile, "--otlp-ca-file")
 			if err != nil {
 				return nil, err
 			}

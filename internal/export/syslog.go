@@ -31,8 +31,8 @@ type SyslogConfig struct {
 	// Format) or "json" (the record as in `portcullis audit search -o json`,
 	// without seq).
 	Format string
-	// Facility is the syslog facility number, 0..23 (default 13, "log
-	// audit").
+	// Facility is the syslog facility number, 1..23 (default 13, "log
+	// audit"; 0, kern, is taken as the default: it is the kernel's).
 	Facility int
 }
 
@@ -95,7 +95,8 @@ func newSyslog(cfg Config) (*syslogSender, error) {
 		s.host = cfg.Node
 	}
 	if s.cfg.TLS {
-		t, err := tlsConfig(s.cfg.Addr, s.cfg.CAFile, "--syslog-ca-file")
+		host, _, _ := net.SplitHostPort(s.cfg.Addr)
+		t, err := tlsConfig(host, s.cfg.CAFile, "--syslog-ca-file")
 		if err != nil {
 			return nil, err
 		}
@@ -104,10 +105,9 @@ func newSyslog(cfg Config) (*syslogSender, error) {
 	return s, nil
 }
 
-// tlsConfig verifies the server named by addr against caFile's
-// certificates (the system roots when empty).
-func tlsConfig(addr, caFile, flag string) (*tls.Config, error) {
-	host, _, _ := net.SplitHostPort(addr)
+// tlsConfig verifies the server named host against caFile's certificates
+// (the system roots when empty).
+func tlsConfig(host, caFile, flag string) (*tls.Config, error) {
 	t := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if caFile == "" {
 		return t, nil

@@ -117,11 +117,10 @@ func newWebhook(cfg Config) (*webhookSender, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if u, _ := url.Parse(w.cfg.URL); u.Scheme == "https" {
-		t, err := tlsConfig(u.Host+":443", w.cfg.CAFile, "--webhook-ca-file")
+		t, err := tlsConfig(u.Hostname(), w.cfg.CAFile, "--webhook-ca-file")
 		if err != nil {
 			return nil, err
 		}
-		t.ServerName = u.Hostname()
 		tr.TLSClientConfig = t
 	}
 	w.client = &http.Client{Transport: tr, Timeout: w.cfg.Timeout,
