@@ -151,7 +151,8 @@ func (s *syslogSender) drop() {
 
 // send writes the batch as octet-counted frames and flushes. A connection
 // that fails after being reused is replaced and the batch written once
-// more (the receiver may have closed an idle one); TCP syslog has no
+// more (the receiver may have closed an idle one; what the failed write
+// got through arrives twice); TCP syslog has no
 // acknowledgment, so records the kernel accepted before a peer vanished
 // are lost unnoticed (RFC 6587 §3.4.3 says as much).
 func (s *syslogSender) send(ctx context.Context, batch []*gateway.Decision) (int, error) {
