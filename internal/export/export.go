@@ -387,7 +387,7 @@ func (w *worker) loop(ctx context.Context, stop <-chan struct{}) {
 		}
 		w.m.errors.WithLabelValues(w.name).Inc()
 		backoff = min(max(2*backoff, backoffMin), backoffMax)
-		w.log.Warn("export failed; retrying after a pause", "err", err, "lost", lost, "pause", backoff)
+		w.log.Warn("export failed; pausing before the next send", "err", err, "lost", lost, "pause", backoff)
 		if stopping {
 			continue // draining: no pause, ctx bounds it
 		}

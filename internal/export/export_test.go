@@ -379,3 +379,19 @@ func TestWebhookHTTPS(t *testing.T) {
 		t.Fatal("nothing reached the https webhook verified by --webhook-ca-file")
 	}
 }
+
+// TestWebhookErrorsHideTheURLSecret: a webhook URL's path and query often
+// hold its secret; a failed POST's logged error names only the host.
+func TestWebhookErrorsHideTheURLSecret(t *testing.T) {
+	addr := stalledListener(t)
+	w, err := newWebhook(Config{Webhook: WebhookConfig{URL: "http://" + addr + "/services/T0/B0/s3cretpath?token=s3cretquery", Attempts: 1, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := testContext(t)
+	cancel() // the POST fails at once, with a *url.Error
+	_, err = w.send(ctx, []*gateway.Decision{{Decision: gateway.Deny}})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("error %v: want the host and no secret", err)
+	}
+}

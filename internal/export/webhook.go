@@ -205,14 +205,13 @@ func (w *webhookSender) postOnce(ctx context.Context, body []byte) (retry bool, 
 	return false, fmt.Errorf("webhook answered %s (not retried)", resp.Status)
 }
 
-// redactURL drops the query of the URL in a client error: webhook URLs
-// often carry a token there.
+// redactURL keeps only the scheme and host of the URL in a client error:
+// webhook URLs often carry their secret in the path or the query.
 func redactURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery = ""
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
+			return &url.Error{Op: ue.Op, URL: u.Scheme + "://" + u.Host + "/…", Err: ue.Err}
 		}
 	}
 	return err
