@@ -703,8 +703,9 @@ func TestExportNeverBlocksAgents(t *testing.T) {
 					v, _ = strconv.ParseFloat(s, 64)
 				}
 			}
-			// 60 records, a queue of 4 and a batch in flight: most dropped.
-			if v < calls-4-4 {
+			// 60 records, a queue of 4, a batch in flight and, every 5s
+			// timeout and pause, another batch taken: most are dropped.
+			if v < calls/2 {
 				missing = append(missing, fmt.Sprintf("%s=%v", x, v))
 			}
 		}
