@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,20 +49,11 @@ func ParseDecisions(s string) ([]string, error) {
 		default:
 			return nil, fmt.Errorf("decision %q: want allow, deny or error", p)
 		}
-		if !contains(out, p) {
+		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *WebhookConfig) validate() error {
