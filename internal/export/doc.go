@@ -61,6 +61,20 @@
 // export is counted (exporter="otlp-metrics") and the next one carries the
 // cumulative values again.
 //
+// # Cost
+//
+// `go test -run '^$' -bench . -count 5 ./internal/export` on the shared
+// 2-core machine (load average 7–12, so absolute figures are inflated):
+// Write adds 15–23 ns with no destination (the appliance does not even
+// install the Sink then), 0.8–1.1 µs with three destinations that are all
+// stuck (every record takes the drop path: one 352-byte copy of the
+// Decision, three counted drops), 1.5–2.2 µs with one live syslog
+// receiver. Off the request path, per record: a CEF frame costs 2–5 µs on
+// the syslog goroutine, and the OTel SDK work (three spans, a log record,
+// two metric points) 31–64 µs on the OTLP goroutine, so one OTLP
+// destination keeps up with some 15–30k records/s here and counts drops
+// beyond that.
+//
 // # Not built
 //
 // A spool on disk for records lost while a destination is down (the
