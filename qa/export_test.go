@@ -1,7 +1,6 @@
 package qa
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -101,7 +100,8 @@ func otelcolBinary(t *testing.T) string {
 // to OTLP JSON files.
 type collector struct {
 	grpc, http string
-	grpcTLS    string // gRPC with TLS, its certificate issued by caFile
+	grpcTLS    string // gRPC and HTTP with TLS, the certificate issued by caFile
+	httpTLS    string
 	caFile     string
 	dir        string
 }
@@ -109,21 +109,22 @@ type collector struct {
 func startCollector(t *testing.T) *collector {
 	t.Helper()
 	bin := otelcolBinary(t)
-	c := &collector{grpc: harness.FreeAddr(t), http: harness.FreeAddr(t), grpcTLS: harness.FreeAddr(t), dir: t.TempDir()}
+	c := &collector{grpc: harness.FreeAddr(t), http: harness.FreeAddr(t), grpcTLS: harness.FreeAddr(t), httpTLS: harness.FreeAddr(t), dir: t.TempDir()}
 	var cert, key string
 	c.caFile, cert, key = writeTestPKI(t, c.dir)
 	cfg := fmt.Sprintf(`receivers:
   otlp:
     protocols:
-      grpc: {endpoint: "%s"}
-      http: {endpoint: "%s"}
+      grpc: {endpoint: "%[1]s"}
+      http: {endpoint: "%[2]s"}
   otlp/tls:
     protocols:
-      grpc: {endpoint: "%s", tls: {cert_file: "%s", key_file: "%s"}}
+      grpc: {endpoint: "%[3]s", tls: {cert_file: "%[5]s", key_file: "%[6]s"}}
+      http: {endpoint: "%[4]s", tls: {cert_file: "%[5]s", key_file: "%[6]s"}}
 exporters:
-  file/logs: {path: %s/logs.json, flush_interval: 100ms}
-  file/traces: {path: %s/traces.json, flush_interval: 100ms}
-  file/metrics: {path: %s/metrics.json, flush_interval: 100ms}
+  file/logs: {path: %[7]s/logs.json, flush_interval: 100ms}
+  file/traces: {path: %[7]s/traces.json, flush_interval: 100ms}
+  file/metrics: {path: %[7]s/metrics.json, flush_interval: 100ms}
 service:
   telemetry:
     metrics: {level: none}
@@ -131,7 +132,7 @@ service:
     logs: {receivers: [otlp, otlp/tls], exporters: [file/logs]}
     traces: {receivers: [otlp, otlp/tls], exporters: [file/traces]}
     metrics: {receivers: [otlp, otlp/tls], exporters: [file/metrics]}
-`, c.grpc, c.http, c.grpcTLS, cert, key, c.dir, c.dir, c.dir)
+`, c.grpc, c.http, c.grpcTLS, c.httpTLS, cert, key, c.dir)
 	cfgFile := filepath.Join(c.dir, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ service:
 			mu.Unlock()
 		}
 	})
-	for _, addr := range []string{c.grpc, c.http, c.grpcTLS} {
+	for _, addr := range []string{c.grpc, c.http, c.grpcTLS, c.httpTLS} {
 		waitListening(t, addr, func() string { mu.Lock(); defer mu.Unlock(); return logs.String() })
 	}
 	return c
@@ -263,20 +264,19 @@ type otlpMetrics struct {
 	} `json:"resourceMetrics"`
 }
 
-// lines decodes every line of one of the collector's files.
+// otlpLines decodes every complete line of one of the collector's files
+// (the last one may still be being written).
 func otlpLines[T any](t *testing.T, file string) []T {
 	t.Helper()
-	f, err := os.Open(file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
+	ls := strings.Split(string(b), "\n")
+	for _, l := range ls[:len(ls)-1] {
 		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
 			t.Fatalf("%s: a line that is not OTLP JSON: %v", file, err)
 		}
 		out = append(out, v)
@@ -301,7 +301,7 @@ func eventually(t *testing.T, what string, check func() string) {
 }
 
 // TestExportToOpenTelemetryCollector points real nodes at a real
-// OpenTelemetry collector, over gRPC, HTTP and gRPC with TLS, makes an allowed and a
+// OpenTelemetry collector, over gRPC and HTTP, plain and with TLS, makes an allowed and a
 // refused call, and reads what the collector received: a log record per
 // call with agent, tool and decision; a span per call with a child per
 // stage verdict; the decision counter and latency histogram.
@@ -312,7 +312,8 @@ func TestExportToOpenTelemetryCollector(t *testing.T) {
 	col := startCollector(t)
 	h := startHelpdesk(t)
 	for _, tc := range []struct{ name, proto, addr, ca string }{
-		{"grpc", "grpc", col.grpc, ""}, {"http", "http", col.http, ""}, {"grpc-tls", "grpc", col.grpcTLS, col.caFile},
+		{"grpc", "grpc", col.grpc, ""}, {"http", "http", col.http, ""},
+		{"grpc-tls", "grpc", col.grpcTLS, col.caFile}, {"http-tls", "http", col.httpTLS, col.caFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			agent := "otlp-" + tc.name + "-bot"

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -393,5 +394,25 @@ func TestWebhookErrorsHideTheURLSecret(t *testing.T) {
 	_, err = w.send(ctx, []*gateway.Decision{{Decision: gateway.Deny}})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("error %v: want the host and no secret", err)
+	}
+}
+
+// TestCloseBeforeRunCountsWhatWasQueued: records queued on a node that
+// never started serving are counted as dropped at shutdown, not lost
+// silently.
+func TestCloseBeforeRunCountsWhatWasQueued(t *testing.T) {
+	e, err := New(Config{Syslog: SyslogConfig{Addr: "127.0.0.1:1"}, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e.Write(decision("a", "t", gateway.Allow, ""))
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	go e.Run(context.Background()) // after Close: starts nothing
+	if d := dropped(e, "syslog", dropShutdown); d != 3 {
+		t.Fatalf("dropped{reason=shutdown} = %v, want 3", d)
 	}
 }
