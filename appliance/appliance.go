@@ -42,6 +42,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/audit"
 	"github.com/portcullis-gw/portcullis/internal/authn"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
+	"github.com/portcullis-gw/portcullis/internal/export"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/guard"
 	"github.com/portcullis-gw/portcullis/internal/netpolicy"
@@ -197,6 +198,7 @@ type Appliance struct {
 	personas  *gateway.Listeners
 	advisor   persona.Advisor // nil: offline drafting only
 	audit     *audit.Log
+	export    *export.Exporter
 
 	nodeID     string
 	adminToken string
@@ -480,6 +482,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.guard.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
+	g.Go(func() error { return a.export.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
@@ -559,6 +562,9 @@ func (a *Appliance) Close() error {
 	}
 	if a.audit != nil { // after the gateway has drained its records into it
 		errs = append(errs, a.audit.Close())
+	}
+	if a.export != nil {
+		errs = append(errs, a.export.Close())
 	}
 	if a.node != nil {
 		errs = append(errs, a.node.Close())

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -14,6 +15,7 @@ import (
 	"github.com/portcullis-gw/portcullis/hsm"
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/audit"
+	"github.com/portcullis-gw/portcullis/internal/export"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 )
 
@@ -30,6 +32,9 @@ type AuditConfig struct {
 	// keep everything), leaving a signed retention marker.
 	RetainAge   time.Duration
 	RetainBytes int64
+	// Export sends every decision to OTLP, syslog and webhook destinations
+	// beside the trail (internal/export); all off by default.
+	Export export.Config
 }
 
 func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
@@ -37,6 +42,22 @@ func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
 	f.DurationVar(&c.FlushInterval, "audit-flush-interval", 100*time.Millisecond, "audit group commit: records are fsynced at most this long after a decision (what a crash can lose)")
 	f.DurationVar(&c.RetainAge, "audit-retain-age", 0, "delete closed audit segments whose newest record is older than this (e.g. 2160h; 0: keep); verify stays green through a signed retention marker")
 	f.Int64Var(&c.RetainBytes, "audit-retain-bytes", 0, "delete the oldest closed audit segments while the trail's files exceed this many bytes (0: no limit)")
+	e := &c.Export
+	f.StringVar(&e.OTLP.Endpoint, "otlp-endpoint", "", "export decisions as OTLP logs, traces and metrics to this OpenTelemetry collector (HOST:PORT)")
+	f.StringVar(&e.OTLP.Protocol, "otlp-protocol", export.ProtocolGRPC, "OTLP transport: grpc or http")
+	f.VarPF(optionalBool{&e.OTLP.Insecure}, "otlp-insecure", "", "OTLP in plaintext (default: plaintext to a loopback endpoint, TLS to any other)").NoOptDefVal = "true"
+	f.StringVar(&e.OTLP.CAFile, "otlp-ca-file", "", "PEM CA certificates that verify the collector (default: the system roots)")
+	f.DurationVar(&e.OTLP.MetricInterval, "otlp-metric-interval", 10*time.Second, "how often OTLP metrics are exported")
+	f.StringVar(&e.Syslog.Addr, "syslog-addr", "", "send every decision as RFC 5424 syslog over TCP to HOST:PORT (octet-counted frames)")
+	f.BoolVar(&e.Syslog.TLS, "syslog-tls", false, "syslog over TLS (RFC 5425)")
+	f.StringVar(&e.Syslog.CAFile, "syslog-ca-file", "", "PEM CA certificates that verify the syslog receiver (default: the system roots)")
+	f.StringVar(&e.Syslog.Format, "syslog-format", export.FormatCEF, "syslog message body: cef (ArcSight Common Event Format) or json")
+	f.IntVar(&e.Syslog.Facility, "syslog-facility", 13, "syslog facility number (13: log audit)")
+	f.StringVar(&e.Webhook.URL, "webhook-url", "", "POST alerting decisions (see --webhook-on) as JSON to this URL")
+	f.Var(decisionList{&e.Webhook.On}, "webhook-on", "decisions that alert the webhook: comma-separated allow, deny, error (default deny,error)")
+	f.StringVar(&e.Webhook.TokenFile, "webhook-token-file", "", "file holding a bearer token for the webhook")
+	f.StringVar(&e.Webhook.CAFile, "webhook-ca-file", "", "PEM CA certificates that verify an https webhook (default: the system roots)")
+	f.IntVar(&e.QueueSize, "export-queue", export.DefaultQueueSize, "records each export destination may queue; past it they are dropped and counted (portcullis_export_dropped_total)")
 }
 
 // auditDigestKey derives the key of the records' argument and result
@@ -76,6 +97,48 @@ func (a *Appliance) recordAdminWrite(act api.AdminAction) {
 	}
 }
 
+// optionalBool is a bool flag that remembers whether it was given.
+type optionalBool struct{ p **bool }
+
+func (o optionalBool) String() string {
+	if o.p == nil || *o.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(**o.p)
+}
+
+func (o optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*o.p = &v
+	return nil
+}
+
+func (optionalBool) Type() string { return "bool" }
+
+// decisionList is --webhook-on.
+type decisionList struct{ p *[]string }
+
+func (d decisionList) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return strings.Join(*d.p, ",")
+}
+
+func (d decisionList) Set(s string) error {
+	v, err := export.ParseDecisions(s)
+	if err != nil {
+		return err
+	}
+	*d.p = v
+	return nil
+}
+
+func (decisionList) Type() string { return "decisions" }
+
 // openAudit opens the audit trail, its checkpoints signed by the HSM's
 // audit key (unsigned without an HSM), and makes it the gateway's Sink. The
 // gateway's slog decision line stays; the trail is the durable record.
@@ -113,6 +176,21 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 	a.audit = l
 	gw.Sink = l
 	a.log.Info("audit trail open", "dir", dir, "signed", signer != nil)
+
+	ec := a.cfg.Audit.Export
+	ec.Node, ec.Logger, ec.Metrics = a.nodeID, a.log.With("component", "export"), a.metrics
+	if a.export, err = export.New(ec); err != nil {
+		return err
+	}
+	if ec.Enabled() {
+		// The trail first: it is the record; export only queues.
+		ex := a.export
+		gw.Sink = gateway.SinkFunc(func(d gateway.Decision) error {
+			err := l.Write(d)
+			ex.Write(d)
+			return err
+		})
+	}
 	return nil
 }
 

@@ -37,6 +37,9 @@ type Verdict struct {
 	Stage   string // Stage* constant
 	Outcome string // Allow, Deny, Fail or Modify
 	Reason  string // "" when the stage has nothing to add
+	// At is when the verdict was given, since the request arrived (set by
+	// the Call; exporters draw stage spans from it).
+	At time.Duration
 }
 
 // Stage is one step of govern, the ordered checks every targeted MCP
@@ -133,6 +136,9 @@ func (c *Call) verdict(v Verdict) {
 			return
 		}
 		c.nv--
+	}
+	if !c.start.IsZero() {
+		v.At = time.Since(c.start)
 	}
 	c.verdicts[c.nv] = v
 	c.nv++
