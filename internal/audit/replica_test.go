@@ -165,7 +165,7 @@ func TestReplicaIsAVerifiableCopy(t *testing.T) {
 // Down clears.
 func TestStrictFailsClosed(t *testing.T) {
 	dir := t.TempDir()
-	l, r, c, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Strict: true, StrictTimeout: 300 * time.Millisecond})
+	l, r, c, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Strict: true, StrictTimeout: 10 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go l.Run(ctx)

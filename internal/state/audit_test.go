@@ -92,7 +92,11 @@ func TestAuditBatchRefusesBadInput(t *testing.T) {
 		{"seq 0", auditBatch("n1", 0, 2, ""), "want 1 <= first <= last"},
 		{"last before first", auditBatch("n1", 5, 2, ""), "want 1 <= first <= last"},
 		{"no payload", func() *AuditBatch { b := auditBatch("n1", 1, 2, ""); b.Payload = nil; return b }(), "payload of 0 bytes"},
-		{"huge payload", func() *AuditBatch { b := auditBatch("n1", 1, 2, ""); b.Payload = make([]byte, MaxAuditPayload+1); return b }(), "payload of"},
+		{"huge payload", func() *AuditBatch {
+			b := auditBatch("n1", 1, 2, "")
+			b.Payload = make([]byte, MaxAuditPayload+1)
+			return b
+		}(), "payload of"},
 		{"bad hash", func() *AuditBatch { b := auditBatch("n1", 1, 2, ""); b.Head.Hash = "xyz"; return b }(), "not a hex SHA-256"},
 		{"segment 0", func() *AuditBatch { b := auditBatch("n1", 1, 2, ""); b.Head.Segment = 0; return b }(), "head segment 0"},
 		{"checkpoint not JSON", auditBatch("n1", 1, 2, "{nope"), "not JSON"},
