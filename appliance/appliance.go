@@ -194,6 +194,7 @@ type Appliance struct {
 	personas  *gateway.Listeners
 	advisor   persona.Advisor // nil: offline drafting only
 	audit     *audit.Log
+	arepl     auditRepl // auditrepl.go
 
 	nodeID     string
 	adminToken string
@@ -288,6 +289,9 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		}
 		ccfg.TLS, ccfg.Codec, ccfg.Peer = a.ident.tlsConfig(), state.OutcomeCodec{}, a.peerHandler()
 	}
+	if err := a.openReplicas(); err != nil { // before raft replays its log
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	if a.node, err = cluster.New(ccfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -364,7 +368,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...),
+		Routes:     append(append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...), a.auditReplRoutes()...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
@@ -390,7 +394,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		TLS:          tlsCfg,
 		LoopbackOnly: cfg.Dev,
 		Guard: func(_ string, h http.Handler) http.Handler {
-			return a.netpolicy.Guard(netpolicy.Persona, h)
+			return a.netpolicy.Guard(netpolicy.Persona, a.auditGuard(h))
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          a.log.With("component", "listeners"),
@@ -432,7 +436,7 @@ func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 func (a *Appliance) gatewayHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.staleGuard(a.gw.Handler())))
+	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.staleGuard(a.auditGuard(a.gw.Handler()))))
 	return mux
 }
 
@@ -446,6 +450,11 @@ func (a *Appliance) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.serving() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, `{"status":"stale","staleSeconds":%.1f}`, a.node.Staleness().Seconds())
+		return
+	}
+	if a.auditDown() != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status":"audit-down"}`)
 		return
 	}
 	fmt.Fprint(w, `{"status":"ok"}`)
@@ -470,6 +479,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.shareSessions(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
+	g.Go(func() error { return a.runAuditReplication(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
@@ -550,6 +560,7 @@ func (a *Appliance) Close() error {
 	if a.audit != nil { // after the gateway has drained its records into it
 		errs = append(errs, a.audit.Close())
 	}
+	errs = append(errs, a.closeAuditReplication()) // before raft stops
 	if a.node != nil {
 		errs = append(errs, a.node.Close())
 	}

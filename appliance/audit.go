@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -25,21 +24,23 @@ type AuditConfig struct {
 	// FlushInterval is the group commit interval: it bounds what a crash
 	// loses (default 100ms).
 	FlushInterval time.Duration
+	// Mode is async (default) or strict, StrictTimeout how long a strict
+	// call waits for its record (auditrepl.go).
+	Mode          string
+	StrictTimeout time.Duration
 }
 
 func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
 	f.StringVar(&c.Dir, "audit-dir", "", "directory of the node's hash-chained audit trail (default DATA_DIR/audit); check it with `portcullis audit verify`")
 	f.DurationVar(&c.FlushInterval, "audit-flush-interval", 100*time.Millisecond, "audit group commit: records are fsynced at most this long after a decision (what a crash can lose)")
+	addAuditReplFlags(f, c)
 }
 
 // openAudit opens the audit trail, its checkpoints signed by the HSM's
 // audit key (unsigned without an HSM), and makes it the gateway's Sink. The
 // gateway's slog decision line stays; the trail is the durable record.
 func (a *Appliance) openAudit(gw *gateway.Config) error {
-	dir := a.cfg.Audit.Dir
-	if dir == "" {
-		dir = filepath.Join(a.cfg.DataDir, "audit")
-	}
+	dir := a.auditDir()
 	var signer crypto.Signer
 	if a.keystore != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -59,12 +60,17 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 		FlushInterval: a.cfg.Audit.FlushInterval,
 		Logger:        a.log.With("component", "audit"),
 		Metrics:       a.metrics, // the one registry, served at /metrics
+		Strict:        a.cfg.Audit.strict(),
+		StrictTimeout: a.cfg.Audit.StrictTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	a.audit = l
 	gw.Sink = l
+	if err := a.openAuditReplication(gw); err != nil { // strict mode: a DurableSink
+		return err
+	}
 	a.log.Info("audit trail open", "dir", dir, "signed", signer != nil)
 	return nil
 }

@@ -37,8 +37,9 @@ type Replicas struct {
 	mu    sync.Mutex
 	nodes map[string]*replica
 	dirty map[*os.File]bool
-	wg    sync.WaitGroup
-	stats ReplicaStats
+	wg     sync.WaitGroup
+	stats  ReplicaStats
+	closed bool
 }
 
 // ReplicaStats are the counters of Replicas.
@@ -86,6 +87,9 @@ func (rs *Replicas) Apply(node string, payload []byte) error {
 	b, err := DecodeBatch(payload)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	if rs.closed {
+		return nil // raft replays the entry at the next start
+	}
 	if err != nil {
 		rs.stats.Errors++
 		return fmt.Errorf("audit replica of %s: %w", node, err)
@@ -352,6 +356,7 @@ func (rs *Replicas) Close() error {
 		}
 	}
 	rs.nodes = map[string]*replica{}
+	rs.closed = true
 	rs.mu.Unlock()
 	rs.wg.Wait()
 	return err

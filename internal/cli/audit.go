@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ func newAuditCmd() *cobra.Command {
 			"decision, under DATA_DIR/audit (server --audit-dir). These commands read the directory\n" +
 			"itself: run them on a stopped node, or on a copy.",
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditSearchCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditSearchCmd(), newAuditAnchorsCmd())
 	return cmd
 }
 
@@ -51,6 +52,7 @@ func (f *auditDirFlags) dir() (string, error) {
 
 func newAuditVerifyCmd() *cobra.Command {
 	var dirs auditDirFlags
+	var anchors anchorFlags
 	var pubFile, output string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -67,17 +69,14 @@ func newAuditVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r *audit.Report
+			var keys []*ecdsa.PublicKey
 			if pubFile != "" {
-				keys, err := audit.ReadPublicKeys(pubFile)
-				if err != nil {
+				if keys, err = audit.ReadPublicKeys(pubFile); err != nil {
 					return fmt.Errorf("--pub: %w", err)
 				}
-				r, err = audit.Verify(dir, keys...)
-				if err != nil {
-					return err
-				}
-			} else if r, err = audit.Verify(dir); err != nil {
+			}
+			r, err := anchors.verify(dir, keys)
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -127,6 +126,7 @@ func newAuditVerifyCmd() *cobra.Command {
 		},
 	}
 	dirs.add(cmd)
+	anchors.add(cmd)
 	cmd.Flags().StringVar(&pubFile, "pub", "", "PEM public key(s) the checkpoints must be signed with (default: the trail's audit-pub.pem)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
