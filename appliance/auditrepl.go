@@ -45,6 +45,8 @@ import (
 const (
 	auditAsync  = "async"
 	auditStrict = "strict"
+	// auditOff keeps no records (dev mode only: the benchmark's baseline).
+	auditOff = "off"
 )
 
 // auditRepl is the node's replication of its trail.
@@ -64,7 +66,7 @@ func (c *AuditConfig) strict() bool { return c.Mode == auditStrict }
 
 func (c *AuditConfig) validateMode() error {
 	switch c.Mode {
-	case "", auditAsync, auditStrict:
+	case "", auditAsync, auditStrict, auditOff:
 	default:
 		return fmt.Errorf("--audit-mode %q: want async or strict", c.Mode)
 	}
@@ -87,6 +89,9 @@ func (a *Appliance) auditDir() string {
 func (a *Appliance) openReplicas() error {
 	if err := a.cfg.Audit.validateMode(); err != nil {
 		return err
+	}
+	if a.cfg.Audit.Mode == auditOff && !a.cfg.Dev {
+		return errors.New("--audit-mode off keeps no audit records; it is for benchmarks in --dev mode only")
 	}
 	rs, err := audit.OpenReplicas(filepath.Join(a.auditDir(), "replicas"), a.nodeID, a.log.With("component", "audit-replicas"))
 	if err != nil {
@@ -115,8 +120,12 @@ func (a *Appliance) openAuditReplication(gw *gateway.Config) error {
 		return err
 	}
 	a.arepl.repl = r
-	if a.cfg.Audit.strict() {
+	switch a.cfg.Audit.Mode {
+	case auditStrict:
 		gw.Sink = a.audit.StrictSink()
+	case auditOff:
+		gw.Sink = nil
+		a.log.Warn("--audit-mode off: gateway decisions are not recorded (a benchmark baseline)")
 	}
 	gauge := func(name, help string, f func() float64) {
 		a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))

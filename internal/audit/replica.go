@@ -34,9 +34,9 @@ type Replicas struct {
 	self string
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	nodes map[string]*replica
-	dirty map[*os.File]bool
+	mu     sync.Mutex
+	nodes  map[string]*replica
+	dirty  map[*os.File]bool
 	wg     sync.WaitGroup
 	stats  ReplicaStats
 	closed bool

@@ -110,8 +110,13 @@ func NewReplicator(l *Log, cfg ReplicatorConfig) (*Replicator, error) {
 	// The final checkpoint of the segment the last run closed (or that New
 	// closed after a crash) is not shipped yet.
 	if prev := l.segNo - 1; prev > 0 {
-		if c, ok := l.finals[prev]; ok {
-			r.ckpts = append(r.ckpts, c)
+		data, _ := os.ReadFile(filepath.Join(l.cfg.Dir, ckptFile))
+		cps, _, _ := parseCheckpoints(data)
+		for i := len(cps) - 1; i >= 0; i-- {
+			if cps[i].Segment == prev && cps[i].Final {
+				r.ckpts = append(r.ckpts, cps[i].Checkpoint)
+				break
+			}
 		}
 	}
 	l.ship, l.shipCkpt = r.enqueue, r.enqueueCheckpoint
@@ -220,6 +225,10 @@ func (r *Replicator) Run(ctx context.Context) error {
 		for {
 			seq, err := r.cfg.Anchored(ctx)
 			if err == nil {
+				if seq > r.attached {
+					r.log.Error("audit: this node's trail ends before the chain head raft anchored for it: records were removed, or the audit directory was replaced (audit verify --anchors names what is missing); the other nodes' replicas skip its records up to the anchored seq",
+						"anchored", seq, "local", r.attached)
+				}
 				r.catchUp(seq)
 				break
 			}
