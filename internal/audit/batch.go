@@ -190,9 +190,6 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	}
 	r := &batchReader{b: raw[len(batchMagic):]}
 	np := r.uvarint("parts", maxBatchParts)
-	if r.err == nil && np == 0 {
-		r.fail("no records")
-	}
 	b := &Batch{}
 	for i := uint64(0); i < np && r.err == nil; i++ {
 		var p Part
@@ -243,6 +240,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	}
 	if r.err == nil && len(r.b) > 0 {
 		r.fail("%d bytes after the end", len(r.b))
+	}
+	if r.err == nil && len(b.Parts) == 0 && len(b.Checkpoints) == 0 {
+		r.fail("no records and no checkpoints")
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -303,8 +303,12 @@ func (p *Part) check() error {
 	return nil
 }
 
-// HeadHex is the hex chain hash after the batch.
+// HeadHex is the hex chain hash after the batch ("" for a batch of
+// checkpoints only).
 func (b *Batch) HeadHex() string {
+	if len(b.Parts) == 0 {
+		return ""
+	}
 	h := b.Parts[len(b.Parts)-1].Head
 	return hex.EncodeToString(h[:])
 }

@@ -103,11 +103,13 @@
 // gateway's answer is released only once WriteDurable returns, that is
 // once the record is fsynced locally and committed by raft (on a quorum of
 // voters; on a single node, its own raft log, fsynced); Run flushes as
-// soon as a strict write waits, instead of every FlushInterval. A record
-// not durable within StrictTimeout (5s), or whose flush or proposal fails,
-// refuses its call; Down reports the trail unable to make records durable
-// and the appliance then refuses new calls (503) and fails /healthz until
-// a commit succeeds again. A refused call's record stays queued and is
+// soon as a strict write waits, instead of every FlushInterval. A failed
+// proposal is retried (through the next leader, after an election); a
+// record not durable within StrictTimeout (5s) refuses its call. Once
+// attempts have failed for a second, or a record has waited StrictTimeout,
+// Down reports the trail unable to make records durable, and the
+// appliance refuses new calls (503) and fails /healthz until a commit
+// succeeds again. A refused call's record stays queued and is
 // replicated later, so a trail may hold records of calls whose answers
 // were withheld. With one node of three dead, no record of an
 // acknowledged call is lost in strict mode: it was on a quorum before the

@@ -69,27 +69,25 @@ func (d *durability) fail(err error) {
 	d.mu.Unlock()
 }
 
-// wait blocks until seq is durable, an attempt fails after wait began,
-// timeout passes, or ctx ends.
+// wait blocks until seq is durable, timeout passes, or ctx ends. A failed
+// attempt does not end it: the record is retried (a raft leader change
+// fails one proposal, and the retry through the next leader commits it).
 func (d *durability) wait(ctx context.Context, seq uint64, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		d.mu.Lock()
-		committed, wake := d.committed, d.wake
+		committed, wake, last := d.committed, d.wake, d.err
 		d.mu.Unlock()
 		if committed >= seq {
 			return nil
 		}
 		select {
 		case <-wake:
-			d.mu.Lock()
-			err, committed := d.err, d.committed
-			d.mu.Unlock()
-			if err != nil && committed < seq {
-				return fmt.Errorf("%w: record %d: %w", ErrNotDurable, seq, err)
-			}
 		case <-t.C:
+			if last != nil {
+				return fmt.Errorf("%w: record %d not durable within %s: %w", ErrNotDurable, seq, timeout, last)
+			}
 			return fmt.Errorf("%w: record %d not durable within %s (no quorum, or the disk is too slow)", ErrNotDurable, seq, timeout)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: record %d: %w", ErrNotDurable, seq, ctx.Err())
@@ -97,11 +95,15 @@ func (d *durability) wait(ctx context.Context, seq uint64, timeout time.Duration
 	}
 }
 
+// downGrace is how long attempts must have been failing before Down
+// reports the trail down (a raft election takes about a second).
+const downGrace = time.Second
+
 // writeDurable appends d's record and returns once it is durable: fsynced
 // to the local trail, and with a Replicator committed by raft (on a
 // quorum of nodes). It makes Run flush at once (Config.Strict). It fails
-// with an error matching ErrNotDurable when a flush or replication fails
-// while it waits, or after Config.StrictTimeout; the record then stays
+// with an error matching ErrNotDurable (naming the last failure) when the
+// record is not durable within Config.StrictTimeout; the record then stays
 // queued and is retried, so the trail may hold a record of a call that was
 // refused. StrictSink's WriteDurable.
 func (l *Log) writeDurable(ctx context.Context, d gateway.Decision) error {
@@ -116,15 +118,16 @@ func (l *Log) writeDurable(ctx context.Context, d gateway.Decision) error {
 	return l.dur.wait(ctx, seq, l.cfg.StrictTimeout)
 }
 
-// Down reports why the trail cannot make records durable now, or nil: the
-// newest flush or replication attempt failed (and none succeeded since),
-// or a record has waited longer than StrictTimeout. In strict mode the
-// node refuses new calls while it is not nil.
+// Down reports why the trail cannot make records durable now, or nil:
+// flush or replication attempts have failed for more than a second (or
+// StrictTimeout, if shorter) and none succeeded since, or a record has
+// waited longer than StrictTimeout. In strict mode the node refuses new
+// calls while it is not nil.
 func (l *Log) Down() error {
 	d := &l.dur
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.err != nil {
+	if d.err != nil && time.Since(d.errAt) >= min(downGrace, l.cfg.StrictTimeout) {
 		return fmt.Errorf("audit: records cannot be made durable since %s: %w", d.errAt.UTC().Format(time.RFC3339), d.err)
 	}
 	if d.taken > d.committed && time.Since(d.oldest) > l.cfg.StrictTimeout {

@@ -165,7 +165,7 @@ func TestReplicaIsAVerifiableCopy(t *testing.T) {
 // Down clears.
 func TestStrictFailsClosed(t *testing.T) {
 	dir := t.TempDir()
-	l, r, c, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Strict: true, StrictTimeout: 10 * time.Second})
+	l, r, c, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Strict: true, StrictTimeout: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go l.Run(ctx)
@@ -393,7 +393,7 @@ func TestDecodeBatchRefusesDamage(t *testing.T) {
 		"changed byte": {Batch{Parts: []Part{flip}}, "chain hash mismatch"},
 		"cut short":    {Batch{Parts: []Part{cut}}, "truncated"},
 		"seq skips":    {Batch{Parts: []Part{skip}}, "does not match the part"},
-		"no records":   {Batch{}, "no records"},
+		"no records":   {Batch{}, "no records and no checkpoints"},
 	} {
 		_, err := DecodeBatch(mustEncode(t, &c.b))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

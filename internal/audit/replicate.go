@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -67,6 +68,7 @@ type Replicator struct {
 	log *slog.Logger
 
 	attached uint64     // the log's durable seq when the replicator attached
+	head     Shipment   // where the last shipment (or the log at attach) ended; guarded by mu
 	sendMu   sync.Mutex // one proposal at a time (Run, Drain)
 
 	mu      sync.Mutex
@@ -121,6 +123,10 @@ func NewReplicator(l *Log, cfg ReplicatorConfig) (*Replicator, error) {
 	}
 	l.ship, l.shipCkpt = r.enqueue, r.enqueueCheckpoint
 	r.attached = l.durSeq
+	r.head = Shipment{LastSeq: l.durSeq, Segment: l.segNo - 1, Head: hex.EncodeToString(l.durHead[:])}
+	if len(r.ckpts) > 0 {
+		r.head.Records = r.ckpts[0].Records
+	}
 	l.ckptMu.Unlock()
 	l.flushMu.Unlock()
 	return r, nil
@@ -155,7 +161,7 @@ func (r *Replicator) next() (*Shipment, int, []int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.parts) == 0 {
-		return nil, 0, nil, nil
+		return r.checkpointsOnly()
 	}
 	b := &Batch{PubKeys: r.pub}
 	size, taken := 0, 0
@@ -194,6 +200,28 @@ func (r *Replicator) next() (*Shipment, int, []int, error) {
 	return s, taken, ck, nil
 }
 
+// checkpointsOnly is the shipment of checkpoints queued without records
+// (the final checkpoint a Close wrote after its last flush): it repeats
+// the head of the last shipment (the caller holds r.mu).
+func (r *Replicator) checkpointsOnly() (*Shipment, int, []int, error) {
+	if len(r.ckpts) == 0 || r.head.Segment == 0 || r.head.Records == 0 {
+		return nil, 0, nil, nil
+	}
+	b := &Batch{PubKeys: r.pub, Checkpoints: slices.Clone(r.ckpts)}
+	payload, err := b.Encode()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	s := r.head
+	s.Batch, s.Payload, s.FirstSeq = b, payload, s.LastSeq+1
+	s.Checkpoint, _ = json.Marshal(&b.Checkpoints[len(b.Checkpoints)-1])
+	ck := make([]int, len(r.ckpts))
+	for i := range ck {
+		ck[i] = i
+	}
+	return &s, 0, ck, nil
+}
+
 // done drops what a committed shipment held.
 func (r *Replicator) done(s *Shipment, parts int, ck []int) {
 	r.mu.Lock()
@@ -209,6 +237,7 @@ func (r *Replicator) done(s *Shipment, parts int, ck []int) {
 	}
 	r.ckpts = keep
 	r.pub = nil
+	r.head = Shipment{LastSeq: s.LastSeq, Segment: s.Segment, Records: s.Records, Head: s.Head}
 	n := s.Batch.Records()
 	r.stats.Shipments++
 	r.stats.Records += uint64(n)

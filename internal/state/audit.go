@@ -78,8 +78,10 @@ func checkAuditBatch(b *AuditBatch) error {
 		return malformed("audit.batch: no batch")
 	case !ValidNodeID(b.Node):
 		return malformed("audit.batch: node %q is not a node id", b.Node)
-	case b.FirstSeq == 0 || b.Head.Seq < b.FirstSeq:
-		return malformed("audit.batch: records %d..%d: want 1 <= first <= last", b.FirstSeq, b.Head.Seq)
+	case b.FirstSeq == 0 || b.Head.Seq+1 < b.FirstSeq:
+		return malformed("audit.batch: records %d..%d: want 1 <= first <= last (or last+1: checkpoints only)", b.FirstSeq, b.Head.Seq)
+	case b.FirstSeq == b.Head.Seq+1 && len(b.Head.Checkpoint) == 0:
+		return malformed("audit.batch: no records and no checkpoint")
 	case b.Head.Segment == 0 || b.Head.Records < 1:
 		return malformed("audit.batch: head segment %d, record %d: want both >= 1", b.Head.Segment, b.Head.Records)
 	case len(b.Payload) == 0 || len(b.Payload) > MaxAuditPayload:
@@ -101,13 +103,21 @@ func (s *Store) applyAudit(cmd *Command, index uint64) *Result {
 	b := cmd.Audit
 	old := s.anchors[b.Node]
 	action := "unchanged"
-	if old == nil || b.Head.Seq > old.Seq {
+	switch {
+	case old == nil || b.Head.Seq > old.Seq:
 		a := &AuditAnchor{Node: b.Node, AuditHead: b.Head, Time: cmd.Time, Index: index}
 		if len(a.Checkpoint) == 0 && old != nil {
 			a.Checkpoint = old.Checkpoint // the batch brought no newer one
 		}
 		a.Checkpoint = slices.Clone(a.Checkpoint)
 		s.anchors[b.Node] = a
+		action = "updated"
+	case b.Head.Seq == old.Seq && b.Head.Hash == old.Hash && len(b.Head.Checkpoint) > 0 && string(b.Head.Checkpoint) != string(old.Checkpoint):
+		// Checkpoints only (the final one of a segment): same head, newer
+		// checkpoint.
+		a := *old
+		a.Checkpoint, a.Time, a.Index = slices.Clone(b.Head.Checkpoint), cmd.Time, index
+		s.anchors[b.Node] = &a
 		action = "updated"
 	}
 	if s.onAudit != nil {

@@ -53,8 +53,14 @@ func TestAuditBatchAnchors(t *testing.T) {
 	if !ok || a.Seq != 20 || a.Index != 4 || string(a.Checkpoint) != `{"segment":1,"records":10}` {
 		t.Fatalf("anchor of n1: %+v", a)
 	}
-	if len(got) != 5 {
-		t.Fatalf("OnAuditBatch saw %d batches, want all 5", len(got))
+	if a := apply(6, auditBatch("n1", 21, 20, `{"segment":1,"records":20,"final":true}`)); a != "updated" {
+		t.Fatalf("a batch of a checkpoint only: %s", a)
+	}
+	if an, _ := s.AuditAnchor("n1"); an.Seq != 20 || an.Index != 6 || !strings.Contains(string(an.Checkpoint), "final") {
+		t.Fatalf("anchor after a checkpoint-only batch: %+v", an)
+	}
+	if len(got) != 6 {
+		t.Fatalf("OnAuditBatch saw %d batches, want all 6", len(got))
 	}
 	if cur := s.Current(); cur.Index != 0 {
 		t.Fatalf("an audit batch changed the control snapshot (index %d)", cur.Index)
@@ -91,6 +97,7 @@ func TestAuditBatchRefusesBadInput(t *testing.T) {
 		{"bad node", auditBatch("bad node", 1, 2, ""), "not a node id"},
 		{"seq 0", auditBatch("n1", 0, 2, ""), "want 1 <= first <= last"},
 		{"last before first", auditBatch("n1", 5, 2, ""), "want 1 <= first <= last"},
+		{"empty without a checkpoint", auditBatch("n1", 3, 2, ""), "no records and no checkpoint"},
 		{"no payload", func() *AuditBatch { b := auditBatch("n1", 1, 2, ""); b.Payload = nil; return b }(), "payload of 0 bytes"},
 		{"huge payload", func() *AuditBatch {
 			b := auditBatch("n1", 1, 2, "")

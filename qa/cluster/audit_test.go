@@ -234,7 +234,13 @@ func TestAuditStrictSurvivesNodeKills(t *testing.T) {
 			}
 			out, err := exec.Command(bin, "audit", "verify", "--audit-dir", dir).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), ": intact: ") {
-				t.Errorf("audit verify %s: %v\n%s", dir, err, out)
+				var lines []string
+				for _, l := range strings.Split(s.Logs(), "\n") {
+					if strings.Contains(l, "audit") && !strings.Contains(l, "level=DEBUG") {
+						lines = append(lines, l)
+					}
+				}
+				t.Errorf("audit verify %s: %v\n%s\n%s's audit log lines:\n%s", dir, err, out, s.ID(), strings.Join(lines, "\n"))
 			}
 		}
 	}
