@@ -54,7 +54,6 @@ type auditRepl struct {
 	replicas *audit.Replicas
 	repl     *audit.Replicator
 	dirty    atomic.Bool // the anchors changed since anchors.json was written
-	applyErr atomic.Int64
 }
 
 func addAuditReplFlags(f *pflag.FlagSet, c *AuditConfig) {
@@ -101,7 +100,6 @@ func (a *Appliance) openReplicas() error {
 	a.store.OnAuditBatch(func(b *state.AuditBatch, _ uint64) {
 		a.arepl.dirty.Store(true)
 		if err := rs.Apply(b.Node, b.Payload); err != nil {
-			a.arepl.applyErr.Add(1)
 			a.log.Error("audit: could not write a replicated batch (the records stay in raft's log; verify of the replica names the gap)", "node", b.Node, "err", err)
 		}
 	})
@@ -138,6 +136,7 @@ func (a *Appliance) openAuditReplication(gw *gateway.Config) error {
 	counter("portcullis_audit_replication_failures_total", "audit batch proposals that failed (and are retried)", func() float64 { return float64(r.Stats().Failures) })
 	counter("portcullis_audit_replica_records_total", "records of other nodes written to this node's replicas", func() float64 { return float64(a.arepl.replicas.Stats().Records) })
 	counter("portcullis_audit_replica_gaps_total", "replicated batches that did not continue what this node's replica held", func() float64 { return float64(a.arepl.replicas.Stats().Gaps) })
+	counter("portcullis_audit_replica_errors_total", "replicated batches this node could not decode or write", func() float64 { return float64(a.arepl.replicas.Stats().Errors) })
 	gauge("portcullis_audit_down", "1 while the audit trail cannot make records durable (strict mode refuses calls then)", func() float64 {
 		if a.audit.Down() != nil {
 			return 1

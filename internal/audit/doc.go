@@ -115,9 +115,13 @@
 // acknowledged call is lost in strict mode: it was on a quorum before the
 // answer. In async mode the records of the dead node's last flush
 // interval plus one raft commit are lost with it (those not yet on the
-// others); qa's TestAuditStrictSurvivesNodeKills checks the strict
-// promise on a real 3-node cluster (kill -9 of a follower and of the
-// leader), and TestAuditFigures prints the cost of each mode.
+// others). Measured on a shared 2-core machine: qa/cluster's
+// TestAuditStrictSurvivesNodeKills (strict, kill -9 of a follower, then
+// of the leader, 2 agents per node) found every one of 2457–3098
+// acknowledged calls on every survivor; TestAuditAsyncLossOnNodeKill
+// (async) lost 19 of the 809 calls the killed node acknowledged, the
+// oldest answered 40 ms before the kill, and the survivors held a prefix
+// (no holes). TestAuditFigures prints what each mode costs.
 //
 // # Durability and the loss window
 //

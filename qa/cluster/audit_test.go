@@ -220,6 +220,12 @@ func TestAuditStrictSurvivesNodeKills(t *testing.T) {
 	}
 	t.Logf("%d acknowledged calls, each found on every survivor (%d nodes); failed calls per agent: %v", total, len(survivors), load.failed)
 
+	// The anchors as an auditor fetches them from a running node.
+	anchorsCLI := filepath.Join(t.TempDir(), "anchors.json")
+	if err := os.WriteFile(anchorsCLI, []byte(survivors[0].MustCLI("audit", "anchors")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	// Replicas verify like the node's own trail (the killed leader's is
 	// still open: it never restarted to close it).
 	for _, s := range survivors {
@@ -285,12 +291,13 @@ func TestAuditStrictSurvivesNodeKills(t *testing.T) {
 			other = s
 		}
 	}
-	anchors := filepath.Join(other.DataDir, "audit", "replicas", "anchors.json")
-	out, err := exec.Command(bin, "audit", "verify", "--audit-dir", dir, "--anchors", anchors).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "segment-"+no+".log: missing: raft anchored") {
-		t.Fatalf("audit verify --anchors after deleting %s: %v\n%s", filepath.Base(newest), err, out)
+	for _, anchors := range []string{filepath.Join(other.DataDir, "audit", "replicas", "anchors.json"), anchorsCLI} {
+		out, err := exec.Command(bin, "audit", "verify", "--audit-dir", dir, "--anchors", anchors).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "segment-"+no+".log: missing: raft anchored") {
+			t.Fatalf("audit verify --anchors %s after deleting %s: %v\n%s", anchors, filepath.Base(newest), err, out)
+		}
+		t.Logf("verify --anchors %s: %s", filepath.Base(filepath.Dir(anchors)), strings.TrimSpace(string(out)))
 	}
-	t.Logf("verify --anchors: %s", strings.TrimSpace(string(out)))
 }
 
 // TestAuditStrictMinorityRefuses: a strict-mode node cut off from the
