@@ -132,7 +132,7 @@
 // the duration of one flush, and kill -9 or a power cut loses at most the
 // records handed over in that window, plus those still in the gateway's
 // queue in front of Write (microseconds unless the disk is behind). The
-// gateway answers an agent before the record is durable: an acknowledged
+// async gateway answers an agent before the record is durable: an acknowledged
 // call can be in that window. qa's TestAuditSurvivesKill9 kills a real node
 // three times under four agents' load, asserts that every call
 // acknowledged more than FlushInterval + 400 ms before a kill has its
