@@ -159,7 +159,12 @@
 // (fsynced every second; raft's log holds the batch durably meanwhile).
 // A batch for any node is accepted from any member (members are trusted:
 // mutual TLS); a member that forges another node's batches writes into
-// that node's replicas, but cannot produce its signed checkpoints.
+// that node's replicas, but cannot produce its signed checkpoints. Audit
+// batches are command format V3: during a rolling upgrade from a binary
+// without them, an old node halts (it stops applying rather than diverge,
+// see state.Store.Halted) at the first batch an upgraded node proposes;
+// upgrade every node before serving traffic (a gate on the members'
+// versions is not built).
 //
 // # Not built yet
 //
