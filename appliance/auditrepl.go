@@ -67,7 +67,7 @@ func (c *AuditConfig) validateMode() error {
 	switch c.Mode {
 	case "", auditAsync, auditStrict, auditOff:
 	default:
-		return fmt.Errorf("--audit-mode %q: want async or strict", c.Mode)
+		return fmt.Errorf("--audit-mode %q: want async or strict (or off, in --dev mode)", c.Mode)
 	}
 	if c.StrictTimeout < 0 {
 		return errors.New("--audit-strict-timeout must not be negative")
