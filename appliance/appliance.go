@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,6 +200,7 @@ type Appliance struct {
 	advisor   persona.Advisor // nil: offline drafting only
 	audit     *audit.Log
 	export    *export.Exporter
+	arepl     auditRepl // auditrepl.go
 
 	nodeID     string
 	adminToken string
@@ -293,6 +295,9 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		}
 		ccfg.TLS, ccfg.Codec, ccfg.Peer = a.ident.tlsConfig(), state.OutcomeCodec{}, a.peerHandler()
 	}
+	if err := a.openReplicas(); err != nil { // before raft replays its log
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	if a.node, err = cluster.New(ccfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -373,7 +378,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(append(append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...), a.toolsRoutes()...), a.incidentRoutes()...),
+		Routes:     slices.Concat(a.secretRoutes(), a.networkRoutes(), a.clusterRoutes(), a.auditRoutes(), a.auditReplRoutes(), a.toolsRoutes(), a.incidentRoutes()),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
@@ -400,7 +405,7 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		TLS:          tlsCfg,
 		LoopbackOnly: cfg.Dev,
 		Guard: func(_ string, h http.Handler) http.Handler {
-			return a.netpolicy.Guard(netpolicy.Persona, h)
+			return a.netpolicy.Guard(netpolicy.Persona, a.auditGuard(h))
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          a.log.With("component", "listeners"),
@@ -442,7 +447,7 @@ func listen(addr string, tlsCfg *tls.Config) (net.Listener, error) {
 func (a *Appliance) gatewayHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.staleGuard(a.gw.Handler())))
+	mux.Handle("/", a.netpolicy.Guard(netpolicy.Gateway, a.staleGuard(a.auditGuard(a.gw.Handler()))))
 	return mux
 }
 
@@ -456,6 +461,11 @@ func (a *Appliance) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !a.serving() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, `{"status":"stale","staleSeconds":%.1f}`, a.node.Staleness().Seconds())
+		return
+	}
+	if a.auditDown() != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status":"audit-down"}`)
 		return
 	}
 	fmt.Fprint(w, `{"status":"ok"}`)
@@ -483,6 +493,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.gw.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
 	g.Go(func() error { return a.export.Run(ctx) })
+	g.Go(func() error { return a.runAuditReplication(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })
 	g.Go(func() error { return serve(a.admin, a.adminLn) })
@@ -566,6 +577,7 @@ func (a *Appliance) Close() error {
 	if a.export != nil {
 		errs = append(errs, a.export.Close())
 	}
+	errs = append(errs, a.closeAuditReplication()) // before raft stops
 	if a.node != nil {
 		errs = append(errs, a.node.Close())
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +34,10 @@ type AuditConfig struct {
 	// Export sends every decision to OTLP, syslog and webhook destinations
 	// beside the trail (internal/export); all off by default.
 	Export export.Config
+	// Mode is async (default) or strict, StrictTimeout how long a strict
+	// call waits for its record (auditrepl.go).
+	Mode          string
+	StrictTimeout time.Duration
 }
 
 func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
@@ -58,6 +61,7 @@ func addAuditFlags(f *pflag.FlagSet, c *AuditConfig) {
 	f.StringVar(&e.Webhook.TokenFile, "webhook-token-file", "", "file holding a bearer token for the webhook")
 	f.StringVar(&e.Webhook.CAFile, "webhook-ca-file", "", "PEM CA certificates that verify an https webhook (default: the system roots)")
 	f.IntVar(&e.QueueSize, "export-queue", export.DefaultQueueSize, "records each export destination may queue; past it they are dropped and counted (portcullis_export_dropped_total)")
+	addAuditReplFlags(f, c)
 }
 
 // auditDigestKey derives the key of the records' argument and result
@@ -143,10 +147,7 @@ func (decisionList) Type() string { return "decisions" }
 // audit key (unsigned without an HSM), and makes it the gateway's Sink. The
 // gateway's slog decision line stays; the trail is the durable record.
 func (a *Appliance) openAudit(gw *gateway.Config) error {
-	dir := a.cfg.Audit.Dir
-	if dir == "" {
-		dir = filepath.Join(a.cfg.DataDir, "audit")
-	}
+	dir := a.auditDir()
 	var signer crypto.Signer
 	if a.keystore != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -169,12 +170,17 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 		RetainBytes:   a.cfg.Audit.RetainBytes,
 		Logger:        a.log.With("component", "audit"),
 		Metrics:       a.metrics, // the one registry, served at /metrics
+		Strict:        a.cfg.Audit.strict(),
+		StrictTimeout: a.cfg.Audit.StrictTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	a.audit = l
 	gw.Sink = l
+	if err := a.openAuditReplication(gw); err != nil { // strict mode: a DurableSink
+		return err
+	}
 	a.log.Info("audit trail open", "dir", dir, "signed", signer != nil)
 
 	ec := a.cfg.Audit.Export
@@ -183,15 +189,44 @@ func (a *Appliance) openAudit(gw *gateway.Config) error {
 		return err
 	}
 	if ec.Enabled() {
-		// The trail first: it is the record; export only queues.
-		ex := a.export
-		gw.Sink = gateway.SinkFunc(func(d gateway.Decision) error {
-			err := l.Write(d)
-			ex.Write(d)
-			return err
-		})
+		gw.Sink = exportSink(gw.Sink, a.export)
 	}
 	return nil
+}
+
+// exportSink hands every decision to the trail first (it is the record;
+// nil in --audit-mode off) and then to export, which only queues. It keeps
+// the trail's strict durability: a DurableSink stays one.
+func exportSink(trail gateway.Sink, ex *export.Exporter) gateway.Sink {
+	if ds, ok := trail.(gateway.DurableSink); ok {
+		return durableFanout{ds, ex}
+	}
+	return gateway.SinkFunc(func(d gateway.Decision) error {
+		var err error
+		if trail != nil {
+			err = trail.Write(d)
+		}
+		ex.Write(d)
+		return err
+	})
+}
+
+// durableFanout is exportSink over a strict trail.
+type durableFanout struct {
+	trail gateway.DurableSink
+	ex    *export.Exporter
+}
+
+func (f durableFanout) Write(d gateway.Decision) error {
+	err := f.trail.Write(d)
+	f.ex.Write(d)
+	return err
+}
+
+func (f durableFanout) WriteDurable(ctx context.Context, d gateway.Decision) error {
+	err := f.trail.WriteDurable(ctx, d)
+	f.ex.Write(d)
+	return err
 }
 
 // auditRoutes serve the trail of this node on the admin API.

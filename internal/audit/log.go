@@ -69,6 +69,13 @@ type Config struct {
 	// Metrics, when set, is where the log registers its Prometheus
 	// collectors (portcullis_audit_*).
 	Metrics prometheus.Registerer
+
+	// Strict and StrictTimeout: see durable.go. Strict makes Run flush as
+	// soon as records wait (a pipelined group commit instead of every
+	// FlushInterval); WriteDurable waits at most StrictTimeout (default
+	// 5s) for a record to be durable.
+	Strict        bool
+	StrictTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +93,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 10 * time.Second
+	}
+	if c.StrictTimeout == 0 {
+		c.StrictTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -142,6 +152,13 @@ type Log struct {
 	closeErr error
 	finals   map[uint64]Checkpoint // final checkpoints found at New
 	retainAt time.Time             // last retention pass (Run's goroutine only)
+
+	// Replication and strict durability (durable.go, replicate.go).
+	segHdr   []byte           // the current segment's header bytes (flushMu)
+	dur      durability       // what WriteDurable waits for
+	kick     chan struct{}    // a strict write wants a flush now
+	ship     func(Part)       // set by NewReplicator; called under flushMu
+	shipCkpt func(Checkpoint) // set by NewReplicator; called under ckptMu
 }
 
 // Stats are counters of a Log, for benchmarks and status.
@@ -167,7 +184,7 @@ func New(cfg Config) (_ *Log, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, covered: map[uint64]int{}, m: m}
+	l := &Log{cfg: cfg, log: cfg.Logger, covered: map[uint64]int{}, m: m, kick: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -189,6 +206,7 @@ func New(cfg Config) (_ *Log, err error) {
 		return nil, err
 	}
 	l.seq, l.head = l.durSeq, l.durHead
+	l.dur.init(l.durSeq)
 	return l, nil
 }
 
@@ -414,6 +432,7 @@ func (l *Log) openSegmentFile(no uint64, prev [hashSize]byte, first uint64) erro
 	}
 	sum := sha256.Sum256(hdr)
 	l.f, l.segNo, l.segRecords, l.segBytes, l.segOpened, l.segHeader = f, no, 0, int64(len(hdr)), now, hex.EncodeToString(sum[:])
+	l.segHdr = hdr
 	return nil
 }
 
@@ -427,34 +446,46 @@ func (l *Log) Write(d gateway.Decision) error { return l.writeRecord(recordOf(&d
 
 // writeRecord appends r (its Seq set here) to the buffer: see Write.
 func (l *Log) writeRecord(r Record) error {
+	_, full, err := l.take(r)
+	if err != nil {
+		return err
+	}
+	if full {
+		return l.Flush()
+	}
+	return nil
+}
+
+// take appends r's frame (its Seq set here) to the buffer and returns its
+// seq, and whether the buffer is full.
+func (l *Log) take(r Record) (uint64, bool, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return 0, false, ErrClosed
 	}
 	if len(l.buf) >= 16*l.cfg.BufferBytes {
 		l.mu.Unlock()
-		return ErrBacklog
+		return 0, false, ErrBacklog
 	}
 	r.Seq = l.seq + 1
 	js, err := json.Marshal(&r)
 	if err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("audit: encode record: %w", err)
+		return 0, false, fmt.Errorf("audit: encode record: %w", err)
 	}
 	if len(js) > maxRecord {
 		l.mu.Unlock()
-		return fmt.Errorf("audit: record of %d bytes exceeds %d", len(js), maxRecord)
+		return 0, false, fmt.Errorf("audit: record of %d bytes exceeds %d", len(js), maxRecord)
 	}
 	l.buf, l.head = appendFrame(l.buf, js, l.head)
 	l.seq++
 	l.pendingN++
+	seq := l.seq
 	full := len(l.buf) >= l.cfg.BufferBytes
+	l.dur.pending(seq)
 	l.mu.Unlock()
-	if full {
-		return l.Flush()
-	}
-	return nil
+	return seq, full, nil
 }
 
 // Flush writes and fsyncs the buffered records now.
@@ -478,6 +509,7 @@ func (l *Log) flushLocked() error {
 	}
 	requeue := func(err error) error {
 		l.m.errors.WithLabelValues("flush").Inc()
+		l.dur.fail(err)
 		l.mu.Lock()
 		l.buf = append(chunk, l.buf...)
 		l.pendingN += n
@@ -490,6 +522,7 @@ func (l *Log) flushLocked() error {
 		}
 	}
 	start := time.Now()
+	prev, startRec := l.durHead, l.segRecords
 	if _, err := l.f.Write(chunk); err != nil {
 		// Cut a partial write so the retry does not leave a torn record
 		// inside the segment.
@@ -509,6 +542,12 @@ func (l *Log) flushLocked() error {
 	l.stats.MaxFlush = max(l.stats.MaxFlush, took)
 	l.m.records.Add(float64(n))
 	l.m.flush.Observe(took.Seconds())
+	if l.ship != nil {
+		l.ship(Part{Segment: l.segNo, Start: startRec, Header: l.segHdr, Prev: prev, FirstSeq: seq - uint64(n) + 1,
+			Frames: bytes.Clone(chunk), N: n, LastSeq: seq, Head: head})
+	} else {
+		l.dur.commit(seq)
+	}
 	l.spare = chunk
 	return nil
 }
@@ -573,6 +612,9 @@ func (l *Log) appendCheckpointLocked(c Checkpoint) error {
 		return fmt.Errorf("audit: fsync %s: %w", ckptFile, err)
 	}
 	l.covered[c.Segment] = max(l.covered[c.Segment], c.Records)
+	if l.shipCkpt != nil {
+		l.shipCkpt(c)
+	}
 	return nil
 }
 
@@ -627,6 +669,10 @@ func (l *Log) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-l.kick:
+			if err := l.Flush(); err != nil && !errors.Is(err, ErrClosed) {
+				l.log.Error("audit: flush failed; records stay buffered and are retried", "err", err)
+			}
 		case <-flush.C:
 			if err := l.Flush(); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Error("audit: flush failed; records stay buffered and are retried", "err", err)

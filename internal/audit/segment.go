@@ -162,6 +162,7 @@ type segmentReader struct {
 	hdr    segmentHeader
 	prev   [hashSize]byte // the header's prev
 	hdrSum [hashSize]byte // SHA-256 of the magic and header frame
+	hdrRaw []byte         // the magic and header frame (replicate.go)
 	head   [hashSize]byte // chain hash after the last record read
 	stored [hashSize]byte // the last record's stored hash
 	n      int            // records read
@@ -240,7 +241,8 @@ func newSegmentReader(r io.Reader) (*segmentReader, error) {
 		return nil, fmt.Errorf("header: prev %q is not a %d-byte hex hash", s.hdr.Prev, hashSize)
 	}
 	copy(s.prev[:], p)
-	s.hdrSum = sha256.Sum256(append(m[:], js...))
+	s.hdrRaw = append(m[:], js...)
+	s.hdrSum = sha256.Sum256(s.hdrRaw)
 	s.head = s.prev
 	s.off = int64(len(m) + len(js))
 	return s, nil

@@ -28,7 +28,7 @@ func newAuditCmd() *cobra.Command {
 			"decision, under DATA_DIR/audit (server --audit-dir). These commands read the directory\n" +
 			"itself: run them on a stopped node, or on a copy.",
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditSearchCmd(), newAuditExportCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditSearchCmd(), newAuditExportCmd(), newAuditAnchorsCmd())
 	return cmd
 }
 
@@ -52,6 +52,7 @@ func (f *auditDirFlags) dir() (string, error) {
 
 func newAuditVerifyCmd() *cobra.Command {
 	var dirs auditDirFlags
+	var anchors anchorFlags
 	var pubFile, output, from, to, bundle string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -86,7 +87,8 @@ func newAuditVerifyCmd() *cobra.Command {
 			}
 			var dir string
 			var r *audit.Report
-			if bundle != "" {
+			switch {
+			case bundle != "":
 				if !opts.From.IsZero() || !opts.To.IsZero() {
 					return errors.New("--bundle verifies the bundle's own range: --from and --to do not apply")
 				}
@@ -94,7 +96,17 @@ func newAuditVerifyCmd() *cobra.Command {
 				if r, _, err = audit.VerifyBundle(bundle, opts.Keys...); err != nil {
 					return err
 				}
-			} else {
+			case anchors.file != "":
+				if !opts.From.IsZero() || !opts.To.IsZero() {
+					return errors.New("--anchors verifies the whole trail: --from and --to do not apply")
+				}
+				if dir, err = dirs.dir(); err != nil {
+					return errors.New("--audit-dir or --data-dir is required")
+				}
+				if r, err = anchors.verify(dir, opts.Keys); err != nil {
+					return err
+				}
+			default:
 				if dir, err = dirs.dir(); err != nil {
 					return errors.New("--audit-dir, --data-dir or --bundle is required")
 				}
@@ -149,6 +161,7 @@ func newAuditVerifyCmd() *cobra.Command {
 		},
 	}
 	dirs.add(cmd)
+	anchors.add(cmd)
 	cmd.Flags().StringVar(&pubFile, "pub", "", "PEM public key(s) the checkpoints must be signed with (default: the trail's audit-pub.pem)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&from, "from", "", "verify from this seq (N or seq:N), RFC 3339 time or duration before now")

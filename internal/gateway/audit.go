@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
-	"github.com/portcullis-gw/portcullis/internal/mcp"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/mcp"
 )
 
 // Sink receives the gateway's decision records: the seam the durable
@@ -27,6 +29,28 @@ import (
 type Sink interface {
 	Write(d Decision) error
 }
+
+// DurableSink is a Sink that can make a record durable before the agent's
+// answer is released: the strict audit mode's seam. When Config.Sink
+// implements it, the gateway calls WriteDurable instead of queueing the
+// record, synchronously on the request's goroutine, after the call was
+// decided (and executed) and before its answer is written. It may block
+// until the record is durable (an fsync, a replicated commit); ctx is the
+// request's, without its cancellation. An error means the record is not
+// known to be durable: the gateway then withholds the answer and refuses
+// the call with a JSON-RPC internal error (ErrAuditUnavailable's text)
+// instead: it fails closed. A Sink that fans records out to several
+// destinations implements DurableSink by making its durable one durable
+// and queueing the rest. Without it (the async mode) nothing changes: the
+// record goes through the queue and the answer never waits.
+type DurableSink interface {
+	Sink
+	WriteDurable(ctx context.Context, d Decision) error
+}
+
+// ErrAuditUnavailable is the refusal of a call whose record a DurableSink
+// could not make durable.
+var ErrAuditUnavailable = errors.New("the audit trail could not make this call's record durable (strict audit mode): its answer is withheld; retry later or on another node")
 
 // SinkFunc adapts a function to a Sink.
 type SinkFunc func(Decision) error
@@ -150,7 +174,25 @@ func (g *Gateway) audit(c *Call) {
 	if g.cfg.OnDecision != nil {
 		g.cfg.OnDecision(*d)
 	}
+	if ds, ok := g.cfg.Sink.(DurableSink); ok && g.audits != nil {
+		if err := ds.WriteDurable(ctx, *d); err != nil {
+			g.metrics.auditErrors.Inc()
+			g.log.Warn("audit: a call's record is not durable; refusing the call", "err", err)
+			c.auditErr = err
+		}
+		return
+	}
 	if g.audits != nil {
 		g.audits.put(d)
 	}
+}
+
+// withheld is what the agent gets instead of resp when the call's record
+// could not be made durable (DurableSink): a JSON-RPC error, or resp
+// itself when the record is durable.
+func withheld(c *Call, id json.RawMessage, resp *mcp.Message) *mcp.Message {
+	if c.auditErr == nil {
+		return resp
+	}
+	return mcp.NewError(id, mcp.Errorf(mcp.CodeInternalError, "%s", ErrAuditUnavailable.Error()))
 }

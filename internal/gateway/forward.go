@@ -561,6 +561,10 @@ func (g *Gateway) listen(w http.ResponseWriter, c *Call) {
 	c.rec.Decision, c.rec.Reason = Allow, "subscription opened"
 	c.verdict(Verdict{Stage: StagePolicy, Outcome: Allow, Reason: "subscription opened"})
 	g.audit(c)
+	if c.auditErr != nil {
+		writeJSON(w, http.StatusOK, withheld(c, m.ID, nil).AppendJSON(nil))
+		return
+	}
 	g.stream(w, rc, l, mcp.NewNotification(mcp.NotifyAcknowledged, ack))
 }
 

@@ -352,7 +352,7 @@ func (g *Gateway) postModern(w http.ResponseWriter, c *Call) {
 		status = modernStatus(resp.Error.Code) // an upstream's error, too
 	}
 	g.audit(c)
-	out.finish(resp, status)
+	out.finish(withheld(c, m.ID, resp), status)
 }
 
 // modernStatus is the HTTP status of a 2026-07-28 error response.
@@ -405,7 +405,7 @@ func (g *Gateway) postSession(w http.ResponseWriter, c *Call, body []byte) {
 			c.head, c.out = head, out
 			resp, status := g.dispatch(c)
 			g.audit(c)
-			out.finish(resp, status)
+			out.finish(withheld(c, m.ID, resp), status)
 		case m.IsNotification():
 			g.notification(&c.reqCtx, m)
 			w.WriteHeader(http.StatusAccepted)
@@ -456,6 +456,9 @@ func (g *Gateway) postSession(w http.ResponseWriter, c *Call, body []byte) {
 			}
 		}
 		g.audit(mc)
+		if resp != nil && m != nil {
+			resp = withheld(mc, m.ID, resp)
+		}
 		if resp != nil {
 			if n == 0 {
 				out = append(out, '[')

@@ -88,6 +88,7 @@ type Call struct {
 	nv       int
 	governed bool // write a record even when everything allowed the call
 	written  bool
+	auditErr error // a DurableSink could not make the record durable
 }
 
 // maxVerdicts bounds the verdicts a record holds (a bridged MRTR retry

@@ -58,6 +58,12 @@ func (s *Store) Apply(l *raft.Log) any {
 		}
 		return s.applySessions(cmd, l.Index)
 	}
+	if cmd.Op == OpAuditBatch {
+		if err := checkAuditBatch(cmd.Audit); err != nil {
+			return err // Prepare refuses it; a hand-made entry changes nothing
+		}
+		return s.applyAudit(cmd, l.Index)
+	}
 	apply := applyV1
 	if cmd.V == V0 {
 		apply = applyV0

@@ -55,8 +55,10 @@ const (
 	// credentials; cluster.go). Prepare proposes V2 only for those
 	// operations, so a node not yet upgraded keeps applying everything else
 	// during a rolling upgrade.
-	V2             = 2
-	CommandVersion = V2 // the newest format this binary proposes
+	V2 = 2
+	// V3 adds audit batches (audit.go); Prepare proposes V3 only for them.
+	V3             = 3
+	CommandVersion = V3 // the newest format this binary proposes
 )
 
 // Command is one replicated change. The proposer stamps Time so that every
@@ -78,6 +80,8 @@ type Command struct {
 	JoinToken *JoinToken       `json:"joinToken,omitempty"`
 	Admin     *AdminCredential `json:"admin,omitempty"`
 	Sessions  *SessionEvents   `json:"sessions,omitempty"`
+	// V3:
+	Audit *AuditBatch `json:"audit,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -111,6 +115,9 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil || c.Sessions != nil) {
 		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V2, ErrUnsupported)
+	}
+	if v < V3 && (c.Op == OpAuditBatch || c.Audit != nil) {
+		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V3, ErrUnsupported)
 	}
 	return &c, nil
 }

@@ -16,7 +16,7 @@ import (
 // an unknown field in a V1 document.
 func TestApplyHaltsOnWhatItCannotRead(t *testing.T) {
 	for _, c := range []struct{ name, data string }{
-		{"newer format", `{"v":3,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
+		{"newer format", `{"v":4,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
 		{"cluster operation in V1", `{"v":1,"op":"cluster.token.use","time":"2026-12-01T00:00:00Z","keyID":"k","name":"n2"}`},
 		{"format not a number", `{"v":"1","op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
 		{"unknown command field", `{"v":1,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k","reason":"x"}`},

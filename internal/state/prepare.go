@@ -34,6 +34,13 @@ type Listener struct {
 func Validate(cmd *Command, node Node) (*Command, error) {
 	out := *cmd
 	out.V = V1
+	if cmd.Op == OpAuditBatch {
+		out.V = V3
+		if err := checkAuditBatch(cmd.Audit); err != nil {
+			return nil, err
+		}
+		return &out, nil
+	}
 	if clusterOp(cmd.Op) {
 		out.V = V2
 		if err := validateClusterCommand(cmd); err != nil {
@@ -108,7 +115,7 @@ func (s *Store) Prepare(cmd *Command, node Node) (*Command, *Result, error) {
 		return nil, nil, fmt.Errorf("prepare: %w", err)
 	}
 	cur := s.cur.Load()
-	if committed.Op == OpSessionEvents {
+	if committed.Op == OpSessionEvents || committed.Op == OpAuditBatch {
 		return out, &Result{Index: cur.Index + 1}, nil // nothing in them depends on the state
 	}
 	_, res, err := applyV1(cur, committed, cur.Index+1)

@@ -211,6 +211,9 @@ type Store struct {
 
 	sessions   sessionTable // guarded by mu; see sessions.go
 	onSessions func(*SessionEvents)
+
+	anchors map[string]*AuditAnchor // guarded by mu; see audit.go
+	onAudit func(*AuditBatch, uint64)
 }
 
 var _ raft.FSM = (*Store)(nil)
@@ -220,7 +223,7 @@ func NewStore(log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: log, subs: map[chan struct{}]struct{}{}, halted: make(chan struct{}), sessions: newSessionTable()}
+	s := &Store{log: log, subs: map[chan struct{}]struct{}{}, halted: make(chan struct{}), sessions: newSessionTable(), anchors: map[string]*AuditAnchor{}}
 	s.cur.Store(emptySnapshot())
 	return s
 }
@@ -295,11 +298,14 @@ type persisted struct {
 	JoinTokens []*JoinToken       `json:"joinTokens,omitempty"`
 	Admins     []*AdminCredential `json:"admins,omitempty"`
 	Sessions   *SessionEvents     `json:"sessions,omitempty"`
+	// Format 3 adds the audit anchors (audit.go).
+	AuditAnchors []AuditAnchor `json:"auditAnchors,omitempty"`
 }
 
 type fsmSnapshot struct {
 	s        *Snapshot
 	sessions *SessionEvents
+	anchors  []AuditAnchor
 }
 
 // Snapshot captures the current state; raft persists it off the apply path.
@@ -310,7 +316,7 @@ func (s *Store) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fsmSnapshot{s.cur.Load(), s.sessionDump()}, nil
+	return fsmSnapshot{s.cur.Load(), s.sessionDump(), s.anchorDump()}, nil
 }
 
 func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
@@ -337,6 +343,9 @@ func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if len(p.Members)+len(p.JoinTokens)+len(p.Admins) > 0 || p.Sessions != nil {
 		p.Format = 2 // a binary without clustering refuses it instead of dropping them
 	}
+	if len(f.anchors) > 0 {
+		p.AuditAnchors, p.Format = f.anchors, 3 // likewise for a binary without audit anchors
+	}
 	if err := json.NewEncoder(sink).Encode(&p); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist state snapshot: %w", err)
@@ -353,7 +362,7 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&p); err != nil {
 		return fmt.Errorf("restore state snapshot: %w", err)
 	}
-	if p.Format != 1 && p.Format != 2 {
+	if p.Format < 1 || p.Format > 3 {
 		return fmt.Errorf("restore state snapshot: unknown format %d", p.Format)
 	}
 	next := emptySnapshot()
@@ -388,6 +397,9 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.restoreSessions(p.Sessions); err != nil {
+		return err
+	}
+	if err := s.restoreAnchors(p.AuditAnchors); err != nil {
 		return err
 	}
 	if s.onSessions != nil && p.Sessions != nil {
