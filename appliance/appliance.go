@@ -41,6 +41,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/audit"
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/behavior"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
 	"github.com/portcullis-gw/portcullis/internal/netpolicy"
@@ -178,14 +179,15 @@ type Appliance struct {
 	log   *slog.Logger
 	ready atomic.Bool
 
-	store    *state.Store
-	node     *cluster.Node
-	gw       *gateway.Gateway
-	keystore *hsm.Keystore // nil: no HSM
-	admin    *http.Server
-	gateway  *http.Server
-	adminLn  net.Listener
-	gwLn     net.Listener
+	store     *state.Store
+	node      *cluster.Node
+	gw        *gateway.Gateway
+	behaviour *behavior.Engine
+	keystore  *hsm.Keystore // nil: no HSM
+	admin     *http.Server
+	gateway   *http.Server
+	adminLn   net.Listener
+	gwLn      net.Listener
 
 	tlsCfg    *tls.Config
 	datapath  *xdp.Datapath
@@ -349,6 +351,10 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		host, _, _ := net.SplitHostPort(cfg.GatewayAddr)
 		gwCfg.AllowedHosts = []string{host, "localhost", "127.0.0.1", "::1"}
 	}
+	if a.behaviour, err = a.openBehaviour(nodeID); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	gwCfg.Behaviour = a.behaviour
 	if err := a.openAudit(&gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -364,11 +370,11 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), a.auditRoutes()...),
+		Routes:     append(append(append(a.secretRoutes(), a.networkRoutes()...), a.clusterRoutes()...), append(a.auditRoutes(), a.behaviourRoutes()...)...),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
-		Validate:     validateDLP,
+		Validate:     validateObject,
 		Node: state.Node{LoopbackOnly: cfg.Dev, Listeners: []state.Listener{
 			{Name: "gateway", Addr: cfg.GatewayAddr}, {Name: "admin", Addr: cfg.AdminAddr}, {Name: "raft", Addr: cfg.RaftAddr}}},
 		Logger: a.log.With("component", "api"),
@@ -469,6 +475,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.leaderDuties(ctx) })
 	g.Go(func() error { return a.shareSessions(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
+	g.Go(func() error { return a.behaviour.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
 	g.Go(func() error { return a.netpolicy.Run(ctx) })
 	g.Go(func() error { return a.personas.Run(ctx) })

@@ -17,7 +17,7 @@ func (g *Gateway) stageList() []Stage {
 	return []Stage{
 		policyStage{},
 		guardStage{},
-		behaviourStage{},
+		behaviourStage{g},
 		dlpRequestStage{g},
 		upstreamStage{g},
 		dlpResponseStage{g},
@@ -58,12 +58,6 @@ func (policyStage) Check(c *Call) Verdict {
 type guardStage struct{}
 
 func (guardStage) Check(*Call) Verdict { return Verdict{} }
-
-// behaviourStage is the insertion point of baselines and sequence rules
-// (internal/behavior): it has nothing to say yet.
-type behaviourStage struct{}
-
-func (behaviourStage) Check(*Call) Verdict { return Verdict{} }
 
 // dlpRequestStage inspects the arguments on their way upstream (and hands
 // them to ICAP REQMOD when configured).

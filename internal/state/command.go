@@ -55,8 +55,10 @@ const (
 	// credentials; cluster.go). Prepare proposes V2 only for those
 	// operations, so a node not yet upgraded keeps applying everything else
 	// during a rolling upgrade.
-	V2             = 2
-	CommandVersion = V2 // the newest format this binary proposes
+	V2 = 2
+	// V3 adds behaviour: the SequenceRule kind, quarantines and approvals
+	// (behaviour.go), proposed only for those.
+	CommandVersion = V3 // the newest format this binary proposes
 )
 
 // Command is one replicated change. The proposer stamps Time so that every
@@ -78,6 +80,9 @@ type Command struct {
 	JoinToken *JoinToken       `json:"joinToken,omitempty"`
 	Admin     *AdminCredential `json:"admin,omitempty"`
 	Sessions  *SessionEvents   `json:"sessions,omitempty"`
+	// V3:
+	Quarantine *Quarantine `json:"quarantine,omitempty"`
+	Approval   *Approval   `json:"approval,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -111,6 +116,9 @@ func DecodeCommand(b []byte) (*Command, error) {
 	}
 	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil || c.Sessions != nil) {
 		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V2, ErrUnsupported)
+	}
+	if v < V3 && (behaviourOp(c.Op) || c.Quarantine != nil || c.Approval != nil || hasKind(c.Documents, KindSequenceRule)) {
+		return nil, fmt.Errorf("command format %d: operation %q or its documents need format %d: %w", v, c.Op, V3, ErrUnsupported)
 	}
 	return &c, nil
 }
@@ -146,3 +154,12 @@ var (
 	// does not know (written by a newer binary). The Store halts on it.
 	ErrUnsupported = errors.New("unsupported command")
 )
+
+func hasKind(docs []Document, k Kind) bool {
+	for _, d := range docs {
+		if d.Kind == k {
+			return true
+		}
+	}
+	return false
+}
