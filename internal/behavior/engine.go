@@ -76,7 +76,7 @@ type Engine struct {
 
 	// Local actions, effective before (and without) raft: quarantines this
 	// node proposed, and sessions it stopped.
-	mu      sync.Mutex
+	mu        sync.Mutex
 	local     map[string]string    // agent → quarantine reason
 	committed map[string]bool      // agents whose local quarantine the cluster committed
 	stopped   map[string]time.Time // session → until

@@ -76,7 +76,6 @@ func compileCondition(src string) (cel.Program, error) {
 	return prg, nil
 }
 
-
 // sizeBound tells the cost estimator how large a call's values may be.
 type sizeBound struct{}
 

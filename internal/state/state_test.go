@@ -42,7 +42,11 @@ func applyCmd(t *testing.T, s *Store, idx uint64, cmd *Command) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	if want := map[bool]int{false: V1, true: V2}[clusterOp(cmd.Op)]; prepared.V != want {
+	want := map[bool]int{false: V1, true: V2}[clusterOp(cmd.Op)]
+	if behaviourOp(cmd.Op) || hasKind(cmd.Documents, KindSequenceRule) {
+		want = V3
+	}
+	if prepared.V != want {
 		t.Fatalf("prepared command has format %d, want %d", prepared.V, want)
 	}
 	b, err := prepared.Encode()
