@@ -1,9 +1,9 @@
 package state
 
 import (
-	"io"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +139,6 @@ spec: {skills: [read-tickets]}
 	}
 	_ = raft.Log{}
 }
-
 
 func FuzzSequenceRule(f *testing.F) {
 	f.Add(ruleBase + "  after: {skills: [a], count: 200, within: 10m}\n  then: {egress: external}\n  action: block\n")
