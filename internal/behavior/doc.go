@@ -27,9 +27,9 @@
 // State and its bounds: per agent (and per session when a rule has scope:
 // session) a tracker holds, per rule, a window of 16 buckets (72 bytes;
 // a count may include calls up to within/16 older than the window), and,
-// for the default protections, a ring of the last 256 calls (16 bytes
-// each), the failing shapes among them, and a table of 1,024 fingerprints
-// of tokens seen in results (8 KiB, cleared when 3/4 full). Trackers are
+// for the default protections, a ring of the last 256 calls (8 bytes
+// each), the failing shapes among them, and a table of 512 fingerprints
+// of tokens seen in results (4 KiB, cleared when 3/4 full). Trackers are
 // kept in 64 sharded maps, dropped when idle longer than the longest rule
 // window (at least an hour), and bounded by Config.MaxTrackers.
 //

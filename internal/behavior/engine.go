@@ -609,7 +609,7 @@ func (e *Engine) observeRunaway(c *gateway.BehaviourCall, now time.Time, result 
 	if len(result) > 0 {
 		tokens([]byte(result), run.seen.add)
 	}
-	return run.add(&e.cfg.Runaway, entry{ms: e.ms(now), shape: shapeOf(c.Upstream, c.Tool, c.Args), fail: fail, novel: novel})
+	return run.add(&e.cfg.Runaway, newEntry(e.ms(now), shapeOf(c.Upstream, c.Tool, c.Args), fail, novel))
 }
 
 // sweep drops trackers idle for longer than the longest window.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -319,4 +320,30 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// FuzzCondition: any condition text is either refused with a message or
+// compiles to a program that evaluates within the cost limit, never panics.
+func FuzzCondition(f *testing.F) {
+	for _, s := range []string{"count > 3", "call.args.all(a, call.args.all(b, true))", "call.tool.matches('^mail/.*')", "count >", "[1,2,3].map(x, x*2).size() > 2", "'a' * 3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		errs := ValidateRule(&state.SequenceRule{Condition: src})
+		if len(errs) > 0 {
+			if errs[0].Field != "spec.condition" || errs[0].Msg == "" {
+				t.Fatalf("refusal without field or message: %+v", errs[0])
+			}
+			return
+		}
+		if src == "" {
+			return
+		}
+		r, fe := compileRule(&state.SequenceRule{Condition: src})
+		if fe != nil {
+			t.Fatalf("validated condition does not compile: %v", fe.Msg)
+		}
+		e := &Engine{log: slog.New(slog.DiscardHandler)}
+		e.condition(r, email("bot"), 7)
+	})
 }

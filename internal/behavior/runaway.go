@@ -50,14 +50,29 @@ func (c *RunawayConfig) setDefaults() {
 	}
 }
 
-// entry is one observed call: when (ms since the engine started), the
-// hash of its tool and argument shape, failed and unseen flags. 16 bytes.
+// entry is one observed call: when (ms since the engine started, wrapping
+// after 49 days: spans are taken modulo 2^32), and the hash of its tool
+// and argument shape with the failed and unseen flags in its low bits.
+// 8 bytes.
 type entry struct {
-	ms    int64
-	shape uint32
-	fail  bool
-	novel bool
+	ms   uint32
+	meta uint32
 }
+
+func newEntry(ms int64, shape uint32, fail, novel bool) entry {
+	m := shape &^ 3
+	if fail {
+		m |= 1
+	}
+	if novel {
+		m |= 2
+	}
+	return entry{ms: uint32(ms), meta: m}
+}
+
+func (e entry) fail() bool    { return e.meta&1 != 0 }
+func (e entry) novel() bool   { return e.meta&2 != 0 }
+func (e entry) shape() uint32 { return e.meta &^ 3 }
 
 // runaway is an agent's recent history for the default protections.
 type runaway struct {
@@ -83,33 +98,33 @@ func (r *runaway) add(cfg *RunawayConfig, e entry) *signal {
 	}
 	if r.n >= cfg.Calls {
 		old := r.ring[(r.pos-cfg.Calls+ringSize)%ringSize]
-		if old.fail {
+		if old.fail() {
 			r.fails--
-			if old.novel {
+			if old.novel() {
 				r.novels--
 			}
-			if c := r.shapes[old.shape]; c <= 1 {
-				delete(r.shapes, old.shape)
+			if c := r.shapes[old.shape()]; c <= 1 {
+				delete(r.shapes, old.shape())
 			} else {
-				r.shapes[old.shape] = c - 1
+				r.shapes[old.shape()] = c - 1
 			}
 		}
 	}
 	r.ring[r.pos] = e
 	r.pos = (r.pos + 1) % ringSize
 	r.n++
-	if e.fail {
+	if e.fail() {
 		r.fails++
-		if e.novel {
+		if e.novel() {
 			r.novels++
 		}
-		r.shapes[e.shape]++
+		r.shapes[e.shape()]++
 	}
 	if r.fired || r.n < cfg.Calls {
 		return nil
 	}
 	first := r.ring[(r.pos-cfg.Calls+ringSize)%ringSize]
-	span := time.Duration(e.ms-first.ms) * time.Millisecond
+	span := time.Duration(e.ms-first.ms) * time.Millisecond // modulo 2^32
 	if span > cfg.Span {
 		return nil
 	}
@@ -117,9 +132,9 @@ func (r *runaway) add(cfg *RunawayConfig, e entry) *signal {
 	case float64(r.fails) >= cfg.FailRatio*float64(cfg.Calls):
 		r.fired = true
 		return &signal{"error-retry storm", fmt.Sprintf("%d of the agent's last %d calls failed within %s (expected under %.0f%%)", r.fails, cfg.Calls, span.Round(time.Millisecond), cfg.FailRatio*100)}
-	case r.shapes[e.shape] >= uint16(cfg.Repeats) && e.fail:
+	case e.fail() && r.shapes[e.shape()] >= uint16(cfg.Repeats):
 		r.fired = true
-		return &signal{"repeated near-identical calls", fmt.Sprintf("%d of the agent's last %d calls were failing calls to one tool with the same arguments but for numbers and hashes, within %s (expected under %d)", r.shapes[e.shape], cfg.Calls, span.Round(time.Millisecond), cfg.Repeats)}
+		return &signal{"repeated near-identical calls", fmt.Sprintf("%d of the agent's last %d calls were failing calls to one tool with the same arguments but for numbers and hashes, within %s (expected under %d)", r.shapes[e.shape()], cfg.Calls, span.Round(time.Millisecond), cfg.Repeats)}
 	case r.novels >= cfg.Unseen:
 		r.fired = true
 		return &signal{"fabricated arguments", fmt.Sprintf("%d of the agent's last %d calls failed with paths, ids or hashes that no earlier result of its session contained, within %s (expected under %d)", r.novels, cfg.Calls, span.Round(time.Millisecond), cfg.Unseen)}
@@ -130,13 +145,13 @@ func (r *runaway) add(cfg *RunawayConfig, e entry) *signal {
 // tokenSet holds fingerprints of the id-like tokens (paths, ids, hashes)
 // an agent's results contained: open addressing over a fixed table,
 // cleared when 3/4 full (a forgotten token only makes a later argument
-// look unseen, which alone never fires). 8 KiB, allocated on first use.
+// look unseen, which alone never fires). 4 KiB, allocated on first use.
 type tokenSet struct {
 	t []uint64
 	n int
 }
 
-const tokenSlots = 1024
+const tokenSlots = 512
 
 var tokenSeed = maphash.MakeSeed()
 
