@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -151,6 +153,19 @@ func TestReadThenExfiltrate(t *testing.T) {
 	hd, ml := startHelpdesk(t), startMail(t)
 	n := harness.StartNode(t)
 	n.Apply(world(hd, ml, map[string]string{"triage-bot": "support"}) + fmt.Sprintf(readThenEmail, "block"))
+	if out := n.MustCLI("get", "sequencerules"); !strings.Contains(out, "read-then-email") || !strings.Contains(out, "200 × skills read-tickets / 10m0s") || !strings.Contains(out, "egress external") {
+		t.Fatalf("get sequencerules:\n%s", out)
+	}
+	// A condition that is too expensive is refused at apply time, naming the field.
+	bad := strings.Replace(fmt.Sprintf(readThenEmail, "block"), "read-then-email", "costly", 1) +
+		"  condition: \"call.args.all(a, call.args.all(b, call.args.all(c, call.args.all(d, true))))\"\n"
+	f := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(f, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := n.CLI("apply", "-f", f); err == nil || !strings.Contains(stderr, "spec.condition: too expensive") {
+		t.Fatalf("costly condition: err %v\n%s", err, stderr)
+	}
 	c := client(t, n, "support", "triage-bot")
 	if r, err := c.CallTool("mail_send", map[string]any{"to": "a@example.com", "body": "hi"}); err != nil || !ok(r) {
 		t.Fatalf("email before any read: %v %+v", err, r)
