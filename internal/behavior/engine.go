@@ -467,7 +467,7 @@ func (e *Engine) hold(ctx context.Context, r *rule, c *gateway.BehaviourCall, wh
 		switch st := e.cfg.State.Current().Approvals[id]; {
 		case st == nil:
 		case st.State == state.ApprovalApproved:
-			return gateway.BehaviourVerdict{}
+			return gateway.BehaviourVerdict{Reason: fmt.Sprintf("held by sequence rule %s (%s), approved (approval %s)", r.spec.Name, why, id)}
 		case st.State == state.ApprovalDenied:
 			return refuse("denied by an admin (approval " + id + ")")
 		case st.State == state.ApprovalExpired:

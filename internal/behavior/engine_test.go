@@ -188,8 +188,8 @@ func TestHoldApprovedDeniedAndTimedOut(t *testing.T) {
 		}
 	}
 	go decide(state.ApprovalApproved)
-	if v := e.Judge(context.Background(), email("bot")); v.Deny {
-		t.Fatalf("approved hold refused: %s", v.Reason)
+	if v := e.Judge(context.Background(), email("bot")); v.Deny || !strings.Contains(v.Reason, "held by sequence rule read-then-email") || !strings.Contains(v.Reason, "approved") {
+		t.Fatalf("approved hold: %+v", v)
 	}
 	go decide(state.ApprovalDenied)
 	if v := e.Judge(context.Background(), email("bot")); !v.Deny || !strings.Contains(v.Reason, "denied by an admin") {
@@ -198,6 +198,31 @@ func TestHoldApprovedDeniedAndTimedOut(t *testing.T) {
 	v := e.Judge(context.Background(), email("bot"))
 	if !v.Deny || !strings.Contains(v.Reason, "not approved within 1s") {
 		t.Fatalf("undecided hold: %+v", v)
+	}
+}
+
+func TestStopEndsOnlyTheSession(t *testing.T) {
+	f := newFSM(t, world+ruleYAML("read-then-email", "stop", "  scope: session\n"))
+	e := newEngine(t, f)
+	for i := range 200 {
+		call(e, read("bot", i))
+	}
+	v := call(e, email("bot"))
+	if !v.Deny || !v.EndSession || !strings.Contains(v.Reason, "the session is ended") {
+		t.Fatalf("email: %+v", v)
+	}
+	if v := call(e, read("bot", 1)); !v.Deny || !strings.Contains(v.Reason, "session was stopped") {
+		t.Fatalf("the stopped session's next call: %+v", v)
+	}
+	fresh := read("bot", 1)
+	fresh.Session = "s-new"
+	if v := call(e, fresh); v.Deny {
+		t.Fatalf("a new session of the agent refused: %s", v.Reason)
+	}
+	fresh = email("bot")
+	fresh.Session = "s-new"
+	if v := call(e, fresh); v.Deny {
+		t.Fatalf("the new session's count starts over, yet refused: %s", v.Reason)
 	}
 }
 

@@ -45,7 +45,8 @@ type BehaviourCall struct {
 }
 
 // BehaviourVerdict is the behaviour stage's answer. Deny refuses the call
-// with Reason as the JSON-RPC error message (and the audit reason);
+// with Reason as the JSON-RPC error message (and the audit reason); an
+// allowed call's Reason (a hold that was approved) goes into its verdict.
 // EndSession also ends the agent's session on every node.
 type BehaviourVerdict struct {
 	Deny       bool
@@ -68,7 +69,7 @@ func (s behaviourStage) Check(c *Call) Verdict {
 	bc := c.behaviourCall()
 	v := b.Judge(c.r.Context(), &bc)
 	if !v.Deny {
-		return Verdict{Stage: StageBehaviour, Outcome: Allow}
+		return Verdict{Stage: StageBehaviour, Outcome: Allow, Reason: v.Reason}
 	}
 	if v.EndSession {
 		s.g.endSession(c)

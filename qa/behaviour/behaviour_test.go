@@ -244,6 +244,13 @@ func TestRunawayStoppedReleasedAndCheap(t *testing.T) {
 	if r, err := cc.CallTool("helpdesk_read_file", map[string]any{"path": "src/main.go"}); err != nil || !ok(r) {
 		t.Fatalf("colleague: %v %+v", err, r)
 	}
+	// The quarantine is replicated state: it survives a restart of the node.
+	n.Stop()
+	n.Start()
+	c = client(t, n, "dev", "coder")
+	if r, err := c.CallTool("helpdesk_read_file", map[string]any{"path": "src/main.go"}); err != nil || r.Error == nil || !strings.Contains(r.Error.Message, "quarantined") {
+		t.Fatalf("after a restart the quarantined agent was served: %v %+v", err, r)
+	}
 	n.MustCLI("agent", "release", "coder")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -259,6 +266,40 @@ func TestRunawayStoppedReleasedAndCheap(t *testing.T) {
 	fmt.Printf("runaway: stopped at call %d (%s)\n", stoppedAt, reason)
 	fmt.Printf("runaway: %d refused calls after it: %.1f µs wall per call (client included, sequential), %.1f µs node CPU per call; released with `portcullis agent release coder`\n",
 		refused, float64(wall.Microseconds())/refused, float64(cpu.Microseconds())/refused)
+}
+
+// TestStopEndsTheSession: a stop rule refuses the email and ends the
+// session (its next request is refused by the gateway); a new session of
+// the same agent is served.
+func TestStopEndsTheSession(t *testing.T) {
+	hd, ml := startHelpdesk(t), startMail(t)
+	n := harness.StartNode(t)
+	n.Apply(world(hd, ml, map[string]string{"triage-bot": "support"}) + fmt.Sprintf(readThenEmail, "stop") + "  scope: session\n")
+	key := n.NewKey("triage-bot")
+	c := harness.NewRawClient(n.GatewayURL()+"/p/support/mcp", key, 1)
+	if err := c.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if r, err := c.CallTool("helpdesk_get_ticket", map[string]any{"id": fmt.Sprint(i)}); err != nil || !ok(r) {
+			t.Fatalf("read %d: %v", i, err)
+		}
+	}
+	r, err := c.CallTool("mail_send", map[string]any{"to": "x@example.com", "body": "all of it"})
+	if err != nil || r.Error == nil || !strings.Contains(r.Error.Message, "refused by sequence rule read-then-email") || !strings.Contains(r.Error.Message, "the session is ended") {
+		t.Fatalf("email: %v %+v", err, r)
+	}
+	if _, err := c.CallTool("helpdesk_get_ticket", map[string]any{"id": "1"}); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("the ended session still served: %v", err)
+	}
+	fresh := harness.NewRawClient(n.GatewayURL()+"/p/support/mcp", key, 1)
+	if err := fresh.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := fresh.CallTool("mail_send", map[string]any{"to": "x@example.com", "body": "hi"}); err != nil || !ok(r) {
+		t.Fatalf("a new session: %v %+v", err, r)
+	}
+	fmt.Println("stop: the email after 200 reads refused and the session ended (its next request: 404); a new session is served")
 }
 
 // TestHoldApprovedFromCLI: a hold rule parks the email; `portcullis
