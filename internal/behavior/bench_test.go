@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,14 +15,21 @@ import (
 
 // BenchmarkStage measures Judge+Observe (what the behaviour stage adds to
 // one governed tools/call) with the read-then-email rule, a session-scoped
-// rule with a CEL condition, and the default protections, over 1,000
-// active agents each with its own session. It prints p50/p99 of one call
+// rule with a CEL condition, and the default protections, over 10, 1,000
+// and 10,000 active agents each with its own session. It prints p50/p99 of one call
 // and never asserts them.
 //
-//	go test ./internal/behavior -run '^$' -bench Stage -benchtime 200000x
+//	go test ./internal/behavior -run '^$' -bench Stage -benchtime 100000x
 func BenchmarkStage(b *testing.B) {
-	const sessions = 1000
-	f := newFSM(b, world+ruleYAML("read-then-email", "block", "")+
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchStage(b, n) })
+	}
+}
+
+func benchStage(b *testing.B, sessions int) {
+	// The rule's count is out of reach so that it is evaluated on every
+	// email and never fires (a refusal would end the benchmark).
+	f := newFSM(b, world+strings.Replace(ruleYAML("read-then-email", "block", ""), "count: 200", "count: 1000000", 1)+
 		"---\napiVersion: portcullis/v1\nkind: SequenceRule\nmetadata: {name: mass-mail}\nspec:\n  scope: session\n  after: {tools: [\"mail/*\"], count: 50, within: 1h}\n  then: {tools: [\"mail/send\"]}\n  condition: \"count > 50 && call.persona == 'sales'\"\n  action: stop\n")
 	e, err := New(Config{State: f, Propose: f.propose})
 	if err != nil {
