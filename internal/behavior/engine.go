@@ -635,14 +635,3 @@ func (e *Engine) sweep() {
 	}
 	e.mu.Unlock()
 }
-
-// Stats reports how many agents and sessions are tracked.
-func (e *Engine) Stats() (trackers int) {
-	for i := range e.shards {
-		sh := &e.shards[i]
-		sh.mu.Lock()
-		trackers += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return trackers
-}
