@@ -14,7 +14,8 @@
 // the sequence; hold parks it for a human approval (state.Approval through
 // raft, decidable from any node with `portcullis approvals approve|deny`;
 // the holding node watches its approval; the timeout denies); stop refuses
-// it and ends the session on every node; quarantine refuses the agent on
+// it and ends the session on every node (a 2026-07-28 agent has no session:
+// its API key is refused on this node for 24 hours); quarantine refuses the agent on
 // every node (state.Quarantine through raft, effective on the detecting
 // node at once) until `portcullis agent release AGENT`.
 //
