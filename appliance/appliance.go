@@ -42,6 +42,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/audit"
 	"github.com/portcullis-gw/portcullis/internal/authn"
+	"github.com/portcullis-gw/portcullis/internal/behavior"
 	"github.com/portcullis-gw/portcullis/internal/cluster"
 	"github.com/portcullis-gw/portcullis/internal/export"
 	"github.com/portcullis-gw/portcullis/internal/gateway"
@@ -181,16 +182,17 @@ type Appliance struct {
 	log   *slog.Logger
 	ready atomic.Bool
 
-	store    *state.Store
-	node     *cluster.Node
-	gw       *gateway.Gateway
-	gwSource gateway.Source
-	guard    *guard.Guard
-	keystore *hsm.Keystore // nil: no HSM
-	admin    *http.Server
-	gateway  *http.Server
-	adminLn  net.Listener
-	gwLn     net.Listener
+	store     *state.Store
+	node      *cluster.Node
+	gw        *gateway.Gateway
+	gwSource  gateway.Source
+	guard     *guard.Guard
+	behaviour *behavior.Engine
+	keystore  *hsm.Keystore // nil: no HSM
+	admin     *http.Server
+	gateway   *http.Server
+	adminLn   net.Listener
+	gwLn      net.Listener
 
 	tlsCfg    *tls.Config
 	datapath  *xdp.Datapath
@@ -363,6 +365,10 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 	if err := a.openGuard(&gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	if a.behaviour, err = a.openBehaviour(nodeID); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	gwCfg.Behaviour = a.behaviour
 	if err := a.openAudit(&gwCfg); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -378,11 +384,11 @@ func newAppliance(ctx context.Context, cfg Config) (_ *Appliance, err error) {
 		Ready:      a.ready.Load,
 		Status:     a.objectStatus,
 		Drafter:    a.draftPersona,
-		Routes:     slices.Concat(a.secretRoutes(), a.networkRoutes(), a.clusterRoutes(), a.auditRoutes(), a.auditReplRoutes(), a.toolsRoutes(), a.incidentRoutes()),
+		Routes:     slices.Concat(a.secretRoutes(), a.networkRoutes(), a.clusterRoutes(), a.auditRoutes(), a.auditReplRoutes(), a.toolsRoutes(), a.incidentRoutes(), a.behaviourRoutes()),
 		// GeoIP databases (POST /v1/geoip) are the largest uploads: the
 		// IP2Location IPv6 CSV is ~40 MB.
 		MaxBodyBytes: 64 << 20,
-		Validate:     validateDLP,
+		Validate:     validateObject,
 		Node: state.Node{LoopbackOnly: cfg.Dev, Listeners: []state.Listener{
 			{Name: "gateway", Addr: cfg.GatewayAddr}, {Name: "admin", Addr: cfg.AdminAddr}, {Name: "raft", Addr: cfg.RaftAddr}}},
 		Logger:       a.log.With("component", "api"),
@@ -491,6 +497,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	g.Go(func() error { return a.shareGuard(ctx) })
 	g.Go(func() error { return a.guard.Run(ctx) })
 	g.Go(func() error { return a.gw.Run(ctx) })
+	g.Go(func() error { return a.behaviour.Run(ctx) })
 	g.Go(func() error { return a.audit.Run(ctx) })
 	g.Go(func() error { return a.export.Run(ctx) })
 	g.Go(func() error { return a.runAuditReplication(ctx) })

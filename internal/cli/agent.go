@@ -34,7 +34,7 @@ func newAgentCmd() *cobra.Command {
 		Short: "Create, list and revoke an agent's API keys",
 	}
 	key.AddCommand(newAgentKeyCreateCmd(), newAgentKeyListCmd(), newAgentKeyRevokeCmd())
-	cmd.AddCommand(key)
+	cmd.AddCommand(key, newAgentReleaseCmd(), newAgentQuarantinesCmd()) // behaviour.go
 	return cmd
 }
 

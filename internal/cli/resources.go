@@ -111,6 +111,36 @@ var kinds = []kindInfo{
 	{kind: "NetworkPolicy", path: "networkpolicies", columns: []column{
 		{"DENY", list("denyCIDRs")}, {"ALLOW", list("allowCIDRs")}, {"UNKNOWN COUNTRY", field("unknownCountry")},
 	}},
+	{kind: "SequenceRule", path: "sequencerules", columns: []column{
+		{"PERSONAS", list("personas")}, {"AFTER", sequenceAfter}, {"THEN", sequenceThen}, {"ACTION", field("action")},
+	}},
+}
+
+// sequenceAfter renders a rule's after part: "200 × skills read-tickets / 10m0s".
+func sequenceAfter(o map[string]any) string {
+	a, _ := spec(o)["after"].(map[string]any)
+	what := "skills " + joined(a["skills"])
+	if a["skills"] == nil {
+		what = "tools " + joined(a["tools"])
+	}
+	return fmt.Sprintf("%s × %s / %s", scalar(a["count"]), what, scalar(a["within"]))
+}
+
+func sequenceThen(o map[string]any) string {
+	t, _ := spec(o)["then"].(map[string]any)
+	if e := scalar(t["egress"]); e != "" {
+		return "egress " + e
+	}
+	return "tools " + joined(t["tools"])
+}
+
+func joined(v any) string {
+	l, _ := v.([]any)
+	parts := make([]string, 0, len(l))
+	for _, e := range l {
+		parts = append(parts, scalar(e))
+	}
+	return strings.Join(parts, ",")
 }
 
 // lookupKind accepts the kind in any case, singular or plural

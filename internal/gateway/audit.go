@@ -171,6 +171,7 @@ func (g *Gateway) audit(c *Call) {
 	if g.log.Enabled(ctx, level) {
 		g.log.LogAttrs(ctx, level, "mcp decision", slog.Any("decision", *d))
 	}
+	g.observe(c)
 	if g.cfg.OnDecision != nil {
 		g.cfg.OnDecision(*d)
 	}

@@ -199,6 +199,10 @@ type Config struct {
 	DLPKey dlp.MAC
 	// ICAP, when set, also hands arguments and results to an ICAP service.
 	ICAP *ICAPConfig
+	// Behaviour, when set, is stage 6 (sequence rules, default runaway
+	// protections, quarantine; see Behaviour): it judges every governed
+	// request and observes every finished one.
+	Behaviour Behaviour
 }
 
 func (c *Config) validate() error {

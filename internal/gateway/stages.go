@@ -20,7 +20,7 @@ func (g *Gateway) stageList() []Stage {
 	return []Stage{
 		policyStage{},
 		guardStage{g},
-		behaviourStage{},
+		behaviourStage{g},
 		dlpRequestStage{g},
 		upstreamStage{g},
 		dlpResponseStage{g},
@@ -126,12 +126,6 @@ func guardOutcome(d *Decision) guard.Outcome {
 	}
 	return guard.NotCalled
 }
-
-// behaviourStage is the insertion point of baselines and sequence rules
-// (internal/behavior): it has nothing to say yet.
-type behaviourStage struct{}
-
-func (behaviourStage) Check(*Call) Verdict { return Verdict{} }
 
 // dlpRequestStage inspects the arguments on their way upstream (and hands
 // them to ICAP REQMOD when configured).

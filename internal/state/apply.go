@@ -84,6 +84,9 @@ func applyV1(cur *Snapshot, cmd *Command, index uint64) (*Snapshot, *Result, err
 	if clusterOp(cmd.Op) {
 		return applyCluster(cur, cmd, index) // DecodeCommand admits these only at V2
 	}
+	if behaviourOp(cmd.Op) {
+		return applyBehaviour(cur, cmd, index) // and these only at V3
+	}
 	switch cmd.Op {
 	case OpApply:
 		objs, err := decodeCommitted(cmd.Documents)

@@ -56,8 +56,9 @@ const (
 	// operations, so a node not yet upgraded keeps applying everything else
 	// during a rolling upgrade.
 	V2 = 2
-	// V3 adds audit batches (audit.go); Prepare proposes V3 only for them.
-	V3             = 3
+	// V3 adds audit batches (audit.go) and behaviour: the SequenceRule
+	// kind, quarantines and approvals (behaviour.go); Prepare proposes V3
+	// only for those.
 	CommandVersion = V3 // the newest format this binary proposes
 )
 
@@ -81,7 +82,9 @@ type Command struct {
 	Admin     *AdminCredential `json:"admin,omitempty"`
 	Sessions  *SessionEvents   `json:"sessions,omitempty"`
 	// V3:
-	Audit *AuditBatch `json:"audit,omitempty"`
+	Audit      *AuditBatch `json:"audit,omitempty"`
+	Quarantine *Quarantine `json:"quarantine,omitempty"`
+	Approval   *Approval   `json:"approval,omitempty"`
 }
 
 // Encode serializes the command for raft.
@@ -116,8 +119,8 @@ func DecodeCommand(b []byte) (*Command, error) {
 	if v < V2 && (clusterOp(c.Op) || c.Member != nil || c.JoinToken != nil || c.Admin != nil || c.Sessions != nil) {
 		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V2, ErrUnsupported)
 	}
-	if v < V3 && (c.Op == OpAuditBatch || c.Audit != nil) {
-		return nil, fmt.Errorf("command format %d: operation %q or its fields need format %d: %w", v, c.Op, V3, ErrUnsupported)
+	if v < V3 && (c.Op == OpAuditBatch || c.Audit != nil || behaviourOp(c.Op) || c.Quarantine != nil || c.Approval != nil || hasKind(c.Documents, KindSequenceRule)) {
+		return nil, fmt.Errorf("command format %d: operation %q or its fields or documents need format %d: %w", v, c.Op, V3, ErrUnsupported)
 	}
 	return &c, nil
 }
@@ -153,3 +156,12 @@ var (
 	// does not know (written by a newer binary). The Store halts on it.
 	ErrUnsupported = errors.New("unsupported command")
 )
+
+func hasKind(docs []Document, k Kind) bool {
+	for _, d := range docs {
+		if d.Kind == k {
+			return true
+		}
+	}
+	return false
+}

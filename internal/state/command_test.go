@@ -17,6 +17,8 @@ import (
 func TestApplyHaltsOnWhatItCannotRead(t *testing.T) {
 	for _, c := range []struct{ name, data string }{
 		{"newer format", `{"v":4,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
+		{"behaviour operation in V2", `{"v":2,"op":"agent.release","time":"2026-12-01T00:00:00Z","name":"a"}`},
+		{"sequence rule in V2", `{"v":2,"op":"apply","time":"2026-12-01T00:00:00Z","documents":[{"apiVersion":"portcullis/v1","kind":"SequenceRule","metadata":{"name":"r"},"spec":{}}]}`},
 		{"cluster operation in V1", `{"v":1,"op":"cluster.token.use","time":"2026-12-01T00:00:00Z","keyID":"k","name":"n2"}`},
 		{"format not a number", `{"v":"1","op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k"}`},
 		{"unknown command field", `{"v":1,"op":"key.revoke","time":"2026-12-01T00:00:00Z","keyID":"k","reason":"x"}`},

@@ -1,6 +1,7 @@
 // Package state is Portcullis's replicated control state: upstream MCP servers,
 // the Skill Registry, Personas, Agents and their API keys, sealed secrets,
-// the global NetworkPolicy objects and the imported GeoIP country table
+// the global NetworkPolicy objects, SequenceRules with the quarantines and
+// approvals they cause (behaviour.go), and the imported GeoIP country table
 // (geoip.import, kept as the zstd blob internal/geoip serializes, and
 // persisted in FSM snapshots).
 //

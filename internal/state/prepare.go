@@ -48,6 +48,13 @@ func Validate(cmd *Command, node Node) (*Command, error) {
 		}
 		return &out, nil
 	}
+	if behaviourOp(cmd.Op) {
+		out.V = V3
+		if err := validateBehaviourCommand(cmd); err != nil {
+			return nil, err
+		}
+		return &out, nil
+	}
 	switch cmd.Op {
 	case OpApply:
 		objs, err := decodeV0Documents(cmd.Documents)
@@ -62,6 +69,9 @@ func Validate(cmd *Command, node Node) (*Command, error) {
 				errs = append(errs, fe)
 			}
 			out.Documents[i] = EncodeDocument(o)
+			if o.Kind() == KindSequenceRule {
+				out.V = V3
+			}
 		}
 		if len(errs) > 0 {
 			return nil, &ValidationError{Errors: errs}

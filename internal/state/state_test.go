@@ -43,7 +43,7 @@ func applyCmd(t *testing.T, s *Store, idx uint64, cmd *Command) (*Result, error)
 		return nil, err
 	}
 	want := map[bool]int{false: V1, true: V2}[clusterOp(cmd.Op)]
-	if cmd.Op == OpAuditBatch {
+	if cmd.Op == OpAuditBatch || behaviourOp(cmd.Op) || hasKind(cmd.Documents, KindSequenceRule) {
 		want = V3
 	}
 	if prepared.V != want {

@@ -41,6 +41,10 @@ type Snapshot struct {
 	Members    map[string]*ClusterMember
 	JoinTokens map[string]*JoinToken
 	Admins     map[string]*AdminCredential
+	// Behaviour (see behaviour.go).
+	SequenceRules map[string]*SequenceRule
+	Quarantines   map[string]*Quarantine // by agent
+	Approvals     map[string]*Approval   // by ID
 }
 
 func emptySnapshot() *Snapshot {
@@ -56,6 +60,9 @@ func emptySnapshot() *Snapshot {
 		Members:         map[string]*ClusterMember{},
 		JoinTokens:      map[string]*JoinToken{},
 		Admins:          map[string]*AdminCredential{},
+		SequenceRules:   map[string]*SequenceRule{},
+		Quarantines:     map[string]*Quarantine{},
+		Approvals:       map[string]*Approval{},
 	}
 }
 
@@ -72,6 +79,8 @@ func (s *Snapshot) Get(k Kind, name string) Object {
 		return lookup(s.Agents, name)
 	case KindNetworkPolicy:
 		return lookup(s.NetworkPolicies, name)
+	case KindSequenceRule:
+		return lookup(s.SequenceRules, name)
 	}
 	return nil
 }
@@ -90,6 +99,8 @@ func (s *Snapshot) List(k Kind) []Object {
 		out = values(s.Agents)
 	case KindNetworkPolicy:
 		out = values(s.NetworkPolicies)
+	case KindSequenceRule:
+		out = values(s.SequenceRules)
 	}
 	slices.SortFunc(out, func(a, b Object) int { return cmpString(a.Metadata().Name, b.Metadata().Name) })
 	return out
@@ -155,6 +166,9 @@ func (s *Snapshot) clone() *Snapshot {
 		Members:         maps.Clone(s.Members),
 		JoinTokens:      maps.Clone(s.JoinTokens),
 		Admins:          maps.Clone(s.Admins),
+		SequenceRules:   maps.Clone(s.SequenceRules),
+		Quarantines:     maps.Clone(s.Quarantines),
+		Approvals:       maps.Clone(s.Approvals),
 	}
 }
 
@@ -170,6 +184,8 @@ func (s *Snapshot) put(o Object) {
 		s.Agents[o.Name] = o
 	case *NetworkPolicy:
 		s.NetworkPolicies[o.Name] = o
+	case *SequenceRule:
+		s.SequenceRules[o.Name] = o
 	}
 }
 
@@ -190,6 +206,8 @@ func (s *Snapshot) remove(k Kind, name string) {
 		}
 	case KindNetworkPolicy:
 		delete(s.NetworkPolicies, name)
+	case KindSequenceRule:
+		delete(s.SequenceRules, name)
 	}
 }
 
@@ -298,8 +316,10 @@ type persisted struct {
 	JoinTokens []*JoinToken       `json:"joinTokens,omitempty"`
 	Admins     []*AdminCredential `json:"admins,omitempty"`
 	Sessions   *SessionEvents     `json:"sessions,omitempty"`
-	// Format 3 adds the audit anchors (audit.go).
+	// Format 3 adds the audit anchors (audit.go) and the behaviour tables.
 	AuditAnchors []AuditAnchor `json:"auditAnchors,omitempty"`
+	Quarantines  []*Quarantine `json:"quarantines,omitempty"`
+	Approvals    []*Approval   `json:"approvals,omitempty"`
 }
 
 type fsmSnapshot struct {
@@ -345,6 +365,11 @@ func (f fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	if len(f.anchors) > 0 {
 		p.AuditAnchors, p.Format = f.anchors, 3 // likewise for a binary without audit anchors
+	}
+	p.Quarantines = sortedValues(f.s.Quarantines, func(q *Quarantine) string { return q.Agent })
+	p.Approvals = sortedValues(f.s.Approvals, func(a *Approval) string { return a.ID })
+	if len(p.Quarantines)+len(p.Approvals) > 0 {
+		p.Format = 3 // likewise for a binary without behaviour state
 	}
 	if err := json.NewEncoder(sink).Encode(&p); err != nil {
 		sink.Cancel()
@@ -393,6 +418,12 @@ func (s *Store) Restore(rc io.ReadCloser) error {
 	}
 	for _, a := range p.Admins {
 		next.Admins[a.ID] = a
+	}
+	for _, q := range p.Quarantines {
+		next.Quarantines[q.Agent] = q
+	}
+	for _, a := range p.Approvals {
+		next.Approvals[a.ID] = a
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

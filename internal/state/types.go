@@ -22,11 +22,12 @@ const (
 	// the appliance serves. Several may exist; they combine (see
 	// NetworkPolicy).
 	KindNetworkPolicy Kind = "NetworkPolicy"
+	// KindSequenceRule: see behaviour.go.
 )
 
 // Kinds lists the declarable kinds in dependency order: an object refers only
 // to kinds earlier in the list.
-var Kinds = []Kind{KindUpstream, KindSkill, KindPersona, KindAgent, KindNetworkPolicy}
+var Kinds = []Kind{KindUpstream, KindSkill, KindPersona, KindAgent, KindNetworkPolicy, KindSequenceRule}
 
 // ParseKind accepts a kind in any case, singular or plural ("personas").
 func ParseKind(s string) (Kind, error) {
@@ -35,7 +36,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown kind %q (want one of upstream, skill, persona, agent, networkpolicy)", s)
+	return "", fmt.Errorf("unknown kind %q (want one of upstream, skill, persona, agent, networkpolicy, sequencerule)", s)
 }
 
 func equalFoldKind(s, k string) bool {
@@ -376,6 +377,8 @@ func newObject(k Kind) Object {
 		return &Agent{}
 	case KindNetworkPolicy:
 		return &NetworkPolicy{}
+	case KindSequenceRule:
+		return &SequenceRule{}
 	}
 	return nil
 }

@@ -197,6 +197,8 @@ func validateObject(o Object) []*FieldError {
 		if len(o.AllowCIDRs)+len(o.DenyCIDRs) == 0 && o.UnknownCountry == "" {
 			errs.add("spec", "a network policy must set allowCIDRs, denyCIDRs or unknownCountry")
 		}
+	case *SequenceRule:
+		validateSequenceRule(&errs, o)
 	case *Agent:
 		if o.Persona == "" {
 			errs.add("spec.persona", "required")
@@ -543,6 +545,8 @@ func checkRefs(s *Snapshot, o Object) []*FieldError {
 		if s.Personas[o.Persona] == nil {
 			errs.add("spec.persona", "persona %q does not exist", o.Persona)
 		}
+	case *SequenceRule:
+		checkSequenceRefs(s, o, &errs)
 	}
 	for _, e := range errs {
 		e.Kind, e.Name = o.Kind(), o.Metadata().Name
@@ -657,6 +661,7 @@ func referrers(s *Snapshot, kind Kind, name string) []string {
 			}
 		}
 	}
+	out = append(out, sequenceReferrers(s, kind, name)...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
