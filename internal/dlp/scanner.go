@@ -885,7 +885,7 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	const far = 1 << 30
 	posD, negD := far, far
 	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
-	weakD := far // nearest weak word (one that names other types too)
+	weakD := far   // nearest weak word (one that names other types too)
 	after := false // looking at the words after the value
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
