@@ -216,9 +216,19 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			in.Requests = append(in.Requests, Request{Verb: "read-only", Word: readOnlyWords(ts, i), Ability: Mutating, Negated: true, Generic: true, Objects: objs, Pos: i})
 			continue
 		}
+		// "No exports, ever.", "No deletions.": a sentence that is "no" and
+		// a noun forbids what the noun names, as "cannot see exports" would
+		// ("No payments, no invoices sent" is a list that shares its verb).
+		if !toolMode && w == "no" && (i == 0 || t.brk) && i+1 < n && !ts[i+1].brk && ts[i+1].stem != "" && (i+2 >= n || ts[i+2].brk || ts[i+2].comma && ts[i+2].word != "no") {
+			in.Requests = append(in.Requests, Request{Verb: "see", Word: ts[i+1].word, Ability: Read, Negated: true, Objects: []string{ts[i+1].stem}, Pos: i})
+		}
 		var v *verb
 		switch {
 		case cond, leftAt[i]: // "leave refunds to us" asks for nothing
+		case !toolMode && isVerb[i] && othersAct(ts, isVerb, i):
+			// "anyone who has left the company", "who deployed it", "which
+			// version is running": what a relative or embedded clause says
+			// someone or something does is not the agent's request
 		case sendNounAt(ts, i):
 			v = lexicon[nounForms[w]] // "summarise them in a message to the channel", "reports by email"
 		case isVerb[i] && !sub:
@@ -284,6 +294,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 				objs, r.topic = append(objs, d), d
 				in.addTerm(d, weightTerm)
 			}
+		}
+		// "removes anyone who has left", "remove users from the channel":
+		// taking people away is managing access (admin), not deleting data.
+		if v.ab == Delete && i+1 < n && !ts[i+1].brk && peopleWords[ts[i+1].word] {
+			r.Ability, r.Generic = Admin, false
 		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
@@ -509,6 +524,27 @@ func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out,
 	return out, leftAt
 }
 
+// othersAct reports a verb at i whose subject is not the agent: it follows
+// "who" ("anyone who has left", "and who deployed it"; not "an assistant
+// who schedules"), or an auxiliary of a relative clause ("which version is
+// running", "what was deployed").
+func othersAct(ts []token, isVerb []bool, i int) bool {
+	k := i - 1
+	for k >= 0 && k >= i-2 && (auxiliaries[ts[k].word] || modals[ts[k].word]) && !ts[k+1].brk {
+		k--
+	}
+	if k >= 0 && k < i && !ts[k+1].brk && ts[k].word == "who" {
+		return k == 0 || ts[k].brk || !roleNouns[ts[k-1].word] && !selfWords[ts[k-1].word]
+	}
+	return i > 0 && !ts[i].brk && auxiliaries[ts[i-1].word] && inRelative(ts, isVerb, i-1)
+}
+
+// peopleWords are people as the object of a verb.
+var peopleWords = setOf(`anyone anybody someone somebody people users user members member collaborators collaborator everyone leavers`)
+
+// modals come between a relative word and its verb ("who can see").
+var modals = setOf(`can could may might will would should must shall`)
+
 // inSubjectRelative reports a verb at k inside a relative clause that
 // opens its clause's subject: "anything that destroys infrastructure …".
 func inSubjectRelative(ts []token, k int) bool {
@@ -540,6 +576,13 @@ func deferredAt(ts []token, i int) bool {
 		}
 		return ""
 	}
+	// "the recruiter": a determiner and a noun that is not the agent, a
+	// verb or a channel ("by the hour" and "by email" are not someone)
+	someoneAt := func(k int) bool {
+		d, x := at(k), at(k+1)
+		return (d == "the" || d == "a" || d == "an" || d == "their" || d == "our") && x != "" && !selfWords[x] &&
+			lexicon[x] == nil && nounForms[x] == "" && !determiners[x] && !timeNouns[x]
+	}
 	// a human (or someone's role) within the next few words
 	human := func(from int) bool {
 		for k := from; k < from+4; k++ {
@@ -558,8 +601,10 @@ func deferredAt(ts []token, i int) bool {
 		return true // "stay with the finance team", "belongs to finance"
 	case (w == "need" || w == "needs" || w == "require" || w == "requires") && human(i+1):
 		return true // "needs a human", "requires a manager"
-	case passiveAux[w] && at(i+2) == "by" && human(i+3):
-		return true // "are done by people", "is sent by the hiring manager"
+	case passiveAux[w] && at(i+2) == "by" && (human(i+3) || someoneAt(i+3)):
+		return true // "are done by people", "is sent by the hiring manager", "are sent by the recruiter"
+	case auxiliaries[w] && at(i+1) == "for" && (human(i+2) || someoneAt(i+2)) && i > 0 && !ts[i].brk && !subjectWords[ts[i-1].word] && !selfWords[ts[i-1].word]:
+		return true // "restoring backups is for the DBA on call", "refunds are for humans"
 	case passiveAux[w] && reservedWords[at(i+1)] && (at(i+2) == "for" || at(i+2) == "to") && human(i+3):
 		return true // "sending is reserved for the account owner", "is restricted to admins"
 	case auxiliaries[w] && (at(i+1) == "off" && strings.HasPrefix(at(i+2), "limit") || at(i+1) == "out" && at(i+2) == "of" && (at(i+3) == "scope" || at(i+3) == "bounds")):
@@ -568,7 +613,9 @@ func deferredAt(ts []token, i int) bool {
 		// "exports are not part of the job", "salaries are none of its
 		// business": a negated predicate after a subject. "it is not
 		// allowed to …" has nothing before it to negate.
-		return i > 0 && !ts[i].brk && !pronouns[ts[i-1].word] && !relatives[ts[i-1].word]
+		// An object pronoun ("changing who can see them is not allowed")
+		// ends the subject clause; it is not the subject.
+		return i > 0 && !ts[i].brk && !subjectWords[ts[i-1].word] && !relatives[ts[i-1].word]
 	case auxiliaries[w]:
 		// "approving leave is the manager's job": someone else's job.
 		for k := i + 1; k <= i+4; k++ {
@@ -612,6 +659,13 @@ func verblessNegations(ts []token, negAt map[int]bool, rs []Request) []Request {
 	}
 	return out
 }
+
+// subjectWords are pronouns that stand as a clause's subject: "it is not
+// allowed to …" and "this is for the support team" negate nothing before.
+var subjectWords = setOf(`it they this that these those we you he she`)
+
+// timeNouns follow "by the" without naming someone ("by the hour").
+var timeNouns = setOf(`hour hours day days week weeks month months end time way book`)
 
 // reservedWords keep a task for someone else ("is reserved for").
 var reservedWords = setOf(`reserved restricted limited kept`)

@@ -650,3 +650,41 @@ func TestDraftExactAdminAct(t *testing.T) {
 		t.Errorf("\"Books meetings.\": proposed %v, want create_event and no share_calendar", got)
 	}
 }
+
+// TestParseIntentOthersActs: what someone else does, and what is left to
+// someone else, asks for nothing (blind3's over-grants were such texts).
+func TestParseIntentOthersActs(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Books interviews. Offer letters are sent by the recruiter.", Write},       // a passive with someone as its agent
+		{"Looks at slow queries. Restoring backups is for the DBA.", 0},             // "is for" someone
+		{"Shows which version is running and who deployed it.", 0},                  // embedded questions describe
+		{"Removes anyone who has left the company.", Admin},                         // taking people away manages access
+		{"An assistant who schedules meetings for the team.", Write},                // "who" after the agent is the agent
+		{"This bot is for the support team; it answers the customer emails.", Send}, // a description of the agent hands nothing off
+		{"Emails are sent by the agent itself.", Send},
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	// an object pronoun ends the subject of a hand-off
+	if in := ParseIntent("Moves old pages. Deleting pages or changing who can see them is not allowed."); in.Asked&(Delete|Admin) != 0 {
+		t.Errorf("asked %s, want neither delete nor admin (requests %v)", in.Asked, in.Requests)
+	}
+	// "No exports." forbids seeing what it names; a list sharing a verb does not.
+	if in := ParseIntent("Corrects contact details. No exports, ever."); !slices.ContainsFunc(in.Requests, func(r Request) bool {
+		return r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("exports"))
+	}) {
+		t.Errorf("no negated sight of exports in %v", in.Requests)
+	}
+	if in := ParseIntent("Reads bills. No payments, no invoices sent."); slices.ContainsFunc(in.Requests, func(r Request) bool {
+		return r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("payments"))
+	}) {
+		t.Errorf("a list sharing its verb forbade seeing payments: %v", in.Requests)
+	}
+}
