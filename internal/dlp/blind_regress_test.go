@@ -676,3 +676,39 @@ func TestBlindSpacedKeyword(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindPasswordProse: a password or secret in a sentence, with the
+// sentence's verb as its operator ("the password on file is X"), and a
+// password followed by a full stop (the stop is the sentence's, not the
+// password's). Both were the blind corpus's secrets misses.
+func TestBlindPasswordProse(t *testing.T) {
+	pw, sec := "uG6zQCD53gLl", "bEW0Lg8CXoCvuv9Vqe9Te5KhJAAOz997GWgyYdPJ"
+	for _, c := range []struct{ text, val, id string }{
+		{"As requested, the password on file is " + pw + " — thanks", pw, "password-assignment"},
+		{"your db_password was " + pw + "\n", pw, "password-assignment"},
+		{"Found 1 record. password: " + pw + ". Next sentence.", pw, "password-assignment"},
+		{"password: " + pw + ".", pw, "password-assignment"},
+		{"password=" + pw + ".x", pw + ".x", "password-assignment"}, // a stop inside the value stays
+		{"the client_secret on file is " + sec + " — rotate it", sec, "generic-secret-assignment"},
+		{"the password is DsmyyElmZRnLSD", "DsmyyElmZRnLSD", "password-assignment"}, // irregular case, no digit
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s %q not found in %q", c.id, c.val, c.text)
+		}
+	}
+	// words after "password is" are not passwords
+	s := mustScanner(t, Config{})
+	for _, text := range []string{
+		"the password is required for every login",
+		"Your password is Expired, please reset it.",
+		"the password you chose is incorrect",
+		"the password is NotSet",
+		"the secret of the recipe is lots of garlic",
+	} {
+		for _, f := range s.Scan([]byte(text)) {
+			if f.Category == Secrets {
+				t.Errorf("%q: %s reported %q", text, f.Detector, text[f.Start:f.End])
+			}
+		}
+	}
+}
