@@ -712,3 +712,40 @@ func TestBlindPasswordProse(t *testing.T) {
 		}
 	}
 }
+
+// TestBlindUKNumberRanges: UK numbers outside 01/02/03/07: 05 (corporate
+// and VoIP) and 08 (freephone) in their usual groups, and the ten-digit
+// numbers of the small 016977 area and of 0800 next to a phone word; and
+// calling codes the table lacked (Peru).
+func TestBlindUKNumberRanges(t *testing.T) {
+	for _, c := range []struct{ text, val string }{
+		{"phone: 056 5172 4038", "056 5172 4038"},
+		{"tel 0800 754 7868", "0800 754 7868"},
+		{"phone=0800 775194 dur=3ms", "0800 775194"},
+		{`{"phone":"016977 6475"}`, "016977 6475"},
+		{`{"mobile":"+51965729874"}`, "+51965729874"},
+	} {
+		found := false
+		s := mustScanner(t, Config{})
+		fs, err := s.ScanJSON([]byte(c.text))
+		if err != nil {
+			fs = s.Scan([]byte(c.text))
+		}
+		for _, f := range fs {
+			if strings.HasPrefix(f.Detector, "phone-") && c.text[f.Start:f.End] == c.val {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("phone %q not found in %q (%v)", c.val, c.text, fs)
+		}
+	}
+	// ten digits with no phone word, and 05/08 numbers not grouped as such
+	for _, text := range []string{"build 016977 6475", "ref 0800 775194", "id 05651724038", "order 08007547868"} {
+		for _, f := range mustScanner(t, Config{}).Scan([]byte(text)) {
+			if strings.HasPrefix(f.Detector, "phone-") {
+				t.Errorf("%q: %s reported %q", text, f.Detector, text[f.Start:f.End])
+			}
+		}
+	}
+}
