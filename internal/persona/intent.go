@@ -224,7 +224,13 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		var v *verb
 		switch {
-		case cond, leftAt[i]: // "leave refunds to us" asks for nothing
+		case cond, leftAt[i]:
+		case !toolMode && talkForms[w] != "" && !neg && messageDestAfter(ts, i) && (i == 0 || t.brk || t.comma || !determiners[ts[i-1].word]):
+			// "tell the team in chat", "confirms the swap in the thread",
+			// "explaining why in a direct message": a verb of talking
+			// sends a message when the clause says where it goes ("tells
+			// engineers which version runs" answers whoever asked)
+			v = lexicon["message"] // "leave refunds to us" asks for nothing
 		case !toolMode && isVerb[i] && othersAct(ts, isVerb, i):
 			// "anyone who has left the company", "who deployed it", "which
 			// version is running": what a relative or embedded clause says
@@ -279,6 +285,10 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
 			continue
 		}
+		// "answer in the thread": answering where messages go replies
+		if v.lemma == "answer" && messageDestAfter(ts, i) {
+			r.Verb, r.Ability, r.Generic = "reply", Send, false
+		}
 		if len(objs) > 0 && !pronoun {
 			prevObjects = objs
 		}
@@ -316,6 +326,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
+	if !toolMode {
+		in.Requests = append(in.Requests, channelsWatched(ts, in.Requests)...)
+	}
 	in.verbal = map[string]bool{}
 	nominal := map[string]bool{}
 	for i, t := range ts {
@@ -539,6 +552,83 @@ func othersAct(ts []token, isVerb []bool, i int) bool {
 	return i > 0 && !ts[i].brk && auxiliaries[ts[i-1].word] && inRelative(ts, isVerb, i-1)
 }
 
+// messageDestAfter reports a destination of a message in the clause after
+// the verb at i: a preposition ("in", "by", "via", "to") and, within the
+// next three words, a channel, thread, chat, direct message or email.
+func messageDestAfter(ts []token, i int) bool {
+	for j := i + 1; j < len(ts) && j <= i+10 && !ts[j].brk; j++ {
+		if !destPrepositions[ts[j].word] {
+			continue
+		}
+		for k := j + 1; k < len(ts) && k <= j+3 && !ts[k].brk && !ts[k].comma; k++ {
+			if messageDests[ts[k].stem] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// channelsWatched turns a chat channel or thread named as a place ("when
+// engineers ask in the #oncall channel", "the bills the controller
+// approves in #ap-approvals") into a request to read it, unless the place
+// is where one of the requests posts.
+func channelsWatched(ts []token, rs []Request) []Request {
+	var out []Request
+	for k, t := range ts {
+		if !watchedPlaces[t.stem] || k == 0 {
+			continue
+		}
+		at := false
+		for j := k - 1; j >= 0 && j >= k-3 && !ts[j+1].brk; j-- {
+			if ts[j].word == "in" || ts[j].word == "on" || ts[j].word == "from" {
+				at = true
+				break
+			}
+		}
+		posted := slices.ContainsFunc(rs, func(r Request) bool {
+			return r.Pos < k && r.Ability&Send != 0 && !r.Negated && slices.Contains(r.Objects, t.stem)
+		})
+		if at && !posted && !slices.ContainsFunc(out, func(r Request) bool { return r.Objects[0] == t.stem }) {
+			out = append(out, Request{Verb: "watch", Word: t.word, Ability: Read, Objects: []string{t.stem}, head: []string{t.stem}, Pos: k})
+		}
+	}
+	return out
+}
+
+// watchedPlaces are chat places a role may watch, as stems.
+var watchedPlaces = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range []string{"channel", "thread"} {
+		m[normWord(w)] = true
+	}
+	return m
+}()
+
+// talkForms are the forms of verbs of talking, which send a message only
+// with a destination (messageDestAfter). They are not in the lexicon: a
+// tool named confirm_order or explain_query sends nothing.
+var talkForms = func() map[string]string {
+	m := map[string]string{"told": "tell"}
+	for _, v := range strings.Fields(`tell confirm nudge explain`) {
+		for _, f := range append([]string{v}, inflect(v)...) {
+			m[f] = v
+		}
+	}
+	return m
+}()
+
+// messageDests are where a message goes, as stems.
+var messageDests = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`channel channels thread threads chat dm dms message messages email emails mail inbox`) {
+		if s := normWord(w); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}()
+
 // peopleWords are people as the object of a verb.
 var peopleWords = setOf(`anyone anybody someone somebody people users user members member collaborators collaborator everyone leavers`)
 
@@ -597,8 +687,8 @@ func deferredAt(ts []token, i int) bool {
 		return false
 	}
 	switch {
-	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to"):
-		return true // "stay with the finance team", "belongs to finance"
+	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to") && !(i > 0 && !ts[i].brk && determiners[ts[i-1].word]):
+		return true // "stay with the finance team", "belongs to finance" (not "rejects the rest with a reason")
 	case (w == "need" || w == "needs" || w == "require" || w == "requires") && human(i+1):
 		return true // "needs a human", "requires a manager"
 	case passiveAux[w] && at(i+2) == "by" && (human(i+3) || someoneAt(i+3)):
@@ -775,7 +865,7 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	// After a preposition it is a noun: "by email", "via chat", "in a
 	// message" ("by emailing them" is a gerund, judged above).
-	if v.ambiguous && nounPrepositions[prev] {
+	if v.ambiguous && nounPrepositions[prev] && !ts[i].comma { // "reads what comes in, files them": the comma ends the phrase
 		return false
 	}
 	if !v.ambiguous {
@@ -803,7 +893,11 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if ts[i].comma || (prev == "and" || prev == "or") && ts[i-1].comma {
 		// ", and replies": a list of verb phrases when the previous item
 		// starts with a verb of the same form.
-		if j := segmentStart(ts, i); j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
+		j := segmentStart(ts, i)
+		if j >= 0 && j+1 < i && subjectPronouns[ts[j].word] && !ts[j+1].comma {
+			j++ // "it reads mail, files …": the item starts at its verb
+		}
+		if j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
 			return true
 		}
 	}

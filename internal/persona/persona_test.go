@@ -688,3 +688,41 @@ func TestParseIntentOthersActs(t *testing.T) {
 		t.Errorf("a list sharing its verb forbade seeing payments: %v", in.Requests)
 	}
 }
+
+// TestParseIntentListsAndTalk: the items of a list of verb phrases are
+// verbs after a phrase that ends in a preposition or a subject pronoun;
+// verbs of talking send a message only when the clause says where it goes;
+// a chat channel named as a place is read.
+func TestParseIntentListsAndTalk(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Works the mailbox: reads what comes in, files newsletters into folders, forwards enquiries to sales.", Write | Send},
+		{"It reads mail, files invoices into folders and deletes spam.", Write | Delete},
+		{"Confirms the booking in the thread.", Send},
+		{"Tell the owning team in chat when an index is missing.", Send},
+		{"Tells engineers which version runs where.", 0},
+		{"Explains how the services fit together.", 0},
+		{"Answer in the thread with the delivery date.", Send},
+		{"Answers questions about the roadmap.", 0},
+		{"Approves the ones that comply and rejects the rest with a reason.", Write}, // "the rest" is no hand-off
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	watched := func(desc string) bool {
+		return slices.ContainsFunc(ParseIntent(desc).Requests, func(r Request) bool {
+			return !r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("channel"))
+		})
+	}
+	if !watched("Swaps shifts when engineers ask for it in the #oncall channel.") {
+		t.Error("a channel named as the place of a request is not read")
+	}
+	if watched("Posts the summary in the #releases channel.") {
+		t.Error("a channel the role only posts to is read")
+	}
+}
