@@ -69,6 +69,10 @@ type Intent struct {
 	// verbal are the terms the text only uses as verbs or participles
 	// ("page the on-call engineer", "who reports to whom", "log attached").
 	verbal map[string]bool
+	// created are the terms the text names only as what a request creates
+	// ("opens an issue in the repository"): creating a thing needs no
+	// reading of its kind.
+	created map[string]bool
 }
 
 // Weights of description terms.
@@ -344,6 +348,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	for s := range nominal {
 		delete(in.verbal, s)
 	}
+	in.created = createdTerms(ts, in.Requests)
 	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
@@ -568,6 +573,41 @@ func messageDestAfter(ts []token, i int) bool {
 	}
 	return false
 }
+
+// createdTerms are the stems that occur only in the objects of requests
+// that create something ("file an issue", "open a ticket in the
+// repository"), as many times as such requests name them.
+func createdTerms(ts []token, rs []Request) map[string]bool {
+	named := map[string]int{}
+	for _, r := range rs {
+		if r.Negated || !createVerbs[r.Verb] {
+			continue
+		}
+		for _, o := range r.Objects {
+			if o != r.topic {
+				named[o]++
+			}
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	for _, t := range ts {
+		if _, ok := named[t.stem]; ok {
+			named[t.stem]--
+		}
+	}
+	out := map[string]bool{}
+	for s, n := range named {
+		if n >= 0 {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// createVerbs make a new thing (as lemmas).
+var createVerbs = setOf(`open file create raise submit log draft write`)
 
 // channelsWatched turns a chat channel or thread named as a place ("when
 // engineers ask in the #oncall channel", "the bills the controller

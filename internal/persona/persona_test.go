@@ -726,3 +726,17 @@ func TestParseIntentListsAndTalk(t *testing.T) {
 		t.Error("a channel the role only posts to is read")
 	}
 }
+
+// TestParseIntentCreatedTerms: what a request only creates ("opens an
+// issue in the repository") is not a topic to read; a word the text also
+// uses elsewhere is.
+func TestParseIntentCreatedTerms(t *testing.T) {
+	in := ParseIntent("When CI fails, open an issue in the repository with the job log.")
+	if !in.created[stem("issue")] || !in.created[stem("repository")] {
+		t.Errorf("created %v, want issue and repository", in.created)
+	}
+	in = ParseIntent("Reads the issues of the repository and files an issue for each duplicate.")
+	if in.created[stem("issue")] || in.created[stem("repository")] {
+		t.Errorf("created %v: issues are also read", in.created)
+	}
+}
