@@ -844,15 +844,17 @@ func (ix *Index) preferWhole(chosen []*ProposedSkill, all []scored, in *Intent) 
 			if c.sd == sd || c.sd.wildcard || len(c.sd.tools) == 0 || have[c.sd.s.Name] {
 				continue
 			}
-			inside := true
-			for _, g := range c.sd.tools {
-				inside = inside && kept[g.tool.id]
-			}
-			if !inside {
+			// a part grants only kept tools, whole or narrowed by the same
+			// abilities ("helpdesk-admin" without its admin tool)
+			cp, ex := ix.decide(c, in)
+			if ex != nil || len(cp.Tools) == 0 {
 				continue
 			}
-			cp, ex := ix.decide(c, in)
-			if ex != nil || cp.Narrowed {
+			inside := true
+			for _, id := range cp.Tools {
+				inside = inside && kept[id]
+			}
+			if !inside {
 				continue
 			}
 			parts = append(parts, cp)

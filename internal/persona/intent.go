@@ -314,6 +314,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if v.ab == Delete && i+1 < n && !ts[i+1].brk && peopleWords[ts[i+1].word] {
 			r.Ability, r.Generic = Admin, false
 		}
+
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
 			r.Ability, r.Generic = Read, false
@@ -458,6 +459,9 @@ func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out,
 	for i := range ts {
 		if w := ts[i].word; w != "leave" && w != "leaves" {
 			continue
+		}
+		if leftMessage(ts, i) {
+			continue // "leaves an internal note for a human": writing one
 		}
 		for j := i + 2; j < len(ts) && j <= i+6 && !ts[j].brk && !ts[j].comma; j++ {
 			if ts[j].word == "as" || ts[j].word != "to" && ts[j].word != "for" && prepositions[ts[j].word] {
@@ -675,6 +679,35 @@ var peopleWords = setOf(`anyone anybody someone somebody people users user membe
 // modals come between a relative word and its verb ("who can see").
 var modals = setOf(`can could may might will would should must shall`)
 
+// modifiesNext reports a noun at k followed by a noun of the same phrase
+// ("agent roles", "team calendar").
+func modifiesNext(ts []token, k int) bool {
+	n := k + 1
+	return n < len(ts) && !ts[n].brk && !ts[n].comma && (ts[n].stem != "" || roleNouns[ts[n].word] || roleWords[ts[n].word]) && lexicon[ts[n].word] == nil && !stopWords[ts[n].word] &&
+		!prepositions[ts[n].word] && !nounPrepositions[ts[n].word] && !determiners[ts[n].word] && !relatives[ts[n].word] &&
+		!conditions[ts[n].word] && !adverb(ts[n].word) && ts[n].word != "and" && ts[n].word != "or"
+}
+
+// roleWords are nouns for a role's rights (stop stems, so without a stem).
+var roleWords = setOf(`role roles permission permissions`)
+
+// leftMessage reports "leave" at i whose object is a message ("leaves an
+// internal note for the agent", "leave a comment"): it writes one.
+func leftMessage(ts []token, i int) bool {
+	for j := i + 1; j < len(ts) && j <= i+4 && !ts[j].brk && !ts[j].comma; j++ {
+		if leftNouns[ts[j].word] {
+			return true
+		}
+		if prepositions[ts[j].word] || ts[j].word == "to" || ts[j].word == "for" {
+			return false
+		}
+	}
+	return false
+}
+
+// leftNouns are what one leaves by writing it.
+var leftNouns = setOf(`note notes comment comments message messages reply replies review reviews feedback remark remarks`)
+
 // inSubjectRelative reports a verb at k inside a relative clause that
 // opens its clause's subject: "anything that destroys infrastructure …".
 func inSubjectRelative(ts []token, k int) bool {
@@ -869,8 +902,10 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if otherSubjects[prev] && !ts[i].comma && !ts[i].brk {
 		return false
 	}
-	// Before a role noun it names the role: "Refund agent", "Scheduling assistant".
-	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
+	// Before a role noun it names the role: "Refund agent", "Scheduling
+	// assistant"; not when the role noun modifies a noun after it
+	// ("changing agent roles").
+	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] && !modifiesNext(ts, i+1) {
 		return false
 	}
 	if f == 's' && roleNouns[prev] && !ts[i].comma && !ts[i-1].brk {
@@ -934,8 +969,8 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 		// ", and replies": a list of verb phrases when the previous item
 		// starts with a verb of the same form.
 		j := segmentStart(ts, i)
-		if j >= 0 && j+1 < i && subjectPronouns[ts[j].word] && !ts[j+1].comma {
-			j++ // "it reads mail, files …": the item starts at its verb
+		for j >= 0 && j+1 < i && (subjectPronouns[ts[j].word] || adverb(ts[j].word)) && !ts[j+1].comma {
+			j++ // "it reads mail, files …", "permanently deletes …, and merges": the item starts at its verb
 		}
 		if j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
 			return true

@@ -740,3 +740,28 @@ func TestParseIntentCreatedTerms(t *testing.T) {
 		t.Errorf("created %v: issues are also read", in.created)
 	}
 }
+
+// TestParseIntentMoreForms: "leaves a note for a human" writes a note (it
+// hands nothing off); a list item may start with an adverb; a role noun
+// that modifies a noun ("agent roles") does not make the word before it a
+// role name.
+func TestParseIntentMoreForms(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Reads new tickets and otherwise leaves an internal note for a human.", Write},
+		{"Leave refunds to the billing team.", 0},
+		{"Housekeeping: permanently deletes spam tickets and the tickets our monitoring creates, and merges duplicate tickets.", Write | Delete},
+		{"From answering tickets to deleting them and changing agent roles.", Write | Delete | Send},
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	if in := ParseIntent("Refund agent for the web shop."); in.Asked&^Read != 0 {
+		t.Errorf("a role name asked %s", in.Asked)
+	}
+}

@@ -562,3 +562,30 @@ func BenchmarkNewIndex(b *testing.B) {
 		}
 	}
 }
+
+// TestDraftPrefersNarrowedParts: a narrowed copy of a wildcard skill
+// (helpdesk-superuser without its send and admin tools) gives way to the
+// registry skills that grant its kept tools, whole or narrowed by the same
+// abilities (helpdesk-admin without set_agent_role).
+func TestDraftPrefersNarrowedParts(t *testing.T) {
+	c := loadCatalog(t)
+	ix, err := persona.NewIndex(c.skills, c.tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ix.Draft("Helpdesk clean-up: merges duplicate tickets, retags them and permanently deletes spam tickets. It never answers customers.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from, tools []string
+	for _, ps := range p.Skills {
+		from = append(from, ps.From)
+		tools = append(tools, ps.Tools...)
+	}
+	if slices.Contains(from, "helpdesk-superuser") || !slices.Contains(from, "helpdesk-admin") || !slices.Contains(from, "helpdesk-triage") {
+		t.Errorf("skills from %v, want helpdesk-triage and helpdesk-admin (narrowed), no narrowed helpdesk-superuser", from)
+	}
+	if !slices.Contains(tools, "helpdesk/delete_ticket") || slices.Contains(tools, "helpdesk/set_agent_role") || slices.Contains(tools, "helpdesk/reply_to_ticket") {
+		t.Errorf("tools %v", tools)
+	}
+}
