@@ -565,6 +565,13 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 				Reason: fmt.Sprintf("the description uses %s only as verbs", strings.Join(m, ", "))})
 			continue
 		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) == 1 && in.modifiers[m[0]] && !readsNamed(c.sd, in) && !readAsked(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "approves employee expense reports" says nothing about the
+			// employee directory: one word, and only as a modifier.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("the description names %s only as a modifier of another noun", m[0])})
+			continue
+		}
 		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) > 0 && !slices.ContainsFunc(m, func(t string) bool { return !in.created[t] }) && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
 			// "opens an issue in the repository" says nothing about
 			// reading the issue tracker.

@@ -73,6 +73,9 @@ type Intent struct {
 	// ("opens an issue in the repository"): creating a thing needs no
 	// reading of its kind.
 	created map[string]bool
+	// modifiers are the terms the text only uses before another noun
+	// ("employee expense reports", "the billing team").
+	modifiers map[string]bool
 }
 
 // Weights of description terms.
@@ -315,6 +318,11 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			r.Ability, r.Generic = Admin, false
 		}
 
+		// "changing who can see them", "controls who may edit the page":
+		// deciding who may do what is admin.
+		if v.ab == Write && whoMay(ts, i) {
+			r.Ability, r.Generic = Admin, false
+		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
 			r.Ability, r.Generic = Read, false
@@ -350,6 +358,7 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		delete(in.verbal, s)
 	}
 	in.created = createdTerms(ts, in.Requests)
+	in.modifiers = modifierTerms(ts, lex)
 	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
@@ -610,6 +619,27 @@ func createdTerms(ts []token, rs []Request) map[string]bool {
 	return out
 }
 
+// modifierTerms are the stems every use of which stands right before
+// another noun of the same phrase.
+func modifierTerms(ts []token, lex []*verb) map[string]bool {
+	mod, head := map[string]bool{}, map[string]bool{}
+	for k, t := range ts {
+		if t.stem == "" {
+			continue
+		}
+		n := k + 1
+		if n < len(ts) && !ts[n].brk && !ts[n].comma && !ts[n].hyph && ts[n].stem != "" && lex[n] == nil && !t.hyph {
+			mod[t.stem] = true
+		} else {
+			head[t.stem] = true
+		}
+	}
+	for s := range head {
+		delete(mod, s)
+	}
+	return mod
+}
+
 // createVerbs make a new thing (as lemmas).
 var createVerbs = setOf(`open file create raise submit log draft write`)
 
@@ -686,6 +716,16 @@ func modifiesNext(ts []token, k int) bool {
 	return n < len(ts) && !ts[n].brk && !ts[n].comma && (ts[n].stem != "" || roleNouns[ts[n].word] || roleWords[ts[n].word]) && lexicon[ts[n].word] == nil && !stopWords[ts[n].word] &&
 		!prepositions[ts[n].word] && !nounPrepositions[ts[n].word] && !determiners[ts[n].word] && !relatives[ts[n].word] &&
 		!conditions[ts[n].word] && !adverb(ts[n].word) && ts[n].word != "and" && ts[n].word != "or"
+}
+
+// whoMay reports "who can see", "who may edit", "who has access" right
+// after the verb at i.
+func whoMay(ts []token, i int) bool {
+	if i+2 >= len(ts) || ts[i+1].brk || ts[i+1].word != "who" || ts[i+2].brk {
+		return false
+	}
+	w := ts[i+2].word
+	return modals[w] || w == "has" || w == "have" || w == "gets" || w == "get"
 }
 
 // roleWords are nouns for a role's rights (stop stems, so without a stem).

@@ -765,3 +765,20 @@ func TestParseIntentMoreForms(t *testing.T) {
 		t.Errorf("a role name asked %s", in.Asked)
 	}
 }
+
+// TestParseIntentModifiersAndRights: a term used only before another noun
+// is a modifier; "what" after an ambiguous word starts its object; deciding
+// who may do what is admin, not a write.
+func TestParseIntentModifiersAndRights(t *testing.T) {
+	in := ParseIntent("Approves employee expense reports.")
+	if !in.modifiers[stem("employee")] || in.modifiers[stem("reports")] {
+		t.Errorf("modifiers %v, want employee and not report", in.modifiers)
+	}
+	if in := ParseIntent("Looks at the slow queries and posts what it finds to the #dba channel."); in.Asked&Send == 0 {
+		t.Errorf("asked %s, want send (requests %v)", in.Asked, in.Requests)
+	}
+	in = ParseIntent("Moves old pages. Changing who can see them is not allowed.")
+	if in.Forbidden&Write != 0 || in.Asked&Write == 0 {
+		t.Errorf("asked %s forbidden %s: a negated change of who can see forbids admin only (requests %v)", in.Asked, in.Forbidden, in.Requests)
+	}
+}
