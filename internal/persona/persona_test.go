@@ -771,7 +771,7 @@ func TestParseIntentMoreForms(t *testing.T) {
 // who may do what is admin, not a write.
 func TestParseIntentModifiersAndRights(t *testing.T) {
 	in := ParseIntent("Approves employee expense reports.")
-	if !in.modifiers[stem("employee")] || in.modifiers[stem("reports")] {
+	if !in.modifiers[normWord("employee")] || in.modifiers[normWord("reports")] {
 		t.Errorf("modifiers %v, want employee and not report", in.modifiers)
 	}
 	if in := ParseIntent("Looks at the slow queries and posts what it finds to the #dba channel."); in.Asked&Send == 0 {
