@@ -163,10 +163,6 @@ func register(ds ...*Detector) {
 			if head, tail, ok := strings.Cut(w, " "); ok {
 				d.keywords[i] = head + tail
 				d.kwSpaced = append(d.kwSpaced, [2]string{head, tail})
-				phrases[head+tail] = true
-				if !slices.Contains(phraseHeads, head) {
-					phraseHeads = append(phraseHeads, head)
-				}
 			}
 			d.ctxSet[strings.ToLower(d.keywords[i])] = 1
 		}

@@ -55,6 +55,7 @@ type Scanner struct {
 	punct     [256]uint8
 	kwMap     map[string][]*Detector
 	kwHeads   map[string][]string // first word of a two-word keyword → its second words
+	kwHeadLen [25]bool            // the lengths of kwHeads' words, tested first
 	kwBloom   [1024]uint64
 	kwFirst2  [1024]uint64 // (lower(b0), lower(b1)) of keywords
 	pfxFirst2 [1024]uint64 // (b0, b1) of literal prefixes
@@ -148,6 +149,9 @@ func New(cfg Config) (*Scanner, error) {
 			}
 			if !slices.Contains(s.kwHeads[ht[0]], ht[1]) {
 				s.kwHeads[ht[0]] = append(s.kwHeads[ht[0]], ht[1])
+			}
+			if len(ht[0]) < len(s.kwHeadLen) {
+				s.kwHeadLen[len(ht[0])] = true
 			}
 			s.kwFilter(ht[0])
 		}
@@ -529,8 +533,10 @@ func (st *scanner) keywordPart(i, j, after int) {
 			st.keywordColumn(d, i, j)
 		}
 	}
-	if tails := st.s.kwHeads[string(w)]; tails != nil && j == after {
-		st.keywordSpaced(w, tails, i, j)
+	if j == after && st.s.kwHeadLen[len(w)] {
+		if tails := st.s.kwHeads[string(w)]; tails != nil {
+			st.keywordSpaced(w, tails, i, j)
+		}
 	}
 }
 
