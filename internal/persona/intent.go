@@ -728,6 +728,9 @@ func whoMay(ts []token, i int) bool {
 	return modals[w] || w == "has" || w == "have" || w == "gets" || w == "get"
 }
 
+// groupNouns are people a thing is sent or handed to ("the billing team").
+var groupNouns = setOf(`team teams group groups department departments squad`)
+
 // roleWords are nouns for a role's rights (stop stems, so without a stem).
 var roleWords = setOf(`role roles permission permissions`)
 
@@ -1150,6 +1153,9 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 			if f := form(t.word, v); f == 'd' || f == 'g' || f == 'b' && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && ts[j+1].stem != "" {
 				continue
 			}
+		}
+		if t.stem != "" && dp >= 0 && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && groupNouns[ts[j+1].word] {
+			continue // "moves the ticket to the billing team": a recipient, not what is moved
 		}
 		if t.stem != "" && !particle[j] && !adverb(t.word) {
 			objs = append(objs, t.stem)

@@ -782,3 +782,17 @@ func TestParseIntentModifiersAndRights(t *testing.T) {
 		t.Errorf("asked %s forbidden %s: a negated change of who can see forbids admin only (requests %v)", in.Asked, in.Forbidden, in.Requests)
 	}
 }
+
+// TestParseIntentRecipientTeam: the words of a team a thing is handed to
+// are not what is handed ("moves the ticket to the billing team").
+func TestParseIntentRecipientTeam(t *testing.T) {
+	in := ParseIntent("It moves the ticket to the billing team.")
+	for _, r := range in.Requests {
+		if slices.Contains(r.Objects, normWord("billing")) {
+			t.Errorf("request %v names billing as an object", r)
+		}
+	}
+	if in := ParseIntent("It moves the invoices to the billing folder."); !slices.ContainsFunc(in.Requests, func(r Request) bool { return slices.Contains(r.Objects, normWord("billing")) }) {
+		t.Errorf("a folder is where things go, and named: %v", in.Requests)
+	}
+}
