@@ -262,6 +262,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
 		objs, pronoun, names, np, dest := objectsAfter(ts, isVerb, particle, i)
+		if v.ab == Read && !neg && len(objs) == 3 {
+			objs = append(objs, listTail(ts, isVerb, i, objs)...)
+		}
 		r.names, r.dest = names, dest
 		if k := i + 1; k < n && !ts[k].brk && !ts[k].comma && (determiners[ts[k].word] || pronouns[ts[k].word]) {
 			r.cued = true // "email the owner", "post it"
@@ -726,6 +729,29 @@ func whoMay(ts []token, i int) bool {
 	}
 	w := ts[i+2].word
 	return modals[w] || w == "has" || w == "have" || w == "gets" || w == "get"
+}
+
+// listTail collects the nouns of a read request's object list past its
+// first three ("pulls up the account, its open deals and recent activity
+// from the CRM and the last email exchanges"): up to the next verb, clause
+// break or condition, at most twelve words on.
+func listTail(ts []token, isVerb []bool, i int, have []string) []string {
+	var out []string
+	seen := 0
+	for j := i + 1; j < len(ts) && j <= i+20; j++ {
+		t := ts[j]
+		if j > i+1 && (t.brk || isVerb[j] || conditions[t.word] || relatives[t.word] || negators[t.word] || scopeEnders[t.word]) {
+			break
+		}
+		if t.stem == "" || adverb(t.word) {
+			continue
+		}
+		seen++
+		if seen > 3 && !slices.Contains(have, t.stem) && !slices.Contains(out, t.stem) {
+			out = append(out, t.stem)
+		}
+	}
+	return out
 }
 
 // groupNouns are people a thing is sent or handed to ("the billing team").

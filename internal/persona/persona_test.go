@@ -796,3 +796,18 @@ func TestParseIntentRecipientTeam(t *testing.T) {
 		t.Errorf("a folder is where things go, and named: %v", in.Requests)
 	}
 }
+
+// TestParseIntentLongReadList: a read request's objects run past the first
+// three nouns of its list, up to the next verb.
+func TestParseIntentLongReadList(t *testing.T) {
+	in := ParseIntent("It compares the receipts of each report with the travel policy in the knowledge base, then approves it.")
+	var cmp *Request
+	for k, r := range in.Requests {
+		if r.Word == "compares" {
+			cmp = &in.Requests[k]
+		}
+	}
+	if cmp == nil || !slices.Contains(cmp.Objects, normWord("policy")) || !slices.Contains(cmp.Objects, "wiki") || slices.Contains(cmp.Objects, normWord("approves")) {
+		t.Errorf("compares: %v", cmp)
+	}
+}
