@@ -827,8 +827,9 @@ func readsNamed(sd *skillDoc, in *Intent) bool {
 
 // preferWhole replaces a narrowed wildcard skill ("everything the helpdesk
 // offers", limited to read and send) by registry skills that grant exactly
-// its kept tools as they are: an admin would rather grant helpdesk-read
-// and helpdesk-respond than a drafted copy of helpdesk-superuser.
+// its kept tools, whole or narrowed by the same abilities: an admin would
+// rather grant helpdesk-read and helpdesk-respond (or helpdesk-admin
+// without its admin tool) than a drafted copy of helpdesk-superuser.
 func (ix *Index) preferWhole(chosen []*ProposedSkill, all []scored, in *Intent) []*ProposedSkill {
 	var out []*ProposedSkill
 	have := map[string]bool{}
