@@ -603,3 +603,149 @@ func TestBlindColumnWorkBounded(t *testing.T) {
 		t.Error("no column lookup ran")
 	}
 }
+
+// luhnCard completes prefix+body to a Luhn-valid number of length n.
+func luhnCard(prefix string, n int) string {
+	s := prefix + strings.Repeat("0", n-1-len(prefix))
+	return s + string(luhnDigit([]byte(s)))
+}
+
+// TestBlindCardLongIntegers: random 16-19 digit integers in machine data
+// (a build number, a 19-digit metric value) pass Luhn with a card prefix one
+// time in ten; all of pci's false positives on the blind corpus were such
+// numbers. A 17-19 digit whole JSON value under a key that names no card is
+// the key's integer, and a build or version number is not a card; labelled
+// cards of every length are still found.
+func TestBlindCardLongIntegers(t *testing.T) {
+	c16, c19 := luhnCard("4918", 16), luhnCard("4615", 19)
+	for _, c := range []struct {
+		text   string
+		asJSON bool
+	}{
+		{"Version 1.19.17 ships build " + c16 + " (1-318-35).", false},
+		{`{"metrics":[{"name":"bus","ts":1780259855735852,"big":"` + c19 + `"}]}`, true},
+		{`{"id":` + c19 + `}`, true},
+	} {
+		val := c16
+		if strings.Contains(c.text, c19) {
+			val = c19
+		}
+		if reviewFound(t, c.text, val, "card-visa", c.asJSON) {
+			t.Errorf("%s reported as a card in %s", val, c.text)
+		}
+	}
+	for _, c := range []struct {
+		text   string
+		val    string
+		asJSON bool
+	}{
+		{`{"card_number":"` + c19 + `"}`, c19, true},
+		{`{"kartennummer":` + c19 + `}`, c19, true},
+		{`{"pan":"` + c19 + `","note":"build 7"}`, c19, true},
+		{`{"text":"paid with ` + c19 + ` today"}`, c19, true}, // not a whole value: shape and Luhn decide
+		{`{"value":"` + c16 + `"}`, c16, true},                // 16 digits: the common card length stays
+		{"card " + c16 + ", build 12", c16, false},            // "build" labels what follows it
+		{"card: " + c16 + " build 2025-10-12", c16, false},    // a build number is labelled by the word before it
+		{`{"text":"` + c19 + `"}`, c19, true},                 // an MCP text block names no type
+	} {
+		if !reviewFound(t, c.text, c.val, "card-visa", c.asJSON) {
+			t.Errorf("card %s not found in %s", c.val, c.text)
+		}
+	}
+}
+
+// TestBlindSpacedKeyword: a keyword of two words is found written with a
+// space ("security code: 538"), as it was joined or in snake case; the CVV
+// misses of the blind corpus were all this spelling.
+func TestBlindSpacedKeyword(t *testing.T) {
+	for _, c := range []struct{ text, val, id string }{
+		{"Found 1 record for Lelia Will. security code: 538. Antiquus confero.", "538", "card-cvv"},
+		{"As requested, the Security Code on file is 469 — thanks", "469", "card-cvv"},
+		{"security_code=113", "113", "card-cvv"},
+		{"SecurityCode: 0113", "0113", "card-cvv"},
+		{"card code 402", "402", "card-cvv"},
+		{"expiry date: 04/29", "04/29", "card-expiry"},
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s %q not found in %q", c.id, c.val, c.text)
+		}
+	}
+	for _, text := range []string{"security 538", "the code 538", "security codes 538x", "securitycodex 538"} {
+		if reviewFound(t, text, "538", "card-cvv", false) {
+			t.Errorf("538 reported as a CVV in %q", text)
+		}
+	}
+}
+
+// TestBlindPasswordProse: a password or secret in a sentence, with the
+// sentence's verb as its operator ("the password on file is X"), and a
+// password followed by a full stop (the stop is the sentence's, not the
+// password's). Both were the blind corpus's secrets misses.
+func TestBlindPasswordProse(t *testing.T) {
+	pw, sec := "uG6zQCD53gLl", "bEW0Lg8CXoCvuv9Vqe9Te5KhJAAOz997GWgyYdPJ"
+	for _, c := range []struct{ text, val, id string }{
+		{"As requested, the password on file is " + pw + " — thanks", pw, "password-assignment"},
+		{"your db_password was " + pw + "\n", pw, "password-assignment"},
+		{"Found 1 record. password: " + pw + ". Next sentence.", pw, "password-assignment"},
+		{"password: " + pw + ".", pw, "password-assignment"},
+		{"password=" + pw + ".x", pw + ".x", "password-assignment"}, // a stop inside the value stays
+		{"the client_secret on file is " + sec + " — rotate it", sec, "generic-secret-assignment"},
+		{"the password is DsmyyElmZRnLSD", "DsmyyElmZRnLSD", "password-assignment"}, // irregular case, no digit
+	} {
+		if !reviewFound(t, c.text, c.val, c.id, false) {
+			t.Errorf("%s %q not found in %q", c.id, c.val, c.text)
+		}
+	}
+	// words after "password is" are not passwords
+	s := mustScanner(t, Config{})
+	for _, text := range []string{
+		"the password is required for every login",
+		"Your password is Expired, please reset it.",
+		"the password you chose is incorrect",
+		"the password is NotSet",
+		"the secret of the recipe is lots of garlic",
+	} {
+		for _, f := range s.Scan([]byte(text)) {
+			if f.Category == Secrets {
+				t.Errorf("%q: %s reported %q", text, f.Detector, text[f.Start:f.End])
+			}
+		}
+	}
+}
+
+// TestBlindUKNumberRanges: UK numbers outside 01/02/03/07: 05 (corporate
+// and VoIP) and 08 (freephone) in their usual groups, and the ten-digit
+// numbers of the small 016977 area and of 0800 next to a phone word; and
+// calling codes the table lacked (Peru).
+func TestBlindUKNumberRanges(t *testing.T) {
+	for _, c := range []struct{ text, val string }{
+		{"phone: 056 5172 4038", "056 5172 4038"},
+		{"tel 0800 754 7868", "0800 754 7868"},
+		{"phone=0800 775194 dur=3ms", "0800 775194"},
+		{`{"phone":"016977 6475"}`, "016977 6475"},
+		{`{"mobile":"+51965729874"}`, "+51965729874"},
+	} {
+		found := false
+		s := mustScanner(t, Config{})
+		fs, err := s.ScanJSON([]byte(c.text))
+		if err != nil {
+			fs = s.Scan([]byte(c.text))
+		}
+		for _, f := range fs {
+			if strings.HasPrefix(f.Detector, "phone-") && c.text[f.Start:f.End] == c.val {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("phone %q not found in %q (%v)", c.val, c.text, fs)
+		}
+	}
+	// ten digits with no phone word, and 05/08 numbers not grouped as such
+	for _, text := range []string{"build 016977 6475", "ref 0800 775194", "id 05651724038", "order 08007547868"} {
+		for _, f := range mustScanner(t, Config{}).Scan([]byte(text)) {
+			if strings.HasPrefix(f.Detector, "phone-") {
+				t.Errorf("%q: %s reported %q", text, f.Detector, text[f.Start:f.End])
+			}
+		}
+	}
+}

@@ -145,15 +145,26 @@ func formatCard(r *rand.Rand, s string) string {
 	}
 }
 
-var cardContext = []string{"card", "credit", "debit", "cc", "pan", "visa", "mastercard", "amex", "payment", "cardnumber"}
-var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc", "seed", "nonce", "hash", "checksum", "random"}
+// cardContext names a card or a card brand, in English and in the
+// languages of the major card markets (Kartennummer, numéro de carte,
+// tarjeta, cartão).
+var cardContext = []string{"card", "credit", "debit", "cc", "pan", "payment", "cardnumber",
+	"visa", "mastercard", "amex", "maestro", "discover", "jcb", "diners", "unionpay", "rupay", "verve",
+	"karte", "kartennummer", "kreditkarte", "kreditkartennummer", "carte", "tarjeta", "cartao", "cartão", "carta"}
+
+// cardNegative names other long numbers: product codes, and (marked "^":
+// only as the value's own label, the word right before it or its JSON key)
+// the counters and stamps of machine data, a build or version number, an
+// epoch timestamp, a sequence number, which pass Luhn one time in ten.
+var cardNegative = []string{"tracking", "isbn", "imei", "serial", "ean", "upc", "seed", "nonce", "hash", "checksum", "random",
+	"^build", "^version", "^revision", "^timestamp", "^epoch", "^sequence", "^offset"}
 
 func init() {
 	for i := range cardBrands {
 		cb := &cardBrands[i]
 		d := &Detector{
 			ID: cb.id, Category: PCI, Tags: tags(TagPCI), Description: cb.name + " payment card number (brand range, length, Luhn)",
-			Confidence: 0.9, Context: cardContext, Negative: cardNegative, via: "card-visa",
+			Confidence: 0.9, Context: cardContext, Negative: cardNegative, via: "card-visa", longIDs: true,
 			gen: func(r *rand.Rand) (string, string) {
 				return pick(r, "card: ", "paid with ", "", "PAN="), formatCard(r, genCard(r, cb))
 			},
@@ -254,7 +265,7 @@ func init() {
 
 	register(&Detector{
 		ID: "card-cvv", Category: PCI, Tags: tags(TagPCI), Description: "Card verification value (CVV/CVC/CID), only next to its keyword",
-		Confidence: 0.8, keywords: []string{"cvv", "cvc", "cvv2", "cvc2", "cid", "csc", "securitycode", "cardcode", "cvn"},
+		Confidence: 0.8, keywords: []string{"cvv", "cvc", "cvv2", "cvc2", "cid", "csc", "security code", "card code", "cvn"},
 		kw: kwValue(24, func(v []byte) float64 {
 			if (len(v) == 3 || len(v) == 4) && allDigits(v) {
 				return 0.8
@@ -266,7 +277,7 @@ func init() {
 	})
 	register(&Detector{
 		ID: "card-expiry", Category: PCI, Tags: tags(TagPCI), Description: "Card expiry date (MM/YY, MM/YYYY), only next to its keyword",
-		Confidence: 0.75, keywords: []string{"exp", "expiry", "expiration", "expires", "expdate", "thru", "expirydate"},
+		Confidence: 0.75, keywords: []string{"exp", "expiry", "expiration", "expires", "exp date", "thru", "expiry date"},
 		kw: kwValue(24, func(v []byte) float64 {
 			if !shape(v, "dd/dd", "dd/dddd", "dd-dd", "dd-dddd", "dd.dd") {
 				return 0

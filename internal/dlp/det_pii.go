@@ -14,6 +14,14 @@ var phoneCountries = map[string][2]int{
 	"65": {8, 8}, "66": {8, 9}, "81": {9, 10}, "82": {8, 10}, "84": {9, 10}, "86": {10, 11}, "90": {10, 10}, "91": {10, 10},
 	"92": {10, 10}, "234": {8, 10}, "254": {9, 9}, "351": {9, 9}, "353": {7, 9}, "358": {5, 12}, "972": {8, 9},
 	"971": {8, 9}, "966": {9, 9},
+	// the rest of Europe, Latin America, Africa and Asia (ITU-T E.164
+	// national significant number lengths)
+	"36": {8, 9}, "40": {9, 9}, "51": {8, 9}, "53": {8, 8}, "54": {10, 11}, "56": {9, 9}, "57": {8, 10}, "58": {10, 10},
+	"60": {8, 10}, "94": {9, 9}, "95": {7, 10}, "98": {10, 10}, "212": {9, 9}, "213": {8, 9}, "216": {8, 8},
+	"233": {9, 9}, "255": {9, 9}, "256": {9, 9}, "352": {4, 11}, "354": {7, 9}, "356": {8, 8}, "357": {8, 8},
+	"359": {8, 9}, "370": {8, 8}, "371": {8, 8}, "372": {7, 8}, "380": {9, 9}, "381": {8, 9}, "385": {8, 9},
+	"386": {8, 8}, "420": {9, 9}, "421": {9, 9}, "852": {8, 8}, "853": {8, 8}, "880": {10, 10}, "886": {8, 9},
+	"961": {7, 8}, "962": {8, 9}, "965": {8, 8}, "968": {8, 8}, "974": {8, 8},
 }
 
 func nanpValid(d []byte) bool {
@@ -182,12 +190,29 @@ func init() {
 		near: fixedNear("call 123-456-7890", "call 415-111-2222", "id 4155550100"),
 	})
 	register(&Detector{
-		ID: "phone-uk", Category: PII, Tags: tags(TagGDPR), Description: "UK national phone number (0 + area/mobile prefix, 11 digits)",
+		ID: "phone-uk", Category: PII, Tags: tags(TagGDPR), Description: "UK national phone number (0 + area/mobile prefix, 11 digits; 10 in a few areas and for 0800)",
 		Confidence: 0.65, Context: []string{"phone", "tel", "mobile", "call"},
-		minLen: 11, maxLen: 11, digitsOnly: true,
+		minLen: 10, maxLen: 11, digitsOnly: true,
 		group: func(c *cand) float64 {
 			d := c.norm
-			if d[0] != '0' || !bytesIn(d[1], "1237") {
+			// 01/02 geographic, 03 non-geographic, 05 corporate and VoIP,
+			// 07 mobile, 08 freephone and shared cost
+			if d[0] != '0' || !bytesIn(d[1], "123578") {
+				return 0
+			}
+			if len(d) == 10 {
+				// ten digits: the small areas (016977 2xxx) and 0800 xxxxxx,
+				// only grouped as such and only next to a phone word
+				if d[1] == '1' && shape(c.raw, "dddddd dddd", "ddddd ddddd") || string(d[:4]) == "0800" && shape(c.raw, "dddd dddddd") {
+					return 0.45
+				}
+				return 0
+			}
+			if d[1] == '5' || d[1] == '8' {
+				// not a mobile or area number: only grouped, like the others
+				if shape(c.raw, "ddd dddd dddd", "dddd ddd dddd") {
+					return 0.65
+				}
 				return 0
 			}
 			if len(c.raw) == 11 {

@@ -224,8 +224,14 @@ func assignment(b []byte, from int, needOp bool) (int, int) {
 	if needOp && !op {
 		return 0, 0
 	}
-	// a value starts here; it ends at whitespace, a quote or a delimiter
-	s := p
+	// a value starts here
+	return p, valueEnd(b, p)
+}
+
+// valueEnd returns the end of a value that starts at s: white space, a
+// quote or a delimiter.
+func valueEnd(b []byte, s int) int {
+	p := s
 	for p < len(b) && p-s < 200 {
 		c := b[p]
 		if c <= ' ' || c == '"' || c == '\'' || c == '\\' || c == ',' || c == ';' || c == '}' || c == '&' || c == '`' {
@@ -233,7 +239,7 @@ func assignment(b []byte, from int, needOp bool) (int, int) {
 		}
 		p++
 	}
-	return s, p
+	return p
 }
 
 func passwordValue(v []byte) float64 {
@@ -280,19 +286,88 @@ func secretValue(v []byte) float64 {
 	return 0.7
 }
 
+// proseValue finds the value of a keyword in a sentence without an
+// operator: "the password on file is X", "your api_secret was X". Up to
+// three short lower-case words may stand between the keyword and the verb.
+// It returns the value's start, or -1.
+func proseValue(b []byte, from int) int {
+	p := from
+	for words := 0; words < 4; words++ {
+		if p >= len(b) || b[p] != ' ' {
+			return -1
+		}
+		p++
+		ws := p
+		for p < len(b) && p-ws <= 12 && isLower(b[p]) {
+			p++
+		}
+		if p == ws || p-ws > 12 {
+			return -1
+		}
+		switch string(b[ws:p]) {
+		case "is", "was", "are", "were":
+			if p+1 < len(b) && b[p] == ' ' && (b[p+1] == '"' || b[p+1] == '\'' || b[p+1] > ' ') {
+				return p + 1
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// proseSecret reports whether v reads as a secret rather than a word
+// ("the password is required", "the password is Expired"): it holds a
+// digit or a symbol, or irregular mixed case (three capitals or more).
+func proseSecret(v []byte) bool {
+	upper := 0
+	for _, c := range v {
+		switch {
+		case isDigit(c), !isAlpha(c):
+			return true
+		case isUpper(c):
+			upper++
+		}
+	}
+	return upper >= 3 && upper < len(v)
+}
+
+// sentenceStop reports whether the byte before e is a sentence's full
+// stop: followed by white space or the end of the text. "password:
+// hunter2. Next sentence": the stop is punctuation; a password that really
+// ends in one leaks only that character when redacted. ('!' and '?' stay:
+// passwords end in them more often than sentences around them do.)
+func sentenceStop(b []byte, s, e int) bool {
+	if e-s < 2 || b[e-1] != '.' {
+		return false
+	}
+	return e == len(b) || b[e] == ' ' || b[e] == '\n' || b[e] == '\r' || b[e] == '\t'
+}
+
 func assignDetector(id, desc string, kws []string, value func([]byte) float64, gen func(r *rand.Rand) (string, string), near func(r *rand.Rand) string) *Detector {
 	trimStop := id == "generic-secret-assignment"
 	return &Detector{
 		ID: id, Category: Secrets, Tags: tags(TagSOC2, TagPCI), Description: desc, Confidence: 0.8, keywords: kws,
 		kw: func(b []byte, from int) (int, int, float64) {
-			s, e := assignment(b, from, from > 0 && b[from-1] != 'r') // "bearer <tok>" needs no operator
+			needOp := from > 0 && b[from-1] != 'r' // "bearer <tok>" needs no operator
+			s, e := assignment(b, from, needOp)
+			prose := false
+			if e <= s && needOp {
+				// "the password on file is X": a sentence's verb as the operator
+				if vs := proseValue(b, from); vs > 0 {
+					s, e, prose = vs, valueEnd(b, vs), true
+				}
+			}
 			if e <= s {
 				return 0, 0, 0
 			}
 			// a token never ends in a full stop: "token: abc…xyz. Next
-			// sentence" (a password may, and is better over-redacted)
-			if trimStop && e-s > 1 && b[e-1] == '.' {
+			// sentence"; a password keeps a stop inside a word
+			// ("pa.ss.") but not a sentence's
+			if trimStop && e-s > 1 && b[e-1] == '.' || !trimStop && sentenceStop(b, s, e) {
 				e--
+			}
+			if prose && !proseSecret(b[s:e]) {
+				return 0, 0, 0
 			}
 			if c := value(b[s:e]); c > 0 {
 				return s, e, c

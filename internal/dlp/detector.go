@@ -43,7 +43,7 @@ type Detector struct {
 	Description  string   `json:"description"`
 	Confidence   float64  `json:"confidence"`              // base confidence of a validated match
 	Context      []string `json:"context,omitempty"`       // nearby words that raise confidence
-	Negative     []string `json:"negative,omitempty"`      // nearby words that lower it
+	Negative     []string `json:"negative,omitempty"`      // nearby words that lower it ("^w": only right before the value)
 	NeedsContext bool     `json:"needs_context,omitempty"` // only reported next to a keyword
 	Checksum     bool     `json:"checksum,omitempty"`      // validated by a checksum
 
@@ -54,6 +54,13 @@ type Detector struct {
 	group          func(c *cand) float64
 	groupRoute     func(c *cand) (*Detector, float64) // group trigger shared by a family
 	needsSep       bool                               // never matches a bare run
+	// longIDs: a 17-19 digit match that is a whole JSON value, under a key
+	// that names none of the detector's context words, is the key's own
+	// integer (int64 ids and nanosecond timestamps are 19 digits), not
+	// this type: see scanner.context.
+	longIDs bool
+	// kwSpaced are the keywords of two words, as head and tail (lower case)
+	kwSpaced [][2]string
 
 	// Prefix trigger: a literal at the start of a word; anchor parses the
 	// bounded extent from i and returns the finding span.
@@ -149,11 +156,22 @@ func register(ds ...*Detector) {
 			}
 			d.ctxSet[strings.ToLower(w)] = v
 		}
-		for _, w := range d.keywords {
-			d.ctxSet[strings.ToLower(w)] = 1
+		for i, w := range d.keywords {
+			// a keyword of two words ("security code") is also written as
+			// one (securitycode, security_code, SecurityCode): the scanner
+			// keys it joined and reaches the spaced form from its head
+			if head, tail, ok := strings.Cut(w, " "); ok {
+				d.keywords[i] = head + tail
+				d.kwSpaced = append(d.kwSpaced, [2]string{head, tail})
+			}
+			d.ctxSet[strings.ToLower(d.keywords[i])] = 1
 		}
 		for _, w := range d.Negative {
-			d.ctxSet[strings.ToLower(w)] = -1
+			v := int8(-1)
+			if rest, ok := strings.CutPrefix(w, "^"); ok {
+				w, v = rest, -2 // lowers only as the value's own label
+			}
+			d.ctxSet[strings.ToLower(w)] = v
 		}
 		if len(d.keywords) > 0 {
 			d.NeedsContext = true

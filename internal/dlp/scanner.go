@@ -54,6 +54,8 @@ type Scanner struct {
 	// (a detector's trigger), punctNorm (normalisation may start there)
 	punct     [256]uint8
 	kwMap     map[string][]*Detector
+	kwHeads   map[string][]string // first word of a two-word keyword → its second words
+	kwHeadLen [25]bool            // the lengths of kwHeads' words, tested first
 	kwBloom   [1024]uint64
 	kwFirst2  [1024]uint64 // (lower(b0), lower(b1)) of keywords
 	pfxFirst2 [1024]uint64 // (b0, b1) of literal prefixes
@@ -139,10 +141,19 @@ func New(cfg Config) (*Scanner, error) {
 		}
 		for _, k := range d.keywords {
 			s.kwMap[k] = append(s.kwMap[k], d)
-			h := kwHash([]byte(k))
-			s.kwBloom[h>>6] |= 1 << (h & 63)
-			h = kwPre(k[0], k[1], len(k))
-			s.kwFirst2[h>>6] |= 1 << (h & 63)
+			s.kwFilter(k)
+		}
+		for _, ht := range d.kwSpaced {
+			if s.kwHeads == nil {
+				s.kwHeads = map[string][]string{}
+			}
+			if !slices.Contains(s.kwHeads[ht[0]], ht[1]) {
+				s.kwHeads[ht[0]] = append(s.kwHeads[ht[0]], ht[1])
+			}
+			if len(ht[0]) < len(s.kwHeadLen) {
+				s.kwHeadLen[len(ht[0])] = true
+			}
+			s.kwFilter(ht[0])
 		}
 	}
 	s.punct['_'] |= punctJoin
@@ -152,6 +163,14 @@ func New(cfg Config) (*Scanner, error) {
 		slices.SortStableFunc(s.prefix[i], func(a, b prefixEntry) int { return len(b.lit) - len(a.lit) })
 	}
 	return s, nil
+}
+
+// kwFilter lets the word k through the keyword prefilters.
+func (s *Scanner) kwFilter(k string) {
+	h := kwHash([]byte(k))
+	s.kwBloom[h>>6] |= 1 << (h & 63)
+	h = kwPre(k[0], k[1], len(k))
+	s.kwFirst2[h>>6] |= 1 << (h & 63)
 }
 
 // Detectors returns the enabled detectors.
@@ -514,6 +533,41 @@ func (st *scanner) keywordPart(i, j, after int) {
 			st.keywordColumn(d, i, j)
 		}
 	}
+	if j == after && st.s.kwHeadLen[len(w)] {
+		if tails := st.s.kwHeads[string(w)]; tails != nil {
+			st.keywordSpaced(w, tails, i, j)
+		}
+	}
+}
+
+// keywordSpaced runs the detectors of a two-word keyword written with a
+// space ("security code: 538") when the word b[i:j] is its head.
+//
+//go:noinline
+func (st *scanner) keywordSpaced(head []byte, tails []string, i, j int) {
+	b := st.b
+	if j+1 >= len(b) || b[j] != ' ' || !isAlpha(b[j+1]) {
+		return
+	}
+	k := j + 1
+	for k < len(b) && k-j <= 24 && isAlpha(b[k]) {
+		k++
+	}
+	if k < len(b) && isAlnum(b[k]) {
+		return
+	}
+	for _, t := range tails {
+		if len(t) != k-j-1 || !bytes.EqualFold(b[j+1:k], []byte(t)) {
+			continue
+		}
+		for _, d := range st.s.kwMap[string(head)+t] {
+			if s, e, conf := d.kw(b, k); conf > 0 {
+				st.emit(d, s, e, conf)
+			} else {
+				st.keywordColumn(d, i, k)
+			}
+		}
+	}
 }
 
 // joined handles the '_' or '-' at b[i] after a word: a MAC address whose
@@ -837,7 +891,8 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	const far = 1 << 30
 	posD, negD := far, far
 	foreign := d.Category == NationalID || d.Category == PHI || d.yieldsToLabels
-	weakD := far // nearest weak word (one that names other types too)
+	weakD := far   // nearest weak word (one that names other types too)
+	after := false // looking at the words after the value
 	look := func(w []byte, dist int) {
 		switch d.ctxSet[string(w)] {
 		case 1:
@@ -846,6 +901,10 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 			weakD = min(weakD, dist)
 		case -1:
 			negD = min(negD, dist)
+		case -2:
+			if dist <= 2 && !after { // the JSON key, or the word and one separator before the value
+				negD = min(negD, dist)
+			}
 		default:
 			// the label of another identifier type lowers like a negative word
 			if o := labelOwner[string(w)]; foreign && o != nil && o != d {
@@ -880,14 +939,21 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 	hi := sentenceEnd(st.b, e, min(len(st.b), e+ctxAfter))
 	head = ""
 	forWordsAt(st.b[lo:s], func(w []byte, _, j int) { word(w, 1+(s-lo)-j) })
-	head = ""
+	head, after = "", true
 	forWordsAt(st.b[e:hi], func(w []byte, i, _ int) { word(w, 1+i) })
+	after = false
 	if posD == far && st.key == nil && st.colWork <= colBudget(len(st.b)) {
 		// a table row: the column's header is the value's label
 		if hs, he, ok := columnHeader(st.b, s, e, &st.col, &st.colWork); ok {
 			head = ""
 			forWords(st.b[hs:he], func(w []byte) { word(w, 0) })
 		}
+	}
+	if posD == far && weakD == far && d.longIDs && st.key != nil && s == 0 && e == len(st.b) && e-s >= 17 && allDigits(st.b) && !carrierKey(st.key.words) {
+		// a whole JSON value under a key that does not name the type:
+		// the key labels it, and 17-19 digits under "id", "ts" or "big"
+		// are that integer
+		negD = 0
 	}
 	weak := posD == far && weakD < far
 	if weak {
@@ -912,6 +978,19 @@ func (st *scanner) context(d *Detector, s, e int) float64 {
 		adj -= 0.5
 	}
 	return adj
+}
+
+// carrierKey reports whether a JSON key's words name a container of free
+// content ("text" of an MCP content block, "body", "value") rather than
+// what the value is.
+func carrierKey(words []string) bool {
+	for _, w := range words {
+		switch w {
+		case "text", "content", "body", "message", "msg", "value", "data", "result", "payload", "output":
+			return true
+		}
+	}
+	return false
 }
 
 // sentenceEnd returns the end of the context window b[e:hi]: the first

@@ -565,6 +565,20 @@ func (ix *Index) draft(desc string, adv *advised) (*Proposal, error) {
 				Reason: fmt.Sprintf("the description uses %s only as verbs", strings.Join(m, ", "))})
 			continue
 		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) == 1 && in.modifiers[m[0]] && !readsNamed(c.sd, in) && !readAsked(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "approves employee expense reports" says nothing about the
+			// employee directory: one word, and only as a modifier.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("the description names %s only as a modifier of another noun", m[0])})
+			continue
+		}
+		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating == 0 && len(m) > 0 && !slices.ContainsFunc(m, func(t string) bool { return !in.created[t] }) && !readsNamed(c.sd, in) && !adv.has(c.sd.s.Name) {
+			// "opens an issue in the repository" says nothing about
+			// reading the issue tracker.
+			p.Excluded = append(p.Excluded, &Exclusion{Skill: c.sd.s.Name, Score: round(c.score), Matched: m, Abilities: c.sd.ab,
+				Reason: fmt.Sprintf("the description names %s only as what it creates", strings.Join(m, ", "))})
+			continue
+		}
 		if m := shown(c.matched, in.Terms); ps.Abilities&Mutating != 0 && !enoughEvidence(c.sd, m) && !serving[c.sd] && !namesObject(c.sd, in) && !adv.has(c.sd.s.Name) {
 			// One shared word ("page", "status") is too little evidence
 			// to let a skill change things.
@@ -813,8 +827,9 @@ func readsNamed(sd *skillDoc, in *Intent) bool {
 
 // preferWhole replaces a narrowed wildcard skill ("everything the helpdesk
 // offers", limited to read and send) by registry skills that grant exactly
-// its kept tools as they are: an admin would rather grant helpdesk-read
-// and helpdesk-respond than a drafted copy of helpdesk-superuser.
+// its kept tools, whole or narrowed by the same abilities: an admin would
+// rather grant helpdesk-read and helpdesk-respond (or helpdesk-admin
+// without its admin tool) than a drafted copy of helpdesk-superuser.
 func (ix *Index) preferWhole(chosen []*ProposedSkill, all []scored, in *Intent) []*ProposedSkill {
 	var out []*ProposedSkill
 	have := map[string]bool{}
@@ -837,15 +852,17 @@ func (ix *Index) preferWhole(chosen []*ProposedSkill, all []scored, in *Intent) 
 			if c.sd == sd || c.sd.wildcard || len(c.sd.tools) == 0 || have[c.sd.s.Name] {
 				continue
 			}
-			inside := true
-			for _, g := range c.sd.tools {
-				inside = inside && kept[g.tool.id]
-			}
-			if !inside {
+			// a part grants only kept tools, whole or narrowed by the same
+			// abilities ("helpdesk-admin" without its admin tool)
+			cp, ex := ix.decide(c, in)
+			if ex != nil || len(cp.Tools) == 0 {
 				continue
 			}
-			cp, ex := ix.decide(c, in)
-			if ex != nil || cp.Narrowed {
+			inside := true
+			for _, id := range cp.Tools {
+				inside = inside && kept[id]
+			}
+			if !inside {
 				continue
 			}
 			parts = append(parts, cp)

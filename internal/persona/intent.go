@@ -69,6 +69,13 @@ type Intent struct {
 	// verbal are the terms the text only uses as verbs or participles
 	// ("page the on-call engineer", "who reports to whom", "log attached").
 	verbal map[string]bool
+	// created are the terms the text names only as what a request creates
+	// ("opens an issue in the repository"): creating a thing needs no
+	// reading of its kind.
+	created map[string]bool
+	// modifiers are the terms the text only uses before another noun
+	// ("employee expense reports", "the billing team").
+	modifiers map[string]bool
 }
 
 // Weights of description terms.
@@ -216,9 +223,25 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 			in.Requests = append(in.Requests, Request{Verb: "read-only", Word: readOnlyWords(ts, i), Ability: Mutating, Negated: true, Generic: true, Objects: objs, Pos: i})
 			continue
 		}
+		// "No exports, ever.", "No deletions.": a sentence that is "no" and
+		// a noun forbids what the noun names, as "cannot see exports" would
+		// ("No payments, no invoices sent" is a list that shares its verb).
+		if !toolMode && w == "no" && (i == 0 || t.brk) && i+1 < n && !ts[i+1].brk && ts[i+1].stem != "" && (i+2 >= n || ts[i+2].brk || ts[i+2].comma && ts[i+2].word != "no") {
+			in.Requests = append(in.Requests, Request{Verb: "see", Word: ts[i+1].word, Ability: Read, Negated: true, Objects: []string{ts[i+1].stem}, Pos: i})
+		}
 		var v *verb
 		switch {
-		case cond, leftAt[i]: // "leave refunds to us" asks for nothing
+		case cond, leftAt[i]:
+		case !toolMode && talkForms[w] != "" && !neg && messageDestAfter(ts, i) && (i == 0 || t.brk || t.comma || !determiners[ts[i-1].word]):
+			// "tell the team in chat", "confirms the swap in the thread",
+			// "explaining why in a direct message": a verb of talking
+			// sends a message when the clause says where it goes ("tells
+			// engineers which version runs" answers whoever asked)
+			v = lexicon["message"] // "leave refunds to us" asks for nothing
+		case !toolMode && isVerb[i] && othersAct(ts, isVerb, i):
+			// "anyone who has left the company", "who deployed it", "which
+			// version is running": what a relative or embedded clause says
+			// someone or something does is not the agent's request
 		case sendNounAt(ts, i):
 			v = lexicon[nounForms[w]] // "summarise them in a message to the channel", "reports by email"
 		case isVerb[i] && !sub:
@@ -239,6 +262,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		}
 		r := Request{Verb: v.lemma, Word: w, Ability: v.ab, Negated: neg, Generic: v.generic, Pos: i}
 		objs, pronoun, names, np, dest := objectsAfter(ts, isVerb, particle, i)
+		if v.ab == Read && !neg && len(objs) == 3 {
+			objs = append(objs, listTail(ts, isVerb, i, objs)...)
+		}
 		r.names, r.dest = names, dest
 		if k := i + 1; k < n && !ts[k].brk && !ts[k].comma && (determiners[ts[k].word] || pronouns[ts[k].word]) {
 			r.cued = true // "email the owner", "post it"
@@ -269,6 +295,10 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		if i+1 < len(ts) && !ts[i+1].brk && ts[i+1].word == "only" && (i+2 >= len(ts) || ts[i+2].brk) {
 			continue
 		}
+		// "answer in the thread": answering where messages go replies
+		if v.lemma == "answer" && messageDestAfter(ts, i) {
+			r.Verb, r.Ability, r.Generic = "reply", Send, false
+		}
 		if len(objs) > 0 && !pronoun {
 			prevObjects = objs
 		}
@@ -284,6 +314,17 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 				objs, r.topic = append(objs, d), d
 				in.addTerm(d, weightTerm)
 			}
+		}
+		// "removes anyone who has left", "remove users from the channel":
+		// taking people away is managing access (admin), not deleting data.
+		if v.ab == Delete && i+1 < n && !ts[i+1].brk && peopleWords[ts[i+1].word] {
+			r.Ability, r.Generic = Admin, false
+		}
+
+		// "changing who can see them", "controls who may edit the page":
+		// deciding who may do what is admin.
+		if v.ab == Write && whoMay(ts, i) {
+			r.Ability, r.Generic = Admin, false
 		}
 		// "run a query", "execute reports" read; they do not execute.
 		if v.ab == Execute && (v.lemma == "run" || v.lemma == "execute") && len(objs) > 0 && readObjects[objs[0]] {
@@ -301,6 +342,9 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 		in.Requests = append(in.Requests, r)
 	}
 	shareObjects(ts, in.Requests)
+	if !toolMode {
+		in.Requests = append(in.Requests, channelsWatched(ts, in.Requests)...)
+	}
 	in.verbal = map[string]bool{}
 	nominal := map[string]bool{}
 	for i, t := range ts {
@@ -316,6 +360,8 @@ func parseTokens(ts []token, toolMode bool) *Intent {
 	for s := range nominal {
 		delete(in.verbal, s)
 	}
+	in.created = createdTerms(ts, in.Requests)
+	in.modifiers = modifierTerms(ts, lex)
 	in.Requests = append(in.Requests, verblessNegations(ts, negAt, in.Requests)...)
 	for _, r := range in.Requests {
 		switch {
@@ -426,6 +472,9 @@ func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out,
 		if w := ts[i].word; w != "leave" && w != "leaves" {
 			continue
 		}
+		if leftMessage(ts, i) {
+			continue // "leaves an internal note for a human": writing one
+		}
 		for j := i + 2; j < len(ts) && j <= i+6 && !ts[j].brk && !ts[j].comma; j++ {
 			if ts[j].word == "as" || ts[j].word != "to" && ts[j].word != "for" && prepositions[ts[j].word] {
 				// "leave them as drafts for the rep", "leaves it in the
@@ -509,6 +558,225 @@ func idiomNegations(ts []token, lex []*verb, isVerb []bool, toolMode bool) (out,
 	return out, leftAt
 }
 
+// othersAct reports a verb at i whose subject is not the agent: it follows
+// "who" ("anyone who has left", "and who deployed it"; not "an assistant
+// who schedules"), or an auxiliary of a relative clause ("which version is
+// running", "what was deployed").
+func othersAct(ts []token, isVerb []bool, i int) bool {
+	k := i - 1
+	for k >= 0 && k >= i-2 && (auxiliaries[ts[k].word] || modals[ts[k].word]) && !ts[k+1].brk {
+		k--
+	}
+	if k >= 0 && k < i && !ts[k+1].brk && ts[k].word == "who" {
+		return k == 0 || ts[k].brk || !roleNouns[ts[k-1].word] && !selfWords[ts[k-1].word]
+	}
+	return i > 0 && !ts[i].brk && auxiliaries[ts[i-1].word] && inRelative(ts, isVerb, i-1)
+}
+
+// messageDestAfter reports a destination of a message in the clause after
+// the verb at i: a preposition ("in", "by", "via", "to") and, within the
+// next three words, a channel, thread, chat, direct message or email.
+func messageDestAfter(ts []token, i int) bool {
+	for j := i + 1; j < len(ts) && j <= i+10 && !ts[j].brk; j++ {
+		if !destPrepositions[ts[j].word] {
+			continue
+		}
+		for k := j + 1; k < len(ts) && k <= j+3 && !ts[k].brk && !ts[k].comma; k++ {
+			if messageDests[ts[k].stem] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// createdTerms are the stems that occur only in the objects of requests
+// that create something ("file an issue", "open a ticket in the
+// repository"), as many times as such requests name them.
+func createdTerms(ts []token, rs []Request) map[string]bool {
+	named := map[string]int{}
+	for _, r := range rs {
+		if r.Negated || !createVerbs[r.Verb] {
+			continue
+		}
+		for _, o := range r.Objects {
+			if o != r.topic {
+				named[o]++
+			}
+		}
+	}
+	if len(named) == 0 {
+		return nil
+	}
+	for _, t := range ts {
+		if _, ok := named[t.stem]; ok {
+			named[t.stem]--
+		}
+	}
+	out := map[string]bool{}
+	for s, n := range named {
+		if n >= 0 {
+			out[s] = true
+		}
+	}
+	return out
+}
+
+// modifierTerms are the stems every use of which stands right before
+// another noun of the same phrase.
+func modifierTerms(ts []token, lex []*verb) map[string]bool {
+	mod, head := map[string]bool{}, map[string]bool{}
+	for k, t := range ts {
+		if t.stem == "" {
+			continue
+		}
+		n := k + 1
+		if n < len(ts) && !ts[n].brk && !ts[n].comma && !ts[n].hyph && ts[n].stem != "" && lex[n] == nil && !t.hyph {
+			mod[t.stem] = true
+		} else {
+			head[t.stem] = true
+		}
+	}
+	for s := range head {
+		delete(mod, s)
+	}
+	return mod
+}
+
+// createVerbs make a new thing (as lemmas).
+var createVerbs = setOf(`open file create raise submit log draft write`)
+
+// channelsWatched turns a chat channel or thread named as a place ("when
+// engineers ask in the #oncall channel", "the bills the controller
+// approves in #ap-approvals") into a request to read it, unless the place
+// is where one of the requests posts.
+func channelsWatched(ts []token, rs []Request) []Request {
+	var out []Request
+	for k, t := range ts {
+		if !watchedPlaces[t.stem] || k == 0 {
+			continue
+		}
+		at := false
+		for j := k - 1; j >= 0 && j >= k-3 && !ts[j+1].brk; j-- {
+			if ts[j].word == "in" || ts[j].word == "on" || ts[j].word == "from" {
+				at = true
+				break
+			}
+		}
+		posted := slices.ContainsFunc(rs, func(r Request) bool {
+			return r.Pos < k && r.Ability&Send != 0 && !r.Negated && slices.Contains(r.Objects, t.stem)
+		})
+		if at && !posted && !slices.ContainsFunc(out, func(r Request) bool { return r.Objects[0] == t.stem }) {
+			out = append(out, Request{Verb: "watch", Word: t.word, Ability: Read, Objects: []string{t.stem}, head: []string{t.stem}, Pos: k})
+		}
+	}
+	return out
+}
+
+// watchedPlaces are chat places a role may watch, as stems.
+var watchedPlaces = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range []string{"channel", "thread"} {
+		m[normWord(w)] = true
+	}
+	return m
+}()
+
+// talkForms are the forms of verbs of talking, which send a message only
+// with a destination (messageDestAfter). They are not in the lexicon: a
+// tool named confirm_order or explain_query sends nothing.
+var talkForms = func() map[string]string {
+	m := map[string]string{"told": "tell"}
+	for _, v := range strings.Fields(`tell confirm nudge explain`) {
+		for _, f := range append([]string{v}, inflect(v)...) {
+			m[f] = v
+		}
+	}
+	return m
+}()
+
+// messageDests are where a message goes, as stems.
+var messageDests = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`channel channels thread threads chat dm dms message messages email emails mail inbox`) {
+		if s := normWord(w); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}()
+
+// peopleWords are people as the object of a verb.
+var peopleWords = setOf(`anyone anybody someone somebody people users user members member collaborators collaborator everyone leavers`)
+
+// modals come between a relative word and its verb ("who can see").
+var modals = setOf(`can could may might will would should must shall`)
+
+// modifiesNext reports a noun at k followed by a noun of the same phrase
+// ("agent roles", "team calendar").
+func modifiesNext(ts []token, k int) bool {
+	n := k + 1
+	return n < len(ts) && !ts[n].brk && !ts[n].comma && (ts[n].stem != "" || roleNouns[ts[n].word] || roleWords[ts[n].word]) && lexicon[ts[n].word] == nil && !stopWords[ts[n].word] &&
+		!prepositions[ts[n].word] && !nounPrepositions[ts[n].word] && !determiners[ts[n].word] && !relatives[ts[n].word] &&
+		!conditions[ts[n].word] && !adverb(ts[n].word) && ts[n].word != "and" && ts[n].word != "or"
+}
+
+// whoMay reports "who can see", "who may edit", "who has access" right
+// after the verb at i.
+func whoMay(ts []token, i int) bool {
+	if i+2 >= len(ts) || ts[i+1].brk || ts[i+1].word != "who" || ts[i+2].brk {
+		return false
+	}
+	w := ts[i+2].word
+	return modals[w] || w == "has" || w == "have" || w == "gets" || w == "get"
+}
+
+// listTail collects the nouns of a read request's object list past its
+// first three ("pulls up the account, its open deals and recent activity
+// from the CRM and the last email exchanges"): up to the next verb, clause
+// break or condition, at most twelve words on.
+func listTail(ts []token, isVerb []bool, i int, have []string) []string {
+	var out []string
+	seen := 0
+	for j := i + 1; j < len(ts) && j <= i+20; j++ {
+		t := ts[j]
+		if j > i+1 && (t.brk || isVerb[j] || conditions[t.word] || relatives[t.word] || negators[t.word] || scopeEnders[t.word]) {
+			break
+		}
+		if t.stem == "" || adverb(t.word) {
+			continue
+		}
+		seen++
+		if seen > 3 && !slices.Contains(have, t.stem) && !slices.Contains(out, t.stem) {
+			out = append(out, t.stem)
+		}
+	}
+	return out
+}
+
+// groupNouns are people a thing is sent or handed to ("the billing team").
+var groupNouns = setOf(`team teams group groups department departments squad`)
+
+// roleWords are nouns for a role's rights (stop stems, so without a stem).
+var roleWords = setOf(`role roles permission permissions`)
+
+// leftMessage reports "leave" at i whose object is a message ("leaves an
+// internal note for the agent", "leave a comment"): it writes one.
+func leftMessage(ts []token, i int) bool {
+	for j := i + 1; j < len(ts) && j <= i+4 && !ts[j].brk && !ts[j].comma; j++ {
+		if leftNouns[ts[j].word] {
+			return true
+		}
+		if prepositions[ts[j].word] || ts[j].word == "to" || ts[j].word == "for" {
+			return false
+		}
+	}
+	return false
+}
+
+// leftNouns are what one leaves by writing it.
+var leftNouns = setOf(`note notes comment comments message messages reply replies review reviews feedback remark remarks`)
+
 // inSubjectRelative reports a verb at k inside a relative clause that
 // opens its clause's subject: "anything that destroys infrastructure …".
 func inSubjectRelative(ts []token, k int) bool {
@@ -540,6 +808,13 @@ func deferredAt(ts []token, i int) bool {
 		}
 		return ""
 	}
+	// "the recruiter": a determiner and a noun that is not the agent, a
+	// verb or a channel ("by the hour" and "by email" are not someone)
+	someoneAt := func(k int) bool {
+		d, x := at(k), at(k+1)
+		return (d == "the" || d == "a" || d == "an" || d == "their" || d == "our") && x != "" && !selfWords[x] &&
+			lexicon[x] == nil && nounForms[x] == "" && !determiners[x] && !timeNouns[x]
+	}
 	// a human (or someone's role) within the next few words
 	human := func(from int) bool {
 		for k := from; k < from+4; k++ {
@@ -554,12 +829,14 @@ func deferredAt(ts []token, i int) bool {
 		return false
 	}
 	switch {
-	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to"):
-		return true // "stay with the finance team", "belongs to finance"
+	case deferVerbs[w] && (at(i+1) == "with" || at(i+1) == "to") && !(i > 0 && !ts[i].brk && determiners[ts[i-1].word]):
+		return true // "stay with the finance team", "belongs to finance" (not "rejects the rest with a reason")
 	case (w == "need" || w == "needs" || w == "require" || w == "requires") && human(i+1):
 		return true // "needs a human", "requires a manager"
-	case passiveAux[w] && at(i+2) == "by" && human(i+3):
-		return true // "are done by people", "is sent by the hiring manager"
+	case passiveAux[w] && at(i+2) == "by" && (human(i+3) || someoneAt(i+3)):
+		return true // "are done by people", "is sent by the hiring manager", "are sent by the recruiter"
+	case auxiliaries[w] && at(i+1) == "for" && (human(i+2) || someoneAt(i+2)) && i > 0 && !ts[i].brk && !subjectWords[ts[i-1].word] && !selfWords[ts[i-1].word]:
+		return true // "restoring backups is for the DBA on call", "refunds are for humans"
 	case passiveAux[w] && reservedWords[at(i+1)] && (at(i+2) == "for" || at(i+2) == "to") && human(i+3):
 		return true // "sending is reserved for the account owner", "is restricted to admins"
 	case auxiliaries[w] && (at(i+1) == "off" && strings.HasPrefix(at(i+2), "limit") || at(i+1) == "out" && at(i+2) == "of" && (at(i+3) == "scope" || at(i+3) == "bounds")):
@@ -568,7 +845,9 @@ func deferredAt(ts []token, i int) bool {
 		// "exports are not part of the job", "salaries are none of its
 		// business": a negated predicate after a subject. "it is not
 		// allowed to …" has nothing before it to negate.
-		return i > 0 && !ts[i].brk && !pronouns[ts[i-1].word] && !relatives[ts[i-1].word]
+		// An object pronoun ("changing who can see them is not allowed")
+		// ends the subject clause; it is not the subject.
+		return i > 0 && !ts[i].brk && !subjectWords[ts[i-1].word] && !relatives[ts[i-1].word]
 	case auxiliaries[w]:
 		// "approving leave is the manager's job": someone else's job.
 		for k := i + 1; k <= i+4; k++ {
@@ -612,6 +891,13 @@ func verblessNegations(ts []token, negAt map[int]bool, rs []Request) []Request {
 	}
 	return out
 }
+
+// subjectWords are pronouns that stand as a clause's subject: "it is not
+// allowed to …" and "this is for the support team" negate nothing before.
+var subjectWords = setOf(`it they this that these those we you he she`)
+
+// timeNouns follow "by the" without naming someone ("by the hour").
+var timeNouns = setOf(`hour hours day days week weeks month months end time way book`)
 
 // reservedWords keep a task for someone else ("is reserved for").
 var reservedWords = setOf(`reserved restricted limited kept`)
@@ -685,8 +971,10 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if otherSubjects[prev] && !ts[i].comma && !ts[i].brk {
 		return false
 	}
-	// Before a role noun it names the role: "Refund agent", "Scheduling assistant".
-	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] {
+	// Before a role noun it names the role: "Refund agent", "Scheduling
+	// assistant"; not when the role noun modifies a noun after it
+	// ("changing agent roles").
+	if i+1 < len(ts) && !ts[i+1].brk && !ts[i+1].comma && roleNouns[ts[i+1].word] && !modifiesNext(ts, i+1) {
 		return false
 	}
 	if f == 's' && roleNouns[prev] && !ts[i].comma && !ts[i-1].brk {
@@ -721,7 +1009,7 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	}
 	// After a preposition it is a noun: "by email", "via chat", "in a
 	// message" ("by emailing them" is a gerund, judged above).
-	if v.ambiguous && nounPrepositions[prev] {
+	if v.ambiguous && nounPrepositions[prev] && !ts[i].comma { // "reads what comes in, files them": the comma ends the phrase
 		return false
 	}
 	if !v.ambiguous {
@@ -749,7 +1037,11 @@ func judgeVerb(ts []token, lex []*verb, isVerb []bool, i int, toolMode bool) boo
 	if ts[i].comma || (prev == "and" || prev == "or") && ts[i-1].comma {
 		// ", and replies": a list of verb phrases when the previous item
 		// starts with a verb of the same form.
-		if j := segmentStart(ts, i); j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
+		j := segmentStart(ts, i)
+		for j >= 0 && j+1 < i && (subjectPronouns[ts[j].word] || adverb(ts[j].word)) && !ts[j+1].comma {
+			j++ // "it reads mail, files …", "permanently deletes …, and merges": the item starts at its verb
+		}
+		if j >= 0 && isVerb[j] && sameForm(ts[j].word, lex[j], f) {
 			return true
 		}
 	}
@@ -887,6 +1179,9 @@ func objectsAfter(ts []token, isVerb, particle []bool, i int) (objs []string, pr
 			if f := form(t.word, v); f == 'd' || f == 'g' || f == 'b' && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && ts[j+1].stem != "" {
 				continue
 			}
+		}
+		if t.stem != "" && dp >= 0 && j+1 < len(ts) && !ts[j+1].brk && !ts[j+1].comma && groupNouns[ts[j+1].word] {
+			continue // "moves the ticket to the billing team": a recipient, not what is moved
 		}
 		if t.stem != "" && !particle[j] && !adverb(t.word) {
 			objs = append(objs, t.stem)

@@ -296,7 +296,7 @@ var determiners = setOf(`the a an its their our your my his her this that these 
 // objectCues follow a verb and start its object: an ambiguous word right
 // before one is a verb ("email them", "reply to the customer").
 var objectCues = setOf(`the a an them it their its our your his her him all every each any new back
-	out to on up these those this that me us you`)
+	out to on up these those this that me us you what whatever`)
 
 // nounPrepositions are followed by a noun, never a bare verb ("by email").
 var nounPrepositions = setOf(`by via through over per from with in into on at about of`)

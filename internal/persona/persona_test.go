@@ -650,3 +650,164 @@ func TestDraftExactAdminAct(t *testing.T) {
 		t.Errorf("\"Books meetings.\": proposed %v, want create_event and no share_calendar", got)
 	}
 }
+
+// TestParseIntentOthersActs: what someone else does, and what is left to
+// someone else, asks for nothing (blind3's over-grants were such texts).
+func TestParseIntentOthersActs(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Books interviews. Offer letters are sent by the recruiter.", Write},       // a passive with someone as its agent
+		{"Looks at slow queries. Restoring backups is for the DBA.", 0},             // "is for" someone
+		{"Shows which version is running and who deployed it.", 0},                  // embedded questions describe
+		{"Removes anyone who has left the company.", Admin},                         // taking people away manages access
+		{"An assistant who schedules meetings for the team.", Write},                // "who" after the agent is the agent
+		{"This bot is for the support team; it answers the customer emails.", Send}, // a description of the agent hands nothing off
+		{"Emails are sent by the agent itself.", Send},
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	// an object pronoun ends the subject of a hand-off
+	if in := ParseIntent("Moves old pages. Deleting pages or changing who can see them is not allowed."); in.Asked&(Delete|Admin) != 0 {
+		t.Errorf("asked %s, want neither delete nor admin (requests %v)", in.Asked, in.Requests)
+	}
+	// "No exports." forbids seeing what it names; a list sharing a verb does not.
+	if in := ParseIntent("Corrects contact details. No exports, ever."); !slices.ContainsFunc(in.Requests, func(r Request) bool {
+		return r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("exports"))
+	}) {
+		t.Errorf("no negated sight of exports in %v", in.Requests)
+	}
+	if in := ParseIntent("Reads bills. No payments, no invoices sent."); slices.ContainsFunc(in.Requests, func(r Request) bool {
+		return r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("payments"))
+	}) {
+		t.Errorf("a list sharing its verb forbade seeing payments: %v", in.Requests)
+	}
+}
+
+// TestParseIntentListsAndTalk: the items of a list of verb phrases are
+// verbs after a phrase that ends in a preposition or a subject pronoun;
+// verbs of talking send a message only when the clause says where it goes;
+// a chat channel named as a place is read.
+func TestParseIntentListsAndTalk(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Works the mailbox: reads what comes in, files newsletters into folders, forwards enquiries to sales.", Write | Send},
+		{"It reads mail, files invoices into folders and deletes spam.", Write | Delete},
+		{"Confirms the booking in the thread.", Send},
+		{"Tell the owning team in chat when an index is missing.", Send},
+		{"Tells engineers which version runs where.", 0},
+		{"Explains how the services fit together.", 0},
+		{"Answer in the thread with the delivery date.", Send},
+		{"Answers questions about the roadmap.", 0},
+		{"Approves the ones that comply and rejects the rest with a reason.", Write}, // "the rest" is no hand-off
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	watched := func(desc string) bool {
+		return slices.ContainsFunc(ParseIntent(desc).Requests, func(r Request) bool {
+			return !r.Negated && r.Ability == Read && slices.Contains(r.Objects, stem("channel"))
+		})
+	}
+	if !watched("Swaps shifts when engineers ask for it in the #oncall channel.") {
+		t.Error("a channel named as the place of a request is not read")
+	}
+	if watched("Posts the summary in the #releases channel.") {
+		t.Error("a channel the role only posts to is read")
+	}
+}
+
+// TestParseIntentCreatedTerms: what a request only creates ("opens an
+// issue in the repository") is not a topic to read; a word the text also
+// uses elsewhere is.
+func TestParseIntentCreatedTerms(t *testing.T) {
+	in := ParseIntent("When CI fails, open an issue in the repository with the job log.")
+	if !in.created[stem("issue")] || !in.created[stem("repository")] {
+		t.Errorf("created %v, want issue and repository", in.created)
+	}
+	in = ParseIntent("Reads the issues of the repository and files an issue for each duplicate.")
+	if in.created[stem("issue")] || in.created[stem("repository")] {
+		t.Errorf("created %v: issues are also read", in.created)
+	}
+}
+
+// TestParseIntentMoreForms: "leaves a note for a human" writes a note (it
+// hands nothing off); a list item may start with an adverb; a role noun
+// that modifies a noun ("agent roles") does not make the word before it a
+// role name.
+func TestParseIntentMoreForms(t *testing.T) {
+	cases := []struct {
+		desc  string
+		asked Ability // beyond read
+	}{
+		{"Reads new tickets and otherwise leaves an internal note for a human.", Write},
+		{"Leave refunds to the billing team.", 0},
+		{"Housekeeping: permanently deletes spam tickets and the tickets our monitoring creates, and merges duplicate tickets.", Write | Delete},
+		{"From answering tickets to deleting them and changing agent roles.", Write | Delete | Send},
+	}
+	for _, c := range cases {
+		in := ParseIntent(c.desc)
+		if got := in.Asked &^ Read; got != c.asked {
+			t.Errorf("%q: asked %s, want %s (requests %v)", c.desc, got, c.asked, in.Requests)
+		}
+	}
+	if in := ParseIntent("Refund agent for the web shop."); in.Asked&^Read != 0 {
+		t.Errorf("a role name asked %s", in.Asked)
+	}
+}
+
+// TestParseIntentModifiersAndRights: a term used only before another noun
+// is a modifier; "what" after an ambiguous word starts its object; deciding
+// who may do what is admin, not a write.
+func TestParseIntentModifiersAndRights(t *testing.T) {
+	in := ParseIntent("Approves employee expense reports.")
+	if !in.modifiers[normWord("employee")] || in.modifiers[normWord("reports")] {
+		t.Errorf("modifiers %v, want employee and not report", in.modifiers)
+	}
+	if in := ParseIntent("Looks at the slow queries and posts what it finds to the #dba channel."); in.Asked&Send == 0 {
+		t.Errorf("asked %s, want send (requests %v)", in.Asked, in.Requests)
+	}
+	in = ParseIntent("Moves old pages. Changing who can see them is not allowed.")
+	if in.Forbidden&Write != 0 || in.Asked&Write == 0 {
+		t.Errorf("asked %s forbidden %s: a negated change of who can see forbids admin only (requests %v)", in.Asked, in.Forbidden, in.Requests)
+	}
+}
+
+// TestParseIntentRecipientTeam: the words of a team a thing is handed to
+// are not what is handed ("moves the ticket to the billing team").
+func TestParseIntentRecipientTeam(t *testing.T) {
+	in := ParseIntent("It moves the ticket to the billing team.")
+	for _, r := range in.Requests {
+		if slices.Contains(r.Objects, normWord("billing")) {
+			t.Errorf("request %v names billing as an object", r)
+		}
+	}
+	if in := ParseIntent("It moves the invoices to the billing folder."); !slices.ContainsFunc(in.Requests, func(r Request) bool { return slices.Contains(r.Objects, normWord("billing")) }) {
+		t.Errorf("a folder is where things go, and named: %v", in.Requests)
+	}
+}
+
+// TestParseIntentLongReadList: a read request's objects run past the first
+// three nouns of its list, up to the next verb.
+func TestParseIntentLongReadList(t *testing.T) {
+	in := ParseIntent("It compares the receipts of each report with the travel policy in the knowledge base, then approves it.")
+	var cmp *Request
+	for k, r := range in.Requests {
+		if r.Word == "compares" {
+			cmp = &in.Requests[k]
+		}
+	}
+	if cmp == nil || !slices.Contains(cmp.Objects, normWord("policy")) || !slices.Contains(cmp.Objects, "wiki") || slices.Contains(cmp.Objects, normWord("approves")) {
+		t.Errorf("compares: %v", cmp)
+	}
+}

@@ -162,16 +162,16 @@ func blindMatches(want, id string) bool {
 	return false
 }
 
-// blindFloors are the regression floors per family, a little below the
-// lowest figure of seeds 1-3 on the code at the time (see README.md); the
-// goal is precision ≥ 0.99 and recall ≥ 0.98.
+// blindFloors are the regression floors per family: the goal (precision
+// ≥ 0.99, recall ≥ 0.98) for every family, or higher where every seed
+// measured (1-8, 101-105; see README.md) is well above it.
 var blindFloors = map[dlp.Category][2]float64{
-	dlp.PCI:        {0.97, 0.975},
+	dlp.PCI:        {0.99, 0.99},
 	dlp.Banking:    {0.99, 0.99},
 	dlp.NationalID: {0.99, 0.99},
 	dlp.PHI:        {0.99, 0.99},
-	dlp.Secrets:    {0.985, 0.975},
-	dlp.PII:        {0.99, 0.975},
+	dlp.Secrets:    {0.99, 0.99},
+	dlp.PII:        {0.99, 0.98},
 	dlp.Crypto:     {0.99, 0.99},
 }
 

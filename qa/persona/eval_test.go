@@ -98,7 +98,7 @@ func loadCatalog(t testing.TB) *catalog {
 
 // caseFiles hold the job descriptions: the four sets of the first
 // evaluation, then the development and blind sets of issue 9.
-var caseFiles = []string{"descriptions.yaml", "devel.yaml", "blind.yaml", "blind2.yaml"}
+var caseFiles = []string{"descriptions.yaml", "devel.yaml", "blind.yaml", "blind2.yaml", "blind3.yaml"}
 
 func loadCases(t testing.TB) []evalCase {
 	t.Helper()
@@ -134,11 +134,11 @@ func (c *catalog) toolsOf(s *state.Skill) []string {
 // evalSets are the description sets, in the order they were written.
 // "all" is the 60 descriptions of the first four sets; devel, blind and
 // blind2 (issue 9) are reported on their own.
-var evalSets = []string{"tuning", "heldout", "fresh", "final", "all", "devel", "blind", "blind2"}
+var evalSets = []string{"tuning", "heldout", "fresh", "final", "all", "devel", "blind", "blind2", "blind3"}
 
 // blindSets were written without looking at the drafter: a hard-rule
 // violation there is counted and reported rather than failing at once.
-var blindSets = []string{"blind", "blind2"}
+var blindSets = []string{"blind", "blind2", "blind3"}
 
 // firstSets are the sets that make up "all".
 var firstSets = []string{"tuning", "heldout", "fresh", "final"}
@@ -339,19 +339,21 @@ func TestDraftQuality(t *testing.T) {
 		floor float64
 	}{
 		// Measured (see README.md), recall/precision at tool level: all
-		// 0.885/0.833; held-out 0.924/0.781; fresh 0.828/0.962; final
-		// 0.836/0.732. Skills, all: 0.887/0.842; devel 0.904/0.855;
-		// blind 0.881/0.795; blind2 0.894/0.835.
+		// 0.885/0.840; held-out 0.924/0.801; fresh 0.828/0.962; final
+		// 0.836/0.732. Skills, all: 0.887/0.847; devel 0.904/0.855;
+		// blind 0.901/0.820; blind2 0.903/0.850; blind3 0.868/0.819.
 		{"tool recall (all)", toolK["all"].recall(), 0.86},
 		{"tool precision (all)", toolK["all"].precision(), 0.80},
 		{"skill recall (all)", skillK["all"].recall(), 0.86},
 		{"skill precision (all)", skillK["all"].precision(), 0.80},
 		{"skill recall (devel)", skillK["devel"].recall(), 0.87},
 		{"skill precision (devel)", skillK["devel"].precision(), 0.84},
-		{"skill recall (blind)", skillK["blind"].recall(), 0.86},
-		{"skill precision (blind)", skillK["blind"].precision(), 0.77},
-		{"skill recall (blind2)", skillK["blind2"].recall(), 0.86},
-		{"skill precision (blind2)", skillK["blind2"].precision(), 0.80},
+		{"skill recall (blind)", skillK["blind"].recall(), 0.88},
+		{"skill precision (blind)", skillK["blind"].precision(), 0.80},
+		{"skill recall (blind2)", skillK["blind2"].recall(), 0.88},
+		{"skill precision (blind2)", skillK["blind2"].precision(), 0.83},
+		{"skill recall (blind3)", skillK["blind3"].recall(), 0.84},
+		{"skill precision (blind3)", skillK["blind3"].precision(), 0.78},
 		{"tool recall (held-out)", toolK["heldout"].recall(), 0.86},
 		{"tool precision (held-out)", toolK["heldout"].precision(), 0.70},
 		{"tool recall (fresh)", toolK["fresh"].recall(), 0.78},
@@ -560,5 +562,32 @@ func BenchmarkNewIndex(b *testing.B) {
 		if _, err := persona.NewIndex(c.skills, c.tools); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDraftPrefersNarrowedParts: a narrowed copy of a wildcard skill
+// (helpdesk-superuser without its send and admin tools) gives way to the
+// registry skills that grant its kept tools, whole or narrowed by the same
+// abilities (helpdesk-admin without set_agent_role).
+func TestDraftPrefersNarrowedParts(t *testing.T) {
+	c := loadCatalog(t)
+	ix, err := persona.NewIndex(c.skills, c.tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ix.Draft("Helpdesk clean-up: merges duplicate tickets, retags them and permanently deletes spam tickets. It never answers customers.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from, tools []string
+	for _, ps := range p.Skills {
+		from = append(from, ps.From)
+		tools = append(tools, ps.Tools...)
+	}
+	if slices.Contains(from, "helpdesk-superuser") || !slices.Contains(from, "helpdesk-admin") || !slices.Contains(from, "helpdesk-triage") {
+		t.Errorf("skills from %v, want helpdesk-triage and helpdesk-admin (narrowed), no narrowed helpdesk-superuser", from)
+	}
+	if !slices.Contains(tools, "helpdesk/delete_ticket") || slices.Contains(tools, "helpdesk/set_agent_role") || slices.Contains(tools, "helpdesk/reply_to_ticket") {
+		t.Errorf("tools %v", tools)
 	}
 }
