@@ -39,6 +39,8 @@ type Record struct {
 	ICAP           string         `json:"icap,omitempty"`
 	LatencyMs      float64        `json:"latencyMs"`
 	UpstreamStatus string         `json:"upstreamStatus,omitempty"`
+	// ToolError: the tool answered with a result marked isError.
+	ToolError bool `json:"toolError,omitempty"`
 	// ArgsDigest and ResultDigest are keyed HMAC-SHA256 digests of a tool
 	// call's arguments and result (gateway.Decision): equal values, equal
 	// digests, under the cluster's digest key.
@@ -72,7 +74,7 @@ func recordOf(d *gateway.Decision, node string) Record {
 		ClientIP: d.ClientIP, Session: d.Session, Revision: d.Revision, Method: d.Method,
 		Tool: d.Tool, Upstream: d.Upstream, UpstreamTool: d.UpstreamTool, Skill: d.Skill,
 		Decision: d.Decision, Reason: d.Reason, DLPRequest: d.DLPRequest, DLPResponse: d.DLPResponse,
-		ICAP: d.ICAP, UpstreamStatus: d.UpstreamStatus,
+		ICAP: d.ICAP, UpstreamStatus: d.UpstreamStatus, ToolError: d.ToolError,
 		LatencyMs:  float64(d.Latency.Microseconds()) / 1e3,
 		ArgsDigest: d.ArgsDigest, ResultDigest: d.ResultDigest, TraceID: d.TraceID,
 	}

@@ -171,6 +171,9 @@ func (g *Gateway) audit(c *Call) {
 	if g.log.Enabled(ctx, level) {
 		g.log.LogAttrs(ctx, level, "mcp decision", slog.Any("decision", *d))
 	}
+	if up := c.upResp; up != nil && up.Error == nil && d.Decision != Deny && d.Method == mcp.MethodToolsCall {
+		d.ToolError = isErrorResult(up.Result)
+	}
 	g.observe(c)
 	if g.cfg.OnDecision != nil {
 		g.cfg.OnDecision(*d)

@@ -35,6 +35,9 @@ type Decision struct {
 	// UpstreamStatus is "ok", "error <code>", "timeout", "unavailable" or ""
 	// when the upstream was not called.
 	UpstreamStatus string
+	// ToolError is set when the upstream answered a tools/call with a
+	// result marked isError (the call was served, the tool failed).
+	ToolError bool
 	// DLPRequest and DLPResponse are what data-loss prevention decided on
 	// the arguments and on the result: "allow", "modify", "block", or ""
 	// when that side was not inspected.

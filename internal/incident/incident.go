@@ -25,6 +25,10 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/state"
 )
 
+// ToolError is a Run's outcome for allowed calls whose tool answered with
+// an error result.
+const ToolError = "tool-error"
+
 // Input is what a report is built from.
 type Input struct {
 	Agent        string
@@ -68,8 +72,10 @@ type Report struct {
 // Totals count the window's calls by outcome.
 type Totals struct {
 	Calls, Allowed, Denied, Failed, Modified int
-	Sessions, Tools, Nodes, ClientIPs        int
-	First, Last                              time.Time `json:",omitzero"`
+	// ToolErrors are allowed calls whose tool answered isError.
+	ToolErrors                        int
+	Sessions, Tools, Nodes, ClientIPs int
+	First, Last                       time.Time `json:",omitzero"`
 	// PeakPerMinute is the most calls in one minute, and when.
 	PeakPerMinute int       `json:"peakPerMinute"`
 	PeakAt        time.Time `json:"peakAt,omitzero"`
@@ -163,7 +169,7 @@ func Build(in Input) *Report {
 		if rec.Time.After(t.Last) {
 			t.Last = rec.Time
 		}
-		if rec.Decision == gateway.Fail {
+		if rec.Decision == gateway.Fail || rec.ToolError {
 			if streak == 0 {
 				streakAt = rec.Time
 			}
@@ -180,6 +186,9 @@ func Build(in Input) *Report {
 			t.Failed++
 		default:
 			t.Allowed++
+			if rec.ToolError {
+				t.ToolErrors++
+			}
 		}
 		modified := rec.DLPRequest == "modify" || rec.DLPResponse == "modify"
 		if modified {
@@ -218,13 +227,19 @@ func Build(in Input) *Report {
 			a.Count++
 			a.Last = rec.Time
 		}
-		if n := len(runs); n > 0 && runs[n-1].Tool == rec.Tool && runs[n-1].Decision == rec.Decision {
+		outcome := rec.Decision
+		if rec.ToolError && outcome == gateway.Allow {
+			outcome = ToolError
+		}
+		if n := len(runs); n > 0 && runs[n-1].Tool == rec.Tool && runs[n-1].Decision == outcome {
 			runs[n-1].Count++
 			runs[n-1].To = rec.Time
 		} else {
-			run := Run{Tool: rec.Tool, Decision: rec.Decision, Count: 1, From: rec.Time, To: rec.Time}
+			run := Run{Tool: rec.Tool, Decision: outcome, Count: 1, From: rec.Time, To: rec.Time}
 			if rec.Decision != gateway.Allow {
 				run.Reason, run.Stage = rec.Reason, stage
+			} else if rec.ToolError {
+				run.Reason = "the tool answered with an error"
 			}
 			runs = append(runs, run)
 		}
@@ -372,18 +387,22 @@ func rootCause(r *Report, runs []Run) []string {
 		if run.Decision != gateway.Deny {
 			continue
 		}
-		if i > 0 && runs[i-1].Decision == gateway.Allow {
+		if i > 0 && (runs[i-1].Decision == gateway.Allow || runs[i-1].Decision == ToolError) {
 			prev := runs[i-1]
-			out = append(out, fmt.Sprintf("The first refusal came right after %d allowed calls to %s within %s; the refused call was to %s (%s).",
-				prev.Count, prev.Tool, prev.To.Sub(prev.From).Round(time.Second), run.Tool, run.Reason))
+			kind := "allowed"
+			if prev.Decision == ToolError {
+				kind = "failing (tool error)"
+			}
+			out = append(out, fmt.Sprintf("The first refusal came right after %d %s calls to %s within %s; the refused call was to %s (%s).",
+				prev.Count, kind, prev.Tool, span(prev.To.Sub(prev.From)), run.Tool, run.Reason))
 		} else {
 			out = append(out, fmt.Sprintf("The first refusal was a call to %s (%s).", run.Tool, run.Reason))
 		}
 		break
 	}
-	if t.Failed > 0 && t.Failed*10 >= t.Calls {
-		out = append(out, fmt.Sprintf("It kept calling after failures: %d failed calls (%.0f%% of its calls); the longest streak was %d in a row, from %s.",
-			t.Failed, 100*float64(t.Failed)/float64(t.Calls), r.failStreak, r.failStreakAt.Format(time.RFC3339)))
+	if failed := t.Failed + t.ToolErrors; failed > 0 && failed*10 >= t.Calls-t.Denied {
+		out = append(out, fmt.Sprintf("It kept calling after failures: %d failed calls (%d the upstream's, %d tool errors; %.0f%% of the calls it was let through); the longest streak was %d in a row, from %s.",
+			failed, t.Failed, t.ToolErrors, 100*float64(failed)/float64(t.Calls-t.Denied), r.failStreak, r.failStreakAt.Format(time.RFC3339)))
 	}
 	if len(r.Data) > 0 {
 		var parts []string
@@ -403,6 +422,14 @@ func rootCause(r *Report, runs []Run) []string {
 		out = append(out, "Its persona has been deleted since.")
 	}
 	return out
+}
+
+// span renders a duration for people: milliseconds under a second.
+func span(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func categoryOf(id string) string {

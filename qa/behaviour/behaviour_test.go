@@ -191,6 +191,9 @@ func TestReadThenExfiltrate(t *testing.T) {
 		t.Fatalf("a read after the refusal: %v %+v", err, after)
 	}
 	fmt.Printf("read-then-exfiltrate: %d/200 reads passed, email after them refused (%q), reads after it pass\n", reads, r.Error.Message)
+	checkReport(t, n, "triage-bot", "read-then-exfiltrate",
+		"refused by sequence rule read-then-email",
+		"The first refusal came right after 200 allowed calls to helpdesk_get_ticket")
 }
 
 // TestRunawayStoppedReleasedAndCheap: a fast loop of failing calls with
@@ -251,6 +254,7 @@ func TestRunawayStoppedReleasedAndCheap(t *testing.T) {
 	if r, err := c.CallTool("helpdesk_read_file", map[string]any{"path": "src/main.go"}); err != nil || r.Error == nil || !strings.Contains(r.Error.Message, "quarantined") {
 		t.Fatalf("after a restart the quarantined agent was served: %v %+v", err, r)
 	}
+	checkReport(t, n, "coder", "runaway", "It kept calling after failures", "quarantined")
 	n.MustCLI("agent", "release", "coder")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
