@@ -3,6 +3,9 @@ package appliance
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/api"
@@ -21,7 +24,8 @@ func (a *Appliance) incidentRoutes() []api.Route {
 
 // serveIncidentReport is GET /v1/incidents/report?agent=A&since=T[&until=T]
 // [&format=json|html]: the incident report of one agent over a window,
-// from this node's audit trail, as JSON (default) or an HTML page.
+// from this node's audit trail and its replicas of the other members'
+// (audit replication), as JSON (default) or an HTML page.
 func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	agent := q.Get("agent")
@@ -56,11 +60,28 @@ func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) 
 	if err := a.audit.Flush(); err != nil {
 		a.log.Warn("audit: flush before a report", "err", err)
 	}
-	recs, err := audit.Search(a.audit.Dir(), audit.Filter{Agent: agent, Kind: audit.KindRequest, Since: since, Until: until, Limit: maxReportRecords})
-	if err != nil {
-		a.log.Error("incident report: audit search", "err", err)
-		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
-		return
+	// This node's trail and its replicas of the other nodes' trails: the
+	// agent's calls wherever in the cluster they were served.
+	dirs := []string{a.audit.Dir()}
+	if more, _ := filepath.Glob(filepath.Join(a.audit.Dir(), "replicas", "*")); len(more) > 0 {
+		for _, d := range more {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	var recs []audit.Record
+	for _, dir := range dirs {
+		rs, err := audit.Search(dir, audit.Filter{Agent: agent, Kind: audit.KindRequest, Since: since, Until: until, Limit: maxReportRecords})
+		if err != nil {
+			a.log.Error("incident report: audit search", "dir", dir, "err", err)
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
+			return
+		}
+		recs = append(recs, rs...)
+	}
+	if len(dirs) > 1 {
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
 	}
 	snap := a.store.Current()
 	in := incident.Input{Agent: agent, Since: since, Until: until, Records: recs, StateIndex: snap.Index, Generated: now, Trigger: q.Get("trigger")}
