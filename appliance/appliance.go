@@ -188,7 +188,10 @@ type Appliance struct {
 	gwSource  gateway.Source
 	guard     *guard.Guard
 	behaviour *behavior.Engine
-	keystore  *hsm.Keystore // nil: no HSM
+	reportMu  sync.Mutex           // guards reported
+	reported  map[string]time.Time // agent → its last automatic incident report
+	reports   sync.WaitGroup       // automatic incident reports being written
+	keystore  *hsm.Keystore        // nil: no HSM
 	admin     *http.Server
 	gateway   *http.Server
 	adminLn   net.Listener
@@ -575,6 +578,7 @@ func (a *Appliance) Close() error {
 			ln.Close()
 		}
 	}
+	a.reports.Wait() // before the trail closes
 	if a.gw != nil {
 		errs = append(errs, a.gw.Close())
 	}

@@ -22,6 +22,7 @@ func (a *Appliance) openBehaviour(nodeID string) (*behavior.Engine, error) {
 		Logger: a.log.With("component", "behaviour"),
 		State:  a.store,
 		Node:   nodeID,
+		Alert:  a.onBehaviourAlert,
 		Propose: func(ctx context.Context, cmd *state.Command) error {
 			_, err := a.propose(ctx, cmd)
 			return err

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/api"
 	"github.com/portcullis-gw/portcullis/internal/audit"
+	"github.com/portcullis-gw/portcullis/internal/behavior"
 	"github.com/portcullis-gw/portcullis/internal/incident"
 )
 
@@ -57,6 +59,29 @@ func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) 
 		api.WriteError(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("format %q: want json or html (the CLI prints PDF from the HTML)", format), nil)
 		return
 	}
+	rep, err := a.buildReport(agent, since, until, q.Get("trigger"), now)
+	if err != nil {
+		a.log.Error("incident report", "err", err)
+		api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
+		return
+	}
+	if format == "html" {
+		b, err := rep.HTML()
+		if err != nil {
+			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, err.Error(), nil)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.Write(b)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, rep)
+}
+
+// buildReport builds agent's incident report over [since, until) from this
+// node's trail and its replicas of the other members' trails.
+func (a *Appliance) buildReport(agent string, since, until time.Time, trigger string, now time.Time) (*incident.Report, error) {
 	if err := a.audit.Flush(); err != nil {
 		a.log.Warn("audit: flush before a report", "err", err)
 	}
@@ -74,9 +99,7 @@ func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) 
 	for _, dir := range dirs {
 		rs, err := audit.Search(dir, audit.Filter{Agent: agent, Kind: audit.KindRequest, Since: since, Until: until, Limit: maxReportRecords})
 		if err != nil {
-			a.log.Error("incident report: audit search", "dir", dir, "err", err)
-			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, "the audit trail could not be read; see the server log (portcullis audit verify names the damage)", nil)
-			return
+			return nil, fmt.Errorf("search %s: %w", dir, err)
 		}
 		recs = append(recs, rs...)
 	}
@@ -84,7 +107,7 @@ func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) 
 		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time) })
 	}
 	snap := a.store.Current()
-	in := incident.Input{Agent: agent, Since: since, Until: until, Records: recs, StateIndex: snap.Index, Generated: now, Trigger: q.Get("trigger")}
+	in := incident.Input{Agent: agent, Since: since, Until: until, Records: recs, StateIndex: snap.Index, Generated: now, Trigger: trigger}
 	if ag := snap.Agents[agent]; ag != nil {
 		in.Persona = snap.Personas[ag.Persona]
 	} else if len(recs) > 0 {
@@ -93,17 +116,71 @@ func (a *Appliance) serveIncidentReport(w http.ResponseWriter, r *http.Request) 
 	if in.Persona != nil {
 		in.Skills = snap.Skills
 	}
-	rep := incident.Build(in)
-	if format == "html" {
-		b, err := rep.HTML()
-		if err != nil {
-			api.WriteError(w, http.StatusInternalServerError, api.CodeInternal, err.Error(), nil)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-		w.Write(b)
+	return incident.Build(in), nil
+}
+
+// reportEvery bounds the incident reports written on their own: one per
+// agent per interval (a blocked agent that keeps trying gets one).
+const reportEvery = 10 * time.Minute
+
+// onBehaviourAlert is the behaviour engine's Alert: for a block, stop or
+// quarantine it writes the agent's incident report of the last hour, as
+// JSON and HTML, to DATA_DIR/incidents/ (from the records written so far),
+// at most one per agent per reportEvery. It never blocks; Close waits for
+// reports being written.
+func (a *Appliance) onBehaviourAlert(al behavior.Alert) {
+	if al.Action == "hold" || a.audit == nil {
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, rep)
+	a.reportMu.Lock()
+	if last, ok := a.reported[al.Agent]; ok && al.Time.Sub(last) < reportEvery {
+		a.reportMu.Unlock()
+		return
+	}
+	if a.reported == nil {
+		a.reported = map[string]time.Time{}
+	}
+	a.reported[al.Agent] = al.Time
+	a.reportMu.Unlock()
+	a.reports.Add(1)
+	go func() {
+		defer a.reports.Done()
+		now := time.Now().UTC()
+		rep, err := a.buildReport(al.Agent, now.Add(-time.Hour), now, fmt.Sprintf("%s by %s: %s", al.Action, al.Rule, al.Reason), now)
+		if err != nil {
+			a.log.Error("incident report after a behaviour action", "agent", al.Agent, "err", err)
+			return
+		}
+		dir := filepath.Join(a.cfg.DataDir, "incidents")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			a.log.Error("incident report after a behaviour action", "err", err)
+			return
+		}
+		base := filepath.Join(dir, fmt.Sprintf("%s-%s-%s", now.Format("20060102T150405Z"), safeName(al.Agent), al.Action))
+		js, err := rep.JSON()
+		if err == nil {
+			err = os.WriteFile(base+".json", js, 0o600)
+		}
+		if err == nil {
+			var page []byte
+			if page, err = rep.HTML(); err == nil {
+				err = os.WriteFile(base+".html", page, 0o600)
+			}
+		}
+		if err != nil {
+			a.log.Error("incident report after a behaviour action", "agent", al.Agent, "err", err)
+			return
+		}
+		a.log.Warn("incident report written", "agent", al.Agent, "action", al.Action, "rule", al.Rule, "file", base+".html")
+	}()
+}
+
+// safeName keeps letters, digits, '-' and '_' of a name for a file name.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, s)
 }

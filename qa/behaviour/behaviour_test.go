@@ -255,6 +255,17 @@ func TestRunawayStoppedReleasedAndCheap(t *testing.T) {
 		t.Fatalf("after a restart the quarantined agent was served: %v %+v", err, r)
 	}
 	checkReport(t, n, "coder", "runaway", "It kept calling after failures", "quarantined")
+	// The quarantine wrote the agent's incident report by itself.
+	var auto []string
+	for end := time.Now().Add(10 * time.Second); len(auto) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		auto, _ = filepath.Glob(filepath.Join(n.DataDir, "incidents", "*-coder-quarantine.html"))
+	}
+	if len(auto) != 1 {
+		t.Fatalf("automatic incident reports after the quarantine: %v, want one\n%s", auto, n.Logs())
+	}
+	if b, err := os.ReadFile(auto[0]); err != nil || !strings.Contains(string(b), "trigger: quarantine by default:") || !strings.Contains(string(b), "error-retry storm") {
+		t.Errorf("automatic report %s: %v\n%.400s", auto[0], err, b)
+	}
 	n.MustCLI("agent", "release", "coder")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
