@@ -72,16 +72,17 @@ func words(s string) string {
 	return strings.NewReplacer("_", " ", "-", " ", ".", " ", "/", " ").Replace(s)
 }
 
-// firstSentence is a description up to its first period or line end, at
-// most 300 bytes: what the tool does, not its caveats.
-func firstSentence(s string) string {
-	if i := strings.IndexAny(s, ".\n"); i >= 0 {
+// leadWords is the first n words of a description's first sentence: its
+// verb and object, where tool descriptions say what the tool does.
+func leadWords(s string, n int) string {
+	if i := strings.IndexAny(s, ".\n;:"); i >= 0 {
 		s = s[:i]
 	}
-	if len(s) > 300 {
-		s = s[:300]
+	f := strings.Fields(s)
+	if len(f) > n {
+		f = f[:n]
 	}
-	return s
+	return strings.Join(f, " ")
 }
 
 // Argument names that carry a command, code, SQL, a URL or a path.
@@ -128,7 +129,11 @@ func ScoreTool(def json.RawMessage, environment, egress string) Risk {
 	} else {
 		add(25, "may modify or delete (no annotations; MCP assumes destructive)")
 	}
-	text := words(d.Name) + " " + words(d.Title) + " " + firstSentence(d.Description)
+	// What it does: its name and title, and the opening words of its
+	// description ("Delete a ticket", "Run a shell command"); the rest of
+	// a description talks about other things ("the framework must drop
+	// it") and would raise false alarms.
+	text := words(d.Name) + " " + words(d.Title) + " " + leadWords(d.Description, 3)
 	switch {
 	case verbExec.MatchString(text):
 		add(35, "runs commands or code (%q)", strings.ToLower(verbExec.FindString(text)))

@@ -37,7 +37,7 @@ func writeToken(t *testing.T, tok string) string {
 // TestJoinRefused: a join with a malformed, mistyped, reused or another
 // cluster's token, or under an existing member's id, is refused with a
 // clear error in the joining node's output (and a log line on the member
-// it asked); the joining process exits, the cluster's members and log are
+// it asked); the joining process exits, the cluster's members are
 // unchanged, and a good token refused for another reason is still good.
 func TestJoinRefused(t *testing.T) {
 	skipShort(t)
@@ -68,7 +68,7 @@ func TestJoinRefused(t *testing.T) {
 		{"another cluster's token", "bad3", writeToken(t, otherTok), "join token not valid for this cluster"},
 		{"existing member's id", "n2", goodFile, `node id "n2" is already a member`},
 	}
-	ids, index := memberView(t, first)
+	ids, _ := memberView(t, first)
 	nodes := map[string]*harness.Node{}
 	for _, tc := range cases {
 		n := harness.NewNode(t, "--node-id", tc.id, "--join", first.AdminURL(), "--join-token-file", tc.file)
@@ -101,9 +101,12 @@ func TestJoinRefused(t *testing.T) {
 				t.Errorf("%s: %s logged no refusal of node %s", tc.name, first.ID(), tc.id)
 			}
 		}
-		gotIDs, gotIndex := memberView(t, first)
-		if !slices.Equal(gotIDs, ids) || gotIndex != index {
-			t.Errorf("%s: members %v, log index %d after the refusal; before: %v, %d", tc.name, gotIDs, gotIndex, ids, index)
+		// The raft log does grow: every refused join is an admin record of
+		// the audit trail, and the trail's batches go through raft. So the
+		// members are compared here, and the good token's being unspent is
+		// checked below.
+		if gotIDs, _ := memberView(t, first); !slices.Equal(gotIDs, ids) {
+			t.Errorf("%s: members %v after the refusal; before: %v", tc.name, gotIDs, ids)
 		}
 		if strings.Contains(n.Logs(), goodTok) || strings.Contains(first.Logs(), goodTok) {
 			t.Errorf("%s: a join token appears in a log", tc.name)
