@@ -45,32 +45,46 @@ func (c *Checkpoint) signedBytes() []byte {
 		strconv.FormatBool(c.Final) + "\n" + c.Time + "\n" + c.Node + "\n" + c.Key + "\n")
 }
 
-func (c *Checkpoint) sign(s crypto.Signer, keyID string) error {
+func (c *Checkpoint) sign(s crypto.Signer, keyID string) (err error) {
 	c.Key = keyID
-	d := sha256.Sum256(c.signedBytes())
-	sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+	c.Sig, err = signBytes(s, c.signedBytes())
 	if err != nil {
 		return fmt.Errorf("sign checkpoint: %w", err)
 	}
-	c.Sig = base64.StdEncoding.EncodeToString(sig)
 	return nil
 }
 
 // verify checks c's signature against keys (by key id).
 func (c *Checkpoint) verify(keys map[string]*ecdsa.PublicKey) error {
-	if c.Sig == "" {
+	return verifyBytes(keys, c.Key, c.Sig, c.signedBytes())
+}
+
+// signBytes signs SHA-256(b) with s and returns the base64 signature:
+// checkpoints and retention markers are signed this way.
+func signBytes(s crypto.Signer, b []byte) (string, error) {
+	d := sha256.Sum256(b)
+	sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(sig), nil
+}
+
+// verifyBytes checks a base64 signature sig of b by the key keyID of keys.
+func verifyBytes(keys map[string]*ecdsa.PublicKey, keyID, sig string, b []byte) error {
+	if sig == "" {
 		return errors.New("unsigned")
 	}
-	k, ok := keys[c.Key]
+	k, ok := keys[keyID]
 	if !ok {
-		return fmt.Errorf("signed by key %s, which is not the trail's public key (another key signed it)", c.Key)
+		return fmt.Errorf("signed by key %s, which is not the trail's public key (another key signed it)", keyID)
 	}
-	sig, err := base64.StdEncoding.DecodeString(c.Sig)
+	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		return fmt.Errorf("signature is not base64: %w", err)
 	}
-	d := sha256.Sum256(c.signedBytes())
-	if !ecdsa.VerifyASN1(k, d[:], sig) {
+	d := sha256.Sum256(b)
+	if !ecdsa.VerifyASN1(k, d[:], raw) {
 		return errors.New("signature does not verify with the public key (altered, or signed by another key)")
 	}
 	return nil

@@ -630,19 +630,19 @@ func (l *Log) indexMissing() {
 	if err != nil {
 		return
 	}
-	var todo []segmentFile
+	var unindexed []segmentFile
 	for _, s := range segs {
 		if s.Compressed && readIndex(s) == nil {
-			todo = append(todo, s)
+			unindexed = append(unindexed, s)
 		}
 	}
-	if len(todo) == 0 {
+	if len(unindexed) == 0 {
 		return
 	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		for _, s := range todo {
+		for _, s := range unindexed {
 			if err := buildIndex(s); err != nil {
 				l.log.Warn("audit: could not index a segment (search scans it)", "segment", s.Name(), "err", err)
 			}

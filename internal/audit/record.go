@@ -11,8 +11,8 @@ import (
 // request carried: DLP findings are counts by detector id.
 type Record struct {
 	// Seq numbers records from 1 across the whole trail, without gaps.
-	Seq   uint64    `json:"seq"`
-	Time  time.Time `json:"time"` // when the request arrived
+	Seq   uint64    `json:"seq,omitempty"` // 0 only outside the trail (RecordOf)
+	Time  time.Time `json:"time"`          // when the request arrived
 	Node  string    `json:"node,omitempty"`
 	Agent string    `json:"agent"`
 	User  string    `json:"user,omitempty"`
@@ -66,6 +66,10 @@ type Verdict struct {
 	Outcome string `json:"outcome"`
 	Reason  string `json:"reason,omitempty"`
 }
+
+// RecordOf is a gateway decision as the trail records it, without the
+// seq only the trail assigns: what exporters send (internal/export).
+func RecordOf(d *gateway.Decision, node string) Record { return recordOf(d, node) }
 
 // recordOf converts a gateway decision (Seq is set by the log).
 func recordOf(d *gateway.Decision, node string) Record {

@@ -5,12 +5,8 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,34 +45,17 @@ func (m *RetentionMarker) signedBytes() []byte {
 		strconv.FormatInt(m.Bytes, 10) + "\n" + m.Reason + "\n" + m.Time + "\n" + m.Node + "\n" + m.Key + "\n")
 }
 
-func (m *RetentionMarker) sign(s crypto.Signer, keyID string) error {
+func (m *RetentionMarker) sign(s crypto.Signer, keyID string) (err error) {
 	m.Key = keyID
-	d := sha256.Sum256(m.signedBytes())
-	sig, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+	m.Sig, err = signBytes(s, m.signedBytes())
 	if err != nil {
 		return fmt.Errorf("sign retention marker: %w", err)
 	}
-	m.Sig = base64.StdEncoding.EncodeToString(sig)
 	return nil
 }
 
 func (m *RetentionMarker) verify(keys map[string]*ecdsa.PublicKey) error {
-	if m.Sig == "" {
-		return errors.New("unsigned")
-	}
-	k, ok := keys[m.Key]
-	if !ok {
-		return fmt.Errorf("signed by key %s, which is not the trail's public key", m.Key)
-	}
-	sig, err := base64.StdEncoding.DecodeString(m.Sig)
-	if err != nil {
-		return fmt.Errorf("signature is not base64: %w", err)
-	}
-	d := sha256.Sum256(m.signedBytes())
-	if !ecdsa.VerifyASN1(k, d[:], sig) {
-		return errors.New("signature does not verify with the public key")
-	}
-	return nil
+	return verifyBytes(keys, m.Key, m.Sig, m.signedBytes())
 }
 
 // parseRetention parses retention.log, one marker per line; lines that do

@@ -104,7 +104,7 @@ func (g *Gateway) observe(c *Call) {
 			failed = true
 		} else {
 			res = up.Result
-			failed = failed || isErrorResult(res)
+			failed = failed || c.rec.ToolError // audit set it from res
 		}
 	}
 	g.cfg.Behaviour.Observe(&bc, &c.rec, res, failed)

@@ -156,7 +156,6 @@ type Ticket struct {
 	upstream *breaker
 	tool     *breaker
 	probe    [2]bool // it is the trial call of upstream / tool breaker
-	persona  string
 }
 
 // slot is one concurrency slot a Ticket holds: an entry is never forgotten
@@ -184,7 +183,7 @@ const (
 // ends), else the Refusal. It never blocks beyond its mutexes.
 func (g *Guard) Admit(plan *Plan, c Call) (*Ticket, *Refusal) {
 	now := g.now()
-	t := &Ticket{g: g, persona: c.Persona}
+	t := &Ticket{g: g}
 	tool := ""
 	if c.Tool != "" {
 		tool = c.Upstream + "/" + c.Tool
