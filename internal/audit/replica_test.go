@@ -93,7 +93,7 @@ func runReplicator(t *testing.T, r *Replicator) context.CancelFunc {
 func TestReplicaIsAVerifiableCopy(t *testing.T) {
 	signer := hsmSigner(t, "audit-checkpoints")
 	dir := t.TempDir()
-	l, r, _, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Signer: signer, SegmentBytes: 16 << 10, BufferBytes: 4 << 10})
+	l, r, c, rdir := newReplicated(t, Config{Dir: dir, Node: "n1", Signer: signer, SegmentBytes: 16 << 10, BufferBytes: 4 << 10})
 	runReplicator(t, r)
 	for i := range 300 {
 		if err := l.Write(decision(i)); err != nil {
@@ -139,6 +139,11 @@ func TestReplicaIsAVerifiableCopy(t *testing.T) {
 		t.Fatal("a drained replicator still has a shipment")
 	}
 	l2.Close()
+	// Closing waits for the replica's closed segments to be compressed
+	// (in the background), so the files compared below stay put.
+	if err := c.rs.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	rep, err := Verify(rdir, signer.Public().(*ecdsa.PublicKey))
 	if err != nil {
